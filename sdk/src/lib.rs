@@ -77,6 +77,7 @@ pub mod abi;
 
 pub use error::Error;
 pub use event::{Event, KafkaOrigin};
+pub use log::{Level, LogRecord};
 pub use projection::{Projection, RawProjection};
 pub use update::{RawUpdate, Update};
 
@@ -125,7 +126,7 @@ macro_rules! __export_component {
                     $crate::abi::apply::<$ty>(state, event)
                 }
             }
-            $crate::__export_projection_world!(__ProjectorComponent with_types_in $crate::abi::bindings);
+            $crate::abi::bindings::__export_projection_world!(__ProjectorComponent with_types_in $crate::abi::bindings);
         };
     };
 }

@@ -271,6 +271,8 @@ pub enum Outcome<E> {
     Applied {
         /// The row the event updated.
         subject: String,
+        /// Where the event was read from.
+        origin: KafkaOrigin,
         /// What the projection returned.
         update: RawUpdate,
     },
@@ -493,7 +495,11 @@ impl<A: Applier> MockHost<A> {
                     }
                     Update::Ignore => {}
                 }
-                Outcome::Applied { subject, update }
+                Outcome::Applied {
+                    subject,
+                    origin: event.origin,
+                    update,
+                }
             }
             Err(err) => self.fail(event, Failure::Applier(err)),
         }
