@@ -33,6 +33,9 @@
 //! host.expect_no_row("n-1");
 //! ```
 
+// An assertion library: failing an assertion by panicking is its job.
+#![allow(clippy::panic)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -471,9 +474,8 @@ impl<A: Applier> MockHost<A> {
         }
         self.checkpoints.insert(checkpoint, event.origin.offset + 1);
 
-        let subject = match self.subject_of(&event) {
-            Some(subject) => subject,
-            None => return self.fail(event, Failure::NoSubject),
+        let Some(subject) = self.subject_of(&event) else {
+            return self.fail(event, Failure::NoSubject);
         };
         let result = self
             .applier

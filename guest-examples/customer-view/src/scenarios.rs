@@ -2,6 +2,9 @@
 //! natively (in this crate's tests) and against the compiled `.wasm` (in the
 //! workspace's `tests` crate).
 
+// Test scenarios: failing an assertion by panicking is their job.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 use projector_sdk::Level;
 use projector_sdk::testing::{Applier, EventBuilder, Failure, MockHost};
 use serde_json::json;

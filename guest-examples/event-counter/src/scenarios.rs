@@ -1,6 +1,9 @@
 //! Scenarios for the event counter, generic over the [`Applier`], so they
 //! run natively and against the compiled `.wasm`.
 
+// Test scenarios: failing an assertion by panicking is their job.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 use projector_sdk::testing::{Applier, EventBuilder, MockHost, Outcome};
 
 use crate::Counter;

@@ -44,6 +44,8 @@ fn recurse(depth: u64) -> u64 {
     std::hint::black_box(depth) + recurse(std::hint::black_box(depth + 1))
 }
 
+// Panicking is one of the misbehaviours on offer.
+#[allow(clippy::panic)]
 impl RawProjection for Misbehaving {
     fn apply(state: Option<&str>, event: &Event) -> Result<RawUpdate, Error> {
         match event.ty.as_str() {

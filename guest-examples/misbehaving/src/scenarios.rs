@@ -1,5 +1,8 @@
 //! Scenarios for the misbehaving projection, generic over the [`Applier`].
 
+// Test scenarios: failing an assertion by panicking is their job.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 use projector_sdk::testing::{Applier, EventBuilder, MockHost};
 use serde_json::Value;
 

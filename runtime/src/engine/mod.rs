@@ -1,0 +1,425 @@
+//! The wasm engine: compiles projection components, checks them against the
+//! world, and calls `apply` under limits.
+//!
+//! # What it promises
+//!
+//! - A component is compiled once per process (and once per machine with a
+//!   cache directory) and checked against `projector:projection@0.1.0`
+//!   before use: a wrong or missing export, or a forbidden import, is a
+//!   [`LoadError`] that names it.
+//! - An [`Instance`] keeps one instantiated component and reuses it across
+//!   calls. After a failure that may have left it in a bad state (a trap, a
+//!   panic, the deadline, the memory cap, a stack overflow) it is discarded
+//!   and the next call gets a fresh one from the pre-linked component.
+//! - Every failure is an [`ApplyError`], never a host panic.
+//! - A `set` row is valid JSON of at most `max_row_bytes`.
+//!
+//! # Layout
+//!
+//! - `bindings`: the one `bindgen!` of the world, and record conversions.
+//! - `config`: [`EngineConfig`], limits with documented defaults.
+//! - `error`: [`LoadError`], [`ApplyError`], [`EngineError`].
+//! - `host`: store state: memory limiter, log buffer, empty WASI sandbox.
+//! - `imports`: which imports a projection may have.
+//! - `ticker`: the epoch clock that enforces deadlines.
+//! - `testing`: the wasm applier for the SDK's mock host.
+
+pub mod bindings;
+pub mod config;
+pub mod error;
+mod host;
+mod imports;
+pub mod testing;
+mod ticker;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use projector_sdk::{LogRecord, RawUpdate, Update};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, types::ComponentItem};
+use wasmtime::{Store, Trap};
+
+pub use bindings::WitEvent;
+pub use config::EngineConfig;
+pub use error::{ApplyError, ConfigError, EngineError, LoadError};
+
+use bindings::{Projection, ProjectionPre, WitUpdate};
+use host::HostState;
+use ticker::EpochTicker;
+
+/// Compiles and caches projection components, and drives their deadlines.
+///
+/// Cheap to share: clone the [`Arc`] it usually lives in.
+pub struct Engine {
+    shared: Arc<Shared>,
+    linker: Linker<HostState>,
+    modules: Mutex<HashMap<String, Arc<Module>>>,
+}
+
+/// What the engine and every module it loaded share. Modules hold it too,
+/// so the clock keeps ticking (and deadlines keep working) for as long as
+/// any module or instance is alive, even after the [`Engine`] is dropped.
+struct Shared {
+    wasmtime: wasmtime::Engine,
+    config: EngineConfig,
+    _ticker: EpochTicker,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine with `config`'s limits.
+    pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
+        config.validate()?;
+        let mut wasm_config = wasmtime::Config::new();
+        wasm_config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(config.max_wasm_stack_bytes)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed)
+            .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+        if let Some(dir) = &config.cache_dir {
+            let cache_error = |reason: String| EngineError::Cache {
+                path: dir.clone(),
+                reason,
+            };
+            std::fs::create_dir_all(dir).map_err(|err| cache_error(err.to_string()))?;
+            let mut cache_config = wasmtime::CacheConfig::new();
+            cache_config.with_directory(dir);
+            let cache = wasmtime::Cache::new(cache_config)
+                .map_err(|err| cache_error(format!("{err:#}")))?;
+            wasm_config.cache(Some(cache));
+        }
+        let wasmtime = wasmtime::Engine::new(&wasm_config)
+            .map_err(|err| EngineError::Wasmtime(format!("{err:#}")))?;
+
+        let mut linker = Linker::new(&wasmtime);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|err| EngineError::Wasmtime(format!("{err:#}")))?;
+        Projection::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(|err| EngineError::Wasmtime(format!("{err:#}")))?;
+
+        let ticker =
+            EpochTicker::start(&wasmtime, config.epoch_tick()).map_err(EngineError::Clock)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                wasmtime,
+                config,
+                _ticker: ticker,
+            }),
+            linker,
+            modules: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The engine's limits.
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    /// Load the component in the file at `path`.
+    pub fn load_file(&self, path: &Path) -> Result<Arc<Module>, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.load(&bytes)
+    }
+
+    /// Compile `bytes` as a projection component and check it against the
+    /// world. The same bytes are compiled once; later loads share the
+    /// result.
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<Module>, LoadError> {
+        let hash = hex::encode(Sha256::digest(bytes));
+        if let Some(module) = self.cached(&hash) {
+            return Ok(module);
+        }
+        let module = Arc::new(self.compile(bytes, hash.clone())?);
+        let mut modules = self.modules.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(Arc::clone(modules.entry(hash).or_insert(module)))
+    }
+
+    fn cached(&self, hash: &str) -> Option<Arc<Module>> {
+        self.modules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(hash)
+            .cloned()
+    }
+
+    fn compile(&self, bytes: &[u8], hash: String) -> Result<Module, LoadError> {
+        match bytes.get(..8) {
+            Some([b'\0', b'a', b's', b'm', 0x0d, 0x00, 0x01, 0x00]) => {}
+            Some([b'\0', b'a', b's', b'm', 0x01, 0x00, 0x00, 0x00]) => {
+                return Err(LoadError::CoreModule);
+            }
+            _ => return Err(LoadError::NotWasm),
+        }
+        let wasmtime = &self.shared.wasmtime;
+        let component = Component::new(wasmtime, bytes)
+            .map_err(|err| LoadError::Compile(format!("{err:#}")))?;
+
+        let component_type = component.component_type();
+        let mut imports = Vec::new();
+        for (name, _) in component_type.imports(wasmtime) {
+            imports::check_import(name)?;
+            imports.push(name.to_owned());
+        }
+        let exports: Vec<String> = component_type
+            .exports(wasmtime)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        match component_type
+            .get_export(wasmtime, "apply")
+            .map(|export| export.ty)
+        {
+            Some(ComponentItem::ComponentFunc(_)) => {}
+            _ => {
+                return Err(LoadError::MissingApply {
+                    exports: if exports.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        exports.join(", ")
+                    },
+                });
+            }
+        }
+
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|err| LoadError::WorldMismatch(format!("{err:#}")))?;
+        let pre = ProjectionPre::new(instance_pre)
+            .map_err(|err| LoadError::WorldMismatch(format!("{err:#}")))?;
+        Ok(Module {
+            hash,
+            size: bytes.len(),
+            imports,
+            exports,
+            pre,
+            shared: Arc::clone(&self.shared),
+        })
+    }
+}
+
+/// A compiled, checked, pre-linked projection component.
+pub struct Module {
+    hash: String,
+    size: usize,
+    imports: Vec<String>,
+    exports: Vec<String>,
+    pre: ProjectionPre<HostState>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("hash", &self.hash)
+            .field("size", &self.size)
+            .field("imports", &self.imports)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Module {
+    /// The SHA-256 of the component's bytes, in hex.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// The component's size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The component's imports, all of them allowed.
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
+
+    /// The component's exports.
+    pub fn exports(&self) -> &[String] {
+        &self.exports
+    }
+
+    /// A reusable instance. It is instantiated on its first call.
+    pub fn instance(self: &Arc<Self>) -> Instance {
+        Instance {
+            module: Arc::clone(self),
+            live: None,
+            logs: Vec::new(),
+            stats: InstanceStats::default(),
+        }
+    }
+
+    fn instantiate(&self) -> Result<Live, ApplyError> {
+        let config = &self.shared.config;
+        let mut store = Store::new(
+            &self.shared.wasmtime,
+            HostState::new(
+                config.max_memory_bytes,
+                config.max_log_records_per_call,
+                config.max_log_record_bytes,
+            ),
+        );
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_trap();
+        // Instantiation runs guest start code too: it gets a deadline.
+        store.set_epoch_deadline(config.deadline_ticks());
+        let projection =
+            self.pre
+                .instantiate(&mut store)
+                .map_err(|err| ApplyError::Instantiate {
+                    reason: format!("{err:#}"),
+                })?;
+        Ok(Live { store, projection })
+    }
+}
+
+/// Counters of one [`Instance`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceStats {
+    /// Calls of `apply`.
+    pub calls: u64,
+    /// Instances created (the first one and each replacement).
+    pub instantiations: u64,
+    /// Log records dropped because a call logged too many.
+    pub dropped_logs: u64,
+}
+
+struct Live {
+    store: Store<HostState>,
+    projection: Projection,
+}
+
+/// One projection instance, reused across calls; not shared between threads
+/// at once (each worker owns its own).
+pub struct Instance {
+    module: Arc<Module>,
+    live: Option<Live>,
+    logs: Vec<LogRecord>,
+    stats: InstanceStats,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("module", &self.module.hash)
+            .field("live", &self.live.is_some())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Instance {
+    /// The module this instance runs.
+    pub fn module(&self) -> &Arc<Module> {
+        &self.module
+    }
+
+    /// Counters of this instance.
+    pub fn stats(&self) -> InstanceStats {
+        self.stats
+    }
+
+    /// Log records emitted by the guest since the last call to this method.
+    pub fn take_logs(&mut self) -> Vec<LogRecord> {
+        std::mem::take(&mut self.logs)
+    }
+
+    /// Apply `event` to `state`, the subject's current row as JSON text.
+    pub fn apply(
+        &mut self,
+        state: Option<&String>,
+        event: &WitEvent,
+    ) -> Result<RawUpdate, ApplyError> {
+        let shared = Arc::clone(&self.module.shared);
+        let config = &shared.config;
+        let live = match &mut self.live {
+            Some(live) => live,
+            empty @ None => {
+                self.stats.instantiations += 1;
+                empty.insert(self.module.instantiate()?)
+            }
+        };
+        self.stats.calls += 1;
+        live.store.data_mut().begin_call();
+        live.store.set_epoch_deadline(config.deadline_ticks());
+        let result = live.projection.call_apply(&mut live.store, state, event);
+
+        let host = live.store.data_mut();
+        self.logs.extend(host.logs.take());
+        self.stats.dropped_logs = host.logs.dropped;
+
+        let outcome = match result {
+            Ok(Ok(update)) => check_update(update, config),
+            Ok(Err(err)) => Err(ApplyError::Guest {
+                code: err.code,
+                message: err.message,
+            }),
+            Err(err) => Err(classify(&err, host, config)),
+        };
+        if let Err(err) = &outcome
+            && err.discards_instance()
+        {
+            self.live = None;
+        }
+        outcome
+    }
+}
+
+fn check_update(update: WitUpdate, config: &EngineConfig) -> Result<RawUpdate, ApplyError> {
+    match update {
+        WitUpdate::Set(row) => {
+            if row.len() > config.max_row_bytes {
+                return Err(ApplyError::RowTooLarge {
+                    size: row.len(),
+                    limit: config.max_row_bytes,
+                });
+            }
+            serde_json::from_str::<serde::de::IgnoredAny>(&row).map_err(|err| {
+                ApplyError::InvalidRow {
+                    reason: err.to_string(),
+                }
+            })?;
+            Ok(Update::Set(row))
+        }
+        WitUpdate::Delete => Ok(Update::Delete),
+        WitUpdate::Ignore => Ok(Update::Ignore),
+    }
+}
+
+/// Turn a failed call into its typed error. What the host saw during the
+/// call (a refused memory growth, a reported panic) explains the trap that
+/// followed it, so it comes first.
+fn classify(err: &wasmtime::Error, host: &mut HostState, config: &EngineConfig) -> ApplyError {
+    if let Some(requested) = host.limiter.refused.take() {
+        return ApplyError::MemoryExceeded {
+            requested,
+            limit: config.max_memory_bytes,
+        };
+    }
+    if let Some(message) = host.panic.take() {
+        return ApplyError::Panic { message };
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => ApplyError::DeadlineExceeded {
+            limit: config.call_deadline(),
+        },
+        Some(Trap::StackOverflow) => ApplyError::StackOverflow {
+            limit: config.max_wasm_stack_bytes,
+        },
+        _ => ApplyError::Trap {
+            trap: format!("{err:#}"),
+        },
+    }
+}

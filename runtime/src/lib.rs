@@ -1,0 +1,10 @@
+//! The projector runtime: runs WebAssembly projections over CloudEvents and
+//! keeps the views they build.
+//!
+//! # Layout
+//!
+//! - [`engine`]: compiles projection components, checks them against the
+//!   WIT world, and calls `apply` under a deadline, a memory cap and a stack
+//!   limit, with typed errors for every guest failure.
+//! - `main.rs`: the `projector` command line.
+pub mod engine;

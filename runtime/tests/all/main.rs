@@ -1,0 +1,10 @@
+//! Integration tests of the runtime crate, in one binary.
+//!
+//! - `engine`: the wasm engine against real components: the example
+//!   projections built by `projector-examples`, and hand-written components
+//!   that break the world in one way each.
+
+// Test helpers fail by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod engine;
