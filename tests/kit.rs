@@ -20,7 +20,10 @@ use projector_sdk::testing::MockHost;
 pub fn engine() -> Arc<Engine> {
     static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
     Arc::clone(ENGINE.get_or_init(|| {
-        Arc::new(Engine::new(EngineConfig::default()).unwrap_or_else(|err| panic!("engine starts: {err}")))
+        Arc::new(
+            Engine::new(EngineConfig::default())
+                .unwrap_or_else(|err| panic!("engine starts: {err}")),
+        )
     }))
 }
 

@@ -30,9 +30,10 @@ mod customer_view {
 
     #[test]
     fn bad_data_is_an_invalid_data_error() {
-        scenarios::bad_data_is_rejected(&mut host(&CUSTOMER_VIEW), |err| {
-            matches!(err, ApplyError::Guest { code, .. } if code == "invalid-data")
-        });
+        scenarios::bad_data_is_rejected(
+            &mut host(&CUSTOMER_VIEW),
+            |err| matches!(err, ApplyError::Guest { code, .. } if code == "invalid-data"),
+        );
     }
 }
 
@@ -80,7 +81,10 @@ mod misbehaving {
         let mut host = host(&MISBEHAVING);
         let outcome = host.publish(scenarios::misbehave("panic"));
         assert!(
-            matches!(outcome.failure(), Some(Failure::Applier(ApplyError::Panic { .. }))),
+            matches!(
+                outcome.failure(),
+                Some(Failure::Applier(ApplyError::Panic { .. }))
+            ),
             "{outcome:?}"
         );
         scenarios::benign_events_count(&mut host);
@@ -91,7 +95,10 @@ mod misbehaving {
         let mut host = host(&MISBEHAVING);
         let outcome = host.publish(scenarios::misbehave("invalid-json"));
         assert!(
-            matches!(outcome.failure(), Some(Failure::Applier(ApplyError::InvalidRow { .. }))),
+            matches!(
+                outcome.failure(),
+                Some(Failure::Applier(ApplyError::InvalidRow { .. }))
+            ),
             "{outcome:?}"
         );
         host.expect_no_row("victim");

@@ -6,5 +6,8 @@
 //! - [`engine`]: compiles projection components, checks them against the
 //!   WIT world, and calls `apply` under a deadline, a memory cap and a stack
 //!   limit, with typed errors for every guest failure.
-//! - `main.rs`: the `projector` command line.
+//! - [`cli`]: the `projector` command line, one module per subcommand
+//!   (`main.rs` only parses and reports errors).
+
+pub mod cli;
 pub mod engine;

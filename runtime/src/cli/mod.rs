@@ -1,0 +1,40 @@
+//! The `projector` command line: argument parsing and one module per
+//! subcommand. Each subcommand returns `anyhow::Result`; `main` prints the
+//! error chain and exits non-zero.
+
+pub mod inspect;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Projector: WebAssembly view projections fed from Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "projector", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a projection component against the WIT world and describe it.
+    Inspect(inspect::InspectArgs),
+}
+
+/// How a command prints its result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Readable by people.
+    #[default]
+    Text,
+    /// One JSON document, for scripts.
+    Json,
+}
+
+/// Run the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Inspect(args) => inspect::run(&args),
+    }
+}
