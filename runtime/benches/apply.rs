@@ -6,6 +6,9 @@
 //! Run: `cargo bench -p projector --bench apply`. Besides criterion's
 //! report, it prints calls per second on one core for both and their ratio.
 
+// A benchmark fails by panicking.
+#![allow(clippy::panic, clippy::cast_precision_loss)]
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
