@@ -7,8 +7,8 @@ wasmtime::component::bindgen!({
     path: "../wit",
 });
 
-pub use projector::projection::log::Level as WitLevel;
-pub use projector::projection::types::{
+pub use self::projector::projection::log::Level as WitLevel;
+pub use self::projector::projection::types::{
     Error as WitError, Event as WitEvent, KafkaOrigin as WitKafkaOrigin, Update as WitUpdate,
 };
 

@@ -1,5 +1,6 @@
 //! Integration tests of the runtime crate, in one binary.
 //!
+//! - `cli`: the `projector` binary, run as a user runs it.
 //! - `engine`: the wasm engine against real components: the example
 //!   projections built by `projector-examples`, and hand-written components
 //!   that break the world in one way each.
@@ -7,4 +8,5 @@
 // Test helpers fail by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cli;
 mod engine;
