@@ -65,6 +65,15 @@ mod event_counter {
     fn counts_match_the_oracle() {
         scenarios::counts_match_the_oracle(&mut host(&EVENT_COUNTER));
     }
+
+    proptest::proptest! {
+        /// Any mix of first deliveries and redeliveries leaves the
+        /// component's rows equal to the oracle fold.
+        #[test]
+        fn deliveries_match_the_oracle(deliveries in scenarios::deliveries(120)) {
+            scenarios::deliveries_match_the_oracle(&mut host(&EVENT_COUNTER), &deliveries);
+        }
+    }
 }
 
 mod misbehaving {

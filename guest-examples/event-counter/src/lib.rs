@@ -128,6 +128,15 @@ mod tests {
         scenarios::counts_match_the_oracle(&mut testing::native::<EventCounter>());
     }
 
+    proptest::proptest! {
+        /// Any mix of first deliveries and redeliveries, over several
+        /// subjects and partitions, leaves rows equal to the oracle fold.
+        #[test]
+        fn deliveries_match_the_oracle(deliveries in scenarios::deliveries(120)) {
+            scenarios::deliveries_match_the_oracle(&mut testing::native::<EventCounter>(), &deliveries);
+        }
+    }
+
     #[test]
     fn double_application_shows_in_the_row() {
         let mut once = Counter::default();

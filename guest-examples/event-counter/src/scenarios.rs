@@ -52,3 +52,83 @@ pub fn counts_match_the_oracle<A: Applier>(host: &mut MockHost<A>) {
     }
     assert_eq!(host.rows().count(), 7);
 }
+
+/// One step of a delivery sequence.
+#[derive(Debug, Clone, Copy)]
+pub enum Delivery {
+    /// Publish a new event for subject `s-{subject}` on `partition`.
+    Publish {
+        /// Which subject.
+        subject: u8,
+        /// Which partition.
+        partition: u8,
+    },
+    /// Deliver again the `nth` event published so far (modulo their number).
+    Redeliver {
+        /// Which one.
+        nth: usize,
+    },
+}
+
+/// Whatever mix of new events and redeliveries arrives, every row equals the
+/// oracle fold of the events published: each applied once, in partition
+/// order, and every redelivery reported as a duplicate.
+pub fn deliveries_match_the_oracle<A: Applier>(host: &mut MockHost<A>, deliveries: &[Delivery]) {
+    let mut published: Vec<(i32, i64, String, String)> = Vec::new();
+    for delivery in deliveries {
+        match *delivery {
+            Delivery::Publish { subject, partition } => {
+                let subject = format!("s-{subject}");
+                let outcome = host.publish(
+                    EventBuilder::new("Tick")
+                        .subject(&subject)
+                        .partition(i32::from(partition)),
+                );
+                let Outcome::Applied { origin, .. } = outcome else {
+                    panic!("a first delivery must be applied: {outcome:?}");
+                };
+                let id = host
+                    .row::<Counter>(&subject)
+                    .map(|row| row.last_event_id)
+                    .unwrap_or_default();
+                published.push((origin.partition, origin.offset, id, subject));
+            }
+            Delivery::Redeliver { nth } if !published.is_empty() => {
+                let (partition, offset, ..) = &published[nth % published.len()];
+                let outcome = host.redeliver("events", *partition, *offset);
+                assert!(
+                    outcome.is_duplicate(),
+                    "a redelivery must not be applied: {outcome:?}"
+                );
+            }
+            Delivery::Redeliver { .. } => {}
+        }
+    }
+    let subjects: std::collections::BTreeSet<&String> = published.iter().map(|(.., s)| s).collect();
+    for subject in &subjects {
+        let expected = Counter::expected(
+            published
+                .iter()
+                .filter(|(.., s)| s == *subject)
+                .map(|(p, o, id, _)| ("events", *p, *o, id.as_str())),
+        );
+        assert_eq!(
+            host.expect_row::<Counter>(subject),
+            expected,
+            "subject {subject}"
+        );
+    }
+    assert_eq!(host.rows().count(), subjects.len());
+}
+
+/// Random delivery sequences of up to `max` steps over six subjects and
+/// four partitions, for property tests; three publications to each
+/// redelivery.
+pub fn deliveries(max: usize) -> impl proptest::strategy::Strategy<Value = Vec<Delivery>> {
+    use proptest::prelude::*;
+    let delivery = prop_oneof![
+        3 => (0_u8..6, 0_u8..4).prop_map(|(subject, partition)| Delivery::Publish { subject, partition }),
+        1 => any::<usize>().prop_map(|nth| Delivery::Redeliver { nth }),
+    ];
+    proptest::collection::vec(delivery, 0..max)
+}
