@@ -5,6 +5,7 @@
 wasmtime::component::bindgen!({
     world: "projection",
     path: "../wit",
+    additional_derives: [PartialEq, Eq],
 });
 
 pub use self::projector::projection::log::Level as WitLevel;

@@ -41,7 +41,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, types::ComponentItem};
 use wasmtime::{Store, Trap};
 
-pub use bindings::WitEvent;
+pub use bindings::{WitEvent, WitKafkaOrigin};
 pub use config::EngineConfig;
 pub use error::{ApplyError, ConfigError, EngineError, LoadError};
 
