@@ -6,11 +6,13 @@
 //! - [`engine`]: compiles projection components, checks them against the
 //!   WIT world, and calls `apply` under a deadline, a memory cap and a stack
 //!   limit, with typed errors for every guest failure.
+//! - [`config`]: `projector.toml`, typed and validated, errors naming the key.
 //! - [`decode`]: CloudEvents from Kafka records, binary and structured
 //!   mode, with a typed reason for every invalid record.
 //! - [`cli`]: the `projector` command line, one module per subcommand
 //!   (`main.rs` only parses and reports errors).
 
 pub mod cli;
+pub mod config;
 pub mod decode;
 pub mod engine;

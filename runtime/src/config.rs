@@ -1,0 +1,624 @@
+//! `projector.toml`: the runtime's one typed configuration.
+//!
+//! Parsed with serde and validated on load. Every option documents its
+//! default and unit; an unknown key, a wrong type or a value out of range is
+//! a [`ConfigError`] that names the key (`views[1].dead_letter_topic`) and
+//! what was expected. Kafka client settings pass through to librdkafka as a
+//! string map, except credentials, which are never accepted inline.
+//!
+//! ```toml
+//! data_dir = "/var/lib/projector"      # default: ./projector-data
+//!
+//! [broker]
+//! bootstrap_servers = "localhost:9092"
+//! settings = { "fetch.wait.max.ms" = "50" }
+//!
+//! [engine]                             # see EngineConfig
+//! call_deadline_ms = 500
+//!
+//! [[views]]
+//! name = "customers"
+//! module = "customer_view.wasm"
+//! topics = ["customers"]
+//! on_error = "dead-letter"             # stop | skip | dead-letter
+//! dead_letter_topic = "customers-dlq"
+//! subject_from_key = false
+//! indexes = [{ name = "by_email", pointer = "/email" }]
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::engine::EngineConfig;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML does not parse, or a key has the wrong type or is unknown.
+    #[error("invalid config{}: {message}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Parse {
+        /// The file, when it came from one.
+        path: Option<PathBuf>,
+        /// The parser's message, with the key and line.
+        message: String,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("config `{key}` must be {expected}, found {found}")]
+    Invalid {
+        /// The key, with its position (`views[0].name`).
+        key: String,
+        /// What it accepts.
+        expected: String,
+        /// What it was.
+        found: String,
+    },
+}
+
+fn invalid(
+    key: impl Into<String>,
+    expected: impl Into<String>,
+    found: impl std::fmt::Display,
+) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        expected: expected.into(),
+        found: found.to_string(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the view store lives. Default `./projector-data`. One runtime
+    /// per directory: a second one is refused.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The Kafka cluster. Required unless a broker is configured with
+    /// `projector config set broker`.
+    #[serde(default)]
+    pub broker: Option<BrokerConfig>,
+    /// Limits of the wasm engine.
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// The views to run; at least one.
+    #[serde(default)]
+    pub views: Vec<ViewConfig>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("projector-data")
+}
+
+/// The Kafka cluster to consume from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// `host:port[,host:port...]`. Required.
+    pub bootstrap_servers: String,
+    /// librdkafka settings passed through as they are, such as
+    /// `"fetch.wait.max.ms" = "50"`. Credentials (any key naming a password
+    /// or secret) are refused: reference a stored secret instead.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+/// What a view does with an event it cannot apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Halt the failing partition and report the record, offset and reason.
+    Stop,
+    /// Count and log the event, and go on.
+    Skip,
+    /// Produce the original record, with `projector-error-*` headers, to
+    /// `dead_letter_topic`, and go on.
+    DeadLetter,
+}
+
+/// A secondary index: rows are also found by the value at a JSON pointer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexConfig {
+    /// The index name used in queries, such as `by_email`.
+    pub name: String,
+    /// An RFC 6901 JSON pointer into the row, such as `/email`.
+    pub pointer: String,
+}
+
+/// One view: a table of rows maintained by one projection.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewConfig {
+    /// The view's name: lower-case letters, digits, `-` and `_`, at most 64.
+    pub name: String,
+    /// The projection component (`.wasm`). A relative path is relative to
+    /// the config file.
+    pub module: PathBuf,
+    /// The topics to consume; at least one.
+    pub topics: Vec<String>,
+    /// The Kafka consumer group. Default `projector-<name>`.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// What to do with an event that cannot be applied. Default `stop`.
+    #[serde(default = "default_on_error")]
+    pub on_error: OnError,
+    /// Where `dead-letter` sends failed records. Required with
+    /// `on_error = "dead-letter"`, refused otherwise.
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
+    /// Attempts for a transient failure (such as a deadline exceeded) before
+    /// the error policy applies. Default 3, at least 1, at most 100.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Backoff before the first retry, in milliseconds; it doubles per
+    /// retry. Default 100.
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Longest backoff, in milliseconds. Default 5000; at least
+    /// `initial_backoff_ms`.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    /// Use the Kafka key as the subject of events that have none. Default
+    /// false: such events go to the error policy.
+    #[serde(default)]
+    pub subject_from_key: bool,
+    /// Secondary indexes. Default none.
+    #[serde(default)]
+    pub indexes: Vec<IndexConfig>,
+}
+
+fn default_on_error() -> OnError {
+    OnError::Stop
+}
+
+fn default_max_attempts() -> u32 {
+    3
+}
+
+fn default_initial_backoff_ms() -> u64 {
+    100
+}
+
+fn default_max_backoff_ms() -> u64 {
+    5000
+}
+
+impl ViewConfig {
+    /// The consumer group: the configured one or `projector-<name>`.
+    pub fn group(&self) -> String {
+        self.group
+            .clone()
+            .unwrap_or_else(|| format!("projector-{}", self.name))
+    }
+}
+
+impl Config {
+    /// Read, parse and validate the file at `path`. Relative module paths
+    /// become relative to the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::parse(&text).map_err(|err| match err {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: Some(path.to_owned()),
+                message,
+            },
+            other => other,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for view in &mut config.views {
+            if view.module.is_relative() {
+                view.module = base.join(&view.module);
+            }
+        }
+        if config.data_dir.is_relative() {
+            config.data_dir = base.join(&config.data_dir);
+        }
+        Ok(config)
+    }
+
+    /// Parse and validate TOML text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|err| ConfigError::Parse {
+            path: None,
+            message: err.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check every value, naming the first wrong one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.engine
+            .validate()
+            .map_err(|err| invalid(format!("engine.{}", err.key), err.expected, err.found))?;
+        if let Some(broker) = &self.broker {
+            validate_broker(broker)?;
+        }
+        if self.views.is_empty() {
+            return Err(invalid("views", "at least one [[views]] table", "none"));
+        }
+        let mut names = BTreeSet::new();
+        for (i, view) in self.views.iter().enumerate() {
+            validate_view(view, &format!("views[{i}]"))?;
+            if !names.insert(view.name.as_str()) {
+                return Err(invalid(
+                    format!("views[{i}].name"),
+                    "unique across views",
+                    &view.name,
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_broker(broker: &BrokerConfig) -> Result<(), ConfigError> {
+    let servers: Vec<&str> = broker.bootstrap_servers.split(',').map(str::trim).collect();
+    if servers.iter().any(|server| !is_host_port(server)) {
+        return Err(invalid(
+            "broker.bootstrap_servers",
+            "a comma-separated list of host:port",
+            format!("{:?}", broker.bootstrap_servers),
+        ));
+    }
+    for key in broker.settings.keys() {
+        let lower = key.to_ascii_lowercase();
+        if lower.contains("password")
+            || lower.contains("secret")
+            || lower.contains("sasl.oauthbearer.config")
+        {
+            // The value is not echoed: it is a credential.
+            return Err(invalid(
+                format!("broker.settings.\"{key}\""),
+                "absent: credentials are never inlined; store them with `projector secret create` \
+                 and reference them from the broker config",
+                "an inline credential",
+            ));
+        }
+        if lower == "bootstrap.servers" || lower == "group.id" || lower == "enable.auto.commit" {
+            return Err(invalid(
+                format!("broker.settings.\"{key}\""),
+                "absent: projector sets it itself",
+                "a value",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_host_port(server: &str) -> bool {
+    match server.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Kafka's own rule: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn is_topic_name(topic: &str) -> bool {
+    !topic.is_empty()
+        && topic.len() <= 249
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+fn validate_view(view: &ViewConfig, at: &str) -> Result<(), ConfigError> {
+    if !is_name(&view.name) {
+        return Err(invalid(
+            format!("{at}.name"),
+            "1 to 64 lower-case letters, digits, '-' or '_'",
+            format!("{:?}", view.name),
+        ));
+    }
+    if view.topics.is_empty() {
+        return Err(invalid(
+            format!("{at}.topics"),
+            "at least one topic",
+            "none",
+        ));
+    }
+    let mut topics = BTreeSet::new();
+    for (i, topic) in view.topics.iter().enumerate() {
+        if !is_topic_name(topic) {
+            return Err(invalid(
+                format!("{at}.topics[{i}]"),
+                "a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)",
+                format!("{topic:?}"),
+            ));
+        }
+        if !topics.insert(topic) {
+            return Err(invalid(
+                format!("{at}.topics[{i}]"),
+                "listed once",
+                format!("{topic:?}"),
+            ));
+        }
+    }
+    if let Some(group) = &view.group
+        && group.trim().is_empty()
+    {
+        return Err(invalid(
+            format!("{at}.group"),
+            "a non-empty consumer group",
+            "\"\"",
+        ));
+    }
+    match (view.on_error, &view.dead_letter_topic) {
+        (OnError::DeadLetter, None) => {
+            return Err(invalid(
+                format!("{at}.dead_letter_topic"),
+                "set when on_error = \"dead-letter\"",
+                "nothing",
+            ));
+        }
+        (OnError::DeadLetter, Some(topic)) => {
+            if !is_topic_name(topic) {
+                return Err(invalid(
+                    format!("{at}.dead_letter_topic"),
+                    "a Kafka topic name",
+                    format!("{topic:?}"),
+                ));
+            }
+            if view.topics.contains(topic) {
+                return Err(invalid(
+                    format!("{at}.dead_letter_topic"),
+                    "a topic the view does not consume",
+                    format!("{topic:?}"),
+                ));
+            }
+        }
+        (_, Some(topic)) => {
+            return Err(invalid(
+                format!("{at}.dead_letter_topic"),
+                "absent unless on_error = \"dead-letter\"",
+                format!("{topic:?}"),
+            ));
+        }
+        (_, None) => {}
+    }
+    if !(1..=100).contains(&view.max_attempts) {
+        return Err(invalid(
+            format!("{at}.max_attempts"),
+            "between 1 and 100",
+            view.max_attempts,
+        ));
+    }
+    if view.initial_backoff_ms == 0 || view.initial_backoff_ms > 60_000 {
+        return Err(invalid(
+            format!("{at}.initial_backoff_ms"),
+            "between 1 and 60000",
+            view.initial_backoff_ms,
+        ));
+    }
+    if view.max_backoff_ms < view.initial_backoff_ms || view.max_backoff_ms > 600_000 {
+        return Err(invalid(
+            format!("{at}.max_backoff_ms"),
+            "at least initial_backoff_ms and at most 600000",
+            view.max_backoff_ms,
+        ));
+    }
+    let mut index_names = BTreeSet::new();
+    for (i, index) in view.indexes.iter().enumerate() {
+        if !is_name(&index.name) {
+            return Err(invalid(
+                format!("{at}.indexes[{i}].name"),
+                "1 to 64 lower-case letters, digits, '-' or '_'",
+                format!("{:?}", index.name),
+            ));
+        }
+        if !index_names.insert(&index.name) {
+            return Err(invalid(
+                format!("{at}.indexes[{i}].name"),
+                "unique within the view",
+                &index.name,
+            ));
+        }
+        if !index.pointer.starts_with('/') {
+            return Err(invalid(
+                format!("{at}.indexes[{i}].pointer"),
+                "a JSON pointer starting with '/', such as \"/email\"",
+                format!("{:?}", index.pointer),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [broker]
+        bootstrap_servers = "localhost:9092"
+
+        [[views]]
+        name = "customers"
+        module = "customer_view.wasm"
+        topics = ["customers"]
+    "#;
+
+    fn error(text: &str) -> String {
+        Config::parse(text)
+            .expect_err("must be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let config = Config::parse(MINIMAL).unwrap();
+        let view = &config.views[0];
+        assert_eq!(config.data_dir, PathBuf::from("projector-data"));
+        assert_eq!(view.group(), "projector-customers");
+        assert_eq!(view.on_error, OnError::Stop);
+        assert_eq!(
+            (
+                view.max_attempts,
+                view.initial_backoff_ms,
+                view.max_backoff_ms
+            ),
+            (3, 100, 5000)
+        );
+        assert!(!view.subject_from_key);
+        assert_eq!(config.engine, EngineConfig::default());
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let config = Config::parse(
+            r#"
+            data_dir = "/tmp/x"
+            [broker]
+            bootstrap_servers = "a:9092, b:9093"
+            settings = { "fetch.wait.max.ms" = "50" }
+            [engine]
+            call_deadline_ms = 250
+            [[views]]
+            name = "customers"
+            module = "c.wasm"
+            topics = ["customers", "customers-eu"]
+            group = "g1"
+            on_error = "dead-letter"
+            dead_letter_topic = "customers-dlq"
+            subject_from_key = true
+            indexes = [{ name = "by_email", pointer = "/email" }]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.engine.call_deadline_ms, 250);
+        let view = &config.views[0];
+        assert_eq!(view.on_error, OnError::DeadLetter);
+        assert_eq!(view.group(), "g1");
+        assert_eq!(view.indexes[0].pointer, "/email");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (
+                MINIMAL.replace("\"customers\"\n", "\"Customers!\"\n"),
+                "views[0].name",
+            ),
+            (
+                MINIMAL.replace("topics = [\"customers\"]", "topics = []"),
+                "views[0].topics",
+            ),
+            (
+                MINIMAL.replace("topics = [\"customers\"]", "topics = [\"a b\"]"),
+                "views[0].topics[0]",
+            ),
+            (
+                MINIMAL.replace("localhost:9092", "localhost"),
+                "broker.bootstrap_servers",
+            ),
+            (
+                format!("{MINIMAL}on_error = \"dead-letter\"\n"),
+                "views[0].dead_letter_topic",
+            ),
+            (
+                format!("{MINIMAL}dead_letter_topic = \"dlq\"\n"),
+                "views[0].dead_letter_topic",
+            ),
+            (
+                format!("{MINIMAL}max_attempts = 0\n"),
+                "views[0].max_attempts",
+            ),
+            (
+                format!("{MINIMAL}max_backoff_ms = 10\n"),
+                "views[0].max_backoff_ms",
+            ),
+            (
+                format!("{MINIMAL}indexes = [{{ name = \"e\", pointer = \"email\" }}]\n"),
+                "views[0].indexes[0].pointer",
+            ),
+            (
+                format!("{MINIMAL}[engine]\ncall_deadline_ms = 0\n"),
+                "engine.call_deadline_ms",
+            ),
+            (
+                format!(
+                    "{MINIMAL}[[views]]\nname = \"customers\"\nmodule = \"m\"\ntopics = [\"t\"]\n"
+                ),
+                "views[1].name",
+            ),
+        ];
+        for (text, key) in cases {
+            let message = error(&text);
+            assert!(
+                message.contains(&format!("`{key}`")),
+                "expected {key} in: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_the_key() {
+        let message = error(&MINIMAL.replace("topics", "topic"));
+        assert!(message.contains("topic"), "{message}");
+        let message = error(&format!("{MINIMAL}on_error = \"explode\"\n"));
+        assert!(
+            message.contains("on_error") || message.contains("explode"),
+            "{message}"
+        );
+        assert!(message.contains("stop"), "lists the variants: {message}");
+    }
+
+    #[test]
+    fn no_views_is_refused() {
+        assert!(error("").contains("`views`"));
+    }
+
+    #[test]
+    fn inline_credentials_are_refused_without_echoing_them() {
+        let text = MINIMAL.replace(
+            "bootstrap_servers = \"localhost:9092\"",
+            "bootstrap_servers = \"localhost:9092\"\nsettings = { \"sasl.password\" = \"hunter2\" }",
+        );
+        let message = error(&text);
+        assert!(message.contains("sasl.password"), "{message}");
+        assert!(!message.contains("hunter2"), "the secret leaked: {message}");
+    }
+
+    #[test]
+    fn load_resolves_paths_against_the_file() {
+        let dir = std::env::temp_dir().join(format!("projector-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("projector.toml");
+        std::fs::write(&file, MINIMAL).unwrap();
+        let config = Config::load(&file).unwrap();
+        assert_eq!(config.views[0].module, dir.join("customer_view.wasm"));
+        assert_eq!(config.data_dir, dir.join("projector-data"));
+        std::fs::remove_dir_all(&dir).ok();
+
+        let err = Config::load(Path::new("/nonexistent/projector.toml")).unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/projector.toml"),
+            "{err}"
+        );
+    }
+}
