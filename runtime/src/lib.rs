@@ -9,6 +9,8 @@
 //! - [`config`]: `projector.toml`, typed and validated, errors naming the key.
 //! - [`decode`]: CloudEvents from Kafka records, binary and structured
 //!   mode, with a typed reason for every invalid record.
+//! - [`store`]: view rows, index entries and checkpoints behind a trait;
+//!   the sled backend commits each batch atomically.
 //! - [`cli`]: the `projector` command line, one module per subcommand
 //!   (`main.rs` only parses and reports errors).
 
@@ -16,3 +18,4 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod engine;
+pub mod store;

@@ -1,0 +1,214 @@
+//! Key and value encodings of a view's entries, shared by every backend.
+//!
+//! | key | value |
+//! |---|---|
+//! | `r/<subject>` | the row: format byte, version (u64 BE), event id length (u32 BE), event id, JSON |
+//! | `c/<topic>/<partition>` | the next offset to apply (i64 BE) |
+//! | `x/<index>/<value length u32 BE><value><subject>` | empty |
+//!
+//! The index key carries the value's length, so values and subjects may
+//! contain any byte (`/` included) and a lookup is one prefix scan.
+
+use crate::config::IndexConfig;
+
+use super::StoredRow;
+
+pub(super) const ROW_PREFIX: &[u8] = b"r/";
+pub(super) const CHECKPOINT_PREFIX: &[u8] = b"c/";
+pub(super) const INDEX_PREFIX: &[u8] = b"x/";
+
+const ROW_FORMAT: u8 = 1;
+
+pub(super) fn row_key(subject: &str) -> Vec<u8> {
+    [ROW_PREFIX, subject.as_bytes()].concat()
+}
+
+pub(super) fn subject_of_row_key(key: &[u8]) -> Result<String, String> {
+    let subject = key.strip_prefix(ROW_PREFIX).ok_or("not a row key")?;
+    String::from_utf8(subject.to_vec()).map_err(|_| "the subject is not UTF-8".to_owned())
+}
+
+pub(super) fn checkpoint_key(topic: &str, partition: i32) -> Vec<u8> {
+    format!("c/{topic}/{partition}").into_bytes()
+}
+
+pub(super) fn parse_checkpoint(key: &[u8], value: &[u8]) -> Result<(String, i32, i64), String> {
+    let text = std::str::from_utf8(
+        key.strip_prefix(CHECKPOINT_PREFIX)
+            .ok_or("not a checkpoint key")?,
+    )
+    .map_err(|_| "the key is not UTF-8")?;
+    let (topic, partition) = text.rsplit_once('/').ok_or("no partition in the key")?;
+    let partition = partition
+        .parse()
+        .map_err(|_| "the partition is not a number")?;
+    Ok((topic.to_owned(), partition, decode_offset(value)?))
+}
+
+pub(super) fn encode_offset(offset: i64) -> [u8; 8] {
+    offset.to_be_bytes()
+}
+
+pub(super) fn decode_offset(value: &[u8]) -> Result<i64, String> {
+    let bytes: [u8; 8] = value
+        .try_into()
+        .map_err(|_| format!("an offset is 8 bytes, found {}", value.len()))?;
+    Ok(i64::from_be_bytes(bytes))
+}
+
+fn index_value_prefix(index: &str, value: &str) -> Vec<u8> {
+    let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+    [
+        INDEX_PREFIX,
+        index.as_bytes(),
+        b"/",
+        &len.to_be_bytes(),
+        value.as_bytes(),
+    ]
+    .concat()
+}
+
+pub(super) fn index_prefix(index: &str, value: &str) -> Vec<u8> {
+    index_value_prefix(index, value)
+}
+
+pub(super) fn index_key(index: &str, value: &str, subject: &str) -> Vec<u8> {
+    [
+        index_value_prefix(index, value).as_slice(),
+        subject.as_bytes(),
+    ]
+    .concat()
+}
+
+pub(super) fn encode_row(row: &StoredRow) -> Vec<u8> {
+    let id_len = u32::try_from(row.last_event_id.len()).unwrap_or(u32::MAX);
+    let mut bytes = Vec::with_capacity(1 + 8 + 4 + row.last_event_id.len() + row.json.len());
+    bytes.push(ROW_FORMAT);
+    bytes.extend_from_slice(&row.version.to_be_bytes());
+    bytes.extend_from_slice(&id_len.to_be_bytes());
+    bytes.extend_from_slice(row.last_event_id.as_bytes());
+    bytes.extend_from_slice(row.json.as_bytes());
+    bytes
+}
+
+pub(super) fn decode_row(bytes: &[u8]) -> Result<StoredRow, String> {
+    let (&format, rest) = bytes.split_first().ok_or("empty row entry")?;
+    if format != ROW_FORMAT {
+        return Err(format!("unknown row format {format}"));
+    }
+    let (version, rest) = rest.split_at_checked(8).ok_or("truncated version")?;
+    let (id_len, rest) = rest
+        .split_at_checked(4)
+        .ok_or("truncated event id length")?;
+    let id_len = u32::from_be_bytes(id_len.try_into().map_err(|_| "bad event id length")?);
+    let (id, json) = rest
+        .split_at_checked(usize::try_from(id_len).map_err(|_| "event id too long")?)
+        .ok_or("truncated event id")?;
+    Ok(StoredRow {
+        version: u64::from_be_bytes(version.try_into().map_err(|_| "bad version")?),
+        last_event_id: String::from_utf8(id.to_vec()).map_err(|_| "the event id is not UTF-8")?,
+        json: String::from_utf8(json.to_vec()).map_err(|_| "the row is not UTF-8")?,
+    })
+}
+
+/// The index entries of `json`: for each index whose pointer finds a
+/// string, number or boolean, `(index name, value as text)`. Strings index
+/// by their text, numbers and booleans by their JSON text; other values
+/// (absent, null, objects, arrays) are not indexed.
+pub(super) fn index_values(json: &str, indexes: &[IndexConfig]) -> Vec<(String, String)> {
+    if indexes.is_empty() {
+        return Vec::new();
+    }
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    indexes
+        .iter()
+        .filter_map(|index| {
+            let text = match value.pointer(&index.pointer)? {
+                serde_json::Value::String(text) => text.clone(),
+                number @ serde_json::Value::Number(_) => number.to_string(),
+                serde_json::Value::Bool(flag) => flag.to_string(),
+                _ => return None,
+            };
+            Some((index.name.clone(), text))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_and_corruption_is_reported() {
+        let row = StoredRow {
+            json: r#"{"a":"é"}"#.to_owned(),
+            version: 7,
+            last_event_id: "evt/9".to_owned(),
+        };
+        let bytes = encode_row(&row);
+        assert_eq!(decode_row(&bytes).unwrap(), row);
+        for cut in 0..14 {
+            assert!(
+                decode_row(&bytes[..cut]).is_err(),
+                "a row cut at {cut} must not decode"
+            );
+        }
+        let mut wrong = bytes;
+        wrong[0] = 9;
+        assert!(decode_row(&wrong).unwrap_err().contains("format"));
+    }
+
+    #[test]
+    fn checkpoints_round_trip() {
+        let key = checkpoint_key("orders.eu", 12);
+        assert_eq!(
+            parse_checkpoint(&key, &encode_offset(99)).unwrap(),
+            ("orders.eu".to_owned(), 12, 99)
+        );
+        assert!(parse_checkpoint(&key, b"123").is_err());
+    }
+
+    #[test]
+    fn index_keys_do_not_confuse_values_and_subjects() {
+        // Value "a/b" + subject "c" must not collide with value "a" + subject "b/c".
+        assert_ne!(index_key("i", "a/b", "c"), index_key("i", "a", "b/c"));
+        assert!(index_key("i", "a", "s").starts_with(&index_prefix("i", "a")));
+        assert!(!index_key("i", "ab", "s").starts_with(&index_prefix("i", "a")));
+    }
+
+    #[test]
+    fn index_values_take_scalars_only() {
+        let indexes = [
+            IndexConfig {
+                name: "email".into(),
+                pointer: "/email".into(),
+            },
+            IndexConfig {
+                name: "age".into(),
+                pointer: "/age".into(),
+            },
+            IndexConfig {
+                name: "tags".into(),
+                pointer: "/tags".into(),
+            },
+            IndexConfig {
+                name: "city".into(),
+                pointer: "/address/city".into(),
+            },
+        ];
+        let values = index_values(
+            r#"{"email":"a@x","age":42,"tags":["t"],"address":{"city":"Oslo"}}"#,
+            &indexes,
+        );
+        assert_eq!(
+            values,
+            vec![
+                ("email".to_owned(), "a@x".to_owned()),
+                ("age".to_owned(), "42".to_owned()),
+                ("city".to_owned(), "Oslo".to_owned()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,493 @@
+//! The sled backend: one database per runtime (its data directory), one
+//! tree per view, and a `meta` tree with each view's module hash and the
+//! schema version.
+//!
+//! A [`ViewBatch`] becomes one `sled::Batch` on the view's tree, which sled
+//! applies atomically; [`SledStore::flush`] is one fsync for every view.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::IndexConfig;
+
+use super::keys::{self, CHECKPOINT_PREFIX};
+use super::{Store, StoreError, StoredRow, ViewBatch, ViewStore};
+
+/// The layout version written in the meta tree.
+const SCHEMA_VERSION: &[u8] = b"1";
+
+fn backend(operation: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
+    move |err| StoreError::Backend {
+        operation,
+        reason: err.to_string(),
+    }
+}
+
+/// One sled database holding every view of a runtime.
+#[derive(Debug, Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    meta: sled::Tree,
+    path: PathBuf,
+}
+
+impl SledStore {
+    /// Open (or create) the store in `dir`. A directory another process
+    /// holds is refused with [`StoreError::Locked`].
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(|err| match &err {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    StoreError::Locked {
+                        path: dir.to_owned(),
+                    }
+                }
+                _ => StoreError::Backend {
+                    operation: "open",
+                    reason: format!("{}: {err}", dir.display()),
+                },
+            })?;
+        let meta = db.open_tree("meta").map_err(backend("open meta"))?;
+        match meta.get("schema").map_err(backend("read schema"))? {
+            None => {
+                meta.insert("schema", SCHEMA_VERSION)
+                    .map_err(backend("write schema"))?;
+            }
+            Some(version) if version.as_ref() == SCHEMA_VERSION => {}
+            Some(version) => {
+                return Err(StoreError::Corrupt {
+                    view: "(store)".to_owned(),
+                    key: "schema".to_owned(),
+                    reason: format!(
+                        "schema version {} is not the supported {}",
+                        String::from_utf8_lossy(&version),
+                        String::from_utf8_lossy(SCHEMA_VERSION)
+                    ),
+                });
+            }
+        }
+        Ok(Self {
+            db,
+            meta,
+            path: dir.to_owned(),
+        })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn module_key(view: &str) -> Vec<u8> {
+        format!("view/{view}/module").into_bytes()
+    }
+}
+
+impl Store for SledStore {
+    type View = SledView;
+
+    fn open_view(
+        &self,
+        name: &str,
+        module_hash: &str,
+        indexes: &[IndexConfig],
+    ) -> Result<SledView, StoreError> {
+        let key = Self::module_key(name);
+        match self.meta.get(&key).map_err(backend("read view module"))? {
+            None => {
+                self.meta
+                    .insert(&key, module_hash.as_bytes())
+                    .map_err(backend("write view module"))?;
+            }
+            Some(stored) if stored.as_ref() == module_hash.as_bytes() => {}
+            Some(stored) => {
+                return Err(StoreError::ModuleChanged {
+                    view: name.to_owned(),
+                    stored: String::from_utf8_lossy(&stored).into_owned(),
+                    configured: module_hash.to_owned(),
+                });
+            }
+        }
+        let tree = self
+            .db
+            .open_tree(format!("view/{name}"))
+            .map_err(backend("open view tree"))?;
+        Ok(SledView {
+            name: Arc::from(name),
+            tree,
+            meta: self.meta.clone(),
+            indexes: Arc::from(indexes),
+        })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(drop).map_err(backend("flush"))
+    }
+}
+
+/// One view's tree.
+#[derive(Debug, Clone)]
+pub struct SledView {
+    name: Arc<str>,
+    tree: sled::Tree,
+    meta: sled::Tree,
+    indexes: Arc<[IndexConfig]>,
+}
+
+impl SledView {
+    fn corrupt(&self, key: &[u8], reason: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            view: self.name.to_string(),
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    fn decode(&self, key: &[u8], value: &[u8]) -> Result<StoredRow, StoreError> {
+        keys::decode_row(value).map_err(|reason| self.corrupt(key, reason))
+    }
+
+    /// Rows whose keys come from `keys`, which yields row keys in order.
+    fn rows_from(
+        &self,
+        entries: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+        limit: usize,
+    ) -> Result<Vec<(String, StoredRow)>, StoreError> {
+        let mut rows = Vec::new();
+        for entry in entries.take(limit) {
+            let (key, value) = entry.map_err(backend("scan"))?;
+            let subject =
+                keys::subject_of_row_key(&key).map_err(|reason| self.corrupt(&key, reason))?;
+            let row = self.decode(&key, &value)?;
+            rows.push((subject, row));
+        }
+        Ok(rows)
+    }
+}
+
+impl ViewStore for SledView {
+    fn row(&self, subject: &str) -> Result<Option<StoredRow>, StoreError> {
+        let key = keys::row_key(subject);
+        self.tree
+            .get(&key)
+            .map_err(backend("read row"))?
+            .map(|value| self.decode(&key, &value))
+            .transpose()
+    }
+
+    fn checkpoint(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError> {
+        let key = keys::checkpoint_key(topic, partition);
+        self.tree
+            .get(&key)
+            .map_err(backend("read checkpoint"))?
+            .map(|value| keys::decode_offset(&value).map_err(|reason| self.corrupt(&key, reason)))
+            .transpose()
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(String, i32, i64)>, StoreError> {
+        self.tree
+            .scan_prefix(CHECKPOINT_PREFIX)
+            .map(|entry| {
+                let (key, value) = entry.map_err(backend("scan checkpoints"))?;
+                keys::parse_checkpoint(&key, &value).map_err(|reason| self.corrupt(&key, reason))
+            })
+            .collect()
+    }
+
+    fn commit(&self, batch: &ViewBatch) -> Result<(), StoreError> {
+        let mut writes = sled::Batch::default();
+        for (subject, change) in batch.changes() {
+            let before = change
+                .before
+                .as_ref()
+                .map(|row| keys::index_values(&row.json, &self.indexes))
+                .unwrap_or_default();
+            let after = change
+                .after
+                .as_ref()
+                .map(|row| keys::index_values(&row.json, &self.indexes))
+                .unwrap_or_default();
+            for (index, value) in before.iter().filter(|entry| !after.contains(entry)) {
+                writes.remove(keys::index_key(index, value, subject));
+            }
+            for (index, value) in after.iter().filter(|entry| !before.contains(entry)) {
+                writes.insert(keys::index_key(index, value, subject), &[] as &[u8]);
+            }
+            match &change.after {
+                Some(row) => writes.insert(keys::row_key(subject), keys::encode_row(row)),
+                None => writes.remove(keys::row_key(subject)),
+            }
+        }
+        for ((topic, partition), next_offset) in batch.checkpoints() {
+            writes.insert(
+                keys::checkpoint_key(topic, *partition),
+                &keys::encode_offset(*next_offset)[..],
+            );
+        }
+        self.tree
+            .apply_batch(writes)
+            .map_err(backend("commit batch"))
+    }
+
+    fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, StoredRow)>, StoreError> {
+        let start = keys::row_key(prefix);
+        let entries = match after {
+            Some(after) => {
+                let mut from = keys::row_key(after);
+                from.push(0);
+                let from = if from > start { from } else { start.clone() };
+                self.tree.range(from..)
+            }
+            None => self.tree.range(start.clone()..),
+        };
+        let prefixed = entries.take_while(move |entry| match entry {
+            Ok((key, _)) => key.starts_with(&start),
+            Err(_) => true,
+        });
+        self.rows_from(prefixed, limit)
+    }
+
+    fn lookup(
+        &self,
+        index: &str,
+        value: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, StoredRow)>, StoreError> {
+        let prefix = keys::index_prefix(index, value);
+        let entries = match after {
+            Some(after) => {
+                let mut from = keys::index_key(index, value, after);
+                from.push(0);
+                self.tree.range(from..)
+            }
+            None => self.tree.range(prefix.clone()..),
+        };
+        let mut rows = Vec::new();
+        for entry in entries {
+            let (key, _) = entry.map_err(backend("scan index"))?;
+            let Some(subject) = key.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let subject = std::str::from_utf8(subject)
+                .map_err(|_| self.corrupt(&key, "the subject is not UTF-8"))?;
+            // The entry and its row commit in one batch, so the row is there.
+            let row = self
+                .row(subject)?
+                .ok_or_else(|| self.corrupt(&key, "an index entry without its row"))?;
+            rows.push((subject.to_owned(), row));
+            if rows.len() == limit {
+                break;
+            }
+        }
+        Ok(rows)
+    }
+
+    fn reset(&self, module_hash: &str) -> Result<(), StoreError> {
+        self.tree.clear().map_err(backend("clear view"))?;
+        self.meta
+            .insert(SledStore::module_key(&self.name), module_hash.as_bytes())
+            .map_err(backend("write view module"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("projector-store-{name}-{}", std::process::id()));
+            std::fs::remove_dir_all(&dir).ok();
+            Self(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            std::fs::remove_dir_all(&self.0).ok();
+        }
+    }
+
+    fn row(json: &str, version: u64) -> StoredRow {
+        StoredRow {
+            json: json.to_owned(),
+            version,
+            last_event_id: format!("e{version}"),
+        }
+    }
+
+    fn email_index() -> Vec<IndexConfig> {
+        vec![IndexConfig {
+            name: "by_email".into(),
+            pointer: "/email".into(),
+        }]
+    }
+
+    #[test]
+    fn rows_and_checkpoints_commit_together_and_survive_reopen() {
+        let dir = TempDir::new("reopen");
+        {
+            let store = SledStore::open(&dir.0).unwrap();
+            let view = store.open_view("customers", "hash-a", &[]).unwrap();
+            let mut batch = ViewBatch::new();
+            batch.change("c/1", None, Some(row(r#"{"n":1}"#, 1)));
+            batch.change("c/1", None, Some(row(r#"{"n":2}"#, 2)));
+            batch.checkpoint("customers", 0, 2);
+            view.commit(&batch).unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(&dir.0).unwrap();
+        let view = store.open_view("customers", "hash-a", &[]).unwrap();
+        assert_eq!(view.row("c/1").unwrap(), Some(row(r#"{"n":2}"#, 2)));
+        assert_eq!(view.checkpoint("customers", 0).unwrap(), Some(2));
+        assert_eq!(view.checkpoint("customers", 1).unwrap(), None);
+        assert_eq!(
+            view.checkpoints().unwrap(),
+            vec![("customers".to_owned(), 0, 2)]
+        );
+    }
+
+    #[test]
+    fn a_second_process_is_refused_with_a_lock_error() {
+        let dir = TempDir::new("lock");
+        let _first = SledStore::open(&dir.0).unwrap();
+        // sled's lock is per process; a child process must be refused.
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::sled_store::tests::child_opens_locked_store",
+                "--nocapture",
+            ])
+            .env("PROJECTOR_TEST_LOCKED_DIR", &dir.0)
+            .output()
+            .unwrap();
+        let output = String::from_utf8_lossy(&status.stdout);
+        assert!(status.status.success(), "{output}");
+        assert!(
+            output.contains("is in use by another projector process"),
+            "{output}"
+        );
+    }
+
+    #[test]
+    fn child_opens_locked_store() {
+        if let Some(dir) = std::env::var_os("PROJECTOR_TEST_LOCKED_DIR") {
+            let err = SledStore::open(Path::new(&dir)).unwrap_err();
+            println!("{err}");
+            assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn another_module_is_refused_until_reset() {
+        let dir = TempDir::new("module");
+        let store = SledStore::open(&dir.0).unwrap();
+        let view = store.open_view("v", "hash-a", &[]).unwrap();
+        let mut batch = ViewBatch::new();
+        batch.change("s", None, Some(row("1", 1)));
+        batch.checkpoint("t", 0, 5);
+        view.commit(&batch).unwrap();
+
+        let err = store.open_view("v", "hash-b", &[]).unwrap_err();
+        assert!(matches!(err, StoreError::ModuleChanged { .. }));
+        assert!(
+            err.to_string().contains("projector view rebuild v"),
+            "{err}"
+        );
+
+        view.reset("hash-b").unwrap();
+        let view = store.open_view("v", "hash-b", &[]).unwrap();
+        assert_eq!(view.row("s").unwrap(), None);
+        assert_eq!(view.checkpoints().unwrap(), vec![]);
+    }
+
+    #[test]
+    fn index_entries_follow_updates_and_deletes() {
+        let dir = TempDir::new("index");
+        let store = SledStore::open(&dir.0).unwrap();
+        let view = store.open_view("v", "h", &email_index()).unwrap();
+        let alice = row(r#"{"email":"a@x"}"#, 1);
+        let mut batch = ViewBatch::new();
+        batch.change("u1", None, Some(alice.clone()));
+        batch.change("u2", None, Some(row(r#"{"email":"a@x"}"#, 1)));
+        view.commit(&batch).unwrap();
+        let found: Vec<String> = view
+            .lookup("by_email", "a@x", None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(found, ["u1", "u2"]);
+
+        // u1 changes e-mail; u2 is deleted.
+        let mut batch = ViewBatch::new();
+        batch.change("u1", Some(alice), Some(row(r#"{"email":"b@x"}"#, 2)));
+        batch.change("u2", Some(row(r#"{"email":"a@x"}"#, 1)), None);
+        view.commit(&batch).unwrap();
+        assert!(
+            view.lookup("by_email", "a@x", None, 10).unwrap().is_empty(),
+            "stale entries"
+        );
+        let found = view.lookup("by_email", "b@x", None, 10).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, "u1");
+        assert_eq!(found[0].1.version, 2);
+    }
+
+    #[test]
+    fn scan_pages_by_prefix_in_subject_order() {
+        let dir = TempDir::new("scan");
+        let store = SledStore::open(&dir.0).unwrap();
+        let view = store.open_view("v", "h", &[]).unwrap();
+        let mut batch = ViewBatch::new();
+        for subject in ["a/1", "a/2", "a/3", "b/1", "ä"] {
+            batch.change(subject, None, Some(row("{}", 1)));
+        }
+        view.commit(&batch).unwrap();
+        let page = |after: Option<&str>| -> Vec<String> {
+            view.scan("a/", after, 2)
+                .unwrap()
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect()
+        };
+        assert_eq!(page(None), ["a/1", "a/2"]);
+        assert_eq!(page(Some("a/2")), ["a/3"]);
+        assert_eq!(page(Some("a/3")), Vec::<String>::new());
+        let all: Vec<String> = view
+            .scan("", None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(all, ["a/1", "a/2", "a/3", "b/1", "ä"]);
+    }
+
+    #[test]
+    fn corrupt_rows_are_reported_not_panicked_on() {
+        let dir = TempDir::new("corrupt");
+        let store = SledStore::open(&dir.0).unwrap();
+        let view = store.open_view("v", "h", &[]).unwrap();
+        view.tree
+            .insert(keys::row_key("bad"), &b"\x01\x00"[..])
+            .unwrap();
+        let err = view.row("bad").unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        assert!(err.to_string().contains("r/bad"), "{err}");
+    }
+}
