@@ -9,6 +9,12 @@
 //! - [`config`]: `projector.toml`, typed and validated, errors naming the key.
 //! - [`decode`]: CloudEvents from Kafka records, binary and structured
 //!   mode, with a typed reason for every invalid record.
+//! - [`kafka`]: client settings, the consumer context that resumes from the
+//!   view's checkpoints, and the dead-letter producer.
+//! - [`pipeline`]: one view's worker: consume, decode, apply, batch,
+//!   commit, flush, commit offsets; where each delivery guarantee holds.
+//! - [`service`]: every configured view on its own worker thread, started
+//!   and stopped together.
 //! - [`store`]: view rows, index entries and checkpoints behind a trait;
 //!   the sled backend commits each batch atomically.
 //! - [`cli`]: the `projector` command line, one module per subcommand
@@ -18,4 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod engine;
+pub mod kafka;
+pub mod pipeline;
+pub mod service;
 pub mod store;

@@ -182,7 +182,7 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// One view's rows, index entries and checkpoints.
-pub trait ViewStore: Clone + Send + Sync + 'static {
+pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// The row of `subject`.
     fn row(&self, subject: &str) -> Result<Option<StoredRow>, StoreError>;
 

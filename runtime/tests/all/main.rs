@@ -4,9 +4,14 @@
 //! - `engine`: the wasm engine against real components: the example
 //!   projections built by `projector-examples`, and hand-written components
 //!   that break the world in one way each.
+//! - `pipeline`: views running against librdkafka's mock cluster, checked
+//!   against an oracle fold of what was published; `kit` holds the broker,
+//!   producer and runtime helpers.
 
 // Test helpers fail by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cli;
 mod engine;
+mod kit;
+mod pipeline;

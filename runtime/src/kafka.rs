@@ -1,0 +1,320 @@
+//! Kafka plumbing: client settings, the consumer context that resumes each
+//! assigned partition from the view's own checkpoint, reading records for
+//! the decoder, and the dead-letter producer.
+//!
+//! # What it promises
+//!
+//! - Offsets are never auto-committed or auto-stored: the pipeline commits
+//!   them itself, after the rows they produced are durable (G4).
+//! - On every assignment, each partition starts at the view's checkpoint,
+//!   not at Kafka's committed offset; a partition the view never applied
+//!   starts at the earliest offset (G2). A stopped partition stays paused.
+//! - A dead-letter record is acknowledged by the broker before
+//!   [`DeadLetterProducer::send`] returns `Ok`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+use crate::config::BrokerConfig;
+use crate::decode::Record;
+use crate::store::ViewStore;
+
+/// librdkafka settings common to every client of `broker`.
+pub fn client_config(broker: &BrokerConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &broker.bootstrap_servers);
+    for (key, value) in &broker.settings {
+        config.set(key, value);
+    }
+    config
+}
+
+/// Settings of a view's consumer: manual offset management, earliest reset.
+pub fn consumer_config(broker: &BrokerConfig, group: &str) -> ClientConfig {
+    let mut config = client_config(broker);
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    config
+}
+
+/// The `(topic, partition)` of a record.
+pub type TopicPartition = (String, i32);
+
+/// State the consumer context shares with the view's worker, which runs on
+/// the same thread (rebalances are served inside `poll`).
+#[derive(Debug, Default)]
+pub struct Positions {
+    /// Per partition, the next offset to apply, including work applied but
+    /// not yet committed to the store.
+    pub next: HashMap<TopicPartition, i64>,
+    /// Partitions currently assigned.
+    pub assigned: BTreeSet<TopicPartition>,
+    /// Partitions halted by `on_error = "stop"`.
+    pub stopped: BTreeSet<TopicPartition>,
+}
+
+/// The consumer context of one view.
+#[derive(Debug)]
+pub struct ViewContext<V: ViewStore> {
+    view: V,
+    positions: Arc<Mutex<Positions>>,
+}
+
+impl<V: ViewStore> ViewContext<V> {
+    /// A context resuming from `view`'s checkpoints and `positions`.
+    pub fn new(view: V, positions: Arc<Mutex<Positions>>) -> Self {
+        Self { view, positions }
+    }
+
+    fn start_offsets(&self, tpl: &mut TopicPartitionList) {
+        let positions = self.positions.lock().unwrap_or_else(PoisonError::into_inner);
+        let partitions: Vec<TopicPartition> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        for key in partitions {
+            let offset = match positions.next.get(&key) {
+                Some(next) => Offset::Offset(*next),
+                None => match self.view.checkpoint(&key.0, key.1) {
+                    Ok(Some(next)) => Offset::Offset(next),
+                    Ok(None) => Offset::Beginning,
+                    Err(err) => {
+                        // Without a checkpoint we cannot know where to
+                        // start; starting at the beginning only causes
+                        // redeliveries, which the worker recognises once it
+                        // can read the store again.
+                        tracing::error!(topic = %key.0, partition = key.1, error = %err, "cannot read checkpoint");
+                        Offset::Beginning
+                    }
+                },
+            };
+            tracing::info!(topic = %key.0, partition = key.1, ?offset, "partition assigned");
+            // Setting an offset on an element of the list cannot fail for an
+            // element that is in the list.
+            let _ = tpl.set_partition_offset(&key.0, key.1, offset);
+        }
+    }
+}
+
+impl<V: ViewStore> ClientContext for ViewContext<V> {}
+
+impl<V: ViewStore> ConsumerContext for ViewContext<V> {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let partitions: Vec<TopicPartition> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.start_offsets(tpl);
+                let result = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                let mut positions = self.positions.lock().unwrap_or_else(PoisonError::into_inner);
+                if !cooperative {
+                    positions.assigned.clear();
+                }
+                positions.assigned.extend(partitions.iter().cloned());
+                let mut halted = TopicPartitionList::new();
+                for (topic, partition) in partitions.iter().filter(|p| positions.stopped.contains(*p)) {
+                    halted.add_partition(topic, *partition);
+                }
+                drop(positions);
+                if halted.count() > 0
+                    && let Err(err) = consumer.pause(&halted)
+                {
+                    tracing::error!(error = %err, "cannot pause stopped partitions");
+                }
+                result
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                tracing::info!(?partitions, "partitions revoked");
+                let mut positions = self.positions.lock().unwrap_or_else(PoisonError::into_inner);
+                for partition in &partitions {
+                    positions.assigned.remove(partition);
+                    // Another runtime may apply it meanwhile; on the next
+                    // assignment, resume from the store, not from memory.
+                    positions.next.remove(partition);
+                }
+                drop(positions);
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance failed");
+                self.positions
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .assigned
+                    .clear();
+                consumer.unassign()
+            }
+        };
+        if let Err(err) = result {
+            tracing::error!(error = %err, "cannot apply the new assignment");
+        }
+    }
+}
+
+/// The headers of `message` as (name, value) pairs.
+pub fn headers<'a>(message: &'a BorrowedMessage<'a>) -> Vec<(&'a str, Option<&'a [u8]>)> {
+    let Some(headers) = message.headers() else {
+        return Vec::new();
+    };
+    (0..headers.count())
+        .filter_map(|i| headers.try_get(i))
+        .map(|header| (header.key, header.value))
+        .collect()
+}
+
+/// The parts of `message` the decoder reads.
+pub fn record<'a>(message: &'a BorrowedMessage<'a>) -> Record<'a> {
+    Record {
+        topic: message.topic(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key(),
+        value: message.payload(),
+        timestamp_ms: message.timestamp().to_millis(),
+    }
+}
+
+/// Why a dead-letter record was not produced.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot produce to dead-letter topic {topic}: {source}")]
+pub struct DeadLetterError {
+    /// The dead-letter topic.
+    pub topic: String,
+    /// The producer's error.
+    #[source]
+    pub source: KafkaError,
+}
+
+/// Why a record was dead-lettered: the `projector-error-*` headers.
+#[derive(Debug, Clone)]
+pub struct FailureHeaders<'a> {
+    /// The error class, such as `guest-trap` or `invalid-event`.
+    pub class: &'a str,
+    /// The error message.
+    pub message: &'a str,
+    /// The view.
+    pub view: &'a str,
+}
+
+/// Remembers the outcome of the last delivery.
+#[derive(Default)]
+struct DeliveryTracker {
+    last: Mutex<Option<Result<(), KafkaError>>>,
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let outcome = result.as_ref().map(drop).map_err(|(err, _)| err.clone());
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+    }
+}
+
+/// Produces failed records, unchanged, with `projector-error-*` headers.
+pub struct DeadLetterProducer {
+    producer: ThreadedProducer<DeliveryTracker>,
+    timeout: Duration,
+    // One record in flight at a time, so the tracker's outcome is its own.
+    sending: Mutex<()>,
+}
+
+impl std::fmt::Debug for DeadLetterProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadLetterProducer").finish_non_exhaustive()
+    }
+}
+
+impl DeadLetterProducer {
+    /// A producer for `broker`, idempotent and acknowledged by all replicas.
+    pub fn new(broker: &BrokerConfig) -> Result<Self, KafkaError> {
+        let producer = client_config(broker)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "30000")
+            .create_with_context(DeliveryTracker::default())?;
+        Ok(Self {
+            producer,
+            timeout: Duration::from_secs(35),
+            sending: Mutex::new(()),
+        })
+    }
+
+    /// Produce `message` to `topic` with its key, value and headers, plus
+    /// the failure headers, and wait until the broker acknowledged it.
+    pub fn send(
+        &self,
+        topic: &str,
+        message: &BorrowedMessage<'_>,
+        failure: &FailureHeaders<'_>,
+    ) -> Result<(), DeadLetterError> {
+        let mut headers = message
+            .headers()
+            .map_or_else(OwnedHeaders::new, rdkafka::message::BorrowedHeaders::detach);
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        for (key, value) in [
+            ("projector-error-class", failure.class),
+            ("projector-error-message", failure.message),
+            ("projector-error-view", failure.view),
+            ("projector-error-topic", message.topic()),
+            ("projector-error-partition", partition.as_str()),
+            ("projector-error-offset", offset.as_str()),
+        ] {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(value) = message.payload() {
+            record = record.payload(value);
+        }
+        let error = |source| DeadLetterError {
+            topic: topic.to_owned(),
+            source,
+        };
+        let _one_at_a_time = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
+        let tracker = self.producer.context();
+        *tracker.last.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.producer.send(record).map_err(|(err, _)| error(err))?;
+        // Flushing waits until the record is acknowledged or has failed.
+        self.producer.flush(self.timeout).map_err(error)?;
+        let outcome = tracker.last.lock().unwrap_or_else(PoisonError::into_inner).take();
+        match outcome {
+            Some(Ok(())) => Ok(()),
+            Some(Err(err)) => Err(error(err)),
+            None => Err(error(KafkaError::Flush(rdkafka::types::RDKafkaErrorCode::MessageTimedOut))),
+        }
+    }
+}

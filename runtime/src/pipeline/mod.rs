@@ -1,0 +1,523 @@
+//! The pipeline of one view: consume → decode → apply → batch → commit to
+//! the store → flush → commit offsets to Kafka.
+//!
+//! # What it promises, and where
+//!
+//! - **G1, at-least-once.** Every record is applied or handed to the error
+//!   policy before its offset enters a checkpoint ([`Worker::handle`]).
+//! - **G2, no double application.** Each partition starts at the view's
+//!   checkpoint on every assignment ([`crate::kafka::ViewContext`]); a record
+//!   below the partition's next offset is counted as a duplicate and not
+//!   applied. Rows and checkpoints commit in one atomic batch.
+//! - **G3 and G5, serialised per subject, in partition order.** One worker
+//!   thread applies a view's records one at a time, in the order the
+//!   consumer delivers them, reading each row through the pending batch, so
+//!   no read-modify-write of a row overlaps another, even when one subject
+//!   arrives on several partitions.
+//! - **G4.** Offsets are committed to Kafka only after the batch holding
+//!   their rows was committed and flushed ([`Worker::commit`]).
+//! - **G6.** A record that fails (invalid CloudEvent, no subject, any
+//!   [`ApplyError`]) goes to the view's policy after transient failures were
+//!   retried with backoff: `stop` halts and pauses its partition, `skip`
+//!   counts it, `dead-letter` produces it (acknowledged) before moving on.
+//!   A store failure stops the view, never silently.
+//!
+//! # Layout
+//! - this file: the worker;
+//! - `status`: counters and per-partition state it reports.
+
+pub mod status;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use projector_sdk::{Level, Update};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::{BrokerConfig, OnError, ViewConfig};
+use crate::decode::decode;
+use crate::engine::{ApplyError, Instance, Module, WitEvent};
+use crate::kafka::{self, DeadLetterProducer, FailureHeaders, Positions, TopicPartition, ViewContext};
+use crate::store::{Store, StoreError, StoredRow, ViewBatch, ViewStore};
+
+pub use status::{CounterValues, PartitionState, PartitionStatus, ViewStatus};
+
+/// How events are grouped into store batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Commit once a batch holds this many records. Default 1000.
+    pub max_records: usize,
+    /// Commit a non-empty batch this long after its first record. Default
+    /// 10 ms: the added latency, and the rate of fsyncs when traffic is low.
+    pub linger: Duration,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        Self {
+            max_records: 1000,
+            linger: Duration::from_millis(10),
+        }
+    }
+}
+
+/// Why a view stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The Kafka client could not be created or subscribed.
+    #[error("view {view}: Kafka: {source}")]
+    Kafka {
+        /// The view.
+        view: String,
+        /// The client error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// The store failed; nothing after the last committed batch is lost,
+    /// and the view resumes from there on restart.
+    #[error("view {view}: {source}")]
+    Store {
+        /// The view.
+        view: String,
+        /// The store error.
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// A record that could not be applied, and why.
+#[derive(Debug)]
+struct Failure {
+    class: &'static str,
+    message: String,
+}
+
+impl Failure {
+    fn new(class: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            class,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ApplyError> for Failure {
+    fn from(err: ApplyError) -> Self {
+        Self::new(err.class(), err.to_string())
+    }
+}
+
+/// One view's worker. Runs on its own thread; see [`Worker::run`].
+pub struct Worker<S: Store> {
+    name: String,
+    config: ViewConfig,
+    store: Arc<S>,
+    view: S::View,
+    instance: Instance,
+    dead_letter: Option<DeadLetterProducer>,
+    positions: Arc<Mutex<Positions>>,
+    status: Arc<ViewStatus>,
+    limits: BatchLimits,
+    batch: ViewBatch,
+    batch_records: usize,
+    batch_started: Option<Instant>,
+}
+
+impl<S: Store> std::fmt::Debug for Worker<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("view", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> Worker<S> {
+    /// A worker for `config`, applying `module`, keeping rows in `store`.
+    pub fn new(
+        broker: &BrokerConfig,
+        config: ViewConfig,
+        module: &Arc<Module>,
+        store: Arc<S>,
+        status: Arc<ViewStatus>,
+        limits: BatchLimits,
+    ) -> Result<(Self, BaseConsumer<ViewContext<S::View>>), PipelineError> {
+        let name = config.name.clone();
+        let view = store
+            .open_view(&name, module.hash(), &config.indexes)
+            .map_err(|source| PipelineError::Store {
+                view: name.clone(),
+                source,
+            })?;
+        let kafka_error = |source| PipelineError::Kafka {
+            view: name.clone(),
+            source,
+        };
+        let positions = Arc::new(Mutex::new(Positions::default()));
+        let consumer: BaseConsumer<ViewContext<S::View>> = kafka::consumer_config(broker, &config.group())
+            .create_with_context(ViewContext::new(view.clone(), Arc::clone(&positions)))
+            .map_err(kafka_error)?;
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(kafka_error)?;
+        let dead_letter = match config.on_error {
+            OnError::DeadLetter => Some(DeadLetterProducer::new(broker).map_err(kafka_error)?),
+            OnError::Stop | OnError::Skip => None,
+        };
+        let worker = Self {
+            name,
+            config,
+            store,
+            view,
+            instance: module.instance(),
+            dead_letter,
+            positions,
+            status,
+            limits,
+            batch: ViewBatch::new(),
+            batch_records: 0,
+            batch_started: None,
+        };
+        Ok((worker, consumer))
+    }
+
+    /// Consume and apply until `shutdown` is set, then commit what is
+    /// pending and return. A store failure stops the view with an error.
+    pub fn run(
+        mut self,
+        consumer: &BaseConsumer<ViewContext<S::View>>,
+        shutdown: &AtomicBool,
+    ) -> Result<(), PipelineError> {
+        let span = tracing::info_span!("view", view = %self.name);
+        let _entered = span.enter();
+        tracing::info!(topics = ?self.config.topics, group = %self.config.group(), "view started");
+        let result = self.consume(consumer, shutdown);
+        let result = result.and_then(|()| self.commit(consumer));
+        if let Err(err) = &result {
+            tracing::error!(error = %err, "view stopped");
+            self.status.fatal(err.to_string());
+        } else {
+            tracing::info!("view stopped cleanly");
+        }
+        result
+    }
+
+    fn consume(
+        &mut self,
+        consumer: &BaseConsumer<ViewContext<S::View>>,
+        shutdown: &AtomicBool,
+    ) -> Result<(), PipelineError> {
+        while !shutdown.load(Ordering::Relaxed) {
+            let timeout = match self.batch_started {
+                Some(started) => self.limits.linger.saturating_sub(started.elapsed()),
+                None => Duration::from_millis(100),
+            };
+            match consumer.poll(timeout) {
+                None => {}
+                Some(Err(err)) => tracing::warn!(error = %err, "consumer error"),
+                Some(Ok(message)) => self.handle(consumer, &message)?,
+            }
+            let due = self.batch_records >= self.limits.max_records
+                || self
+                    .batch_started
+                    .is_some_and(|started| started.elapsed() >= self.limits.linger);
+            if due {
+                self.commit(consumer)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn store_error(&self, source: StoreError) -> PipelineError {
+        PipelineError::Store {
+            view: self.name.clone(),
+            source,
+        }
+    }
+
+    /// The next offset to apply on `partition`: what this worker applied,
+    /// else the store's checkpoint.
+    fn next_offset(&self, partition: &TopicPartition) -> Result<Option<i64>, PipelineError> {
+        let known = self
+            .positions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next
+            .get(partition)
+            .copied();
+        match known {
+            Some(next) => Ok(Some(next)),
+            None => self
+                .view
+                .checkpoint(&partition.0, partition.1)
+                .map_err(|source| self.store_error(source)),
+        }
+    }
+
+    /// Apply one record, or hand it to the error policy.
+    fn handle(
+        &mut self,
+        consumer: &BaseConsumer<ViewContext<S::View>>,
+        message: &BorrowedMessage<'_>,
+    ) -> Result<(), PipelineError> {
+        let partition: TopicPartition = (message.topic().to_owned(), message.partition());
+        let offset = message.offset();
+        if self
+            .positions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stopped
+            .contains(&partition)
+        {
+            // Fetched before the pause took effect; applied after a restart.
+            return Ok(());
+        }
+        if let Some(next) = self.next_offset(&partition)?
+            && offset < next
+        {
+            self.status.count(|c| &c.duplicates);
+            tracing::debug!(topic = %partition.0, partition = partition.1, offset, next, "redelivery not applied again");
+            return Ok(());
+        }
+        match self.apply(message)? {
+            Ok(()) => {
+                self.status.count(|c| &c.applied);
+                self.advance(&partition, offset + 1);
+            }
+            Err(failure) => self.fail(consumer, message, &partition, &failure),
+        }
+        Ok(())
+    }
+
+    /// Decode and apply `message`. The outer error stops the view (the
+    /// store failed); the inner one is the record's own failure.
+    fn apply(&mut self, message: &BorrowedMessage<'_>) -> Result<Result<(), Failure>, PipelineError> {
+        let event = match decode(&kafka::record(message), kafka::headers(message)) {
+            Ok(event) => event,
+            Err(err) => return Ok(Err(Failure::new("invalid-event", err.to_string()))),
+        };
+        let Some(subject) = self.subject_of(&event) else {
+            let reason = if self.config.subject_from_key {
+                "the event has no subject and the record no UTF-8 key"
+            } else {
+                "the event has no subject (subject_from_key is off)"
+            };
+            return Ok(Err(Failure::new("no-subject", reason)));
+        };
+        let before = match self.batch.pending(&subject) {
+            Some(pending) => pending.cloned(),
+            None => self.view.row(&subject).map_err(|source| self.store_error(source))?,
+        };
+        let update = match self.apply_with_retries(before.as_ref().map(|row| &row.json), &event, &subject) {
+            Ok(update) => update,
+            Err(err) => return Ok(Err(err.into())),
+        };
+        match update {
+            Update::Set(json) => {
+                let after = StoredRow {
+                    json,
+                    version: before.as_ref().map_or(1, |row| row.version + 1),
+                    last_event_id: event.id,
+                };
+                self.batch.change(&subject, before, Some(after));
+            }
+            Update::Delete => {
+                if before.is_some() {
+                    self.batch.change(&subject, before, None);
+                }
+            }
+            Update::Ignore => {}
+        }
+        Ok(Ok(()))
+    }
+
+    fn subject_of(&self, event: &WitEvent) -> Option<String> {
+        match (&event.subject, &event.origin.key) {
+            (Some(subject), _) => Some(subject.clone()),
+            (None, Some(key)) if self.config.subject_from_key => String::from_utf8(key.clone()).ok(),
+            _ => None,
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1_u64 << attempt.saturating_sub(1).min(20);
+        Duration::from_millis(
+            self.config
+                .initial_backoff_ms
+                .saturating_mul(factor)
+                .min(self.config.max_backoff_ms),
+        )
+    }
+
+    fn apply_with_retries(
+        &mut self,
+        state: Option<&String>,
+        event: &WitEvent,
+        subject: &str,
+    ) -> Result<Update<String>, ApplyError> {
+        let mut attempt = 1;
+        loop {
+            let result = self.instance.apply(state, event);
+            for record in self.instance.take_logs() {
+                log_guest(&record, subject, event);
+            }
+            match result {
+                Err(err) if err.is_transient() && attempt < self.config.max_attempts => {
+                    let wait = self.backoff(attempt);
+                    tracing::warn!(subject, event = %event.id, attempt, error = %err, ?wait, "transient failure; retrying");
+                    self.status.count(|c| &c.retries);
+                    std::thread::sleep(wait);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn advance(&mut self, partition: &TopicPartition, next: i64) {
+        self.batch.checkpoint(&partition.0, partition.1, next);
+        self.positions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next
+            .insert(partition.clone(), next);
+        self.batch_records += 1;
+        self.batch_started.get_or_insert_with(Instant::now);
+    }
+
+    fn fail(
+        &mut self,
+        consumer: &BaseConsumer<ViewContext<S::View>>,
+        message: &BorrowedMessage<'_>,
+        partition: &TopicPartition,
+        failure: &Failure,
+    ) {
+        let offset = message.offset();
+        let described = format!("offset {offset}: {}: {}", failure.class, failure.message);
+        match self.config.on_error {
+            OnError::Skip => {
+                tracing::warn!(topic = %partition.0, partition = partition.1, offset, class = failure.class, error = %failure.message, "record skipped");
+                self.status.count(|c| &c.skipped);
+                self.status.failed(&partition.0, partition.1, described, false);
+                self.advance(partition, offset + 1);
+            }
+            OnError::DeadLetter => match self.dead_letter(message, failure) {
+                Ok(()) => {
+                    tracing::warn!(topic = %partition.0, partition = partition.1, offset, class = failure.class, error = %failure.message, "record dead-lettered");
+                    self.status.count(|c| &c.dead_lettered);
+                    self.status.failed(&partition.0, partition.1, described, false);
+                    self.advance(partition, offset + 1);
+                }
+                Err(err) => {
+                    let failure = Failure::new("dead-letter-failed", format!("{err} (record failed with {described})"));
+                    self.stop(consumer, partition, offset, &failure);
+                }
+            },
+            OnError::Stop => self.stop(consumer, partition, offset, failure),
+        }
+    }
+
+    fn dead_letter(&self, message: &BorrowedMessage<'_>, failure: &Failure) -> Result<(), kafka::DeadLetterError> {
+        let (Some(producer), Some(topic)) = (&self.dead_letter, &self.config.dead_letter_topic) else {
+            // Config validation guarantees both with on_error = dead-letter.
+            return Ok(());
+        };
+        let headers = FailureHeaders {
+            class: failure.class,
+            message: &failure.message,
+            view: &self.name,
+        };
+        let mut attempt = 1;
+        loop {
+            match producer.send(topic, message, &headers) {
+                Err(err) if attempt < self.config.max_attempts => {
+                    tracing::warn!(error = %err, attempt, "dead-letter produce failed; retrying");
+                    std::thread::sleep(self.backoff(attempt));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn stop(
+        &mut self,
+        consumer: &BaseConsumer<ViewContext<S::View>>,
+        partition: &TopicPartition,
+        offset: i64,
+        failure: &Failure,
+    ) {
+        tracing::error!(
+            topic = %partition.0, partition = partition.1, offset, class = failure.class, error = %failure.message,
+            "partition stopped; it resumes at this record after a restart"
+        );
+        self.status.count(|c| &c.stopped);
+        self.status.failed(
+            &partition.0,
+            partition.1,
+            format!("offset {offset}: {}: {}", failure.class, failure.message),
+            true,
+        );
+        self.positions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stopped
+            .insert(partition.clone());
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&partition.0, partition.1);
+        if let Err(err) = consumer.pause(&tpl) {
+            tracing::error!(error = %err, "cannot pause the stopped partition; its records are ignored");
+        }
+    }
+
+    /// Commit the pending batch to the store, flush it, then commit its
+    /// offsets to Kafka.
+    fn commit(&mut self, consumer: &BaseConsumer<ViewContext<S::View>>) -> Result<(), PipelineError> {
+        if self.batch.is_empty() {
+            self.batch_records = 0;
+            self.batch_started = None;
+            return Ok(());
+        }
+        self.view.commit(&self.batch).map_err(|source| self.store_error(source))?;
+        self.store.flush().map_err(|source| self.store_error(source))?;
+        self.status.count(|c| &c.batches);
+
+        let assigned = self
+            .positions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .assigned
+            .clone();
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), next) in self.batch.checkpoints() {
+            self.status.committed(topic, *partition, *next);
+            if assigned.contains(&(topic.clone(), *partition))
+                && let Err(err) = offsets.add_partition_offset(topic, *partition, Offset::Offset(*next))
+            {
+                tracing::warn!(error = %err, "cannot list an offset to commit");
+            }
+        }
+        if offsets.count() > 0
+            && let Err(err) = consumer.commit(&offsets, CommitMode::Async)
+        {
+            // The store holds the checkpoint; a missed Kafka commit only
+            // means redeliveries, which are recognised.
+            tracing::debug!(error = %err, "offset commit failed");
+        }
+        self.batch = ViewBatch::new();
+        self.batch_records = 0;
+        self.batch_started = None;
+        Ok(())
+    }
+}
+
+fn log_guest(record: &projector_sdk::LogRecord, subject: &str, event: &WitEvent) {
+    let (id, offset) = (&event.id, event.origin.offset);
+    let message = &record.message;
+    match record.level {
+        Level::Trace => tracing::trace!(target: "projector::guest", subject, event = %id, offset, "{message}"),
+        Level::Debug => tracing::debug!(target: "projector::guest", subject, event = %id, offset, "{message}"),
+        Level::Info => tracing::info!(target: "projector::guest", subject, event = %id, offset, "{message}"),
+        Level::Warn => tracing::warn!(target: "projector::guest", subject, event = %id, offset, "{message}"),
+        Level::Error => tracing::error!(target: "projector::guest", subject, event = %id, offset, "{message}"),
+    }
+}

@@ -1,0 +1,145 @@
+//! What a view reports about itself: counters, and per partition its
+//! checkpoint, state and last error. Shared between the view's worker (which
+//! writes it) and readers (status command, metrics, tests).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use serde::Serialize;
+
+/// State of one partition of a view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionState {
+    /// Applying events.
+    Running,
+    /// Halted by `on_error = "stop"`; see `last_error`.
+    Stopped,
+}
+
+/// One partition of a view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionStatus {
+    /// The next offset to apply, as committed to the store.
+    pub checkpoint: Option<i64>,
+    /// Running or stopped.
+    pub state: PartitionState,
+    /// The last failure: `offset: class: message`.
+    pub last_error: Option<String>,
+}
+
+/// Event counters of a view.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Events applied (set, delete or ignore).
+    pub applied: AtomicU64,
+    /// Redelivered events recognised and not applied again.
+    pub duplicates: AtomicU64,
+    /// Failed events skipped (`on_error = "skip"`).
+    pub skipped: AtomicU64,
+    /// Failed events dead-lettered.
+    pub dead_lettered: AtomicU64,
+    /// Failed events that stopped their partition.
+    pub stopped: AtomicU64,
+    /// Retries of transient failures.
+    pub retries: AtomicU64,
+    /// Batches committed to the store.
+    pub batches: AtomicU64,
+}
+
+/// A snapshot of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CounterValues {
+    /// Events applied.
+    pub applied: u64,
+    /// Redeliveries not applied again.
+    pub duplicates: u64,
+    /// Failed events skipped.
+    pub skipped: u64,
+    /// Failed events dead-lettered.
+    pub dead_lettered: u64,
+    /// Failed events that stopped their partition.
+    pub stopped: u64,
+    /// Retries of transient failures.
+    pub retries: u64,
+    /// Batches committed.
+    pub batches: u64,
+}
+
+/// Everything a view reports.
+#[derive(Debug, Default)]
+pub struct ViewStatus {
+    /// Event counters.
+    pub counters: Counters,
+    partitions: Mutex<BTreeMap<(String, i32), PartitionStatus>>,
+    fatal: Mutex<Option<String>>,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl ViewStatus {
+    /// Count one event of `counter`.
+    pub fn count(&self, counter: impl Fn(&Counters) -> &AtomicU64) {
+        bump(counter(&self.counters));
+    }
+
+    /// The counters now.
+    pub fn counters(&self) -> CounterValues {
+        let c = &self.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        CounterValues {
+            applied: load(&c.applied),
+            duplicates: load(&c.duplicates),
+            skipped: load(&c.skipped),
+            dead_lettered: load(&c.dead_lettered),
+            stopped: load(&c.stopped),
+            retries: load(&c.retries),
+            batches: load(&c.batches),
+        }
+    }
+
+    fn with_partition(&self, topic: &str, partition: i32, f: impl FnOnce(&mut PartitionStatus)) {
+        let mut partitions = self.partitions.lock().unwrap_or_else(PoisonError::into_inner);
+        let status = partitions
+            .entry((topic.to_owned(), partition))
+            .or_insert(PartitionStatus {
+                checkpoint: None,
+                state: PartitionState::Running,
+                last_error: None,
+            });
+        f(status);
+    }
+
+    /// Record that `(topic, partition)` is durable up to `checkpoint`.
+    pub fn committed(&self, topic: &str, partition: i32, checkpoint: i64) {
+        self.with_partition(topic, partition, |status| status.checkpoint = Some(checkpoint));
+    }
+
+    /// Record a failure on `(topic, partition)`; `stop` halts it.
+    pub fn failed(&self, topic: &str, partition: i32, error: String, stop: bool) {
+        self.with_partition(topic, partition, |status| {
+            status.last_error = Some(error);
+            if stop {
+                status.state = PartitionState::Stopped;
+            }
+        });
+    }
+
+    /// Record that the whole view stopped, and why.
+    pub fn fatal(&self, error: String) {
+        *self.fatal.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+    }
+
+    /// Why the view stopped, if it did.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.fatal.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Every partition seen so far.
+    pub fn partitions(&self) -> BTreeMap<(String, i32), PartitionStatus> {
+        self.partitions.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}

@@ -1,0 +1,100 @@
+//! The running runtime: every configured view on its own worker thread,
+//! started together and stopped together.
+//!
+//! [`Service::start`] loads each view's module, opens its tree and its
+//! Kafka clients, and fails before anything runs if one of them cannot
+//! start. [`Service::stop`] asks every worker to stop, waits for each to
+//! commit what it has applied, and reports how each one ended.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+
+use crate::config::{BrokerConfig, Config};
+use crate::engine::Engine;
+use crate::pipeline::{BatchLimits, PipelineError, ViewStatus, Worker};
+use crate::store::SledStore;
+
+/// The views of one runtime, running.
+#[derive(Debug)]
+pub struct Service {
+    store: Arc<SledStore>,
+    shutdown: Arc<AtomicBool>,
+    workers: Vec<(String, JoinHandle<Result<(), PipelineError>>)>,
+    statuses: BTreeMap<String, Arc<ViewStatus>>,
+}
+
+impl Service {
+    /// Start every view of `config` against `broker`, with rows in `store`.
+    pub fn start(
+        config: &Config,
+        broker: &BrokerConfig,
+        engine: &Engine,
+        store: Arc<SledStore>,
+        limits: BatchLimits,
+    ) -> anyhow::Result<Self> {
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let mut prepared = Vec::new();
+        for view in &config.views {
+            let module = engine
+                .load_file(&view.module)
+                .with_context(|| format!("view {}: module {}", view.name, view.module.display()))?;
+            let status = Arc::new(ViewStatus::default());
+            let (worker, consumer) =
+                Worker::new(broker, view.clone(), &module, Arc::clone(&store), Arc::clone(&status), limits)?;
+            prepared.push((view.name.clone(), worker, consumer, status));
+        }
+        let mut service = Self {
+            store,
+            shutdown,
+            workers: Vec::new(),
+            statuses: BTreeMap::new(),
+        };
+        for (name, worker, consumer, status) in prepared {
+            let shutdown = Arc::clone(&service.shutdown);
+            let handle = std::thread::Builder::new()
+                .name(format!("view-{name}"))
+                .spawn(move || worker.run(&consumer, &shutdown))
+                .with_context(|| format!("view {name}: cannot start its thread"))?;
+            service.workers.push((name.clone(), handle));
+            service.statuses.insert(name, status);
+        }
+        Ok(service)
+    }
+
+    /// The store the views write to.
+    pub fn store(&self) -> &Arc<SledStore> {
+        &self.store
+    }
+
+    /// The status of each view, by name.
+    pub fn statuses(&self) -> &BTreeMap<String, Arc<ViewStatus>> {
+        &self.statuses
+    }
+
+    /// True while every worker is running.
+    pub fn healthy(&self) -> bool {
+        self.workers.iter().all(|(_, handle)| !handle.is_finished())
+    }
+
+    /// Stop every view: each finishes the record in hand, commits its batch
+    /// to the store, flushes, and commits its offsets. Returns how each
+    /// view ended.
+    pub fn stop(self) -> BTreeMap<String, Result<(), String>> {
+        self.shutdown.store(true, Ordering::Relaxed);
+        self.workers
+            .into_iter()
+            .map(|(name, handle)| {
+                let outcome = match handle.join() {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(err)) => Err(err.to_string()),
+                    Err(_) => Err("the worker thread panicked".to_owned()),
+                };
+                (name, outcome)
+            })
+            .collect()
+    }
+}

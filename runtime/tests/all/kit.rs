@@ -1,0 +1,165 @@
+//! The test kit of the pipeline tests: an in-process Kafka-protocol broker
+//! (librdkafka's mock cluster), a producer of CloudEvents, and a runtime
+//! started on a fresh data directory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use projector::config::{BrokerConfig, Config, OnError, ViewConfig};
+use projector::engine::{Engine, EngineConfig};
+use projector::pipeline::{BatchLimits, ViewStatus};
+use projector::service::Service;
+use projector::store::SledStore;
+use rdkafka::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+/// A mock cluster with `topic` of `partitions` partitions.
+pub struct Broker {
+    pub cluster: MockCluster<'static, DefaultProducerContext>,
+    pub producer: ThreadedProducer<DefaultProducerContext>,
+}
+
+impl Broker {
+    pub fn new(topics: &[(&str, i32)]) -> Self {
+        let cluster = MockCluster::new(1).expect("mock cluster starts");
+        for (topic, partitions) in topics {
+            cluster.create_topic(topic, *partitions, 1).expect("topic created");
+        }
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("linger.ms", "5")
+            .create()
+            .expect("producer");
+        Self { cluster, producer }
+    }
+
+    pub fn config(&self) -> BrokerConfig {
+        BrokerConfig {
+            bootstrap_servers: self.cluster.bootstrap_servers(),
+            settings: [
+                ("fetch.wait.max.ms".to_owned(), "10".to_owned()),
+                ("session.timeout.ms".to_owned(), "6000".to_owned()),
+            ]
+            .into(),
+        }
+    }
+
+    /// Produce a binary-mode CloudEvent of type `ty` for `subject` to
+    /// `topic`/`partition`.
+    pub fn publish(&self, topic: &str, partition: i32, ty: &str, id: &str, subject: Option<&str>, data: &[u8]) {
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in [
+            ("ce_specversion", "1.0"),
+            ("ce_id", id),
+            ("ce_source", "/tests"),
+            ("ce_type", ty),
+            ("content-type", "application/json"),
+        ] {
+            headers = headers.insert(Header { key, value: Some(value) });
+        }
+        if let Some(subject) = subject {
+            headers = headers.insert(Header { key: "ce_subject", value: Some(subject) });
+        }
+        self.publish_raw(topic, partition, subject.map(str::as_bytes), Some(data), headers);
+    }
+
+    pub fn publish_raw(&self, topic: &str, partition: i32, key: Option<&[u8]>, value: Option<&[u8]>, headers: OwnedHeaders) {
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(partition).headers(headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
+        let mut record = record;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((err, returned)) => {
+                    assert!(
+                        matches!(err, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)),
+                        "produce failed: {err}"
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                    record = returned;
+                }
+            }
+        }
+    }
+
+    pub fn flush(&self) {
+        self.producer.flush(Duration::from_secs(30)).expect("produced");
+    }
+}
+
+/// A fresh directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("projector-{name}-{}-{n}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+/// A view of `module` over `topics`.
+pub fn view(name: &str, module: &str, topics: &[&str], on_error: OnError) -> ViewConfig {
+    ViewConfig {
+        name: name.to_owned(),
+        module: PathBuf::from(module),
+        topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+        group: None,
+        on_error,
+        dead_letter_topic: (on_error == OnError::DeadLetter).then(|| format!("{name}-dlq")),
+        max_attempts: 2,
+        initial_backoff_ms: 10,
+        max_backoff_ms: 50,
+        subject_from_key: false,
+        indexes: Vec::new(),
+    }
+}
+
+/// A runtime running `views` against `broker`, storing in `dir`.
+pub fn start(broker: &Broker, dir: &TempDir, views: Vec<ViewConfig>, engine: EngineConfig) -> Service {
+    let config = Config {
+        data_dir: dir.0.clone(),
+        broker: Some(broker.config()),
+        engine: engine.clone(),
+        views,
+    };
+    let engine = Engine::new(engine).expect("engine");
+    let store = Arc::new(SledStore::open(&dir.0.join("store")).expect("store opens"));
+    let limits = BatchLimits {
+        max_records: 200,
+        linger: Duration::from_millis(5),
+    };
+    Service::start(&config, &broker.config(), &engine, store, limits).expect("service starts")
+}
+
+/// Wait until `done` holds for `status`, failing after `timeout`.
+pub fn wait_for(status: &ViewStatus, timeout: Duration, what: &str, done: impl Fn(&ViewStatus) -> bool) {
+    let started = Instant::now();
+    while !done(status) {
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}; counters {:?}, partitions {:?}, fatal {:?}",
+            status.counters(),
+            status.partitions(),
+            status.fatal_error()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
