@@ -79,7 +79,10 @@ impl<V: ViewStore> ViewContext<V> {
     }
 
     fn start_offsets(&self, tpl: &mut TopicPartitionList) {
-        let positions = self.positions.lock().unwrap_or_else(PoisonError::into_inner);
+        let positions = self
+            .positions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let partitions: Vec<TopicPartition> = tpl
             .elements()
             .iter()
@@ -112,8 +115,16 @@ impl<V: ViewStore> ViewContext<V> {
 impl<V: ViewStore> ClientContext for ViewContext<V> {}
 
 impl<V: ViewStore> ConsumerContext for ViewContext<V> {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         let partitions: Vec<TopicPartition> = tpl
             .elements()
             .iter()
@@ -127,13 +138,18 @@ impl<V: ViewStore> ConsumerContext for ViewContext<V> {
                 } else {
                     consumer.assign(tpl)
                 };
-                let mut positions = self.positions.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut positions = self
+                    .positions
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 if !cooperative {
                     positions.assigned.clear();
                 }
                 positions.assigned.extend(partitions.iter().cloned());
                 let mut halted = TopicPartitionList::new();
-                for (topic, partition) in partitions.iter().filter(|p| positions.stopped.contains(*p)) {
+                for (topic, partition) in
+                    partitions.iter().filter(|p| positions.stopped.contains(*p))
+                {
                     halted.add_partition(topic, *partition);
                 }
                 drop(positions);
@@ -146,7 +162,10 @@ impl<V: ViewStore> ConsumerContext for ViewContext<V> {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!(?partitions, "partitions revoked");
-                let mut positions = self.positions.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut positions = self
+                    .positions
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 for partition in &partitions {
                     positions.assigned.remove(partition);
                     // Another runtime may apply it meanwhile; on the next
@@ -310,11 +329,17 @@ impl DeadLetterProducer {
         self.producer.send(record).map_err(|(err, _)| error(err))?;
         // Flushing waits until the record is acknowledged or has failed.
         self.producer.flush(self.timeout).map_err(error)?;
-        let outcome = tracker.last.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let outcome = tracker
+            .last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         match outcome {
             Some(Ok(())) => Ok(()),
             Some(Err(err)) => Err(error(err)),
-            None => Err(error(KafkaError::Flush(rdkafka::types::RDKafkaErrorCode::MessageTimedOut))),
+            None => Err(error(KafkaError::Flush(
+                rdkafka::types::RDKafkaErrorCode::MessageTimedOut,
+            ))),
         }
     }
 }

@@ -43,8 +43,14 @@ impl Service {
                 .load_file(&view.module)
                 .with_context(|| format!("view {}: module {}", view.name, view.module.display()))?;
             let status = Arc::new(ViewStatus::default());
-            let (worker, consumer) =
-                Worker::new(broker, view.clone(), &module, Arc::clone(&store), Arc::clone(&status), limits)?;
+            let (worker, consumer) = Worker::new(
+                broker,
+                view.clone(),
+                &module,
+                Arc::clone(&store),
+                Arc::clone(&status),
+                limits,
+            )?;
             prepared.push((view.name.clone(), worker, consumer, status));
         }
         let mut service = Self {

@@ -40,7 +40,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::config::{BrokerConfig, OnError, ViewConfig};
 use crate::decode::decode;
 use crate::engine::{ApplyError, Instance, Module, WitEvent};
-use crate::kafka::{self, DeadLetterProducer, FailureHeaders, Positions, TopicPartition, ViewContext};
+use crate::kafka::{
+    self, DeadLetterProducer, FailureHeaders, Positions, TopicPartition, ViewContext,
+};
 use crate::store::{Store, StoreError, StoredRow, ViewBatch, ViewStore};
 
 pub use status::{CounterValues, PartitionState, PartitionStatus, ViewStatus};
@@ -110,6 +112,9 @@ impl From<ApplyError> for Failure {
     }
 }
 
+/// The Kafka consumer of one view, with its context.
+pub type ViewConsumer<V> = BaseConsumer<ViewContext<V>>;
+
 /// One view's worker. Runs on its own thread; see [`Worker::run`].
 pub struct Worker<S: Store> {
     name: String,
@@ -128,7 +133,9 @@ pub struct Worker<S: Store> {
 
 impl<S: Store> std::fmt::Debug for Worker<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("view", &self.name).finish_non_exhaustive()
+        f.debug_struct("Worker")
+            .field("view", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -141,7 +148,7 @@ impl<S: Store> Worker<S> {
         store: Arc<S>,
         status: Arc<ViewStatus>,
         limits: BatchLimits,
-    ) -> Result<(Self, BaseConsumer<ViewContext<S::View>>), PipelineError> {
+    ) -> Result<(Self, ViewConsumer<S::View>), PipelineError> {
         let name = config.name.clone();
         let view = store
             .open_view(&name, module.hash(), &config.indexes)
@@ -154,9 +161,10 @@ impl<S: Store> Worker<S> {
             source,
         };
         let positions = Arc::new(Mutex::new(Positions::default()));
-        let consumer: BaseConsumer<ViewContext<S::View>> = kafka::consumer_config(broker, &config.group())
-            .create_with_context(ViewContext::new(view.clone(), Arc::clone(&positions)))
-            .map_err(kafka_error)?;
+        let consumer: BaseConsumer<ViewContext<S::View>> =
+            kafka::consumer_config(broker, &config.group())
+                .create_with_context(ViewContext::new(view.clone(), Arc::clone(&positions)))
+                .map_err(kafka_error)?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(kafka_error)?;
         let dead_letter = match config.on_error {
@@ -184,7 +192,7 @@ impl<S: Store> Worker<S> {
     /// pending and return. A store failure stops the view with an error.
     pub fn run(
         mut self,
-        consumer: &BaseConsumer<ViewContext<S::View>>,
+        consumer: &ViewConsumer<S::View>,
         shutdown: &AtomicBool,
     ) -> Result<(), PipelineError> {
         let span = tracing::info_span!("view", view = %self.name);
@@ -203,7 +211,7 @@ impl<S: Store> Worker<S> {
 
     fn consume(
         &mut self,
-        consumer: &BaseConsumer<ViewContext<S::View>>,
+        consumer: &ViewConsumer<S::View>,
         shutdown: &AtomicBool,
     ) -> Result<(), PipelineError> {
         while !shutdown.load(Ordering::Relaxed) {
@@ -256,7 +264,7 @@ impl<S: Store> Worker<S> {
     /// Apply one record, or hand it to the error policy.
     fn handle(
         &mut self,
-        consumer: &BaseConsumer<ViewContext<S::View>>,
+        consumer: &ViewConsumer<S::View>,
         message: &BorrowedMessage<'_>,
     ) -> Result<(), PipelineError> {
         let partition: TopicPartition = (message.topic().to_owned(), message.partition());
@@ -290,7 +298,10 @@ impl<S: Store> Worker<S> {
 
     /// Decode and apply `message`. The outer error stops the view (the
     /// store failed); the inner one is the record's own failure.
-    fn apply(&mut self, message: &BorrowedMessage<'_>) -> Result<Result<(), Failure>, PipelineError> {
+    fn apply(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+    ) -> Result<Result<(), Failure>, PipelineError> {
         let event = match decode(&kafka::record(message), kafka::headers(message)) {
             Ok(event) => event,
             Err(err) => return Ok(Err(Failure::new("invalid-event", err.to_string()))),
@@ -305,12 +316,16 @@ impl<S: Store> Worker<S> {
         };
         let before = match self.batch.pending(&subject) {
             Some(pending) => pending.cloned(),
-            None => self.view.row(&subject).map_err(|source| self.store_error(source))?,
+            None => self
+                .view
+                .row(&subject)
+                .map_err(|source| self.store_error(source))?,
         };
-        let update = match self.apply_with_retries(before.as_ref().map(|row| &row.json), &event, &subject) {
-            Ok(update) => update,
-            Err(err) => return Ok(Err(err.into())),
-        };
+        let update =
+            match self.apply_with_retries(before.as_ref().map(|row| &row.json), &event, &subject) {
+                Ok(update) => update,
+                Err(err) => return Ok(Err(err.into())),
+            };
         match update {
             Update::Set(json) => {
                 let after = StoredRow {
@@ -333,7 +348,9 @@ impl<S: Store> Worker<S> {
     fn subject_of(&self, event: &WitEvent) -> Option<String> {
         match (&event.subject, &event.origin.key) {
             (Some(subject), _) => Some(subject.clone()),
-            (None, Some(key)) if self.config.subject_from_key => String::from_utf8(key.clone()).ok(),
+            (None, Some(key)) if self.config.subject_from_key => {
+                String::from_utf8(key.clone()).ok()
+            }
             _ => None,
         }
     }
@@ -386,7 +403,7 @@ impl<S: Store> Worker<S> {
 
     fn fail(
         &mut self,
-        consumer: &BaseConsumer<ViewContext<S::View>>,
+        consumer: &ViewConsumer<S::View>,
         message: &BorrowedMessage<'_>,
         partition: &TopicPartition,
         failure: &Failure,
@@ -397,18 +414,23 @@ impl<S: Store> Worker<S> {
             OnError::Skip => {
                 tracing::warn!(topic = %partition.0, partition = partition.1, offset, class = failure.class, error = %failure.message, "record skipped");
                 self.status.count(|c| &c.skipped);
-                self.status.failed(&partition.0, partition.1, described, false);
+                self.status
+                    .failed(&partition.0, partition.1, described, false);
                 self.advance(partition, offset + 1);
             }
             OnError::DeadLetter => match self.dead_letter(message, failure) {
                 Ok(()) => {
                     tracing::warn!(topic = %partition.0, partition = partition.1, offset, class = failure.class, error = %failure.message, "record dead-lettered");
                     self.status.count(|c| &c.dead_lettered);
-                    self.status.failed(&partition.0, partition.1, described, false);
+                    self.status
+                        .failed(&partition.0, partition.1, described, false);
                     self.advance(partition, offset + 1);
                 }
                 Err(err) => {
-                    let failure = Failure::new("dead-letter-failed", format!("{err} (record failed with {described})"));
+                    let failure = Failure::new(
+                        "dead-letter-failed",
+                        format!("{err} (record failed with {described})"),
+                    );
                     self.stop(consumer, partition, offset, &failure);
                 }
             },
@@ -416,8 +438,13 @@ impl<S: Store> Worker<S> {
         }
     }
 
-    fn dead_letter(&self, message: &BorrowedMessage<'_>, failure: &Failure) -> Result<(), kafka::DeadLetterError> {
-        let (Some(producer), Some(topic)) = (&self.dead_letter, &self.config.dead_letter_topic) else {
+    fn dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        failure: &Failure,
+    ) -> Result<(), kafka::DeadLetterError> {
+        let (Some(producer), Some(topic)) = (&self.dead_letter, &self.config.dead_letter_topic)
+        else {
             // Config validation guarantees both with on_error = dead-letter.
             return Ok(());
         };
@@ -441,7 +468,7 @@ impl<S: Store> Worker<S> {
 
     fn stop(
         &mut self,
-        consumer: &BaseConsumer<ViewContext<S::View>>,
+        consumer: &ViewConsumer<S::View>,
         partition: &TopicPartition,
         offset: i64,
         failure: &Failure,
@@ -471,14 +498,18 @@ impl<S: Store> Worker<S> {
 
     /// Commit the pending batch to the store, flush it, then commit its
     /// offsets to Kafka.
-    fn commit(&mut self, consumer: &BaseConsumer<ViewContext<S::View>>) -> Result<(), PipelineError> {
+    fn commit(&mut self, consumer: &ViewConsumer<S::View>) -> Result<(), PipelineError> {
         if self.batch.is_empty() {
             self.batch_records = 0;
             self.batch_started = None;
             return Ok(());
         }
-        self.view.commit(&self.batch).map_err(|source| self.store_error(source))?;
-        self.store.flush().map_err(|source| self.store_error(source))?;
+        self.view
+            .commit(&self.batch)
+            .map_err(|source| self.store_error(source))?;
+        self.store
+            .flush()
+            .map_err(|source| self.store_error(source))?;
         self.status.count(|c| &c.batches);
 
         let assigned = self
@@ -491,7 +522,8 @@ impl<S: Store> Worker<S> {
         for ((topic, partition), next) in self.batch.checkpoints() {
             self.status.committed(topic, *partition, *next);
             if assigned.contains(&(topic.clone(), *partition))
-                && let Err(err) = offsets.add_partition_offset(topic, *partition, Offset::Offset(*next))
+                && let Err(err) =
+                    offsets.add_partition_offset(topic, *partition, Offset::Offset(*next))
             {
                 tracing::warn!(error = %err, "cannot list an offset to commit");
             }
@@ -514,10 +546,20 @@ fn log_guest(record: &projector_sdk::LogRecord, subject: &str, event: &WitEvent)
     let (id, offset) = (&event.id, event.origin.offset);
     let message = &record.message;
     match record.level {
-        Level::Trace => tracing::trace!(target: "projector::guest", subject, event = %id, offset, "{message}"),
-        Level::Debug => tracing::debug!(target: "projector::guest", subject, event = %id, offset, "{message}"),
-        Level::Info => tracing::info!(target: "projector::guest", subject, event = %id, offset, "{message}"),
-        Level::Warn => tracing::warn!(target: "projector::guest", subject, event = %id, offset, "{message}"),
-        Level::Error => tracing::error!(target: "projector::guest", subject, event = %id, offset, "{message}"),
+        Level::Trace => {
+            tracing::trace!(target: "projector::guest", subject, event = %id, offset, "{message}");
+        }
+        Level::Debug => {
+            tracing::debug!(target: "projector::guest", subject, event = %id, offset, "{message}");
+        }
+        Level::Info => {
+            tracing::info!(target: "projector::guest", subject, event = %id, offset, "{message}");
+        }
+        Level::Warn => {
+            tracing::warn!(target: "projector::guest", subject, event = %id, offset, "{message}");
+        }
+        Level::Error => {
+            tracing::error!(target: "projector::guest", subject, event = %id, offset, "{message}");
+        }
     }
 }

@@ -102,7 +102,10 @@ impl ViewStatus {
     }
 
     fn with_partition(&self, topic: &str, partition: i32, f: impl FnOnce(&mut PartitionStatus)) {
-        let mut partitions = self.partitions.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut partitions = self
+            .partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let status = partitions
             .entry((topic.to_owned(), partition))
             .or_insert(PartitionStatus {
@@ -115,7 +118,9 @@ impl ViewStatus {
 
     /// Record that `(topic, partition)` is durable up to `checkpoint`.
     pub fn committed(&self, topic: &str, partition: i32, checkpoint: i64) {
-        self.with_partition(topic, partition, |status| status.checkpoint = Some(checkpoint));
+        self.with_partition(topic, partition, |status| {
+            status.checkpoint = Some(checkpoint);
+        });
     }
 
     /// Record a failure on `(topic, partition)`; `stop` halts it.
@@ -135,11 +140,17 @@ impl ViewStatus {
 
     /// Why the view stopped, if it did.
     pub fn fatal_error(&self) -> Option<String> {
-        self.fatal.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.fatal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Every partition seen so far.
     pub fn partitions(&self) -> BTreeMap<(String, i32), PartitionStatus> {
-        self.partitions.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }

@@ -26,7 +26,9 @@ impl Broker {
     pub fn new(topics: &[(&str, i32)]) -> Self {
         let cluster = MockCluster::new(1).expect("mock cluster starts");
         for (topic, partitions) in topics {
-            cluster.create_topic(topic, *partitions, 1).expect("topic created");
+            cluster
+                .create_topic(topic, *partitions, 1)
+                .expect("topic created");
         }
         let producer = ClientConfig::new()
             .set("bootstrap.servers", cluster.bootstrap_servers())
@@ -49,7 +51,15 @@ impl Broker {
 
     /// Produce a binary-mode CloudEvent of type `ty` for `subject` to
     /// `topic`/`partition`.
-    pub fn publish(&self, topic: &str, partition: i32, ty: &str, id: &str, subject: Option<&str>, data: &[u8]) {
+    pub fn publish(
+        &self,
+        topic: &str,
+        partition: i32,
+        ty: &str,
+        id: &str,
+        subject: Option<&str>,
+        data: &[u8],
+    ) {
         let mut headers = OwnedHeaders::new();
         for (key, value) in [
             ("ce_specversion", "1.0"),
@@ -58,16 +68,36 @@ impl Broker {
             ("ce_type", ty),
             ("content-type", "application/json"),
         ] {
-            headers = headers.insert(Header { key, value: Some(value) });
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
         }
         if let Some(subject) = subject {
-            headers = headers.insert(Header { key: "ce_subject", value: Some(subject) });
+            headers = headers.insert(Header {
+                key: "ce_subject",
+                value: Some(subject),
+            });
         }
-        self.publish_raw(topic, partition, subject.map(str::as_bytes), Some(data), headers);
+        self.publish_raw(
+            topic,
+            partition,
+            subject.map(str::as_bytes),
+            Some(data),
+            headers,
+        );
     }
 
-    pub fn publish_raw(&self, topic: &str, partition: i32, key: Option<&[u8]>, value: Option<&[u8]>, headers: OwnedHeaders) {
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(partition).headers(headers);
+    pub fn publish_raw(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: OwnedHeaders,
+    ) {
+        let mut record: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(topic).partition(partition).headers(headers);
         if let Some(key) = key {
             record = record.key(key);
         }
@@ -80,7 +110,12 @@ impl Broker {
                 Ok(()) => break,
                 Err((err, returned)) => {
                     assert!(
-                        matches!(err, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)),
+                        matches!(
+                            err,
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull
+                            )
+                        ),
                         "produce failed: {err}"
                     );
                     std::thread::sleep(Duration::from_millis(5));
@@ -91,7 +126,9 @@ impl Broker {
     }
 
     pub fn flush(&self) {
-        self.producer.flush(Duration::from_secs(30)).expect("produced");
+        self.producer
+            .flush(Duration::from_secs(30))
+            .expect("produced");
     }
 }
 
@@ -133,7 +170,12 @@ pub fn view(name: &str, module: &str, topics: &[&str], on_error: OnError) -> Vie
 }
 
 /// A runtime running `views` against `broker`, storing in `dir`.
-pub fn start(broker: &Broker, dir: &TempDir, views: Vec<ViewConfig>, engine: EngineConfig) -> Service {
+pub fn start(
+    broker: &Broker,
+    dir: &TempDir,
+    views: Vec<ViewConfig>,
+    engine: EngineConfig,
+) -> Service {
     let config = Config {
         data_dir: dir.0.clone(),
         broker: Some(broker.config()),
@@ -150,7 +192,12 @@ pub fn start(broker: &Broker, dir: &TempDir, views: Vec<ViewConfig>, engine: Eng
 }
 
 /// Wait until `done` holds for `status`, failing after `timeout`.
-pub fn wait_for(status: &ViewStatus, timeout: Duration, what: &str, done: impl Fn(&ViewStatus) -> bool) {
+pub fn wait_for(
+    status: &ViewStatus,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&ViewStatus) -> bool,
+) {
     let started = Instant::now();
     while !done(status) {
         assert!(

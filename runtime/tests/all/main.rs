@@ -7,6 +7,7 @@
 //! - `pipeline`: views running against librdkafka's mock cluster, checked
 //!   against an oracle fold of what was published; `kit` holds the broker,
 //!   producer and runtime helpers.
+//! - `policies`: stop, skip and dead-letter with every failure kind.
 
 // Test helpers fail by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -15,3 +16,4 @@ mod cli;
 mod engine;
 mod kit;
 mod pipeline;
+mod policies;

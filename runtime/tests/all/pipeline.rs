@@ -19,7 +19,16 @@ type Published = BTreeMap<String, Vec<(i32, i64, String)>>;
 /// Publish `count` events over `subjects` subjects; subject `i` goes to
 /// partition `i % partitions` unless `spread` sends each event to the next
 /// partition in turn (a mis-partitioned topic).
-fn publish(broker: &Broker, start_index: usize, count: usize, subjects: usize, partitions: i32, spread: bool, offsets: &mut BTreeMap<i32, i64>, published: &mut Published) {
+fn publish(
+    broker: &Broker,
+    start_index: usize,
+    count: usize,
+    subjects: usize,
+    partitions: i32,
+    spread: bool,
+    offsets: &mut BTreeMap<i32, i64>,
+    published: &mut Published,
+) {
     for i in start_index..start_index + count {
         let subject = format!("s-{}", i % subjects);
         let partition = if spread {
@@ -30,22 +39,44 @@ fn publish(broker: &Broker, start_index: usize, count: usize, subjects: usize, p
         let id = format!("e-{i}");
         broker.publish(TOPIC, partition, "Tick", &id, Some(&subject), b"{}");
         let offset = offsets.entry(partition).or_insert(0);
-        published.entry(subject).or_default().push((partition, *offset, id));
+        published
+            .entry(subject)
+            .or_default()
+            .push((partition, *offset, id));
         *offset += 1;
     }
     broker.flush();
 }
 
-fn assert_matches_oracle(service: &projector::service::Service, module_hash: &str, published: &Published) {
-    let view = service.store().open_view("counter", module_hash, &[]).unwrap();
+fn assert_matches_oracle(
+    service: &projector::service::Service,
+    module_hash: &str,
+    published: &Published,
+) {
+    let view = service
+        .store()
+        .open_view("counter", module_hash, &[])
+        .unwrap();
     for (subject, events) in published {
-        let expected = Counter::expected(events.iter().map(|(p, o, id)| (TOPIC, *p, *o, id.as_str())));
-        let row = view.row(subject).unwrap().unwrap_or_else(|| panic!("no row for {subject}"));
+        let expected =
+            Counter::expected(events.iter().map(|(p, o, id)| (TOPIC, *p, *o, id.as_str())));
+        let row = view
+            .row(subject)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no row for {subject}"));
         let actual: Counter = serde_json::from_str(&row.json).unwrap();
         assert_eq!(actual, expected, "subject {subject}");
-        assert_eq!(row.version, events.len() as u64, "subject {subject}: one version per event");
+        assert_eq!(
+            row.version,
+            events.len() as u64,
+            "subject {subject}: one version per event"
+        );
     }
-    assert_eq!(view.scan("", None, 10_000).unwrap().len(), published.len(), "no extra rows");
+    assert_eq!(
+        view.scan("", None, 10_000).unwrap().len(),
+        published.len(),
+        "no extra rows"
+    );
 }
 
 fn module_hash() -> String {
@@ -54,7 +85,12 @@ fn module_hash() -> String {
 }
 
 fn counter_view() -> projector::config::ViewConfig {
-    view("counter", projector_examples::EVENT_COUNTER.path, &[TOPIC], OnError::Stop)
+    view(
+        "counter",
+        projector_examples::EVENT_COUNTER.path,
+        &[TOPIC],
+        OnError::Stop,
+    )
 }
 
 #[test]
@@ -65,12 +101,29 @@ fn final_state_matches_the_oracle_across_partitions() {
     publish(&broker, 0, 2000, 40, 4, false, &mut offsets, &mut published);
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
-    wait_for(&status, Duration::from_secs(60), "2000 applied", |s| s.counters().applied == 2000);
+    wait_for(&status, Duration::from_secs(60), "2000 applied", |s| {
+        s.counters().applied == 2000
+    });
     // Events published while running are applied too.
-    publish(&broker, 2000, 500, 40, 4, false, &mut offsets, &mut published);
-    wait_for(&status, Duration::from_secs(60), "2500 applied", |s| s.counters().applied == 2500);
+    publish(
+        &broker,
+        2000,
+        500,
+        40,
+        4,
+        false,
+        &mut offsets,
+        &mut published,
+    );
+    wait_for(&status, Duration::from_secs(60), "2500 applied", |s| {
+        s.counters().applied == 2500
+    });
     wait_for(&status, Duration::from_secs(10), "checkpoints", |s| {
-        s.partitions().values().map(|p| p.checkpoint.unwrap_or(0)).sum::<i64>() == 2500
+        s.partitions()
+            .values()
+            .map(|p| p.checkpoint.unwrap_or(0))
+            .sum::<i64>()
+            == 2500
     });
     assert_matches_oracle(&service, &module_hash(), &published);
     assert_eq!(status.counters().duplicates, 0);
@@ -86,16 +139,28 @@ fn one_subject_on_several_partitions_loses_no_update() {
     publish(&broker, 0, 900, 5, 3, true, &mut offsets, &mut published);
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
-    wait_for(&status, Duration::from_secs(60), "900 applied", |s| s.counters().applied == 900);
+    wait_for(&status, Duration::from_secs(60), "900 applied", |s| {
+        s.counters().applied == 900
+    });
     service.stop();
     // Reopen the data directory to read what was made durable.
     let store = projector::store::SledStore::open(&dir.0.join("store")).unwrap();
     let view = store.open_view("counter", &module_hash(), &[]).unwrap();
     for (subject, events) in &published {
         let row: Counter = serde_json::from_str(&view.row(subject).unwrap().unwrap().json).unwrap();
-        assert_eq!(row.count, events.len() as u64, "{subject}: lost or doubled updates");
-        assert!(row.partitions.len() == 3, "{subject} came from three partitions");
-        assert!(row.partitions.values().all(|p| p.out_of_order == 0), "{subject}: {row:?}");
+        assert_eq!(
+            row.count,
+            events.len() as u64,
+            "{subject}: lost or doubled updates"
+        );
+        assert!(
+            row.partitions.len() == 3,
+            "{subject} came from three partitions"
+        );
+        assert!(
+            row.partitions.values().all(|p| p.out_of_order == 0),
+            "{subject}: {row:?}"
+        );
     }
 }
 
@@ -108,7 +173,9 @@ fn restart_mid_stream_resumes_from_the_store_without_double_application() {
 
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
-    wait_for(&status, Duration::from_secs(60), "some applied", |s| s.counters().applied >= 500);
+    wait_for(&status, Duration::from_secs(60), "some applied", |s| {
+        s.counters().applied >= 500
+    });
     service.stop();
     let applied_first = status.counters().applied;
 
@@ -122,6 +189,51 @@ fn restart_mid_stream_resumes_from_the_store_without_double_application() {
     wait_for(&status, Duration::from_secs(60), "the rest applied", |s| {
         s.counters().applied + applied_first == 3000
     });
+    assert_matches_oracle(&service, &module_hash(), &published);
+    assert_eq!(
+        status.counters().duplicates,
+        0,
+        "every partition must resume at the store's checkpoint, not earlier"
+    );
+    service.stop();
+}
+
+#[test]
+fn redelivery_after_an_offset_reset_is_not_applied_twice() {
+    let broker = Broker::new(&[(TOPIC, 2)]);
+    let dir = TempDir::new("redelivery");
+    let (mut offsets, mut published) = (BTreeMap::new(), Published::new());
+    publish(&broker, 0, 400, 10, 2, false, &mut offsets, &mut published);
+    let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
+    let status = service.statuses()["counter"].clone();
+    wait_for(&status, Duration::from_secs(60), "400 applied", |s| {
+        s.counters().applied == 400
+    });
+
+    // The broker answers fetches with OFFSET_OUT_OF_RANGE: the consumer
+    // resets to the earliest offset and everything is delivered again.
+    broker.cluster.request_errors(
+        rdkafka::types::RDKafkaApiKey::Fetch,
+        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE; 2],
+    );
+    publish(
+        &broker,
+        400,
+        200,
+        10,
+        2,
+        false,
+        &mut offsets,
+        &mut published,
+    );
+    wait_for(&status, Duration::from_secs(60), "600 applied", |s| {
+        s.counters().applied == 600
+    });
+    wait_for(&status, Duration::from_secs(30), "redeliveries", |s| {
+        s.counters().duplicates > 0
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status.counters().applied, 600, "a redelivery was applied");
     assert_matches_oracle(&service, &module_hash(), &published);
     service.stop();
 }

@@ -1,0 +1,245 @@
+//! The error policies, with every failure kind: guest trap, deadline (a
+//! transient failure, retried first), a record that is not a CloudEvent and
+//! an event without a subject. Benign events around them must be applied.
+
+use std::time::Duration;
+
+use projector::config::OnError;
+use projector::engine::EngineConfig;
+use projector::pipeline::PartitionState;
+use projector::store::{Store, ViewStore};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::kit::{Broker, TempDir, start, view, wait_for};
+
+const TOPIC: &str = "bad";
+
+/// Offsets 0..8: benign, trap, benign, not a CloudEvent, benign, no
+/// subject, endless loop, benign. Returns the failing offsets.
+fn publish_mixed(broker: &Broker) -> [i64; 4] {
+    broker.publish(TOPIC, 0, "count", "e0", Some("a"), b"{}");
+    broker.publish(TOPIC, 0, "misbehave.trap", "e1", Some("victim"), b"{}");
+    broker.publish(TOPIC, 0, "count", "e2", Some("a"), b"{}");
+    let headers = OwnedHeaders::new().insert(Header {
+        key: "origin",
+        value: Some("legacy"),
+    });
+    broker.publish_raw(TOPIC, 0, Some(b"k"), Some(b"not a cloud event"), headers);
+    broker.publish(TOPIC, 0, "count", "e4", Some("a"), b"{}");
+    broker.publish(TOPIC, 0, "count", "e5", None, b"{}");
+    broker.publish(TOPIC, 0, "misbehave.loop", "e6", Some("victim"), b"{}");
+    broker.publish(TOPIC, 0, "count", "e7", Some("a"), b"{}");
+    broker.flush();
+    [1, 3, 5, 6]
+}
+
+fn engine() -> EngineConfig {
+    EngineConfig {
+        call_deadline_ms: 100,
+        ..EngineConfig::default()
+    }
+}
+
+fn module_hash() -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(projector_examples::MISBEHAVING.wasm))
+}
+
+fn count_of(service: &projector::service::Service, subject: &str) -> Option<u64> {
+    let view = service
+        .store()
+        .open_view("misbehaving", &module_hash(), &[])
+        .unwrap();
+    view.row(subject).unwrap().map(|row| {
+        serde_json::from_str::<serde_json::Value>(&row.json).unwrap()["count"]
+            .as_u64()
+            .unwrap()
+    })
+}
+
+#[test]
+fn skip_counts_every_failure_and_applies_the_rest() {
+    let broker = Broker::new(&[(TOPIC, 1)]);
+    let dir = TempDir::new("skip");
+    publish_mixed(&broker);
+    let service = start(
+        &broker,
+        &dir,
+        vec![view(
+            "misbehaving",
+            projector_examples::MISBEHAVING.path,
+            &[TOPIC],
+            OnError::Skip,
+        )],
+        engine(),
+    );
+    let status = service.statuses()["misbehaving"].clone();
+    wait_for(&status, Duration::from_secs(60), "all handled", |s| {
+        s.partitions()
+            .get(&(TOPIC.to_owned(), 0))
+            .and_then(|p| p.checkpoint)
+            == Some(8)
+    });
+    let counters = status.counters();
+    assert_eq!((counters.applied, counters.skipped), (4, 4), "{counters:?}");
+    assert_eq!(
+        counters.retries, 1,
+        "the deadline is transient and retried once"
+    );
+    assert_eq!(count_of(&service, "a"), Some(4));
+    assert_eq!(count_of(&service, "victim"), None);
+    let partition = &status.partitions()[&(TOPIC.to_owned(), 0)];
+    assert_eq!(partition.state, PartitionState::Running);
+    assert!(
+        partition
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("deadline-exceeded"),
+        "{partition:?}"
+    );
+    service.stop();
+}
+
+#[test]
+fn dead_letter_produces_each_failed_record_with_its_reason() {
+    let broker = Broker::new(&[(TOPIC, 1), ("misbehaving-dlq", 1)]);
+    let dir = TempDir::new("dlq");
+    let failing = publish_mixed(&broker);
+    let service = start(
+        &broker,
+        &dir,
+        vec![view(
+            "misbehaving",
+            projector_examples::MISBEHAVING.path,
+            &[TOPIC],
+            OnError::DeadLetter,
+        )],
+        engine(),
+    );
+    let status = service.statuses()["misbehaving"].clone();
+    wait_for(&status, Duration::from_secs(60), "all handled", |s| {
+        s.partitions()
+            .get(&(TOPIC.to_owned(), 0))
+            .and_then(|p| p.checkpoint)
+            == Some(8)
+    });
+    assert_eq!(status.counters().dead_lettered, 4);
+    assert_eq!(count_of(&service, "a"), Some(4));
+    service.stop();
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.cluster.bootstrap_servers())
+        .set("group.id", "dlq-reader")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset("misbehaving-dlq", 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut records = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while records.len() < 4 && std::time::Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            let headers: std::collections::BTreeMap<String, String> = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            records.push((message.payload().map(<[u8]>::to_vec), headers));
+        }
+    }
+    assert_eq!(records.len(), 4, "four records in the dead-letter topic");
+    let classes: Vec<&str> = records
+        .iter()
+        .map(|(_, h)| h["projector-error-class"].as_str())
+        .collect();
+    assert_eq!(
+        classes,
+        [
+            "guest-trap",
+            "invalid-event",
+            "no-subject",
+            "deadline-exceeded"
+        ]
+    );
+    for ((payload, headers), offset) in records.iter().zip(failing) {
+        assert_eq!(headers["projector-error-offset"], offset.to_string());
+        assert_eq!(headers["projector-error-topic"], TOPIC);
+        assert_eq!(headers["projector-error-partition"], "0");
+        assert_eq!(headers["projector-error-view"], "misbehaving");
+        assert!(!headers["projector-error-message"].is_empty());
+        assert!(payload.is_some(), "the original value is kept");
+    }
+    // The original record, headers included, is kept as it was.
+    assert_eq!(records[1].0.as_deref(), Some(&b"not a cloud event"[..]));
+    assert_eq!(records[1].1["origin"], "legacy");
+    assert_eq!(records[0].1["ce_type"], "misbehave.trap");
+}
+
+#[test]
+fn stop_halts_the_partition_at_the_failing_record_and_again_after_restart() {
+    let broker = Broker::new(&[(TOPIC, 1), ("other", 1)]);
+    let dir = TempDir::new("stop");
+    publish_mixed(&broker);
+    broker.publish("other", 0, "count", "o0", Some("b"), b"{}");
+    broker.flush();
+    let misbehaving = view(
+        "misbehaving",
+        projector_examples::MISBEHAVING.path,
+        &[TOPIC, "other"],
+        OnError::Stop,
+    );
+    let service = start(&broker, &dir, vec![misbehaving.clone()], engine());
+    let status = service.statuses()["misbehaving"].clone();
+    wait_for(&status, Duration::from_secs(60), "the stop", |s| {
+        s.counters().stopped == 1
+    });
+    wait_for(&status, Duration::from_secs(30), "the other topic", |s| {
+        s.counters().applied == 2
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let partition = status.partitions()[&(TOPIC.to_owned(), 0)].clone();
+    assert_eq!(partition.state, PartitionState::Stopped);
+    assert_eq!(
+        partition.checkpoint,
+        Some(1),
+        "nothing past the failing record"
+    );
+    assert!(
+        partition
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("offset 1: guest-trap"),
+        "{partition:?}"
+    );
+    assert_eq!(count_of(&service, "a"), Some(1));
+    assert_eq!(
+        count_of(&service, "b"),
+        Some(1),
+        "other partitions keep running"
+    );
+    service.stop();
+
+    let service = start(&broker, &dir, vec![misbehaving], engine());
+    let status = service.statuses()["misbehaving"].clone();
+    wait_for(&status, Duration::from_secs(60), "the stop again", |s| {
+        s.counters().stopped == 1
+    });
+    assert_eq!(status.counters().applied, 0);
+    assert_eq!(count_of(&service, "a"), Some(1));
+    service.stop();
+}
