@@ -13,46 +13,61 @@ use crate::kit::{Broker, TempDir, start, view, wait_for};
 
 const TOPIC: &str = "events";
 
-/// `(partition, offset, id)` per subject, in publication order.
-type Published = BTreeMap<String, Vec<(i32, i64, String)>>;
+/// What a test published: `(partition, offset, id)` per subject, in
+/// publication order, and the next offset of each partition.
+#[derive(Default)]
+struct Stream {
+    published: BTreeMap<String, Vec<(i32, i64, String)>>,
+    offsets: BTreeMap<i32, i64>,
+    next_index: usize,
+}
 
-/// Publish `count` events over `subjects` subjects; subject `i` goes to
-/// partition `i % partitions` unless `spread` sends each event to the next
-/// partition in turn (a mis-partitioned topic).
-fn publish(
-    broker: &Broker,
-    start_index: usize,
-    count: usize,
-    subjects: usize,
-    partitions: i32,
-    spread: bool,
-    offsets: &mut BTreeMap<i32, i64>,
-    published: &mut Published,
-) {
-    for i in start_index..start_index + count {
-        let subject = format!("s-{}", i % subjects);
-        let partition = if spread {
-            i32::try_from(i).unwrap() % partitions
-        } else {
-            i32::try_from(i % subjects).unwrap() % partitions
-        };
-        let id = format!("e-{i}");
-        broker.publish(TOPIC, partition, "Tick", &id, Some(&subject), b"{}");
-        let offset = offsets.entry(partition).or_insert(0);
-        published
-            .entry(subject)
-            .or_default()
-            .push((partition, *offset, id));
-        *offset += 1;
+/// How events are spread over partitions.
+#[derive(Clone, Copy)]
+enum Partitioning {
+    /// Subject `i` always goes to partition `i % partitions`.
+    BySubject,
+    /// Each event goes to the next partition in turn: a mis-partitioned
+    /// topic, where one subject arrives on every partition.
+    RoundRobin,
+}
+
+impl Stream {
+    /// Publish `count` more events over `subjects` subjects.
+    fn publish(
+        &mut self,
+        broker: &Broker,
+        count: usize,
+        subjects: usize,
+        partitions: i32,
+        how: Partitioning,
+    ) {
+        for i in self.next_index..self.next_index + count {
+            let subject = format!("s-{}", i % subjects);
+            let partition = match how {
+                Partitioning::BySubject => i32::try_from(i % subjects).unwrap() % partitions,
+                Partitioning::RoundRobin => i32::try_from(i).unwrap() % partitions,
+            };
+            let id = format!("e-{i}");
+            broker.publish(TOPIC, partition, "Tick", &id, Some(&subject), b"{}");
+            let offset = self.offsets.entry(partition).or_insert(0);
+            self.published
+                .entry(subject)
+                .or_default()
+                .push((partition, *offset, id));
+            *offset += 1;
+        }
+        self.next_index += count;
+        broker.flush();
     }
-    broker.flush();
 }
 
 fn assert_matches_oracle(
     service: &projector::service::Service,
     module_hash: &str,
-    published: &Published,
+    stream: &Stream,
 ) {
+    let published = &stream.published;
     let view = service
         .store()
         .open_view("counter", module_hash, &[])
@@ -97,24 +112,15 @@ fn counter_view() -> projector::config::ViewConfig {
 fn final_state_matches_the_oracle_across_partitions() {
     let broker = Broker::new(&[(TOPIC, 4)]);
     let dir = TempDir::new("oracle");
-    let (mut offsets, mut published) = (BTreeMap::new(), Published::new());
-    publish(&broker, 0, 2000, 40, 4, false, &mut offsets, &mut published);
+    let mut stream = Stream::default();
+    stream.publish(&broker, 2000, 40, 4, Partitioning::BySubject);
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
     wait_for(&status, Duration::from_secs(60), "2000 applied", |s| {
         s.counters().applied == 2000
     });
     // Events published while running are applied too.
-    publish(
-        &broker,
-        2000,
-        500,
-        40,
-        4,
-        false,
-        &mut offsets,
-        &mut published,
-    );
+    stream.publish(&broker, 500, 40, 4, Partitioning::BySubject);
     wait_for(&status, Duration::from_secs(60), "2500 applied", |s| {
         s.counters().applied == 2500
     });
@@ -125,7 +131,7 @@ fn final_state_matches_the_oracle_across_partitions() {
             .sum::<i64>()
             == 2500
     });
-    assert_matches_oracle(&service, &module_hash(), &published);
+    assert_matches_oracle(&service, &module_hash(), &stream);
     assert_eq!(status.counters().duplicates, 0);
     let ended = service.stop();
     assert_eq!(ended["counter"], Ok(()));
@@ -135,8 +141,8 @@ fn final_state_matches_the_oracle_across_partitions() {
 fn one_subject_on_several_partitions_loses_no_update() {
     let broker = Broker::new(&[(TOPIC, 3)]);
     let dir = TempDir::new("spread");
-    let (mut offsets, mut published) = (BTreeMap::new(), Published::new());
-    publish(&broker, 0, 900, 5, 3, true, &mut offsets, &mut published);
+    let mut stream = Stream::default();
+    stream.publish(&broker, 900, 5, 3, Partitioning::RoundRobin);
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
     wait_for(&status, Duration::from_secs(60), "900 applied", |s| {
@@ -146,7 +152,7 @@ fn one_subject_on_several_partitions_loses_no_update() {
     // Reopen the data directory to read what was made durable.
     let store = projector::store::SledStore::open(&dir.0.join("store")).unwrap();
     let view = store.open_view("counter", &module_hash(), &[]).unwrap();
-    for (subject, events) in &published {
+    for (subject, events) in &stream.published {
         let row: Counter = serde_json::from_str(&view.row(subject).unwrap().unwrap().json).unwrap();
         assert_eq!(
             row.count,
@@ -168,8 +174,8 @@ fn one_subject_on_several_partitions_loses_no_update() {
 fn restart_mid_stream_resumes_from_the_store_without_double_application() {
     let broker = Broker::new(&[(TOPIC, 4)]);
     let dir = TempDir::new("restart");
-    let (mut offsets, mut published) = (BTreeMap::new(), Published::new());
-    publish(&broker, 0, 3000, 50, 4, false, &mut offsets, &mut published);
+    let mut stream = Stream::default();
+    stream.publish(&broker, 3000, 50, 4, Partitioning::BySubject);
 
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
@@ -189,7 +195,7 @@ fn restart_mid_stream_resumes_from_the_store_without_double_application() {
     wait_for(&status, Duration::from_secs(60), "the rest applied", |s| {
         s.counters().applied + applied_first == 3000
     });
-    assert_matches_oracle(&service, &module_hash(), &published);
+    assert_matches_oracle(&service, &module_hash(), &stream);
     assert_eq!(
         status.counters().duplicates,
         0,
@@ -202,8 +208,8 @@ fn restart_mid_stream_resumes_from_the_store_without_double_application() {
 fn redelivery_after_an_offset_reset_is_not_applied_twice() {
     let broker = Broker::new(&[(TOPIC, 2)]);
     let dir = TempDir::new("redelivery");
-    let (mut offsets, mut published) = (BTreeMap::new(), Published::new());
-    publish(&broker, 0, 400, 10, 2, false, &mut offsets, &mut published);
+    let mut stream = Stream::default();
+    stream.publish(&broker, 400, 10, 2, Partitioning::BySubject);
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
     wait_for(&status, Duration::from_secs(60), "400 applied", |s| {
@@ -216,16 +222,7 @@ fn redelivery_after_an_offset_reset_is_not_applied_twice() {
         rdkafka::types::RDKafkaApiKey::Fetch,
         &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE; 2],
     );
-    publish(
-        &broker,
-        400,
-        200,
-        10,
-        2,
-        false,
-        &mut offsets,
-        &mut published,
-    );
+    stream.publish(&broker, 200, 10, 2, Partitioning::BySubject);
     wait_for(&status, Duration::from_secs(60), "600 applied", |s| {
         s.counters().applied == 600
     });
@@ -234,6 +231,6 @@ fn redelivery_after_an_offset_reset_is_not_applied_twice() {
     });
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(status.counters().applied, 600, "a redelivery was applied");
-    assert_matches_oracle(&service, &module_hash(), &published);
+    assert_matches_oracle(&service, &module_hash(), &stream);
     service.stop();
 }
