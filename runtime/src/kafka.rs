@@ -218,6 +218,44 @@ pub fn record<'a>(message: &'a BorrowedMessage<'a>) -> Record<'a> {
     }
 }
 
+/// The attributes of a CloudEvent to produce in binary mode.
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingEvent<'a> {
+    /// `id`.
+    pub id: &'a str,
+    /// `source`.
+    pub source: &'a str,
+    /// `type`.
+    pub ty: &'a str,
+    /// `subject`; also the record key, so one subject lands on one partition.
+    pub subject: Option<&'a str>,
+    /// `datacontenttype`, sent as the `content-type` header.
+    pub datacontenttype: Option<&'a str>,
+}
+
+/// The headers of `event` in binary mode: `ce_*` attributes and
+/// `content-type`.
+pub fn binary_headers(event: &OutgoingEvent<'_>) -> OwnedHeaders {
+    let mut headers = OwnedHeaders::new();
+    let attributes = [
+        ("ce_specversion", Some(crate::decode::SPEC_VERSION)),
+        ("ce_id", Some(event.id)),
+        ("ce_source", Some(event.source)),
+        ("ce_type", Some(event.ty)),
+        ("ce_subject", event.subject),
+        ("content-type", event.datacontenttype),
+    ];
+    for (key, value) in attributes {
+        if let Some(value) = value {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+    }
+    headers
+}
+
 /// Why a dead-letter record was not produced.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot produce to dead-letter topic {topic}: {source}")]

@@ -2,7 +2,9 @@
 //! subcommand. Each subcommand returns `anyhow::Result`; `main` prints the
 //! error chain and exits non-zero.
 
+pub mod demo;
 pub mod inspect;
+pub mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -18,6 +20,11 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the views of a projector.toml until SIGINT or SIGTERM.
+    Run(run::RunArgs),
+    /// See the whole flow with nothing installed: an in-process broker, the
+    /// customer-view example, sample events, and the resulting rows.
+    Demo(demo::DemoArgs),
     /// Check a projection component against the WIT world and describe it.
     Inspect(inspect::InspectArgs),
 }
@@ -35,6 +42,8 @@ pub enum Output {
 /// Run the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Inspect(args) => inspect::run(&args),
     }
 }

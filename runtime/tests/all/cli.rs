@@ -82,3 +82,134 @@ fn inspect_needs_a_module_or_an_example() {
     let output = projector(&["inspect"]);
     assert_eq!(output.status.code(), Some(2), "clap's usage error");
 }
+
+#[test]
+fn demo_runs_the_whole_flow_with_nothing_installed() {
+    let output = projector(&["demo", "--customers", "50", "--show", "2"]);
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}\n{}", stderr(&output));
+    // 50 creations, 17 renames, 25 moves, 5 deletions; 5 malformed records.
+    assert!(
+        text.contains("producing 102 records for 50 customers (5 of them malformed)"),
+        "{text}"
+    );
+    assert!(text.contains("97 applied, 5 dead-lettered"), "{text}");
+    assert!(text.contains("45 customer rows"), "{text}");
+    assert!(text.contains("customer-00000 (version 3)"), "{text}");
+}
+
+#[test]
+fn run_stops_gracefully_on_sigterm_with_rows_durable() {
+    use crate::kit::{Broker, TempDir};
+    use projector::store::{Store, ViewStore};
+
+    let broker = Broker::new(&[("events", 2)]);
+    for i in 0..100 {
+        broker.publish(
+            "events",
+            i % 2,
+            "Tick",
+            &format!("e{i}"),
+            Some(&format!("s{}", i % 7)),
+            b"{}",
+        );
+    }
+    broker.flush();
+    let dir = TempDir::new("cli-run");
+    let config = dir.0.join("projector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\n[broker]\nbootstrap_servers = \"{}\"\n\n[[views]]\nname = \"counter\"\nmodule = \"{}\"\ntopics = [\"events\"]\n",
+            broker.cluster.bootstrap_servers(),
+            projector_examples::EVENT_COUNTER.path
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .env("PROJECTOR_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // The runtime commits offsets to Kafka only after their rows are
+    // flushed, so once the group's committed offsets cover the 100 events,
+    // they are durable. (The store itself is locked by the runtime.)
+    let started = std::time::Instant::now();
+    let store_dir = dir.0.join("data/store");
+    let reader: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.cluster.bootstrap_servers())
+        .set("group.id", "projector-counter")
+        .create()
+        .unwrap();
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    partitions.add_partition("events", 0);
+    partitions.add_partition("events", 1);
+    loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "projector run exited early"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "offsets not committed in 60 s"
+        );
+        let committed: i64 = rdkafka::consumer::Consumer::committed_offsets(
+            &reader,
+            partitions.clone(),
+            std::time::Duration::from_secs(5),
+        )
+        .map(|tpl| {
+            tpl.elements()
+                .iter()
+                .filter_map(|e| e.offset().to_raw())
+                .filter(|o| *o > 0)
+                .sum()
+        })
+        .unwrap_or(0);
+        if committed == 100 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("stopped cleanly"), "{log}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+
+    let store = projector::store::SledStore::open(&store_dir).unwrap();
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(projector_examples::EVENT_COUNTER.wasm))
+    };
+    let view = store.open_view("counter", &hash, &[]).unwrap();
+    let total: u64 = view
+        .scan("", None, 100)
+        .unwrap()
+        .iter()
+        .map(|(_, row)| {
+            serde_json::from_str::<event_counter::Counter>(&row.json)
+                .unwrap()
+                .count
+        })
+        .sum();
+    assert_eq!(
+        total, 100,
+        "every event applied once, and durable after SIGTERM"
+    );
+    let checkpoints: i64 = view
+        .checkpoints()
+        .unwrap()
+        .iter()
+        .map(|(_, _, next)| next)
+        .sum();
+    assert_eq!(checkpoints, 100);
+}

@@ -12,7 +12,7 @@ use projector::pipeline::{BatchLimits, ViewStatus};
 use projector::service::Service;
 use projector::store::SledStore;
 use rdkafka::ClientConfig;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
@@ -60,25 +60,13 @@ impl Broker {
         subject: Option<&str>,
         data: &[u8],
     ) {
-        let mut headers = OwnedHeaders::new();
-        for (key, value) in [
-            ("ce_specversion", "1.0"),
-            ("ce_id", id),
-            ("ce_source", "/tests"),
-            ("ce_type", ty),
-            ("content-type", "application/json"),
-        ] {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
-        if let Some(subject) = subject {
-            headers = headers.insert(Header {
-                key: "ce_subject",
-                value: Some(subject),
-            });
-        }
+        let headers = projector::kafka::binary_headers(&projector::kafka::OutgoingEvent {
+            id,
+            source: "/tests",
+            ty,
+            subject,
+            datacontenttype: Some("application/json"),
+        });
         self.publish_raw(
             topic,
             partition,

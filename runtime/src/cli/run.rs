@@ -1,0 +1,100 @@
+//! `projector run -c projector.toml`: run the configured views until
+//! SIGINT or SIGTERM, then stop gracefully: stop fetching, finish the record
+//! in hand, commit the batch to the store, flush, commit offsets.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::pipeline::BatchLimits;
+use crate::service::Service;
+use crate::store::SledStore;
+
+/// Arguments of `projector run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file.
+    #[arg(short, long, default_value = "projector.toml", value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// Open the engine and the store a runtime with `config` uses: compiled
+/// code is cached in `<data_dir>/compiled`, rows live in `<data_dir>/store`.
+pub fn open(config: &Config) -> anyhow::Result<(Engine, Arc<SledStore>)> {
+    let mut engine_config = config.engine.clone();
+    engine_config
+        .cache_dir
+        .get_or_insert_with(|| config.data_dir.join("compiled"));
+    let engine = Engine::new(engine_config)?;
+    let store = Arc::new(SledStore::open(&store_dir(&config.data_dir))?);
+    Ok((engine, store))
+}
+
+/// Where the store of a data directory lives.
+pub fn store_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("store")
+}
+
+/// Run `projector run`.
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    let broker = config.broker.clone().with_context(|| {
+        format!(
+            "{} has no [broker] table: set bootstrap_servers there",
+            args.config.display()
+        )
+    })?;
+    let (engine, store) = open(&config)?;
+    let service = Service::start(&config, &broker, &engine, store, BatchLimits::default())?;
+    tracing::info!(
+        views = service.statuses().len(),
+        "projector running; SIGINT or SIGTERM stops it"
+    );
+    wait_for_signal(&service)?;
+    tracing::info!("stopping: finishing in-flight work, flushing, committing offsets");
+    let ended = service.stop();
+    let failed: Vec<String> = ended
+        .iter()
+        .filter_map(|(name, outcome)| outcome.as_ref().err().map(|err| format!("{name}: {err}")))
+        .collect();
+    if failed.is_empty() {
+        tracing::info!("stopped cleanly");
+        Ok(())
+    } else {
+        anyhow::bail!("views ended with errors: {}", failed.join("; "))
+    }
+}
+
+/// Block until SIGINT or SIGTERM, or until every view has stopped by itself.
+fn wait_for_signal(service: &Service) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the signal handler")?;
+    runtime.block_on(async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("cannot listen for SIGTERM")?;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => {
+                    result.context("cannot listen for SIGINT")?;
+                    return Ok(());
+                }
+                _ = terminate.recv() => return Ok(()),
+                _ = tick.tick() => {
+                    if service.statuses().values().all(|status| status.fatal_error().is_some()) {
+                        tracing::error!("every view has stopped");
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    })
+}
