@@ -24,7 +24,12 @@ pub struct Broker {
 
 impl Broker {
     pub fn new(topics: &[(&str, i32)]) -> Self {
-        let cluster = MockCluster::new(1).expect("mock cluster starts");
+        Self::with_brokers(1, topics)
+    }
+
+    /// A mock cluster of `brokers` brokers.
+    pub fn with_brokers(brokers: i32, topics: &[(&str, i32)]) -> Self {
+        let cluster = MockCluster::new(brokers).expect("mock cluster starts");
         for (topic, partitions) in topics {
             cluster
                 .create_topic(topic, *partitions, 1)

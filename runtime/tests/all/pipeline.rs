@@ -234,3 +234,77 @@ fn redelivery_after_an_offset_reset_is_not_applied_twice() {
     assert_matches_oracle(&service, &module_hash(), &stream);
     service.stop();
 }
+
+mod broker_faults {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+    use super::*;
+
+    fn run_with_fault(name: &str, brokers: i32, fault: impl FnOnce(&Broker)) {
+        let broker = Broker::with_brokers(brokers, &[(TOPIC, 4)]);
+        let dir = TempDir::new(name);
+        let mut stream = Stream::default();
+        stream.publish(&broker, 1000, 30, 4, Partitioning::BySubject);
+        let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
+        let status = service.statuses()["counter"].clone();
+        wait_for(&status, Duration::from_secs(60), "the first events", |s| {
+            s.counters().applied >= 200
+        });
+        fault(&broker);
+        stream.publish(&broker, 1000, 30, 4, Partitioning::BySubject);
+        wait_for(&status, Duration::from_secs(90), "2000 applied", |s| {
+            s.counters().applied == 2000
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            status.counters().applied,
+            2000,
+            "a record was applied twice"
+        );
+        assert_matches_oracle(&service, &module_hash(), &stream);
+        assert_eq!(service.stop()["counter"], Ok(()));
+    }
+
+    #[test]
+    fn fetch_errors() {
+        run_with_fault("fetch-errors", 1, |broker| {
+            broker.cluster.request_errors(
+                RDKafkaApiKey::Fetch,
+                &[
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                ],
+            );
+        });
+    }
+
+    #[test]
+    fn offset_commit_errors() {
+        run_with_fault("commit-errors", 1, |broker| {
+            broker.cluster.request_errors(
+                RDKafkaApiKey::OffsetCommit,
+                &[
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+                ],
+            );
+        });
+    }
+
+    #[test]
+    fn broker_down_and_back_up() {
+        run_with_fault("broker-down", 3, |broker| {
+            for id in 1..=3 {
+                broker.cluster.broker_down(id).unwrap();
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            for id in 1..=3 {
+                broker.cluster.broker_up(id).unwrap();
+            }
+        });
+    }
+}
