@@ -92,6 +92,9 @@ pub struct Config {
     /// Limits of the wasm engine.
     #[serde(default)]
     pub engine: EngineConfig,
+    /// The HTTP endpoints (health, readiness, metrics, status).
+    #[serde(default)]
+    pub http: HttpConfig,
     /// The views to run; at least one.
     #[serde(default)]
     pub views: Vec<ViewConfig>,
@@ -99,6 +102,28 @@ pub struct Config {
 
 fn default_data_dir() -> PathBuf {
     PathBuf::from("projector-data")
+}
+
+/// The HTTP endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address and port to listen on. Default `127.0.0.1:8080`: loopback
+    /// only; set `0.0.0.0:8080` to serve other machines.
+    #[serde(default = "default_bind")]
+    pub bind: std::net::SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            bind: default_bind(),
+        }
+    }
+}
+
+fn default_bind() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
 /// The Kafka cluster to consume from.
@@ -115,7 +140,7 @@ pub struct BrokerConfig {
 }
 
 /// What a view does with an event it cannot apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnError {
     /// Halt the failing partition and report the record, offset and reason.
@@ -486,6 +511,7 @@ mod tests {
         );
         assert!(!view.subject_from_key);
         assert_eq!(config.engine, EngineConfig::default());
+        assert_eq!(config.http.bind.to_string(), "127.0.0.1:8080");
     }
 
     #[test]

@@ -20,11 +20,13 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtoc
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 use crate::config::BrokerConfig;
 use crate::decode::Record;
+use crate::pipeline::ViewStatus;
 use crate::store::ViewStore;
 
 /// librdkafka settings common to every client of `broker`.
@@ -45,7 +47,9 @@ pub fn consumer_config(broker: &BrokerConfig, group: &str) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // Statistics carry each partition's high watermark, for lag.
+        .set("statistics.interval.ms", "1000");
     config
 }
 
@@ -70,12 +74,18 @@ pub struct Positions {
 pub struct ViewContext<V: ViewStore> {
     view: V,
     positions: Arc<Mutex<Positions>>,
+    status: Arc<ViewStatus>,
 }
 
 impl<V: ViewStore> ViewContext<V> {
-    /// A context resuming from `view`'s checkpoints and `positions`.
-    pub fn new(view: V, positions: Arc<Mutex<Positions>>) -> Self {
-        Self { view, positions }
+    /// A context resuming from `view`'s checkpoints and `positions`, and
+    /// reporting high watermarks to `status`.
+    pub fn new(view: V, positions: Arc<Mutex<Positions>>, status: Arc<ViewStatus>) -> Self {
+        Self {
+            view,
+            positions,
+            status,
+        }
     }
 
     fn start_offsets(&self, tpl: &mut TopicPartitionList) {
@@ -112,7 +122,20 @@ impl<V: ViewStore> ViewContext<V> {
     }
 }
 
-impl<V: ViewStore> ClientContext for ViewContext<V> {}
+impl<V: ViewStore> ClientContext for ViewContext<V> {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, stats) in &stats.partitions {
+                // librdkafka lists an internal partition -1, and reports -1
+                // for watermarks it does not know yet.
+                if *partition >= 0 && stats.hi_offset >= 0 {
+                    self.status
+                        .high_watermark(topic, *partition, stats.hi_offset);
+                }
+            }
+        }
+    }
+}
 
 impl<V: ViewStore> ConsumerContext for ViewContext<V> {
     fn rebalance(

@@ -9,6 +9,8 @@
 //! - [`config`]: `projector.toml`, typed and validated, errors naming the key.
 //! - [`decode`]: CloudEvents from Kafka records, binary and structured
 //!   mode, with a typed reason for every invalid record.
+//! - [`http`]: health, readiness, Prometheus metrics and view status over
+//!   HTTP (the query API joins them).
 //! - [`kafka`]: client settings, the consumer context that resumes from the
 //!   view's checkpoints, and the dead-letter producer.
 //! - [`pipeline`]: one view's worker: consume, decode, apply, batch,
@@ -24,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod engine;
+pub mod http;
 pub mod kafka;
 pub mod pipeline;
 pub mod service;

@@ -12,11 +12,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use anyhow::Context;
+use serde::Serialize;
 
-use crate::config::{BrokerConfig, Config};
+use crate::config::{BrokerConfig, Config, OnError};
 use crate::engine::Engine;
 use crate::pipeline::{BatchLimits, PipelineError, ViewStatus, Worker};
 use crate::store::SledStore;
+
+/// What a running view is.
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewInfo {
+    /// The view's name.
+    pub name: String,
+    /// SHA-256 of the module that builds it.
+    pub module_hash: String,
+    /// The topics it consumes.
+    pub topics: Vec<String>,
+    /// Its consumer group.
+    pub group: String,
+    /// Its error policy.
+    pub on_error: OnError,
+}
 
 /// The views of one runtime, running.
 #[derive(Debug)]
@@ -25,6 +41,7 @@ pub struct Service {
     shutdown: Arc<AtomicBool>,
     workers: Vec<(String, JoinHandle<Result<(), PipelineError>>)>,
     statuses: BTreeMap<String, Arc<ViewStatus>>,
+    views: Vec<ViewInfo>,
 }
 
 impl Service {
@@ -38,6 +55,7 @@ impl Service {
     ) -> anyhow::Result<Self> {
         let shutdown = Arc::new(AtomicBool::new(false));
         let mut prepared = Vec::new();
+        let mut infos = Vec::new();
         for view in &config.views {
             let module = engine
                 .load_file(&view.module)
@@ -52,12 +70,20 @@ impl Service {
                 limits,
             )?;
             prepared.push((view.name.clone(), worker, consumer, status));
+            infos.push(ViewInfo {
+                name: view.name.clone(),
+                module_hash: module.hash().to_owned(),
+                topics: view.topics.clone(),
+                group: view.group(),
+                on_error: view.on_error,
+            });
         }
         let mut service = Self {
             store,
             shutdown,
             workers: Vec::new(),
             statuses: BTreeMap::new(),
+            views: infos,
         };
         for (name, worker, consumer, status) in prepared {
             let shutdown = Arc::clone(&service.shutdown);
@@ -79,6 +105,11 @@ impl Service {
     /// The status of each view, by name.
     pub fn statuses(&self) -> &BTreeMap<String, Arc<ViewStatus>> {
         &self.statuses
+    }
+
+    /// What each view is, in config order.
+    pub fn views(&self) -> &[ViewInfo] {
+        &self.views
     }
 
     /// True while every worker is running.

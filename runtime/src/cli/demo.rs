@@ -200,6 +200,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         broker: Some(broker.clone()),
         engine: crate::engine::EngineConfig::default(),
+        http: crate::config::HttpConfig::default(),
         views: vec![ViewConfig {
             name: "customers".to_owned(),
             module,

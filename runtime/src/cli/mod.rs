@@ -5,6 +5,7 @@
 pub mod demo;
 pub mod inspect;
 pub mod run;
+pub mod status;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -25,6 +26,8 @@ pub enum Command {
     /// See the whole flow with nothing installed: an in-process broker, the
     /// customer-view example, sample events, and the resulting rows.
     Demo(demo::DemoArgs),
+    /// Show how each view and partition of a running runtime stands.
+    Status(status::StatusArgs),
     /// Check a projection component against the WIT world and describe it.
     Inspect(inspect::InspectArgs),
 }
@@ -44,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Status(args) => status::run(&args),
         Command::Inspect(args) => inspect::run(&args),
     }
 }

@@ -11,6 +11,7 @@ use clap::Args;
 
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::http::{self, ApiState};
 use crate::pipeline::BatchLimits;
 use crate::service::Service;
 use crate::store::SledStore;
@@ -49,15 +50,34 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             args.config.display()
         )
     })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // Bind first: a port in use fails the start before any view runs.
+    let listener = runtime.block_on(http::bind(config.http.bind))?;
     let (engine, store) = open(&config)?;
     let service = Service::start(&config, &broker, &engine, store, BatchLimits::default())?;
+    let state = ApiState::new(service.views(), service.statuses());
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = runtime.spawn(http::serve(listener, http::router(state), async {
+        let _ = http_stopped.await;
+    }));
     tracing::info!(
         views = service.statuses().len(),
+        http = %config.http.bind,
         "projector running; SIGINT or SIGTERM stops it"
     );
-    wait_for_signal(&service)?;
+    runtime.block_on(wait_for_signal(&service))?;
     tracing::info!("stopping: finishing in-flight work, flushing, committing offsets");
     let ended = service.stop();
+    let _ = stop_http.send(());
+    match runtime.block_on(server) {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::error!(error = %err, "the HTTP server failed"),
+        Err(err) => tracing::error!(error = %err, "the HTTP server task failed"),
+    }
     let failed: Vec<String> = ended
         .iter()
         .filter_map(|(name, outcome)| outcome.as_ref().err().map(|err| format!("{name}: {err}")))
@@ -70,31 +90,24 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Block until SIGINT or SIGTERM, or until every view has stopped by itself.
-fn wait_for_signal(service: &Service) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the signal handler")?;
-    runtime.block_on(async {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("cannot listen for SIGTERM")?;
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        loop {
-            tokio::select! {
-                result = tokio::signal::ctrl_c() => {
-                    result.context("cannot listen for SIGINT")?;
+/// Wait for SIGINT or SIGTERM, or until every view has stopped by itself.
+async fn wait_for_signal(service: &Service) -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => {
+                result.context("cannot listen for SIGINT")?;
+                return Ok(());
+            }
+            _ = terminate.recv() => return Ok(()),
+            _ = tick.tick() => {
+                if service.statuses().values().all(|status| status.fatal_error().is_some()) {
+                    tracing::error!("every view has stopped");
                     return Ok(());
-                }
-                _ = terminate.recv() => return Ok(()),
-                _ = tick.tick() => {
-                    if service.statuses().values().all(|status| status.fatal_error().is_some()) {
-                        tracing::error!("every view has stopped");
-                        return Ok(());
-                    }
                 }
             }
         }
-    })
+    }
 }

@@ -163,7 +163,11 @@ impl<S: Store> Worker<S> {
         let positions = Arc::new(Mutex::new(Positions::default()));
         let consumer: BaseConsumer<ViewContext<S::View>> =
             kafka::consumer_config(broker, &config.group())
-                .create_with_context(ViewContext::new(view.clone(), Arc::clone(&positions)))
+                .create_with_context(ViewContext::new(
+                    view.clone(),
+                    Arc::clone(&positions),
+                    Arc::clone(&status),
+                ))
                 .map_err(kafka_error)?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(kafka_error)?;
@@ -373,7 +377,12 @@ impl<S: Store> Worker<S> {
     ) -> Result<Update<String>, ApplyError> {
         let mut attempt = 1;
         loop {
+            let started = Instant::now();
             let result = self.instance.apply(state, event);
+            self.status
+                .histograms
+                .apply_seconds
+                .observe(started.elapsed().as_secs_f64());
             for record in self.instance.take_logs() {
                 log_guest(&record, subject, event);
             }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 
 /// State of one partition of a view.
@@ -23,6 +24,9 @@ pub enum PartitionState {
 pub struct PartitionStatus {
     /// The next offset to apply, as committed to the store.
     pub checkpoint: Option<i64>,
+    /// The partition's high watermark (the offset the next record will
+    /// get), as last reported by the consumer's statistics.
+    pub high_watermark: Option<i64>,
     /// Running or stopped.
     pub state: PartitionState,
     /// The last failure: `offset: class: message`.
@@ -67,11 +71,42 @@ pub struct CounterValues {
     pub batches: u64,
 }
 
+impl PartitionStatus {
+    /// Records published and not yet applied: high watermark minus
+    /// checkpoint, when both are known.
+    pub fn lag(&self) -> Option<i64> {
+        Some((self.high_watermark? - self.checkpoint.unwrap_or(0)).max(0))
+    }
+}
+
+/// Latency and size distributions of a view, for metrics.
+#[derive(Debug, Clone)]
+pub struct Histograms {
+    /// Seconds per `apply` call (including retries).
+    pub apply_seconds: Histogram,
+    /// Records per committed batch.
+    pub batch_records: Histogram,
+    /// Seconds per store commit and flush.
+    pub flush_seconds: Histogram,
+}
+
+impl Default for Histograms {
+    fn default() -> Self {
+        Self {
+            apply_seconds: Histogram::new(exponential_buckets(1e-6, 4.0, 12)),
+            batch_records: Histogram::new(exponential_buckets(1.0, 4.0, 8)),
+            flush_seconds: Histogram::new(exponential_buckets(1e-4, 4.0, 10)),
+        }
+    }
+}
+
 /// Everything a view reports.
 #[derive(Debug, Default)]
 pub struct ViewStatus {
     /// Event counters.
     pub counters: Counters,
+    /// Latency and size distributions.
+    pub histograms: Histograms,
     partitions: Mutex<BTreeMap<(String, i32), PartitionStatus>>,
     fatal: Mutex<Option<String>>,
 }
@@ -110,6 +145,7 @@ impl ViewStatus {
             .entry((topic.to_owned(), partition))
             .or_insert(PartitionStatus {
                 checkpoint: None,
+                high_watermark: None,
                 state: PartitionState::Running,
                 last_error: None,
             });
@@ -120,6 +156,13 @@ impl ViewStatus {
     pub fn committed(&self, topic: &str, partition: i32, checkpoint: i64) {
         self.with_partition(topic, partition, |status| {
             status.checkpoint = Some(checkpoint);
+        });
+    }
+
+    /// Record the high watermark of `(topic, partition)`.
+    pub fn high_watermark(&self, topic: &str, partition: i32, high_watermark: i64) {
+        self.with_partition(topic, partition, |status| {
+            status.high_watermark = Some(high_watermark);
         });
     }
 

@@ -117,10 +117,15 @@ fn run_stops_gracefully_on_sigterm_with_rows_durable() {
     broker.flush();
     let dir = TempDir::new("cli-run");
     let config = dir.0.join("projector.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"data\"\n[broker]\nbootstrap_servers = \"{}\"\n\n[[views]]\nname = \"counter\"\nmodule = \"{}\"\ntopics = [\"events\"]\n",
+            "data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n[broker]\nbootstrap_servers = \"{}\"\n\n[[views]]\nname = \"counter\"\nmodule = \"{}\"\ntopics = [\"events\"]\n",
             broker.cluster.bootstrap_servers(),
             projector_examples::EVENT_COUNTER.path
         ),
@@ -174,6 +179,8 @@ fn run_stops_gracefully_on_sigterm_with_rows_durable() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    check_http_endpoints(port);
+
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -212,4 +219,61 @@ fn run_stops_gracefully_on_sigterm_with_rows_durable() {
         .map(|(_, _, next)| next)
         .sum();
     assert_eq!(checkpoints, 100);
+}
+
+/// The runtime's HTTP endpoints and `projector status`, once the 100 events
+/// of `run_stops_gracefully_on_sigterm_with_rows_durable` are applied.
+fn check_http_endpoints(port: u16) {
+    let base = format!("http://127.0.0.1:{port}");
+    let get = |path: &str| -> (u16, String) {
+        let mut response = ureq::get(&format!("{base}{path}"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .expect("the runtime answers HTTP");
+        (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap(),
+        )
+    };
+    assert_eq!(get("/healthz"), (200, "ok\n".to_owned()));
+    assert_eq!(get("/readyz").0, 200);
+    let (status, body) = get("/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("projector_events_total{view=\"counter\",outcome=\"applied\"} 100"),
+        "{body}"
+    );
+    assert!(
+        body.contains("projector_apply_seconds_count{view=\"counter\"} 100"),
+        "{body}"
+    );
+    let (status, body) = get("/no/such/route");
+    assert_eq!(status, 404);
+    assert!(body.contains("\"error\""), "{body}");
+
+    let output = projector(&["status", "--api", &base, "--output", "json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let view = &report["views"][0];
+    assert_eq!(view["name"], "counter");
+    assert_eq!(view["counters"]["applied"], 100);
+    let checkpoints: i64 = view["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["checkpoint"].as_i64().unwrap())
+        .sum();
+    assert_eq!(checkpoints, 100);
+    let output = projector(&["status", "--api", &base]);
+    assert!(stdout(&output).contains("events/0"), "{}", stdout(&output));
+
+    let output = projector(&["status", "--api", "http://127.0.0.1:9"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("cannot reach projector"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -173,6 +173,7 @@ pub fn start(
         data_dir: dir.0.clone(),
         broker: Some(broker.config()),
         engine: engine.clone(),
+        http: projector::config::HttpConfig::default(),
         views,
     };
     let engine = Engine::new(engine).expect("engine");
