@@ -6,6 +6,7 @@ pub mod demo;
 pub mod inspect;
 pub mod run;
 pub mod status;
+pub mod view;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -28,6 +29,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Show how each view and partition of a running runtime stands.
     Status(status::StatusArgs),
+    /// Manage a view's stored state (the runtime must be stopped).
+    View(view::ViewArgs),
     /// Check a projection component against the WIT world and describe it.
     Inspect(inspect::InspectArgs),
 }
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::View(args) => view::run(&args),
         Command::Inspect(args) => inspect::run(&args),
     }
 }

@@ -179,6 +179,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Make every committed batch durable.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Remove every row, index entry and checkpoint of view `name`, and
+    /// record `module_hash` as its module: the start of a rebuild, which
+    /// replays its topics from the earliest offset. Returns the number of
+    /// rows removed.
+    fn reset_view(&self, name: &str, module_hash: &str) -> Result<usize, StoreError>;
 }
 
 /// One view's rows, index entries and checkpoints.
@@ -213,8 +219,4 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, StoredRow)>, StoreError>;
-
-    /// Remove every row, index entry and checkpoint, and record
-    /// `module_hash` as the view's module: the start of a rebuild.
-    fn reset(&self, module_hash: &str) -> Result<(), StoreError>;
 }

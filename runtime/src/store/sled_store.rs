@@ -120,13 +120,26 @@ impl Store for SledStore {
         Ok(SledView {
             name: Arc::from(name),
             tree,
-            meta: self.meta.clone(),
             indexes: Arc::from(indexes),
         })
     }
 
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(drop).map_err(backend("flush"))
+    }
+
+    fn reset_view(&self, name: &str, module_hash: &str) -> Result<usize, StoreError> {
+        let tree = self
+            .db
+            .open_tree(format!("view/{name}"))
+            .map_err(backend("open view tree"))?;
+        let rows = tree.scan_prefix(keys::ROW_PREFIX).count();
+        tree.clear().map_err(backend("clear view"))?;
+        self.meta
+            .insert(Self::module_key(name), module_hash.as_bytes())
+            .map_err(backend("write view module"))?;
+        self.flush()?;
+        Ok(rows)
     }
 }
 
@@ -135,7 +148,6 @@ impl Store for SledStore {
 pub struct SledView {
     name: Arc<str>,
     tree: sled::Tree,
-    meta: sled::Tree,
     indexes: Arc<[IndexConfig]>,
 }
 
@@ -292,14 +304,6 @@ impl ViewStore for SledView {
         }
         Ok(rows)
     }
-
-    fn reset(&self, module_hash: &str) -> Result<(), StoreError> {
-        self.tree.clear().map_err(backend("clear view"))?;
-        self.meta
-            .insert(SledStore::module_key(&self.name), module_hash.as_bytes())
-            .map_err(backend("write view module"))?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -410,7 +414,7 @@ mod tests {
             "{err}"
         );
 
-        view.reset("hash-b").unwrap();
+        assert_eq!(store.reset_view("v", "hash-b").unwrap(), 1);
         let view = store.open_view("v", "hash-b", &[]).unwrap();
         assert_eq!(view.row("s").unwrap(), None);
         assert_eq!(view.checkpoints().unwrap(), vec![]);

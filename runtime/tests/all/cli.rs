@@ -180,6 +180,15 @@ fn run_stops_gracefully_on_sigterm_with_rows_durable() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     check_http_endpoints(port);
+    let rebuild = ["view", "rebuild", "counter", "-c"];
+    let config_arg = config.to_str().unwrap();
+    let refused = projector(&[&rebuild[..], &[config_arg]].concat());
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("in use by another projector process"),
+        "{}",
+        stderr(&refused)
+    );
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
