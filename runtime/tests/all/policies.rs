@@ -16,9 +16,11 @@ use crate::kit::{Broker, TempDir, start, view, wait_for};
 
 const TOPIC: &str = "bad";
 
-/// Offsets 0..8: benign, trap, benign, not a CloudEvent, benign, no
-/// subject, endless loop, benign. Returns the failing offsets.
-fn publish_mixed(broker: &Broker) -> [i64; 4] {
+/// Offsets 0..15: benign, trap, benign, not a CloudEvent, benign, no
+/// subject, endless loop, benign, then panic, memory bomb, stack overflow,
+/// invalid JSON row, huge row, guest error, benign. Returns the failing
+/// offsets and their error classes.
+fn publish_mixed(broker: &Broker) -> Vec<(i64, &'static str)> {
     broker.publish(TOPIC, 0, "count", "e0", Some("a"), b"{}");
     broker.publish(TOPIC, 0, "misbehave.trap", "e1", Some("victim"), b"{}");
     broker.publish(TOPIC, 0, "count", "e2", Some("a"), b"{}");
@@ -31,13 +33,64 @@ fn publish_mixed(broker: &Broker) -> [i64; 4] {
     broker.publish(TOPIC, 0, "count", "e5", None, b"{}");
     broker.publish(TOPIC, 0, "misbehave.loop", "e6", Some("victim"), b"{}");
     broker.publish(TOPIC, 0, "count", "e7", Some("a"), b"{}");
+    broker.publish(TOPIC, 0, "misbehave.panic", "e8", Some("victim"), b"{}");
+    broker.publish(
+        TOPIC,
+        0,
+        "misbehave.memory-bomb",
+        "e9",
+        Some("victim"),
+        b"{}",
+    );
+    broker.publish(
+        TOPIC,
+        0,
+        "misbehave.stack-overflow",
+        "e10",
+        Some("victim"),
+        b"{}",
+    );
+    broker.publish(
+        TOPIC,
+        0,
+        "misbehave.invalid-json",
+        "e11",
+        Some("victim"),
+        b"{}",
+    );
+    broker.publish(
+        TOPIC,
+        0,
+        "misbehave.huge-row",
+        "e12",
+        Some("victim"),
+        b"2000000",
+    );
+    broker.publish(TOPIC, 0, "misbehave.error", "e13", Some("victim"), b"{}");
+    broker.publish(TOPIC, 0, "count", "e14", Some("a"), b"{}");
     broker.flush();
-    [1, 3, 5, 6]
+    vec![
+        (1, "guest-trap"),
+        (3, "invalid-event"),
+        (5, "no-subject"),
+        (6, "deadline-exceeded"),
+        (8, "guest-panic"),
+        (9, "memory-exceeded"),
+        (10, "stack-overflow"),
+        (11, "invalid-row"),
+        (12, "row-too-large"),
+        (13, "guest-error"),
+    ]
 }
+
+/// Records in the topic, and benign ones among them.
+const RECORDS: i64 = 15;
+const BENIGN: u64 = 5;
 
 fn engine() -> EngineConfig {
     EngineConfig {
         call_deadline_ms: 100,
+        max_memory_bytes: 16 << 20,
         ..EngineConfig::default()
     }
 }
@@ -80,15 +133,19 @@ fn skip_counts_every_failure_and_applies_the_rest() {
         s.partitions()
             .get(&(TOPIC.to_owned(), 0))
             .and_then(|p| p.checkpoint)
-            == Some(8)
+            == Some(RECORDS)
     });
     let counters = status.counters();
-    assert_eq!((counters.applied, counters.skipped), (4, 4), "{counters:?}");
+    assert_eq!(
+        (counters.applied, counters.skipped),
+        (BENIGN, 10),
+        "{counters:?}"
+    );
     assert_eq!(
         counters.retries, 1,
         "the deadline is transient and retried once"
     );
-    assert_eq!(count_of(&service, "a"), Some(4));
+    assert_eq!(count_of(&service, "a"), Some(BENIGN));
     assert_eq!(count_of(&service, "victim"), None);
     let partition = &status.partitions()[&(TOPIC.to_owned(), 0)];
     assert_eq!(partition.state, PartitionState::Running);
@@ -97,7 +154,7 @@ fn skip_counts_every_failure_and_applies_the_rest() {
             .last_error
             .as_deref()
             .unwrap_or_default()
-            .contains("deadline-exceeded"),
+            .contains("guest-error"),
         "{partition:?}"
     );
     service.stop();
@@ -124,10 +181,10 @@ fn dead_letter_produces_each_failed_record_with_its_reason() {
         s.partitions()
             .get(&(TOPIC.to_owned(), 0))
             .and_then(|p| p.checkpoint)
-            == Some(8)
+            == Some(RECORDS)
     });
-    assert_eq!(status.counters().dead_lettered, 4);
-    assert_eq!(count_of(&service, "a"), Some(4));
+    assert_eq!(status.counters().dead_lettered, 10);
+    assert_eq!(count_of(&service, "a"), Some(BENIGN));
     service.stop();
 
     let consumer: BaseConsumer = ClientConfig::new()
@@ -142,7 +199,7 @@ fn dead_letter_produces_each_failed_record_with_its_reason() {
     consumer.assign(&assignment).unwrap();
     let mut records = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while records.len() < 4 && std::time::Instant::now() < deadline {
+    while records.len() < failing.len() && std::time::Instant::now() < deadline {
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
             let message = message.unwrap();
             let headers: std::collections::BTreeMap<String, String> = message
@@ -161,21 +218,18 @@ fn dead_letter_produces_each_failed_record_with_its_reason() {
             records.push((message.payload().map(<[u8]>::to_vec), headers));
         }
     }
-    assert_eq!(records.len(), 4, "four records in the dead-letter topic");
+    assert_eq!(
+        records.len(),
+        failing.len(),
+        "every failed record in the dead-letter topic"
+    );
     let classes: Vec<&str> = records
         .iter()
         .map(|(_, h)| h["projector-error-class"].as_str())
         .collect();
-    assert_eq!(
-        classes,
-        [
-            "guest-trap",
-            "invalid-event",
-            "no-subject",
-            "deadline-exceeded"
-        ]
-    );
-    for ((payload, headers), offset) in records.iter().zip(failing) {
+    let expected: Vec<&str> = failing.iter().map(|(_, class)| *class).collect();
+    assert_eq!(classes, expected);
+    for ((payload, headers), (offset, _)) in records.iter().zip(failing) {
         assert_eq!(headers["projector-error-offset"], offset.to_string());
         assert_eq!(headers["projector-error-topic"], TOPIC);
         assert_eq!(headers["projector-error-partition"], "0");
