@@ -1,33 +1,25 @@
-//! Kafka plumbing: client settings, the consumer context that resumes each
-//! assigned partition from the view's own checkpoint, reading records for
-//! the decoder, and the dead-letter producer.
+//! Kafka plumbing: client settings, reading records for the decoder,
+//! binary-mode CloudEvent headers, and the dead-letter producer. The
+//! consumer callbacks of a view live with the pipeline
+//! (`pipeline::context`).
 //!
 //! # What it promises
 //!
 //! - Offsets are never auto-committed or auto-stored: the pipeline commits
 //!   them itself, after the rows they produced are durable (G4).
-//! - On every assignment, each partition starts at the view's checkpoint,
-//!   not at Kafka's committed offset; a partition the view never applied
-//!   starts at the earliest offset (G2). A stopped partition stays paused.
 //! - A dead-letter record is acknowledged by the broker before
 //!   [`DeadLetterProducer::send`] returns `Ok`.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::statistics::Statistics;
-use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext};
 
 use crate::config::BrokerConfig;
 use crate::decode::Record;
-use crate::pipeline::ViewStatus;
-use crate::store::ViewStore;
 
 /// librdkafka settings common to every client of `broker`.
 pub fn client_config(broker: &BrokerConfig) -> ClientConfig {
@@ -51,171 +43,6 @@ pub fn consumer_config(broker: &BrokerConfig, group: &str) -> ClientConfig {
         // Statistics carry each partition's high watermark, for lag.
         .set("statistics.interval.ms", "1000");
     config
-}
-
-/// The `(topic, partition)` of a record.
-pub type TopicPartition = (String, i32);
-
-/// State the consumer context shares with the view's worker, which runs on
-/// the same thread (rebalances are served inside `poll`).
-#[derive(Debug, Default)]
-pub struct Positions {
-    /// Per partition, the next offset to apply, including work applied but
-    /// not yet committed to the store.
-    pub next: HashMap<TopicPartition, i64>,
-    /// Partitions currently assigned.
-    pub assigned: BTreeSet<TopicPartition>,
-    /// Partitions halted by `on_error = "stop"`.
-    pub stopped: BTreeSet<TopicPartition>,
-}
-
-/// The consumer context of one view.
-#[derive(Debug)]
-pub struct ViewContext<V: ViewStore> {
-    view: V,
-    positions: Arc<Mutex<Positions>>,
-    status: Arc<ViewStatus>,
-}
-
-impl<V: ViewStore> ViewContext<V> {
-    /// A context resuming from `view`'s checkpoints and `positions`, and
-    /// reporting high watermarks to `status`.
-    pub fn new(view: V, positions: Arc<Mutex<Positions>>, status: Arc<ViewStatus>) -> Self {
-        Self {
-            view,
-            positions,
-            status,
-        }
-    }
-
-    fn start_offsets(&self, tpl: &mut TopicPartitionList) {
-        let positions = self
-            .positions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let partitions: Vec<TopicPartition> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_owned(), e.partition()))
-            .collect();
-        for key in partitions {
-            let offset = match positions.next.get(&key) {
-                Some(next) => Offset::Offset(*next),
-                None => match self.view.checkpoint(&key.0, key.1) {
-                    Ok(Some(next)) => Offset::Offset(next),
-                    Ok(None) => Offset::Beginning,
-                    Err(err) => {
-                        // Without a checkpoint we cannot know where to
-                        // start; starting at the beginning only causes
-                        // redeliveries, which the worker recognises once it
-                        // can read the store again.
-                        tracing::error!(topic = %key.0, partition = key.1, error = %err, "cannot read checkpoint");
-                        Offset::Beginning
-                    }
-                },
-            };
-            tracing::info!(topic = %key.0, partition = key.1, ?offset, "partition assigned");
-            // Setting an offset on an element of the list cannot fail for an
-            // element that is in the list.
-            let _ = tpl.set_partition_offset(&key.0, key.1, offset);
-        }
-    }
-}
-
-impl<V: ViewStore> ClientContext for ViewContext<V> {
-    fn stats(&self, statistics: Statistics) {
-        for (topic, stats) in &statistics.topics {
-            for (partition, stats) in &stats.partitions {
-                // librdkafka lists an internal partition -1, and reports -1
-                // for watermarks it does not know yet.
-                if *partition >= 0 && stats.hi_offset >= 0 {
-                    self.status
-                        .high_watermark(topic, *partition, stats.hi_offset);
-                }
-            }
-        }
-    }
-}
-
-impl<V: ViewStore> ConsumerContext for ViewContext<V> {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
-        let partitions: Vec<TopicPartition> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_owned(), e.partition()))
-            .collect();
-        let result = match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.start_offsets(tpl);
-                let result = if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                };
-                let mut positions = self
-                    .positions
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                if !cooperative {
-                    positions.assigned.clear();
-                }
-                positions.assigned.extend(partitions.iter().cloned());
-                let mut halted = TopicPartitionList::new();
-                for (topic, partition) in
-                    partitions.iter().filter(|p| positions.stopped.contains(*p))
-                {
-                    halted.add_partition(topic, *partition);
-                }
-                drop(positions);
-                if halted.count() > 0
-                    && let Err(err) = consumer.pause(&halted)
-                {
-                    tracing::error!(error = %err, "cannot pause stopped partitions");
-                }
-                result
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                tracing::info!(?partitions, "partitions revoked");
-                let mut positions = self
-                    .positions
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                for partition in &partitions {
-                    positions.assigned.remove(partition);
-                    // Another runtime may apply it meanwhile; on the next
-                    // assignment, resume from the store, not from memory.
-                    positions.next.remove(partition);
-                }
-                drop(positions);
-                if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                }
-            }
-            other => {
-                tracing::error!(error = ?other, "rebalance failed");
-                self.positions
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .assigned
-                    .clear();
-                consumer.unassign()
-            }
-        };
-        if let Err(err) = result {
-            tracing::error!(error = %err, "cannot apply the new assignment");
-        }
-    }
 }
 
 /// The headers of `message` as (name, value) pairs.

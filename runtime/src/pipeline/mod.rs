@@ -6,7 +6,7 @@
 //! - **G1, at-least-once.** Every record is applied or handed to the error
 //!   policy before its offset enters a checkpoint ([`Worker::handle`]).
 //! - **G2, no double application.** Each partition starts at the view's
-//!   checkpoint on every assignment ([`crate::kafka::ViewContext`]); a record
+//!   checkpoint on every assignment ([`context::ViewContext`]); a record
 //!   below the partition's next offset is counted as a duplicate and not
 //!   applied. Rows and checkpoints commit in one atomic batch.
 //! - **G3 and G5, serialised per subject, in partition order.** One worker
@@ -15,7 +15,8 @@
 //!   no read-modify-write of a row overlaps another, even when one subject
 //!   arrives on several partitions.
 //! - **G4.** Offsets are committed to Kafka only after the batch holding
-//!   their rows was committed and flushed ([`Worker::commit`]).
+//!   their rows was committed and flushed ([`context::ViewState::commit_batch`]),
+//!   by the worker and, on revocation, by the consumer callback.
 //! - **G6.** A record that fails (invalid CloudEvent, no subject, any
 //!   [`ApplyError`]) goes to the view's policy after transient failures were
 //!   retried with backoff: `stop` halts and pauses its partition, `skip`
@@ -24,26 +25,29 @@
 //!
 //! # Layout
 //! - this file: the worker;
+//! - `context`: the state the worker shares with its consumer's callbacks,
+//!   where assigned partitions start, and the commit on revocation;
 //! - `status`: counters and per-partition state it reports.
 
+pub mod context;
 pub mod status;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use projector_sdk::{Level, Update};
+use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::{BrokerConfig, OnError, ViewConfig};
 use crate::decode::decode;
 use crate::engine::{ApplyError, Instance, Module, WitEvent};
-use crate::kafka::{
-    self, DeadLetterProducer, FailureHeaders, Positions, TopicPartition, ViewContext,
-};
-use crate::store::{Store, StoreError, StoredRow, ViewBatch, ViewStore};
+use crate::kafka::{self, DeadLetterProducer, FailureHeaders};
+use crate::store::{Store, StoreError, StoredRow, ViewStore};
+
+use context::{TopicPartition, ViewContext, ViewState, lock};
 
 pub use status::{CounterValues, PartitionState, PartitionStatus, ViewStatus};
 
@@ -113,22 +117,17 @@ impl From<ApplyError> for Failure {
 }
 
 /// The Kafka consumer of one view, with its context.
-pub type ViewConsumer<V> = BaseConsumer<ViewContext<V>>;
+pub type ViewConsumer<S> = BaseConsumer<ViewContext<S>>;
 
 /// One view's worker. Runs on its own thread; see [`Worker::run`].
 pub struct Worker<S: Store> {
     name: String,
     config: ViewConfig,
-    store: Arc<S>,
-    view: S::View,
     instance: Instance,
     dead_letter: Option<DeadLetterProducer>,
-    positions: Arc<Mutex<Positions>>,
+    state: Arc<Mutex<ViewState<S>>>,
     status: Arc<ViewStatus>,
     limits: BatchLimits,
-    batch: ViewBatch,
-    batch_records: usize,
-    batch_started: Option<Instant>,
 }
 
 impl<S: Store> std::fmt::Debug for Worker<S> {
@@ -148,7 +147,7 @@ impl<S: Store> Worker<S> {
         store: Arc<S>,
         status: Arc<ViewStatus>,
         limits: BatchLimits,
-    ) -> Result<(Self, ViewConsumer<S::View>), PipelineError> {
+    ) -> Result<(Self, ViewConsumer<S>), PipelineError> {
         let name = config.name.clone();
         let view = store
             .open_view(&name, module.hash(), &config.indexes)
@@ -160,15 +159,10 @@ impl<S: Store> Worker<S> {
             view: name.clone(),
             source,
         };
-        let positions = Arc::new(Mutex::new(Positions::default()));
-        let consumer: BaseConsumer<ViewContext<S::View>> =
-            kafka::consumer_config(broker, &config.group())
-                .create_with_context(ViewContext::new(
-                    view.clone(),
-                    Arc::clone(&positions),
-                    Arc::clone(&status),
-                ))
-                .map_err(kafka_error)?;
+        let state = Arc::new(Mutex::new(ViewState::new(store, view)));
+        let consumer: ViewConsumer<S> = kafka::consumer_config(broker, &config.group())
+            .create_with_context(ViewContext::new(Arc::clone(&state), Arc::clone(&status)))
+            .map_err(kafka_error)?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(kafka_error)?;
         let dead_letter = match config.on_error {
@@ -178,16 +172,11 @@ impl<S: Store> Worker<S> {
         let worker = Self {
             name,
             config,
-            store,
-            view,
             instance: module.instance(),
             dead_letter,
-            positions,
+            state,
             status,
             limits,
-            batch: ViewBatch::new(),
-            batch_records: 0,
-            batch_started: None,
         };
         Ok((worker, consumer))
     }
@@ -196,7 +185,7 @@ impl<S: Store> Worker<S> {
     /// pending and return. A store failure stops the view with an error.
     pub fn run(
         mut self,
-        consumer: &ViewConsumer<S::View>,
+        consumer: &ViewConsumer<S>,
         shutdown: &AtomicBool,
     ) -> Result<(), PipelineError> {
         let span = tracing::info_span!("view", view = %self.name);
@@ -215,11 +204,12 @@ impl<S: Store> Worker<S> {
 
     fn consume(
         &mut self,
-        consumer: &ViewConsumer<S::View>,
+        consumer: &ViewConsumer<S>,
         shutdown: &AtomicBool,
     ) -> Result<(), PipelineError> {
         while !shutdown.load(Ordering::Relaxed) {
-            let timeout = match self.batch_started {
+            let started = lock(&self.state).batch_started;
+            let timeout = match started {
                 Some(started) => self.limits.linger.saturating_sub(started.elapsed()),
                 None => Duration::from_millis(100),
             };
@@ -228,10 +218,13 @@ impl<S: Store> Worker<S> {
                 Some(Err(err)) => tracing::warn!(error = %err, "consumer error"),
                 Some(Ok(message)) => self.handle(consumer, &message)?,
             }
-            let due = self.batch_records >= self.limits.max_records
-                || self
-                    .batch_started
-                    .is_some_and(|started| started.elapsed() >= self.limits.linger);
+            let due = {
+                let state = lock(&self.state);
+                state.batch_records >= self.limits.max_records
+                    || state
+                        .batch_started
+                        .is_some_and(|started| started.elapsed() >= self.limits.linger)
+            };
             if due {
                 self.commit(consumer)?;
             }
@@ -249,16 +242,10 @@ impl<S: Store> Worker<S> {
     /// The next offset to apply on `partition`: what this worker applied,
     /// else the store's checkpoint.
     fn next_offset(&self, partition: &TopicPartition) -> Result<Option<i64>, PipelineError> {
-        let known = self
-            .positions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .next
-            .get(partition)
-            .copied();
-        match known {
-            Some(next) => Ok(Some(next)),
-            None => self
+        let state = lock(&self.state);
+        match state.next.get(partition) {
+            Some(next) => Ok(Some(*next)),
+            None => state
                 .view
                 .checkpoint(&partition.0, partition.1)
                 .map_err(|source| self.store_error(source)),
@@ -268,18 +255,12 @@ impl<S: Store> Worker<S> {
     /// Apply one record, or hand it to the error policy.
     fn handle(
         &mut self,
-        consumer: &ViewConsumer<S::View>,
+        consumer: &ViewConsumer<S>,
         message: &BorrowedMessage<'_>,
     ) -> Result<(), PipelineError> {
         let partition: TopicPartition = (message.topic().to_owned(), message.partition());
         let offset = message.offset();
-        if self
-            .positions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .stopped
-            .contains(&partition)
-        {
+        if lock(&self.state).stopped.contains(&partition) {
             // Fetched before the pause took effect; applied after a restart.
             return Ok(());
         }
@@ -318,12 +299,15 @@ impl<S: Store> Worker<S> {
             };
             return Ok(Err(Failure::new("no-subject", reason)));
         };
-        let before = match self.batch.pending(&subject) {
-            Some(pending) => pending.cloned(),
-            None => self
-                .view
-                .row(&subject)
-                .map_err(|source| self.store_error(source))?,
+        let before = {
+            let state = lock(&self.state);
+            match state.batch.pending(&subject) {
+                Some(pending) => pending.cloned(),
+                None => state
+                    .view
+                    .row(&subject)
+                    .map_err(|source| self.store_error(source))?,
+            }
         };
         let update =
             match self.apply_with_retries(before.as_ref().map(|row| &row.json), &event, &subject) {
@@ -337,11 +321,13 @@ impl<S: Store> Worker<S> {
                     version: before.as_ref().map_or(1, |row| row.version + 1),
                     last_event_id: event.id,
                 };
-                self.batch.change(&subject, before, Some(after));
+                lock(&self.state)
+                    .batch
+                    .change(&subject, before, Some(after));
             }
             Update::Delete => {
                 if before.is_some() {
-                    self.batch.change(&subject, before, None);
+                    lock(&self.state).batch.change(&subject, before, None);
                 }
             }
             Update::Ignore => {}
@@ -400,19 +386,16 @@ impl<S: Store> Worker<S> {
     }
 
     fn advance(&mut self, partition: &TopicPartition, next: i64) {
-        self.batch.checkpoint(&partition.0, partition.1, next);
-        self.positions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .next
-            .insert(partition.clone(), next);
-        self.batch_records += 1;
-        self.batch_started.get_or_insert_with(Instant::now);
+        let mut state = lock(&self.state);
+        state.batch.checkpoint(&partition.0, partition.1, next);
+        state.next.insert(partition.clone(), next);
+        state.batch_records += 1;
+        state.batch_started.get_or_insert_with(Instant::now);
     }
 
     fn fail(
         &mut self,
-        consumer: &ViewConsumer<S::View>,
+        consumer: &ViewConsumer<S>,
         message: &BorrowedMessage<'_>,
         partition: &TopicPartition,
         failure: &Failure,
@@ -477,7 +460,7 @@ impl<S: Store> Worker<S> {
 
     fn stop(
         &mut self,
-        consumer: &ViewConsumer<S::View>,
+        consumer: &ViewConsumer<S>,
         partition: &TopicPartition,
         offset: i64,
         failure: &Failure,
@@ -493,11 +476,7 @@ impl<S: Store> Worker<S> {
             format!("offset {offset}: {}: {}", failure.class, failure.message),
             true,
         );
-        self.positions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .stopped
-            .insert(partition.clone());
+        lock(&self.state).stopped.insert(partition.clone());
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&partition.0, partition.1);
         if let Err(err) = consumer.pause(&tpl) {
@@ -507,36 +486,10 @@ impl<S: Store> Worker<S> {
 
     /// Commit the pending batch to the store, flush it, then commit its
     /// offsets to Kafka.
-    fn commit(&mut self, consumer: &ViewConsumer<S::View>) -> Result<(), PipelineError> {
-        if self.batch.is_empty() {
-            self.batch_records = 0;
-            self.batch_started = None;
-            return Ok(());
-        }
-        self.view
-            .commit(&self.batch)
+    fn commit(&mut self, consumer: &ViewConsumer<S>) -> Result<(), PipelineError> {
+        let offsets: TopicPartitionList = lock(&self.state)
+            .commit_batch(&self.status)
             .map_err(|source| self.store_error(source))?;
-        self.store
-            .flush()
-            .map_err(|source| self.store_error(source))?;
-        self.status.count(|c| &c.batches);
-
-        let assigned = self
-            .positions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .assigned
-            .clone();
-        let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), next) in self.batch.checkpoints() {
-            self.status.committed(topic, *partition, *next);
-            if assigned.contains(&(topic.clone(), *partition))
-                && let Err(err) =
-                    offsets.add_partition_offset(topic, *partition, Offset::Offset(*next))
-            {
-                tracing::warn!(error = %err, "cannot list an offset to commit");
-            }
-        }
         if offsets.count() > 0
             && let Err(err) = consumer.commit(&offsets, CommitMode::Async)
         {
@@ -544,9 +497,6 @@ impl<S: Store> Worker<S> {
             // means redeliveries, which are recognised.
             tracing::debug!(error = %err, "offset commit failed");
         }
-        self.batch = ViewBatch::new();
-        self.batch_records = 0;
-        self.batch_started = None;
         Ok(())
     }
 }

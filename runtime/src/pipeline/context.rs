@@ -1,0 +1,275 @@
+//! What a view's worker shares with its Kafka consumer's callbacks, and
+//! those callbacks: where an assigned partition starts, and the commit when
+//! partitions are revoked.
+//!
+//! Rebalance callbacks run on the worker's own thread, inside `poll`, so the
+//! shared state's lock is never contended; it exists because the callbacks
+//! are reached through the consumer, not through the worker.
+//!
+//! # What it promises
+//!
+//! - On every assignment, a partition starts at the next offset this view
+//!   knows: what it applied in memory, else the store's checkpoint, else the
+//!   earliest offset (G2). A stopped partition stays paused.
+//! - On revocation, the pending batch is committed to the store and flushed,
+//!   and its offsets are committed to Kafka before the partitions go (G4),
+//!   so the next owner's group offsets are current.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::status::ViewStatus;
+use crate::store::{Store, StoreError, ViewBatch, ViewStore};
+
+/// The `(topic, partition)` of a record.
+pub type TopicPartition = (String, i32);
+
+/// The view's state shared between the worker and the consumer callbacks.
+#[derive(Debug)]
+pub struct ViewState<S: Store> {
+    /// The store.
+    pub store: Arc<S>,
+    /// The view's tree.
+    pub view: S::View,
+    /// Per partition, the next offset to apply, including work applied but
+    /// not yet committed to the store.
+    pub next: HashMap<TopicPartition, i64>,
+    /// Partitions currently assigned.
+    pub assigned: BTreeSet<TopicPartition>,
+    /// Partitions halted by `on_error = "stop"`.
+    pub stopped: BTreeSet<TopicPartition>,
+    /// Applied and not yet committed.
+    pub batch: ViewBatch,
+    /// Records in `batch` (applied, skipped or dead-lettered).
+    pub batch_records: usize,
+    /// When the first record of `batch` was added.
+    pub batch_started: Option<Instant>,
+}
+
+impl<S: Store> ViewState<S> {
+    /// Fresh state for `view` in `store`.
+    pub fn new(store: Arc<S>, view: S::View) -> Self {
+        Self {
+            store,
+            view,
+            next: HashMap::new(),
+            assigned: BTreeSet::new(),
+            stopped: BTreeSet::new(),
+            batch: ViewBatch::new(),
+            batch_records: 0,
+            batch_started: None,
+        }
+    }
+
+    /// Commit the pending batch to the store and flush it. Returns the
+    /// offsets to commit to Kafka: the batch's checkpoints of partitions
+    /// still assigned.
+    pub fn commit_batch(&mut self, status: &ViewStatus) -> Result<TopicPartitionList, StoreError> {
+        let mut offsets = TopicPartitionList::new();
+        if self.batch.is_empty() {
+            self.batch_records = 0;
+            self.batch_started = None;
+            return Ok(offsets);
+        }
+        let started = Instant::now();
+        self.view.commit(&self.batch)?;
+        self.store.flush()?;
+        let histograms = &status.histograms;
+        histograms
+            .flush_seconds
+            .observe(started.elapsed().as_secs_f64());
+        #[allow(clippy::cast_precision_loss)] // Batches hold at most max_records.
+        histograms.batch_records.observe(self.batch_records as f64);
+        status.count(|c| &c.batches);
+        for ((topic, partition), next) in self.batch.checkpoints() {
+            status.committed(topic, *partition, *next);
+            if self.assigned.contains(&(topic.clone(), *partition))
+                && let Err(err) =
+                    offsets.add_partition_offset(topic, *partition, Offset::Offset(*next))
+            {
+                tracing::warn!(error = %err, "cannot list an offset to commit");
+            }
+        }
+        self.batch = ViewBatch::new();
+        self.batch_records = 0;
+        self.batch_started = None;
+        Ok(offsets)
+    }
+}
+
+/// Lock `state`, whatever a panicking holder left behind: every field is
+/// valid on its own.
+pub fn lock<S: Store>(state: &Mutex<ViewState<S>>) -> MutexGuard<'_, ViewState<S>> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The consumer context of one view.
+#[derive(Debug)]
+pub struct ViewContext<S: Store> {
+    state: Arc<Mutex<ViewState<S>>>,
+    status: Arc<ViewStatus>,
+}
+
+impl<S: Store> ViewContext<S> {
+    /// A context over `state`, reporting to `status`.
+    pub fn new(state: Arc<Mutex<ViewState<S>>>, status: Arc<ViewStatus>) -> Self {
+        Self { state, status }
+    }
+
+    fn start_offsets(
+        &self,
+        state: &ViewState<S>,
+        partitions: &[TopicPartition],
+        tpl: &mut TopicPartitionList,
+    ) {
+        for (topic, partition) in partitions {
+            let offset = match state.next.get(&(topic.clone(), *partition)) {
+                Some(next) => Offset::Offset(*next),
+                None => match state.view.checkpoint(topic, *partition) {
+                    Ok(Some(next)) => Offset::Offset(next),
+                    Ok(None) => Offset::Beginning,
+                    Err(err) => {
+                        // Starting at the beginning only causes
+                        // redeliveries, which the worker recognises once it
+                        // can read the store again.
+                        tracing::error!(topic, partition, error = %err, "cannot read checkpoint");
+                        Offset::Beginning
+                    }
+                },
+            };
+            tracing::info!(topic, partition, ?offset, "partition assigned");
+            // Setting the offset of an element in the list cannot fail.
+            let _ = tpl.set_partition_offset(topic, *partition, offset);
+        }
+    }
+
+    fn assign(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+        cooperative: bool,
+    ) {
+        let partitions = partitions_of(tpl);
+        let mut state = lock(&self.state);
+        self.start_offsets(&state, &partitions, tpl);
+        let result = if cooperative {
+            consumer.incremental_assign(tpl)
+        } else {
+            consumer.assign(tpl)
+        };
+        if let Err(err) = result {
+            tracing::error!(error = %err, "cannot apply the new assignment");
+            return;
+        }
+        if !cooperative {
+            state.assigned.clear();
+        }
+        state.assigned.extend(partitions.iter().cloned());
+        let mut halted = TopicPartitionList::new();
+        for (topic, partition) in partitions.iter().filter(|p| state.stopped.contains(*p)) {
+            halted.add_partition(topic, *partition);
+        }
+        drop(state);
+        if halted.count() > 0
+            && let Err(err) = consumer.pause(&halted)
+        {
+            tracing::error!(error = %err, "cannot pause stopped partitions");
+        }
+    }
+
+    fn revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList, cooperative: bool) {
+        let partitions = partitions_of(tpl);
+        tracing::info!(
+            ?partitions,
+            "partitions revoked; committing what was applied"
+        );
+        let mut state = lock(&self.state);
+        match state.commit_batch(&self.status) {
+            Ok(offsets) if offsets.count() > 0 => {
+                if let Err(err) = consumer.commit(&offsets, CommitMode::Sync) {
+                    // The store holds the checkpoints; a missed Kafka commit
+                    // only means redeliveries for the next owner.
+                    tracing::warn!(error = %err, "offset commit on revocation failed");
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                // The batch stays pending; the worker's next commit reports
+                // the failure and stops the view.
+                tracing::error!(error = %err, "cannot commit the batch on revocation");
+            }
+        }
+        for partition in &partitions {
+            state.assigned.remove(partition);
+            // Another runtime may apply it meanwhile; on the next
+            // assignment, resume from the store, not from memory.
+            state.next.remove(partition);
+        }
+        drop(state);
+        let result = if cooperative {
+            consumer.incremental_unassign(tpl)
+        } else {
+            consumer.unassign()
+        };
+        if let Err(err) = result {
+            tracing::error!(error = %err, "cannot drop the revoked partitions");
+        }
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
+impl<S: Store> ClientContext for ViewContext<S> {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, stats) in &stats.partitions {
+                // librdkafka lists an internal partition -1, and reports -1
+                // for watermarks it does not know yet.
+                if *partition >= 0 && stats.hi_offset >= 0 {
+                    self.status
+                        .high_watermark(topic, *partition, stats.hi_offset);
+                }
+            }
+        }
+    }
+}
+
+impl<S: Store> ConsumerContext for ViewContext<S> {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.assign(consumer, tpl, cooperative);
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.revoke(consumer, tpl, cooperative);
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance failed; dropping the assignment");
+                lock(&self.state).assigned.clear();
+                if let Err(err) = consumer.unassign() {
+                    tracing::error!(error = %err, "cannot drop the assignment");
+                }
+            }
+        }
+    }
+}
