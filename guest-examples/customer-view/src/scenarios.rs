@@ -17,15 +17,17 @@ fn created(subject: &str, name: &str) -> EventBuilder {
         .data_json(&json!({"email": format!("{name}@example.com"), "name": name}))
 }
 
+fn renamed(subject: &str, name: &str) -> EventBuilder {
+    EventBuilder::new("CustomerNameChanged")
+        .subject(subject)
+        .data_json(&json!({ "newName": name }))
+}
+
 /// Create, rename, move and delete one customer; changes to an unknown
 /// customer are ignored with a warning.
 pub fn lifecycle<A: Applier>(host: &mut MockHost<A>) {
     host.publish(created("c-1", "alice"));
-    host.publish(
-        EventBuilder::new("CustomerNameChanged")
-            .subject("c-1")
-            .data_json(&json!({"newName": "Alice"})),
-    );
+    host.publish(renamed("c-1", "Alice"));
     host.publish(
         EventBuilder::new("com.example.CustomerAddressChanged")
             .subject("c-1")
@@ -47,11 +49,7 @@ pub fn lifecycle<A: Applier>(host: &mut MockHost<A>) {
     host.publish(EventBuilder::new("CustomerDeleted").subject("c-1"));
     host.expect_no_row("c-1");
 
-    let outcome = host.publish(
-        EventBuilder::new("CustomerNameChanged")
-            .subject("c-1")
-            .data_json(&json!({"newName": "Ghost"})),
-    );
+    let outcome = host.publish(renamed("c-1", "Ghost"));
     assert_eq!(outcome.expect_applied().kind(), "ignore");
     host.expect_no_row("c-1");
     assert!(
@@ -70,16 +68,8 @@ pub fn lifecycle<A: Applier>(host: &mut MockHost<A>) {
 /// A redelivered offset is not applied again, even after later events.
 pub fn redelivery_is_not_applied_twice<A: Applier>(host: &mut MockHost<A>) {
     host.publish(created("c-1", "alice"));
-    host.publish(
-        EventBuilder::new("CustomerNameChanged")
-            .subject("c-1")
-            .data_json(&json!({"newName": "Alice"})),
-    );
-    host.publish(
-        EventBuilder::new("CustomerNameChanged")
-            .subject("c-1")
-            .data_json(&json!({"newName": "Alicia"})),
-    );
+    host.publish(renamed("c-1", "Alice"));
+    host.publish(renamed("c-1", "Alicia"));
     // Offset 1 renamed her "Alice"; applying it again would undo offset 2.
     assert!(host.redeliver("events", 0, 1).is_duplicate());
     assert!(host.redeliver("events", 0, 0).is_duplicate());

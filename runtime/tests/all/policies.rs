@@ -112,22 +112,23 @@ fn count_of(service: &projector::service::Service, subject: &str) -> Option<u64>
     })
 }
 
-#[test]
-fn skip_counts_every_failure_and_applies_the_rest() {
-    let broker = Broker::new(&[(TOPIC, 1)]);
-    let dir = TempDir::new("skip");
-    publish_mixed(&broker);
-    let service = start(
-        &broker,
-        &dir,
-        vec![view(
-            "misbehaving",
-            projector_examples::MISBEHAVING.path,
-            &[TOPIC],
-            OnError::Skip,
-        )],
-        engine(),
+/// Run the misbehaving view with `policy` until every record of the topic
+/// is handled.
+fn run_until_handled(
+    broker: &Broker,
+    dir: &TempDir,
+    policy: OnError,
+) -> (
+    projector::service::Service,
+    std::sync::Arc<projector::pipeline::ViewStatus>,
+) {
+    let misbehaving = view(
+        "misbehaving",
+        projector_examples::MISBEHAVING.path,
+        &[TOPIC],
+        policy,
     );
+    let service = start(broker, dir, vec![misbehaving], engine());
     let status = service.statuses()["misbehaving"].clone();
     wait_for(&status, Duration::from_secs(60), "all handled", |s| {
         s.partitions()
@@ -135,6 +136,15 @@ fn skip_counts_every_failure_and_applies_the_rest() {
             .and_then(|p| p.checkpoint)
             == Some(RECORDS)
     });
+    (service, status)
+}
+
+#[test]
+fn skip_counts_every_failure_and_applies_the_rest() {
+    let broker = Broker::new(&[(TOPIC, 1)]);
+    let dir = TempDir::new("skip");
+    publish_mixed(&broker);
+    let (service, status) = run_until_handled(&broker, &dir, OnError::Skip);
     let counters = status.counters();
     assert_eq!(
         (counters.applied, counters.skipped),
@@ -165,24 +175,7 @@ fn dead_letter_produces_each_failed_record_with_its_reason() {
     let broker = Broker::new(&[(TOPIC, 1), ("misbehaving-dlq", 1)]);
     let dir = TempDir::new("dlq");
     let failing = publish_mixed(&broker);
-    let service = start(
-        &broker,
-        &dir,
-        vec![view(
-            "misbehaving",
-            projector_examples::MISBEHAVING.path,
-            &[TOPIC],
-            OnError::DeadLetter,
-        )],
-        engine(),
-    );
-    let status = service.statuses()["misbehaving"].clone();
-    wait_for(&status, Duration::from_secs(60), "all handled", |s| {
-        s.partitions()
-            .get(&(TOPIC.to_owned(), 0))
-            .and_then(|p| p.checkpoint)
-            == Some(RECORDS)
-    });
+    let (service, status) = run_until_handled(&broker, &dir, OnError::DeadLetter);
     assert_eq!(status.counters().dead_lettered, 10);
     assert_eq!(count_of(&service, "a"), Some(BENIGN));
     service.stop();
