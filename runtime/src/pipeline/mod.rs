@@ -260,6 +260,10 @@ impl<S: Store> Worker<S> {
     ) -> Result<(), PipelineError> {
         let partition: TopicPartition = (message.topic().to_owned(), message.partition());
         let offset = message.offset();
+        // A debug span: free unless PROJECTOR_LOG enables debug.
+        let span =
+            tracing::debug_span!("record", topic = %partition.0, partition = partition.1, offset);
+        let _entered = span.enter();
         if lock(&self.state).stopped.contains(&partition) {
             // Fetched before the pause took effect; applied after a restart.
             return Ok(());

@@ -308,3 +308,79 @@ mod broker_faults {
         });
     }
 }
+
+#[test]
+fn secondary_index_follows_creates_and_deletes() {
+    use projector::config::IndexConfig;
+    use projector::store::{SledStore, Store};
+
+    let broker = Broker::new(&[("customers", 2)]);
+    let created = |subject: &str, email: &str| {
+        format!(r#"{{"email":"{email}","name":"{subject}"}}"#).into_bytes()
+    };
+    broker.publish(
+        "customers",
+        0,
+        "CustomerCreated",
+        "c1",
+        Some("c-1"),
+        &created("c-1", "a@x"),
+    );
+    broker.publish(
+        "customers",
+        1,
+        "CustomerCreated",
+        "c2",
+        Some("c-2"),
+        &created("c-2", "b@x"),
+    );
+    broker.publish(
+        "customers",
+        1,
+        "CustomerCreated",
+        "c3",
+        Some("c-3"),
+        &created("c-3", "a@x"),
+    );
+    broker.publish("customers", 1, "CustomerDeleted", "c4", Some("c-3"), b"");
+    broker.flush();
+    let dir = TempDir::new("index");
+    let mut customers = view(
+        "customers",
+        projector_examples::CUSTOMER_VIEW.path,
+        &["customers"],
+        OnError::Stop,
+    );
+    let indexes = vec![IndexConfig {
+        name: "by_email".into(),
+        pointer: "/email".into(),
+    }];
+    customers.indexes = indexes.clone();
+    let service = start(&broker, &dir, vec![customers], EngineConfig::default());
+    let status = service.statuses()["customers"].clone();
+    wait_for(&status, Duration::from_secs(60), "4 applied", |s| {
+        s.counters().applied == 4
+    });
+    service.stop();
+
+    let store = SledStore::open(&dir.0.join("store")).unwrap();
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(projector_examples::CUSTOMER_VIEW.wasm))
+    };
+    let view = store.open_view("customers", &hash, &indexes).unwrap();
+    let subjects = |email: &str| -> Vec<String> {
+        view.lookup("by_email", email, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect()
+    };
+    assert_eq!(
+        subjects("a@x"),
+        ["c-1"],
+        "c-3 was deleted: its entry must be gone"
+    );
+    assert_eq!(subjects("b@x"), ["c-2"]);
+    assert!(subjects("nobody@x").is_empty());
+}
