@@ -126,7 +126,7 @@ fn run_stops_gracefully_on_sigterm_with_rows_durable() {
         &config,
         format!(
             "data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n[broker]\nbootstrap_servers = \"{}\"\n\n[[views]]\nname = \"counter\"\nmodule = \"{}\"\ntopics = [\"events\"]\n",
-            broker.cluster.bootstrap_servers(),
+            broker.bootstrap(),
             projector_examples::EVENT_COUNTER.path
         ),
     )
@@ -145,7 +145,7 @@ fn run_stops_gracefully_on_sigterm_with_rows_durable() {
     let started = std::time::Instant::now();
     let store_dir = dir.0.join("data/store");
     let reader: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", broker.cluster.bootstrap_servers())
+        .set("bootstrap.servers", broker.bootstrap())
         .set("group.id", "projector-counter")
         .create()
         .unwrap();

@@ -16,10 +16,13 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
-/// A mock cluster with `topic` of `partitions` partitions.
+/// A broker, in-process (librdkafka's mock cluster) or a real tansu
+/// process, with topics and a producer.
 pub struct Broker {
-    pub cluster: MockCluster<'static, DefaultProducerContext>,
+    bootstrap: String,
     pub producer: ThreadedProducer<DefaultProducerContext>,
+    cluster: Option<MockCluster<'static, DefaultProducerContext>>,
+    _tansu: Option<crate::tansu::Tansu>,
 }
 
 impl Broker {
@@ -35,17 +38,51 @@ impl Broker {
                 .create_topic(topic, *partitions, 1)
                 .expect("topic created");
         }
+        Self::connect(cluster.bootstrap_servers(), Some(cluster), None)
+    }
+
+    /// A real tansu broker process.
+    pub fn tansu(topics: &[(&str, i32)]) -> Self {
+        let tansu = crate::tansu::Tansu::start();
+        for (topic, partitions) in topics {
+            tansu.create_topic(topic, *partitions);
+        }
+        Self::connect(tansu.bootstrap(), None, Some(tansu))
+    }
+
+    fn connect(
+        bootstrap: String,
+        cluster: Option<MockCluster<'static, DefaultProducerContext>>,
+        tansu: Option<crate::tansu::Tansu>,
+    ) -> Self {
         let producer = ClientConfig::new()
-            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("bootstrap.servers", &bootstrap)
             .set("linger.ms", "5")
             .create()
             .expect("producer");
-        Self { cluster, producer }
+        Self {
+            bootstrap,
+            producer,
+            cluster,
+            _tansu: tansu,
+        }
+    }
+
+    /// The mock cluster, for fault injection.
+    pub fn cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
+        self.cluster
+            .as_ref()
+            .expect("fault injection needs the mock cluster")
+    }
+
+    /// `host:port` of the broker.
+    pub fn bootstrap(&self) -> String {
+        self.bootstrap.clone()
     }
 
     pub fn config(&self) -> BrokerConfig {
         BrokerConfig {
-            bootstrap_servers: self.cluster.bootstrap_servers(),
+            bootstrap_servers: self.bootstrap.clone(),
             settings: [
                 ("fetch.wait.max.ms".to_owned(), "10".to_owned()),
                 ("session.timeout.ms".to_owned(), "6000".to_owned()),

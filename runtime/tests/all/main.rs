@@ -8,6 +8,7 @@
 //!   against an oracle fold of what was published; `kit` holds the broker,
 //!   producer and runtime helpers.
 //! - `policies`: stop, skip and dead-letter with every failure kind.
+//! - `tansu`: a real Kafka-API broker process (tansu) for end-to-end runs.
 
 // Test helpers fail by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -17,3 +18,4 @@ mod engine;
 mod kit;
 mod pipeline;
 mod policies;
+mod tansu;

@@ -218,7 +218,7 @@ fn redelivery_after_an_offset_reset_is_not_applied_twice() {
 
     // The broker answers fetches with OFFSET_OUT_OF_RANGE: the consumer
     // resets to the earliest offset and everything is delivered again.
-    broker.cluster.request_errors(
+    broker.cluster().request_errors(
         rdkafka::types::RDKafkaApiKey::Fetch,
         &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE; 2],
     );
@@ -268,7 +268,7 @@ mod broker_faults {
     #[test]
     fn fetch_errors() {
         run_with_fault("fetch-errors", 1, |broker| {
-            broker.cluster.request_errors(
+            broker.cluster().request_errors(
                 RDKafkaApiKey::Fetch,
                 &[
                     RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
@@ -283,7 +283,7 @@ mod broker_faults {
     #[test]
     fn offset_commit_errors() {
         run_with_fault("commit-errors", 1, |broker| {
-            broker.cluster.request_errors(
+            broker.cluster().request_errors(
                 RDKafkaApiKey::OffsetCommit,
                 &[
                     RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
@@ -299,11 +299,11 @@ mod broker_faults {
     fn broker_down_and_back_up() {
         run_with_fault("broker-down", 3, |broker| {
             for id in 1..=3 {
-                broker.cluster.broker_down(id).unwrap();
+                broker.cluster().broker_down(id).unwrap();
             }
             std::thread::sleep(Duration::from_secs(1));
             for id in 1..=3 {
-                broker.cluster.broker_up(id).unwrap();
+                broker.cluster().broker_up(id).unwrap();
             }
         });
     }
@@ -383,4 +383,25 @@ fn secondary_index_follows_creates_and_deletes() {
     );
     assert_eq!(subjects("b@x"), ["c-2"]);
     assert!(subjects("nobody@x").is_empty());
+}
+
+/// The same pipeline against a real Kafka-API broker process (tansu).
+mod real_broker {
+    use super::*;
+
+    #[test]
+    fn final_state_matches_the_oracle_on_tansu() {
+        let broker = Broker::tansu(&[(TOPIC, 4)]);
+        let dir = TempDir::new("tansu-oracle");
+        let mut stream = Stream::default();
+        stream.publish(&broker, 2000, 40, 4, Partitioning::BySubject);
+        let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
+        let status = service.statuses()["counter"].clone();
+        wait_for(&status, Duration::from_secs(120), "2000 applied", |s| {
+            s.counters().applied == 2000
+        });
+        assert_matches_oracle(&service, &module_hash(), &stream);
+        assert_eq!(status.counters().duplicates, 0);
+        assert_eq!(service.stop()["counter"], Ok(()));
+    }
 }

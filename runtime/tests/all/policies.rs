@@ -181,7 +181,7 @@ fn dead_letter_produces_each_failed_record_with_its_reason() {
     service.stop();
 
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.cluster.bootstrap_servers())
+        .set("bootstrap.servers", broker.bootstrap())
         .set("group.id", "dlq-reader")
         .create()
         .unwrap();

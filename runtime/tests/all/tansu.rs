@@ -1,0 +1,124 @@
+//! A real Kafka-API broker process for end-to-end tests: tansu with memory
+//! storage, on a free loopback port, stopped on drop.
+//!
+//! `scripts/install-test-tools.sh` (run by the README's test command)
+//! installs it into `$PROJECTOR_TOOLS` (default `~/.cache/projector-tools`);
+//! `$PROJECTOR_TANSU` may name the binary instead. A missing binary fails
+//! the test that needs it, loudly: nothing is skipped.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+/// A running tansu broker.
+pub struct Tansu {
+    child: Child,
+    binary: PathBuf,
+    port: u16,
+}
+
+fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("PROJECTOR_TANSU") {
+        return PathBuf::from(path);
+    }
+    let tools = std::env::var_os("PROJECTOR_TOOLS").map_or_else(
+        || {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/projector-tools")
+        },
+        PathBuf::from,
+    );
+    let path = tools.join("bin/tansu");
+    assert!(
+        path.exists(),
+        "tansu is not installed at {}: run scripts/install-test-tools.sh (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+impl Tansu {
+    /// Start a broker and wait until it answers metadata requests.
+    pub fn start() -> Self {
+        let binary = binary();
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(&binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
+        let tansu = Self {
+            child,
+            binary,
+            port,
+        };
+        let client: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", tansu.bootstrap())
+            .create()
+            .expect("metadata client");
+        let started = Instant::now();
+        while client
+            .fetch_metadata(None, Duration::from_millis(500))
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "tansu did not answer metadata within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        tansu
+    }
+
+    /// `host:port` for Kafka clients.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Create `topic` with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        let output = Command::new(&self.binary)
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                &partitions.to_string(),
+            ])
+            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .output()
+            .expect("tansu topic create runs");
+        assert!(
+            output.status.success(),
+            "tansu topic create {topic} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
