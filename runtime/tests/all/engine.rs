@@ -275,13 +275,17 @@ fn compiled_code_is_cached_on_disk() {
     engine(config.clone())
         .load(projector_examples::CUSTOMER_VIEW.wasm)
         .unwrap();
-    let files = count_files(&dir);
-    assert!(files > 0, "nothing was written to the cache");
-    // A second engine (a restart) finds it and writes nothing new.
+    let artifacts = compiled_artifacts(&dir);
+    assert_eq!(
+        artifacts.len(),
+        1,
+        "one compiled component in the cache: {artifacts:?}"
+    );
+    // A second engine (a restart) finds it and compiles nothing new.
     let module = engine(config)
         .load(projector_examples::CUSTOMER_VIEW.wasm)
         .unwrap();
-    assert_eq!(count_files(&dir), files);
+    assert_eq!(compiled_artifacts(&dir), artifacts);
     let mut instance = module.instance();
     let event = projector::engine::WitEvent::from(&projector_sdk::Event {
         ty: "CustomerDeleted".into(),
@@ -297,19 +301,25 @@ fn tempdir() -> std::path::PathBuf {
     dir
 }
 
-fn count_files(dir: &std::path::Path) -> usize {
-    let mut count = 0;
+/// The compiled components in a wasmtime cache directory. Its worker
+/// thread also writes usage statistics (`*.stats`) and cleanup markers
+/// (`.cleanup*`) in the background; those are not compiled code.
+fn compiled_artifacts(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if entry.path().is_dir() {
-                stack.push(entry.path());
-            } else {
-                count += 1;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !name.starts_with('.') && !name.ends_with(".stats") {
+                found.push(path);
             }
         }
     }
-    count
+    found.sort();
+    found
 }
 
 mod load_errors {
