@@ -118,9 +118,10 @@ fn endless_loop_is_stopped_at_the_deadline() {
     assert!(err.is_transient());
     assert!(elapsed >= deadline, "interrupted early, after {elapsed:?}");
     // A loose bound: this is a correctness check, not a benchmark, and the
-    // test machine may be busy. The reliability suite checks 2x under load.
+    // test machine may be busy running other tests in parallel. The
+    // reliability suite (issue 6) checks the 2x bound on its own.
     assert!(
-        elapsed < deadline * 5,
+        elapsed < deadline * 10,
         "interrupted late, after {elapsed:?}"
     );
     assert_serves_next_event(&mut host);
