@@ -202,10 +202,7 @@ fn run_stops_gracefully_on_sigterm_with_rows_durable() {
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 
     let store = projector::store::SledStore::open(&store_dir).unwrap();
-    let hash = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(projector_examples::EVENT_COUNTER.wasm))
-    };
+    let hash = crate::kit::hash_of(&projector_examples::EVENT_COUNTER);
     let view = store.open_view("counter", &hash, &[]).unwrap();
     let total: u64 = view
         .scan("", None, 100)

@@ -241,3 +241,19 @@ pub fn wait_for(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Wait until `status` counts exactly `applied` applied records.
+pub fn wait_applied(status: &ViewStatus, applied: u64) {
+    wait_for(
+        status,
+        Duration::from_secs(60),
+        &format!("{applied} applied"),
+        |s| s.counters().applied == applied,
+    );
+}
+
+/// The module hash the runtime records for `example`.
+pub fn hash_of(example: &projector_examples::Example) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(example.wasm))
+}

@@ -9,7 +9,7 @@ use projector::config::OnError;
 use projector::engine::EngineConfig;
 use projector::store::{Store, ViewStore};
 
-use crate::kit::{Broker, TempDir, start, view, wait_for};
+use crate::kit::{Broker, TempDir, start, view, wait_applied, wait_for};
 
 const TOPIC: &str = "events";
 
@@ -95,8 +95,7 @@ fn assert_matches_oracle(
 }
 
 fn module_hash() -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(projector_examples::EVENT_COUNTER.wasm))
+    crate::kit::hash_of(&projector_examples::EVENT_COUNTER)
 }
 
 fn counter_view() -> projector::config::ViewConfig {
@@ -116,14 +115,10 @@ fn final_state_matches_the_oracle_across_partitions() {
     stream.publish(&broker, 2000, 40, 4, Partitioning::BySubject);
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
-    wait_for(&status, Duration::from_secs(60), "2000 applied", |s| {
-        s.counters().applied == 2000
-    });
+    wait_applied(&status, 2000);
     // Events published while running are applied too.
     stream.publish(&broker, 500, 40, 4, Partitioning::BySubject);
-    wait_for(&status, Duration::from_secs(60), "2500 applied", |s| {
-        s.counters().applied == 2500
-    });
+    wait_applied(&status, 2500);
     wait_for(&status, Duration::from_secs(10), "checkpoints", |s| {
         s.partitions()
             .values()
@@ -145,9 +140,7 @@ fn one_subject_on_several_partitions_loses_no_update() {
     stream.publish(&broker, 900, 5, 3, Partitioning::RoundRobin);
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
-    wait_for(&status, Duration::from_secs(60), "900 applied", |s| {
-        s.counters().applied == 900
-    });
+    wait_applied(&status, 900);
     service.stop();
     // Reopen the data directory to read what was made durable.
     let store = projector::store::SledStore::open(&dir.0.join("store")).unwrap();
@@ -212,9 +205,7 @@ fn redelivery_after_an_offset_reset_is_not_applied_twice() {
     stream.publish(&broker, 400, 10, 2, Partitioning::BySubject);
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
-    wait_for(&status, Duration::from_secs(60), "400 applied", |s| {
-        s.counters().applied == 400
-    });
+    wait_applied(&status, 400);
 
     // The broker answers fetches with OFFSET_OUT_OF_RANGE: the consumer
     // resets to the earliest offset and everything is delivered again.
@@ -223,9 +214,7 @@ fn redelivery_after_an_offset_reset_is_not_applied_twice() {
         &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE; 2],
     );
     stream.publish(&broker, 200, 10, 2, Partitioning::BySubject);
-    wait_for(&status, Duration::from_secs(60), "600 applied", |s| {
-        s.counters().applied == 600
-    });
+    wait_applied(&status, 600);
     wait_for(&status, Duration::from_secs(30), "redeliveries", |s| {
         s.counters().duplicates > 0
     });
@@ -358,16 +347,11 @@ fn secondary_index_follows_creates_and_deletes() {
     customers.indexes = indexes.clone();
     let service = start(&broker, &dir, vec![customers], EngineConfig::default());
     let status = service.statuses()["customers"].clone();
-    wait_for(&status, Duration::from_secs(60), "4 applied", |s| {
-        s.counters().applied == 4
-    });
+    wait_applied(&status, 4);
     service.stop();
 
     let store = SledStore::open(&dir.0.join("store")).unwrap();
-    let hash = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(projector_examples::CUSTOMER_VIEW.wasm))
-    };
+    let hash = crate::kit::hash_of(&projector_examples::CUSTOMER_VIEW);
     let view = store.open_view("customers", &hash, &indexes).unwrap();
     let subjects = |email: &str| -> Vec<String> {
         view.lookup("by_email", email, None, 10)

@@ -96,8 +96,7 @@ fn engine() -> EngineConfig {
 }
 
 fn module_hash() -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(projector_examples::MISBEHAVING.wasm))
+    crate::kit::hash_of(&projector_examples::MISBEHAVING)
 }
 
 fn count_of(service: &projector::service::Service, subject: &str) -> Option<u64> {
