@@ -112,11 +112,6 @@ impl Service {
         &self.views
     }
 
-    /// True while every worker is running.
-    pub fn healthy(&self) -> bool {
-        self.workers.iter().all(|(_, handle)| !handle.is_finished())
-    }
-
     /// Stop every view: each finishes the record in hand, commits its batch
     /// to the store, flushes, and commits its offsets. Returns how each
     /// view ended.

@@ -2,7 +2,7 @@
 //! SIGINT or SIGTERM, then stop gracefully: stop fetching, finish the record
 //! in hand, commit the batch to the store, flush, commit offsets.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,13 +32,8 @@ pub fn open(config: &Config) -> anyhow::Result<(Engine, Arc<SledStore>)> {
         .cache_dir
         .get_or_insert_with(|| config.data_dir.join("compiled"));
     let engine = Engine::new(engine_config)?;
-    let store = Arc::new(SledStore::open(&store_dir(&config.data_dir))?);
+    let store = Arc::new(SledStore::open(&config.data_dir.join("store"))?);
     Ok((engine, store))
-}
-
-/// Where the store of a data directory lives.
-pub fn store_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("store")
 }
 
 /// Run `projector run`.

@@ -4,7 +4,7 @@
 //! # What it promises, and where
 //!
 //! - **G1, at-least-once.** Every record is applied or handed to the error
-//!   policy before its offset enters a checkpoint ([`Worker::handle`]).
+//!   policy before its offset enters a checkpoint (`Worker::handle`).
 //! - **G2, no double application.** Each partition starts at the view's
 //!   checkpoint on every assignment ([`context::ViewContext`]); a record
 //!   below the partition's next offset is counted as a duplicate and not

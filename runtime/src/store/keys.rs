@@ -56,7 +56,7 @@ pub(super) fn decode_offset(value: &[u8]) -> Result<i64, String> {
     Ok(i64::from_be_bytes(bytes))
 }
 
-fn index_value_prefix(index: &str, value: &str) -> Vec<u8> {
+pub(super) fn index_prefix(index: &str, value: &str) -> Vec<u8> {
     let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
     [
         INDEX_PREFIX,
@@ -68,16 +68,8 @@ fn index_value_prefix(index: &str, value: &str) -> Vec<u8> {
     .concat()
 }
 
-pub(super) fn index_prefix(index: &str, value: &str) -> Vec<u8> {
-    index_value_prefix(index, value)
-}
-
 pub(super) fn index_key(index: &str, value: &str, subject: &str) -> Vec<u8> {
-    [
-        index_value_prefix(index, value).as_slice(),
-        subject.as_bytes(),
-    ]
-    .concat()
+    [index_prefix(index, value).as_slice(), subject.as_bytes()].concat()
 }
 
 pub(super) fn encode_row(row: &StoredRow) -> Vec<u8> {
