@@ -24,8 +24,9 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::feed::{Change, ViewFeed};
 use super::status::ViewStatus;
-use crate::store::{Store, StoreError, ViewBatch, ViewStore};
+use crate::store::{Store, StoreError, StoredRow, ViewBatch, ViewStore};
 
 /// The `(topic, partition)` of a record.
 pub type TopicPartition = (String, i32);
@@ -50,11 +51,19 @@ pub struct ViewState<S: Store> {
     pub batch_records: usize,
     /// When the first record of `batch` was added.
     pub batch_started: Option<Instant>,
+    /// Where committed changes and positions are published.
+    pub feed: Arc<ViewFeed>,
+    /// Every change of `batch` in apply order, kept while someone watches.
+    journal: Vec<Change>,
+    /// True when `journal` holds every change of `batch` (someone watched
+    /// when the batch began).
+    journal_complete: bool,
 }
 
 impl<S: Store> ViewState<S> {
     /// Fresh state for `view` in `store`.
-    pub fn new(store: Arc<S>, view: S::View) -> Self {
+    pub fn new(store: Arc<S>, view: S::View, feed: Arc<ViewFeed>) -> Self {
+        let journal_complete = feed.is_watched();
         Self {
             store,
             view,
@@ -64,7 +73,49 @@ impl<S: Store> ViewState<S> {
             batch: ViewBatch::new(),
             batch_records: 0,
             batch_started: None,
+            feed,
+            journal: Vec::new(),
+            journal_complete,
         }
+    }
+
+    /// Record that `subject`'s row goes from `before` (as stored or
+    /// pending) to `after`.
+    pub fn change(&mut self, subject: &str, before: Option<StoredRow>, after: Option<StoredRow>) {
+        if self.journal_complete {
+            self.journal.push(Change {
+                subject: subject.to_owned(),
+                row: after.clone(),
+            });
+        }
+        self.batch.change(subject, before, after);
+    }
+
+    /// The changes to publish for the pending batch: the journal when it is
+    /// complete, else (a watcher arrived mid-batch) each row's net change.
+    fn changes_to_publish(&mut self) -> Vec<Change> {
+        if !self.feed.is_watched() {
+            return Vec::new();
+        }
+        if self.journal_complete {
+            return std::mem::take(&mut self.journal);
+        }
+        self.batch
+            .changes()
+            .iter()
+            .map(|(subject, change)| Change {
+                subject: subject.clone(),
+                row: change.after.clone(),
+            })
+            .collect()
+    }
+
+    fn reset_batch(&mut self) {
+        self.batch = ViewBatch::new();
+        self.batch_records = 0;
+        self.batch_started = None;
+        self.journal.clear();
+        self.journal_complete = self.feed.is_watched();
     }
 
     /// Commit the pending batch to the store and flush it. Returns the
@@ -73,13 +124,15 @@ impl<S: Store> ViewState<S> {
     pub fn commit_batch(&mut self, status: &ViewStatus) -> Result<TopicPartitionList, StoreError> {
         let mut offsets = TopicPartitionList::new();
         if self.batch.is_empty() {
-            self.batch_records = 0;
-            self.batch_started = None;
+            self.reset_batch();
             return Ok(offsets);
         }
         let started = Instant::now();
-        self.view.commit(&self.batch)?;
+        let changes = self.changes_to_publish();
+        self.feed
+            .commit(|| self.view.commit(&self.batch), changes)?;
         self.store.flush()?;
+        self.feed.advance(self.batch.checkpoints());
         let histograms = &status.histograms;
         histograms
             .flush_seconds
@@ -96,9 +149,7 @@ impl<S: Store> ViewState<S> {
                 tracing::warn!(error = %err, "cannot list an offset to commit");
             }
         }
-        self.batch = ViewBatch::new();
-        self.batch_records = 0;
-        self.batch_started = None;
+        self.reset_batch();
         Ok(offsets)
     }
 }

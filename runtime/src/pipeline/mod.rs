@@ -27,9 +27,11 @@
 //! - this file: the worker;
 //! - `context`: the state the worker shares with its consumer's callbacks,
 //!   where assigned partitions start, and the commit on revocation;
+//! - `feed`: committed positions and row changes, for the query API;
 //! - `status`: counters and per-partition state it reports.
 
 pub mod context;
+pub mod feed;
 pub mod status;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +50,7 @@ use crate::kafka::{self, DeadLetterProducer, FailureHeaders};
 use crate::store::{Store, StoreError, StoredRow, ViewStore};
 
 use context::{TopicPartition, ViewContext, ViewState, lock};
+use feed::ViewFeed;
 
 pub use status::{CounterValues, PartitionState, PartitionStatus, ViewStatus};
 
@@ -159,7 +162,17 @@ impl<S: Store> Worker<S> {
             view: name.clone(),
             source,
         };
-        let state = Arc::new(Mutex::new(ViewState::new(store, view)));
+        let positions = view
+            .checkpoints()
+            .map_err(|source| PipelineError::Store {
+                view: name.clone(),
+                source,
+            })?
+            .into_iter()
+            .map(|(topic, partition, next)| ((topic, partition), next))
+            .collect();
+        let feed = Arc::new(ViewFeed::new(positions, ViewFeed::DEFAULT_CAPACITY));
+        let state = Arc::new(Mutex::new(ViewState::new(store, view, feed)));
         let consumer: ViewConsumer<S> = kafka::consumer_config(broker, &config.group())
             .create_with_context(ViewContext::new(Arc::clone(&state), Arc::clone(&status)))
             .map_err(kafka_error)?;
@@ -179,6 +192,16 @@ impl<S: Store> Worker<S> {
             limits,
         };
         Ok((worker, consumer))
+    }
+
+    /// The view's rows, for readers.
+    pub fn rows(&self) -> S::View {
+        lock(&self.state).view.clone()
+    }
+
+    /// The view's feed of positions and changes, for readers.
+    pub fn feed(&self) -> Arc<ViewFeed> {
+        Arc::clone(&lock(&self.state).feed)
     }
 
     /// Consume and apply until `shutdown` is set, then commit what is
@@ -325,13 +348,11 @@ impl<S: Store> Worker<S> {
                     version: before.as_ref().map_or(1, |row| row.version + 1),
                     last_event_id: event.id,
                 };
-                lock(&self.state)
-                    .batch
-                    .change(&subject, before, Some(after));
+                lock(&self.state).change(&subject, before, Some(after));
             }
             Update::Delete => {
                 if before.is_some() {
-                    lock(&self.state).batch.change(&subject, before, None);
+                    lock(&self.state).change(&subject, before, None);
                 }
             }
             Update::Ignore => {}

@@ -5,6 +5,7 @@
 //! | `r/<subject>` | the row: format byte, version (u64 BE), event id length (u32 BE), event id, JSON |
 //! | `c/<topic>/<partition>` | the next offset to apply (i64 BE) |
 //! | `x/<index>/<value length u32 BE><value><subject>` | empty |
+//! | `m/rows` | the number of rows (u64 BE) |
 //!
 //! The index key carries the value's length, so values and subjects may
 //! contain any byte (`/` included) and a lookup is one prefix scan.
@@ -16,6 +17,8 @@ use super::StoredRow;
 pub(super) const ROW_PREFIX: &[u8] = b"r/";
 pub(super) const CHECKPOINT_PREFIX: &[u8] = b"c/";
 pub(super) const INDEX_PREFIX: &[u8] = b"x/";
+
+pub(super) const ROW_COUNT_KEY: &[u8] = b"m/rows";
 
 const ROW_FORMAT: u8 = 1;
 
@@ -54,6 +57,13 @@ pub(super) fn decode_offset(value: &[u8]) -> Result<i64, String> {
         .try_into()
         .map_err(|_| format!("an offset is 8 bytes, found {}", value.len()))?;
     Ok(i64::from_be_bytes(bytes))
+}
+
+pub(super) fn decode_count(value: &[u8]) -> Result<u64, String> {
+    let bytes: [u8; 8] = value
+        .try_into()
+        .map_err(|_| format!("a count is 8 bytes, found {}", value.len()))?;
+    Ok(u64::from_be_bytes(bytes))
 }
 
 pub(super) fn index_prefix(index: &str, value: &str) -> Vec<u8> {

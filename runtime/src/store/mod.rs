@@ -198,6 +198,9 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// Every checkpoint: `(topic, partition, next offset)`.
     fn checkpoints(&self) -> Result<Vec<(String, i32, i64)>, StoreError>;
 
+    /// How many rows the view holds, as committed.
+    fn row_count(&self) -> u64;
+
     /// Write `batch` atomically (durable after [`Store::flush`]).
     fn commit(&self, batch: &ViewBatch) -> Result<(), StoreError>;
 

@@ -5,8 +5,10 @@
 //! A [`ViewBatch`] becomes one `sled::Batch` on the view's tree, which sled
 //! applies atomically; [`SledStore::flush`] is one fsync for every view.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::config::IndexConfig;
 
@@ -29,6 +31,8 @@ pub struct SledStore {
     db: sled::Db,
     meta: sled::Tree,
     path: PathBuf,
+    /// Each open view's row count, shared by every handle of the view.
+    row_counts: Arc<Mutex<HashMap<String, Arc<AtomicU64>>>>,
 }
 
 impl SledStore {
@@ -75,6 +79,7 @@ impl SledStore {
             db,
             meta,
             path: dir.to_owned(),
+            row_counts: Arc::default(),
         })
     }
 
@@ -85,6 +90,38 @@ impl SledStore {
 
     fn module_key(view: &str) -> Vec<u8> {
         format!("view/{view}/module").into_bytes()
+    }
+
+    /// The row count of view `name`: shared with its other handles, read
+    /// from its tree, or counted once for a tree written before counts were
+    /// kept.
+    fn row_count(&self, name: &str, tree: &sled::Tree) -> Result<Arc<AtomicU64>, StoreError> {
+        let mut counts = self
+            .row_counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get(name) {
+            return Ok(Arc::clone(count));
+        }
+        let count = match tree
+            .get(keys::ROW_COUNT_KEY)
+            .map_err(backend("read row count"))?
+        {
+            Some(value) => keys::decode_count(&value).map_err(|reason| StoreError::Corrupt {
+                view: name.to_owned(),
+                key: String::from_utf8_lossy(keys::ROW_COUNT_KEY).into_owned(),
+                reason,
+            })?,
+            None => {
+                let counted = tree.scan_prefix(keys::ROW_PREFIX).count() as u64;
+                tree.insert(keys::ROW_COUNT_KEY, &counted.to_be_bytes())
+                    .map_err(backend("write row count"))?;
+                counted
+            }
+        };
+        let count = Arc::new(AtomicU64::new(count));
+        counts.insert(name.to_owned(), Arc::clone(&count));
+        Ok(count)
     }
 }
 
@@ -117,10 +154,12 @@ impl Store for SledStore {
             .db
             .open_tree(format!("view/{name}"))
             .map_err(backend("open view tree"))?;
+        let row_count = self.row_count(name, &tree)?;
         Ok(SledView {
             name: Arc::from(name),
             tree,
             indexes: Arc::from(indexes),
+            row_count,
         })
     }
 
@@ -135,6 +174,14 @@ impl Store for SledStore {
             .map_err(backend("open view tree"))?;
         let rows = tree.scan_prefix(keys::ROW_PREFIX).count();
         tree.clear().map_err(backend("clear view"))?;
+        if let Some(count) = self
+            .row_counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+        {
+            count.store(0, Ordering::Relaxed);
+        }
         self.meta
             .insert(Self::module_key(name), module_hash.as_bytes())
             .map_err(backend("write view module"))?;
@@ -149,6 +196,7 @@ pub struct SledView {
     name: Arc<str>,
     tree: sled::Tree,
     indexes: Arc<[IndexConfig]>,
+    row_count: Arc<AtomicU64>,
 }
 
 impl SledView {
@@ -211,9 +259,19 @@ impl ViewStore for SledView {
             .collect()
     }
 
+    fn row_count(&self) -> u64 {
+        self.row_count.load(Ordering::Relaxed)
+    }
+
     fn commit(&self, batch: &ViewBatch) -> Result<(), StoreError> {
         let mut writes = sled::Batch::default();
+        let mut rows = self.row_count.load(Ordering::Relaxed);
         for (subject, change) in batch.changes() {
+            match (&change.before, &change.after) {
+                (None, Some(_)) => rows += 1,
+                (Some(_), None) => rows = rows.saturating_sub(1),
+                _ => {}
+            }
             let before = change
                 .before
                 .as_ref()
@@ -241,9 +299,12 @@ impl ViewStore for SledView {
                 &keys::encode_offset(*next_offset)[..],
             );
         }
+        writes.insert(keys::ROW_COUNT_KEY, &rows.to_be_bytes()[..]);
         self.tree
             .apply_batch(writes)
-            .map_err(backend("commit batch"))
+            .map_err(backend("commit batch"))?;
+        self.row_count.store(rows, Ordering::Relaxed);
+        Ok(())
     }
 
     fn scan(
@@ -340,6 +401,32 @@ mod tests {
             name: "by_email".into(),
             pointer: "/email".into(),
         }]
+    }
+
+    #[test]
+    fn the_row_count_follows_creates_and_deletes_and_survives_reopen() {
+        let dir = TempDir::new("count");
+        {
+            let store = SledStore::open(&dir.0).unwrap();
+            let view = store.open_view("v", "h", &[]).unwrap();
+            let other_handle = store.open_view("v", "h", &[]).unwrap();
+            let mut batch = ViewBatch::new();
+            for subject in ["a", "b", "c"] {
+                batch.change(subject, None, Some(row("{}", 1)));
+            }
+            view.commit(&batch).unwrap();
+            assert_eq!(other_handle.row_count(), 3);
+            let mut batch = ViewBatch::new();
+            batch.change("a", Some(row("{}", 1)), Some(row("{}", 2)));
+            batch.change("b", Some(row("{}", 1)), None);
+            view.commit(&batch).unwrap();
+            assert_eq!(view.row_count(), 2);
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(&dir.0).unwrap();
+        assert_eq!(store.open_view("v", "h", &[]).unwrap().row_count(), 2);
+        store.reset_view("v", "h2").unwrap();
+        assert_eq!(store.open_view("v", "h2", &[]).unwrap().row_count(), 0);
     }
 
     #[test]
