@@ -112,12 +112,18 @@ pub struct HttpConfig {
     /// only; set `0.0.0.0:8080` to serve other machines.
     #[serde(default = "default_bind")]
     pub bind: std::net::SocketAddr,
+    /// A stored secret (`NAME/KEY`) holding the bearer token that every
+    /// request except `/healthz` and `/readyz` must carry. Default none:
+    /// no token is asked for.
+    #[serde(default)]
+    pub token_secret: Option<crate::secrets::SecretRef>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             bind: default_bind(),
+            token_secret: None,
         }
     }
 }

@@ -9,12 +9,15 @@
 //! - [`config`]: `projector.toml`, typed and validated, errors naming the key.
 //! - [`decode`]: CloudEvents from Kafka records, binary and structured
 //!   mode, with a typed reason for every invalid record.
-//! - [`http`]: health, readiness, Prometheus metrics and view status over
-//!   HTTP (the query API joins them).
+//! - [`http`]: the HTTP API: health, readiness, Prometheus metrics, view
+//!   status, and the query API (rows, pages, index lookups, watch streams,
+//!   read-your-writes).
 //! - [`kafka`]: client settings, the consumer context that resumes from the
 //!   view's checkpoints, and the dead-letter producer.
 //! - [`pipeline`]: one view's worker: consume, decode, apply, batch,
 //!   commit, flush, commit offsets; where each delivery guarantee holds.
+//! - [`secrets`]: named secrets on the local machine (mode 0600), the
+//!   `NAME/KEY` references configs use, and a value type that never prints.
 //! - [`service`]: every configured view on its own worker thread, started
 //!   and stopped together.
 //! - [`store`]: view rows, index entries and checkpoints behind a trait;
@@ -29,5 +32,6 @@ pub mod engine;
 pub mod http;
 pub mod kafka;
 pub mod pipeline;
+pub mod secrets;
 pub mod service;
 pub mod store;

@@ -16,8 +16,9 @@ use serde::Serialize;
 
 use crate::config::{BrokerConfig, Config, OnError};
 use crate::engine::Engine;
+use crate::pipeline::feed::ViewFeed;
 use crate::pipeline::{BatchLimits, PipelineError, ViewStatus, Worker};
-use crate::store::SledStore;
+use crate::store::{SledStore, SledView};
 
 /// What a running view is.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +33,21 @@ pub struct ViewInfo {
     pub group: String,
     /// Its error policy.
     pub on_error: OnError,
+    /// The names of its secondary indexes.
+    pub indexes: Vec<String>,
+}
+
+/// A running view, as readers see it.
+#[derive(Debug, Clone)]
+pub struct RunningView {
+    /// What it is.
+    pub info: ViewInfo,
+    /// How it stands.
+    pub status: Arc<ViewStatus>,
+    /// Its rows.
+    pub rows: SledView,
+    /// Its committed positions and changes.
+    pub feed: Arc<ViewFeed>,
 }
 
 /// The views of one runtime, running.
@@ -41,7 +57,7 @@ pub struct Service {
     shutdown: Arc<AtomicBool>,
     workers: Vec<(String, JoinHandle<Result<(), PipelineError>>)>,
     statuses: BTreeMap<String, Arc<ViewStatus>>,
-    views: Vec<ViewInfo>,
+    views: Vec<RunningView>,
 }
 
 impl Service {
@@ -69,14 +85,24 @@ impl Service {
                 Arc::clone(&status),
                 limits,
             )?;
-            prepared.push((view.name.clone(), worker, consumer, status));
-            infos.push(ViewInfo {
-                name: view.name.clone(),
-                module_hash: module.hash().to_owned(),
-                topics: view.topics.clone(),
-                group: view.group(),
-                on_error: view.on_error,
+            infos.push(RunningView {
+                info: ViewInfo {
+                    name: view.name.clone(),
+                    module_hash: module.hash().to_owned(),
+                    topics: view.topics.clone(),
+                    group: view.group(),
+                    on_error: view.on_error,
+                    indexes: view
+                        .indexes
+                        .iter()
+                        .map(|index| index.name.clone())
+                        .collect(),
+                },
+                status: Arc::clone(&status),
+                rows: worker.rows(),
+                feed: worker.feed(),
             });
+            prepared.push((view.name.clone(), worker, consumer, status));
         }
         let mut service = Self {
             store,
@@ -107,8 +133,8 @@ impl Service {
         &self.statuses
     }
 
-    /// What each view is, in config order.
-    pub fn views(&self) -> &[ViewInfo] {
+    /// Each running view, in config order.
+    pub fn views(&self) -> &[RunningView] {
         &self.views
     }
 

@@ -281,7 +281,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
 
     let view = service
         .store()
-        .open_view("customers", &service.views()[0].module_hash, &[])?;
+        .open_view("customers", &service.views()[0].info.module_hash, &[])?;
     let rows = view.scan("", None, usize::MAX)?;
     println!(
         "\n{} customer rows (deleted customers have none); the first {}:",

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::http::{self, ApiState};
 use crate::pipeline::BatchLimits;
+use crate::secrets::SecretStore;
 use crate::service::Service;
 use crate::store::SledStore;
 
@@ -36,6 +37,19 @@ pub fn open(config: &Config) -> anyhow::Result<(Engine, Arc<SledStore>)> {
     Ok((engine, store))
 }
 
+/// The API's state over `service`, with the bearer token `config` names
+/// resolved from the secret store.
+pub fn api_state(config: &Config, service: &Service) -> anyhow::Result<ApiState> {
+    let state = ApiState::new(service.views());
+    let Some(reference) = &config.http.token_secret else {
+        return Ok(state);
+    };
+    let token = SecretStore::from_env()
+        .and_then(|secrets| secrets.resolve(reference))
+        .with_context(|| format!("[http] token_secret = {reference:?}"))?;
+    Ok(state.with_token(&token))
+}
+
 /// Run `projector run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
@@ -54,9 +68,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let listener = runtime.block_on(http::bind(config.http.bind))?;
     let (engine, store) = open(&config)?;
     let service = Service::start(&config, &broker, &engine, store, BatchLimits::default())?;
-    let state = ApiState::new(service.views(), service.statuses());
+    let state = api_state(&config, &service)?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime.spawn(http::serve(listener, http::router(state), async {
+    let server = runtime.spawn(http::serve(listener, state, async {
         let _ = http_stopped.await;
     }));
     tracing::info!(

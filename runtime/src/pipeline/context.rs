@@ -222,6 +222,7 @@ impl<S: Store> ViewContext<S> {
             state.assigned.clear();
         }
         state.assigned.extend(partitions.iter().cloned());
+        self.status.assignment(&partitions, cooperative);
         let mut halted = TopicPartitionList::new();
         for (topic, partition) in partitions.iter().filter(|p| state.stopped.contains(*p)) {
             halted.add_partition(topic, *partition);
@@ -257,6 +258,7 @@ impl<S: Store> ViewContext<S> {
             }
         }
         for partition in &partitions {
+            self.status.assigned(&partition.0, partition.1, false);
             state.assigned.remove(partition);
             // Another runtime may apply it meanwhile; on the next
             // assignment, resume from the store, not from memory.
@@ -288,8 +290,9 @@ impl<S: Store> ClientContext for ViewContext<S> {
                 // librdkafka lists an internal partition -1, and reports -1
                 // for watermarks it does not know yet.
                 if *partition >= 0 && stats.hi_offset >= 0 {
+                    let low = (stats.lo_offset >= 0).then_some(stats.lo_offset);
                     self.status
-                        .high_watermark(topic, *partition, stats.hi_offset);
+                        .watermarks(topic, *partition, low, stats.hi_offset);
                 }
             }
         }

@@ -27,6 +27,14 @@ pub struct PartitionStatus {
     /// The partition's high watermark (the offset the next record will
     /// get), as last reported by the consumer's statistics.
     pub high_watermark: Option<i64>,
+    /// The first high watermark seen after start: how far the view must
+    /// apply to have caught up with what was there when it started.
+    pub start_high_watermark: Option<i64>,
+    /// The partition's low watermark (its earliest offset), as last
+    /// reported.
+    pub low_watermark: Option<i64>,
+    /// True while the partition is assigned to this runtime.
+    pub assigned: bool,
     /// Running or stopped.
     pub state: PartitionState,
     /// The last failure: `offset: class: message`.
@@ -75,7 +83,19 @@ impl PartitionStatus {
     /// Records published and not yet applied: high watermark minus
     /// checkpoint, when both are known.
     pub fn lag(&self) -> Option<i64> {
-        Some((self.high_watermark? - self.checkpoint.unwrap_or(0)).max(0))
+        Some((self.high_watermark? - self.position()).max(0))
+    }
+
+    /// The next offset to apply: the checkpoint, else the earliest offset.
+    fn position(&self) -> i64 {
+        self.checkpoint.or(self.low_watermark).unwrap_or(0)
+    }
+
+    /// True when the view has applied everything the partition held when
+    /// the view started.
+    pub fn caught_up(&self) -> bool {
+        self.start_high_watermark
+            .is_some_and(|start| self.position() >= start)
     }
 }
 
@@ -109,6 +129,7 @@ pub struct ViewStatus {
     pub histograms: Histograms,
     partitions: Mutex<BTreeMap<(String, i32), PartitionStatus>>,
     fatal: Mutex<Option<String>>,
+    assignments: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -146,6 +167,9 @@ impl ViewStatus {
             .or_insert(PartitionStatus {
                 checkpoint: None,
                 high_watermark: None,
+                start_high_watermark: None,
+                low_watermark: None,
+                assigned: false,
                 state: PartitionState::Running,
                 last_error: None,
             });
@@ -159,11 +183,44 @@ impl ViewStatus {
         });
     }
 
-    /// Record the high watermark of `(topic, partition)`.
-    pub fn high_watermark(&self, topic: &str, partition: i32, high_watermark: i64) {
+    /// Record the low and high watermarks of `(topic, partition)`.
+    pub fn watermarks(&self, topic: &str, partition: i32, low: Option<i64>, high: i64) {
         self.with_partition(topic, partition, |status| {
-            status.high_watermark = Some(high_watermark);
+            status.high_watermark = Some(high);
+            status.start_high_watermark.get_or_insert(high);
+            if low.is_some() {
+                status.low_watermark = low;
+            }
         });
+    }
+
+    /// Record that `(topic, partition)` was assigned (`true`) or revoked.
+    pub fn assigned(&self, topic: &str, partition: i32, assigned: bool) {
+        self.with_partition(topic, partition, |status| status.assigned = assigned);
+    }
+
+    /// Record that a rebalance gave this runtime its (possibly empty)
+    /// assignment, and drop every partition not in it.
+    pub fn assignment(&self, partitions: &[(String, i32)], incremental: bool) {
+        bump(&self.assignments);
+        if !incremental {
+            let mut all = self
+                .partitions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for status in all.values_mut() {
+                status.assigned = false;
+            }
+        }
+        for (topic, partition) in partitions {
+            self.assigned(topic, *partition, true);
+        }
+    }
+
+    /// True once the view has joined its consumer group and received an
+    /// assignment (which may be empty).
+    pub fn has_joined(&self) -> bool {
+        self.assignments.load(Ordering::Relaxed) > 0
     }
 
     /// Record a failure on `(topic, partition)`; `stop` halts it.

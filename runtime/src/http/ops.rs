@@ -1,26 +1,10 @@
-//! The runtime's HTTP endpoints: health, readiness, Prometheus metrics and
-//! view status. The query API (issue 4) adds its routes to [`router`].
-//!
-//! | route | answer |
-//! |---|---|
-//! | `GET /healthz` | 200 while the process is up |
-//! | `GET /readyz` | 200 when every view runs and has partitions assigned; 503 with the reasons otherwise |
-//! | `GET /metrics` | Prometheus text format |
-//! | `GET /v1/views` | per view: module hash, topics, counters, and per partition its checkpoint, high watermark, lag, state and last error |
-//!
-//! Errors are JSON `{"error": "..."}`. The default bind address is
-//! `127.0.0.1:8080` (loopback only).
-
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
+//! Operations endpoints: `/healthz`, `/readyz`, `/metrics` and
+//! `/v1/views`.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -28,64 +12,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
-use crate::pipeline::{CounterValues, PartitionState, ViewStatus};
-use crate::service::ViewInfo;
-
-/// What the endpoints read: each view's description and live status.
-#[derive(Debug, Clone)]
-pub struct ApiState {
-    views: Arc<Vec<(ViewInfo, Arc<ViewStatus>)>>,
-}
-
-impl ApiState {
-    /// State over `views` and their `statuses` (by view name).
-    pub fn new(views: &[ViewInfo], statuses: &BTreeMap<String, Arc<ViewStatus>>) -> Self {
-        let views = views
-            .iter()
-            .filter_map(|info| {
-                statuses
-                    .get(&info.name)
-                    .map(|status| (info.clone(), Arc::clone(status)))
-            })
-            .collect();
-        Self {
-            views: Arc::new(views),
-        }
-    }
-}
-
-/// The routes, over `state`.
-pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/v1/views", get(views))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
-        .with_state(state)
-}
-
-/// Serve `router` on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-/// Bind `addr`, with an error that names it.
-pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|err| anyhow::anyhow!("cannot listen on {addr}: {err}"))
-}
-
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
-}
+use super::{ApiError, ApiState};
+use crate::pipeline::{PartitionState, ViewStatus};
+use crate::service::RunningView;
+use crate::store::ViewStore;
 
 /// One partition in `/v1/views`.
 #[derive(Debug, Serialize, serde::Deserialize)]
@@ -117,6 +47,10 @@ pub struct ViewReport {
     pub topics: Vec<String>,
     /// Its consumer group.
     pub group: String,
+    /// Its secondary indexes.
+    pub indexes: Vec<String>,
+    /// Rows it holds.
+    pub rows: u64,
     /// `running`, or `failed: <reason>`.
     pub state: String,
     /// Event counters.
@@ -132,10 +66,12 @@ pub struct ViewsReport {
     pub views: Vec<ViewReport>,
 }
 
-fn report(info: &ViewInfo, status: &ViewStatus) -> ViewReport {
+fn report(view: &RunningView) -> ViewReport {
+    let (info, status) = (&view.info, &view.status);
     let partitions = status
         .partitions()
         .into_iter()
+        .filter(|(_, p)| p.assigned || p.checkpoint.is_some())
         .map(|((topic, partition), p)| PartitionReport {
             topic,
             partition,
@@ -154,6 +90,8 @@ fn report(info: &ViewInfo, status: &ViewStatus) -> ViewReport {
         module_hash: info.module_hash.clone(),
         topics: info.topics.clone(),
         group: info.group.clone(),
+        indexes: info.indexes.clone(),
+        rows: view.rows.row_count(),
         state: status
             .fatal_error()
             .map_or_else(|| "running".to_owned(), |err| format!("failed: {err}")),
@@ -162,36 +100,54 @@ fn report(info: &ViewInfo, status: &ViewStatus) -> ViewReport {
     }
 }
 
-async fn views(State(state): State<ApiState>) -> Json<ViewsReport> {
+pub(super) async fn views(State(state): State<ApiState>) -> Json<ViewsReport> {
     Json(ViewsReport {
-        views: state
-            .views
-            .iter()
-            .map(|(info, status)| report(info, status))
-            .collect(),
+        views: state.views().map(report).collect(),
     })
 }
 
-async fn readyz(State(state): State<ApiState>) -> Response {
-    let problems: Vec<String> = state
-        .views
-        .iter()
-        .filter_map(|(info, status)| {
-            if let Some(err) = status.fatal_error() {
-                Some(format!("view {} failed: {err}", info.name))
-            } else if status.partitions().is_empty()
-                && status.counters() == CounterValues::default()
-            {
-                Some(format!("view {} has no partitions assigned yet", info.name))
+/// Why `status` is not ready, if it is not: it failed, has not joined its
+/// group, has a stopped partition, or has not caught up to where its
+/// partitions stood when it started.
+fn not_ready(name: &str, status: &ViewStatus) -> Option<String> {
+    if let Some(err) = status.fatal_error() {
+        return Some(format!("view {name} failed: {err}"));
+    }
+    if !status.has_joined() {
+        return Some(format!("view {name} has not joined its consumer group yet"));
+    }
+    let behind: Vec<String> = status
+        .partitions()
+        .into_iter()
+        .filter(|(_, p)| p.assigned)
+        .filter_map(|((topic, partition), p)| {
+            if p.state == PartitionState::Stopped {
+                Some(format!("{topic}/{partition} is stopped"))
+            } else if !p.caught_up() {
+                Some(format!(
+                    "{topic}/{partition} is catching up (at {}, started behind {})",
+                    p.checkpoint
+                        .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                    p.start_high_watermark
+                        .map_or_else(|| "an unknown offset".to_owned(), |h| h.to_string())
+                ))
             } else {
                 None
             }
         })
         .collect();
+    (!behind.is_empty()).then(|| format!("view {name}: {}", behind.join(", ")))
+}
+
+pub(super) async fn readyz(State(state): State<ApiState>) -> Response {
+    let problems: Vec<String> = state
+        .views()
+        .filter_map(|view| not_ready(&view.info.name, &view.status))
+        .collect();
     if problems.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        error(StatusCode::SERVICE_UNAVAILABLE, &problems.join("; "))
+        ApiError::NotReady(problems.join("; ")).into_response()
     }
 }
 
@@ -199,6 +155,11 @@ async fn readyz(State(state): State<ApiState>) -> Response {
 struct OutcomeLabels {
     view: String,
     outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ViewLabels {
+    view: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -213,7 +174,13 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
     let events = Family::<OutcomeLabels, Counter>::default();
     let lag = Family::<PartitionLabels, Gauge>::default();
     let checkpoint = Family::<PartitionLabels, Gauge>::default();
-    for (info, status) in state.views.iter() {
+    let rows = Family::<ViewLabels, Gauge>::default();
+    for view in state.views() {
+        let (info, status) = (&view.info, &view.status);
+        rows.get_or_create(&ViewLabels {
+            view: info.name.clone(),
+        })
+        .set(i64::try_from(view.rows.row_count()).unwrap_or(i64::MAX));
         let c = status.counters();
         for (outcome, value) in [
             ("applied", c.applied),
@@ -262,6 +229,7 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
         );
     }
     registry.register("events", "Records handled, by outcome", events);
+    registry.register("view_rows", "Rows in the view", rows);
     registry.register("partition_lag", "High watermark minus checkpoint", lag);
     registry.register(
         "partition_checkpoint",
@@ -273,7 +241,7 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
     Ok(text)
 }
 
-async fn metrics(State(state): State<ApiState>) -> Response {
+pub(super) async fn metrics(State(state): State<ApiState>) -> Response {
     match render_metrics(&state) {
         Ok(text) => (
             [(
@@ -283,9 +251,6 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             text,
         )
             .into_response(),
-        Err(err) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("cannot render metrics: {err}"),
-        ),
+        Err(err) => ApiError::Internal(format!("cannot render metrics: {err}")).into_response(),
     }
 }

@@ -1,0 +1,331 @@
+//! The runtime's HTTP API: operations (health, readiness, metrics, view
+//! status) and the query API over the views' rows. The contract is
+//! `docs/openapi.json`, served at `/v1/openapi.json`.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /healthz` | 200 while the process is up |
+//! | `GET /readyz` | 200 once every view runs and has caught up to the lag it had at start; 503 with the reasons |
+//! | `GET /metrics` | Prometheus text format |
+//! | `GET /v1/views` | per view: module, topics, rows, state, and per partition its checkpoint, high watermark and lag |
+//! | `GET /v1/views/{view}/rows/{subject}` | the row, `ETag` and `If-None-Match` (304); 404 when absent |
+//! | `GET /v1/views/{view}/rows?prefix=&after=&limit=` | a page in subject order, with a `next` cursor |
+//! | `GET /v1/views/{view}/rows?index=&eq=&after=&limit=` | a page of rows whose index value equals `eq` |
+//! | `GET /v1/views/{view}/rows/{subject}/watch` | Server-Sent Events: the current row, then every change |
+//! | `GET /v1/openapi.json` | the OpenAPI document |
+//!
+//! # What it promises
+//!
+//! - Every error is JSON `{"error": "...", "code": "..."}` with a 4xx or
+//!   5xx status; a bad request never takes the server down.
+//! - Read-your-writes: every read accepts `min_offsets=topic:partition:offset,...`
+//!   and `timeout_ms` (default 5000, at most 30000), and answers only once
+//!   the view has durably applied those offsets, or 504 with its position.
+//! - With `[http] token_secret`, every route but `/healthz` and `/readyz`
+//!   needs `Authorization: Bearer <token>`; the token is compared in
+//!   constant time and never logged.
+//! - Request URIs are bounded (8 KiB) and bodies refused beyond 16 KiB;
+//!   watchers are bounded in number and each one's backlog is bounded.
+//!
+//! # Layout
+//! - this file: the state, the router, the error type, auth and limits;
+//! - `ops`: health, readiness, metrics and `/v1/views`;
+//! - `rows`: point reads, pages and index lookups;
+//! - `consistency`: `min_offsets` and the wait for them;
+//! - `watch`: the Server-Sent Events stream.
+
+mod consistency;
+mod ops;
+mod rows;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::secrets::SecretValue;
+use crate::service::RunningView;
+use crate::store::StoreError;
+
+pub use consistency::{MAX_TIMEOUT_MS, Position};
+pub use ops::{PartitionReport, ViewReport, ViewsReport};
+pub use rows::{RowEntry, RowsPage};
+pub use watch::WatchEvent;
+
+/// The longest request URI accepted, in bytes.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// The largest request body accepted, in bytes (every route is a `GET`).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Watch streams open at once, over all views.
+pub const MAX_WATCHERS: usize = 1024;
+
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+/// What the endpoints read: the running views, the token, and the signal
+/// that ends open streams at shutdown.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    views: Arc<BTreeMap<String, RunningView>>,
+    order: Arc<Vec<String>>,
+    token: Option<Arc<[u8; 32]>>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown_sender: Arc<tokio::sync::watch::Sender<bool>>,
+    watchers: Arc<AtomicUsize>,
+}
+
+impl ApiState {
+    /// State over `views`, with no token.
+    pub fn new(views: &[RunningView]) -> Self {
+        let (sender, receiver) = tokio::sync::watch::channel(false);
+        Self {
+            order: Arc::new(views.iter().map(|view| view.info.name.clone()).collect()),
+            views: Arc::new(
+                views
+                    .iter()
+                    .map(|view| (view.info.name.clone(), view.clone()))
+                    .collect(),
+            ),
+            token: None,
+            shutdown: receiver,
+            shutdown_sender: Arc::new(sender),
+            watchers: Arc::default(),
+        }
+    }
+
+    /// Require `token` as a bearer token.
+    #[must_use]
+    pub fn with_token(mut self, token: &SecretValue) -> Self {
+        self.token = Some(Arc::new(Sha256::digest(token.expose().as_bytes()).into()));
+        self
+    }
+
+    /// The views in config order.
+    fn views(&self) -> impl Iterator<Item = &RunningView> {
+        self.order.iter().filter_map(|name| self.views.get(name))
+    }
+
+    /// The view `name`, or a 404.
+    fn view(&self, name: &str) -> Result<&RunningView, ApiError> {
+        self.views
+            .get(name)
+            .ok_or_else(|| ApiError::UnknownView(name.to_owned()))
+    }
+
+    /// End every open stream (watchers), as the server shuts down.
+    pub fn close_streams(&self) {
+        let _ = self.shutdown_sender.send(true);
+    }
+}
+
+/// The routes, over `state`.
+pub fn router(state: ApiState) -> Router {
+    let api = Router::new()
+        .route("/metrics", get(ops::metrics))
+        .route("/v1/views", get(ops::views))
+        .route("/v1/views/{view}/rows", get(rows::list))
+        .route("/v1/views/{view}/rows/{subject}", get(rows::get))
+        .route("/v1/views/{view}/rows/{subject}/watch", get(watch::watch))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ops::readyz))
+        .merge(api)
+        .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(bound_uri))
+        .with_state(state)
+}
+
+/// Serve the API over `state` on `listener` until `shutdown` completes;
+/// then end open streams and finish the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let closer = state.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closer.close_streams();
+        })
+        .await
+}
+
+/// Bind `addr`, with an error that names it.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot listen on {addr}: {err}"))
+}
+
+async fn bound_uri(request: Request, next: Next) -> Response {
+    if request.uri().to_string().len() > MAX_URI_BYTES {
+        return ApiError::UriTooLong.into_response();
+    }
+    next.run(request).await
+}
+
+async fn authorize(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let Some(expected) = &state.token else {
+        return next.run(request).await;
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        });
+    let Some(given) = given else {
+        return ApiError::Unauthorized("this API needs a bearer token (Authorization: Bearer ...)")
+            .into_response();
+    };
+    // Comparing digests keeps the comparison's time independent of where
+    // the tokens differ.
+    let digest: [u8; 32] = Sha256::digest(given.trim().as_bytes()).into();
+    let same = digest
+        .iter()
+        .zip(expected.iter())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0;
+    if !same {
+        return ApiError::Unauthorized("the bearer token is wrong").into_response();
+    }
+    next.run(request).await
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No view has this name.
+    #[error("no view named {0:?}")]
+    UnknownView(String),
+    /// The view has no row for the subject.
+    #[error("view {view} has no row for subject {subject:?}")]
+    NoRow {
+        /// The view.
+        view: String,
+        /// The subject.
+        subject: String,
+    },
+    /// The request is malformed or asks for too much.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The view did not apply `min_offsets` within the timeout.
+    #[error(
+        "view {view} has not applied {wanted} within {timeout_ms} ms; \
+         its position is in `positions`"
+    )]
+    NotYetApplied {
+        /// The view.
+        view: String,
+        /// The offsets asked for, as given.
+        wanted: String,
+        /// How long the request waited.
+        timeout_ms: u64,
+        /// Where the view stands.
+        positions: Vec<Position>,
+    },
+    /// No or a wrong bearer token.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The URI is too long.
+    #[error("the request URI is longer than {MAX_URI_BYTES} bytes")]
+    UriTooLong,
+    /// Too many watchers.
+    #[error("too many open watch streams (at most {MAX_WATCHERS}); retry later")]
+    TooManyWatchers,
+    /// No such route.
+    #[error("no such route")]
+    NoRoute,
+    /// Not a `GET`.
+    #[error("method not allowed: this API only answers GET")]
+    MethodNotAllowed,
+    /// Not ready, and why.
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// The store failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// Something else failed on the server's side.
+    #[error("{0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    positions: Option<&'a [Position]>,
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::UnknownView(_) => (StatusCode::NOT_FOUND, "unknown_view"),
+            Self::NoRow { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            Self::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::NotYetApplied { .. } => (StatusCode::GATEWAY_TIMEOUT, "not_applied_yet"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            Self::TooManyWatchers => (StatusCode::SERVICE_UNAVAILABLE, "too_many_watchers"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, "request failed");
+        }
+        let positions = match &self {
+            Self::NotYetApplied { positions, .. } => Some(positions.as_slice()),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: self.to_string(),
+            code,
+            positions,
+        };
+        let mut response = (status, Json(body)).into_response();
+        if matches!(self, Self::Unauthorized(_)) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"projector\""),
+            );
+        }
+        response
+    }
+}
+
+/// A query-string or path rejection as an [`ApiError`].
+fn bad_request(rejection: impl std::fmt::Display) -> ApiError {
+    ApiError::BadRequest(rejection.to_string())
+}

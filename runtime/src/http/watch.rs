@@ -1,0 +1,174 @@
+//! `GET /v1/views/{view}/rows/{subject}/watch`: a subject's row as
+//! Server-Sent Events.
+//!
+//! The stream opens with `current` (the row now, `row: null` when there is
+//! none), then sends `set` or `delete` for every committed change of the
+//! subject, in apply order. A watcher that falls more than the feed's
+//! capacity behind receives `resync` with the row as it is now, and carries
+//! on from there: memory per watcher is bounded. The stream ends when the
+//! server shuts down.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::rows::{ReadQuery, raw};
+use super::{ApiError, ApiState, MAX_WATCHERS, bad_request, consistency};
+use crate::pipeline::feed::ChangeBatch;
+use crate::service::RunningView;
+use crate::store::{StoreError, StoredRow, ViewStore};
+
+/// The data of one watch event.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WatchEvent {
+    /// The subject.
+    pub subject: String,
+    /// The row's version; `None` when there is no row.
+    pub version: Option<u64>,
+    /// The row; `None` when there is none (deleted or never created).
+    pub row: Option<Box<RawValue>>,
+}
+
+/// One open watch stream, counted against [`MAX_WATCHERS`].
+#[derive(Debug)]
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn acquire(watchers: &Arc<AtomicUsize>) -> Result<Self, ApiError> {
+        let taken = watchers.fetch_add(1, Ordering::AcqRel);
+        let slot = Self(Arc::clone(watchers));
+        if taken >= MAX_WATCHERS {
+            return Err(ApiError::TooManyWatchers);
+        }
+        Ok(slot)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+struct Watch {
+    view: RunningView,
+    subject: String,
+    changes: broadcast::Receiver<ChangeBatch>,
+    pending: VecDeque<Event>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    done: bool,
+    _slot: Slot,
+}
+
+fn event(kind: &'static str, subject: &str, row: Option<&StoredRow>) -> Event {
+    let data = row
+        .map(|row| raw(subject, row))
+        .transpose()
+        .map(|raw_row| WatchEvent {
+            subject: subject.to_owned(),
+            version: row.map(|row| row.version),
+            row: raw_row,
+        });
+    match data.map(|data| serde_json::to_string(&data)) {
+        Ok(Ok(json)) => Event::default().event(kind).data(json),
+        Ok(Err(err)) => error_event(&err.to_string()),
+        Err(err) => error_event(&err.to_string()),
+    }
+}
+
+fn error_event(message: &str) -> Event {
+    Event::default()
+        .event("error")
+        .data(serde_json::json!({ "error": message }).to_string())
+}
+
+/// Subscribe to `view`'s changes and read `subject`'s row, atomically.
+fn subscribe(
+    view: &RunningView,
+    subject: &str,
+) -> (
+    broadcast::Receiver<ChangeBatch>,
+    Result<Option<StoredRow>, StoreError>,
+) {
+    view.feed.subscribe(|| view.rows.row(subject))
+}
+
+impl Watch {
+    async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some((Ok(event), self));
+            }
+            if self.done {
+                return None;
+            }
+            let received = tokio::select! {
+                _ = self.shutdown.wait_for(|closed| *closed) => return None,
+                received = self.changes.recv() => received,
+            };
+            match received {
+                Ok(batch) => {
+                    for change in batch.iter().filter(|c| c.subject == self.subject) {
+                        let kind = if change.row.is_some() {
+                            "set"
+                        } else {
+                            "delete"
+                        };
+                        self.pending
+                            .push_back(event(kind, &self.subject, change.row.as_ref()));
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::debug!(subject = %self.subject, missed, "watcher lagged; resyncing");
+                    let (changes, row) = subscribe(&self.view, &self.subject);
+                    self.changes = changes;
+                    match row {
+                        Ok(row) => {
+                            self.pending
+                                .push_back(event("resync", &self.subject, row.as_ref()))
+                        }
+                        Err(err) => {
+                            self.pending.push_back(error_event(&err.to_string()));
+                            self.done = true;
+                        }
+                    }
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+pub(super) async fn watch(
+    State(state): State<ApiState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Path((view_name, subject)) = path.map_err(bad_request)?;
+    let Query(query) = query.map_err(bad_request)?;
+    let view = state.view(&view_name)?.clone();
+    consistency::wait(&view, query.min_offsets.as_deref(), query.timeout_ms).await?;
+    let slot = Slot::acquire(&state.watchers)?;
+    let (changes, row) = subscribe(&view, &subject);
+    let first = event("current", &subject, row?.as_ref());
+    let watch = Watch {
+        view,
+        subject,
+        changes,
+        pending: VecDeque::from([first]),
+        shutdown: state.shutdown.clone(),
+        done: false,
+        _slot: slot,
+    };
+    let stream = futures_util::stream::unfold(watch, Watch::next);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
