@@ -254,3 +254,35 @@ impl ViewStatus {
             .clone()
     }
 }
+
+#[cfg(test)]
+mod readiness_tests {
+    use super::*;
+
+    #[test]
+    fn caught_up_means_past_the_high_watermark_seen_at_start() {
+        let status = ViewStatus::default();
+        let partition = || status.partitions()[&("t".to_owned(), 0)].clone();
+        status.assignment(&[("t".to_owned(), 0)], false);
+        assert!(status.has_joined());
+        assert!(!partition().caught_up(), "unknown start: not caught up");
+        status.watermarks("t", 0, Some(0), 100);
+        status.committed("t", 0, 60);
+        assert!(!partition().caught_up());
+        // New records after start do not move the goal.
+        status.watermarks("t", 0, Some(0), 150);
+        status.committed("t", 0, 100);
+        assert!(partition().caught_up());
+        assert_eq!(partition().lag(), Some(50));
+    }
+
+    #[test]
+    fn an_empty_or_truncated_partition_counts_from_its_low_watermark() {
+        let status = ViewStatus::default();
+        status.watermarks("t", 1, Some(40), 40);
+        assert!(status.partitions()[&("t".to_owned(), 1)].caught_up());
+        status.assignment(&[("t".to_owned(), 2)], false);
+        assert!(!status.partitions()[&("t".to_owned(), 1)].assigned);
+        assert!(status.partitions()[&("t".to_owned(), 2)].assigned);
+    }
+}

@@ -244,7 +244,22 @@ fn check_http_endpoints(port: u16) {
         )
     };
     assert_eq!(get("/healthz"), (200, "ok\n".to_owned()));
-    assert_eq!(get("/readyz").0, 200);
+    // Ready once the consumer's statistics (every second) reported where
+    // each partition stood at start, and the view has caught up to it.
+    let started = std::time::Instant::now();
+    loop {
+        let (status, body) = get("/readyz");
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("not_ready"), "{body}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "not ready after 10 s: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let (status, body) = get("/metrics");
     assert_eq!(status, 200);
     assert!(

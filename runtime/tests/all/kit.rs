@@ -257,3 +257,106 @@ pub fn hash_of(example: &projector_examples::Example) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(example.wasm))
 }
+
+/// The HTTP API of a running [`Service`], served on a free loopback port
+/// from its own thread; stopped on drop.
+pub struct Api {
+    pub base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Api {
+    pub fn start(service: &Service, token: Option<&str>) -> Self {
+        let mut state = projector::http::ApiState::new(service.views());
+        if let Some(token) = token {
+            state = state.with_token(&projector::secrets::SecretValue::new(token));
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        listener.set_nonblocking(true).expect("non-blocking");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                projector::http::serve(listener, state, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("the API serves");
+            });
+        });
+        Self {
+            base,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// `GET path` with optional headers: the status, the headers and the body.
+    pub fn get_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, ureq::http::HeaderMap, String) {
+        let mut request = ureq::get(&format!("{}{path}", self.base))
+            .config()
+            .http_status_as_error(false)
+            .build();
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = request.call().expect("the API answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.body_mut().read_to_string().expect("a text body");
+        (status, headers, body)
+    }
+
+    /// `GET path`: the status and the body as JSON (or a JSON string of
+    /// the text when it is not JSON).
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let (status, _, body) = self.get_with(path, &[]);
+        let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+        (status, json)
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A path segment, percent-encoded.
+pub fn encode(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Wait until `status` has committed `records` records to the store: its
+/// partitions' checkpoints (next offsets, from 0) add up to at least that.
+/// Applied is not committed: a batch commits up to its linger later.
+pub fn wait_committed(status: &ViewStatus, records: i64) {
+    wait_for(
+        status,
+        Duration::from_secs(60),
+        &format!("{records} records committed"),
+        |s| {
+            s.partitions()
+                .values()
+                .filter_map(|p| p.checkpoint)
+                .sum::<i64>()
+                >= records
+        },
+    );
+}

@@ -1,5 +1,6 @@
 //! Integration tests of the runtime crate, in one binary.
 //!
+//! - `api`: the HTTP query API, black-box, against a running runtime.
 //! - `cli`: the `projector` binary, run as a user runs it.
 //! - `engine`: the wasm engine against real components: the example
 //!   projections built by `projector-examples`, and hand-written components
@@ -13,6 +14,7 @@
 // Test helpers fail by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api;
 mod cli;
 mod engine;
 mod kit;
