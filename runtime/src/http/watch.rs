@@ -134,7 +134,7 @@ impl Watch {
                     match row {
                         Ok(row) => {
                             self.pending
-                                .push_back(event("resync", &self.subject, row.as_ref()))
+                                .push_back(event("resync", &self.subject, row.as_ref()));
                         }
                         Err(err) => {
                             self.pending.push_back(error_event(&err.to_string()));
