@@ -172,3 +172,119 @@ pub(super) async fn watch(
     let stream = futures_util::stream::unfold(watch, Watch::next);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::OnError;
+    use crate::pipeline::ViewStatus;
+    use crate::pipeline::feed::{Change, Positions, ViewFeed};
+    use crate::service::ViewInfo;
+    use crate::store::{SledStore, Store, ViewBatch};
+
+    fn row(city: &str, version: u64) -> StoredRow {
+        StoredRow {
+            json: serde_json::json!({ "city": city }).to_string(),
+            version,
+            last_event_id: format!("e{version}"),
+        }
+    }
+
+    /// Commit `row` for `subject` as the pipeline does: store, then feed.
+    fn commit(view: &RunningView, subject: &str, before: Option<StoredRow>, after: &StoredRow) {
+        let mut batch = ViewBatch::new();
+        batch.change(subject, before, Some(after.clone()));
+        let change = Change {
+            subject: subject.to_owned(),
+            row: Some(after.clone()),
+        };
+        view.feed
+            .commit(|| view.rows.commit(&batch), vec![change])
+            .unwrap();
+    }
+
+    #[test]
+    fn a_lagging_watcher_resyncs_to_the_current_row_and_carries_on() {
+        let dir = std::env::temp_dir().join(format!("projector-watch-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        let store = SledStore::open(&dir).unwrap();
+        let view = RunningView {
+            info: ViewInfo {
+                name: "v".to_owned(),
+                module_hash: "h".to_owned(),
+                topics: vec!["t".to_owned()],
+                group: "g".to_owned(),
+                on_error: OnError::Stop,
+                indexes: Vec::new(),
+            },
+            status: Arc::new(ViewStatus::default()),
+            rows: store.open_view("v", "h", &[]).unwrap(),
+            // Two batches of backlog per watcher.
+            feed: Arc::new(ViewFeed::new(Positions::new(), 2)),
+        };
+        let (changes, current) = subscribe(&view, "s");
+        assert_eq!(current.unwrap(), None);
+        let (_close, shutdown) = tokio::sync::watch::channel(false);
+        let watchers = Arc::new(AtomicUsize::new(0));
+        let watch = Watch {
+            view: view.clone(),
+            subject: "s".to_owned(),
+            changes,
+            pending: VecDeque::new(),
+            shutdown,
+            done: false,
+            _slot: Slot::acquire(&watchers).unwrap(),
+        };
+        // Five changes while the watcher reads nothing: three are dropped.
+        let mut before = None;
+        for version in 1..=5 {
+            let after = row(&format!("city-{version}"), version);
+            commit(&view, "s", before.take(), &after);
+            before = Some(after);
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // An event's Debug output holds its name and data.
+        let render = |event: Event| format!("{event:?}");
+        let (event, watch) = runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), watch.next()).await })
+            .unwrap()
+            .unwrap();
+        let first = render(event.unwrap());
+        assert!(first.contains("resync"), "{first}");
+        assert!(
+            first.contains("city-5"),
+            "the resync carries the row now: {first}"
+        );
+        // After the resync, changes arrive one by one again.
+        commit(&view, "s", before, &row("city-6", 6));
+        let (event, watch) = runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), watch.next()).await })
+            .unwrap()
+            .unwrap();
+        let next = render(event.unwrap());
+        assert!(next.contains("set") && next.contains("city-6"), "{next}");
+        assert_eq!(watchers.load(Ordering::Relaxed), 1);
+        drop(watch);
+        assert_eq!(watchers.load(Ordering::Relaxed), 0, "the slot is released");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn watchers_are_bounded() {
+        let watchers = Arc::new(AtomicUsize::new(0));
+        let slots: Vec<Slot> = (0..MAX_WATCHERS)
+            .map(|_| Slot::acquire(&watchers).unwrap())
+            .collect();
+        assert!(matches!(
+            Slot::acquire(&watchers),
+            Err(ApiError::TooManyWatchers)
+        ));
+        drop(slots);
+        assert!(Slot::acquire(&watchers).is_ok());
+    }
+}
