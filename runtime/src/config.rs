@@ -235,6 +235,22 @@ impl ViewConfig {
     }
 }
 
+/// A TOML error as `line L, column C: message`, without the source line
+/// the TOML crate would quote: that line may hold a credential pasted where
+/// a reference belongs.
+fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message();
+    match err.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_owned(),
+    }
+}
+
 impl Config {
     /// Read, parse and validate the file at `path`. Relative module paths
     /// become relative to the file's directory.
@@ -266,7 +282,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|err| ConfigError::Parse {
             path: None,
-            message: err.to_string(),
+            message: describe_toml_error(text, &err),
         })?;
         config.validate()?;
         Ok(config)
@@ -618,6 +634,22 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("stop"), "lists the variants: {message}");
+    }
+
+    #[test]
+    fn the_api_token_is_a_secret_reference() {
+        let config =
+            Config::parse(&format!("[http]\ntoken_secret = \"api/token\"\n{MINIMAL}")).unwrap();
+        let reference = config.http.token_secret.unwrap();
+        assert_eq!(
+            (reference.name.as_str(), reference.key.as_str()),
+            ("api", "token")
+        );
+        let message = error(&format!(
+            "[http]\ntoken_secret = \"plain-token-text\"\n{MINIMAL}"
+        ));
+        assert!(message.contains("NAME/KEY"), "{message}");
+        assert!(!message.contains("plain-token-text"), "echoed: {message}");
     }
 
     #[test]

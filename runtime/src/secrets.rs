@@ -68,9 +68,7 @@ impl FromStr for SecretRef {
     type Err = SecretError;
 
     fn from_str(text: &str) -> Result<Self, SecretError> {
-        let invalid = || SecretError::InvalidReference {
-            reference: text.to_owned(),
-        };
+        let invalid = || SecretError::InvalidReference;
         let (name, key) = text.split_once('/').ok_or_else(invalid)?;
         if !is_name(name) || !is_key(key) {
             return Err(invalid());
@@ -118,15 +116,13 @@ pub fn is_key(key: &str) -> bool {
 /// Why a secret operation failed. Never carries a value.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    /// A reference is not `NAME/KEY`.
+    /// A reference is not `NAME/KEY`. The text is not echoed: it may be
+    /// a value pasted where its reference belongs.
     #[error(
-        "{reference:?} is not a secret reference: write NAME/KEY (name: lower-case letters, \
-         digits, - _ .; key: letters, digits, - _ .)"
+        "not a secret reference: write NAME/KEY, naming a stored secret (name: lower-case \
+         letters, digits, - _ .; key: letters, digits, - _ .), never the value itself"
     )]
-    InvalidReference {
-        /// The text given.
-        reference: String,
-    },
+    InvalidReference,
     /// A name is not valid.
     #[error("{name:?} is not a valid secret name (lower-case letters, digits, - _ ., at most 128)")]
     InvalidName {

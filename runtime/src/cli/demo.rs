@@ -6,7 +6,9 @@
 //! `on_error = "dead-letter"`, produces a realistic stream of customer events
 //! (creates, renames, address changes, some deletes) with a few malformed
 //! records among them, waits until every record is applied or
-//! dead-lettered, and prints the counters and some rows.
+//! dead-lettered, and prints the counters and some rows. With `--serve` it
+//! then keeps serving the HTTP API (query, watch, status, metrics) over the
+//! view until interrupted.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -19,11 +21,12 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
 use super::run::open;
-use crate::config::{BrokerConfig, Config, OnError, ViewConfig};
+use crate::config::{BrokerConfig, Config, IndexConfig, OnError, ViewConfig};
+use crate::http::{self, ApiState};
 use crate::kafka::{OutgoingEvent, binary_headers};
 use crate::pipeline::BatchLimits;
 use crate::service::Service;
-use crate::store::{Store, ViewStore};
+use crate::store::ViewStore;
 
 const TOPIC: &str = "customers";
 const DEAD_LETTER_TOPIC: &str = "customers-dlq";
@@ -41,6 +44,18 @@ pub struct DemoArgs {
     /// Keep the data directory (default: a fresh one, removed at the end).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// After the run, keep serving the HTTP API (query, watch, status,
+    /// metrics) until interrupted.
+    #[arg(long)]
+    pub serve: bool,
+    /// Where `--serve` listens.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR",
+        requires = "serve"
+    )]
+    pub bind: std::net::SocketAddr,
 }
 
 /// One sample record.
@@ -162,6 +177,44 @@ fn produce(
         .context("the broker did not acknowledge the sample records")
 }
 
+/// Serve the API over `service` until SIGINT or SIGTERM.
+fn serve(
+    runtime: &tokio::runtime::Runtime,
+    listener: tokio::net::TcpListener,
+    service: &Service,
+    bind: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let state = ApiState::new(service.views());
+    let base = format!("http://{bind}");
+    println!("\nserving the API at {base} until Ctrl-C; try:");
+    for example in [
+        "/v1/views".to_owned(),
+        "/v1/views/customers/rows/customer-00001".to_owned(),
+        "/v1/views/customers/rows?prefix=customer-0001&limit=3".to_owned(),
+        "/v1/views/customers/rows?index=by_city&eq=Oslo&limit=3".to_owned(),
+        "/v1/views/customers/rows/customer-00001/watch".to_owned(),
+    ] {
+        println!("  curl -s '{base}{example}'");
+    }
+    println!("  projector query customers customer-00001 --api {base}");
+    runtime.block_on(async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("cannot listen for SIGTERM")?;
+        let stop = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        };
+        http::serve(listener, state, stop)
+            .await
+            .context("the HTTP server failed")
+    })?;
+    println!("stopped serving");
+    Ok(())
+}
+
 /// Run `projector demo`.
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let cluster = MockCluster::new(1).context("cannot start the in-process broker")?;
@@ -212,10 +265,31 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             initial_backoff_ms: 100,
             max_backoff_ms: 5000,
             subject_from_key: false,
-            indexes: Vec::new(),
+            indexes: vec![
+                IndexConfig {
+                    name: "by_email".to_owned(),
+                    pointer: "/email".to_owned(),
+                },
+                IndexConfig {
+                    name: "by_city".to_owned(),
+                    pointer: "/address/city".to_owned(),
+                },
+            ],
         }],
     };
     config.validate()?;
+    // Bind first: a port in use fails the demo before anything runs.
+    let server = if args.serve {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let listener = runtime.block_on(http::bind(args.bind))?;
+        Some((runtime, listener))
+    } else {
+        None
+    };
     let (engine, store) = open(&config)?;
     let service = Service::start(&config, &broker, &engine, store, BatchLimits::default())?;
     println!("  view     customers: the customer-view example, on_error = dead-letter");
@@ -279,9 +353,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         );
     }
 
-    let view = service
-        .store()
-        .open_view("customers", &service.views()[0].info.module_hash, &[])?;
+    let view = &service.views()[0].rows;
     let rows = view.scan("", None, usize::MAX)?;
     println!(
         "\n{} customer rows (deleted customers have none); the first {}:",
@@ -293,6 +365,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         println!("  {subject} (version {}): {pretty}", row.version);
     }
 
+    if let Some((runtime, listener)) = server {
+        serve(&runtime, listener, &service, args.bind)?;
+    }
     let ended = service.stop();
     if temporary {
         std::fs::remove_dir_all(&data_dir).ok();

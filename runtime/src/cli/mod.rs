@@ -2,9 +2,12 @@
 //! subcommand. Each subcommand returns `anyhow::Result`; `main` prints the
 //! error chain and exits non-zero.
 
+pub mod client;
 pub mod demo;
 pub mod inspect;
+pub mod query;
 pub mod run;
+pub mod secret;
 pub mod status;
 pub mod view;
 
@@ -33,6 +36,14 @@ pub enum Command {
     View(view::ViewArgs),
     /// Check a projection component against the WIT world and describe it.
     Inspect(inspect::InspectArgs),
+    /// Read rows of a running runtime's view: one by subject, a page, or by
+    /// index value.
+    Query(query::QueryArgs),
+    /// Follow one row of a running runtime's view: the row, then every
+    /// change, until interrupted.
+    Watch(query::WatchArgs),
+    /// Manage named secrets (values never printed).
+    Secret(secret::SecretArgs),
 }
 
 /// How a command prints its result.
@@ -53,5 +64,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(&args),
         Command::View(args) => view::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Query(args) => query::query(&args),
+        Command::Watch(args) => query::watch(&args),
+        Command::Secret(args) => secret::run(&args),
     }
 }

@@ -1,18 +1,18 @@
 //! `projector status`: ask a running runtime (its `/v1/views`) how each view
 //! and partition stands: checkpoint, high watermark, lag, state, last error.
 
-use anyhow::Context;
 use clap::Args;
 
 use super::Output;
+use super::client::{ApiArgs, ApiClient};
 use crate::http::ViewsReport;
 
 /// Arguments of `projector status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The runtime's HTTP address (its `[http] bind`).
-    #[arg(long, default_value = "http://127.0.0.1:8080", value_name = "URL")]
-    pub api: String,
+    /// Where the API is.
+    #[command(flatten)]
+    pub api: ApiArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
@@ -20,17 +20,7 @@ pub struct StatusArgs {
 
 /// Run `projector status`.
 pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
-    let url = format!("{}/v1/views", args.api.trim_end_matches('/'));
-    let mut response = ureq::get(&url).call().with_context(|| {
-        format!(
-            "cannot reach projector at {}: is `projector run` running there?",
-            args.api
-        )
-    })?;
-    let report: ViewsReport = response
-        .body_mut()
-        .read_json()
-        .with_context(|| format!("{url} did not answer with a view status"))?;
+    let report: ViewsReport = ApiClient::new(&args.api)?.get_json("/v1/views")?;
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Text => {
@@ -40,6 +30,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                     view.name, view.state, view.module_hash
                 );
                 println!("  topics {}, group {}", view.topics.join(", "), view.group);
+                println!("  rows {}, indexes {}", view.rows, view.indexes.join(", "));
                 println!("  counters {}", view.counters);
                 println!(
                     "  {:<24} {:>12} {:>14} {:>10}  {:<8} last error",

@@ -298,3 +298,221 @@ fn check_http_endpoints(port: u16) {
         stderr(&output)
     );
 }
+
+/// `projector` with `PROJECTOR_HOME` set to `home`, and `stdin` fed in.
+fn projector_at(home: &std::path::Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(args)
+        .env("PROJECTOR_HOME", home)
+        .env_remove("PROJECTOR_API_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the projector binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn secrets_are_created_listed_and_deleted_without_printing_values() {
+    let home = crate::kit::TempDir::new("cli-secrets");
+    let file = home.0.join("password.txt");
+    std::fs::write(&file, "from-a-file-value\n").unwrap();
+    let output = projector_at(
+        &home.0,
+        &[
+            "secret",
+            "create",
+            "generic",
+            "kafka",
+            "--literal",
+            "user=api-key",
+            "--from-file",
+            &format!("password={}", file.display()),
+            "--from-stdin",
+            "token",
+        ],
+        "typed-on-stdin\n",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let everything = |output: &Output| format!("{}{}", stdout(output), stderr(output));
+    assert!(!everything(&output).contains("from-a-file-value"));
+    let output = projector_at(&home.0, &["secret", "list", "--output", "json"], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let list: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        list,
+        serde_json::json!([{"name": "kafka", "keys": ["password", "token", "user"]}])
+    );
+    let stored = std::fs::read_to_string(home.0.join("secrets/kafka.json")).unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["password"], "from-a-file-value");
+    assert_eq!(stored["token"], "typed-on-stdin");
+    let again = projector_at(
+        &home.0,
+        &["secret", "create", "generic", "kafka", "--literal", "a=b"],
+        "",
+    );
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("exists already"),
+        "{}",
+        stderr(&again)
+    );
+    let output = projector_at(&home.0, &["secret", "delete", "kafka"], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = projector_at(&home.0, &["secret", "delete", "kafka"], "");
+    assert!(
+        stderr(&output).contains("does not exist"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn query_and_watch_read_a_running_view() {
+    use crate::kit::{Api, Broker, TempDir, start, view, wait_committed};
+    let broker = Broker::new(&[("customers", 2)]);
+    let dir = TempDir::new("cli-query");
+    let mut config = view(
+        "customers",
+        projector_examples::CUSTOMER_VIEW.path,
+        &["customers"],
+        projector::config::OnError::Skip,
+    );
+    config.indexes = vec![projector::config::IndexConfig {
+        name: "by_city".into(),
+        pointer: "/address/city".into(),
+    }];
+    let service = start(&broker, &dir, vec![config], Default::default());
+    for i in 0..5 {
+        let data = serde_json::json!({
+            "email": format!("c{i}@x"),
+            "name": format!("Customer {i}"),
+            "address": {"street": "1 Main St", "city": if i < 3 { "Oslo" } else { "Rome" }},
+        });
+        broker.publish(
+            "customers",
+            i % 2,
+            "CustomerCreated",
+            &format!("e{i}"),
+            Some(&format!("team/c{i}")),
+            data.to_string().as_bytes(),
+        );
+    }
+    broker.flush();
+    wait_committed(&service.statuses()["customers"], 5);
+    let home = TempDir::new("cli-query-home");
+    let secret = projector_at(
+        &home.0,
+        &[
+            "secret",
+            "create",
+            "generic",
+            "api",
+            "--from-stdin",
+            "token",
+        ],
+        "t0ken\n",
+    );
+    assert!(secret.status.success(), "{}", stderr(&secret));
+    let api = Api::start(&service, Some("t0ken"));
+    let query = |args: &[&str]| {
+        let mut all = vec!["query", "customers"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--api", &api.base, "--token-secret", "api/token"]);
+        projector_at(&home.0, &all, "")
+    };
+
+    let output = query(&["team/c1", "--output", "json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let row: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(row["name"], "Customer 1");
+    let output = query(&["team/c1"]);
+    assert!(
+        stdout(&output).contains("\n  \"name\": \"Customer 1\""),
+        "pretty JSON: {}",
+        stdout(&output)
+    );
+
+    let output = query(&["--index", "by_city", "--eq", "Oslo", "--output", "json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let subjects: Vec<String> = stdout(&output)
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["subject"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(subjects, ["team/c0", "team/c1", "team/c2"]);
+
+    let output = query(&[
+        "--prefix", "team/", "--limit", "2", "--all", "--output", "json",
+    ]);
+    assert_eq!(stdout(&output).lines().count(), 5, "{}", stderr(&output));
+    let output = query(&["--limit", "2"]);
+    assert!(stderr(&output).contains("--after"), "{}", stderr(&output));
+
+    let output = query(&["nobody"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("404"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no row for subject"),
+        "{}",
+        stderr(&output)
+    );
+    let output = projector_at(
+        &home.0,
+        &["query", "customers", "team/c1", "--api", &api.base],
+        "",
+    );
+    assert!(stderr(&output).contains("401"), "{}", stderr(&output));
+
+    // watch: the current row first, then a change.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args([
+            "watch",
+            "customers",
+            "team/c4",
+            "--output",
+            "json",
+            "--api",
+            &api.base,
+        ])
+        .env("PROJECTOR_API_TOKEN", "t0ken")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["event"], "current");
+    assert_eq!(first["version"], 1);
+    broker.publish(
+        "customers",
+        0,
+        "CustomerNameChanged",
+        "rename",
+        Some("team/c4"),
+        br#"{"newName": "Renamed"}"#,
+    );
+    broker.flush();
+    let second: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        (second["event"].as_str(), second["version"].as_u64()),
+        (Some("set"), Some(2))
+    );
+    assert_eq!(second["row"]["name"], "Renamed");
+    child.kill().ok();
+    child.wait().ok();
+    drop(api);
+    service.stop();
+}

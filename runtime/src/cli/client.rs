@@ -1,0 +1,104 @@
+//! The HTTP client the CLI uses to talk to a running runtime: the API
+//! address, the bearer token (from a stored secret or the environment,
+//! never from the command line), and errors that carry the server's JSON
+//! error message.
+
+use anyhow::Context;
+use clap::Args;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::secrets::{SecretRef, SecretStore, SecretValue};
+
+/// Everything left as is in a path segment or query value: unreserved
+/// characters (RFC 3986).
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `text`, percent-encoded for a path segment or a query value.
+pub fn encode(text: &str) -> String {
+    utf8_percent_encode(text, UNRESERVED).to_string()
+}
+
+/// How to reach the API.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// The runtime's HTTP address (its `[http] bind`).
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_name = "URL")]
+    pub api: String,
+    /// A stored secret (`NAME/KEY`) holding the API's bearer token.
+    #[arg(long, value_name = "NAME/KEY")]
+    pub token_secret: Option<SecretRef>,
+}
+
+/// A client of one runtime's API.
+#[derive(Debug)]
+pub struct ApiClient {
+    base: String,
+    token: Option<SecretValue>,
+}
+
+impl ApiClient {
+    /// A client for `args`. The token comes from `--token-secret`, else from
+    /// `PROJECTOR_API_TOKEN`.
+    pub fn new(args: &ApiArgs) -> anyhow::Result<Self> {
+        let token = match &args.token_secret {
+            Some(reference) => Some(
+                SecretStore::from_env()
+                    .and_then(|store| store.resolve(reference))
+                    .with_context(|| format!("--token-secret {reference}"))?,
+            ),
+            None => std::env::var("PROJECTOR_API_TOKEN")
+                .ok()
+                .filter(|token| !token.is_empty())
+                .map(SecretValue::new),
+        };
+        Ok(Self {
+            base: args.api.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    /// `GET path_and_query`, the response on a 2xx status. Any other status
+    /// is an error carrying the server's message.
+    pub fn get(&self, path_and_query: &str) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
+        let url = format!("{}{path_and_query}", self.base);
+        let mut request = ureq::get(&url).config().http_status_as_error(false).build();
+        if let Some(token) = &self.token {
+            request = request.header("authorization", format!("Bearer {}", token.expose()));
+        }
+        let mut response = request.call().with_context(|| {
+            format!(
+                "cannot reach projector at {}: is `projector run` running there?",
+                self.base
+            )
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|json| json["error"].as_str().map(str::to_owned))
+            .unwrap_or(body);
+        anyhow::bail!(
+            "{} {}: {message}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+    }
+
+    /// `GET path_and_query` as JSON of type `T`.
+    pub fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+    ) -> anyhow::Result<T> {
+        self.get(path_and_query)?
+            .body_mut()
+            .read_json()
+            .with_context(|| format!("{path_and_query} did not answer with the expected JSON"))
+    }
+}
