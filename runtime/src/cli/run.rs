@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::http::{self, ApiState};
 use crate::pipeline::BatchLimits;
-use crate::secrets::SecretStore;
+use crate::secrets::{SecretStore, SecretValue};
 use crate::service::Service;
 use crate::store::SledStore;
 
@@ -37,17 +37,16 @@ pub fn open(config: &Config) -> anyhow::Result<(Engine, Arc<SledStore>)> {
     Ok((engine, store))
 }
 
-/// The API's state over `service`, with the bearer token `config` names
-/// resolved from the secret store.
-pub fn api_state(config: &Config, service: &Service) -> anyhow::Result<ApiState> {
-    let state = ApiState::new(service.views());
+/// The API's bearer token, if `config` names one, resolved from the secret
+/// store.
+pub fn api_token(config: &Config) -> anyhow::Result<Option<SecretValue>> {
     let Some(reference) = &config.http.token_secret else {
-        return Ok(state);
+        return Ok(None);
     };
-    let token = SecretStore::from_env()
+    SecretStore::from_env()
         .and_then(|secrets| secrets.resolve(reference))
-        .with_context(|| format!("[http] token_secret = {reference:?}"))?;
-    Ok(state.with_token(&token))
+        .map(Some)
+        .with_context(|| format!("[http] token_secret = \"{reference}\""))
 }
 
 /// Run `projector run`.
@@ -59,6 +58,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             args.config.display()
         )
     })?;
+    let token = api_token(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -68,7 +68,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let listener = runtime.block_on(http::bind(config.http.bind))?;
     let (engine, store) = open(&config)?;
     let service = Service::start(&config, &broker, &engine, store, BatchLimits::default())?;
-    let state = api_state(&config, &service)?;
+    let mut state = ApiState::new(service.views());
+    if let Some(token) = &token {
+        state = state.with_token(token);
+    }
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = runtime.spawn(http::serve(listener, state, async {
         let _ = http_stopped.await;

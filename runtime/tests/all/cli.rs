@@ -516,3 +516,26 @@ fn query_and_watch_read_a_running_view() {
     drop(api);
     service.stop();
 }
+
+#[test]
+fn run_refuses_to_start_when_the_api_token_secret_is_missing() {
+    let dir = crate::kit::TempDir::new("cli-run-token");
+    let config = dir.0.join("projector.toml");
+    std::fs::write(
+        &config,
+        "[http]\ntoken_secret = \"api/token\"\n[broker]\nbootstrap_servers = \"127.0.0.1:9\"\n\n\
+         [[views]]\nname = \"v\"\nmodule = \"v.wasm\"\ntopics = [\"events\"]\n",
+    )
+    .unwrap();
+    let output = projector_at(&dir.0, &["run", "-c", config.to_str().unwrap()], "");
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("token_secret = \"api/token\""),
+        "{message}"
+    );
+    assert!(
+        message.contains("secret \"api\" does not exist"),
+        "{message}"
+    );
+}
