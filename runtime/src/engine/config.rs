@@ -80,9 +80,13 @@ impl EngineConfig {
         Duration::from_millis(self.epoch_tick_ms)
     }
 
-    /// Ticks from the start of a call to its deadline, rounded up.
+    /// Ticks from the start of a call to its deadline: rounded up, plus
+    /// one, because a call starts anywhere between two ticks. The first
+    /// tick may come at once, so N ticks can take as little as N - 1 tick
+    /// periods; with one more, a call is never interrupted before its
+    /// deadline and at most one tick after it.
     pub(crate) fn deadline_ticks(&self) -> u64 {
-        self.call_deadline_ms.div_ceil(self.epoch_tick_ms.max(1))
+        self.call_deadline_ms.div_ceil(self.epoch_tick_ms.max(1)) + 1
     }
 
     /// Check every value, naming the first wrong one.
@@ -149,7 +153,11 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         EngineConfig::default().validate().unwrap();
-        assert_eq!(EngineConfig::default().deadline_ticks(), 100);
+        assert_eq!(
+            EngineConfig::default().deadline_ticks(),
+            101,
+            "500 ms in 5 ms ticks, plus the partial first tick"
+        );
     }
 
     #[test]
