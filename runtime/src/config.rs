@@ -132,17 +132,109 @@ fn default_bind() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
-/// The Kafka cluster to consume from.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// The Kafka cluster to consume from and produce to.
+///
+/// With `auth` other than `none`, the client logs in with SASL as `user`,
+/// with the password held by the stored secret `password_secret`
+/// (`NAME/KEY`), over TLS unless `tls = false`. The password itself is
+/// resolved when a client starts ([`BrokerConfig::resolve_password`]) and
+/// never written anywhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BrokerConfig {
     /// `host:port[,host:port...]`. Required.
     pub bootstrap_servers: String,
+    /// How the client authenticates. Default `none`.
+    #[serde(default, skip_serializing_if = "BrokerAuth::is_none")]
+    pub auth: BrokerAuth,
+    /// The SASL user (for Confluent Cloud, the API key). Required with
+    /// `auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The stored secret holding the SASL password (for Confluent Cloud,
+    /// the API secret), as `NAME/KEY`. Required with `auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<crate::secrets::SecretRef>,
+    /// Encrypt with TLS. Default: on when `auth` is set, off otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
+    /// A PEM file of CA certificates to trust instead of the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// librdkafka settings passed through as they are, such as
     /// `"fetch.wait.max.ms" = "50"`. Credentials (any key naming a password
     /// or secret) are refused: reference a stored secret instead.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub settings: BTreeMap<String, String>,
+    /// The password, once resolved from `password_secret`. Never read from
+    /// or written to a file; prints as `<redacted>`.
+    #[serde(skip)]
+    pub password: Option<crate::secrets::SecretValue>,
+}
+
+/// How a Kafka client authenticates.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum BrokerAuth {
+    /// No authentication.
+    #[default]
+    None,
+    /// SASL PLAIN (Confluent Cloud's API keys).
+    Plain,
+    /// SASL SCRAM-SHA-256.
+    #[value(name = "scram-sha-256")]
+    ScramSha256,
+    /// SASL SCRAM-SHA-512.
+    #[value(name = "scram-sha-512")]
+    ScramSha512,
+}
+
+impl BrokerAuth {
+    fn is_none(&self) -> bool {
+        *self == Self::None
+    }
+
+    /// The SASL mechanism's name, as librdkafka and the broker call it.
+    pub fn mechanism(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::Plain => Some("PLAIN"),
+            Self::ScramSha256 => Some("SCRAM-SHA-256"),
+            Self::ScramSha512 => Some("SCRAM-SHA-512"),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// A broker at `bootstrap_servers` without authentication.
+    pub fn plaintext(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            ..Self::default()
+        }
+    }
+
+    /// True when the connection uses TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.unwrap_or(self.auth != BrokerAuth::None)
+    }
+
+    /// Fetch the password from `secrets`, when `auth` needs one. A missing
+    /// secret or key is an error naming it.
+    pub fn resolve_password(
+        &mut self,
+        secrets: &crate::secrets::SecretStore,
+    ) -> Result<(), crate::secrets::SecretError> {
+        if self.auth == BrokerAuth::None {
+            return Ok(());
+        }
+        if let Some(reference) = &self.password_secret {
+            self.password = Some(secrets.resolve(reference)?);
+        }
+        Ok(())
+    }
 }
 
 /// What a view does with an event it cannot apply.
@@ -238,7 +330,7 @@ impl ViewConfig {
 /// A TOML error as `line L, column C: message`, without the source line
 /// the TOML crate would quote: that line may hold a credential pasted where
 /// a reference belongs.
-fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
+pub(crate) fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
     let message = err.message();
     match err.span() {
         Some(span) => {
@@ -314,7 +406,8 @@ impl Config {
     }
 }
 
-fn validate_broker(broker: &BrokerConfig) -> Result<(), ConfigError> {
+/// Check a broker config, naming the first wrong key.
+pub fn validate_broker(broker: &BrokerConfig) -> Result<(), ConfigError> {
     let servers: Vec<&str> = broker.bootstrap_servers.split(',').map(str::trim).collect();
     if servers.iter().any(|server| !is_host_port(server)) {
         return Err(invalid(
@@ -322,6 +415,22 @@ fn validate_broker(broker: &BrokerConfig) -> Result<(), ConfigError> {
             "a comma-separated list of host:port",
             format!("{:?}", broker.bootstrap_servers),
         ));
+    }
+    if broker.auth != BrokerAuth::None {
+        if broker.user.as_deref().is_none_or(str::is_empty) {
+            return Err(invalid(
+                "broker.user",
+                "the SASL user (for Confluent Cloud, the API key) when broker.auth is set",
+                "none",
+            ));
+        }
+        if broker.password_secret.is_none() {
+            return Err(invalid(
+                "broker.password_secret",
+                "a stored secret holding the password, as NAME/KEY, when broker.auth is set",
+                "none",
+            ));
+        }
     }
     for key in broker.settings.keys() {
         let lower = key.to_ascii_lowercase();
@@ -335,6 +444,16 @@ fn validate_broker(broker: &BrokerConfig) -> Result<(), ConfigError> {
                 "absent: credentials are never inlined; store them with `projector secret create` \
                  and reference them from the broker config",
                 "an inline credential",
+            ));
+        }
+        if matches!(
+            lower.as_str(),
+            "security.protocol" | "sasl.mechanism" | "sasl.mechanisms" | "sasl.username"
+        ) {
+            return Err(invalid(
+                format!("broker.settings.\"{key}\""),
+                "absent: set broker.auth, broker.user and broker.tls instead",
+                "a value",
             ));
         }
         if lower == "bootstrap.servers" || lower == "group.id" || lower == "enable.auto.commit" {

@@ -12,14 +12,17 @@
 //! - [`http`]: the HTTP API: health, readiness, Prometheus metrics, view
 //!   status, and the query API (rows, pages, index lookups, watch streams,
 //!   read-your-writes).
-//! - [`kafka`]: client settings, the consumer context that resumes from the
-//!   view's checkpoints, and the dead-letter producer.
+//! - [`kafka`]: client settings (TLS, SASL), record access, CloudEvent
+//!   headers, the acknowledged producer (publish, dead letters), topics,
+//!   and connection checks that tell TLS, login and DNS failures apart.
 //! - [`pipeline`]: one view's worker: consume, decode, apply, batch,
 //!   commit, flush, commit offsets; where each delivery guarantee holds.
 //! - [`secrets`]: named secrets on the local machine (mode 0600), the
 //!   `NAME/KEY` references configs use, and a value type that never prints.
 //! - [`service`]: every configured view on its own worker thread, started
 //!   and stopped together.
+//! - [`stored_broker`]: the broker config `projector config set broker`
+//!   keeps in the projector home (the password only as a reference).
 //! - [`store`]: view rows, index entries and checkpoints behind a trait;
 //!   the sled backend commits each batch atomically.
 //! - [`cli`]: the `projector` command line, one module per subcommand
@@ -35,3 +38,4 @@ pub mod pipeline;
 pub mod secrets;
 pub mod service;
 pub mod store;
+pub mod stored_broker;

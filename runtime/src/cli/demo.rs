@@ -248,6 +248,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let broker = BrokerConfig {
         bootstrap_servers: bootstrap.clone(),
         settings: [("fetch.wait.max.ms".to_owned(), "10".to_owned())].into(),
+        ..BrokerConfig::default()
     };
     let config = Config {
         data_dir: data_dir.clone(),

@@ -2,6 +2,7 @@
 //! subcommand. Each subcommand returns `anyhow::Result`; `main` prints the
 //! error chain and exits non-zero.
 
+pub mod broker;
 pub mod client;
 pub mod demo;
 pub mod inspect;
@@ -44,6 +45,13 @@ pub enum Command {
     Watch(query::WatchArgs),
     /// Manage named secrets (values never printed).
     Secret(secret::SecretArgs),
+    /// Store, show and check settings: the broker.
+    Config(broker::ConfigArgs),
+    /// Create and list topics.
+    Topic(broker::TopicArgs),
+    /// Publish one CloudEvent; prints `topic:partition:offset`, the
+    /// read-your-writes token for the query API.
+    Publish(broker::PublishArgs),
 }
 
 /// How a command prints its result.
@@ -67,5 +75,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(args) => query::query(&args),
         Command::Watch(args) => query::watch(&args),
         Command::Secret(args) => secret::run(&args),
+        Command::Config(args) => broker::config(&args),
+        Command::Topic(args) => broker::topic(&args),
+        Command::Publish(args) => broker::publish(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        // Catches clashing option names and bad defaults in every subcommand.
+        super::Cli::command().debug_assert();
     }
 }

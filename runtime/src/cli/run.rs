@@ -52,12 +52,17 @@ pub fn api_token(config: &Config) -> anyhow::Result<Option<SecretValue>> {
 /// Run `projector run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
-    let broker = config.broker.clone().with_context(|| {
-        format!(
-            "{} has no [broker] table: set bootstrap_servers there",
-            args.config.display()
-        )
-    })?;
+    // The file's [broker], else the stored one; the password resolved now,
+    // so that a missing secret fails the start, naming it.
+    let mut broker = match config.broker.clone() {
+        Some(broker) => broker,
+        None => {
+            crate::stored_broker::load(&crate::secrets::home()?)
+                .with_context(|| format!("{} has no [broker] table", args.config.display()))?
+                .broker
+        }
+    };
+    super::broker::resolve(&mut broker)?;
     let token = api_token(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -88,6 +88,7 @@ impl Broker {
                 ("session.timeout.ms".to_owned(), "6000".to_owned()),
             ]
             .into(),
+            ..BrokerConfig::default()
         }
     }
 
