@@ -9,11 +9,11 @@ fn projector(args: &[&str]) -> Output {
         .expect("the projector binary runs")
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -300,7 +300,7 @@ fn check_http_endpoints(port: u16) {
 }
 
 /// `projector` with `PROJECTOR_HOME` set to `home`, and `stdin` fed in.
-fn projector_at(home: &std::path::Path, args: &[&str], stdin: &str) -> Output {
+pub(crate) fn projector_at(home: &std::path::Path, args: &[&str], stdin: &str) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_projector"))
         .args(args)

@@ -22,7 +22,18 @@ pub struct Broker {
     bootstrap: String,
     pub producer: ThreadedProducer<DefaultProducerContext>,
     cluster: Option<MockCluster<'static, DefaultProducerContext>>,
+    /// With the TLS + SASL front: the login and the CA to trust.
+    pub secure: Option<SecureAccess>,
+    pub front: Option<crate::front::SaslFront>,
     _tansu: Option<crate::tansu::Tansu>,
+}
+
+/// How to reach a broker behind the TLS + SASL front.
+#[derive(Debug, Clone)]
+pub struct SecureAccess {
+    pub user: String,
+    pub password: String,
+    pub ca_file: PathBuf,
 }
 
 impl Broker {
@@ -50,6 +61,39 @@ impl Broker {
         Self::connect(tansu.bootstrap(), None, Some(tansu))
     }
 
+    /// A real tansu process behind the test-only TLS + SASL PLAIN front,
+    /// which accepts `user` with `password`; its CA goes to `dir`.
+    pub fn tansu_sasl(topics: &[(&str, i32)], user: &str, password: &str, dir: &TempDir) -> Self {
+        let listener = crate::front::SaslFront::bind();
+        let advertised = format!(
+            "localhost:{}",
+            listener.local_addr().expect("address").port()
+        );
+        let tansu = crate::tansu::Tansu::start_advertising(Some(&advertised));
+        for (topic, partitions) in topics {
+            tansu.create_topic(topic, *partitions);
+        }
+        let front =
+            crate::front::SaslFront::serve(listener, tansu.address(), user, password, &dir.0);
+        let mut broker = Self {
+            bootstrap: front.bootstrap(),
+            producer: ClientConfig::new().create().expect("placeholder producer"),
+            cluster: None,
+            secure: Some(SecureAccess {
+                user: user.to_owned(),
+                password: password.to_owned(),
+                ca_file: front.ca_file.clone(),
+            }),
+            front: Some(front),
+            _tansu: Some(tansu),
+        };
+        broker.producer = projector::kafka::client_config(&broker.config())
+            .set("linger.ms", "5")
+            .create()
+            .expect("producer");
+        broker
+    }
+
     fn connect(
         bootstrap: String,
         cluster: Option<MockCluster<'static, DefaultProducerContext>>,
@@ -64,6 +108,8 @@ impl Broker {
             bootstrap,
             producer,
             cluster,
+            secure: None,
+            front: None,
             _tansu: tansu,
         }
     }
@@ -81,7 +127,7 @@ impl Broker {
     }
 
     pub fn config(&self) -> BrokerConfig {
-        BrokerConfig {
+        let mut config = BrokerConfig {
             bootstrap_servers: self.bootstrap.clone(),
             settings: [
                 ("fetch.wait.max.ms".to_owned(), "10".to_owned()),
@@ -89,7 +135,15 @@ impl Broker {
             ]
             .into(),
             ..BrokerConfig::default()
+        };
+        if let Some(secure) = &self.secure {
+            config.auth = projector::config::BrokerAuth::Plain;
+            config.user = Some(secure.user.clone());
+            config.password_secret = Some("kafka/password".parse().expect("a reference"));
+            config.password = Some(projector::secrets::SecretValue::new(&secure.password));
+            config.ca_file = Some(secure.ca_file.clone());
         }
+        config
     }
 
     /// Produce a binary-mode CloudEvent of type `ty` for `subject` to

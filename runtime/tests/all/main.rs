@@ -9,7 +9,10 @@
 //!   against an oracle fold of what was published; `kit` holds the broker,
 //!   producer and runtime helpers.
 //! - `policies`: stop, skip and dead-letter with every failure kind.
-//! - `tansu`: a real Kafka-API broker process (tansu) for end-to-end runs.
+//! - `tansu`: a real Kafka-API broker process (tansu) for end-to-end runs;
+//!   `front`: a test-only TLS + SASL PLAIN front for it; `managed`: the
+//!   managed-Kafka flow (secrets, broker config, topics, publish, run) over
+//!   SASL_SSL through the front.
 
 // Test helpers fail by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -17,7 +20,9 @@
 mod api;
 mod cli;
 mod engine;
+mod front;
 mod kit;
+mod managed;
 mod pipeline;
 mod policies;
 mod tansu;

@@ -50,21 +50,32 @@ fn free_port() -> u16 {
 impl Tansu {
     /// Start a broker and wait until it answers metadata requests.
     pub fn start() -> Self {
+        Self::start_advertising(None)
+    }
+
+    /// Start a broker that tells clients to connect to `advertised`
+    /// (`host:port`; default its own address), as a broker behind a proxy
+    /// does.
+    pub fn start_advertising(advertised: Option<&str>) -> Self {
         let binary = binary();
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised = advertised.map_or_else(|| url.clone(), |a| format!("tcp://{a}"));
+        // Its log, quoted when it fails to start.
+        let log_path = std::env::temp_dir().join(format!("projector-tansu-{port}.log"));
+        let log = std::fs::File::create(&log_path).expect("tansu log file");
         let child = Command::new(&binary)
             .args([
                 "broker",
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
             ])
             .args(["--storage-engine", "memory://tansu/"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(log.try_clone().expect("log file")))
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
         let tansu = Self {
@@ -83,7 +94,9 @@ impl Tansu {
         {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "tansu did not answer metadata within 30 s"
+                "tansu did not answer metadata within 30 s; its log ({}):\n{}",
+                log_path.display(),
+                std::fs::read_to_string(&log_path).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -93,6 +106,11 @@ impl Tansu {
     /// `host:port` for Kafka clients.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The broker's own address (not the advertised one).
+    pub fn address(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// Create `topic` with `partitions` partitions.
