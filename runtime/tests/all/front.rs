@@ -12,9 +12,11 @@
 //! 2. answers ApiVersions by asking tansu and adding SaslHandshake and
 //!    SaslAuthenticate to its list, and refuses (closes) anything else
 //!    before a login, as a real broker does;
-//! 3. answers SaslHandshake (PLAIN only) and SaslAuthenticate itself,
-//!    checking the user and password it was given; a wrong login gets
-//!    SASL_AUTHENTICATION_FAILED and the connection is closed;
+//! 3. answers SaslHandshake (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and
+//!    SaslAuthenticate itself, checking the user and password it was given
+//!    (SCRAM as RFC 5802 has it: salted password, client proof, server
+//!    signature); a wrong login gets SASL_AUTHENTICATION_FAILED and the
+//!    connection is closed;
 //! 4. after a login, pipes the connection through to tansu, which
 //!    advertises the front's address as its listener.
 //!
@@ -105,6 +107,143 @@ pub fn stranger_ca(dir: &Path) -> PathBuf {
     path
 }
 
+/// The SASL mechanisms the front accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mechanism {
+    Plain,
+    Scram(Hash),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hash {
+    Sha256,
+    Sha512,
+}
+
+impl Mechanism {
+    fn named(name: &str) -> Option<Self> {
+        match name {
+            "PLAIN" => Some(Self::Plain),
+            "SCRAM-SHA-256" => Some(Self::Scram(Hash::Sha256)),
+            "SCRAM-SHA-512" => Some(Self::Scram(Hash::Sha512)),
+            _ => None,
+        }
+    }
+}
+
+fn hmac(hash: Hash, key: &[u8], data: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    match hash {
+        Hash::Sha256 => Hmac::<sha2::Sha256>::new_from_slice(key)
+            .unwrap()
+            .chain_update(data)
+            .finalize()
+            .into_bytes()
+            .to_vec(),
+        Hash::Sha512 => Hmac::<sha2::Sha512>::new_from_slice(key)
+            .unwrap()
+            .chain_update(data)
+            .finalize()
+            .into_bytes()
+            .to_vec(),
+    }
+}
+
+fn digest(hash: Hash, data: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    match hash {
+        Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
+        Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
+    }
+}
+
+fn salted_password(hash: Hash, password: &str, salt: &[u8], iterations: u32) -> Vec<u8> {
+    match hash {
+        Hash::Sha256 => {
+            let mut out = [0_u8; 32];
+            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt, iterations, &mut out);
+            out.to_vec()
+        }
+        Hash::Sha512 => {
+            let mut out = [0_u8; 64];
+            pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password.as_bytes(), salt, iterations, &mut out);
+            out.to_vec()
+        }
+    }
+}
+
+/// The server's side of one SCRAM exchange (RFC 5802).
+struct Scram {
+    hash: Hash,
+    client_first_bare: String,
+    server_first: String,
+    nonce: String,
+}
+
+const SCRAM_SALT: &[u8] = b"projector-test-salt";
+const SCRAM_ITERATIONS: u32 = 4096;
+
+impl Scram {
+    /// Answer `n,,n=user,r=cnonce` with `r=nonce,s=salt,i=iterations`, if
+    /// the user is `user`.
+    fn first(hash: Hash, message: &[u8], user: &str) -> Option<Self> {
+        use base64::Engine;
+        let text = std::str::from_utf8(message).ok()?;
+        let bare = text.strip_prefix("n,,")?;
+        let mut name = None;
+        let mut client_nonce = None;
+        for part in bare.split(',') {
+            if let Some(value) = part.strip_prefix("n=") {
+                name = Some(value.replace("=2C", ",").replace("=3D", "="));
+            } else if let Some(value) = part.strip_prefix("r=") {
+                client_nonce = Some(value.to_owned());
+            }
+        }
+        if name.as_deref() != Some(user) {
+            return None;
+        }
+        let nonce = format!("{}front{}", client_nonce?, std::process::id());
+        let salt = base64::engine::general_purpose::STANDARD.encode(SCRAM_SALT);
+        Some(Self {
+            hash,
+            client_first_bare: bare.to_owned(),
+            server_first: format!("r={nonce},s={salt},i={SCRAM_ITERATIONS}"),
+            nonce,
+        })
+    }
+
+    /// Check `c=biws,r=nonce,p=proof` against `password`; the server-final
+    /// message `v=signature` when it holds.
+    fn last(&self, message: &[u8], password: &str) -> Option<String> {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let text = std::str::from_utf8(message).ok()?;
+        let (without_proof, proof) = text.rsplit_once(",p=")?;
+        if !without_proof.contains(&format!("r={}", self.nonce)) {
+            return None;
+        }
+        let proof = engine.decode(proof).ok()?;
+        let salted = salted_password(self.hash, password, SCRAM_SALT, SCRAM_ITERATIONS);
+        let client_key = hmac(self.hash, &salted, b"Client Key");
+        let stored_key = digest(self.hash, &client_key);
+        let auth_message = format!(
+            "{},{},{without_proof}",
+            self.client_first_bare, self.server_first
+        );
+        let signature = hmac(self.hash, &stored_key, auth_message.as_bytes());
+        if proof.len() != signature.len() {
+            return None;
+        }
+        let recovered: Vec<u8> = proof.iter().zip(&signature).map(|(p, s)| p ^ s).collect();
+        if digest(self.hash, &recovered) != stored_key {
+            return None;
+        }
+        let server_key = hmac(self.hash, &salted, b"Server Key");
+        let server_signature = hmac(self.hash, &server_key, auth_message.as_bytes());
+        Some(format!("v={}", engine.encode(server_signature)))
+    }
+}
+
 /// Read one size-prefixed Kafka frame; `None` at end of stream.
 async fn read_frame(stream: &mut (impl AsyncRead + Unpin)) -> Option<BytesMut> {
     let size = stream.read_i32().await.ok()?;
@@ -180,7 +319,8 @@ async fn serve(
     let Ok(mut client) = acceptor.accept(stream).await else {
         return; // Not TLS, or a client that does not trust the CA.
     };
-    let mut mechanism_agreed = false;
+    let mut mechanism = None;
+    let mut scram: Option<Scram> = None;
     loop {
         let Some(frame) = read_frame(&mut client).await else {
             return;
@@ -192,40 +332,75 @@ async fn serve(
         };
         let key = ApiKey::try_from(header.request_api_key).ok();
         let version = header.request_api_version;
+        let refuse = |header: &RequestHeader| {
+            refused.fetch_add(1, Ordering::Relaxed);
+            let body = SaslAuthenticateResponse::default()
+                .with_error_code(SASL_AUTHENTICATION_FAILED)
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "Authentication failed: Invalid username or password",
+                )));
+            response(header, ApiKey::SaslAuthenticate, &body)
+        };
         let reply = match key {
             Some(ApiKey::ApiVersions) => api_versions(upstream, &header, &frozen).await,
             Some(ApiKey::SaslHandshake) => {
                 let request = SaslHandshakeRequest::decode(&mut buf, version).unwrap();
-                let plain = request.mechanism.as_str() == "PLAIN";
-                mechanism_agreed = plain;
+                mechanism = Mechanism::named(request.mechanism.as_str());
                 let body = SaslHandshakeResponse::default()
-                    .with_error_code(if plain { 0 } else { UNSUPPORTED_SASL_MECHANISM })
-                    .with_mechanisms(vec![StrBytes::from_static_str("PLAIN")]);
+                    .with_error_code(if mechanism.is_some() {
+                        0
+                    } else {
+                        UNSUPPORTED_SASL_MECHANISM
+                    })
+                    .with_mechanisms(
+                        ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+                            .into_iter()
+                            .map(StrBytes::from_static_str)
+                            .collect(),
+                    );
                 response(&header, ApiKey::SaslHandshake, &body)
             }
-            Some(ApiKey::SaslAuthenticate) if mechanism_agreed => {
+            Some(ApiKey::SaslAuthenticate) if mechanism.is_some() => {
                 let request = SaslAuthenticateRequest::decode(&mut buf, version).unwrap();
-                if plain_login_matches(&request.auth_bytes, &login.0, &login.1) {
-                    let body = SaslAuthenticateResponse::default();
-                    let reply = response(&header, ApiKey::SaslAuthenticate, &body);
-                    if write_frame(&mut client, &reply).await.is_err() {
-                        return;
+                let logged_in = match (mechanism, scram.take()) {
+                    (Some(Mechanism::Plain), _) => {
+                        plain_login_matches(&request.auth_bytes, &login.0, &login.1)
+                            .then(Bytes::new)
                     }
-                    // Logged in: from here on, the connection is tansu's.
-                    let Ok(mut tansu) = TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut tansu).await;
+                    (Some(Mechanism::Scram(hash)), None) => {
+                        // The first SCRAM round: answer with the salt.
+                        let Some(state) = Scram::first(hash, &request.auth_bytes, &login.0) else {
+                            let _ = write_frame(&mut client, &refuse(&header)).await;
+                            return;
+                        };
+                        let body = SaslAuthenticateResponse::default()
+                            .with_auth_bytes(Bytes::from(state.server_first.clone()));
+                        scram = Some(state);
+                        let reply = response(&header, ApiKey::SaslAuthenticate, &body);
+                        if write_frame(&mut client, &reply).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    (Some(Mechanism::Scram(_)), Some(state)) => {
+                        state.last(&request.auth_bytes, &login.1).map(Bytes::from)
+                    }
+                    (None, _) => None,
+                };
+                let Some(server_final) = logged_in else {
+                    let _ = write_frame(&mut client, &refuse(&header)).await;
+                    return;
+                };
+                let body = SaslAuthenticateResponse::default().with_auth_bytes(server_final);
+                let reply = response(&header, ApiKey::SaslAuthenticate, &body);
+                if write_frame(&mut client, &reply).await.is_err() {
                     return;
                 }
-                refused.fetch_add(1, Ordering::Relaxed);
-                let body = SaslAuthenticateResponse::default()
-                    .with_error_code(SASL_AUTHENTICATION_FAILED)
-                    .with_error_message(Some(StrBytes::from_static_str(
-                        "Authentication failed: Invalid username or password",
-                    )));
-                let reply = response(&header, ApiKey::SaslAuthenticate, &body);
-                let _ = write_frame(&mut client, &reply).await;
+                // Logged in: from here on, the connection is tansu's.
+                let Ok(mut tansu) = TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut tansu).await;
                 return;
             }
             // Anything else before a login: close, as a broker does.

@@ -18,8 +18,21 @@ fn free_port() -> u16 {
         .unwrap()
 }
 
-/// Set up a home with the password stored and the broker configured.
+/// Set up a home with the password stored and the broker configured for
+/// SASL PLAIN.
 fn configure(home: &TempDir, broker: &Broker, password: &str, ca_file: &std::path::Path) {
+    configure_with(home, broker, "plain", password, ca_file);
+}
+
+/// Set up a home with the password stored and the broker configured for
+/// the SASL mechanism `auth`.
+fn configure_with(
+    home: &TempDir,
+    broker: &Broker,
+    auth: &str,
+    password: &str,
+    ca_file: &std::path::Path,
+) {
     let output = projector_at(
         &home.0,
         &[
@@ -42,7 +55,7 @@ fn configure(home: &TempDir, broker: &Broker, password: &str, ca_file: &std::pat
             "--broker-service",
             "kafka",
             "--broker-auth",
-            "plain",
+            auth,
             "--broker-user",
             USER,
             "--broker-password-secret",
@@ -417,4 +430,56 @@ fn a_view_consumes_over_sasl_ssl_in_process() {
     assert_eq!(status.counters().applied, 200);
     assert_eq!(status.counters().duplicates, 0);
     service.stop();
+}
+
+#[test]
+fn scram_logins_work_and_wrong_passwords_are_refused() {
+    let dir = TempDir::new("managed-scram");
+    let broker = Broker::tansu_sasl(&[("events", 1)], USER, PASSWORD, &dir);
+    let ca_file = broker.secure.as_ref().unwrap().ca_file.clone();
+    for (auth, mechanism) in [
+        ("scram-sha-256", "SCRAM-SHA-256"),
+        ("scram-sha-512", "SCRAM-SHA-512"),
+    ] {
+        let home = TempDir::new("managed-scram-home");
+        configure_with(&home, &broker, auth, PASSWORD, &ca_file);
+        let output = projector_at(&home.0, &["config", "test", "broker"], "");
+        assert!(output.status.success(), "{auth}: {}", stderr(&output));
+        assert!(
+            stdout(&output).contains(&format!("SASL {mechanism} as {USER}")),
+            "{}",
+            stdout(&output)
+        );
+        let output = projector_at(
+            &home.0,
+            &[
+                "publish",
+                "--topic",
+                "events",
+                "--type",
+                "T",
+                "--source",
+                "/s",
+                "--subject",
+                auth,
+            ],
+            "",
+        );
+        assert!(output.status.success(), "{auth}: {}", stderr(&output));
+        assert!(
+            stdout(&output).starts_with("events:0:"),
+            "{}",
+            stdout(&output)
+        );
+
+        let home = TempDir::new("managed-scram-wrong");
+        configure_with(&home, &broker, auth, "wrong-password", &ca_file);
+        let output = projector_at(&home.0, &["config", "test", "broker"], "");
+        assert!(!output.status.success());
+        assert!(
+            stderr(&output).contains("authentication failed"),
+            "{auth}: {}",
+            stderr(&output)
+        );
+    }
 }
