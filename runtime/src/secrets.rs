@@ -448,6 +448,61 @@ mod tests {
     }
 
     #[test]
+    fn a_corrupt_file_is_a_clear_error_and_is_never_overwritten() {
+        let home = temp_home("corrupt");
+        let store = SecretStore::new(&home);
+        store
+            .create("kafka", &entries(&[("password", "p")]))
+            .unwrap();
+        let path = home.join("secrets/kafka.json");
+        std::fs::write(&path, "{not json, and maybe a value: hunter2").unwrap();
+        let err = store
+            .resolve(&"kafka/password".parse().unwrap())
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, SecretError::Corrupt { .. }), "{message}");
+        assert!(
+            message.contains("corrupt") && message.contains("kafka.json"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("hunter2"),
+            "the content leaked: {message}"
+        );
+        assert!(matches!(store.list(), Err(SecretError::Corrupt { .. })));
+        assert!(matches!(
+            store.create("kafka", &entries(&[("password", "new")])),
+            Err(SecretError::Exists { .. })
+        ));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{not json, and maybe a value: hunter2",
+            "nothing overwritten"
+        );
+        std::fs::remove_dir_all(&home).ok();
+    }
+
+    #[test]
+    fn writes_are_atomic_and_leave_no_temporary_file() {
+        let home = temp_home("atomic");
+        let store = SecretStore::new(&home);
+        store.create("a", &entries(&[("k", "v")])).unwrap();
+        // A write that fails (an invalid key) leaves neither a file nor a
+        // temporary behind; the existing secret is untouched.
+        assert!(store.create("b", &entries(&[("bad key", "v")])).is_err());
+        let names: Vec<String> = std::fs::read_dir(home.join("secrets"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.json"]);
+        assert_eq!(
+            store.resolve(&"a/k".parse().unwrap()).unwrap().expose(),
+            "v"
+        );
+        std::fs::remove_dir_all(&home).ok();
+    }
+
+    #[test]
     fn references_and_names_are_checked() {
         for bad in [
             "",

@@ -75,6 +75,19 @@ fn configure_with(
 /// A `projector run` process, killed if the test fails before it stops it.
 struct Running(Option<Child>);
 
+/// `projector_at`, keeping what the command printed in `captured`.
+fn captured_at(
+    captured: &mut String,
+    home: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+) -> std::process::Output {
+    let output = projector_at(home, args, stdin);
+    captured.push_str(&stdout(&output));
+    captured.push_str(&stderr(&output));
+    output
+}
+
 impl Running {
     /// Stop it with SIGTERM, as an operator does, and collect its output.
     fn terminate(mut self) -> std::process::Output {
@@ -100,12 +113,15 @@ impl Drop for Running {
 fn the_seed_flow_runs_over_sasl_ssl() {
     let dir = TempDir::new("managed-flow");
     let home = TempDir::new("managed-flow-home");
+    // Everything the flow prints, logs or serves, searched for the password
+    // at the end.
+    let mut captured = String::new();
     let broker = Broker::tansu_sasl(&[], USER, PASSWORD, &dir);
     let ca_file = broker.secure.as_ref().unwrap().ca_file.clone();
     configure(&home, &broker, PASSWORD, &ca_file);
 
     // The stored config shows the secret by reference only.
-    let output = projector_at(&home.0, &["config", "get", "broker"], "");
+    let output = captured_at(&mut captured, &home.0, &["config", "get", "broker"], "");
     assert!(output.status.success(), "{}", stderr(&output));
     let shown = stdout(&output);
     assert!(
@@ -115,7 +131,7 @@ fn the_seed_flow_runs_over_sasl_ssl() {
     assert!(shown.contains("auth = \"plain\""), "{shown}");
     assert!(!shown.contains(PASSWORD), "{shown}");
 
-    let output = projector_at(&home.0, &["config", "test", "broker"], "");
+    let output = captured_at(&mut captured, &home.0, &["config", "test", "broker"], "");
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
         stdout(&output).contains("TLS, SASL PLAIN as ABCDEFGH12345678"),
@@ -124,7 +140,8 @@ fn the_seed_flow_runs_over_sasl_ssl() {
     );
 
     // Topics through the admin API, over SASL_SSL.
-    let output = projector_at(
+    let output = captured_at(
+        &mut captured,
         &home.0,
         &[
             "topic",
@@ -138,7 +155,8 @@ fn the_seed_flow_runs_over_sasl_ssl() {
         "",
     );
     assert!(output.status.success(), "{}", stderr(&output));
-    let output = projector_at(
+    let output = captured_at(
+        &mut captured,
         &home.0,
         &["topic", "create", "customers", "--partitions", "3"],
         "",
@@ -149,7 +167,8 @@ fn the_seed_flow_runs_over_sasl_ssl() {
         "{}",
         stderr(&output)
     );
-    let output = projector_at(
+    let output = captured_at(
+        &mut captured,
         &home.0,
         &["topic", "create", "wide", "--replication", "3"],
         "",
@@ -159,7 +178,12 @@ fn the_seed_flow_runs_over_sasl_ssl() {
         "{}",
         stderr(&output)
     );
-    let output = projector_at(&home.0, &["topic", "list", "--output", "json"], "");
+    let output = captured_at(
+        &mut captured,
+        &home.0,
+        &["topic", "list", "--output", "json"],
+        "",
+    );
     let topics: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(
         topics
@@ -207,7 +231,7 @@ fn the_seed_flow_runs_over_sasl_ssl() {
         if n == 1 {
             args.push("--structured");
         }
-        let output = projector_at(&home.0, &args, "");
+        let output = captured_at(&mut captured, &home.0, &args, "");
         assert!(output.status.success(), "{}", stderr(&output));
         let token = stdout(&output).trim().to_owned();
         let parts: Vec<&str> = token.split(':').collect();
@@ -247,7 +271,8 @@ fn the_seed_flow_runs_over_sasl_ssl() {
     let last = &tokens[2].1;
     let started = Instant::now();
     let output = loop {
-        let output = projector_at(
+        let output = captured_at(
+            &mut captured,
             &home.0,
             &[
                 "query",
@@ -273,7 +298,8 @@ fn the_seed_flow_runs_over_sasl_ssl() {
     assert!(output.status.success(), "{}", stderr(&output));
     let row: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(row["name"], "Ada Lovelace");
-    let output = projector_at(
+    let output = captured_at(
+        &mut captured,
         &home.0,
         &[
             "query",
@@ -294,10 +320,29 @@ fn the_seed_flow_runs_over_sasl_ssl() {
         "the structured event was applied too"
     );
 
+    for path in ["/metrics", "/v1/views", "/v1/views/customers/rows"] {
+        let mut response = ureq::get(&format!("{api}{path}")).call().unwrap();
+        captured.push_str(&response.body_mut().read_to_string().unwrap());
+    }
     let output = run.terminate();
     assert!(output.status.success(), "{}", stderr(&output));
-    let logs = format!("{}{}", stdout(&output), stderr(&output));
-    assert!(!logs.contains(PASSWORD), "the password reached the logs");
+    captured.push_str(&stdout(&output));
+    captured.push_str(&stderr(&output));
+    assert!(
+        captured.contains("projector_events_total"),
+        "the metrics were captured"
+    );
+    assert!(
+        captured.contains("view started"),
+        "the run's logs were captured"
+    );
+    assert!(
+        !captured.contains(PASSWORD),
+        "the password appears in what the flow printed, logged or served"
+    );
+    // Nor in any process's arguments: the secret went in on stdin.
+    let stored = std::fs::read_to_string(home.0.join("broker.toml")).unwrap();
+    assert!(!stored.contains(PASSWORD), "{stored}");
 }
 
 #[test]
