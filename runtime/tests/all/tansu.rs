@@ -83,15 +83,21 @@ impl Tansu {
             binary,
             port,
         };
-        let client: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", tansu.bootstrap())
-            .create()
-            .expect("metadata client");
+        // A fresh client per attempt: once a client has seen metadata, it
+        // talks to the advertised address, which behind the TLS front is
+        // not plaintext; a late answer to an attempt that timed out would
+        // leave a reused client stuck there.
+        let answers = || {
+            let client: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", tansu.bootstrap())
+                .create()
+                .expect("metadata client");
+            client
+                .fetch_metadata(None, Duration::from_millis(1000))
+                .is_ok()
+        };
         let started = Instant::now();
-        while client
-            .fetch_metadata(None, Duration::from_millis(500))
-            .is_err()
-        {
+        while !answers() {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
                 "tansu did not answer metadata within 30 s; its log ({}):\n{}",
