@@ -169,7 +169,12 @@ impl<S: Store> Worker<S> {
                 source,
             })?
             .into_iter()
-            .map(|(topic, partition, next)| ((topic, partition), next))
+            .map(|(topic, partition, next)| {
+                // Report what is durable from the start, not only after
+                // this run's first commit: readiness and lag depend on it.
+                status.committed(&topic, partition, next);
+                ((topic, partition), next)
+            })
             .collect();
         let feed = Arc::new(ViewFeed::new(positions, ViewFeed::DEFAULT_CAPACITY));
         let state = Arc::new(Mutex::new(ViewState::new(store, view, feed)));
