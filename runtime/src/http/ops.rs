@@ -189,6 +189,8 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
             ("dead_lettered", c.dead_lettered),
             ("stopped", c.stopped),
             ("retried", c.retries),
+            ("refetched", c.refetches),
+            ("gap", c.gaps),
         ] {
             events
                 .get_or_create(&OutcomeLabels {

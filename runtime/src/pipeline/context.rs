@@ -31,6 +31,18 @@ use crate::store::{Store, StoreError, StoredRow, ViewBatch, ViewStore};
 /// The `(topic, partition)` of a record.
 pub type TopicPartition = (String, i32);
 
+/// A partition fetched again because the broker delivered past the next
+/// offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refetch {
+    /// The offset that was due.
+    pub next: i64,
+    /// The offset the broker delivered instead.
+    pub received: i64,
+    /// Seeks made so far.
+    pub attempts: u32,
+}
+
 /// The view's state shared between the worker and the consumer callbacks.
 #[derive(Debug)]
 pub struct ViewState<S: Store> {
@@ -45,6 +57,8 @@ pub struct ViewState<S: Store> {
     pub assigned: BTreeSet<TopicPartition>,
     /// Partitions halted by `on_error = "stop"`.
     pub stopped: BTreeSet<TopicPartition>,
+    /// Partitions fetched again from an offset the broker skipped.
+    pub refetching: HashMap<TopicPartition, Refetch>,
     /// Applied and not yet committed.
     pub batch: ViewBatch,
     /// Records in `batch` (applied, skipped or dead-lettered).
@@ -70,6 +84,7 @@ impl<S: Store> ViewState<S> {
             next: HashMap::new(),
             assigned: BTreeSet::new(),
             stopped: BTreeSet::new(),
+            refetching: HashMap::new(),
             batch: ViewBatch::new(),
             batch_records: 0,
             batch_started: None,

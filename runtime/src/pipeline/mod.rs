@@ -49,7 +49,7 @@ use crate::engine::{ApplyError, Instance, Module, WitEvent};
 use crate::kafka::{self, DeadLetterProducer, FailureHeaders};
 use crate::store::{Store, StoreError, StoredRow, ViewStore};
 
-use context::{TopicPartition, ViewContext, ViewState, lock};
+use context::{Refetch, TopicPartition, ViewContext, ViewState, lock};
 use feed::ViewFeed;
 
 pub use status::{CounterValues, PartitionState, PartitionStatus, ViewStatus};
@@ -296,12 +296,25 @@ impl<S: Store> Worker<S> {
             // Fetched before the pause took effect; applied after a restart.
             return Ok(());
         }
-        if let Some(next) = self.next_offset(&partition)?
+        let next = self.next_offset(&partition)?;
+        if let Some(next) = next
             && offset < next
         {
             self.status.count(|c| &c.duplicates);
             tracing::debug!(topic = %partition.0, partition = partition.1, offset, next, "redelivery not applied again");
             return Ok(());
+        }
+        if let Some(next) = next
+            && offset > next
+            && self.refetch(consumer, &partition, next, offset)
+        {
+            return Ok(());
+        }
+        {
+            let mut state = lock(&self.state);
+            if !state.refetching.is_empty() {
+                state.refetching.remove(&partition);
+            }
         }
         match self.apply(message)? {
             Ok(()) => {
@@ -311,6 +324,64 @@ impl<S: Store> Worker<S> {
             Err(failure) => self.fail(consumer, message, &partition, &failure),
         }
         Ok(())
+    }
+
+    /// The broker delivered `offset` where `next` was due. Kafka leaves
+    /// gaps in compacted topics and at transaction markers, but a broker
+    /// may also skip records it has (tansu 0.6 does when a fetch starts
+    /// inside a record batch), and taking the gap would lose them (G1). So
+    /// the partition is fetched again from `next`: if the broker then
+    /// delivers the same offset again, the gap is its answer and is taken
+    /// (counted, logged); anything else (a stale record from before the
+    /// seek) is dropped and the seek repeated, at most `MAX_ATTEMPTS` times.
+    /// Returns true when `offset` must not be applied now.
+    fn refetch(
+        &mut self,
+        consumer: &ViewConsumer<S>,
+        partition: &TopicPartition,
+        next: i64,
+        offset: i64,
+    ) -> bool {
+        const MAX_ATTEMPTS: u32 = 5;
+        let mut state = lock(&self.state);
+        let refetch = match state.refetching.get(partition) {
+            Some(refetch) if refetch.next == next && refetch.received == offset => {
+                state.refetching.remove(partition);
+                drop(state);
+                self.status.count(|c| &c.gaps);
+                tracing::info!(topic = %partition.0, partition = partition.1, from = next, to = offset, "the broker has no records between these offsets (confirmed by a refetch); going on");
+                return false;
+            }
+            Some(refetch) if refetch.next == next && refetch.attempts >= MAX_ATTEMPTS => {
+                state.refetching.remove(partition);
+                drop(state);
+                self.status.count(|c| &c.gaps);
+                tracing::error!(topic = %partition.0, partition = partition.1, from = next, to = offset, attempts = MAX_ATTEMPTS, "the broker keeps delivering past the next offset; taking the gap");
+                return false;
+            }
+            Some(refetch) if refetch.next == next => Refetch {
+                attempts: refetch.attempts + 1,
+                ..*refetch
+            },
+            _ => Refetch {
+                next,
+                received: offset,
+                attempts: 1,
+            },
+        };
+        state.refetching.insert(partition.clone(), refetch);
+        drop(state);
+        self.status.count(|c| &c.refetches);
+        tracing::warn!(topic = %partition.0, partition = partition.1, expected = next, received = offset, attempt = refetch.attempts, "the broker skipped offsets; fetching again from the expected one");
+        if let Err(err) = consumer.seek(
+            &partition.0,
+            partition.1,
+            rdkafka::Offset::Offset(next),
+            Duration::from_secs(10),
+        ) {
+            tracing::error!(error = %err, "cannot seek back to the skipped offset");
+        }
+        true
     }
 
     /// Decode and apply `message`. The outer error stops the view (the

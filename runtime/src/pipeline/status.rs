@@ -56,6 +56,12 @@ pub struct Counters {
     pub stopped: AtomicU64,
     /// Retries of transient failures.
     pub retries: AtomicU64,
+    /// Times the broker delivered past the next offset and the partition
+    /// was fetched again from it.
+    pub refetches: AtomicU64,
+    /// Offset gaps accepted after a refetch showed them again (compacted
+    /// topics, transaction markers).
+    pub gaps: AtomicU64,
     /// Batches committed to the store.
     pub batches: AtomicU64,
 }
@@ -75,6 +81,10 @@ pub struct CounterValues {
     pub stopped: u64,
     /// Retries of transient failures.
     pub retries: u64,
+    /// Refetches after the broker skipped offsets.
+    pub refetches: u64,
+    /// Offset gaps accepted as real.
+    pub gaps: u64,
     /// Batches committed.
     pub batches: u64,
 }
@@ -153,6 +163,8 @@ impl ViewStatus {
             dead_lettered: load(&c.dead_lettered),
             stopped: load(&c.stopped),
             retries: load(&c.retries),
+            refetches: load(&c.refetches),
+            gaps: load(&c.gaps),
             batches: load(&c.batches),
         }
     }

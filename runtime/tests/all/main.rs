@@ -2,6 +2,8 @@
 //!
 //! - `api`: the HTTP query API, black-box, against a running runtime.
 //! - `cli`: the `projector` binary, run as a user runs it.
+//! - `crash`: the crash oracle: `projector run` killed with SIGKILL at random
+//!   moments on tansu, restarted, and checked against the oracle.
 //! - `engine`: the wasm engine against real components: the example
 //!   projections built by `projector-examples`, and hand-written components
 //!   that break the world in one way each.
@@ -19,6 +21,7 @@
 
 mod api;
 mod cli;
+mod crash;
 mod engine;
 mod front;
 mod kit;
