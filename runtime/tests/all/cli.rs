@@ -190,6 +190,29 @@ fn run_stops_gracefully_on_sigterm_with_rows_durable() {
         stderr(&refused)
     );
 
+    // A second runtime on the same data directory (another HTTP port) is
+    // refused with the lock error, before it consumes anything.
+    let second = dir.0.join("second.toml");
+    let other_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &second,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace(&format!(":{port}\""), &format!(":{other_port}\"")),
+    )
+    .unwrap();
+    let refused = projector(&["run", "-c", second.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("in use by another projector process"),
+        "{}",
+        stderr(&refused)
+    );
+
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -301,3 +301,101 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
         ));
     }
 }
+
+/// Write a projector.toml for a runtime of the failover test.
+fn failover_config(dir: &std::path::Path, broker: &Broker, port: u16) -> std::path::PathBuf {
+    let config = dir.join("projector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n\
+             [broker]\nbootstrap_servers = \"{}\"\n\
+             settings = {{ \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\", \"fetch.wait.max.ms\" = \"50\" }}\n\n\
+             [[views]]\nname = \"counter\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\ngroup = \"failover\"\n",
+            broker.bootstrap(),
+            projector_examples::EVENT_COUNTER.path
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// The partitions `/v1/views` reports as assigned (or checkpointed).
+fn partitions_of(api: &str) -> usize {
+    ureq::get(&format!("{api}/v1/views"))
+        .call()
+        .ok()
+        .and_then(|mut response| response.body_mut().read_json::<serde_json::Value>().ok())
+        .and_then(|report| report["views"][0]["partitions"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_survivor_takes_over_the_partitions_of_a_stopped_runtime() {
+    let broker = Broker::tansu(&[(TOPIC, PARTITIONS)]).unbatched();
+    let mut published = Published::default();
+    published.publish(&broker, 20_000);
+    let (dir_a, dir_b) = (TempDir::new("failover-a"), TempDir::new("failover-b"));
+    let (port_a, port_b) = (free_port(), free_port());
+    let (api_a, api_b) = (
+        format!("http://127.0.0.1:{port_a}"),
+        format!("http://127.0.0.1:{port_b}"),
+    );
+    let log = dir_a.0.join("runs.log");
+    let mut a = spawn(&failover_config(&dir_a.0, &broker, port_a), &log);
+    let mut b = spawn(&failover_config(&dir_b.0, &broker, port_b), &log);
+    // Both hold partitions and both have applied some.
+    let started = Instant::now();
+    while !(committed(&api_a).is_some_and(|c| c > 0) && committed(&api_b).is_some_and(|c| c > 0)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the group did not split the partitions: a {:?}, b {:?}",
+            committed(&api_a),
+            committed(&api_b)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let held_by_b = partitions_of(&api_b);
+    assert!(held_by_b < 4, "b held every partition before a stopped");
+    // Stop a mid-stream; more events arrive meanwhile.
+    Command::new("kill")
+        .args(["-TERM", &a.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(a.wait().unwrap().success());
+    published.publish(&broker, 5_000);
+    let total = i64::try_from(published.events).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while committed(&api_b) != Some(total) {
+        assert!(
+            Instant::now() < deadline,
+            "the survivor did not take over: committed {:?} of {total}",
+            committed(&api_b)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Command::new("kill")
+        .args(["-TERM", &b.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(b.wait().unwrap().success());
+
+    // The survivor's view equals the oracle for every subject: partitions it
+    // held resumed from its checkpoints, the others replayed from the start.
+    let store = SledStore::open(&dir_b.0.join("data/store")).unwrap();
+    let view = store
+        .open_view("counter", &hash_of(&projector_examples::EVENT_COUNTER), &[])
+        .unwrap();
+    for (subject, list) in &published.by_subject {
+        let expected =
+            Counter::expected(list.iter().map(|(p, o, id)| (TOPIC, *p, *o, id.as_str())));
+        let row = view
+            .row(subject)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{subject}: no row"));
+        let actual: Counter = serde_json::from_str(&row.json).unwrap();
+        assert_eq!(actual, expected, "{subject}");
+        assert_eq!(row.version, list.len() as u64, "{subject}: applied twice");
+    }
+    assert_eq!(view.row_count(), SUBJECTS as u64);
+}
