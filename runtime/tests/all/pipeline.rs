@@ -314,6 +314,53 @@ mod broker_faults {
     }
 
     #[test]
+    fn group_protocol_errors() {
+        // A failed heartbeat makes the member rejoin; the rejoin meets
+        // JoinGroup and SyncGroup errors before it gets its partitions back.
+        run_with_fault("group-errors", 1, |broker| {
+            let cluster = broker.cluster();
+            cluster.request_errors(
+                RDKafkaApiKey::JoinGroup,
+                &[
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                ],
+            );
+            cluster.request_errors(
+                RDKafkaApiKey::SyncGroup,
+                &[
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+                ],
+            );
+            cluster.request_errors(
+                RDKafkaApiKey::Heartbeat,
+                &[
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                ],
+            );
+        });
+    }
+
+    #[test]
+    fn the_group_coordinator_moves() {
+        run_with_fault("coordinator-moves", 3, |broker| {
+            for id in [2, 3, 1] {
+                broker
+                    .cluster()
+                    .coordinator(
+                        rdkafka::mocking::MockCoordinator::Group("projector-counter".to_owned()),
+                        id,
+                    )
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(700));
+            }
+        });
+    }
+
+    #[test]
     fn broker_down_and_back_up() {
         run_with_fault("broker-down", 3, |broker| {
             for id in 1..=3 {
