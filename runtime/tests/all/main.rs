@@ -21,9 +21,10 @@
 
 mod api;
 mod cli;
-mod crash;
+pub(crate) mod crash;
 mod engine;
 mod front;
+mod hostile;
 mod kit;
 mod managed;
 mod pipeline;
