@@ -74,6 +74,10 @@ impl AckedProducer {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", "30000")
+            // A dead letter is as large as the record that failed; the
+            // client's 1 MB default would refuse one the source topic held.
+            // The broker's own limit still applies.
+            .set("message.max.bytes", "104857600")
             .create_with_context(Tracker::default())?;
         Ok(Self {
             producer,

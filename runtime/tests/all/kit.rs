@@ -118,6 +118,8 @@ impl Broker {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
             .set("linger.ms", "5")
+            // Large records are part of the malformed-input tests.
+            .set("message.max.bytes", "104857600")
             .create()
             .expect("producer");
         Self {

@@ -169,16 +169,11 @@ fn skip_counts_every_failure_and_applies_the_rest() {
     service.stop();
 }
 
-#[test]
-fn dead_letter_produces_each_failed_record_with_its_reason() {
-    let broker = Broker::new(&[(TOPIC, 1), ("misbehaving-dlq", 1)]);
-    let dir = TempDir::new("dlq");
-    let failing = publish_mixed(&broker);
-    let (service, status) = run_until_handled(&broker, &dir, OnError::DeadLetter);
-    assert_eq!(status.counters().dead_lettered, 10);
-    assert_eq!(count_of(&service, "a"), Some(BENIGN));
-    service.stop();
+/// A dead-lettered record: its value and its headers.
+type DeadLetter = (Option<Vec<u8>>, std::collections::BTreeMap<String, String>);
 
+/// Read up to `count` records from the start of `topic`, within 30 s.
+fn read_dead_letters(broker: &Broker, topic: &str, count: usize) -> Vec<DeadLetter> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
         .set("group.id", "dlq-reader")
@@ -186,15 +181,15 @@ fn dead_letter_produces_each_failed_record_with_its_reason() {
         .unwrap();
     let mut assignment = TopicPartitionList::new();
     assignment
-        .add_partition_offset("misbehaving-dlq", 0, Offset::Beginning)
+        .add_partition_offset(topic, 0, Offset::Beginning)
         .unwrap();
     consumer.assign(&assignment).unwrap();
     let mut records = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while records.len() < failing.len() && std::time::Instant::now() < deadline {
+    while records.len() < count && std::time::Instant::now() < deadline {
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
             let message = message.unwrap();
-            let headers: std::collections::BTreeMap<String, String> = message
+            let headers = message
                 .headers()
                 .map(|h| {
                     h.iter()
@@ -210,6 +205,142 @@ fn dead_letter_produces_each_failed_record_with_its_reason() {
             records.push((message.payload().map(<[u8]>::to_vec), headers));
         }
     }
+    records
+}
+
+#[test]
+fn malformed_records_are_dead_lettered_with_their_reason_and_nothing_is_lost() {
+    // On tansu: the mock cluster's log retention drops a 10 MiB record
+    // (and the whole partition before it) on arrival.
+    let broker = Broker::tansu(&[(TOPIC, 1), ("misbehaving-dlq", 1)]);
+    let dir = TempDir::new("malformed");
+    let header = |key: &'static str, value: &'static [u8]| Header {
+        key,
+        value: Some(value),
+    };
+    let binary = |headers: OwnedHeaders| {
+        headers
+            .insert(header("ce_id", b"m"))
+            .insert(header("ce_source", b"/tests"))
+            .insert(header("ce_type", b"count"))
+    };
+    let ten_mib = vec![b'x'; 10 << 20];
+    // (what it is, key, value, headers, the reason the DLQ must carry)
+    let malformed: Vec<(&str, Option<&[u8]>, Option<&[u8]>, OwnedHeaders, &str)> = vec![
+        (
+            "no ce_* headers",
+            Some(b"k1"),
+            Some(b"{\"a\":1}"),
+            OwnedHeaders::new(),
+            "not a CloudEvent",
+        ),
+        (
+            "a wrong specversion",
+            Some(b"k2"),
+            Some(b"{}"),
+            binary(OwnedHeaders::new().insert(header("ce_specversion", b"0.3"))),
+            "unsupported specversion",
+        ),
+        (
+            "a non-UTF-8 header value",
+            Some(b"k3"),
+            Some(b"{}"),
+            OwnedHeaders::new()
+                .insert(header("ce_specversion", b"1.0"))
+                .insert(header("ce_id", b"m"))
+                .insert(header("ce_source", b"/tests"))
+                .insert(header("ce_type", b"\xff\xfecount")),
+            "not UTF-8",
+        ),
+        (
+            "a structured body that is not JSON",
+            Some(b"k4"),
+            Some(b"{not json"),
+            OwnedHeaders::new().insert(header("content-type", b"application/cloudevents+json")),
+            "invalid structured event",
+        ),
+        (
+            "a tombstone",
+            Some(b"k5"),
+            None,
+            OwnedHeaders::new(),
+            "not a CloudEvent",
+        ),
+        (
+            "a 10 MiB record",
+            Some(b"k6"),
+            Some(&ten_mib),
+            OwnedHeaders::new(),
+            "not a CloudEvent",
+        ),
+    ];
+    broker.publish(TOPIC, 0, "count", "before", Some("a"), b"{}");
+    for (_, key, value, headers, _) in &malformed {
+        broker.publish_raw(TOPIC, 0, *key, *value, headers.clone());
+    }
+    broker.publish(TOPIC, 0, "count", "after", Some("a"), b"{}");
+    broker.flush();
+
+    let misbehaving = view(
+        "misbehaving",
+        projector_examples::MISBEHAVING.path,
+        &[TOPIC],
+        OnError::DeadLetter,
+    );
+    let service = start(&broker, &dir, vec![misbehaving], engine());
+    let status = service.statuses()["misbehaving"].clone();
+    let records = i64::try_from(malformed.len()).unwrap() + 2;
+    wait_for(&status, Duration::from_secs(60), "all handled", |s| {
+        s.partitions()
+            .get(&(TOPIC.to_owned(), 0))
+            .and_then(|p| p.checkpoint)
+            == Some(records)
+    });
+    let counters = status.counters();
+    assert_eq!(
+        (counters.applied, counters.dead_lettered),
+        (2, 6),
+        "{counters:?}"
+    );
+    assert_eq!(
+        count_of(&service, "a"),
+        Some(2),
+        "the events around them are applied"
+    );
+    service.stop();
+
+    let letters = read_dead_letters(&broker, "misbehaving-dlq", malformed.len());
+    assert_eq!(
+        letters.len(),
+        malformed.len(),
+        "every malformed record dead-lettered"
+    );
+    for ((what, _, value, _, reason), (payload, headers)) in malformed.iter().zip(&letters) {
+        assert_eq!(headers["projector-error-class"], "invalid-event", "{what}");
+        assert!(
+            headers["projector-error-message"].contains(reason),
+            "{what}: {:?}",
+            headers["projector-error-message"]
+        );
+        assert_eq!(
+            payload.as_deref(),
+            *value,
+            "{what}: the record is kept as it was"
+        );
+    }
+}
+
+#[test]
+fn dead_letter_produces_each_failed_record_with_its_reason() {
+    let broker = Broker::new(&[(TOPIC, 1), ("misbehaving-dlq", 1)]);
+    let dir = TempDir::new("dlq");
+    let failing = publish_mixed(&broker);
+    let (service, status) = run_until_handled(&broker, &dir, OnError::DeadLetter);
+    assert_eq!(status.counters().dead_lettered, 10);
+    assert_eq!(count_of(&service, "a"), Some(BENIGN));
+    service.stop();
+
+    let records = read_dead_letters(&broker, "misbehaving-dlq", failing.len());
     assert_eq!(
         records.len(),
         failing.len(),
