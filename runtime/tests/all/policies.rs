@@ -169,6 +169,16 @@ fn skip_counts_every_failure_and_applies_the_rest() {
     service.stop();
 }
 
+/// A malformed record: what it is, its key, value and headers, and the
+/// reason its dead letter must carry.
+type Malformed<'a> = (
+    &'a str,
+    Option<&'a [u8]>,
+    Option<&'a [u8]>,
+    OwnedHeaders,
+    &'a str,
+);
+
 /// A dead-lettered record: its value and its headers.
 type DeadLetter = (Option<Vec<u8>>, std::collections::BTreeMap<String, String>);
 
@@ -226,7 +236,7 @@ fn malformed_records_are_dead_lettered_with_their_reason_and_nothing_is_lost() {
     };
     let ten_mib = vec![b'x'; 10 << 20];
     // (what it is, key, value, headers, the reason the DLQ must carry)
-    let malformed: Vec<(&str, Option<&[u8]>, Option<&[u8]>, OwnedHeaders, &str)> = vec![
+    let malformed: Vec<Malformed<'_>> = vec![
         (
             "no ce_* headers",
             Some(b"k1"),
