@@ -319,7 +319,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     loop {
         let counters = status.counters();
         let handled = counters.applied + counters.dead_lettered + counters.skipped;
-        if handled >= total {
+        // Handled is not yet durable: wait until the checkpoints (the next
+        // offsets, from 0 on every partition) cover every record, so the
+        // rows below are the committed ones.
+        let durable: i64 = status
+            .partitions()
+            .values()
+            .filter_map(|p| p.checkpoint)
+            .sum();
+        if handled >= total && u64::try_from(durable).unwrap_or(0) >= total {
             break;
         }
         if let Some(error) = status.fatal_error() {
