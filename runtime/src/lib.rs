@@ -9,6 +9,8 @@
 //! - [`config`]: `projector.toml`, typed and validated, errors naming the key.
 //! - [`decode`]: CloudEvents from Kafka records, binary and structured
 //!   mode, with a typed reason for every invalid record.
+//! - [`files`]: small files in the projector home, written atomically with
+//!   a mode, and the file error that names the step and the path.
 //! - [`http`]: the HTTP API: health, readiness, Prometheus metrics, view
 //!   status, and the query API (rows, pages, index lookups, watch streams,
 //!   read-your-writes).
@@ -32,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod engine;
+pub mod files;
 pub mod http;
 pub mod kafka;
 pub mod pipeline;

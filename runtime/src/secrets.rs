@@ -15,9 +15,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+use crate::files::{FileError, failed, write_atomically};
 
 /// A secret value. Prints as `<redacted>`.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -171,16 +172,8 @@ pub enum SecretError {
     #[error("no projector home: set PROJECTOR_HOME (or XDG_CONFIG_HOME or HOME)")]
     NoHome,
     /// A file operation failed.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// A stored secret does not parse (its content is not echoed).
     #[error("the secret file {path} is corrupt: not a JSON object of strings")]
     Corrupt {
@@ -211,12 +204,8 @@ pub struct SecretStore {
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SecretError {
-    let path = path.to_owned();
-    move |source| SecretError::Io {
-        action,
-        path,
-        source,
-    }
+    let failed = failed(action, path);
+    move |source| SecretError::Io(failed(source))
 }
 
 impl SecretStore {
@@ -265,13 +254,7 @@ impl SecretStore {
         create_private_dir(&dir)?;
         let text =
             serde_json::to_vec(entries).map_err(|_| SecretError::Corrupt { path: path.clone() })?;
-        let temporary = dir.join(format!(".{name}.json.{}", std::process::id()));
-        let written = write_private(&temporary, &text)
-            .and_then(|()| std::fs::rename(&temporary, &path).map_err(io("rename", &path)));
-        if written.is_err() {
-            std::fs::remove_file(&temporary).ok();
-        }
-        written
+        Ok(write_atomically(&path, &text, 0o600)?)
     }
 
     /// Every secret: its name and its keys (never the values).
@@ -353,19 +336,6 @@ fn create_private_dir(dir: &Path) -> Result<(), SecretError> {
     // An existing directory may have been created with wider permissions.
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(io("restrict", dir))
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SecretError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io("create", path))?;
-    file.write_all(bytes).map_err(io("write", path))?;
-    file.sync_all().map_err(io("sync", path))
 }
 
 #[cfg(test)]

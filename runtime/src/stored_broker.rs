@@ -6,12 +6,12 @@
 //! It holds the password only as a secret reference (`NAME/KEY`): the file
 //! can be shown, copied and diffed without exposing a credential.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{BrokerConfig, ConfigError};
+use crate::files::{FileError, failed, write_atomically};
 
 /// The kind of service a stored broker is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -50,16 +50,11 @@ pub enum StoredBrokerError {
     )]
     Missing,
     /// A file operation failed.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
+    /// The config could not be written as TOML.
+    #[error("cannot write the broker config as TOML: {0}")]
+    Serialise(String),
     /// The file does not parse or validate.
     #[error("{path}: {source}")]
     Invalid {
@@ -86,32 +81,11 @@ fn validate(stored: &StoredBroker, path: &Path) -> Result<(), StoredBrokerError>
 pub fn save(home: &Path, stored: &StoredBroker) -> Result<PathBuf, StoredBrokerError> {
     let path = file(home);
     validate(stored, &path)?;
-    let io = |action: &'static str, path: &Path| {
-        let path = path.to_owned();
-        move |source| StoredBrokerError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    std::fs::create_dir_all(home).map_err(io("create", home))?;
-    let text = toml::to_string_pretty(stored).map_err(|err| StoredBrokerError::Io {
-        action: "serialise",
-        path: path.clone(),
-        source: std::io::Error::other(err.to_string()),
-    })?;
-    let temporary = home.join(format!(".broker.toml.{}", std::process::id()));
-    let written = std::fs::File::create(&temporary)
-        .and_then(|mut out| {
-            out.write_all(text.as_bytes())?;
-            out.sync_all()
-        })
-        .map_err(io("write", &temporary))
-        .and_then(|()| std::fs::rename(&temporary, &path).map_err(io("rename", &path)));
-    if written.is_err() {
-        std::fs::remove_file(&temporary).ok();
-    }
-    written.map(|()| path)
+    std::fs::create_dir_all(home).map_err(failed("create", home))?;
+    let text = toml::to_string_pretty(stored)
+        .map_err(|err| StoredBrokerError::Serialise(err.to_string()))?;
+    write_atomically(&path, text.as_bytes(), 0o644)?;
+    Ok(path)
 }
 
 /// The broker stored under `home`.
@@ -122,13 +96,7 @@ pub fn load(home: &Path) -> Result<StoredBroker, StoredBrokerError> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             return Err(StoredBrokerError::Missing);
         }
-        Err(source) => {
-            return Err(StoredBrokerError::Io {
-                action: "read",
-                path,
-                source,
-            });
-        }
+        Err(source) => return Err(failed("read", &path)(source).into()),
     };
     let stored: StoredBroker = toml::from_str(&text).map_err(|err| StoredBrokerError::Invalid {
         path: path.clone(),

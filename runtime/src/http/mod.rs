@@ -39,7 +39,6 @@ mod ops;
 mod rows;
 mod watch;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -77,8 +76,9 @@ pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 /// that ends open streams at shutdown.
 #[derive(Debug, Clone)]
 pub struct ApiState {
-    views: Arc<BTreeMap<String, RunningView>>,
-    order: Arc<Vec<String>>,
+    /// In config order; a runtime has a handful, so a name is found by a
+    /// scan.
+    views: Arc<[RunningView]>,
     token: Option<Arc<[u8; 32]>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
     shutdown_sender: Arc<tokio::sync::watch::Sender<bool>>,
@@ -90,13 +90,7 @@ impl ApiState {
     pub fn new(views: &[RunningView]) -> Self {
         let (sender, receiver) = tokio::sync::watch::channel(false);
         Self {
-            order: Arc::new(views.iter().map(|view| view.info.name.clone()).collect()),
-            views: Arc::new(
-                views
-                    .iter()
-                    .map(|view| (view.info.name.clone(), view.clone()))
-                    .collect(),
-            ),
+            views: views.into(),
             token: None,
             shutdown: receiver,
             shutdown_sender: Arc::new(sender),
@@ -113,13 +107,14 @@ impl ApiState {
 
     /// The views in config order.
     fn views(&self) -> impl Iterator<Item = &RunningView> {
-        self.order.iter().filter_map(|name| self.views.get(name))
+        self.views.iter()
     }
 
     /// The view `name`, or a 404.
     fn view(&self, name: &str) -> Result<&RunningView, ApiError> {
         self.views
-            .get(name)
+            .iter()
+            .find(|view| view.info.name == name)
             .ok_or_else(|| ApiError::UnknownView(name.to_owned()))
     }
 

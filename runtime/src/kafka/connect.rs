@@ -13,7 +13,6 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::ClientContext;
-use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -120,8 +119,6 @@ impl ClientContext for Diagnosed {
         tracing::debug!(%error, reason, "librdkafka error");
     }
 }
-
-impl ConsumerContext for Diagnosed {}
 
 impl ProducerContext for Diagnosed {
     type DeliveryOpaque = ();

@@ -310,12 +310,6 @@ impl<S: Store> Worker<S> {
         {
             return Ok(());
         }
-        {
-            let mut state = lock(&self.state);
-            if !state.refetching.is_empty() {
-                state.refetching.remove(&partition);
-            }
-        }
         match self.apply(message)? {
             Ok(()) => {
                 self.status.count(|c| &c.applied);
@@ -488,6 +482,10 @@ impl<S: Store> Worker<S> {
 
     fn advance(&mut self, partition: &TopicPartition, next: i64) {
         let mut state = lock(&self.state);
+        if !state.refetching.is_empty() {
+            // The partition moved on: a refetch of it, if any, is over.
+            state.refetching.remove(partition);
+        }
         state.batch.checkpoint(&partition.0, partition.1, next);
         state.next.insert(partition.clone(), next);
         state.batch_records += 1;
