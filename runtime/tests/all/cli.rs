@@ -117,11 +117,7 @@ fn run_stops_gracefully_on_sigterm_with_rows_durable() {
     broker.flush();
     let dir = TempDir::new("cli-run");
     let config = dir.0.join("projector.toml");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::kit::free_port();
     std::fs::write(
         &config,
         format!(
@@ -193,11 +189,7 @@ fn run_stops_gracefully_on_sigterm_with_rows_durable() {
     // A second runtime on the same data directory (another HTTP port) is
     // refused with the lock error, before it consumes anything.
     let second = dir.0.join("second.toml");
-    let other_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let other_port = crate::kit::free_port();
     std::fs::write(
         &second,
         std::fs::read_to_string(&config)
@@ -213,11 +205,7 @@ fn run_stops_gracefully_on_sigterm_with_rows_durable() {
         stderr(&refused)
     );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::kit::sigterm(&child);
     let output = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{log}");

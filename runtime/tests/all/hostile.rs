@@ -5,11 +5,10 @@
 //! handled by the policy, the other view loses nothing, and the process's
 //! resident memory stays bounded.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::crash::{free_port, spawn};
-use crate::kit::{Broker, TempDir};
+use crate::crash::spawn;
+use crate::kit::{Broker, TempDir, free_port, sigterm};
 
 /// Resident set size of `pid`, in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -186,9 +185,6 @@ fn ten_thousand_poisoned_events_leave_the_runtime_and_its_other_view_intact() {
         warm / 1024,
         end / 1024
     );
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     assert!(child.wait().unwrap().success());
 }

@@ -27,6 +27,6 @@ mod front;
 mod hostile;
 mod kit;
 mod managed;
-mod pipeline;
+pub(crate) mod pipeline;
 mod policies;
 mod tansu;

@@ -6,17 +6,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cli::{projector_at, stderr, stdout};
-use crate::kit::{Broker, TempDir};
+use crate::kit::{Broker, TempDir, free_port};
 
 const USER: &str = "ABCDEFGH12345678";
 const PASSWORD: &str = "cflt-s3cr3t/with+symbols=";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .unwrap()
-}
 
 /// Set up a home with the password stored and the broker configured for
 /// SASL PLAIN.
@@ -92,10 +85,7 @@ impl Running {
     /// Stop it with SIGTERM, as an operator does, and collect its output.
     fn terminate(mut self) -> std::process::Output {
         let child = self.0.take().unwrap();
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
+        crate::kit::sigterm(&child);
         child.wait_with_output().unwrap()
     }
 }

@@ -40,13 +40,6 @@ fn binary() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free loopback port")
-}
-
 impl Tansu {
     /// Start a broker and wait until it answers metadata requests.
     pub fn start() -> Self {
@@ -58,7 +51,7 @@ impl Tansu {
     /// does.
     pub fn start_advertising(advertised: Option<&str>) -> Self {
         let binary = binary();
-        let port = free_port();
+        let port = crate::kit::free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let advertised = advertised.map_or_else(|| url.clone(), |a| format!("tcp://{a}"));
         // Its log, quoted when it fails to start.
