@@ -17,7 +17,7 @@ pub mod connect;
 mod produce;
 
 use rdkafka::ClientConfig;
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
 pub use produce::{AckedProducer, DeadLetterError, DeadLetterProducer, Delivered, FailureHeaders};
 
@@ -72,7 +72,7 @@ pub fn consumer_config(broker: &BrokerConfig, group: &str) -> ClientConfig {
 }
 
 /// The headers of `message` as (name, value) pairs.
-pub fn headers<'a>(message: &'a BorrowedMessage<'a>) -> Vec<(&'a str, Option<&'a [u8]>)> {
+pub fn headers<M: Message>(message: &M) -> Vec<(&str, Option<&[u8]>)> {
     let Some(headers) = message.headers() else {
         return Vec::new();
     };
@@ -83,7 +83,7 @@ pub fn headers<'a>(message: &'a BorrowedMessage<'a>) -> Vec<(&'a str, Option<&'a
 }
 
 /// The parts of `message` the decoder reads.
-pub fn record<'a>(message: &'a BorrowedMessage<'a>) -> Record<'a> {
+pub fn record<M: Message>(message: &M) -> Record<'_> {
     Record {
         topic: message.topic(),
         partition: message.partition(),

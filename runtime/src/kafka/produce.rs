@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use super::client_config;
@@ -150,12 +150,13 @@ impl DeadLetterProducer {
     pub fn send(
         &self,
         topic: &str,
-        message: &BorrowedMessage<'_>,
+        message: &impl Message,
         failure: &FailureHeaders<'_>,
     ) -> Result<(), DeadLetterError> {
-        let mut headers = message
-            .headers()
-            .map_or_else(OwnedHeaders::new, rdkafka::message::BorrowedHeaders::detach);
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in super::headers(message) {
+            headers = headers.insert(Header { key, value });
+        }
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
         for (key, value) in [

@@ -167,6 +167,77 @@ impl<S: Store> ViewState<S> {
         self.reset_batch();
         Ok(offsets)
     }
+
+    /// Where each of `partitions` starts when assigned: the next offset
+    /// this view knows (applied in memory, else the store's checkpoint),
+    /// else the earliest offset.
+    pub fn start_offsets(&self, partitions: &[TopicPartition]) -> Vec<Offset> {
+        partitions
+            .iter()
+            .map(|(topic, partition)| {
+                let offset = match self.next.get(&(topic.clone(), *partition)) {
+                    Some(next) => Offset::Offset(*next),
+                    None => match self.view.checkpoint(topic, *partition) {
+                        Ok(Some(next)) => Offset::Offset(next),
+                        Ok(None) => Offset::Beginning,
+                        Err(err) => {
+                            // Starting at the beginning only causes
+                            // redeliveries, which the worker recognises
+                            // once it can read the store again.
+                            tracing::error!(topic, partition, error = %err, "cannot read checkpoint");
+                            Offset::Beginning
+                        }
+                    },
+                };
+                tracing::info!(topic, partition, ?offset, "partition assigned");
+                offset
+            })
+            .collect()
+    }
+
+    /// Record that `partitions` are now assigned (in addition to the
+    /// others when `incremental`). Returns those of them that are stopped,
+    /// to pause.
+    pub fn assigned(
+        &mut self,
+        partitions: &[TopicPartition],
+        incremental: bool,
+        status: &ViewStatus,
+    ) -> Vec<TopicPartition> {
+        if !incremental {
+            self.assigned.clear();
+        }
+        self.assigned.extend(partitions.iter().cloned());
+        status.assignment(partitions, incremental);
+        partitions
+            .iter()
+            .filter(|p| self.stopped.contains(*p))
+            .cloned()
+            .collect()
+    }
+
+    /// Give up `partitions`: commit the pending batch to the store and
+    /// flush it, then forget where the partitions were, so that a later
+    /// assignment resumes from the store (another runtime may apply them
+    /// meanwhile). Returns the offsets to commit to Kafka before the
+    /// partitions go.
+    ///
+    /// # Errors
+    /// When the store fails; the batch then stays pending, and the
+    /// worker's next commit reports it and stops the view.
+    pub fn release(
+        &mut self,
+        partitions: &[TopicPartition],
+        status: &ViewStatus,
+    ) -> Result<TopicPartitionList, StoreError> {
+        let offsets = self.commit_batch(status);
+        for partition in partitions {
+            status.assigned(&partition.0, partition.1, false);
+            self.assigned.remove(partition);
+            self.next.remove(partition);
+        }
+        offsets
+    }
 }
 
 /// Lock `state`, whatever a panicking holder left behind: every field is
@@ -188,33 +259,6 @@ impl<S: Store> ViewContext<S> {
         Self { state, status }
     }
 
-    fn start_offsets(
-        &self,
-        state: &ViewState<S>,
-        partitions: &[TopicPartition],
-        tpl: &mut TopicPartitionList,
-    ) {
-        for (topic, partition) in partitions {
-            let offset = match state.next.get(&(topic.clone(), *partition)) {
-                Some(next) => Offset::Offset(*next),
-                None => match state.view.checkpoint(topic, *partition) {
-                    Ok(Some(next)) => Offset::Offset(next),
-                    Ok(None) => Offset::Beginning,
-                    Err(err) => {
-                        // Starting at the beginning only causes
-                        // redeliveries, which the worker recognises once it
-                        // can read the store again.
-                        tracing::error!(topic, partition, error = %err, "cannot read checkpoint");
-                        Offset::Beginning
-                    }
-                },
-            };
-            tracing::info!(topic, partition, ?offset, "partition assigned");
-            // Setting the offset of an element in the list cannot fail.
-            let _ = tpl.set_partition_offset(topic, *partition, offset);
-        }
-    }
-
     fn assign(
         &self,
         consumer: &BaseConsumer<Self>,
@@ -223,7 +267,11 @@ impl<S: Store> ViewContext<S> {
     ) {
         let partitions = partitions_of(tpl);
         let mut state = lock(&self.state);
-        self.start_offsets(&state, &partitions, tpl);
+        for ((topic, partition), offset) in partitions.iter().zip(state.start_offsets(&partitions))
+        {
+            // Setting the offset of an element in the list cannot fail.
+            let _ = tpl.set_partition_offset(topic, *partition, offset);
+        }
         let result = if cooperative {
             consumer.incremental_assign(tpl)
         } else {
@@ -233,16 +281,12 @@ impl<S: Store> ViewContext<S> {
             tracing::error!(error = %err, "cannot apply the new assignment");
             return;
         }
-        if !cooperative {
-            state.assigned.clear();
-        }
-        state.assigned.extend(partitions.iter().cloned());
-        self.status.assignment(&partitions, cooperative);
+        let stopped = state.assigned(&partitions, cooperative, &self.status);
+        drop(state);
         let mut halted = TopicPartitionList::new();
-        for (topic, partition) in partitions.iter().filter(|p| state.stopped.contains(*p)) {
+        for (topic, partition) in &stopped {
             halted.add_partition(topic, *partition);
         }
-        drop(state);
         if halted.count() > 0
             && let Err(err) = consumer.pause(&halted)
         {
@@ -256,8 +300,7 @@ impl<S: Store> ViewContext<S> {
             ?partitions,
             "partitions revoked; committing what was applied"
         );
-        let mut state = lock(&self.state);
-        match state.commit_batch(&self.status) {
+        match lock(&self.state).release(&partitions, &self.status) {
             Ok(offsets) if offsets.count() > 0 => {
                 if let Err(err) = consumer.commit(&offsets, CommitMode::Sync) {
                     // The store holds the checkpoints; a missed Kafka commit
@@ -267,19 +310,9 @@ impl<S: Store> ViewContext<S> {
             }
             Ok(_) => {}
             Err(err) => {
-                // The batch stays pending; the worker's next commit reports
-                // the failure and stops the view.
                 tracing::error!(error = %err, "cannot commit the batch on revocation");
             }
         }
-        for partition in &partitions {
-            self.status.assigned(&partition.0, partition.1, false);
-            state.assigned.remove(partition);
-            // Another runtime may apply it meanwhile; on the next
-            // assignment, resume from the store, not from memory.
-            state.next.remove(partition);
-        }
-        drop(state);
         let result = if cooperative {
             consumer.incremental_unassign(tpl)
         } else {

@@ -32,6 +32,7 @@
 
 pub mod context;
 pub mod feed;
+pub mod source;
 pub mod status;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,8 +41,8 @@ use std::time::{Duration, Instant};
 
 use projector_sdk::{Level, Update};
 use rdkafka::TopicPartitionList;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
 
 use crate::config::{BrokerConfig, OnError, ViewConfig};
 use crate::decode::decode;
@@ -49,8 +50,11 @@ use crate::engine::{ApplyError, Instance, Module, WitEvent};
 use crate::kafka::{self, DeadLetterProducer, FailureHeaders};
 use crate::store::{Store, StoreError, StoredRow, ViewStore};
 
-use context::{Refetch, TopicPartition, ViewContext, ViewState, lock};
+use context::{Refetch, ViewContext, ViewState, lock};
 use feed::ViewFeed;
+
+pub use context::TopicPartition;
+pub use source::Source;
 
 pub use status::{CounterValues, PartitionState, PartitionStatus, ViewStatus};
 
@@ -142,7 +146,8 @@ impl<S: Store> std::fmt::Debug for Worker<S> {
 }
 
 impl<S: Store> Worker<S> {
-    /// A worker for `config`, applying `module`, keeping rows in `store`.
+    /// A worker for `config`, applying `module`, keeping rows in `store`,
+    /// with the Kafka consumer it applies records from.
     pub fn new(
         broker: &BrokerConfig,
         config: ViewConfig,
@@ -152,22 +157,52 @@ impl<S: Store> Worker<S> {
         limits: BatchLimits,
     ) -> Result<(Self, ViewConsumer<S>), PipelineError> {
         let name = config.name.clone();
-        let view = store
-            .open_view(&name, module.hash(), &config.indexes)
-            .map_err(|source| PipelineError::Store {
-                view: name.clone(),
-                source,
-            })?;
         let kafka_error = |source| PipelineError::Kafka {
             view: name.clone(),
             source,
         };
+        let dead_letter = match config.on_error {
+            OnError::DeadLetter => Some(DeadLetterProducer::new(broker).map_err(kafka_error)?),
+            OnError::Stop | OnError::Skip => None,
+        };
+        let topics = config.topics.clone();
+        let group = config.group();
+        let worker = Self::open(config, module, store, status, limits, dead_letter)?;
+        let consumer: ViewConsumer<S> = kafka::consumer_config(broker, &group)
+            .create_with_context(ViewContext::new(
+                Arc::clone(&worker.state),
+                Arc::clone(&worker.status),
+            ))
+            .map_err(kafka_error)?;
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(kafka_error)?;
+        Ok((worker, consumer))
+    }
+
+    /// A worker for `config` without a consumer: records come from the
+    /// caller, through [`Worker::assign`], [`Worker::handle`],
+    /// [`Worker::commit_if_due`] and [`Worker::revoke`], as the consumer's
+    /// callbacks and [`Worker::run`] call them. Failed records go to
+    /// `dead_letter` when the policy says so.
+    pub fn open(
+        config: ViewConfig,
+        module: &Arc<Module>,
+        store: Arc<S>,
+        status: Arc<ViewStatus>,
+        limits: BatchLimits,
+        dead_letter: Option<DeadLetterProducer>,
+    ) -> Result<Self, PipelineError> {
+        let name = config.name.clone();
+        let store_error = |source| PipelineError::Store {
+            view: name.clone(),
+            source,
+        };
+        let view = store
+            .open_view(&name, module.hash(), &config.indexes)
+            .map_err(store_error)?;
         let positions = view
             .checkpoints()
-            .map_err(|source| PipelineError::Store {
-                view: name.clone(),
-                source,
-            })?
+            .map_err(store_error)?
             .into_iter()
             .map(|(topic, partition, next)| {
                 // Report what is durable from the start, not only after
@@ -178,16 +213,7 @@ impl<S: Store> Worker<S> {
             .collect();
         let feed = Arc::new(ViewFeed::new(positions, ViewFeed::DEFAULT_CAPACITY));
         let state = Arc::new(Mutex::new(ViewState::new(store, view, feed)));
-        let consumer: ViewConsumer<S> = kafka::consumer_config(broker, &config.group())
-            .create_with_context(ViewContext::new(Arc::clone(&state), Arc::clone(&status)))
-            .map_err(kafka_error)?;
-        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).map_err(kafka_error)?;
-        let dead_letter = match config.on_error {
-            OnError::DeadLetter => Some(DeadLetterProducer::new(broker).map_err(kafka_error)?),
-            OnError::Stop | OnError::Skip => None,
-        };
-        let worker = Self {
+        Ok(Self {
             name,
             config,
             instance: module.instance(),
@@ -195,8 +221,34 @@ impl<S: Store> Worker<S> {
             state,
             status,
             limits,
-        };
-        Ok((worker, consumer))
+        })
+    }
+
+    /// Partitions `partitions` are assigned to this worker (in addition to
+    /// the others when `incremental`). Returns where each starts: the next
+    /// offset the view knows, else the earliest.
+    pub fn assign(&self, partitions: &[TopicPartition], incremental: bool) -> Vec<rdkafka::Offset> {
+        let mut state = lock(&self.state);
+        let offsets = state.start_offsets(partitions);
+        state.assigned(partitions, incremental, &self.status);
+        offsets
+    }
+
+    /// Partitions `partitions` are taken away: the pending batch is
+    /// committed and flushed and its offsets given to `source` first.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn revoke(
+        &self,
+        source: &impl Source,
+        partitions: &[TopicPartition],
+    ) -> Result<(), PipelineError> {
+        let offsets = lock(&self.state)
+            .release(partitions, &self.status)
+            .map_err(|source| self.store_error(source))?;
+        give_offsets(source, &offsets);
+        Ok(())
     }
 
     /// The view's rows, for readers.
@@ -246,16 +298,25 @@ impl<S: Store> Worker<S> {
                 Some(Err(err)) => tracing::warn!(error = %err, "consumer error"),
                 Some(Ok(message)) => self.handle(consumer, &message)?,
             }
-            let due = {
-                let state = lock(&self.state);
-                state.batch_records >= self.limits.max_records
-                    || state
-                        .batch_started
-                        .is_some_and(|started| started.elapsed() >= self.limits.linger)
-            };
-            if due {
-                self.commit(consumer)?;
-            }
+            self.commit_if_due(consumer)?;
+        }
+        Ok(())
+    }
+
+    /// Commit the pending batch if it is full or has lingered long enough.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn commit_if_due(&mut self, source: &impl Source) -> Result<(), PipelineError> {
+        let due = {
+            let state = lock(&self.state);
+            state.batch_records >= self.limits.max_records
+                || state
+                    .batch_started
+                    .is_some_and(|started| started.elapsed() >= self.limits.linger)
+        };
+        if due {
+            self.commit(source)?;
         }
         Ok(())
     }
@@ -280,11 +341,17 @@ impl<S: Store> Worker<S> {
         }
     }
 
-    /// Apply one record, or hand it to the error policy.
-    fn handle(
+    /// Apply one record, or hand it to the error policy. A redelivered
+    /// record is recognised and not applied again; a record past the
+    /// partition's next offset makes `source` deliver from that offset
+    /// again.
+    ///
+    /// # Errors
+    /// When the store fails; the view must stop.
+    pub fn handle(
         &mut self,
-        consumer: &ViewConsumer<S>,
-        message: &BorrowedMessage<'_>,
+        source: &impl Source,
+        message: &impl Message,
     ) -> Result<(), PipelineError> {
         let partition: TopicPartition = (message.topic().to_owned(), message.partition());
         let offset = message.offset();
@@ -304,9 +371,21 @@ impl<S: Store> Worker<S> {
             tracing::debug!(topic = %partition.0, partition = partition.1, offset, next, "redelivery not applied again");
             return Ok(());
         }
-        if let Some(next) = next
-            && offset > next
-            && self.refetch(consumer, &partition, next, offset)
+        // Where this record should have been: the next offset, or for a
+        // partition the view never applied from, its earliest offset.
+        let due = match next {
+            Some(next) => Some(next),
+            None => match source.low_watermark(&partition.0, partition.1) {
+                Ok(low) => Some(low),
+                Err(err) => {
+                    tracing::warn!(topic = %partition.0, partition = partition.1, error = %err, "cannot read the partition's earliest offset; starting at the first record delivered");
+                    None
+                }
+            },
+        };
+        if let Some(due) = due
+            && offset > due
+            && self.refetch(source, &partition, due, offset)
         {
             return Ok(());
         }
@@ -315,7 +394,7 @@ impl<S: Store> Worker<S> {
                 self.status.count(|c| &c.applied);
                 self.advance(&partition, offset + 1);
             }
-            Err(failure) => self.fail(consumer, message, &partition, &failure),
+            Err(failure) => self.fail(source, message, &partition, &failure),
         }
         Ok(())
     }
@@ -331,7 +410,7 @@ impl<S: Store> Worker<S> {
     /// Returns true when `offset` must not be applied now.
     fn refetch(
         &mut self,
-        consumer: &ViewConsumer<S>,
+        source: &impl Source,
         partition: &TopicPartition,
         next: i64,
         offset: i64,
@@ -367,12 +446,7 @@ impl<S: Store> Worker<S> {
         drop(state);
         self.status.count(|c| &c.refetches);
         tracing::warn!(topic = %partition.0, partition = partition.1, expected = next, received = offset, attempt = refetch.attempts, "the broker skipped offsets; fetching again from the expected one");
-        if let Err(err) = consumer.seek(
-            &partition.0,
-            partition.1,
-            rdkafka::Offset::Offset(next),
-            Duration::from_secs(10),
-        ) {
+        if let Err(err) = source.seek(&partition.0, partition.1, next) {
             tracing::error!(error = %err, "cannot seek back to the skipped offset");
         }
         true
@@ -380,10 +454,7 @@ impl<S: Store> Worker<S> {
 
     /// Decode and apply `message`. The outer error stops the view (the
     /// store failed); the inner one is the record's own failure.
-    fn apply(
-        &mut self,
-        message: &BorrowedMessage<'_>,
-    ) -> Result<Result<(), Failure>, PipelineError> {
+    fn apply(&mut self, message: &impl Message) -> Result<Result<(), Failure>, PipelineError> {
         let event = match decode(&kafka::record(message), kafka::headers(message)) {
             Ok(event) => event,
             Err(err) => return Ok(Err(Failure::new("invalid-event", err.to_string()))),
@@ -494,8 +565,8 @@ impl<S: Store> Worker<S> {
 
     fn fail(
         &mut self,
-        consumer: &ViewConsumer<S>,
-        message: &BorrowedMessage<'_>,
+        source: &impl Source,
+        message: &impl Message,
         partition: &TopicPartition,
         failure: &Failure,
     ) {
@@ -522,16 +593,16 @@ impl<S: Store> Worker<S> {
                         "dead-letter-failed",
                         format!("{err} (record failed with {described})"),
                     );
-                    self.stop(consumer, partition, offset, &failure);
+                    self.stop(source, partition, offset, &failure);
                 }
             },
-            OnError::Stop => self.stop(consumer, partition, offset, failure),
+            OnError::Stop => self.stop(source, partition, offset, failure),
         }
     }
 
     fn dead_letter(
         &self,
-        message: &BorrowedMessage<'_>,
+        message: &impl Message,
         failure: &Failure,
     ) -> Result<(), kafka::DeadLetterError> {
         let (Some(producer), Some(topic)) = (&self.dead_letter, &self.config.dead_letter_topic)
@@ -559,7 +630,7 @@ impl<S: Store> Worker<S> {
 
     fn stop(
         &mut self,
-        consumer: &ViewConsumer<S>,
+        source: &impl Source,
         partition: &TopicPartition,
         offset: i64,
         failure: &Failure,
@@ -576,27 +647,33 @@ impl<S: Store> Worker<S> {
             true,
         );
         lock(&self.state).stopped.insert(partition.clone());
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&partition.0, partition.1);
-        if let Err(err) = consumer.pause(&tpl) {
+        if let Err(err) = source.pause(&partition.0, partition.1) {
             tracing::error!(error = %err, "cannot pause the stopped partition; its records are ignored");
         }
     }
 
-    /// Commit the pending batch to the store, flush it, then commit its
-    /// offsets to Kafka.
-    fn commit(&mut self, consumer: &ViewConsumer<S>) -> Result<(), PipelineError> {
+    /// Commit the pending batch to the store, flush it, then give its
+    /// offsets to `source`.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn commit(&mut self, source: &impl Source) -> Result<(), PipelineError> {
         let offsets: TopicPartitionList = lock(&self.state)
             .commit_batch(&self.status)
             .map_err(|source| self.store_error(source))?;
-        if offsets.count() > 0
-            && let Err(err) = consumer.commit(&offsets, CommitMode::Async)
-        {
-            // The store holds the checkpoint; a missed Kafka commit only
-            // means redeliveries, which are recognised.
-            tracing::debug!(error = %err, "offset commit failed");
-        }
+        give_offsets(source, &offsets);
         Ok(())
+    }
+}
+
+/// Give `offsets`, durable in the store already, to `source`.
+fn give_offsets(source: &impl Source, offsets: &TopicPartitionList) {
+    if offsets.count() > 0
+        && let Err(err) = source.commit_offsets(offsets)
+    {
+        // The store holds the checkpoint; a missed Kafka commit only means
+        // redeliveries, which are recognised.
+        tracing::debug!(error = %err, "offset commit failed");
     }
 }
 

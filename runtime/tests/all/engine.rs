@@ -119,7 +119,8 @@ fn endless_loop_is_stopped_at_the_deadline() {
     assert!(elapsed >= deadline, "interrupted early, after {elapsed:?}");
     // A loose bound: this is a correctness check, not a benchmark, and the
     // test machine may be busy running other tests in parallel. The
-    // reliability suite (issue 6) checks the 2x bound on its own.
+    // running runtime's bound (2x) is checked by `hostile`, from the
+    // apply-time histogram.
     assert!(
         elapsed < deadline * 10,
         "interrupted late, after {elapsed:?}"

@@ -2,8 +2,8 @@
 //! (traps, panics, memory bombs, stack overflows, invalid and oversized
 //! rows, guest errors, and some endless loops) go through one view while
 //! another view keeps applying its own events. Every poisoned event is
-//! handled by the policy, the other view loses nothing, and the process's
-//! resident memory stays bounded.
+//! handled by the policy, the other view loses nothing, the process's
+//! resident memory stays bounded, and no call outlives twice its deadline.
 
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,7 @@ fn ten_thousand_poisoned_events_leave_the_runtime_and_its_other_view_intact() {
         &config,
         format!(
             "data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n\
-             [engine]\ncall_deadline_ms = 100\nmax_memory_bytes = 16777216\n\
+             [engine]\ncall_deadline_ms = 131\nmax_memory_bytes = 16777216\n\
              [broker]\nbootstrap_servers = \"{}\"\nsettings = {{ \"fetch.wait.max.ms\" = \"50\" }}\n\n\
              [[views]]\nname = \"misbehaving\"\nmodule = \"{}\"\ntopics = [\"bad\"]\non_error = \"skip\"\n\
              max_attempts = 2\ninitial_backoff_ms = 10\nmax_backoff_ms = 10\n\n\
@@ -185,6 +185,73 @@ fn ten_thousand_poisoned_events_leave_the_runtime_and_its_other_view_intact() {
         warm / 1024,
         end / 1024
     );
+    // The deadline is exceeded by at most 2x: every apply call of the
+    // view, the endless loops included, took at most 262.144 ms, the
+    // apply-time histogram's bucket at twice the 131 ms deadline; and the
+    // loops did run up to the deadline (20 attempts above 65.5 ms).
+    let buckets = apply_seconds_buckets(&api, "misbehaving");
+    let within = |limit: f64| {
+        buckets
+            .iter()
+            .find(|(le, _)| (le - limit).abs() < 1e-9)
+            .map(|(_, count)| *count)
+            .unwrap_or_else(|| panic!("no bucket at {limit}: {buckets:?}"))
+    };
+    let all = buckets.last().map(|(_, count)| *count).unwrap();
+    println!(
+        "apply calls: {all}; above 65.5 ms: {}; above 262.1 ms (2x the deadline): {}",
+        all - within(0.065_536),
+        all - within(0.262_144)
+    );
+    assert_eq!(
+        within(0.262_144),
+        all,
+        "calls ran past twice the deadline: {buckets:?}"
+    );
+    assert!(
+        all - within(0.065_536) >= u64::try_from(2 * LOOPS).unwrap(),
+        "the endless loops did not run to the deadline: {buckets:?}"
+    );
     sigterm(&child);
     assert!(child.wait().unwrap().success());
+}
+
+/// The cumulative buckets `(le, count)` of `view`'s apply-time histogram,
+/// from `/metrics`, in order, `+Inf` last.
+fn apply_seconds_buckets(api: &str, view: &str) -> Vec<(f64, u64)> {
+    let text = ureq::get(&format!("{api}/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let view_label = format!("view=\"{view}\"");
+    let mut buckets: Vec<(f64, u64)> = text
+        .lines()
+        .filter(|line| {
+            line.starts_with("projector_apply_seconds_bucket{") && line.contains(&view_label)
+        })
+        .map(|line| {
+            let le = line
+                .split("le=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap()
+            };
+            let count = line.rsplit(' ').next().unwrap().parse().unwrap();
+            (le, count)
+        })
+        .collect();
+    assert!(
+        !buckets.is_empty(),
+        "no apply-time histogram for {view} in:\n{text}"
+    );
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
 }

@@ -7,6 +7,8 @@
 //! - `engine`: the wasm engine against real components: the example
 //!   projections built by `projector-examples`, and hand-written components
 //!   that break the world in one way each.
+//! - `model`: the worker driven from an in-memory log by random consumer
+//!   behaviour (proptest), against the oracle.
 //! - `pipeline`: views running against librdkafka's mock cluster, checked
 //!   against an oracle fold of what was published; `kit` holds the broker,
 //!   producer and runtime helpers.
@@ -27,6 +29,7 @@ mod front;
 mod hostile;
 mod kit;
 mod managed;
+mod model;
 pub(crate) mod pipeline;
 mod policies;
 mod tansu;

@@ -1,0 +1,71 @@
+//! What a view's worker asks of where its records come from: fetch a
+//! partition again from an offset, pause a stopped partition, tell where a
+//! partition starts, and take the offsets of a durable batch.
+//!
+//! The Kafka consumer is the source in production. Tests that drive the
+//! worker through a model, and the engine-only benchmark, implement it in
+//! memory, so they run the worker's own code, not a copy of it.
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::Duration;
+
+/// The controls the worker needs over its source of records.
+pub trait Source {
+    /// Deliver `partition` of `topic` again from `offset`.
+    ///
+    /// # Errors
+    /// When the source cannot move; the worker logs it.
+    fn seek(&self, topic: &str, partition: i32, offset: i64) -> Result<(), KafkaError>;
+
+    /// Stop delivering `partition` of `topic`.
+    ///
+    /// # Errors
+    /// When the source cannot pause; the worker then ignores the
+    /// partition's records itself.
+    fn pause(&self, topic: &str, partition: i32) -> Result<(), KafkaError>;
+
+    /// The earliest offset `partition` of `topic` holds now: where a
+    /// partition the view never applied from starts.
+    ///
+    /// # Errors
+    /// When the source cannot tell; the worker then takes the first record
+    /// it gets as the start.
+    fn low_watermark(&self, topic: &str, partition: i32) -> Result<i64, KafkaError>;
+
+    /// Take note of `offsets` (the next offset per partition), which the
+    /// store holds durably already. Asynchronous, best effort.
+    ///
+    /// # Errors
+    /// When the offsets cannot be sent; they are the store's already, so a
+    /// failure only means redeliveries, which the worker recognises.
+    fn commit_offsets(&self, offsets: &TopicPartitionList) -> Result<(), KafkaError>;
+}
+
+impl<C: ConsumerContext> Source for BaseConsumer<C> {
+    fn seek(&self, topic: &str, partition: i32, offset: i64) -> Result<(), KafkaError> {
+        Consumer::seek(
+            self,
+            topic,
+            partition,
+            Offset::Offset(offset),
+            Duration::from_secs(10),
+        )
+    }
+
+    fn pause(&self, topic: &str, partition: i32) -> Result<(), KafkaError> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        Consumer::pause(self, &tpl)
+    }
+
+    fn low_watermark(&self, topic: &str, partition: i32) -> Result<i64, KafkaError> {
+        Consumer::fetch_watermarks(self, topic, partition, Duration::from_secs(10))
+            .map(|(low, _high)| low)
+    }
+
+    fn commit_offsets(&self, offsets: &TopicPartitionList) -> Result<(), KafkaError> {
+        Consumer::commit(self, offsets, CommitMode::Async)
+    }
+}
