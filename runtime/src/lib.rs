@@ -30,6 +30,7 @@
 //! - [`cli`]: the `projector` command line, one module per subcommand
 //!   (`main.rs` only parses and reports errors).
 
+pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod decode;

@@ -80,7 +80,7 @@ impl Service {
             let (worker, consumer) = Worker::new(
                 broker,
                 view.clone(),
-                &module,
+                module.instance(),
                 Arc::clone(&store),
                 Arc::clone(&status),
                 limits,

@@ -37,6 +37,30 @@ impl From<&projector_sdk::Event> for WitEvent {
     }
 }
 
+impl From<&WitEvent> for projector_sdk::Event {
+    fn from(event: &WitEvent) -> Self {
+        projector_sdk::Event {
+            id: event.id.clone(),
+            source: event.source.clone(),
+            specversion: event.specversion.clone(),
+            ty: event.type_.clone(),
+            subject: event.subject.clone(),
+            time: event.time.clone(),
+            datacontenttype: event.datacontenttype.clone(),
+            dataschema: event.dataschema.clone(),
+            extensions: event.extensions.clone(),
+            data: event.data.clone(),
+            origin: projector_sdk::KafkaOrigin {
+                topic: event.origin.topic.clone(),
+                partition: event.origin.partition,
+                offset: event.origin.offset,
+                key: event.origin.key.clone(),
+                timestamp_ms: event.origin.timestamp_ms,
+            },
+        }
+    }
+}
+
 impl From<WitLevel> for projector_sdk::Level {
     fn from(level: WitLevel) -> Self {
         match level {

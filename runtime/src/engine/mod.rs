@@ -92,6 +92,9 @@ impl Engine {
                 reason,
             };
             std::fs::create_dir_all(dir).map_err(|err| cache_error(err.to_string()))?;
+            // wasmtime wants an absolute path; a relative one is taken from
+            // the working directory, as everywhere else.
+            let dir = std::path::absolute(dir).map_err(|err| cache_error(err.to_string()))?;
             let mut cache_config = wasmtime::CacheConfig::new();
             cache_config.with_directory(dir);
             let cache = wasmtime::Cache::new(cache_config)
@@ -379,20 +382,7 @@ impl Instance {
 
 fn check_update(update: WitUpdate, config: &EngineConfig) -> Result<RawUpdate, ApplyError> {
     match update {
-        WitUpdate::Set(row) => {
-            if row.len() > config.max_row_bytes {
-                return Err(ApplyError::RowTooLarge {
-                    size: row.len(),
-                    limit: config.max_row_bytes,
-                });
-            }
-            serde_json::from_str::<serde::de::IgnoredAny>(&row).map_err(|err| {
-                ApplyError::InvalidRow {
-                    reason: err.to_string(),
-                }
-            })?;
-            Ok(Update::Set(row))
-        }
+        WitUpdate::Set(row) => crate::apply::check_row(row, config.max_row_bytes).map(Update::Set),
         WitUpdate::Delete => Ok(Update::Delete),
         WitUpdate::Ignore => Ok(Update::Ignore),
     }

@@ -44,9 +44,10 @@ use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 
+use crate::apply::Apply;
 use crate::config::{BrokerConfig, OnError, ViewConfig};
 use crate::decode::decode;
-use crate::engine::{ApplyError, Instance, Module, WitEvent};
+use crate::engine::{ApplyError, Instance, WitEvent};
 use crate::kafka::{self, DeadLetterProducer, FailureHeaders};
 use crate::store::{Store, StoreError, StoredRow, ViewStore};
 
@@ -127,17 +128,17 @@ impl From<ApplyError> for Failure {
 pub type ViewConsumer<S> = BaseConsumer<ViewContext<S>>;
 
 /// One view's worker. Runs on its own thread; see [`Worker::run`].
-pub struct Worker<S: Store> {
+pub struct Worker<S: Store, A: Apply = Instance> {
     name: String,
     config: ViewConfig,
-    instance: Instance,
+    projection: A,
     dead_letter: Option<DeadLetterProducer>,
     state: Arc<Mutex<ViewState<S>>>,
     status: Arc<ViewStatus>,
     limits: BatchLimits,
 }
 
-impl<S: Store> std::fmt::Debug for Worker<S> {
+impl<S: Store, A: Apply> std::fmt::Debug for Worker<S, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
             .field("view", &self.name)
@@ -145,13 +146,13 @@ impl<S: Store> std::fmt::Debug for Worker<S> {
     }
 }
 
-impl<S: Store> Worker<S> {
-    /// A worker for `config`, applying `module`, keeping rows in `store`,
+impl<S: Store, A: Apply> Worker<S, A> {
+    /// A worker for `config`, applying `projection`, keeping rows in `store`,
     /// with the Kafka consumer it applies records from.
     pub fn new(
         broker: &BrokerConfig,
         config: ViewConfig,
-        module: &Arc<Module>,
+        projection: A,
         store: Arc<S>,
         status: Arc<ViewStatus>,
         limits: BatchLimits,
@@ -167,7 +168,7 @@ impl<S: Store> Worker<S> {
         };
         let topics = config.topics.clone();
         let group = config.group();
-        let worker = Self::open(config, module, store, status, limits, dead_letter)?;
+        let worker = Self::open(config, projection, store, status, limits, dead_letter)?;
         let consumer: ViewConsumer<S> = kafka::consumer_config(broker, &group)
             .create_with_context(ViewContext::new(
                 Arc::clone(&worker.state),
@@ -186,7 +187,7 @@ impl<S: Store> Worker<S> {
     /// `dead_letter` when the policy says so.
     pub fn open(
         config: ViewConfig,
-        module: &Arc<Module>,
+        projection: A,
         store: Arc<S>,
         status: Arc<ViewStatus>,
         limits: BatchLimits,
@@ -198,7 +199,7 @@ impl<S: Store> Worker<S> {
             source,
         };
         let view = store
-            .open_view(&name, module.hash(), &config.indexes)
+            .open_view(&name, projection.module_hash(), &config.indexes)
             .map_err(store_error)?;
         let positions = view
             .checkpoints()
@@ -216,7 +217,7 @@ impl<S: Store> Worker<S> {
         Ok(Self {
             name,
             config,
-            instance: module.instance(),
+            projection,
             dead_letter,
             state,
             status,
@@ -530,12 +531,12 @@ impl<S: Store> Worker<S> {
         let mut attempt = 1;
         loop {
             let started = Instant::now();
-            let result = self.instance.apply(state, event);
+            let result = self.projection.apply(state, event);
             self.status
                 .histograms
                 .apply_seconds
                 .observe(started.elapsed().as_secs_f64());
-            for record in self.instance.take_logs() {
+            for record in self.projection.take_logs() {
                 log_guest(&record, subject, event);
             }
             match result {

@@ -25,7 +25,7 @@ pub struct Broker {
     /// With the TLS + SASL front: the login and the CA to trust.
     pub secure: Option<SecureAccess>,
     pub front: Option<crate::front::SaslFront>,
-    _tansu: Option<crate::tansu::Tansu>,
+    _tansu: Option<projector_tansu::Tansu>,
 }
 
 /// How to reach a broker behind the TLS + SASL front.
@@ -54,9 +54,11 @@ impl Broker {
 
     /// A real tansu broker process.
     pub fn tansu(topics: &[(&str, i32)]) -> Self {
-        let tansu = crate::tansu::Tansu::start();
+        let tansu = projector_tansu::Tansu::start().expect("tansu starts");
         for (topic, partitions) in topics {
-            tansu.create_topic(topic, *partitions);
+            tansu
+                .create_topic(topic, *partitions)
+                .expect("topic created");
         }
         Self::connect(tansu.bootstrap(), None, Some(tansu))
     }
@@ -69,9 +71,12 @@ impl Broker {
             "localhost:{}",
             listener.local_addr().expect("address").port()
         );
-        let tansu = crate::tansu::Tansu::start_advertising(Some(&advertised));
+        let tansu =
+            projector_tansu::Tansu::start_advertising(Some(&advertised)).expect("tansu starts");
         for (topic, partitions) in topics {
-            tansu.create_topic(topic, *partitions);
+            tansu
+                .create_topic(topic, *partitions)
+                .expect("topic created");
         }
         let front =
             crate::front::SaslFront::serve(listener, tansu.address(), user, password, &dir.0);
@@ -113,7 +118,7 @@ impl Broker {
     fn connect(
         bootstrap: String,
         cluster: Option<MockCluster<'static, DefaultProducerContext>>,
-        tansu: Option<crate::tansu::Tansu>,
+        tansu: Option<projector_tansu::Tansu>,
     ) -> Self {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
@@ -436,10 +441,7 @@ pub fn wait_committed(status: &ViewStatus, records: i64) {
 
 /// A loopback port free at the time of the call.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free loopback port")
+    projector_tansu::free_port().expect("a free loopback port")
 }
 
 /// Send SIGTERM to `child`, as an operator stopping it does.

@@ -13,7 +13,7 @@
 //!   against an oracle fold of what was published; `kit` holds the broker,
 //!   producer and runtime helpers.
 //! - `policies`: stop, skip and dead-letter with every failure kind.
-//! - `tansu`: a real Kafka-API broker process (tansu) for end-to-end runs;
+//! - the real Kafka-API broker process (tansu) comes from `projector-tansu`;
 //!   `front`: a test-only TLS + SASL PLAIN front for it; `managed`: the
 //!   managed-Kafka flow (secrets, broker config, topics, publish, run) over
 //!   SASL_SSL through the front.
@@ -32,4 +32,3 @@ mod managed;
 mod model;
 pub(crate) mod pipeline;
 mod policies;
-mod tansu;

@@ -216,7 +216,7 @@ fn open_worker(store: &Arc<SledStore>, log: &Log) -> Worker<SledStore> {
     };
     let worker = Worker::open(
         config,
-        &MODULE,
+        MODULE.instance(),
         Arc::clone(store),
         Arc::new(ViewStatus::default()),
         limits,

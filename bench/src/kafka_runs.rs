@@ -1,0 +1,356 @@
+//! The runs against the real broker (tansu on loopback): filling a topic,
+//! the raw consumer, and the view end to end with real durable commits.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use projector::apply::Apply;
+use projector::config::BrokerConfig;
+use projector::pipeline::{BatchLimits, ViewStatus, Worker};
+use projector::store::SledStore;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::input::{Generator, Workload};
+use crate::views::{self, ProjectionUser, Runner};
+
+/// The broker settings of every client here: the broker's address and
+/// librdkafka's defaults, as an operator's config would have them.
+pub fn broker_config(bootstrap: &str) -> BrokerConfig {
+    BrokerConfig {
+        bootstrap_servers: bootstrap.to_owned(),
+        ..BrokerConfig::default()
+    }
+}
+
+/// A producer for the benchmark's input: batched, as a real producer is.
+///
+/// # Errors
+/// When the client cannot be created.
+pub fn producer(
+    bootstrap: &str,
+    linger_ms: u32,
+) -> anyhow::Result<ThreadedProducer<DefaultProducerContext>> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", linger_ms.to_string())
+        .set("queue.buffering.max.messages", "1000000")
+        .set("enable.idempotence", "false")
+        .create()?)
+}
+
+/// Send one generated event with `producer`, waiting while its queue is
+/// full.
+///
+/// # Errors
+/// When the producer refuses the record for another reason.
+pub fn send(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    event: &crate::input::Generated,
+) -> anyhow::Result<()> {
+    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
+        .partition(event.partition)
+        .key(event.subject.as_bytes())
+        .payload(event.data.as_slice())
+        .headers(event.headers());
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                returned,
+            )) => {
+                std::thread::sleep(Duration::from_millis(1));
+                record = returned;
+            }
+            Err((err, _)) => bail!("produce to {topic}: {err}"),
+        }
+    }
+}
+
+/// Fill `topic` with `events` generated events over `subjects` subjects.
+///
+/// # Errors
+/// When producing fails.
+pub fn fill(bootstrap: &str, workload: Workload, events: u64, subjects: u64) -> anyhow::Result<()> {
+    let producer = producer(bootstrap, 20)?;
+    let topic = workload.name();
+    for event in
+        Generator::new(workload, subjects, crate::PARTITIONS, 42).take(usize::try_from(events)?)
+    {
+        send(&producer, topic, &event)?;
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .context("flushing the input")?;
+    Ok(())
+}
+
+/// What the raw consumer measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RawConsume {
+    /// Records read.
+    pub events: u64,
+    /// Bytes of values read.
+    pub value_bytes: u64,
+    /// From the first record to the last.
+    pub seconds: f64,
+    /// Records per second.
+    pub events_per_second: f64,
+}
+
+/// Read `topic` from the beginning with a plain rdkafka consumer (the
+/// settings a view's consumer has), touching each value, until `events`
+/// records were read.
+///
+/// # Errors
+/// When the consumer fails or stalls for 60 s.
+pub fn raw_consume(bootstrap: &str, topic: &str, events: u64) -> anyhow::Result<RawConsume> {
+    let consumer: BaseConsumer =
+        projector::kafka::consumer_config(&broker_config(bootstrap), "bench-raw")
+            .create()
+            .context("raw consumer")?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..crate::PARTITIONS {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let mut read = 0_u64;
+    let mut value_bytes = 0_u64;
+    let mut first = None;
+    let mut last_progress = Instant::now();
+    while read < events {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                first.get_or_insert_with(Instant::now);
+                value_bytes += message.payload().map_or(0, |value| value.len() as u64);
+                read += 1;
+                last_progress = Instant::now();
+            }
+            Some(Err(err)) => bail!("raw consumer: {err}"),
+            None if last_progress.elapsed() > Duration::from_secs(60) => {
+                bail!("raw consumer: {read} of {events} records after 60 s without progress")
+            }
+            None => {}
+        }
+    }
+    let seconds = first.map_or(0.0, |first| first.elapsed().as_secs_f64());
+    #[allow(clippy::cast_precision_loss)]
+    let events_per_second = events as f64 / seconds;
+    Ok(RawConsume {
+        events,
+        value_bytes,
+        seconds,
+        events_per_second,
+    })
+}
+
+/// What one end-to-end run measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EndToEnd {
+    /// The view.
+    pub view: Workload,
+    /// How its projection ran.
+    pub runner: Runner,
+    /// Events applied and durable.
+    pub events: u64,
+    /// From the first record applied to the last one durable.
+    pub seconds: f64,
+    /// Events per second.
+    pub events_per_second: f64,
+    /// Batches committed.
+    pub batches: u64,
+}
+
+/// Run the view of `workload` over its topic on the broker, in a fresh
+/// store under `dir`, with its own consumer group, until all `events` are
+/// durable.
+///
+/// # Errors
+/// When the view fails, loses or skips anything, or stalls for 60 s.
+pub fn end_to_end(
+    bootstrap: &str,
+    workload: Workload,
+    runner: Runner,
+    events: u64,
+    dir: &Path,
+) -> anyhow::Result<EndToEnd> {
+    views::with_projection(
+        workload,
+        runner,
+        &dir.join("compiled"),
+        ViewRun {
+            bootstrap,
+            workload,
+            runner,
+            events,
+            dir,
+        },
+    )
+}
+
+struct ViewRun<'a> {
+    bootstrap: &'a str,
+    workload: Workload,
+    runner: Runner,
+    events: u64,
+    dir: &'a Path,
+}
+
+/// A view running on its own thread against the broker.
+#[derive(Debug)]
+pub struct RunningView {
+    /// Its status.
+    pub status: Arc<ViewStatus>,
+    /// Its feed, for positions.
+    pub feed: Arc<projector::pipeline::feed::ViewFeed>,
+    shutdown: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Result<(), projector::pipeline::PipelineError>>>,
+}
+
+impl RunningView {
+    /// Start the view of `workload` on `topic` with `projection`, its rows
+    /// in a fresh store in `dir`, in consumer group `group`.
+    ///
+    /// # Errors
+    /// When the store or the consumer cannot be opened.
+    pub fn start_on<A: Apply + Send + 'static>(
+        bootstrap: &str,
+        workload: Workload,
+        topic: &str,
+        projection: A,
+        dir: &Path,
+        group: String,
+    ) -> anyhow::Result<Self> {
+        let store = Arc::new(SledStore::open(&dir.join("store"))?);
+        let status = Arc::new(ViewStatus::default());
+        let mut config = views::config(workload)?;
+        config.group = Some(group);
+        config.topics = vec![topic.to_owned()];
+        let (worker, consumer) = Worker::new(
+            &broker_config(bootstrap),
+            config,
+            projection,
+            store,
+            Arc::clone(&status),
+            BatchLimits::default(),
+        )?;
+        let feed = worker.feed();
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&shutdown);
+        let thread = std::thread::Builder::new()
+            .name(format!("view-{}", workload.name()))
+            .spawn(move || worker.run(&consumer, &stop))?;
+        Ok(Self {
+            status,
+            feed,
+            shutdown,
+            thread: Some(thread),
+        })
+    }
+
+    /// Records durable so far, over all partitions.
+    pub fn durable(&self) -> i64 {
+        self.status
+            .partitions()
+            .values()
+            .filter_map(|p| p.checkpoint)
+            .sum()
+    }
+
+    /// Stop the view and report how it ended.
+    ///
+    /// # Errors
+    /// When the view failed.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.store(true, Ordering::Relaxed);
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => Ok(result?),
+            Some(Err(_)) => bail!("the view's thread panicked"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningView {
+    fn drop(&mut self) {
+        self.shutdown.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl ProjectionUser<EndToEnd> for ViewRun<'_> {
+    fn with<A: Apply + Send + 'static>(self, projection: A) -> anyhow::Result<EndToEnd> {
+        let group = format!(
+            "bench-{}-{:?}-{}",
+            self.workload.name(),
+            self.runner,
+            std::process::id()
+        );
+        let view = RunningView::start_on(
+            self.bootstrap,
+            self.workload,
+            self.workload.name(),
+            projection,
+            self.dir,
+            group,
+        )?;
+        let target = i64::try_from(self.events)?;
+        let mut first = None;
+        let mut last_progress = (Instant::now(), 0);
+        loop {
+            let applied = view.status.counters().applied;
+            if applied > 0 {
+                first.get_or_insert_with(Instant::now);
+            }
+            let durable = view.durable();
+            if durable >= target {
+                break;
+            }
+            if durable > last_progress.1 {
+                last_progress = (Instant::now(), durable);
+            } else if last_progress.0.elapsed() > Duration::from_secs(60) {
+                bail!(
+                    "view {}: {durable} of {target} records durable after 60 s without progress ({:?}; {:?})",
+                    self.workload.name(),
+                    view.status.counters(),
+                    view.status.fatal_error()
+                );
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        let seconds = first.map_or(0.0, |first| first.elapsed().as_secs_f64());
+        let counters = view.status.counters();
+        view.stop()?;
+        if counters.applied != self.events || counters.gaps > 0 || counters.skipped > 0 {
+            bail!(
+                "view {}: {} of {} applied, {} gaps, {} skipped: the run is void",
+                self.workload.name(),
+                counters.applied,
+                self.events,
+                counters.gaps,
+                counters.skipped
+            );
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let events_per_second = self.events as f64 / seconds;
+        Ok(EndToEnd {
+            view: self.workload,
+            runner: self.runner,
+            events: self.events,
+            seconds,
+            events_per_second,
+            batches: counters.batches,
+        })
+    }
+}

@@ -1,0 +1,84 @@
+//! `projector-bench`: see the library's documentation, and
+//! `docs/benchmarks.md` for the figures.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// Benchmarks projector end to end, printing a table and writing a JSON
+/// result.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Events per throughput run.
+    #[arg(long, default_value_t = 200_000)]
+    events: u64,
+    /// Distinct subjects in the throughput runs.
+    #[arg(long, default_value_t = 10_000)]
+    subjects: u64,
+    /// View sizes (distinct subjects) for the scaling runs.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000_u64, 100_000, 1_000_000])]
+    scales: Vec<u64>,
+    /// Seconds of offered load per latency level.
+    #[arg(long, default_value_t = 10.0)]
+    latency_seconds: f64,
+    /// Where to write the JSON result.
+    #[arg(long, default_value = "target/bench/result.json")]
+    out: PathBuf,
+    /// Where the runs keep their data (removed at the end).
+    #[arg(long, default_value = "target/bench/work")]
+    work_dir: PathBuf,
+    /// The projector binary for the restart run; default next to this one.
+    #[arg(long)]
+    projector: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// One scaling run, in a process of its own (used by the main run).
+    #[command(hide = true)]
+    Scale {
+        #[arg(long)]
+        subjects: u64,
+        #[arg(long)]
+        events: u64,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Scale {
+        subjects,
+        events,
+        dir,
+    }) = cli.command
+    {
+        return projector_bench::scale::child(subjects, events, &dir);
+    }
+    let options = projector_bench::Options {
+        events: cli.events,
+        subjects: cli.subjects,
+        scales: cli.scales,
+        latency_seconds: cli.latency_seconds,
+        projector: cli.projector,
+        work_dir: std::path::absolute(&cli.work_dir)?,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    projector_bench::clean(&cli.work_dir)?;
+    let results = projector_bench::run(&options);
+    projector_bench::clean(&cli.work_dir)?;
+    let results = results?;
+    println!("{}", results.table());
+    if let Some(parent) = cli.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&cli.out, serde_json::to_string_pretty(&results)?)
+        .with_context(|| format!("writing {}", cli.out.display()))?;
+    println!("result written to {}", cli.out.display());
+    Ok(())
+}

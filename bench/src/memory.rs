@@ -1,0 +1,188 @@
+//! The engine-only run: the view's real worker fed from memory, with no
+//! broker, so that decode, apply and the store (one atomic sled batch and
+//! one flush per 1,000 records, as in production) are measured alone.
+//!
+//! Input is generated in chunks outside the timed part; only the worker's
+//! own calls are timed.
+
+use std::cell::Cell;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use projector::apply::Apply;
+use projector::pipeline::{BatchLimits, Source, ViewStatus, Worker};
+use projector::store::{SledStore, ViewStore};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::input::{Generator, Workload};
+use crate::views::{self, ProjectionUser};
+
+/// Records are handed over in order, so the worker never needs to seek
+/// back or pause; if it asks, the run is void.
+#[derive(Debug, Default)]
+pub struct MemorySource {
+    seeks: Cell<u64>,
+    pauses: Cell<u64>,
+    commits: Cell<u64>,
+}
+
+impl Source for MemorySource {
+    fn seek(&self, _topic: &str, _partition: i32, _offset: i64) -> Result<(), KafkaError> {
+        self.seeks.set(self.seeks.get() + 1);
+        Ok(())
+    }
+
+    fn pause(&self, _topic: &str, _partition: i32) -> Result<(), KafkaError> {
+        self.pauses.set(self.pauses.get() + 1);
+        Ok(())
+    }
+
+    fn low_watermark(&self, _topic: &str, _partition: i32) -> Result<i64, KafkaError> {
+        Ok(0)
+    }
+
+    fn commit_offsets(&self, _offsets: &TopicPartitionList) -> Result<(), KafkaError> {
+        self.commits.set(self.commits.get() + 1);
+        Ok(())
+    }
+}
+
+/// What one engine-only run measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EngineRun {
+    /// Events applied.
+    pub events: u64,
+    /// Time spent in the worker.
+    pub seconds: f64,
+    /// Events per second (one worker thread: per core).
+    pub events_per_second: f64,
+    /// Rows in the view at the end.
+    pub rows: u64,
+    /// Batches committed (each flushed).
+    pub batches: u64,
+    /// Average stored size of a row (JSON and metadata), over up to 1,000
+    /// rows.
+    pub row_bytes: usize,
+}
+
+/// Apply `events` generated events over `subjects` subjects to a fresh
+/// view in `dir` (a sled store at `dir/store`, as `projector run` keeps
+/// it), with the projection `runner` says.
+///
+/// # Errors
+/// When the store or the projection fails, or an event is not applied.
+pub fn run(
+    workload: Workload,
+    runner: views::Runner,
+    events: u64,
+    subjects: u64,
+    dir: &Path,
+) -> anyhow::Result<EngineRun> {
+    views::with_projection(
+        workload,
+        runner,
+        &dir.join("compiled"),
+        Feed {
+            workload,
+            events,
+            subjects,
+            dir,
+        },
+    )
+}
+
+struct Feed<'a> {
+    workload: Workload,
+    events: u64,
+    subjects: u64,
+    dir: &'a Path,
+}
+
+impl ProjectionUser<EngineRun> for Feed<'_> {
+    fn with<A: Apply + Send + 'static>(self, projection: A) -> anyhow::Result<EngineRun> {
+        const CHUNK: u64 = 10_000;
+        let topic = self.workload.name();
+        let store = Arc::new(SledStore::open(&self.dir.join("store"))?);
+        let status = Arc::new(ViewStatus::default());
+        let mut worker = Worker::open(
+            crate::views::config(self.workload)?,
+            projection,
+            Arc::clone(&store),
+            Arc::clone(&status),
+            BatchLimits::default(),
+            None,
+        )?;
+        let source = MemorySource::default();
+        let partitions: Vec<_> = (0..crate::PARTITIONS)
+            .map(|p| (topic.to_owned(), p))
+            .collect();
+        let starts = worker.assign(&partitions, false);
+        let mut offsets = vec![0_i64; partitions.len()];
+        for (offset, start) in offsets.iter_mut().zip(starts) {
+            if let Offset::Offset(next) = start {
+                *offset = next;
+            }
+        }
+        let mut generator = Generator::new(self.workload, self.subjects, crate::PARTITIONS, 42);
+        let mut spent = Duration::ZERO;
+        let mut left = self.events;
+        while left > 0 {
+            let chunk: Vec<_> = generator
+                .by_ref()
+                .take(usize::try_from(left.min(CHUNK))?)
+                .map(|event| {
+                    let slot = &mut offsets[usize::try_from(event.partition).unwrap_or(0)];
+                    let record = event.record(topic, *slot);
+                    *slot += 1;
+                    record
+                })
+                .collect();
+            left -= chunk.len() as u64;
+            let started = Instant::now();
+            for record in &chunk {
+                worker.handle(&source, record)?;
+                worker.commit_if_due(&source)?;
+            }
+            spent += started.elapsed();
+        }
+        let started = Instant::now();
+        worker.commit(&source)?;
+        spent += started.elapsed();
+        let counters = status.counters();
+        if source.seeks.get() > 0 || source.pauses.get() > 0 {
+            bail!(
+                "the worker sought back {} times and paused {} times on in-order input",
+                source.seeks.get(),
+                source.pauses.get()
+            );
+        }
+        if counters.applied != self.events {
+            bail!(
+                "{} of {} events applied ({counters:?})",
+                counters.applied,
+                self.events
+            );
+        }
+        let seconds = spent.as_secs_f64();
+        #[allow(clippy::cast_precision_loss)] // Event counts are far below 2^52.
+        let events_per_second = self.events as f64 / seconds;
+        let rows = worker.rows();
+        let sample = rows.scan("", None, 1000).context("sampling rows")?;
+        let row_bytes = sample
+            .iter()
+            .map(|(_, row)| row.json.len() + row.last_event_id.len() + 13)
+            .sum::<usize>()
+            / sample.len().max(1);
+        Ok(EngineRun {
+            events: self.events,
+            seconds,
+            events_per_second,
+            rows: rows.row_count(),
+            batches: counters.batches,
+            row_bytes,
+        })
+    }
+}

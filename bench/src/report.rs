@@ -1,0 +1,249 @@
+//! The result of one benchmark run: every figure, the ratios the targets
+//! are stated in, a printed table and the JSON document.
+
+use std::fmt::Write as _;
+
+use crate::kafka_runs::{EndToEnd, RawConsume};
+use crate::latency::Latency;
+use crate::memory::EngineRun;
+use crate::restart::Restart;
+use crate::scale::Scale;
+use crate::store_bound::StoreBound;
+use crate::system::Machine;
+use crate::views::Runner;
+
+/// One engine-only run, named.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EngineOnly {
+    /// The view.
+    pub view: crate::input::Workload,
+    /// How its projection ran.
+    pub runner: Runner,
+    /// The figures.
+    #[serde(flatten)]
+    pub run: EngineRun,
+}
+
+/// The ratios the targets are stated in, and whether each is met.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Ratio {
+    /// What it compares.
+    pub name: String,
+    /// The ratio.
+    pub value: f64,
+    /// The target (at least, or at most for latency).
+    pub target: f64,
+    /// Whether the target is met.
+    pub met: bool,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Results {
+    /// The command line that produced it.
+    pub command: String,
+    /// When, in seconds since the Unix epoch.
+    pub unix_time: u64,
+    /// The machine.
+    pub machine: Machine,
+    /// Events per throughput run.
+    pub events: u64,
+    /// Distinct subjects in the throughput runs.
+    pub subjects: u64,
+    /// Partitions of every topic.
+    pub partitions: i32,
+    /// The plain consumer on the input topic.
+    pub raw_consume: RawConsume,
+    /// The views end to end on the broker.
+    pub end_to_end: Vec<EndToEnd>,
+    /// The views fed from memory.
+    pub engine_only: Vec<EngineOnly>,
+    /// Raw sled read-modify-write.
+    pub store_bound: StoreBound,
+    /// Produce-to-visible latency at fractions of the maximum rate.
+    pub latency: Vec<Latency>,
+    /// Cost against view size.
+    pub scaling: Vec<Scale>,
+    /// Restart of the binary on the largest view.
+    pub restart: Option<Restart>,
+    /// The targets.
+    pub ratios: Vec<Ratio>,
+}
+
+impl Results {
+    /// The rate of `view` run by `runner` in `runs`.
+    fn rate<'a, T>(
+        runs: &'a [T],
+        view: crate::input::Workload,
+        runner: Runner,
+        key: impl Fn(&'a T) -> (crate::input::Workload, Runner, f64),
+    ) -> Option<f64> {
+        runs.iter()
+            .map(key)
+            .find(|(v, r, _)| *v == view && *r == runner)
+            .map(|(_, _, rate)| rate)
+    }
+
+    /// Work out the ratios from the figures.
+    pub fn compute_ratios(&mut self) {
+        use crate::input::Workload::Customers;
+        let e2e = |runner| {
+            Self::rate(&self.end_to_end, Customers, runner, |r| {
+                (r.view, r.runner, r.events_per_second)
+            })
+        };
+        let engine = |runner| {
+            Self::rate(&self.engine_only, Customers, runner, |r| {
+                (r.view, r.runner, r.run.events_per_second)
+            })
+        };
+        let bound = self.store_bound.events_per_second;
+        let raw = self.raw_consume.events_per_second;
+        let mut ratios = Vec::new();
+        let mut at_least = |name: &str, value: Option<f64>, target: f64| {
+            if let Some(value) = value {
+                ratios.push(Ratio {
+                    name: name.to_owned(),
+                    value,
+                    target,
+                    met: value >= target,
+                });
+            }
+        };
+        at_least(
+            "engine-only (wasm) / store bound",
+            engine(Runner::Wasm).map(|rate| rate / bound),
+            0.8,
+        );
+        at_least(
+            "end to end (wasm) / min(raw consume, store bound)",
+            e2e(Runner::Wasm).map(|rate| rate / raw.min(bound)),
+            0.8,
+        );
+        at_least(
+            "engine-only wasm / native",
+            engine(Runner::Wasm)
+                .zip(engine(Runner::Native))
+                .map(|(w, n)| w / n),
+            0.85,
+        );
+        at_least(
+            "end to end wasm / native",
+            e2e(Runner::Wasm)
+                .zip(e2e(Runner::Native))
+                .map(|(w, n)| w / n),
+            0.85,
+        );
+        if let Some(half) = self
+            .latency
+            .iter()
+            .find(|l| (l.load - 0.5).abs() < f64::EPSILON)
+        {
+            ratios.push(Ratio {
+                name: "p99 latency at 50% of the maximum rate (ms)".to_owned(),
+                value: half.p99_ms,
+                target: 50.0,
+                met: half.p99_ms <= 50.0,
+            });
+        }
+        self.ratios = ratios;
+    }
+
+    /// The figures as a plain-text table.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let m = &self.machine;
+        let _ = writeln!(
+            out,
+            "machine: {} processors ({}), {:.1} GiB; {} events over {} subjects, {} partitions",
+            m.nproc, m.cpu, m.memory_gib, self.events, self.subjects, self.partitions
+        );
+        let _ = writeln!(
+            out,
+            "\n{:<44} {:>14} {:>10}",
+            "throughput", "events/s", "seconds"
+        );
+        let mut row = |name: String, rate: f64, seconds: f64| {
+            let _ = writeln!(out, "{name:<44} {rate:>14.0} {seconds:>10.2}");
+        };
+        row(
+            "raw consume (plain rdkafka consumer)".to_owned(),
+            self.raw_consume.events_per_second,
+            self.raw_consume.seconds,
+        );
+        for run in &self.end_to_end {
+            row(
+                format!("end to end: {} ({:?})", run.view.name(), run.runner),
+                run.events_per_second,
+                run.seconds,
+            );
+        }
+        for run in &self.engine_only {
+            row(
+                format!("engine only: {} ({:?})", run.view.name(), run.runner),
+                run.run.events_per_second,
+                run.run.seconds,
+            );
+        }
+        row(
+            format!(
+                "store bound (sled RMW, {} B values, batch {})",
+                self.store_bound.value_bytes, self.store_bound.batch
+            ),
+            self.store_bound.events_per_second,
+            self.store_bound.seconds,
+        );
+        let _ = writeln!(
+            out,
+            "\n{:<10} {:>12} {:>12} {:>10} {:>10} {:>10}",
+            "latency", "offered/s", "sent/s", "p50 ms", "p99 ms", "max ms"
+        );
+        for l in &self.latency {
+            let _ = writeln!(
+                out,
+                "{:<10} {:>12.0} {:>12.0} {:>10.1} {:>10.1} {:>10.1}",
+                format!("{:.0}%", l.load * 100.0),
+                l.offered_per_second,
+                l.sent_per_second,
+                l.p50_ms,
+                l.p99_ms,
+                l.max_ms
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<10} {:>10} {:>12} {:>14} {:>10}",
+            "subjects", "events", "events/s", "peak RSS MiB", "disk MiB"
+        );
+        for s in &self.scaling {
+            let _ = writeln!(
+                out,
+                "{:<10} {:>10} {:>12.0} {:>14.1} {:>10.1}",
+                s.subjects, s.events, s.events_per_second, s.peak_rss_mib, s.disk_mib
+            );
+        }
+        if let Some(r) = &self.restart {
+            let _ = writeln!(
+                out,
+                "\nrestart with {} rows: first start {:.2} s, after kill -9 {:.2} s (to /readyz 200)",
+                r.rows, r.first_start_seconds, r.after_kill_seconds
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<52} {:>8} {:>8} {:>5}",
+            "ratio", "value", "target", "met"
+        );
+        for r in &self.ratios {
+            let _ = writeln!(
+                out,
+                "{:<52} {:>8.3} {:>8.2} {:>5}",
+                r.name,
+                r.value,
+                r.target,
+                if r.met { "yes" } else { "no" }
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,132 @@
+//! The benchmark runs on a tiny input and writes a well-formed result. It
+//! says nothing about speed: figures are checked for shape and consistency
+//! only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn number(value: &Value, what: &str) -> f64 {
+    let n = value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {value}"));
+    assert!(n.is_finite() && n >= 0.0, "{what} = {n}");
+    n
+}
+
+fn rate(value: &Value, what: &str) -> f64 {
+    let n = number(&value["events_per_second"], what);
+    assert!(n > 0.0, "{what}: rate {n}");
+    n
+}
+
+#[test]
+fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_projector-bench"));
+    let projector = exe.parent().unwrap().join("projector");
+    assert!(
+        projector.exists(),
+        "{} is missing: the workspace test command builds it",
+        projector.display()
+    );
+    let dir = std::env::temp_dir().join(format!("projector-bench-tiny-{}", std::process::id()));
+    let out = dir.join("result.json");
+    let output = Command::new(&exe)
+        .args(["--events", "600", "--subjects", "50", "--scales", "20,200"])
+        .args(["--latency-seconds", "0.5"])
+        .arg("--out")
+        .arg(&out)
+        .arg("--work-dir")
+        .arg(dir.join("work"))
+        .arg("--projector")
+        .arg(&projector)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the benchmark failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("raw consume") && stdout.contains("ratio"), "{stdout}");
+    let result: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert!(!dir.join("work").exists(), "the work directory is left behind");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    assert!(result["command"].as_str().unwrap().contains("--events 600"));
+    assert!(number(&result["machine"]["nproc"], "nproc") >= 1.0);
+    assert!(number(&result["machine"]["memory_gib"], "memory") > 0.0);
+    assert_eq!(result["events"], 600);
+    assert_eq!(result["raw_consume"]["events"], 600);
+    rate(&result["raw_consume"], "raw consume");
+
+    for section in ["end_to_end", "engine_only"] {
+        let runs = result[section].as_array().unwrap();
+        let mut seen: Vec<(String, String)> = runs
+            .iter()
+            .map(|run| {
+                assert_eq!(run["events"], 600, "{section}: {run}");
+                rate(run, section);
+                (
+                    run["view"].as_str().unwrap().to_owned(),
+                    run["runner"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("customers", "native"),
+                ("customers", "wasm"),
+                ("orders", "native"),
+                ("orders", "wasm")
+            ]
+            .map(|(v, r)| (v.to_owned(), r.to_owned())),
+            "{section}"
+        );
+    }
+    for run in result["engine_only"].as_array().unwrap() {
+        assert_eq!(run["rows"], 50, "every subject has its row: {run}");
+    }
+    rate(&result["store_bound"], "store bound");
+    assert_eq!(result["store_bound"]["events"], 600);
+
+    let latency = result["latency"].as_array().unwrap();
+    let loads: Vec<f64> = latency.iter().map(|l| number(&l["load"], "load")).collect();
+    assert_eq!(loads, [0.25, 0.5, 0.8]);
+    for level in latency {
+        let (p50, p99, max) = (
+            number(&level["p50_ms"], "p50"),
+            number(&level["p99_ms"], "p99"),
+            number(&level["max_ms"], "max"),
+        );
+        assert!(p50 <= p99 && p99 <= max, "{level}");
+        assert!(level["events"].as_u64().unwrap() > 0, "{level}");
+    }
+
+    let scaling = result["scaling"].as_array().unwrap();
+    assert_eq!(scaling.len(), 2);
+    for (scale, subjects) in scaling.iter().zip([20, 200]) {
+        assert_eq!(scale["subjects"], subjects);
+        assert_eq!(scale["rows"], subjects, "{scale}");
+        rate(scale, "scale");
+        assert!(number(&scale["peak_rss_mib"], "rss") > 1.0);
+        assert!(number(&scale["disk_mib"], "disk") > 0.0);
+    }
+    assert_eq!(result["restart"]["rows"], 200);
+    assert!(number(&result["restart"]["after_kill_seconds"], "restart") > 0.0);
+
+    let ratios = result["ratios"].as_array().unwrap();
+    assert_eq!(ratios.len(), 5, "{ratios:?}");
+    for ratio in ratios {
+        let value = number(&ratio["value"], "ratio");
+        let target = number(&ratio["target"], "target");
+        let met = ratio["met"].as_bool().unwrap();
+        let latency = ratio["name"].as_str().unwrap().contains("latency");
+        assert_eq!(met, if latency { value <= target } else { value >= target });
+    }
+}
