@@ -37,9 +37,13 @@ pub struct Latency {
     pub p99_ms: f64,
     /// Maximum, in milliseconds.
     pub max_ms: f64,
+    /// Median time from send to the broker's acknowledgement, in
+    /// milliseconds: the part of the latency before the view can see it.
+    pub ack_p50_ms: f64,
 }
 
-type Acks = Arc<Mutex<Vec<(i32, i64, Instant)>>>;
+/// Per acknowledged record: partition, offset, send time, ack time.
+type Acks = Arc<Mutex<Vec<(i32, i64, Instant, Instant)>>>;
 
 /// Records, per acknowledged record, its partition, offset and send time.
 struct AckContext {
@@ -57,7 +61,7 @@ impl ProducerContext for AckContext {
             self.acks
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push((message.partition(), message.offset(), *sent));
+                .push((message.partition(), message.offset(), *sent, Instant::now()));
         }
     }
 }
@@ -206,6 +210,13 @@ impl ProjectionUser<Latency> for Offered<'_> {
         }
         let mut latencies = latencies(self.topic, &acks, &snapshots)?;
         latencies.sort_by(f64::total_cmp);
+        let mut acked: Vec<f64> = acks
+            .iter()
+            .map(|(_, _, sent, acked)| {
+                acked.saturating_duration_since(*sent).as_secs_f64() * 1000.0
+            })
+            .collect();
+        acked.sort_by(f64::total_cmp);
         #[allow(clippy::cast_precision_loss)]
         let sent_per_second = total as f64 / sending;
         Ok(Latency {
@@ -216,6 +227,7 @@ impl ProjectionUser<Latency> for Offered<'_> {
             p50_ms: percentile(&latencies, 0.50),
             p99_ms: percentile(&latencies, 0.99),
             max_ms: latencies.last().copied().unwrap_or(0.0),
+            ack_p50_ms: percentile(&acked, 0.5),
         })
     }
 }
@@ -224,7 +236,7 @@ impl ProjectionUser<Latency> for Offered<'_> {
 /// whose position for its partition is past its offset.
 fn latencies(
     topic: &str,
-    acks: &[(i32, i64, Instant)],
+    acks: &[(i32, i64, Instant, Instant)],
     snapshots: &[(Instant, Positions)],
 ) -> anyhow::Result<Vec<f64>> {
     let mut by_partition: BTreeMap<i32, Vec<(i64, Instant)>> = BTreeMap::new();
@@ -239,7 +251,7 @@ fn latencies(
         }
     }
     acks.iter()
-        .map(|(partition, offset, sent)| {
+        .map(|(partition, offset, sent, _)| {
             let seen = by_partition
                 .get(partition)
                 .and_then(|steps| {
@@ -302,9 +314,9 @@ mod tests {
             (later(5), [(("t".to_owned(), 0), 2)].into()),
             (later(9), [(("t".to_owned(), 0), 4)].into()),
         ];
-        let acks = [(0, 1, t0), (0, 2, later(1)), (0, 3, later(2))];
+        let acks = [(0, 1, t0, t0), (0, 2, later(1), t0), (0, 3, later(2), t0)];
         let got = latencies("t", &acks, &snapshots).unwrap();
         assert_eq!(got, vec![5.0, 8.0, 7.0]);
-        assert!(latencies("t", &[(0, 4, t0)], &snapshots).is_err());
+        assert!(latencies("t", &[(0, 4, t0, t0)], &snapshots).is_err());
     }
 }

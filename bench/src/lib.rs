@@ -60,6 +60,33 @@ pub struct Options {
     pub work_dir: PathBuf,
     /// The command line, for the record.
     pub command: String,
+    /// Only these parts (all when empty).
+    pub only: Vec<Part>,
+}
+
+/// A part of the run, to run alone while working on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// The plain consumer.
+    Raw,
+    /// The views end to end.
+    EndToEnd,
+    /// The views fed from memory.
+    Engine,
+    /// Raw sled.
+    Store,
+    /// Produce to visible.
+    Latency,
+    /// Cost against view size.
+    Scaling,
+    /// Restart after SIGKILL (on the largest scale).
+    Restart,
+}
+
+impl Options {
+    fn runs(&self, part: Part) -> bool {
+        self.only.is_empty() || self.only.contains(&part)
+    }
 }
 
 /// Print what is being measured, to stderr, so that a long run shows
@@ -87,22 +114,35 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
         kafka_runs::fill(&bootstrap, workload, events, subjects)?;
     }
 
-    step("raw consume");
-    let raw_consume = kafka_runs::raw_consume(&bootstrap, Workload::Customers.name(), events)?;
+    let raw_consume = if options.runs(Part::Raw) {
+        step("raw consume");
+        Some(kafka_runs::raw_consume(
+            &bootstrap,
+            Workload::Customers.name(),
+            events,
+        )?)
+    } else {
+        None
+    };
 
     let mut end_to_end = Vec::new();
     let mut engine_only = Vec::new();
     for workload in [Workload::Customers, Workload::Orders] {
         for runner in [Runner::Wasm, Runner::Native] {
             let name = format!("{}-{runner:?}", workload.name());
-            step(&format!("end to end: {name}"));
-            end_to_end.push(kafka_runs::end_to_end(
-                &bootstrap,
-                workload,
-                runner,
-                events,
-                &dir(&format!("e2e-{name}")),
-            )?);
+            if options.runs(Part::EndToEnd) {
+                step(&format!("end to end: {name}"));
+                end_to_end.push(kafka_runs::end_to_end(
+                    &bootstrap,
+                    workload,
+                    runner,
+                    events,
+                    &dir(&format!("e2e-{name}")),
+                )?);
+            }
+            if !options.runs(Part::Engine) {
+                continue;
+            }
             step(&format!("engine only: {name}"));
             engine_only.push(EngineOnly {
                 view: workload,
@@ -118,22 +158,33 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
         }
     }
 
-    step("store bound");
-    let row_bytes = engine_only.first().map_or(200, |run| run.run.row_bytes);
-    let store_bound = store_bound::run(
-        Workload::Customers,
-        events,
-        subjects,
-        row_bytes,
-        &dir("store-bound"),
-    )?;
+    let store_bound = if options.runs(Part::Store) {
+        step("store bound");
+        // The stored size of a customer row (JSON and metadata), as the
+        // engine-only run found it.
+        let row_bytes = engine_only.first().map_or(250, |run| run.run.row_bytes);
+        Some(store_bound::run(
+            Workload::Customers,
+            events,
+            subjects,
+            row_bytes,
+            &dir("store-bound"),
+        )?)
+    } else {
+        None
+    };
 
     let max_rate = end_to_end
         .iter()
         .find(|r| r.view == Workload::Customers && r.runner == Runner::Wasm)
         .map_or(1000.0, |r| r.events_per_second);
     let mut latency = Vec::new();
-    for load in [0.25_f64, 0.5, 0.8] {
+    let loads = if options.runs(Part::Latency) {
+        vec![0.25_f64, 0.5, 0.8]
+    } else {
+        Vec::new()
+    };
+    for load in loads {
         let topic = format!("latency-{}", (load * 100.0).round());
         tansu.create_topic(&topic, PARTITIONS)?;
         step(&format!(
@@ -154,7 +205,12 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
 
     let mut scaling = Vec::new();
     let mut largest: Option<(u64, PathBuf)> = None;
-    for &size in &options.scales {
+    let scales = if options.runs(Part::Scaling) || options.runs(Part::Restart) {
+        options.scales.clone()
+    } else {
+        Vec::new()
+    };
+    for size in scales {
         let scale_dir = dir(&format!("scale-{size}"));
         step(&format!("scaling: {size} subjects"));
         let scale = scale::measure(size, scale::events_for(size, events), &scale_dir)?;
@@ -163,7 +219,7 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
     }
     drop(tansu);
 
-    let restart = match largest {
+    let restart = match largest.filter(|_| options.runs(Part::Restart)) {
         Some((rows, scale_dir)) => {
             step(&format!("restart with {rows} rows"));
             // A broker of its own, with an empty input topic: the view is

@@ -3,6 +3,10 @@
 
 use std::path::PathBuf;
 
+/// The allocator `projector` runs with, so that the figures are its own.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -34,6 +38,9 @@ struct Cli {
     /// The projector binary for the restart run; default next to this one.
     #[arg(long)]
     projector: Option<PathBuf>,
+    /// Run only these parts (comma-separated); all by default.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<projector_bench::Part>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         projector: cli.projector,
         work_dir: std::path::absolute(&cli.work_dir)?,
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        only: cli.only,
     };
     projector_bench::clean(&cli.work_dir)?;
     let results = projector_bench::run(&options);

@@ -63,6 +63,9 @@ pub struct EngineRun {
     pub rows: u64,
     /// Batches committed (each flushed).
     pub batches: u64,
+    /// Of `seconds`, the time spent committing batches to the store and
+    /// flushing them.
+    pub commit_seconds: f64,
     /// Average stored size of a row (JSON and metadata), over up to 1,000
     /// rows.
     pub row_bytes: usize,
@@ -128,6 +131,7 @@ impl ProjectionUser<EngineRun> for Feed<'_> {
         }
         let mut generator = Generator::new(self.workload, self.subjects, crate::PARTITIONS, 42);
         let mut spent = Duration::ZERO;
+        let mut commit_spent = Duration::ZERO;
         let mut left = self.events;
         while left > 0 {
             let chunk: Vec<_> = generator
@@ -144,13 +148,16 @@ impl ProjectionUser<EngineRun> for Feed<'_> {
             let started = Instant::now();
             for record in &chunk {
                 worker.handle(&source, record)?;
+                let committing = Instant::now();
                 worker.commit_if_due(&source)?;
+                commit_spent += committing.elapsed();
             }
             spent += started.elapsed();
         }
         let started = Instant::now();
         worker.commit(&source)?;
         spent += started.elapsed();
+        commit_spent += started.elapsed();
         let counters = status.counters();
         if source.seeks.get() > 0 || source.pauses.get() > 0 {
             bail!(
@@ -182,6 +189,7 @@ impl ProjectionUser<EngineRun> for Feed<'_> {
             events_per_second,
             rows: rows.row_count(),
             batches: counters.batches,
+            commit_seconds: commit_spent.as_secs_f64(),
             row_bytes,
         })
     }

@@ -53,13 +53,13 @@ pub struct Results {
     /// Partitions of every topic.
     pub partitions: i32,
     /// The plain consumer on the input topic.
-    pub raw_consume: RawConsume,
+    pub raw_consume: Option<RawConsume>,
     /// The views end to end on the broker.
     pub end_to_end: Vec<EndToEnd>,
     /// The views fed from memory.
     pub engine_only: Vec<EngineOnly>,
     /// Raw sled read-modify-write.
-    pub store_bound: StoreBound,
+    pub store_bound: Option<StoreBound>,
     /// Produce-to-visible latency at fractions of the maximum rate.
     pub latency: Vec<Latency>,
     /// Cost against view size.
@@ -97,8 +97,8 @@ impl Results {
                 (r.view, r.runner, r.run.events_per_second)
             })
         };
-        let bound = self.store_bound.events_per_second;
-        let raw = self.raw_consume.events_per_second;
+        let bound = self.store_bound.as_ref().map(|b| b.events_per_second);
+        let raw = self.raw_consume.as_ref().map(|r| r.events_per_second);
         let mut ratios = Vec::new();
         let mut at_least = |name: &str, value: Option<f64>, target: f64| {
             if let Some(value) = value {
@@ -112,12 +112,16 @@ impl Results {
         };
         at_least(
             "engine-only (wasm) / store bound",
-            engine(Runner::Wasm).map(|rate| rate / bound),
+            engine(Runner::Wasm)
+                .zip(bound)
+                .map(|(rate, bound)| rate / bound),
             0.8,
         );
         at_least(
             "end to end (wasm) / min(raw consume, store bound)",
-            e2e(Runner::Wasm).map(|rate| rate / raw.min(bound)),
+            e2e(Runner::Wasm)
+                .zip(raw.zip(bound))
+                .map(|(rate, (raw, bound))| rate / raw.min(bound)),
             0.8,
         );
         at_least(
@@ -166,11 +170,13 @@ impl Results {
         let mut row = |name: String, rate: f64, seconds: f64| {
             let _ = writeln!(out, "{name:<44} {rate:>14.0} {seconds:>10.2}");
         };
-        row(
-            "raw consume (plain rdkafka consumer)".to_owned(),
-            self.raw_consume.events_per_second,
-            self.raw_consume.seconds,
-        );
+        if let Some(raw) = &self.raw_consume {
+            row(
+                "raw consume (plain rdkafka consumer)".to_owned(),
+                raw.events_per_second,
+                raw.seconds,
+            );
+        }
         for run in &self.end_to_end {
             row(
                 format!("end to end: {} ({:?})", run.view.name(), run.runner),
@@ -180,34 +186,42 @@ impl Results {
         }
         for run in &self.engine_only {
             row(
-                format!("engine only: {} ({:?})", run.view.name(), run.runner),
+                format!(
+                    "engine only: {} ({:?}; {:.0}% commit)",
+                    run.view.name(),
+                    run.runner,
+                    100.0 * run.run.commit_seconds / run.run.seconds
+                ),
                 run.run.events_per_second,
                 run.run.seconds,
             );
         }
-        row(
-            format!(
-                "store bound (sled RMW, {} B values, batch {})",
-                self.store_bound.value_bytes, self.store_bound.batch
-            ),
-            self.store_bound.events_per_second,
-            self.store_bound.seconds,
-        );
+        if let Some(bound) = &self.store_bound {
+            row(
+                format!(
+                    "store bound (sled RMW, {} B values, batch {})",
+                    bound.value_bytes, bound.batch
+                ),
+                bound.events_per_second,
+                bound.seconds,
+            );
+        }
         let _ = writeln!(
             out,
-            "\n{:<10} {:>12} {:>12} {:>10} {:>10} {:>10}",
-            "latency", "offered/s", "sent/s", "p50 ms", "p99 ms", "max ms"
+            "\n{:<10} {:>12} {:>12} {:>10} {:>10} {:>10} {:>12}",
+            "latency", "offered/s", "sent/s", "p50 ms", "p99 ms", "max ms", "ack p50 ms"
         );
         for l in &self.latency {
             let _ = writeln!(
                 out,
-                "{:<10} {:>12.0} {:>12.0} {:>10.1} {:>10.1} {:>10.1}",
+                "{:<10} {:>12.0} {:>12.0} {:>10.1} {:>10.1} {:>10.1} {:>12.1}",
                 format!("{:.0}%", l.load * 100.0),
                 l.offered_per_second,
                 l.sent_per_second,
                 l.p50_ms,
                 l.p99_ms,
-                l.max_ms
+                l.max_ms,
+                l.ack_p50_ms
             );
         }
         let _ = writeln!(

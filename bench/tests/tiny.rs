@@ -51,9 +51,15 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
         "the benchmark failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("raw consume") && stdout.contains("ratio"), "{stdout}");
+    assert!(
+        stdout.contains("raw consume") && stdout.contains("ratio"),
+        "{stdout}"
+    );
     let result: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    assert!(!dir.join("work").exists(), "the work directory is left behind");
+    assert!(
+        !dir.join("work").exists(),
+        "the work directory is left behind"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 
     assert!(result["command"].as_str().unwrap().contains("--events 600"));
@@ -127,6 +133,13 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
         let target = number(&ratio["target"], "target");
         let met = ratio["met"].as_bool().unwrap();
         let latency = ratio["name"].as_str().unwrap().contains("latency");
-        assert_eq!(met, if latency { value <= target } else { value >= target });
+        assert_eq!(
+            met,
+            if latency {
+                value <= target
+            } else {
+                value >= target
+            }
+        );
     }
 }

@@ -64,8 +64,9 @@ pub use status::{CounterValues, PartitionState, PartitionStatus, ViewStatus};
 pub struct BatchLimits {
     /// Commit once a batch holds this many records. Default 1000.
     pub max_records: usize,
-    /// Commit a non-empty batch this long after its first record. Default
-    /// 10 ms: the added latency, and the rate of fsyncs when traffic is low.
+    /// Commit a non-empty batch this long after its first record at the
+    /// latest. Default 10 ms. A batch also commits as soon as no record is
+    /// waiting, so this only bounds the latency of a steady trickle.
     pub linger: Duration,
 }
 
@@ -289,12 +290,19 @@ impl<S: Store, A: Apply> Worker<S, A> {
         shutdown: &AtomicBool,
     ) -> Result<(), PipelineError> {
         while !shutdown.load(Ordering::Relaxed) {
-            let started = lock(&self.state).batch_started;
-            let timeout = match started {
-                Some(started) => self.limits.linger.saturating_sub(started.elapsed()),
-                None => Duration::from_millis(100),
+            // With a batch pending, look for a waiting record without
+            // blocking: none waiting means the view has caught up with what
+            // was fetched, and the batch commits at once instead of
+            // lingering (low latency at low load; under load records keep
+            // waiting and batches fill up).
+            let pending = lock(&self.state).batch_started.is_some();
+            let timeout = if pending {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(100)
             };
             match consumer.poll(timeout) {
+                None if pending => self.commit(consumer)?,
                 None => {}
                 Some(Err(err)) => tracing::warn!(error = %err, "consumer error"),
                 Some(Ok(message)) => self.handle(consumer, &message)?,
