@@ -3,6 +3,11 @@
 //! `send` to the moment the view's durable position passed its offset. That
 //! is the moment the query API serves it (positions advance after the store
 //! flush, and read-your-writes waits on them).
+//!
+//! The broker's own share is measured the same way just before, on a topic
+//! of its own: the same rate for the same time, read by a plain consumer.
+//! Both runs start with a warm-up (the consumer resolving its start offsets,
+//! the store creating its files) that is not measured.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,13 +17,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use projector::pipeline::feed::Positions;
-use rdkafka::ClientConfig;
-use rdkafka::message::DeliveryResult;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::input::{Generator, Workload};
 use crate::kafka_runs::RunningView;
 use crate::views::{self, ProjectionUser, Runner};
+
+/// Events sent and made visible before measuring.
+const WARM_UP: u64 = 200;
 
 /// The latency at one offered load.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -38,14 +47,27 @@ pub struct Latency {
     /// Maximum, in milliseconds.
     pub max_ms: f64,
     /// Median time from send to the broker's acknowledgement, in
-    /// milliseconds: the part of the latency before the view can see it.
+    /// milliseconds.
     pub ack_p50_ms: f64,
+    /// The broker alone at the same rate: median time from send to a plain
+    /// consumer receiving the record, in milliseconds.
+    pub consumer_p50_ms: f64,
+    /// 99th percentile of the same.
+    pub consumer_p99_ms: f64,
 }
 
 /// Per acknowledged record: partition, offset, send time, ack time.
 type Acks = Arc<Mutex<Vec<(i32, i64, Instant, Instant)>>>;
 
-/// Records, per acknowledged record, its partition, offset and send time.
+fn take<T>(shared: &Mutex<Vec<T>>) -> Vec<T> {
+    std::mem::take(&mut *shared.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+fn count<T>(shared: &Mutex<Vec<T>>) -> usize {
+    shared.lock().unwrap_or_else(PoisonError::into_inner).len()
+}
+
+/// Records, per acknowledged record, its partition, offset and times.
 struct AckContext {
     acks: Acks,
 }
@@ -57,7 +79,6 @@ impl ProducerContext for AckContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Instant>) {
         if let Ok(message) = result {
-            use rdkafka::message::Message;
             self.acks
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -66,34 +87,183 @@ impl ProducerContext for AckContext {
     }
 }
 
-/// Offer `rate` events per second to a fresh wasm view of `workload` on
-/// `topic` (empty, `crate::PARTITIONS` partitions) for `duration`.
+/// A producer that notes when each record was sent and acknowledged.
+struct Sender {
+    producer: ThreadedProducer<AckContext>,
+    acks: Acks,
+    generator: Generator,
+}
+
+impl Sender {
+    fn new(bootstrap: &str, workload: Workload) -> anyhow::Result<Self> {
+        let acks: Acks = Arc::default();
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("linger.ms", "1")
+            .set("enable.idempotence", "false")
+            .create_with_context(AckContext {
+                acks: Arc::clone(&acks),
+            })?;
+        Ok(Self {
+            producer,
+            acks,
+            generator: Generator::new(workload, 10_000, crate::PARTITIONS, 7),
+        })
+    }
+
+    fn send_one(&mut self, topic: &str) -> anyhow::Result<()> {
+        let event = self.generator.next().context("the generator is endless")?;
+        let record = BaseRecord::with_opaque_to(topic, Box::new(Instant::now()))
+            .partition(event.partition)
+            .key(event.subject.as_bytes())
+            .payload(event.data.as_slice())
+            .headers(event.headers());
+        if let Err((err, _)) = self.producer.send::<[u8], [u8]>(record) {
+            bail!("produce to {topic}: {err}");
+        }
+        Ok(())
+    }
+
+    /// Send the warm-up, wait until `visible` says it arrived, and forget
+    /// its acknowledgements.
+    fn warm_up(&mut self, topic: &str, visible: impl Fn() -> bool) -> anyhow::Result<()> {
+        for _ in 0..WARM_UP {
+            self.send_one(topic)?;
+        }
+        self.producer.flush(Duration::from_secs(60))?;
+        wait_until(Duration::from_secs(60), "the warm-up arrived", visible)?;
+        take(&self.acks);
+        Ok(())
+    }
+
+    /// Send at `rate` per second for `duration`, in steps of 0.5 ms, then
+    /// flush. Returns the events sent and the achieved rate.
+    fn paced(&mut self, topic: &str, rate: f64, duration: Duration) -> anyhow::Result<(u64, f64)> {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let total = (rate * duration.as_secs_f64()) as u64;
+        let started = Instant::now();
+        let mut sent = 0_u64;
+        while sent < total {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let due = ((started.elapsed().as_secs_f64() * rate) as u64).min(total);
+            while sent < due {
+                self.send_one(topic)?;
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let achieved = total as f64 / started.elapsed().as_secs_f64();
+        self.producer.flush(Duration::from_secs(60))?;
+        Ok((total, achieved))
+    }
+}
+
+/// Offer `rate` events per second for `duration`, first to a plain
+/// consumer on `plain_topic`, then to a fresh wasm view of `workload` on
+/// `view_topic` (both empty, `crate::PARTITIONS` partitions).
 ///
 /// # Errors
-/// When the view or the producer fails, or not every event becomes visible.
+/// When the view, the consumer or the producer fails, or an event never
+/// arrives.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     bootstrap: &str,
     workload: Workload,
-    topic: &str,
+    view_topic: &str,
+    plain_topic: &str,
     load: f64,
     rate: f64,
     duration: Duration,
     dir: &Path,
 ) -> anyhow::Result<Latency> {
-    views::with_projection(
+    let plain = plain_consumer(bootstrap, workload, plain_topic, rate, duration)?;
+    let mut latency = views::with_projection(
         workload,
         Runner::Wasm,
         &dir.join("compiled"),
         Offered {
             bootstrap,
             workload,
-            topic,
+            topic: view_topic,
             load,
             rate,
             duration,
             dir,
         },
+    )?;
+    latency.consumer_p50_ms = percentile(&plain, 0.5);
+    latency.consumer_p99_ms = percentile(&plain, 0.99);
+    Ok(latency)
+}
+
+/// Sorted milliseconds from send to a plain consumer receiving each record.
+fn plain_consumer(
+    bootstrap: &str,
+    workload: Workload,
+    topic: &str,
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<Vec<f64>> {
+    let consumer: BaseConsumer = projector::kafka::consumer_config(
+        &crate::kafka_runs::broker_config(bootstrap),
+        "bench-latency-plain",
     )
+    .create()?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..crate::PARTITIONS {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let received: Arc<Mutex<Vec<(i32, i64, Instant)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let received = Arc::clone(&received);
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) {
+                    let now = Instant::now();
+                    received
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((message.partition(), message.offset(), now));
+                }
+            }
+        })
+    };
+    let mut sender = Sender::new(bootstrap, workload)?;
+    let warm = usize::try_from(WARM_UP)?;
+    sender.warm_up(topic, || count(&received) >= warm)?;
+    let (total, _) = sender.paced(topic, rate, duration)?;
+    let all = usize::try_from(total + WARM_UP)?;
+    let arrived = wait_until(
+        Duration::from_secs(120),
+        "the plain consumer read everything",
+        || count(&received) >= all,
+    );
+    stop.store(true, Ordering::Relaxed);
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the plain consumer panicked"))?;
+    arrived?;
+    let arrivals: BTreeMap<(i32, i64), Instant> = take(&received)
+        .into_iter()
+        .map(|(partition, offset, at)| ((partition, offset), at))
+        .collect();
+    let mut latencies = take(&sender.acks)
+        .iter()
+        .map(|(partition, offset, sent, _)| {
+            arrivals
+                .get(&(*partition, *offset))
+                .map(|at| at.saturating_duration_since(*sent).as_secs_f64() * 1000.0)
+                .with_context(|| {
+                    format!("record {partition}:{offset} never reached the plain consumer")
+                })
+        })
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    latencies.sort_by(f64::total_cmp);
+    Ok(latencies)
 }
 
 struct Offered<'a> {
@@ -159,52 +329,23 @@ impl ProjectionUser<Latency> for Offered<'_> {
             })
         };
 
-        let acks: Acks = Arc::default();
-        let producer: ThreadedProducer<AckContext> = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap)
-            .set("linger.ms", "1")
-            .set("enable.idempotence", "false")
-            .create_with_context(AckContext {
-                acks: Arc::clone(&acks),
-            })?;
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let total = (self.rate * self.duration.as_secs_f64()) as u64;
-        let started = Instant::now();
-        let mut generator = Generator::new(self.workload, 10_000, crate::PARTITIONS, 7);
-        let mut sent = 0_u64;
-        while sent < total {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let due = ((started.elapsed().as_secs_f64() * self.rate) as u64).min(total);
-            while sent < due {
-                let event = generator.next().context("the generator is endless")?;
-                let headers = event.headers();
-                let record = BaseRecord::with_opaque_to(self.topic, Box::new(Instant::now()))
-                    .partition(event.partition)
-                    .key(event.subject.as_bytes())
-                    .payload(event.data.as_slice())
-                    .headers(headers);
-                if let Err((err, _)) = producer.send::<[u8], [u8]>(record) {
-                    bail!("produce: {err}");
-                }
-                sent += 1;
-            }
-            std::thread::sleep(Duration::from_micros(500));
-        }
-        let sending = started.elapsed().as_secs_f64();
-        producer.flush(Duration::from_secs(60))?;
-        let target = i64::try_from(total)?;
-        wait_until(Duration::from_secs(120), "every event is visible", || {
-            view.durable() >= target
-        })?;
+        let mut sender = Sender::new(self.bootstrap, self.workload)?;
+        let warm = i64::try_from(WARM_UP)?;
+        sender.warm_up(self.topic, || view.durable() >= warm)?;
+        let (total, sent_per_second) = sender.paced(self.topic, self.rate, self.duration)?;
+        let all = i64::try_from(total + WARM_UP)?;
+        let visible = wait_until(Duration::from_secs(120), "every event is visible", || {
+            view.durable() >= all
+        });
         stop.store(true, Ordering::Relaxed);
         observer
             .join()
             .map_err(|_| anyhow::anyhow!("the observer panicked"))??;
         view.stop()?;
+        visible?;
 
-        let snapshots =
-            std::mem::take(&mut *snapshots.lock().unwrap_or_else(PoisonError::into_inner));
-        let acks = std::mem::take(&mut *acks.lock().unwrap_or_else(PoisonError::into_inner));
+        let snapshots = take(&snapshots);
+        let acks = take(&sender.acks);
         if acks.len() as u64 != total {
             bail!("{} of {total} records acknowledged", acks.len());
         }
@@ -217,8 +358,6 @@ impl ProjectionUser<Latency> for Offered<'_> {
             })
             .collect();
         acked.sort_by(f64::total_cmp);
-        #[allow(clippy::cast_precision_loss)]
-        let sent_per_second = total as f64 / sending;
         Ok(Latency {
             load: self.load,
             offered_per_second: self.rate,
@@ -228,6 +367,8 @@ impl ProjectionUser<Latency> for Offered<'_> {
             p99_ms: percentile(&latencies, 0.99),
             max_ms: latencies.last().copied().unwrap_or(0.0),
             ack_p50_ms: percentile(&acked, 0.5),
+            consumer_p50_ms: 0.0,
+            consumer_p99_ms: 0.0,
         })
     }
 }

@@ -186,7 +186,9 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
     };
     for load in loads {
         let topic = format!("latency-{}", (load * 100.0).round());
+        let plain_topic = format!("{topic}-plain");
         tansu.create_topic(&topic, PARTITIONS)?;
+        tansu.create_topic(&plain_topic, PARTITIONS)?;
         step(&format!(
             "latency at {:.0}% ({:.0} events/s)",
             load * 100.0,
@@ -196,6 +198,7 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
             &bootstrap,
             Workload::Customers,
             &topic,
+            &plain_topic,
             load,
             load * max_rate,
             Duration::from_secs_f64(options.latency_seconds),

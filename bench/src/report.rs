@@ -208,20 +208,28 @@ impl Results {
         }
         let _ = writeln!(
             out,
-            "\n{:<10} {:>12} {:>12} {:>10} {:>10} {:>10} {:>12}",
-            "latency", "offered/s", "sent/s", "p50 ms", "p99 ms", "max ms", "ack p50 ms"
+            "\n{:<10} {:>12} {:>12} {:>10} {:>10} {:>10} {:>12} {:>18}",
+            "latency",
+            "offered/s",
+            "sent/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "ack p50 ms",
+            "consumer p50/p99"
         );
         for l in &self.latency {
             let _ = writeln!(
                 out,
-                "{:<10} {:>12.0} {:>12.0} {:>10.1} {:>10.1} {:>10.1} {:>12.1}",
+                "{:<10} {:>12.0} {:>12.0} {:>10.1} {:>10.1} {:>10.1} {:>12.1} {:>18}",
                 format!("{:.0}%", l.load * 100.0),
                 l.offered_per_second,
                 l.sent_per_second,
                 l.p50_ms,
                 l.p99_ms,
                 l.max_ms,
-                l.ack_p50_ms
+                l.ack_p50_ms,
+                format!("{:.1}/{:.1}", l.consumer_p50_ms, l.consumer_p99_ms)
             );
         }
         let _ = writeln!(

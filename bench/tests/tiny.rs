@@ -111,6 +111,11 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
             number(&level["max_ms"], "max"),
         );
         assert!(p50 <= p99 && p99 <= max, "{level}");
+        let (plain50, plain99) = (
+            number(&level["consumer_p50_ms"], "consumer p50"),
+            number(&level["consumer_p99_ms"], "consumer p99"),
+        );
+        assert!(plain50 > 0.0 && plain50 <= plain99, "{level}");
         assert!(level["events"].as_u64().unwrap() > 0, "{level}");
     }
 
