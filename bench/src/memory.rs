@@ -110,6 +110,7 @@ impl ProjectionUser<EngineRun> for Feed<'_> {
         let topic = self.workload.name();
         let store = Arc::new(SledStore::open(&self.dir.join("store"))?);
         let status = Arc::new(ViewStatus::default());
+        let source = MemorySource::default();
         let mut worker = Worker::open(
             crate::views::config(self.workload)?,
             projection,
@@ -118,11 +119,10 @@ impl ProjectionUser<EngineRun> for Feed<'_> {
             BatchLimits::default(),
             None,
         )?;
-        let source = MemorySource::default();
         let partitions: Vec<_> = (0..crate::PARTITIONS)
             .map(|p| (topic.to_owned(), p))
             .collect();
-        let starts = worker.assign(&partitions, false);
+        let starts = worker.assign(&source, &partitions, false);
         let mut offsets = vec![0_i64; partitions.len()];
         for (offset, start) in offsets.iter_mut().zip(starts) {
             if let Offset::Offset(next) = start {

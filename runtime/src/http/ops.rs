@@ -24,6 +24,9 @@ pub struct PartitionReport {
     pub topic: String,
     /// The partition.
     pub partition: i32,
+    /// True while the partition is assigned to this runtime (a partition
+    /// held before a rebalance stays listed with its checkpoint).
+    pub assigned: bool,
     /// The next offset to apply, as durable in the store.
     pub checkpoint: Option<i64>,
     /// The partition's high watermark.
@@ -75,6 +78,7 @@ fn report(view: &RunningView) -> ViewReport {
         .map(|((topic, partition), p)| PartitionReport {
             topic,
             partition,
+            assigned: p.assigned,
             checkpoint: p.checkpoint,
             high_watermark: p.high_watermark,
             lag: p.lag(),

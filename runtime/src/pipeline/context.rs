@@ -10,7 +10,9 @@
 //!
 //! - On every assignment, a partition starts at the next offset this view
 //!   knows: what it applied in memory, else the store's checkpoint, else the
-//!   earliest offset (G2). A stopped partition stays paused.
+//!   earliest offset (G2). A stopped partition stays paused. The store's
+//!   checkpoints are committed to Kafka then, so the group's offsets catch
+//!   up with a flush whose offset commit a crash cut off.
 //! - On revocation, the pending batch is committed to the store and flushed,
 //!   and its offsets are committed to Kafka before the partitions go (G4),
 //!   so the next owner's group offsets are current.
@@ -195,6 +197,23 @@ impl<S: Store> ViewState<S> {
             .collect()
     }
 
+    /// The store's durable checkpoints of `partitions`, as offsets to
+    /// commit to Kafka: on assignment they bring the group's offsets up to
+    /// what the view holds (a crash may have come between a flush and its
+    /// offset commit), never past it.
+    pub fn durable_offsets(&self, partitions: &[TopicPartition]) -> TopicPartitionList {
+        let mut offsets = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            if let Ok(Some(next)) = self.view.checkpoint(topic, *partition)
+                && let Err(err) =
+                    offsets.add_partition_offset(topic, *partition, Offset::Offset(next))
+            {
+                tracing::warn!(error = %err, "cannot list an offset to commit");
+            }
+        }
+        offsets
+    }
+
     /// Record that `partitions` are now assigned (in addition to the
     /// others when `incremental`). Returns those of them that are stopped,
     /// to pause.
@@ -282,7 +301,13 @@ impl<S: Store> ViewContext<S> {
             return;
         }
         let stopped = state.assigned(&partitions, cooperative, &self.status);
+        let durable = state.durable_offsets(&partitions);
         drop(state);
+        if durable.count() > 0
+            && let Err(err) = consumer.commit(&durable, CommitMode::Async)
+        {
+            tracing::debug!(error = %err, "offset commit on assignment failed");
+        }
         let mut halted = TopicPartitionList::new();
         for (topic, partition) in &stopped {
             halted.add_partition(topic, *partition);

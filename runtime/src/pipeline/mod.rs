@@ -228,11 +228,20 @@ impl<S: Store, A: Apply> Worker<S, A> {
 
     /// Partitions `partitions` are assigned to this worker (in addition to
     /// the others when `incremental`). Returns where each starts: the next
-    /// offset the view knows, else the earliest.
-    pub fn assign(&self, partitions: &[TopicPartition], incremental: bool) -> Vec<rdkafka::Offset> {
+    /// offset the view knows, else the earliest. The store's checkpoints of
+    /// the partitions go to `source` as offsets to commit.
+    pub fn assign(
+        &self,
+        source: &impl Source,
+        partitions: &[TopicPartition],
+        incremental: bool,
+    ) -> Vec<rdkafka::Offset> {
         let mut state = lock(&self.state);
         let offsets = state.start_offsets(partitions);
         state.assigned(partitions, incremental, &self.status);
+        let durable = state.durable_offsets(partitions);
+        drop(state);
+        give_offsets(source, &durable);
         offsets
     }
 

@@ -262,13 +262,18 @@ fn failover_config(dir: &std::path::Path, broker: &Broker, port: u16) -> std::pa
     config
 }
 
-/// The partitions `/v1/views` reports as assigned (or checkpointed).
+/// The partitions `/v1/views` reports as assigned now (it also lists
+/// partitions only checkpointed, held before a rebalance).
 fn partitions_of(api: &str) -> usize {
     ureq::get(&format!("{api}/v1/views"))
         .call()
         .ok()
         .and_then(|mut response| response.body_mut().read_json::<serde_json::Value>().ok())
-        .and_then(|report| report["views"][0]["partitions"].as_array().map(Vec::len))
+        .and_then(|report| {
+            report["views"][0]["partitions"]
+                .as_array()
+                .map(|partitions| partitions.iter().filter(|p| p["assigned"] == true).count())
+        })
         .unwrap_or(0)
 }
 

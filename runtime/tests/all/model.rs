@@ -226,7 +226,7 @@ fn open_worker(store: &Arc<SledStore>, log: &Log) -> Worker<SledStore> {
     *log.rows.borrow_mut() = Some(worker.rows());
     let all: Vec<i32> = (0..PARTITIONS).collect();
     log.positions.borrow_mut().clear();
-    log.assign(&all, &worker.assign(&topic_partitions(&all), false));
+    log.assign(&all, &worker.assign(log, &topic_partitions(&all), false));
     worker
 }
 
@@ -287,7 +287,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             }
             Op::Assign { partition } => {
                 if log.position(partition).is_none() {
-                    let offsets = worker.assign(&topic_partitions(&[partition]), true);
+                    let offsets = worker.assign(&log, &topic_partitions(&[partition]), true);
                     log.assign(&[partition], &offsets);
                 }
             }
@@ -297,7 +297,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     // end.
     for partition in 0..PARTITIONS {
         if log.position(partition).is_none() {
-            let offsets = worker.assign(&topic_partitions(&[partition]), true);
+            let offsets = worker.assign(&log, &topic_partitions(&[partition]), true);
             log.assign(&[partition], &offsets);
         }
         while let Some(position) = log.position(partition)
