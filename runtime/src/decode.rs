@@ -120,9 +120,14 @@ pub fn decode<'h>(
                 }
                 None => continue,
             };
-            let attribute = attribute.to_ascii_lowercase();
+            // Header names are lowercase in practice: no copy then.
+            let attribute = if attribute.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Owned(attribute.to_ascii_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(attribute)
+            };
             saw_specversion_header |= attribute == "specversion";
-            attributes.set(attribute, text.to_owned())?;
+            attributes.set(&attribute, text.to_owned())?;
         }
     }
     let content_type = content_type
@@ -176,8 +181,8 @@ struct Attributes {
 }
 
 impl Attributes {
-    fn set(&mut self, name: String, value: String) -> Result<(), DecodeError> {
-        let slot = match name.as_str() {
+    fn set(&mut self, name: &str, value: String) -> Result<(), DecodeError> {
+        let slot = match name {
             "id" => &mut self.id,
             "source" => &mut self.source,
             "specversion" => &mut self.specversion,
@@ -192,21 +197,17 @@ impl Attributes {
                         .bytes()
                         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
                 {
-                    return Err(DecodeError::InvalidExtensionName(name));
+                    return Err(DecodeError::InvalidExtensionName(name.to_owned()));
                 }
-                if self
-                    .extensions
-                    .iter()
-                    .any(|(existing, _)| *existing == name)
-                {
-                    return Err(DecodeError::DuplicateAttribute(name));
+                if self.extensions.iter().any(|(existing, _)| existing == name) {
+                    return Err(DecodeError::DuplicateAttribute(name.to_owned()));
                 }
-                self.extensions.push((name, value));
+                self.extensions.push((name.to_owned(), value));
                 return Ok(());
             }
         };
         if slot.is_some() {
-            return Err(DecodeError::DuplicateAttribute(name));
+            return Err(DecodeError::DuplicateAttribute(name.to_owned()));
         }
         *slot = Some(value);
         Ok(())
@@ -281,7 +282,7 @@ fn decode_structured(record: &Record<'_>) -> Result<WitEvent, DecodeError> {
                         )));
                     }
                 };
-                attributes.set(name, text)?;
+                attributes.set(&name, text)?;
             }
         }
     }

@@ -81,14 +81,12 @@ pub fn consumer_config(broker: &BrokerConfig, group: &str) -> ClientConfig {
 }
 
 /// The headers of `message` as (name, value) pairs.
-pub fn headers<M: Message>(message: &M) -> Vec<(&str, Option<&[u8]>)> {
-    let Some(headers) = message.headers() else {
-        return Vec::new();
-    };
-    (0..headers.count())
-        .filter_map(|i| headers.try_get(i))
+pub fn headers<M: Message>(message: &M) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+    let headers = message.headers();
+    let count = headers.map_or(0, Headers::count);
+    (0..count)
+        .filter_map(move |i| headers.and_then(|headers| headers.try_get(i)))
         .map(|header| (header.key, header.value))
-        .collect()
 }
 
 /// The parts of `message` the decoder reads.

@@ -72,10 +72,13 @@ impl ViewBatch {
 
     /// Record that `subject`'s row goes from `before` (as stored) to `after`.
     pub fn change(&mut self, subject: &str, before: Option<StoredRow>, after: Option<StoredRow>) {
-        self.changes
-            .entry(subject.to_owned())
-            .and_modify(|change| change.after.clone_from(&after))
-            .or_insert(RowChange { before, after });
+        match self.changes.get_mut(subject) {
+            Some(change) => change.after = after,
+            None => {
+                self.changes
+                    .insert(subject.to_owned(), RowChange { before, after });
+            }
+        }
     }
 
     /// The row of `subject` as this batch leaves it, if the batch touches it:
