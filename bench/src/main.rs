@@ -18,19 +18,24 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Events per throughput run.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
     events: u64,
     /// Distinct subjects in the throughput runs.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     subjects: u64,
     /// View sizes (distinct subjects) for the scaling runs.
-    #[arg(long, value_delimiter = ',', default_values_t = [1_000_u64, 100_000, 1_000_000])]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_values_t = [1_000_u64, 100_000, 1_000_000],
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     scales: Vec<u64>,
     /// Seconds of offered load per latency level. tansu's memory storage
     /// slows down as a topic grows (its CPU climbs at a constant rate, and a
     /// plain consumer's p99 passes 400 ms after about 6 s at 28k events/s),
     /// so longer runs measure the broker more than projector.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = positive_seconds)]
     latency_seconds: f64,
     /// Where to write the JSON result.
     #[arg(long, default_value = "target/bench/result.json")]
@@ -58,6 +63,15 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
     },
+}
+
+/// A duration in seconds: a finite number above zero, at most a day.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= 86_400.0 => Ok(seconds),
+        Ok(_) => Err(format!("{text} is not between 0 and 86400 seconds")),
+        Err(err) => Err(format!("{text} is not a number of seconds: {err}")),
+    }
 }
 
 fn main() -> anyhow::Result<()> {

@@ -148,3 +148,21 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
         );
     }
 }
+
+#[test]
+fn impossible_parameters_are_refused_before_anything_runs() {
+    let exe = env!("CARGO_BIN_EXE_projector-bench");
+    for args in [
+        ["--events", "0"],
+        ["--subjects", "0"],
+        ["--scales", "10,0"],
+        ["--latency-seconds", "0"],
+        ["--latency-seconds", "NaN"],
+        ["--only", "everything"],
+    ] {
+        let output = Command::new(exe).args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(args[0]), "{args:?}: {stderr}");
+    }
+}
