@@ -39,8 +39,10 @@ pub type TopicPartition = (String, i32);
 pub struct Refetch {
     /// The offset that was due.
     pub next: i64,
-    /// The offset the broker delivered instead.
-    pub received: i64,
+    /// The offset the broker delivered instead, as the first delivery
+    /// after the last seek; `None` once an older record came first (the
+    /// partition was repositioned meanwhile, so a skip is judged afresh).
+    pub received: Option<i64>,
     /// Seeks made so far.
     pub attempts: u32,
 }

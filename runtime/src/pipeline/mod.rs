@@ -387,6 +387,11 @@ impl<S: Store, A: Apply> Worker<S, A> {
         {
             self.status.count(|c| &c.duplicates);
             tracing::debug!(topic = %partition.0, partition = partition.1, offset, next, "redelivery not applied again");
+            // Something repositioned the partition after a refetch's seek:
+            // the next skip cannot confirm a gap.
+            if let Some(refetch) = lock(&self.state).refetching.get_mut(&partition) {
+                refetch.received = None;
+            }
             return Ok(());
         }
         // Where this record should have been: the next offset, or for a
@@ -422,9 +427,11 @@ impl<S: Store, A: Apply> Worker<S, A> {
     /// may also skip records it has (tansu 0.6 does when a fetch starts
     /// inside a record batch), and taking the gap would lose them (G1). So
     /// the partition is fetched again from `next`: if the broker then
-    /// delivers the same offset again, the gap is its answer and is taken
-    /// (counted, logged); anything else (a stale record from before the
-    /// seek) is dropped and the seek repeated, at most `MAX_ATTEMPTS` times.
+    /// delivers the same offset again, first thing after the seek, the gap
+    /// is its answer and is taken (counted, logged); anything else (a stale
+    /// record from before the seek, or older records first because the
+    /// partition was repositioned) is dropped and the seek repeated, at most
+    /// `MAX_ATTEMPTS` times.
     /// Returns true when `offset` must not be applied now.
     fn refetch(
         &mut self,
@@ -436,7 +443,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
         const MAX_ATTEMPTS: u32 = 5;
         let mut state = lock(&self.state);
         let refetch = match state.refetching.get(partition) {
-            Some(refetch) if refetch.next == next && refetch.received == offset => {
+            Some(refetch) if refetch.next == next && refetch.received == Some(offset) => {
                 state.refetching.remove(partition);
                 drop(state);
                 self.status.count(|c| &c.gaps);
@@ -451,12 +458,13 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 return false;
             }
             Some(refetch) if refetch.next == next => Refetch {
+                next,
+                received: Some(offset),
                 attempts: refetch.attempts + 1,
-                ..*refetch
             },
             _ => Refetch {
                 next,
-                received: offset,
+                received: Some(offset),
                 attempts: 1,
             },
         };

@@ -381,3 +381,34 @@ fn a_sequence_with_every_operation_matches_the_model() {
     ])
     .unwrap();
 }
+
+/// Found by the property test: a refetch's seek, then the partition moved
+/// back by someone else (older records redelivered), then a skip to the
+/// same offset as before. That skip is not the broker confirming a gap: it
+/// came after older records, not first after the seek.
+#[test]
+fn a_skip_after_a_reposition_is_not_taken_as_a_confirmed_gap() {
+    run(&[
+        Op::Deliver {
+            partition: 2,
+            count: 4,
+        },
+        Op::SkipAhead {
+            partition: 2,
+            ahead: 2,
+        },
+        Op::SeekBack {
+            partition: 2,
+            back: 4,
+        },
+        Op::Deliver {
+            partition: 2,
+            count: 3,
+        },
+        Op::SkipAhead {
+            partition: 2,
+            ahead: 3,
+        },
+    ])
+    .unwrap();
+}
