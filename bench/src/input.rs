@@ -8,6 +8,8 @@
 
 use projector::kafka::{OutgoingEvent, binary_headers};
 use rdkafka::message::{OwnedHeaders, OwnedMessage, Timestamp};
+use rdkafka::producer::BaseRecord;
+use rdkafka::util::IntoOpaque;
 
 /// Which projection the input is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -54,6 +56,19 @@ impl Generated {
             subject: Some(&self.subject),
             datacontenttype: Some("application/json"),
         })
+    }
+
+    /// `record` addressed and filled with this event: its partition, key
+    /// (the subject), value and headers.
+    pub fn fill<'a, D: IntoOpaque>(
+        &'a self,
+        record: BaseRecord<'a, [u8], [u8], D>,
+    ) -> BaseRecord<'a, [u8], [u8], D> {
+        record
+            .partition(self.partition)
+            .key(self.subject.as_bytes())
+            .payload(self.data.as_slice())
+            .headers(self.headers())
     }
 
     /// This event as the Kafka record the consumer would hand over, at

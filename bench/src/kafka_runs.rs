@@ -36,12 +36,37 @@ pub fn producer(
     bootstrap: &str,
     linger_ms: u32,
 ) -> anyhow::Result<ThreadedProducer<DefaultProducerContext>> {
-    Ok(ClientConfig::new()
+    Ok(producer_config(bootstrap, linger_ms).create()?)
+}
+
+/// The settings of the benchmark's producers: `linger_ms` of batching, a
+/// deep queue, no idempotence (one producer, no retries to order).
+pub fn producer_config(bootstrap: &str, linger_ms: u32) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", linger_ms.to_string())
         .set("queue.buffering.max.messages", "1000000")
-        .set("enable.idempotence", "false")
-        .create()?)
+        .set("enable.idempotence", "false");
+    config
+}
+
+/// A consumer with a view's consumer settings, in `group`, assigned every
+/// partition of `topic` from the beginning (no group join to wait for).
+///
+/// # Errors
+/// When the client cannot be created or assigned.
+pub fn plain_consumer(bootstrap: &str, topic: &str, group: &str) -> anyhow::Result<BaseConsumer> {
+    let consumer: BaseConsumer =
+        projector::kafka::consumer_config(&broker_config(bootstrap), group)
+            .create()
+            .context("plain consumer")?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..crate::PARTITIONS {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    Ok(consumer)
 }
 
 /// Send one generated event with `producer`, waiting while its queue is
@@ -54,11 +79,7 @@ pub fn send(
     topic: &str,
     event: &crate::input::Generated,
 ) -> anyhow::Result<()> {
-    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
-        .partition(event.partition)
-        .key(event.subject.as_bytes())
-        .payload(event.data.as_slice())
-        .headers(event.headers());
+    let mut record = event.fill(BaseRecord::to(topic));
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
@@ -114,15 +135,7 @@ pub struct RawConsume {
 /// # Errors
 /// When the consumer fails or stalls for 60 s.
 pub fn raw_consume(bootstrap: &str, topic: &str, events: u64) -> anyhow::Result<RawConsume> {
-    let consumer: BaseConsumer =
-        projector::kafka::consumer_config(&broker_config(bootstrap), "bench-raw")
-            .create()
-            .context("raw consumer")?;
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..crate::PARTITIONS {
-        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
-    }
-    consumer.assign(&assignment)?;
+    let consumer = plain_consumer(bootstrap, topic, "bench-raw")?;
     let mut read = 0_u64;
     let mut value_bytes = 0_u64;
     let mut first = None;

@@ -17,10 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use projector::pipeline::feed::Positions;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::input::{Generator, Workload};
 use crate::kafka_runs::RunningView;
@@ -97,11 +95,8 @@ struct Sender {
 impl Sender {
     fn new(bootstrap: &str, workload: Workload) -> anyhow::Result<Self> {
         let acks: Acks = Arc::default();
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("linger.ms", "1")
-            .set("enable.idempotence", "false")
-            .create_with_context(AckContext {
+        let producer =
+            crate::kafka_runs::producer_config(bootstrap, 1).create_with_context(AckContext {
                 acks: Arc::clone(&acks),
             })?;
         Ok(Self {
@@ -113,12 +108,8 @@ impl Sender {
 
     fn send_one(&mut self, topic: &str) -> anyhow::Result<()> {
         let event = self.generator.next().context("the generator is endless")?;
-        let record = BaseRecord::with_opaque_to(topic, Box::new(Instant::now()))
-            .partition(event.partition)
-            .key(event.subject.as_bytes())
-            .payload(event.data.as_slice())
-            .headers(event.headers());
-        if let Err((err, _)) = self.producer.send::<[u8], [u8]>(record) {
+        let record = event.fill(BaseRecord::with_opaque_to(topic, Box::new(Instant::now())));
+        if let Err((err, _)) = self.producer.send(record) {
             bail!("produce to {topic}: {err}");
         }
         Ok(())
@@ -177,7 +168,7 @@ pub fn run(
     duration: Duration,
     dir: &Path,
 ) -> anyhow::Result<Latency> {
-    let plain = plain_consumer(bootstrap, workload, plain_topic, rate, duration)?;
+    let plain = plain_consumer_latencies(bootstrap, workload, plain_topic, rate, duration)?;
     let mut latency = views::with_projection(
         workload,
         Runner::Wasm,
@@ -198,23 +189,14 @@ pub fn run(
 }
 
 /// Sorted milliseconds from send to a plain consumer receiving each record.
-fn plain_consumer(
+fn plain_consumer_latencies(
     bootstrap: &str,
     workload: Workload,
     topic: &str,
     rate: f64,
     duration: Duration,
 ) -> anyhow::Result<Vec<f64>> {
-    let consumer: BaseConsumer = projector::kafka::consumer_config(
-        &crate::kafka_runs::broker_config(bootstrap),
-        "bench-latency-plain",
-    )
-    .create()?;
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..crate::PARTITIONS {
-        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
-    }
-    consumer.assign(&assignment)?;
+    let consumer = crate::kafka_runs::plain_consumer(bootstrap, topic, "bench-latency-plain")?;
     let received: Arc<Mutex<Vec<(i32, i64, Instant)>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {

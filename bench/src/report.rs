@@ -71,31 +71,20 @@ pub struct Results {
 }
 
 impl Results {
-    /// The rate of `view` run by `runner` in `runs`.
-    fn rate<'a, T>(
-        runs: &'a [T],
-        view: crate::input::Workload,
-        runner: Runner,
-        key: impl Fn(&'a T) -> (crate::input::Workload, Runner, f64),
-    ) -> Option<f64> {
-        runs.iter()
-            .map(key)
-            .find(|(v, r, _)| *v == view && *r == runner)
-            .map(|(_, _, rate)| rate)
-    }
-
-    /// Work out the ratios from the figures.
+    /// Work out the ratios from the figures (customer-view's runs).
     pub fn compute_ratios(&mut self) {
         use crate::input::Workload::Customers;
         let e2e = |runner| {
-            Self::rate(&self.end_to_end, Customers, runner, |r| {
-                (r.view, r.runner, r.events_per_second)
-            })
+            self.end_to_end
+                .iter()
+                .find(|r| r.view == Customers && r.runner == runner)
+                .map(|r| r.events_per_second)
         };
         let engine = |runner| {
-            Self::rate(&self.engine_only, Customers, runner, |r| {
-                (r.view, r.runner, r.run.events_per_second)
-            })
+            self.engine_only
+                .iter()
+                .find(|r| r.view == Customers && r.runner == runner)
+                .map(|r| r.run.events_per_second)
         };
         let bound = self.store_bound.as_ref().map(|b| b.events_per_second);
         let raw = self.raw_consume.as_ref().map(|r| r.events_per_second);

@@ -174,46 +174,45 @@ impl<S: Store> ViewState<S> {
 
     /// Where each of `partitions` starts when assigned: the next offset
     /// this view knows (applied in memory, else the store's checkpoint),
-    /// else the earliest offset.
-    pub fn start_offsets(&self, partitions: &[TopicPartition]) -> Vec<Offset> {
-        partitions
+    /// else the earliest offset. Also the store's durable checkpoints of
+    /// `partitions`, as offsets to commit to Kafka: they bring the group's
+    /// offsets up to what the view holds (a crash may have come between a
+    /// flush and its offset commit), never past it.
+    pub fn start_offsets(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> (Vec<Offset>, TopicPartitionList) {
+        let mut durable = TopicPartitionList::new();
+        let starts = partitions
             .iter()
             .map(|(topic, partition)| {
-                let offset = match self.next.get(&(topic.clone(), *partition)) {
-                    Some(next) => Offset::Offset(*next),
-                    None => match self.view.checkpoint(topic, *partition) {
-                        Ok(Some(next)) => Offset::Offset(next),
-                        Ok(None) => Offset::Beginning,
-                        Err(err) => {
-                            // Starting at the beginning only causes
-                            // redeliveries, which the worker recognises
-                            // once it can read the store again.
-                            tracing::error!(topic, partition, error = %err, "cannot read checkpoint");
-                            Offset::Beginning
-                        }
-                    },
+                let checkpoint = match self.view.checkpoint(topic, *partition) {
+                    Ok(checkpoint) => checkpoint,
+                    Err(err) => {
+                        // Starting at the beginning only causes
+                        // redeliveries, which the worker recognises once it
+                        // can read the store again.
+                        tracing::error!(topic, partition, error = %err, "cannot read checkpoint");
+                        None
+                    }
                 };
+                if let Some(next) = checkpoint
+                    && let Err(err) =
+                        durable.add_partition_offset(topic, *partition, Offset::Offset(next))
+                {
+                    tracing::warn!(error = %err, "cannot list an offset to commit");
+                }
+                let offset = self
+                    .next
+                    .get(&(topic.clone(), *partition))
+                    .copied()
+                    .or(checkpoint)
+                    .map_or(Offset::Beginning, Offset::Offset);
                 tracing::info!(topic, partition, ?offset, "partition assigned");
                 offset
             })
-            .collect()
-    }
-
-    /// The store's durable checkpoints of `partitions`, as offsets to
-    /// commit to Kafka: on assignment they bring the group's offsets up to
-    /// what the view holds (a crash may have come between a flush and its
-    /// offset commit), never past it.
-    pub fn durable_offsets(&self, partitions: &[TopicPartition]) -> TopicPartitionList {
-        let mut offsets = TopicPartitionList::new();
-        for (topic, partition) in partitions {
-            if let Ok(Some(next)) = self.view.checkpoint(topic, *partition)
-                && let Err(err) =
-                    offsets.add_partition_offset(topic, *partition, Offset::Offset(next))
-            {
-                tracing::warn!(error = %err, "cannot list an offset to commit");
-            }
-        }
-        offsets
+            .collect();
+        (starts, durable)
     }
 
     /// Record that `partitions` are now assigned (in addition to the
@@ -288,8 +287,8 @@ impl<S: Store> ViewContext<S> {
     ) {
         let partitions = partitions_of(tpl);
         let mut state = lock(&self.state);
-        for ((topic, partition), offset) in partitions.iter().zip(state.start_offsets(&partitions))
-        {
+        let (starts, durable) = state.start_offsets(&partitions);
+        for ((topic, partition), offset) in partitions.iter().zip(starts) {
             // Setting the offset of an element in the list cannot fail.
             let _ = tpl.set_partition_offset(topic, *partition, offset);
         }
@@ -303,7 +302,6 @@ impl<S: Store> ViewContext<S> {
             return;
         }
         let stopped = state.assigned(&partitions, cooperative, &self.status);
-        let durable = state.durable_offsets(&partitions);
         drop(state);
         if durable.count() > 0
             && let Err(err) = consumer.commit(&durable, CommitMode::Async)

@@ -237,12 +237,11 @@ impl<S: Store, A: Apply> Worker<S, A> {
         incremental: bool,
     ) -> Vec<rdkafka::Offset> {
         let mut state = lock(&self.state);
-        let offsets = state.start_offsets(partitions);
+        let (starts, durable) = state.start_offsets(partitions);
         state.assigned(partitions, incremental, &self.status);
-        let durable = state.durable_offsets(partitions);
         drop(state);
         give_offsets(source, &durable);
-        offsets
+        starts
     }
 
     /// Partitions `partitions` are taken away: the pending batch is

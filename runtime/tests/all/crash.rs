@@ -136,22 +136,6 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     let dir = TempDir::new("crash");
     let port = free_port();
     let api = format!("http://127.0.0.1:{port}");
-    let config = dir.0.join("projector.toml");
-    let write_config = |run: u64| {
-        std::fs::write(
-            &config,
-            format!(
-            "data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n\
-             [broker]\nbootstrap_servers = \"{}\"\n\
-             settings = {{ \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\", \"fetch.wait.max.ms\" = \"50\" }}\n\n\
-             [[views]]\nname = \"counter\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\n\
-             group = \"crash-{run}\"\n",
-                broker.bootstrap(),
-                projector_examples::EVENT_COUNTER.path
-            ),
-        )
-        .unwrap();
-    };
     let log = dir.0.join("runs.log");
     let failure = |what: String| -> ! {
         std::fs::copy(
@@ -184,7 +168,7 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
         // Publish while nothing consumes, then start a run.
         let upto = (published.events() + chunk).min(events);
         publish_until(&mut published, &broker, upto);
-        write_config(kill);
+        let config = counter_config(&dir.0, &broker, port, &format!("crash-{kill}"));
         let mut child = spawn(&config, &log);
         // Kill it anywhere from inside the start (module load, group join)
         // to well into consuming the chunk.
@@ -198,7 +182,7 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     publish_until(&mut published, &broker, events);
 
     // A last run to the end, stopped cleanly.
-    write_config(kills);
+    let config = counter_config(&dir.0, &broker, port, &format!("crash-{kills}"));
     let mut child = spawn(&config, &log);
     let total = i64::try_from(events).unwrap();
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -244,8 +228,14 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     }
 }
 
-/// Write a projector.toml for a runtime of the failover test.
-fn failover_config(dir: &std::path::Path, broker: &Broker, port: u16) -> std::path::PathBuf {
+/// Write `dir/projector.toml` for a runtime applying the `counter` view on
+/// `broker` in consumer group `group`, with its API on `port`.
+fn counter_config(
+    dir: &std::path::Path,
+    broker: &Broker,
+    port: u16,
+    group: &str,
+) -> std::path::PathBuf {
     let config = dir.join("projector.toml");
     std::fs::write(
         &config,
@@ -253,7 +243,7 @@ fn failover_config(dir: &std::path::Path, broker: &Broker, port: u16) -> std::pa
             "data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n\
              [broker]\nbootstrap_servers = \"{}\"\n\
              settings = {{ \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\", \"fetch.wait.max.ms\" = \"50\" }}\n\n\
-             [[views]]\nname = \"counter\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\ngroup = \"failover\"\n",
+             [[views]]\nname = \"counter\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\ngroup = \"{group}\"\n",
             broker.bootstrap(),
             projector_examples::EVENT_COUNTER.path
         ),
@@ -289,8 +279,8 @@ fn a_survivor_takes_over_the_partitions_of_a_stopped_runtime() {
         format!("http://127.0.0.1:{port_b}"),
     );
     let log = dir_a.0.join("runs.log");
-    let mut a = spawn(&failover_config(&dir_a.0, &broker, port_a), &log);
-    let mut b = spawn(&failover_config(&dir_b.0, &broker, port_b), &log);
+    let mut a = spawn(&counter_config(&dir_a.0, &broker, port_a, "failover"), &log);
+    let mut b = spawn(&counter_config(&dir_b.0, &broker, port_b, "failover"), &log);
     // Both hold partitions and both have applied some.
     let started = Instant::now();
     while !(committed(&api_a).is_some_and(|c| c > 0) && committed(&api_b).is_some_and(|c| c > 0)) {
