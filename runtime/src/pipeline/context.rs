@@ -303,11 +303,7 @@ impl<S: Store> ViewContext<S> {
         }
         let stopped = state.assigned(&partitions, cooperative, &self.status);
         drop(state);
-        if durable.count() > 0
-            && let Err(err) = consumer.commit(&durable, CommitMode::Async)
-        {
-            tracing::debug!(error = %err, "offset commit on assignment failed");
-        }
+        super::give_offsets(consumer, &durable);
         let mut halted = TopicPartitionList::new();
         for (topic, partition) in &stopped {
             halted.add_partition(topic, *partition);
