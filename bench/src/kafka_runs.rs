@@ -58,7 +58,7 @@ pub fn producer_config(bootstrap: &str, linger_ms: u32) -> ClientConfig {
 /// When the client cannot be created or assigned.
 pub fn plain_consumer(bootstrap: &str, topic: &str, group: &str) -> anyhow::Result<BaseConsumer> {
     let consumer: BaseConsumer =
-        projector::kafka::consumer_config(&broker_config(bootstrap), group)
+        projector::kafka::consumer_config(&broker_config(bootstrap), group, None)
             .create()
             .context("plain consumer")?;
     let mut assignment = TopicPartitionList::new();

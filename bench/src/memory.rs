@@ -117,7 +117,7 @@ impl ProjectionUser<EngineRun> for Feed<'_> {
             Arc::clone(&store),
             Arc::clone(&status),
             BatchLimits::default(),
-            None,
+            projector::pipeline::policy::ErrorPolicy::Stop,
         )?;
         let partitions: Vec<_> = (0..crate::PARTITIONS)
             .map(|p| (topic.to_owned(), p))

@@ -132,6 +132,7 @@ fn main() {
             group: "bench".to_owned(),
             on_error: OnError::Stop,
             indexes: Vec::new(),
+            max_unassigned: std::time::Duration::from_secs(30),
         },
         status: Arc::new(ViewStatus::default()),
         rows,

@@ -29,6 +29,12 @@ pub trait Apply {
 
     /// The log records emitted since the last call, oldest first.
     fn take_logs(&mut self) -> Vec<LogRecord>;
+
+    /// Log records dropped since the last call of this, because a call
+    /// logged more than the engine keeps.
+    fn take_dropped_logs(&mut self) -> u64 {
+        0
+    }
 }
 
 impl Apply for Instance {
@@ -42,6 +48,10 @@ impl Apply for Instance {
 
     fn take_logs(&mut self) -> Vec<LogRecord> {
         Instance::take_logs(self)
+    }
+
+    fn take_dropped_logs(&mut self) -> u64 {
+        Instance::take_dropped_logs(self)
     }
 }
 

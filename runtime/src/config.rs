@@ -98,10 +98,30 @@ pub struct Config {
     /// The views to run; at least one.
     #[serde(default)]
     pub views: Vec<ViewConfig>,
+    /// Static membership in each view's consumer group (Kafka's
+    /// `group.instance.id`): a runtime restarted with the same data
+    /// directory gets its partitions back at once, without a rebalance and
+    /// without waiting for its old session to expire. Default true. The
+    /// price: a runtime that stops for good keeps its partitions until
+    /// `session.timeout.ms` (45 s by default) has passed; set false where
+    /// runtimes come and go.
+    #[serde(default = "default_static_membership")]
+    pub static_membership: bool,
+    /// This runtime's instance id, the stem of each view's
+    /// `group.instance.id` (`<instance_id>-<view>`). Default: an id made
+    /// once for the data directory and kept in its store, so it survives
+    /// restarts and differs between data directories. 1 to 200 of
+    /// `a-z A-Z 0-9 . _ -`.
+    #[serde(default)]
+    pub instance_id: Option<String>,
 }
 
 fn default_data_dir() -> PathBuf {
     PathBuf::from("projector-data")
+}
+
+fn default_static_membership() -> bool {
+    true
 }
 
 /// The HTTP endpoints.
@@ -300,6 +320,20 @@ pub struct ViewConfig {
     /// Secondary indexes. Default none.
     #[serde(default)]
     pub indexes: Vec<IndexConfig>,
+    /// The consumer's `group.instance.id`. Default `<instance_id>-<name>`
+    /// when `static_membership` is on (see [`Config::instance_id`]), none
+    /// otherwise. Two running consumers must never share one.
+    #[serde(default)]
+    pub group_instance_id: Option<String>,
+    /// How long the view may own no partition of its topics before it is
+    /// reported (status, log) and the runtime is not ready, in
+    /// milliseconds. Default 30000, at least 1000.
+    #[serde(default = "default_max_unassigned_ms")]
+    pub max_unassigned_ms: u64,
+}
+
+fn default_max_unassigned_ms() -> u64 {
+    30_000
 }
 
 fn default_on_error() -> OnError {
@@ -391,6 +425,15 @@ impl Config {
         if self.views.is_empty() {
             return Err(invalid("views", "at least one [[views]] table", "none"));
         }
+        if let Some(id) = &self.instance_id
+            && !is_instance_id(id)
+        {
+            return Err(invalid(
+                "instance_id",
+                "1 to 200 of a-z A-Z 0-9 . _ -",
+                format!("{id:?}"),
+            ));
+        }
         let mut names = BTreeSet::new();
         for (i, view) in self.views.iter().enumerate() {
             validate_view(view, &format!("views[{i}]"))?;
@@ -456,7 +499,10 @@ pub fn validate_broker(broker: &BrokerConfig) -> Result<(), ConfigError> {
                 "a value",
             ));
         }
-        if lower == "bootstrap.servers" || lower == "group.id" || lower == "enable.auto.commit" {
+        if matches!(
+            lower.as_str(),
+            "bootstrap.servers" | "group.id" | "group.instance.id" | "enable.auto.commit"
+        ) {
             return Err(invalid(
                 format!("broker.settings.\"{key}\""),
                 "absent: projector sets it itself",
@@ -480,6 +526,15 @@ fn is_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// A `group.instance.id` or its stem: 1 to 200 of `[a-zA-Z0-9._-]`.
+pub fn is_instance_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 200
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
 /// Kafka's own rule: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
@@ -566,6 +621,22 @@ fn validate_view(view: &ViewConfig, at: &str) -> Result<(), ConfigError> {
             ));
         }
         (_, None) => {}
+    }
+    if let Some(id) = &view.group_instance_id
+        && !is_instance_id(id)
+    {
+        return Err(invalid(
+            format!("{at}.group_instance_id"),
+            "1 to 200 of a-z A-Z 0-9 . _ -",
+            format!("{id:?}"),
+        ));
+    }
+    if view.max_unassigned_ms < 1000 {
+        return Err(invalid(
+            format!("{at}.max_unassigned_ms"),
+            "at least 1000",
+            view.max_unassigned_ms,
+        ));
     }
     if !(1..=100).contains(&view.max_attempts) {
         return Err(invalid(

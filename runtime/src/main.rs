@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     match projector::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", projector::cli::describe_error(&err));
             ExitCode::FAILURE
         }
     }

@@ -14,8 +14,8 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::config::{BrokerConfig, Config, OnError};
-use crate::engine::Engine;
+use crate::config::{BrokerConfig, Config, OnError, ViewConfig};
+use crate::engine::{Engine, Module};
 use crate::pipeline::feed::ViewFeed;
 use crate::pipeline::{BatchLimits, PipelineError, ViewStatus, Worker};
 use crate::store::{SledStore, SledView};
@@ -35,6 +35,9 @@ pub struct ViewInfo {
     pub on_error: OnError,
     /// The names of its secondary indexes.
     pub indexes: Vec<String>,
+    /// How long it may own no partition before the runtime is not ready.
+    #[serde(skip)]
+    pub max_unassigned: std::time::Duration,
 }
 
 /// A running view, as readers see it.
@@ -72,10 +75,24 @@ impl Service {
         let shutdown = Arc::new(AtomicBool::new(false));
         let mut prepared = Vec::new();
         let mut infos = Vec::new();
+        let instance = match (&config.instance_id, config.static_membership) {
+            (_, false) => None,
+            (Some(id), true) => Some(id.clone()),
+            (None, true) => Some(
+                store
+                    .instance_id()
+                    .context("cannot read the instance id from the store")?,
+            ),
+        };
         for view in &config.views {
-            let module = engine
-                .load_file(&view.module)
-                .with_context(|| format!("view {}: module {}", view.name, view.module.display()))?;
+            let mut view = view.clone();
+            if view.group_instance_id.is_none()
+                && let Some(instance) = &instance
+            {
+                view.group_instance_id = Some(format!("{instance}-{}", view.name));
+            }
+            let view = &view;
+            let module = Self::load_module(engine, view)?;
             let status = Arc::new(ViewStatus::default());
             let (worker, consumer) = Worker::new(
                 broker,
@@ -97,6 +114,7 @@ impl Service {
                         .iter()
                         .map(|index| index.name.clone())
                         .collect(),
+                    max_unassigned: std::time::Duration::from_millis(view.max_unassigned_ms),
                 },
                 status: Arc::clone(&status),
                 rows: worker.rows(),
@@ -121,6 +139,21 @@ impl Service {
             service.statuses.insert(name, status);
         }
         Ok(service)
+    }
+
+    /// Load `view`'s module, with an error naming the view and the module.
+    ///
+    /// # Errors
+    /// When the module cannot be read or cannot serve as a projection.
+    pub fn load_module(engine: &Engine, view: &ViewConfig) -> anyhow::Result<Arc<Module>> {
+        engine.load_file(&view.module).map_err(|err| {
+            // A read error names the file already.
+            let context = match &err {
+                crate::engine::LoadError::Read { .. } => format!("view {}", view.name),
+                _ => format!("view {}: module {}", view.name, view.module.display()),
+            };
+            anyhow::Error::new(err).context(context)
+        })
     }
 
     /// The store the views write to.

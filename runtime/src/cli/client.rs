@@ -40,6 +40,44 @@ pub struct ApiClient {
     token: Option<SecretValue>,
 }
 
+/// A request the API answered with an error status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {reason}: {message}")]
+pub struct ApiFailure {
+    /// The HTTP status.
+    pub status: u16,
+    /// Its canonical reason (`Not Found`).
+    pub reason: String,
+    /// The API's error code (`not_found`), when it sent one.
+    pub code: Option<String>,
+    /// The API's message.
+    pub message: String,
+}
+
+impl ApiFailure {
+    /// The failure as one JSON document, for `--output json`:
+    /// `{"status": 404, "code": "not_found", "error": "..."}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "status": self.status,
+            "code": self.code,
+            "error": self.message,
+        })
+    }
+}
+
+/// With `--output json`, print an API failure in `result` as JSON on
+/// standard output, so that a script reads JSON whatever happened; the
+/// error is still returned (a message on standard error, exit status 1).
+pub fn json_failure<T>(result: anyhow::Result<T>, output: super::Output) -> anyhow::Result<T> {
+    if let (Err(err), super::Output::Json) = (&result, output)
+        && let Some(failure) = err.downcast_ref::<ApiFailure>()
+    {
+        println!("{}", failure.to_json());
+    }
+    result
+}
+
 impl ApiClient {
     /// A client for `args`. The token comes from `--token-secret`, else from
     /// `PROJECTOR_API_TOKEN`.
@@ -80,15 +118,18 @@ impl ApiClient {
             return Ok(response);
         }
         let body = response.body_mut().read_to_string().unwrap_or_default();
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|json| json["error"].as_str().map(str::to_owned))
-            .unwrap_or(body);
-        anyhow::bail!(
-            "{} {}: {message}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        )
+        let json = serde_json::from_str::<serde_json::Value>(&body).ok();
+        let field = |name: &str| {
+            json.as_ref()
+                .and_then(|json| json[name].as_str().map(str::to_owned))
+        };
+        Err(ApiFailure {
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or("").to_owned(),
+            code: field("code"),
+            message: field("error").unwrap_or(body),
+        }
+        .into())
     }
 
     /// `GET path_and_query` as JSON of type `T`.

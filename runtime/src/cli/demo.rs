@@ -276,7 +276,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
                     pointer: "/address/city".to_owned(),
                 },
             ],
+            group_instance_id: None,
+            max_unassigned_ms: 30_000,
         }],
+        static_membership: true,
+        instance_id: None,
     };
     config.validate()?;
     // Bind first: a port in use fails the demo before anything runs.

@@ -54,6 +54,24 @@ pub enum Command {
     Publish(broker::PublishArgs),
 }
 
+/// `err` and its causes on one line, each cause once: a cause whose text
+/// its error already ends with (many errors show their source in their own
+/// message) is not repeated.
+pub fn describe_error(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 /// How a command prints its result.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -89,5 +107,19 @@ mod tests {
     fn the_command_line_is_well_formed() {
         // Catches clashing option names and bad defaults in every subcommand.
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_cause_is_told_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let read = crate::engine::LoadError::Read {
+            path: "/tmp/x.wasm".into(),
+            source: io,
+        };
+        let err = anyhow::Error::new(read).context("view customers");
+        assert_eq!(
+            super::describe_error(&err),
+            "view customers: cannot read module /tmp/x.wasm: No such file or directory"
+        );
     }
 }

@@ -17,7 +17,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::Output;
-use super::client::{ApiArgs, ApiClient, encode};
+use super::client::{ApiArgs, ApiClient, encode, json_failure};
 use crate::http::{RowEntry, RowsPage};
 
 /// Arguments of `projector query`.
@@ -96,6 +96,10 @@ fn with_query(path: String, query: &[String]) -> String {
 
 /// Run `projector query`.
 pub fn query(args: &QueryArgs) -> anyhow::Result<()> {
+    json_failure(query_inner(args), args.output)
+}
+
+fn query_inner(args: &QueryArgs) -> anyhow::Result<()> {
     let client = ApiClient::new(&args.api)?;
     let view = encode(&args.view);
     let read = consistency(args.min_offsets.as_deref(), args.timeout_ms);
@@ -159,6 +163,10 @@ fn print_row(out: &mut impl Write, entry: &RowEntry, output: Output) -> anyhow::
 /// Run `projector watch`: print each event until the stream ends or the
 /// process is interrupted.
 pub fn watch(args: &WatchArgs) -> anyhow::Result<()> {
+    json_failure(watch_inner(args), args.output)
+}
+
+fn watch_inner(args: &WatchArgs) -> anyhow::Result<()> {
     let client = ApiClient::new(&args.api)?;
     let path = format!(
         "/v1/views/{}/rows/{}/watch",

@@ -27,12 +27,39 @@ pub struct RunArgs {
 
 /// Open the engine and the store a runtime with `config` uses: compiled
 /// code is cached in `<data_dir>/compiled`, rows live in `<data_dir>/store`.
+/// Every view's module is loaded first: when one does not load, the start
+/// fails with nothing left behind (no store, and no cache directory this
+/// start created).
 pub fn open(config: &Config) -> anyhow::Result<(Engine, Arc<SledStore>)> {
     let mut engine_config = config.engine.clone();
-    engine_config
+    let cache = engine_config
         .cache_dir
-        .get_or_insert_with(|| config.data_dir.join("compiled"));
-    let engine = Engine::new(engine_config)?;
+        .get_or_insert_with(|| config.data_dir.join("compiled"))
+        .clone();
+    // The directories this start creates, outermost first.
+    let created: Vec<PathBuf> = [config.data_dir.clone(), cache]
+        .into_iter()
+        .filter(|dir| !dir.exists())
+        .collect();
+    let loaded = Engine::new(engine_config)
+        .map_err(anyhow::Error::from)
+        .and_then(|engine| {
+            for view in &config.views {
+                Service::load_module(&engine, view)?;
+            }
+            Ok(engine)
+        });
+    let engine = match loaded {
+        Ok(engine) => engine,
+        Err(err) => {
+            for dir in &created {
+                // Only what this start made, and only when nothing else
+                // was put there meanwhile.
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(err);
+        }
+    };
     let store = Arc::new(SledStore::open(&config.data_dir.join("store"))?);
     Ok((engine, store))
 }

@@ -1,10 +1,12 @@
 //! `projector status`: ask a running runtime (its `/v1/views`) how each view
 //! and partition stands: checkpoint, high watermark, lag, state, last error.
 
+use std::time::Duration;
+
 use clap::Args;
 
 use super::Output;
-use super::client::{ApiArgs, ApiClient};
+use super::client::{ApiArgs, ApiClient, json_failure};
 use crate::http::ViewsReport;
 
 /// Arguments of `projector status`.
@@ -20,7 +22,10 @@ pub struct StatusArgs {
 
 /// Run `projector status`.
 pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
-    let report: ViewsReport = ApiClient::new(&args.api)?.get_json("/v1/views")?;
+    let report: ViewsReport = json_failure(
+        ApiClient::new(&args.api).and_then(|client| client.get_json("/v1/views")),
+        args.output,
+    )?;
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Text => {
@@ -32,22 +37,47 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                 println!("  topics {}, group {}", view.topics.join(", "), view.group);
                 println!("  rows {}, indexes {}", view.rows, view.indexes.join(", "));
                 println!("  counters {}", view.counters);
+                if view.dead_letters_held > 0 {
+                    println!(
+                        "  dead letters held (not yet acknowledged by the dead-letter topic): {}",
+                        view.dead_letters_held
+                    );
+                }
+                if let Some(unassigned) = view.unassigned_ms {
+                    let verdict = if unassigned >= view.max_unassigned_ms {
+                        "NOT READY: another member of the group holds its partitions"
+                    } else {
+                        "within the bound"
+                    };
+                    println!(
+                        "  owns no partition of its topics for {:.1} s (bound {:.1} s): {verdict}",
+                        Duration::from_millis(unassigned).as_secs_f64(),
+                        Duration::from_millis(view.max_unassigned_ms).as_secs_f64(),
+                    );
+                }
                 println!(
-                    "  {:<24} {:>12} {:>14} {:>10}  {:<8} last error",
-                    "partition", "checkpoint", "high watermark", "lag", "state"
+                    "  {:<24} {:>12} {:>14} {:>10} {:>6}  {:<8} last error",
+                    "partition", "checkpoint", "high watermark", "lag", "gaps", "state"
                 );
                 let show =
                     |value: Option<i64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
                 for p in &view.partitions {
                     println!(
-                        "  {:<24} {:>12} {:>14} {:>10}  {:<8} {}",
+                        "  {:<24} {:>12} {:>14} {:>10} {:>6}  {:<8} {}",
                         format!("{}/{}", p.topic, p.partition),
                         show(p.checkpoint),
                         show(p.high_watermark),
                         show(p.lag),
+                        p.gaps,
                         p.state,
                         p.last_error.as_deref().unwrap_or("-")
                     );
+                    if let Some(gap) = p.last_gap {
+                        println!(
+                            "  {:<24} last gap: offsets {} to {} hold no record",
+                            "", gap.from, gap.to
+                        );
+                    }
                 }
             }
         }

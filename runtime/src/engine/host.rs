@@ -165,6 +165,12 @@ impl LogBuffer {
         self.this_call = 0;
     }
 
+    /// The records dropped since the last call of this, and start again
+    /// from zero.
+    pub(crate) fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+
     fn push(&mut self, level: Level, message: String) {
         if self.this_call >= self.max_records {
             self.dropped += 1;

@@ -261,6 +261,7 @@ impl Module {
             live: None,
             logs: Vec::new(),
             stats: InstanceStats::default(),
+            dropped_unreported: 0,
         }
     }
 
@@ -311,6 +312,8 @@ pub struct Instance {
     live: Option<Live>,
     logs: Vec<LogRecord>,
     stats: InstanceStats,
+    /// Log records dropped since [`Instance::take_dropped_logs`] last ran.
+    dropped_unreported: u64,
 }
 
 impl std::fmt::Debug for Instance {
@@ -339,6 +342,12 @@ impl Instance {
         std::mem::take(&mut self.logs)
     }
 
+    /// Log records dropped (over `max_log_records_per_call`) since the last
+    /// call of this.
+    pub fn take_dropped_logs(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped_unreported)
+    }
+
     /// Apply `event` to `state`, the subject's current row as JSON text.
     pub fn apply(
         &mut self,
@@ -361,7 +370,9 @@ impl Instance {
 
         let host = live.store.data_mut();
         self.logs.extend(host.logs.take());
-        self.stats.dropped_logs = host.logs.dropped;
+        let dropped = host.logs.take_dropped();
+        self.stats.dropped_logs += dropped;
+        self.dropped_unreported += dropped;
 
         let outcome = match result {
             Ok(Ok(update)) => check_update(update, config),

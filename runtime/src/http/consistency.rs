@@ -2,7 +2,9 @@
 //! records a client produced (`projector publish` prints exactly this
 //! token); a read waits until the view has durably applied each of them
 //! (its position on that partition is past the offset), or answers 504 with
-//! the view's position after `timeout_ms`.
+//! the view's position after `timeout_ms`. A partition the topic does not
+//! have (once the view's client knows its partition count) is a 400 at
+//! once, not a wait.
 
 use std::time::Duration;
 
@@ -36,7 +38,13 @@ pub struct Position {
 /// offset named.
 type Wanted = Vec<((String, i32), i64)>;
 
-fn parse(text: &str, topics: &[String]) -> Result<Wanted, ApiError> {
+/// Parse `text` for a view over `topics`; `partitions` tells how many
+/// partitions a topic has, when known.
+fn parse(
+    text: &str,
+    topics: &[String],
+    partitions: impl Fn(&str) -> Option<i32>,
+) -> Result<Wanted, ApiError> {
     let bad = |why: String| {
         ApiError::BadRequest(format!(
             "min_offsets {text:?}: {why}; write topic:partition:offset[,topic:partition:offset...]"
@@ -64,6 +72,14 @@ fn parse(text: &str, topics: &[String]) -> Result<Wanted, ApiError> {
             .ok()
             .filter(|p| *p >= 0)
             .ok_or_else(|| bad(format!("{partition:?} is not a partition number")))?;
+        if let Some(count) = partitions(topic)
+            && partition >= count
+        {
+            return Err(bad(format!(
+                "topic {topic:?} has no partition {partition} (it has {count}: 0 to {})",
+                count - 1
+            )));
+        }
         let offset: i64 = offset
             .parse()
             .ok()
@@ -104,7 +120,9 @@ pub async fn wait(
     let Some(text) = min_offsets else {
         return Ok(());
     };
-    let wanted = parse(text, &view.info.topics)?;
+    let wanted = parse(text, &view.info.topics, |topic| {
+        view.status.partitions_of(topic)
+    })?;
     let mut positions = view.feed.positions();
     let waited = tokio::time::timeout(
         Duration::from_millis(timeout_ms),
@@ -142,7 +160,10 @@ mod tests {
 
     #[test]
     fn tokens_parse_and_keep_the_highest_offset_per_partition() {
-        let wanted = parse("orders:0:5,customers.v2:3:7,orders:0:9", &topics()).unwrap();
+        let wanted = parse("orders:0:5,customers.v2:3:7,orders:0:9", &topics(), |_| {
+            None
+        })
+        .unwrap();
         assert_eq!(
             wanted,
             vec![
@@ -164,15 +185,16 @@ mod tests {
             ("payments:0:1", "does not consume"),
             ("bad topic:0:1", "not a topic name"),
             ("", "not topic:partition:offset"),
+            ("orders:4:1", "has no partition 4 (it has 4: 0 to 3)"),
         ] {
-            let err = parse(text, &topics()).unwrap_err().to_string();
+            let err = parse(text, &topics(), |_| Some(4)).unwrap_err().to_string();
             assert!(err.contains(reason), "{text:?}: {err}");
         }
     }
 
     #[test]
     fn applied_means_past_the_offset() {
-        let wanted = parse("orders:0:5", &topics()).unwrap();
+        let wanted = parse("orders:0:5", &topics(), |_| Some(1)).unwrap();
         let at = |next| Positions::from([(("orders".to_owned(), 0), next)]);
         assert!(!applied(&Positions::new(), &wanted));
         assert!(!applied(&at(5), &wanted));

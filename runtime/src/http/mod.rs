@@ -83,6 +83,9 @@ pub struct ApiState {
     shutdown: tokio::sync::watch::Receiver<bool>,
     shutdown_sender: Arc<tokio::sync::watch::Sender<bool>>,
     watchers: Arc<AtomicUsize>,
+    /// The last readiness answered (none yet, ready, not ready), so that
+    /// only its changes are logged.
+    readiness: Arc<std::sync::Mutex<Option<bool>>>,
 }
 
 impl ApiState {
@@ -95,7 +98,18 @@ impl ApiState {
             shutdown: receiver,
             shutdown_sender: Arc::new(sender),
             watchers: Arc::default(),
+            readiness: Arc::default(),
         }
+    }
+
+    /// Note the readiness just answered; true when it differs from the
+    /// last one (the first answer counts as a change).
+    pub(crate) fn readiness_changed(&self, ready: bool) -> bool {
+        let mut last = self
+            .readiness
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        last.replace(ready) != Some(ready)
     }
 
     /// Require `token` as a bearer token.
@@ -276,6 +290,14 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
+    /// True when the server itself failed (the store, a bug): worth a
+    /// warning in the log. Not being ready yet, a read that timed out and
+    /// too many watchers are answers, not failures; readiness changes are
+    /// logged where they happen.
+    fn is_server_failure(&self) -> bool {
+        matches!(self, Self::Store(_) | Self::Internal(_))
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::UnknownView(_) => (StatusCode::NOT_FOUND, "unknown_view"),
@@ -297,8 +319,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if status.is_server_error() {
+        if self.is_server_failure() {
             tracing::warn!(error = %self, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self, "request answered with an error");
         }
         let positions = match &self {
             Self::NotYetApplied { positions, .. } => Some(positions.as_slice()),
@@ -323,4 +347,33 @@ impl IntoResponse for ApiError {
 /// A query-string or path rejection as an [`ApiError`].
 fn bad_request(rejection: impl std::fmt::Display) -> ApiError {
     ApiError::BadRequest(rejection.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_of_the_server_are_warnings() {
+        for answer in [
+            ApiError::NotReady("catching up".to_owned()),
+            ApiError::TooManyWatchers,
+            ApiError::NoRoute,
+            ApiError::BadRequest("limit".to_owned()),
+        ] {
+            assert!(!answer.is_server_failure(), "{answer}");
+        }
+        assert!(ApiError::Internal("bug".to_owned()).is_server_failure());
+    }
+
+    #[test]
+    fn readiness_is_logged_when_it_changes() {
+        let state = ApiState::new(&[]);
+        assert!(state.readiness_changed(false), "the first answer");
+        assert!(!state.readiness_changed(false));
+        assert!(!state.readiness_changed(false));
+        assert!(state.readiness_changed(true));
+        assert!(!state.readiness_changed(true));
+        assert!(state.readiness_changed(false));
+    }
 }

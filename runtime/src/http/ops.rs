@@ -13,8 +13,8 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use super::{ApiError, ApiState};
-use crate::pipeline::{PartitionState, ViewStatus};
-use crate::service::RunningView;
+use crate::pipeline::{GapRange, PartitionState, ViewStatus};
+use crate::service::{RunningView, ViewInfo};
 use crate::store::ViewStore;
 
 /// One partition in `/v1/views`.
@@ -37,6 +37,12 @@ pub struct PartitionReport {
     pub state: String,
     /// The last failure.
     pub last_error: Option<String>,
+    /// Offset gaps taken since start (proven to hold no record).
+    #[serde(default)]
+    pub gaps: u64,
+    /// The last gap taken, `[from, to)`.
+    #[serde(default)]
+    pub last_gap: Option<GapRange>,
 }
 
 /// One view in `/v1/views`.
@@ -58,6 +64,17 @@ pub struct ViewReport {
     pub state: String,
     /// Event counters.
     pub counters: serde_json::Value,
+    /// Failed records held for the dead-letter topic, not yet acknowledged
+    /// by it.
+    #[serde(default)]
+    pub dead_letters_held: u64,
+    /// How long the view has owned no partition of its topics, in
+    /// milliseconds; absent while it owns some.
+    #[serde(default)]
+    pub unassigned_ms: Option<u64>,
+    /// How long it may own none before the runtime is not ready.
+    #[serde(default)]
+    pub max_unassigned_ms: u64,
     /// Its partitions.
     pub partitions: Vec<PartitionReport>,
 }
@@ -87,6 +104,8 @@ fn report(view: &RunningView) -> ViewReport {
                 PartitionState::Stopped => "stopped".to_owned(),
             },
             last_error: p.last_error,
+            gaps: p.gaps,
+            last_gap: p.last_gap,
         })
         .collect();
     ViewReport {
@@ -100,6 +119,11 @@ fn report(view: &RunningView) -> ViewReport {
             .fatal_error()
             .map_or_else(|| "running".to_owned(), |err| format!("failed: {err}")),
         counters: serde_json::to_value(status.counters()).unwrap_or_default(),
+        dead_letters_held: status.held_dead_letters(),
+        unassigned_ms: status
+            .unassigned_for()
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        max_unassigned_ms: u64::try_from(info.max_unassigned.as_millis()).unwrap_or(u64::MAX),
         partitions,
     }
 }
@@ -111,14 +135,26 @@ pub(super) async fn views(State(state): State<ApiState>) -> Json<ViewsReport> {
 }
 
 /// Why `status` is not ready, if it is not: it failed, has not joined its
-/// group, has a stopped partition, or has not caught up to where its
-/// partitions stood when it started.
-fn not_ready(name: &str, status: &ViewStatus) -> Option<String> {
+/// group, has owned no partition for longer than its bound, has a stopped
+/// partition, or has not caught up to where its partitions stood when it
+/// started.
+fn not_ready(info: &ViewInfo, status: &ViewStatus) -> Option<String> {
+    let name = &info.name;
     if let Some(err) = status.fatal_error() {
         return Some(format!("view {name} failed: {err}"));
     }
     if !status.has_joined() {
         return Some(format!("view {name} has not joined its consumer group yet"));
+    }
+    if let Some(unassigned) = status.unassigned_for()
+        && unassigned >= info.max_unassigned
+    {
+        return Some(format!(
+            "view {name} has owned no partition of its topics for {} s (group {}): \
+             another member holds them, possibly one that died and has not expired yet",
+            unassigned.as_secs(),
+            info.group
+        ));
     }
     let behind: Vec<String> = status
         .partitions()
@@ -146,9 +182,17 @@ fn not_ready(name: &str, status: &ViewStatus) -> Option<String> {
 pub(super) async fn readyz(State(state): State<ApiState>) -> Response {
     let problems: Vec<String> = state
         .views()
-        .filter_map(|view| not_ready(&view.info.name, &view.status))
+        .filter_map(|view| not_ready(&view.info, &view.status))
         .collect();
-    if problems.is_empty() {
+    let ready = problems.is_empty();
+    if state.readiness_changed(ready) {
+        if ready {
+            tracing::info!("ready");
+        } else {
+            tracing::info!(reason = %problems.join("; "), "not ready");
+        }
+    }
+    if ready {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         ApiError::NotReady(problems.join("; ")).into_response()
@@ -179,13 +223,24 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
     let lag = Family::<PartitionLabels, Gauge>::default();
     let checkpoint = Family::<PartitionLabels, Gauge>::default();
     let rows = Family::<ViewLabels, Gauge>::default();
+    let held = Family::<ViewLabels, Gauge>::default();
+    let dropped_logs = Family::<ViewLabels, Counter>::default();
     for view in state.views() {
         let (info, status) = (&view.info, &view.status);
         rows.get_or_create(&ViewLabels {
             view: info.name.clone(),
         })
         .set(i64::try_from(view.rows.row_count()).unwrap_or(i64::MAX));
+        held.get_or_create(&ViewLabels {
+            view: info.name.clone(),
+        })
+        .set(i64::try_from(status.held_dead_letters()).unwrap_or(i64::MAX));
         let c = status.counters();
+        dropped_logs
+            .get_or_create(&ViewLabels {
+                view: info.name.clone(),
+            })
+            .inc_by(c.guest_logs_dropped);
         for (outcome, value) in [
             ("applied", c.applied),
             ("duplicate", c.duplicates),
@@ -236,6 +291,16 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
     }
     registry.register("events", "Records handled, by outcome", events);
     registry.register("view_rows", "Rows in the view", rows);
+    registry.register(
+        "guest_logs_dropped",
+        "Guest log records dropped because a call logged more than max_log_records_per_call",
+        dropped_logs,
+    );
+    registry.register(
+        "dead_letters_held",
+        "Failed records held for the dead-letter topic, not yet acknowledged",
+        held,
+    );
     registry.register("partition_lag", "High watermark minus checkpoint", lag);
     registry.register(
         "partition_checkpoint",

@@ -218,6 +218,7 @@ mod tests {
                 group: "g".to_owned(),
                 on_error: OnError::Stop,
                 indexes: Vec::new(),
+                max_unassigned: std::time::Duration::from_secs(30),
             },
             status: Arc::new(ViewStatus::default()),
             rows: store.open_view("v", "h", &[]).unwrap(),

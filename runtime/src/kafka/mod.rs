@@ -1,7 +1,8 @@
 //! Kafka plumbing: client settings (TLS and SASL included), reading
 //! records for the decoder, binary-mode CloudEvent headers; `produce`: the
-//! acknowledged producer behind `projector publish` and the dead-letter
-//! topic; `admin`: topics; `connect`: connection checks with a diagnosis.
+//! acknowledged producer behind `projector publish`; `dead_letter`: a
+//! view's dead-letter topic (records in flight, origins read back);
+//! `admin`: topics; `connect`: connection checks with a diagnosis.
 //! The consumer callbacks of a view live with the pipeline
 //! (`pipeline::context`).
 //!
@@ -9,27 +10,127 @@
 //!
 //! - Offsets are never auto-committed or auto-stored: the pipeline commits
 //!   them itself, after the rows they produced are durable (G4).
-//! - A produced record (published or dead-lettered) is acknowledged by the
-//!   broker before [`AckedProducer::send`] returns its partition and offset.
+//! - A published record is acknowledged by the broker before
+//!   [`AckedProducer::send`] returns its partition and offset.
+//! - `[broker] settings` reach only the clients they apply to: a consumer
+//!   setting such as `fetch.wait.max.ms` is not given to producers (which
+//!   would warn about it on every start), and the other way round.
 
 pub mod admin;
 pub mod connect;
+pub mod dead_letter;
 mod produce;
 
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
-pub use produce::{AckedProducer, DeadLetterError, DeadLetterProducer, Delivered, FailureHeaders};
+pub use dead_letter::{DeadLetterError, DeadLetterProducer, Delivery};
+pub use produce::{AckedProducer, Delivered};
 
 use crate::config::BrokerConfig;
 use crate::decode::Record;
 
+/// The kind of Kafka client a configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A consumer (a view's, or a reader of a topic).
+    Consumer,
+    /// A producer (`publish`, dead letters).
+    Producer,
+    /// An admin or metadata client.
+    Admin,
+}
+
+/// librdkafka's consumer-only properties (`C` in librdkafka 2.12's
+/// CONFIGURATION.md, global and topic level).
+const CONSUMER_ONLY: &[&str] = &[
+    "group.id",
+    "group.instance.id",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "group.protocol.type",
+    "group.protocol",
+    "group.remote.assignor",
+    "coordinator.query.interval.ms",
+    "max.poll.interval.ms",
+    "enable.auto.commit",
+    "auto.commit.enable",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "fetch.wait.max.ms",
+    "fetch.queue.backoff.ms",
+    "fetch.message.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.max.bytes",
+    "fetch.min.bytes",
+    "fetch.error.backoff.ms",
+    "offset.store.method",
+    "offset.store.path",
+    "offset.store.sync.interval.ms",
+    "isolation.level",
+    "enable.partition.eof",
+    "check.crcs",
+    "auto.offset.reset",
+    "consume.callback.max.messages",
+];
+
+/// librdkafka's producer-only properties (`P` in the same table).
+const PRODUCER_ONLY: &[&str] = &[
+    "transactional.id",
+    "transaction.timeout.ms",
+    "enable.idempotence",
+    "enable.gapless.guarantee",
+    "queue.buffering.max.messages",
+    "queue.buffering.max.kbytes",
+    "queue.buffering.max.ms",
+    "linger.ms",
+    "message.send.max.retries",
+    "retries",
+    "queue.buffering.backpressure.threshold",
+    "compression.codec",
+    "compression.type",
+    "compression.level",
+    "batch.num.messages",
+    "batch.size",
+    "delivery.report.only.error",
+    "sticky.partitioning.linger.ms",
+    "request.required.acks",
+    "acks",
+    "request.timeout.ms",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "queuing.strategy",
+    "produce.offset.report",
+    "partitioner",
+];
+
+/// True when the librdkafka property `key` applies to a client of `role`.
+pub fn applies_to(key: &str, role: Role) -> bool {
+    match role {
+        Role::Consumer => !PRODUCER_ONLY.contains(&key),
+        Role::Producer => !CONSUMER_ONLY.contains(&key),
+        Role::Admin => !CONSUMER_ONLY.contains(&key) && !PRODUCER_ONLY.contains(&key),
+    }
+}
+
 /// librdkafka settings common to every client of `broker`: the servers,
 /// TLS and SASL (`security.protocol`, `sasl.mechanisms`, the user and the
-/// resolved password), and the pass-through settings.
+/// resolved password), and the pass-through settings that apply to any
+/// client.
 ///
 /// The returned `ClientConfig` holds the password: never log it.
 pub fn client_config(broker: &BrokerConfig) -> ClientConfig {
+    client_config_for(broker, Role::Admin)
+}
+
+/// [`client_config`] for a client of `role`: the pass-through settings that
+/// apply to it.
+///
+/// The returned `ClientConfig` holds the password: never log it.
+pub fn client_config_for(broker: &BrokerConfig, role: Role) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &broker.bootstrap_servers);
     let protocol = match (broker.auth.mechanism(), broker.uses_tls()) {
@@ -52,14 +153,28 @@ pub fn client_config(broker: &BrokerConfig) -> ClientConfig {
         config.set("ssl.ca.location", ca.to_string_lossy());
     }
     for (key, value) in &broker.settings {
-        config.set(key, value);
+        if applies_to(key, role) {
+            config.set(key, value);
+        }
     }
     config
 }
 
-/// Settings of a view's consumer: manual offset management, earliest reset.
-pub fn consumer_config(broker: &BrokerConfig, group: &str) -> ClientConfig {
-    let mut config = client_config(broker);
+/// librdkafka's (and Kafka's) default session timeout, set explicitly so
+/// that it is documented where it matters: how long a killed member's
+/// partitions wait before the group gives them to another member.
+pub const DEFAULT_SESSION_TIMEOUT_MS: &str = "45000";
+
+/// Settings of a view's consumer: manual offset management, earliest reset,
+/// static membership as `instance` when given.
+pub fn consumer_config(broker: &BrokerConfig, group: &str, instance: Option<&str>) -> ClientConfig {
+    let mut config = client_config_for(broker, Role::Consumer);
+    if let Some(instance) = instance {
+        config.set("group.instance.id", instance);
+    }
+    if !broker.settings.contains_key("session.timeout.ms") {
+        config.set("session.timeout.ms", DEFAULT_SESSION_TIMEOUT_MS);
+    }
     config
         .set("group.id", group)
         .set("enable.auto.commit", "false")
@@ -137,4 +252,31 @@ pub fn binary_headers(event: &OutgoingEvent<'_>) -> OwnedHeaders {
         }
     }
     headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_reach_only_the_clients_they_apply_to() {
+        let mut broker = BrokerConfig::plaintext("localhost:9092");
+        for (key, value) in [
+            ("fetch.wait.max.ms", "50"),
+            ("linger.ms", "20"),
+            ("socket.keepalive.enable", "true"),
+        ] {
+            broker.settings.insert(key.to_owned(), value.to_owned());
+        }
+        let has = |config: &ClientConfig, key: &str| config.get(key).is_some();
+        let consumer = client_config_for(&broker, Role::Consumer);
+        assert!(has(&consumer, "fetch.wait.max.ms") && !has(&consumer, "linger.ms"));
+        let producer = client_config_for(&broker, Role::Producer);
+        assert!(has(&producer, "linger.ms") && !has(&producer, "fetch.wait.max.ms"));
+        let admin = client_config(&broker);
+        assert!(!has(&admin, "linger.ms") && !has(&admin, "fetch.wait.max.ms"));
+        for config in [&consumer, &producer, &admin] {
+            assert!(has(config, "socket.keepalive.enable"));
+        }
+    }
 }

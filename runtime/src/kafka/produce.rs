@@ -1,17 +1,16 @@
 //! Producing records one at a time, each acknowledged by the broker before
-//! the call returns: [`AckedProducer`] (what `projector publish` uses) and,
-//! on top of it, the dead-letter producer of the pipeline.
+//! the call returns: [`AckedProducer`], what `projector publish` uses.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
-use super::client_config;
 use super::connect::{BrokerError, Diagnosed};
+use super::{Role, client_config_for};
 use crate::config::BrokerConfig;
 
 /// Where an acknowledged record landed.
@@ -70,7 +69,7 @@ impl std::fmt::Debug for AckedProducer {
 impl AckedProducer {
     /// A producer for `broker`.
     pub fn new(broker: &BrokerConfig) -> Result<Self, KafkaError> {
-        let producer = client_config(broker)
+        let producer = client_config_for(broker, Role::Producer)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", "30000")
@@ -108,83 +107,5 @@ impl AckedProducer {
     /// librdkafka reported meanwhile (TLS, login, DNS).
     pub fn explain(&self, err: &KafkaError) -> BrokerError {
         self.producer.context().diagnosed.explain(err)
-    }
-}
-
-/// Why a dead-letter record was not produced.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot produce to dead-letter topic {topic}: {source}")]
-pub struct DeadLetterError {
-    /// The dead-letter topic.
-    pub topic: String,
-    /// The producer's error.
-    #[source]
-    pub source: KafkaError,
-}
-
-/// Why a record was dead-lettered: the `projector-error-*` headers.
-#[derive(Debug, Clone)]
-pub struct FailureHeaders<'a> {
-    /// The error class, such as `guest-trap` or `invalid-event`.
-    pub class: &'a str,
-    /// The error message.
-    pub message: &'a str,
-    /// The view.
-    pub view: &'a str,
-}
-
-/// Produces failed records, unchanged, with `projector-error-*` headers.
-#[derive(Debug)]
-pub struct DeadLetterProducer {
-    producer: AckedProducer,
-}
-
-impl DeadLetterProducer {
-    /// A producer for `broker`.
-    pub fn new(broker: &BrokerConfig) -> Result<Self, KafkaError> {
-        AckedProducer::new(broker).map(|producer| Self { producer })
-    }
-
-    /// Produce `message` to `topic` with its key, value and headers, plus
-    /// the failure headers, and wait until the broker acknowledged it.
-    pub fn send(
-        &self,
-        topic: &str,
-        message: &impl Message,
-        failure: &FailureHeaders<'_>,
-    ) -> Result<(), DeadLetterError> {
-        let mut headers = OwnedHeaders::new();
-        for (key, value) in super::headers(message) {
-            headers = headers.insert(Header { key, value });
-        }
-        let partition = message.partition().to_string();
-        let offset = message.offset().to_string();
-        for (key, value) in [
-            ("projector-error-class", failure.class),
-            ("projector-error-message", failure.message),
-            ("projector-error-view", failure.view),
-            ("projector-error-topic", message.topic()),
-            ("projector-error-partition", partition.as_str()),
-            ("projector-error-offset", offset.as_str()),
-        ] {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).headers(headers);
-        if let Some(key) = message.key() {
-            record = record.key(key);
-        }
-        if let Some(value) = message.payload() {
-            record = record.payload(value);
-        }
-        self.producer
-            .send(record)
-            .map(drop)
-            .map_err(|source| DeadLetterError {
-                topic: topic.to_owned(),
-                source,
-            })
     }
 }

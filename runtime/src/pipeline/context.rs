@@ -17,7 +17,7 @@
 //!   and its offsets are committed to Kafka before the partitions go (G4),
 //!   so the next owner's group offsets are current.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -27,25 +27,14 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::feed::{Change, ViewFeed};
+use super::gap::GapProbes;
+use super::policy::{DRAIN_TIMEOUT, ErrorPolicy, Outcome};
 use super::status::ViewStatus;
+use crate::store::DeadLetter;
 use crate::store::{Store, StoreError, StoredRow, ViewBatch, ViewStore};
 
 /// The `(topic, partition)` of a record.
 pub type TopicPartition = (String, i32);
-
-/// A partition fetched again because the broker delivered past the next
-/// offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refetch {
-    /// The offset that was due.
-    pub next: i64,
-    /// The offset the broker delivered instead, as the first delivery
-    /// after the last seek; `None` once an older record came first (the
-    /// partition was repositioned meanwhile, so a skip is judged afresh).
-    pub received: Option<i64>,
-    /// Seeks made so far.
-    pub attempts: u32,
-}
 
 /// The view's state shared between the worker and the consumer callbacks.
 #[derive(Debug)]
@@ -61,8 +50,10 @@ pub struct ViewState<S: Store> {
     pub assigned: BTreeSet<TopicPartition>,
     /// Partitions halted by `on_error = "stop"`.
     pub stopped: BTreeSet<TopicPartition>,
-    /// Partitions fetched again from an offset the broker skipped.
-    pub refetching: HashMap<TopicPartition, Refetch>,
+    /// Partitions read again from before an offset the broker skipped.
+    pub gaps: GapProbes,
+    /// When each partition last delivered a record.
+    pub delivered: HashMap<TopicPartition, Instant>,
     /// Applied and not yet committed.
     pub batch: ViewBatch,
     /// Records in `batch` (applied, skipped or dead-lettered).
@@ -71,6 +62,8 @@ pub struct ViewState<S: Store> {
     pub batch_started: Option<Instant>,
     /// Where committed changes and positions are published.
     pub feed: Arc<ViewFeed>,
+    /// What happens to a record that cannot be applied.
+    pub policy: ErrorPolicy,
     /// Every change of `batch` in apply order, kept while someone watches.
     journal: Vec<Change>,
     /// True when `journal` holds every change of `batch` (someone watched
@@ -79,8 +72,9 @@ pub struct ViewState<S: Store> {
 }
 
 impl<S: Store> ViewState<S> {
-    /// Fresh state for `view` in `store`.
-    pub fn new(store: Arc<S>, view: S::View, feed: Arc<ViewFeed>) -> Self {
+    /// Fresh state for `view` in `store`, failing records handled by
+    /// `policy`.
+    pub fn new(store: Arc<S>, view: S::View, feed: Arc<ViewFeed>, policy: ErrorPolicy) -> Self {
         let journal_complete = feed.is_watched();
         Self {
             store,
@@ -88,11 +82,13 @@ impl<S: Store> ViewState<S> {
             next: HashMap::new(),
             assigned: BTreeSet::new(),
             stopped: BTreeSet::new(),
-            refetching: HashMap::new(),
+            gaps: GapProbes::default(),
+            delivered: HashMap::new(),
             batch: ViewBatch::new(),
             batch_records: 0,
             batch_started: None,
             feed,
+            policy,
             journal: Vec::new(),
             journal_complete,
         }
@@ -159,17 +155,91 @@ impl<S: Store> ViewState<S> {
         #[allow(clippy::cast_precision_loss)] // Batches hold at most max_records.
         histograms.batch_records.observe(self.batch_records as f64);
         status.count(|c| &c.batches);
+        if let Some(letters) = self.policy.dead_letters() {
+            // Held in a durable batch now: send them.
+            letters.send_held();
+        }
+        // Offsets to give Kafka: each partition the batch moved, and each
+        // whose held dead letters it released; never past a record still
+        // held.
+        let mut moved: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         for ((topic, partition), next) in self.batch.checkpoints() {
             status.committed(topic, *partition, *next);
-            if self.assigned.contains(&(topic.clone(), *partition))
-                && let Err(err) =
-                    offsets.add_partition_offset(topic, *partition, Offset::Offset(*next))
+            moved.insert((topic.clone(), *partition), *next);
+        }
+        for (origin, _) in self
+            .batch
+            .dead_letters()
+            .iter()
+            .filter(|(_, l)| l.is_none())
+        {
+            let partition = (origin.topic.clone(), origin.partition);
+            if let Some(next) = self.next.get(&partition) {
+                moved.entry(partition).or_insert(*next);
+            }
+        }
+        for (partition, next) in moved {
+            if !self.assigned.contains(&partition) {
+                continue;
+            }
+            let next = self
+                .policy
+                .held_from(&partition)
+                .map_or(next, |held| held.min(next));
+            if let Err(err) =
+                offsets.add_partition_offset(&partition.0, partition.1, Offset::Offset(next))
             {
                 tracing::warn!(error = %err, "cannot list an offset to commit");
             }
         }
         self.reset_batch();
         Ok(offsets)
+    }
+
+    /// Hold `letter` for the dead-letter topic in the pending batch. False
+    /// when the policy is not `dead-letter`.
+    pub fn hold_dead_letter(&mut self, letter: DeadLetter, status: &ViewStatus) -> bool {
+        let Some(letters) = self.policy.dead_letters() else {
+            return false;
+        };
+        letters.hold(&mut self.batch, letter);
+        status.dead_letters_held(letters.held());
+        true
+    }
+
+    /// Take the dead letters' outcomes: acknowledged ones are released in
+    /// the pending batch (which then commits soon) and counted. Returns
+    /// every outcome, for the worker to act on failures.
+    pub fn poll_dead_letters(&mut self, status: &ViewStatus) -> Vec<Outcome> {
+        let Some(letters) = self.policy.dead_letters() else {
+            return Vec::new();
+        };
+        let outcomes = letters.poll(&mut self.batch);
+        status.dead_letters_held(letters.held());
+        let mut released = false;
+        for outcome in &outcomes {
+            if let Outcome::Delivered(_) = outcome {
+                status.count(|c| &c.dead_lettered);
+                released = true;
+            }
+        }
+        if released {
+            self.batch_started.get_or_insert_with(Instant::now);
+        }
+        outcomes
+    }
+
+    /// Wait (bounded) for the dead letters in flight, and release those
+    /// acknowledged in the pending batch.
+    pub fn drain_dead_letters(&mut self, status: &ViewStatus) {
+        if let Some(letters) = self.policy.dead_letters() {
+            letters.flush(DRAIN_TIMEOUT);
+        }
+        for outcome in self.poll_dead_letters(status) {
+            if let Outcome::Failed { origin, error, .. } = outcome {
+                tracing::warn!(origin = %origin, error = %error, "dead letter not acknowledged; it stays held and is sent again");
+            }
+        }
     }
 
     /// Where each of `partitions` starts when assigned: the next offset
@@ -250,11 +320,16 @@ impl<S: Store> ViewState<S> {
         partitions: &[TopicPartition],
         status: &ViewStatus,
     ) -> Result<TopicPartitionList, StoreError> {
+        // Dead letters in flight get their acknowledgement first, so that
+        // the offsets handed over pass as many of them as possible.
+        self.drain_dead_letters(status);
         let offsets = self.commit_batch(status);
         for partition in partitions {
             status.assigned(&partition.0, partition.1, false);
             self.assigned.remove(partition);
             self.next.remove(partition);
+            self.gaps.clear(partition);
+            self.delivered.remove(partition);
         }
         offsets
     }
@@ -355,6 +430,13 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
 impl<S: Store> ClientContext for ViewContext<S> {
     fn stats(&self, statistics: Statistics) {
         for (topic, stats) in &statistics.topics {
+            // The statistics list every partition of a subscribed topic
+            // the metadata knows (and an internal -1), assigned or not.
+            let count = stats.partitions.keys().filter(|p| **p >= 0).count();
+            if count > 0 {
+                self.status
+                    .partition_count(topic, i32::try_from(count).unwrap_or(i32::MAX));
+            }
             for (partition, stats) in &stats.partitions {
                 // librdkafka lists an internal partition -1, and reports -1
                 // for watermarks it does not know yet.

@@ -32,6 +32,8 @@
 
 pub mod context;
 pub mod feed;
+pub mod gap;
+pub mod policy;
 pub mod source;
 pub mod status;
 
@@ -48,16 +50,22 @@ use crate::apply::Apply;
 use crate::config::{BrokerConfig, OnError, ViewConfig};
 use crate::decode::decode;
 use crate::engine::{ApplyError, Instance, WitEvent};
-use crate::kafka::{self, DeadLetterProducer, FailureHeaders};
+use crate::kafka;
 use crate::store::{Store, StoreError, StoredRow, ViewStore};
 
-use context::{Refetch, ViewContext, ViewState, lock};
+use context::{ViewContext, ViewState, lock};
 use feed::ViewFeed;
+use gap::Verdict;
+use policy::{ErrorPolicy, Outcome, PolicyError};
 
 pub use context::TopicPartition;
 pub use source::Source;
 
-pub use status::{CounterValues, PartitionState, PartitionStatus, ViewStatus};
+pub use status::{CounterValues, GapRange, PartitionState, PartitionStatus, ViewStatus};
+
+/// How long a partition with records past its next offset may deliver
+/// nothing before it is read again from further back.
+const STALL_IDLE: Duration = Duration::from_secs(2);
 
 /// How events are grouped into store batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +98,16 @@ pub enum PipelineError {
         /// The client error.
         #[source]
         source: rdkafka::error::KafkaError,
+    },
+    /// The error policy could not start (its dead-letter topic cannot be
+    /// used).
+    #[error("view {view}: {source}")]
+    Policy {
+        /// The view.
+        view: String,
+        /// Why.
+        #[source]
+        source: Box<PolicyError>,
     },
     /// The store failed; nothing after the last committed batch is lost,
     /// and the view resumes from there on restart.
@@ -133,7 +151,6 @@ pub struct Worker<S: Store, A: Apply = Instance> {
     name: String,
     config: ViewConfig,
     projection: A,
-    dead_letter: Option<DeadLetterProducer>,
     state: Arc<Mutex<ViewState<S>>>,
     status: Arc<ViewStatus>,
     limits: BatchLimits,
@@ -163,14 +180,16 @@ impl<S: Store, A: Apply> Worker<S, A> {
             view: name.clone(),
             source,
         };
-        let dead_letter = match config.on_error {
-            OnError::DeadLetter => Some(DeadLetterProducer::new(broker).map_err(kafka_error)?),
-            OnError::Stop | OnError::Skip => None,
-        };
+        let policy =
+            ErrorPolicy::connect(&config, broker).map_err(|source| PipelineError::Policy {
+                view: name.clone(),
+                source: Box::new(source.into()),
+            })?;
         let topics = config.topics.clone();
         let group = config.group();
-        let worker = Self::open(config, projection, store, status, limits, dead_letter)?;
-        let consumer: ViewConsumer<S> = kafka::consumer_config(broker, &group)
+        let worker = Self::open(config, projection, store, status, limits, policy)?;
+        let instance = worker.config.group_instance_id.clone();
+        let consumer: ViewConsumer<S> = kafka::consumer_config(broker, &group, instance.as_deref())
             .create_with_context(ViewContext::new(
                 Arc::clone(&worker.state),
                 Arc::clone(&worker.status),
@@ -185,14 +204,15 @@ impl<S: Store, A: Apply> Worker<S, A> {
     /// caller, through [`Worker::assign`], [`Worker::handle`],
     /// [`Worker::commit_if_due`] and [`Worker::revoke`], as the consumer's
     /// callbacks and [`Worker::run`] call them. Failed records go to
-    /// `dead_letter` when the policy says so.
+    /// `policy`; its `on_error` in `config` is not read. A dead-letter
+    /// policy first picks up what the last run held.
     pub fn open(
         config: ViewConfig,
         projection: A,
         store: Arc<S>,
         status: Arc<ViewStatus>,
         limits: BatchLimits,
-        dead_letter: Option<DeadLetterProducer>,
+        mut policy: ErrorPolicy,
     ) -> Result<Self, PipelineError> {
         let name = config.name.clone();
         let store_error = |source| PipelineError::Store {
@@ -202,6 +222,20 @@ impl<S: Store, A: Apply> Worker<S, A> {
         let view = store
             .open_view(&name, projection.module_hash(), &config.indexes)
             .map_err(store_error)?;
+        if let Some(letters) = policy.dead_letters() {
+            let recovered = letters
+                .recover(&view)
+                .map_err(|source| PipelineError::Policy {
+                    view: name.clone(),
+                    source: Box::new(source),
+                })?;
+            if !recovered.is_empty() {
+                view.commit(&recovered).map_err(store_error)?;
+                store.flush().map_err(store_error)?;
+            }
+            letters.send_held();
+            status.dead_letters_held(letters.held());
+        }
         let positions = view
             .checkpoints()
             .map_err(store_error)?
@@ -214,12 +248,11 @@ impl<S: Store, A: Apply> Worker<S, A> {
             })
             .collect();
         let feed = Arc::new(ViewFeed::new(positions, ViewFeed::DEFAULT_CAPACITY));
-        let state = Arc::new(Mutex::new(ViewState::new(store, view, feed)));
+        let state = Arc::new(Mutex::new(ViewState::new(store, view, feed, policy)));
         Ok(Self {
             name,
             config,
             projection,
-            dead_letter,
             state,
             status,
             limits,
@@ -266,6 +299,11 @@ impl<S: Store, A: Apply> Worker<S, A> {
         lock(&self.state).view.clone()
     }
 
+    /// What the view reports about itself.
+    pub fn status(&self) -> &Arc<ViewStatus> {
+        &self.status
+    }
+
     /// The view's feed of positions and changes, for readers.
     pub fn feed(&self) -> Arc<ViewFeed> {
         Arc::clone(&lock(&self.state).feed)
@@ -282,7 +320,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
         let _entered = span.enter();
         tracing::info!(topics = ?self.config.topics, group = %self.config.group(), "view started");
         let result = self.consume(consumer, shutdown);
-        let result = result.and_then(|()| self.commit(consumer));
+        let result = result.and_then(|()| self.finish(consumer));
         if let Err(err) = &result {
             tracing::error!(error = %err, "view stopped");
             self.status.fatal(err.to_string());
@@ -297,7 +335,15 @@ impl<S: Store, A: Apply> Worker<S, A> {
         consumer: &ViewConsumer<S>,
         shutdown: &AtomicBool,
     ) -> Result<(), PipelineError> {
+        let mut ownership =
+            OwnershipWatch::new(Duration::from_millis(self.config.max_unassigned_ms));
+        let mut stall_check = Instant::now();
         while !shutdown.load(Ordering::Relaxed) {
+            ownership.check(&self.status, &self.config);
+            if stall_check.elapsed() >= STALL_IDLE {
+                stall_check = Instant::now();
+                self.probe_stalled(consumer, STALL_IDLE);
+            }
             // With a batch pending, look for a waiting record without
             // blocking: none waiting means the view has caught up with what
             // was fetched, and the batch commits at once instead of
@@ -315,9 +361,49 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 Some(Err(err)) => tracing::warn!(error = %err, "consumer error"),
                 Some(Ok(message)) => self.handle(consumer, &message)?,
             }
+            self.poll_dead_letters(consumer);
             self.commit_if_due(consumer)?;
         }
         Ok(())
+    }
+
+    /// Commit what is pending, wait (bounded) for the dead letters in
+    /// flight, and commit their release.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn finish(&mut self, source: &impl Source) -> Result<(), PipelineError> {
+        self.commit(source)?;
+        lock(&self.state).drain_dead_letters(&self.status);
+        self.commit(source)
+    }
+
+    /// Act on the dead letters' outcomes: a record that failed
+    /// `max_attempts` times stops its partition (it stays held and is sent
+    /// again).
+    pub fn poll_dead_letters(&mut self, source: &impl Source) {
+        let outcomes = lock(&self.state).poll_dead_letters(&self.status);
+        for outcome in outcomes {
+            if let Outcome::Failed {
+                origin,
+                error,
+                attempts,
+                exhausted,
+            } = outcome
+            {
+                tracing::warn!(origin = %origin, attempts, error = %error, "dead letter not acknowledged; sending it again after the backoff");
+                if exhausted {
+                    let partition = (origin.topic.clone(), origin.partition);
+                    let failure = Failure::new(
+                        "dead-letter-failed",
+                        format!(
+                            "the dead-letter topic refused the record {attempts} times ({error}); it is held in the store and sent again, and the partition resumes after a restart"
+                        ),
+                    );
+                    self.stop(source, &partition, origin.offset, &failure);
+                }
+            }
+        }
     }
 
     /// Commit the pending batch if it is full or has lingered long enough.
@@ -376,9 +462,20 @@ impl<S: Store, A: Apply> Worker<S, A> {
         let span =
             tracing::debug_span!("record", topic = %partition.0, partition = partition.1, offset);
         let _entered = span.enter();
-        if lock(&self.state).stopped.contains(&partition) {
-            // Fetched before the pause took effect; applied after a restart.
-            return Ok(());
+        {
+            let mut state = lock(&self.state);
+            if state.stopped.contains(&partition) {
+                // Fetched before the pause took effect; applied after a
+                // restart.
+                return Ok(());
+            }
+            let now = Instant::now();
+            match state.delivered.get_mut(&partition) {
+                Some(at) => *at = now,
+                None => {
+                    state.delivered.insert(partition.clone(), now);
+                }
+            }
         }
         let next = self.next_offset(&partition)?;
         if let Some(next) = next
@@ -386,11 +483,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
         {
             self.status.count(|c| &c.duplicates);
             tracing::debug!(topic = %partition.0, partition = partition.1, offset, next, "redelivery not applied again");
-            // Something repositioned the partition after a refetch's seek:
-            // the next skip cannot confirm a gap.
-            if let Some(refetch) = lock(&self.state).refetching.get_mut(&partition) {
-                refetch.received = None;
-            }
+            lock(&self.state).gaps.below_due(&partition, offset);
             return Ok(());
         }
         // Where this record should have been: the next offset, or for a
@@ -407,7 +500,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
         };
         if let Some(due) = due
             && offset > due
-            && self.refetch(source, &partition, due, offset)
+            && !self.past_due(source, &partition, due, offset)
         {
             return Ok(());
         }
@@ -421,60 +514,95 @@ impl<S: Store, A: Apply> Worker<S, A> {
         Ok(())
     }
 
-    /// The broker delivered `offset` where `next` was due. Kafka leaves
-    /// gaps in compacted topics and at transaction markers, but a broker
-    /// may also skip records it has (tansu 0.6 does when a fetch starts
-    /// inside a record batch), and taking the gap would lose them (G1). So
-    /// the partition is fetched again from `next`: if the broker then
-    /// delivers the same offset again, first thing after the seek, the gap
-    /// is its answer and is taken (counted, logged); anything else (a stale
-    /// record from before the seek, or older records first because the
-    /// partition was repositioned) is dropped and the seek repeated, at most
-    /// `MAX_ATTEMPTS` times.
-    /// Returns true when `offset` must not be applied now.
-    fn refetch(
+    /// The broker delivered `offset` on `partition` where `due` was. The
+    /// gap is taken only once proven ([`gap`]); until then the record is
+    /// dropped and the partition read again from further back. Returns
+    /// true when `offset` is to be applied now.
+    fn past_due(
         &mut self,
         source: &impl Source,
         partition: &TopicPartition,
-        next: i64,
+        due: i64,
         offset: i64,
     ) -> bool {
-        const MAX_ATTEMPTS: u32 = 5;
-        let mut state = lock(&self.state);
-        let refetch = match state.refetching.get(partition) {
-            Some(refetch) if refetch.next == next && refetch.received == Some(offset) => {
-                state.refetching.remove(partition);
-                drop(state);
+        let (topic, number) = (&partition.0, partition.1);
+        let earliest = source.low_watermark(topic, number).unwrap_or_else(|err| {
+            // Offset 0 is before any partition's start: at worst a longer
+            // read of duplicates.
+            tracing::warn!(topic = %topic, partition = number, error = %err, "cannot read the partition's earliest offset; reading back from 0");
+            0
+        });
+        let verdict = lock(&self.state)
+            .gaps
+            .past_due(partition, due, offset, earliest);
+        match verdict {
+            Verdict::Proven { from, to, seeks } => {
                 self.status.count(|c| &c.gaps);
-                tracing::info!(topic = %partition.0, partition = partition.1, from = next, to = offset, "the broker has no records between these offsets (confirmed by a refetch); going on");
-                return false;
+                self.status.gap(topic, number, from, to);
+                tracing::warn!(topic = %topic, partition = number, from, to, seeks, "offsets [from, to) hold no record (proven by reading again from before them); going on");
+                true
             }
-            Some(refetch) if refetch.next == next && refetch.attempts >= MAX_ATTEMPTS => {
-                state.refetching.remove(partition);
-                drop(state);
-                self.status.count(|c| &c.gaps);
-                tracing::error!(topic = %partition.0, partition = partition.1, from = next, to = offset, attempts = MAX_ATTEMPTS, "the broker keeps delivering past the next offset; taking the gap");
-                return false;
+            Verdict::ReadFrom { from, seek } => {
+                self.status.count(|c| &c.refetches);
+                tracing::info!(topic = %topic, partition = number, due, received = offset, from, seek, "the broker delivered past the offset due; reading again from before it");
+                if let Err(err) = source.seek(topic, number, from) {
+                    tracing::error!(topic = %topic, partition = number, from, error = %err, "cannot seek back before the offset due");
+                }
+                false
             }
-            Some(refetch) if refetch.next == next => Refetch {
-                next,
-                received: Some(offset),
-                attempts: refetch.attempts + 1,
-            },
-            _ => Refetch {
-                next,
-                received: Some(offset),
-                attempts: 1,
-            },
-        };
-        state.refetching.insert(partition.clone(), refetch);
-        drop(state);
-        self.status.count(|c| &c.refetches);
-        tracing::warn!(topic = %partition.0, partition = partition.1, expected = next, received = offset, attempt = refetch.attempts, "the broker skipped offsets; fetching again from the expected one");
-        if let Err(err) = source.seek(&partition.0, partition.1, next) {
-            tracing::error!(error = %err, "cannot seek back to the skipped offset");
         }
-        true
+    }
+
+    /// Read again every assigned partition that has records past its next
+    /// offset (as its last reported high watermark says) but delivered none
+    /// for `idle`: a broker that answers a read beginning inside its last
+    /// batch with nothing leaves the view behind for good otherwise. Each
+    /// call reads from further back, down to the partition's start.
+    pub fn probe_stalled(&mut self, source: &impl Source, idle: Duration) {
+        let reported = self.status.partitions();
+        let mut state = lock(&self.state);
+        let assigned: Vec<TopicPartition> = state
+            .assigned
+            .iter()
+            .filter(|partition| !state.stopped.contains(*partition))
+            .cloned()
+            .collect();
+        for partition in assigned {
+            let Some(high) = reported.get(&partition).and_then(|p| p.high_watermark) else {
+                continue;
+            };
+            let next = match state.next.get(&partition) {
+                Some(next) => Some(*next),
+                None => state
+                    .view
+                    .checkpoint(&partition.0, partition.1)
+                    .ok()
+                    .flatten(),
+            };
+            let Some(next) = next else {
+                // Never applied from: its first record is checked against
+                // the earliest offset when it comes.
+                continue;
+            };
+            let quiet = state
+                .delivered
+                .get(&partition)
+                .is_none_or(|at| at.elapsed() >= idle);
+            if high <= next || !quiet {
+                continue;
+            }
+            let earliest = source.low_watermark(&partition.0, partition.1).unwrap_or(0);
+            let Some(from) = state.gaps.stalled(&partition, next, earliest) else {
+                continue;
+            };
+            // Give the read that begins now its own quiet time.
+            state.delivered.insert(partition.clone(), Instant::now());
+            self.status.count(|c| &c.refetches);
+            tracing::info!(topic = %partition.0, partition = partition.1, next, high_watermark = high, from, "the partition delivers nothing although it has records past the next offset; reading again from before it");
+            if let Err(err) = source.seek(&partition.0, partition.1, from) {
+                tracing::error!(topic = %partition.0, partition = partition.1, from, error = %err, "cannot seek back before the next offset");
+            }
+        }
     }
 
     /// Decode and apply `message`. The outer error stops the view (the
@@ -563,6 +691,14 @@ impl<S: Store, A: Apply> Worker<S, A> {
             for record in self.projection.take_logs() {
                 log_guest(&record, subject, event);
             }
+            let dropped = self.projection.take_dropped_logs();
+            if dropped > 0 {
+                self.status
+                    .counters
+                    .guest_logs_dropped
+                    .fetch_add(dropped, Ordering::Relaxed);
+                tracing::warn!(target: "projector::guest", subject, event = %event.id, dropped, "guest log records dropped (over max_log_records_per_call)");
+            }
             match result {
                 Err(err) if err.is_transient() && attempt < self.config.max_attempts => {
                     let wait = self.backoff(attempt);
@@ -578,10 +714,8 @@ impl<S: Store, A: Apply> Worker<S, A> {
 
     fn advance(&mut self, partition: &TopicPartition, next: i64) {
         let mut state = lock(&self.state);
-        if !state.refetching.is_empty() {
-            // The partition moved on: a refetch of it, if any, is over.
-            state.refetching.remove(partition);
-        }
+        // The partition moved on: a gap probe of it, if any, is over.
+        state.gaps.clear(partition);
         state.batch.checkpoint(&partition.0, partition.1, next);
         state.next.insert(partition.clone(), next);
         state.batch_records += 1;
@@ -597,7 +731,8 @@ impl<S: Store, A: Apply> Worker<S, A> {
     ) {
         let offset = message.offset();
         let described = format!("offset {offset}: {}: {}", failure.class, failure.message);
-        match self.config.on_error {
+        let policy = lock(&self.state).policy.kind();
+        match policy {
             OnError::Skip => {
                 tracing::warn!(topic = %partition.0, partition = partition.1, offset, class = failure.class, error = %failure.message, "record skipped");
                 self.status.count(|c| &c.skipped);
@@ -605,51 +740,15 @@ impl<S: Store, A: Apply> Worker<S, A> {
                     .failed(&partition.0, partition.1, described, false);
                 self.advance(partition, offset + 1);
             }
-            OnError::DeadLetter => match self.dead_letter(message, failure) {
-                Ok(()) => {
-                    tracing::warn!(topic = %partition.0, partition = partition.1, offset, class = failure.class, error = %failure.message, "record dead-lettered");
-                    self.status.count(|c| &c.dead_lettered);
-                    self.status
-                        .failed(&partition.0, partition.1, described, false);
-                    self.advance(partition, offset + 1);
-                }
-                Err(err) => {
-                    let failure = Failure::new(
-                        "dead-letter-failed",
-                        format!("{err} (record failed with {described})"),
-                    );
-                    self.stop(source, partition, offset, &failure);
-                }
-            },
-            OnError::Stop => self.stop(source, partition, offset, failure),
-        }
-    }
-
-    fn dead_letter(
-        &self,
-        message: &impl Message,
-        failure: &Failure,
-    ) -> Result<(), kafka::DeadLetterError> {
-        let (Some(producer), Some(topic)) = (&self.dead_letter, &self.config.dead_letter_topic)
-        else {
-            // Config validation guarantees both with on_error = dead-letter.
-            return Ok(());
-        };
-        let headers = FailureHeaders {
-            class: failure.class,
-            message: &failure.message,
-            view: &self.name,
-        };
-        let mut attempt = 1;
-        loop {
-            match producer.send(topic, message, &headers) {
-                Err(err) if attempt < self.config.max_attempts => {
-                    tracing::warn!(error = %err, attempt, "dead-letter produce failed; retrying");
-                    std::thread::sleep(self.backoff(attempt));
-                    attempt += 1;
-                }
-                other => return other,
+            OnError::DeadLetter => {
+                let letter = policy::dead_letter_of(message, failure.class, &failure.message);
+                lock(&self.state).hold_dead_letter(letter, &self.status);
+                tracing::warn!(topic = %partition.0, partition = partition.1, offset, class = failure.class, error = %failure.message, "record held for the dead-letter topic");
+                self.status
+                    .failed(&partition.0, partition.1, described, false);
+                self.advance(partition, offset + 1);
             }
+            OnError::Stop => self.stop(source, partition, offset, failure),
         }
     }
 
@@ -688,6 +787,49 @@ impl<S: Store, A: Apply> Worker<S, A> {
             .map_err(|source| self.store_error(source))?;
         give_offsets(source, &offsets);
         Ok(())
+    }
+}
+
+/// Says in the log when a view has owned no partition for longer than its
+/// bound, once per such time, and when it owns some again.
+struct OwnershipWatch {
+    bound: Duration,
+    checked: Instant,
+    warned: bool,
+}
+
+impl OwnershipWatch {
+    fn new(bound: Duration) -> Self {
+        Self {
+            bound,
+            checked: Instant::now(),
+            warned: false,
+        }
+    }
+
+    fn check(&mut self, status: &ViewStatus, config: &ViewConfig) {
+        if self.checked.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.checked = Instant::now();
+        match status.unassigned_for() {
+            Some(unassigned) if unassigned >= self.bound && !self.warned => {
+                self.warned = true;
+                tracing::warn!(
+                    group = %config.group(),
+                    instance = config.group_instance_id.as_deref().unwrap_or("-"),
+                    seconds = unassigned.as_secs(),
+                    "the view owns no partition of its topics: another member of its group holds them \
+                     (one that died keeps them until session.timeout.ms passes; with static membership \
+                     a restart with the same data directory takes them back); the runtime is not ready"
+                );
+            }
+            None if self.warned => {
+                self.warned = false;
+                tracing::info!("the view owns partitions again");
+            }
+            _ => {}
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
@@ -39,6 +40,20 @@ pub struct PartitionStatus {
     pub state: PartitionState,
     /// The last failure: `offset: class: message`.
     pub last_error: Option<String>,
+    /// Offset gaps taken on this partition since start (proven to hold no
+    /// record: compaction, transaction markers, retention).
+    pub gaps: u64,
+    /// The last gap taken.
+    pub last_gap: Option<GapRange>,
+}
+
+/// Offsets `[from, to)` of a partition proven to hold no record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct GapRange {
+    /// The first offset of the gap.
+    pub from: i64,
+    /// The first offset after it (the record delivered).
+    pub to: i64,
 }
 
 /// Event counters of a view.
@@ -50,20 +65,23 @@ pub struct Counters {
     pub duplicates: AtomicU64,
     /// Failed events skipped (`on_error = "skip"`).
     pub skipped: AtomicU64,
-    /// Failed events dead-lettered.
+    /// Failed events dead-lettered: acknowledged by the dead-letter topic.
     pub dead_lettered: AtomicU64,
     /// Failed events that stopped their partition.
     pub stopped: AtomicU64,
     /// Retries of transient failures.
     pub retries: AtomicU64,
-    /// Times the broker delivered past the next offset and the partition
-    /// was fetched again from it.
+    /// Times the broker delivered past the offset due and the partition was
+    /// read again from before it.
     pub refetches: AtomicU64,
-    /// Offset gaps accepted after a refetch showed them again (compacted
-    /// topics, transaction markers).
+    /// Offset gaps taken after reading again from before them proved that
+    /// they hold no record (compacted topics, transaction markers).
     pub gaps: AtomicU64,
     /// Batches committed to the store.
     pub batches: AtomicU64,
+    /// Guest log records dropped because a call logged more than
+    /// `max_log_records_per_call`.
+    pub guest_logs_dropped: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -87,6 +105,8 @@ pub struct CounterValues {
     pub gaps: u64,
     /// Batches committed.
     pub batches: u64,
+    /// Guest log records dropped.
+    pub guest_logs_dropped: u64,
 }
 
 impl PartitionStatus {
@@ -140,6 +160,11 @@ pub struct ViewStatus {
     partitions: Mutex<BTreeMap<(String, i32), PartitionStatus>>,
     fatal: Mutex<Option<String>>,
     assignments: AtomicU64,
+    held_dead_letters: AtomicU64,
+    /// Since when the view owns no partition, once it joined its group.
+    unassigned_since: Mutex<Option<Instant>>,
+    /// Partitions per topic, as the client's metadata last said.
+    partition_counts: Mutex<BTreeMap<String, i32>>,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -166,6 +191,7 @@ impl ViewStatus {
             refetches: load(&c.refetches),
             gaps: load(&c.gaps),
             batches: load(&c.batches),
+            guest_logs_dropped: load(&c.guest_logs_dropped),
         }
     }
 
@@ -184,6 +210,8 @@ impl ViewStatus {
                 assigned: false,
                 state: PartitionState::Running,
                 last_error: None,
+                gaps: 0,
+                last_gap: None,
             });
         f(status);
     }
@@ -206,9 +234,55 @@ impl ViewStatus {
         });
     }
 
+    /// Record that `topic` has `count` partitions.
+    pub fn partition_count(&self, topic: &str, count: i32) {
+        self.partition_counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(topic.to_owned(), count);
+    }
+
+    /// How many partitions `topic` has, once the client's metadata said.
+    pub fn partitions_of(&self, topic: &str) -> Option<i32> {
+        self.partition_counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(topic)
+            .copied()
+    }
+
     /// Record that `(topic, partition)` was assigned (`true`) or revoked.
     pub fn assigned(&self, topic: &str, partition: i32, assigned: bool) {
         self.with_partition(topic, partition, |status| status.assigned = assigned);
+        self.note_ownership();
+    }
+
+    /// Start or end the time the view owns no partition.
+    fn note_ownership(&self) {
+        let owns = self
+            .partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .any(|p| p.assigned);
+        let mut since = self
+            .unassigned_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match (owns, *since) {
+            (true, _) => *since = None,
+            (false, None) => *since = Some(Instant::now()),
+            (false, Some(_)) => {}
+        }
+    }
+
+    /// How long the view has owned no partition of its topics, since it
+    /// joined its group; `None` while it owns some (or has not joined).
+    pub fn unassigned_for(&self) -> Option<Duration> {
+        self.unassigned_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map(|since| since.elapsed())
     }
 
     /// Record that a rebalance gave this runtime its (possibly empty)
@@ -227,12 +301,22 @@ impl ViewStatus {
         for (topic, partition) in partitions {
             self.assigned(topic, *partition, true);
         }
+        self.note_ownership();
     }
 
     /// True once the view has joined its consumer group and received an
     /// assignment (which may be empty).
     pub fn has_joined(&self) -> bool {
         self.assignments.load(Ordering::Relaxed) > 0
+    }
+
+    /// Record that offsets `[from, to)` of `(topic, partition)` were taken
+    /// as a gap.
+    pub fn gap(&self, topic: &str, partition: i32, from: i64, to: i64) {
+        self.with_partition(topic, partition, |status| {
+            status.gaps += 1;
+            status.last_gap = Some(GapRange { from, to });
+        });
     }
 
     /// Record a failure on `(topic, partition)`; `stop` halts it.
@@ -243,6 +327,18 @@ impl ViewStatus {
                 status.state = PartitionState::Stopped;
             }
         });
+    }
+
+    /// Record that `held` failed records wait for their dead-letter
+    /// topic's acknowledgement.
+    pub fn dead_letters_held(&self, held: usize) {
+        self.held_dead_letters
+            .store(u64::try_from(held).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Failed records held for the dead-letter topic, not yet acknowledged.
+    pub fn held_dead_letters(&self) -> u64 {
+        self.held_dead_letters.load(Ordering::Relaxed)
     }
 
     /// Record that the whole view stopped, and why.
@@ -286,6 +382,18 @@ mod readiness_tests {
         status.committed("t", 0, 100);
         assert!(partition().caught_up());
         assert_eq!(partition().lag(), Some(50));
+    }
+
+    #[test]
+    fn the_time_without_partitions_starts_at_an_empty_assignment_and_ends_at_the_next() {
+        let status = ViewStatus::default();
+        assert_eq!(status.unassigned_for(), None, "not joined yet");
+        status.assignment(&[], false);
+        assert!(status.unassigned_for().is_some());
+        status.assignment(&[("t".to_owned(), 0)], true);
+        assert_eq!(status.unassigned_for(), None);
+        status.assigned("t", 0, false);
+        assert!(status.unassigned_for().is_some());
     }
 
     #[test]

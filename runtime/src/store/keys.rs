@@ -6,17 +6,22 @@
 //! | `c/<topic>/<partition>` | the next offset to apply (i64 BE) |
 //! | `x/<index>/<value length u32 BE><value><subject>` | empty |
 //! | `m/rows` | the number of rows (u64 BE) |
+//! | `o/<topic>/<partition>/<offset i64 BE>` | a held dead letter: format byte, then key, value, headers, timestamp, class and message (lengths u32 BE, absent values flagged) |
+//! | `d/<topic>/<partition>` | of a dead-letter topic: the offset below which this view's records there are released (i64 BE) |
 //!
 //! The index key carries the value's length, so values and subjects may
 //! contain any byte (`/` included) and a lookup is one prefix scan.
 
 use crate::config::IndexConfig;
 
-use super::StoredRow;
+use super::{DeadLetter, Origin, StoredRow};
 
 pub(super) const ROW_PREFIX: &[u8] = b"r/";
 pub(super) const CHECKPOINT_PREFIX: &[u8] = b"c/";
 pub(super) const INDEX_PREFIX: &[u8] = b"x/";
+
+pub(super) const DEAD_LETTER_PREFIX: &[u8] = b"o/";
+pub(super) const DEAD_LETTER_POSITION_PREFIX: &[u8] = b"d/";
 
 pub(super) const ROW_COUNT_KEY: &[u8] = b"m/rows";
 
@@ -46,6 +51,152 @@ pub(super) fn parse_checkpoint(key: &[u8], value: &[u8]) -> Result<(String, i32,
         .parse()
         .map_err(|_| "the partition is not a number")?;
     Ok((topic.to_owned(), partition, decode_offset(value)?))
+}
+
+pub(super) fn dead_letter_key(origin: &Origin) -> Vec<u8> {
+    let mut key = format!("o/{}/{}/", origin.topic, origin.partition).into_bytes();
+    key.extend_from_slice(&origin.offset.to_be_bytes());
+    key
+}
+
+pub(super) fn dead_letter_position_key(topic: &str, partition: i32) -> Vec<u8> {
+    format!("d/{topic}/{partition}").into_bytes()
+}
+
+pub(super) fn parse_dead_letter_position(
+    key: &[u8],
+    value: &[u8],
+) -> Result<((String, i32), i64), String> {
+    let text = std::str::from_utf8(
+        key.strip_prefix(DEAD_LETTER_POSITION_PREFIX)
+            .ok_or("not a dead-letter position key")?,
+    )
+    .map_err(|_| "the key is not UTF-8")?;
+    let (topic, partition) = text.rsplit_once('/').ok_or("no partition in the key")?;
+    let partition = partition
+        .parse()
+        .map_err(|_| "the partition is not a number")?;
+    Ok(((topic.to_owned(), partition), decode_offset(value)?))
+}
+
+const DEAD_LETTER_FORMAT: u8 = 1;
+
+fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        None => out.push(0),
+        Some(bytes) => {
+            out.push(1);
+            let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(bytes);
+        }
+    }
+}
+
+/// Reads what [`put_bytes`] wrote.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
+        let (head, rest) = self
+            .0
+            .split_at_checked(n)
+            .ok_or_else(|| format!("truncated {what}"))?;
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, String> {
+        let bytes = self.take(4, what)?;
+        Ok(u32::from_be_bytes(
+            bytes.try_into().map_err(|_| format!("bad {what}"))?,
+        ))
+    }
+
+    fn bytes(&mut self, what: &str) -> Result<Option<&'a [u8]>, String> {
+        match self.take(1, what)? {
+            [0] => Ok(None),
+            [1] => {
+                let len = self.u32(what)?;
+                let len = usize::try_from(len).map_err(|_| format!("{what} too long"))?;
+                self.take(len, what).map(Some)
+            }
+            _ => Err(format!("bad presence flag of {what}")),
+        }
+    }
+
+    fn text(&mut self, what: &str) -> Result<String, String> {
+        let bytes = self.bytes(what)?.ok_or_else(|| format!("no {what}"))?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
+    }
+}
+
+pub(super) fn encode_dead_letter(letter: &DeadLetter) -> Vec<u8> {
+    let mut out = vec![DEAD_LETTER_FORMAT];
+    put_bytes(&mut out, letter.key.as_deref());
+    put_bytes(&mut out, letter.value.as_deref());
+    let count = u32::try_from(letter.headers.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&count.to_be_bytes());
+    for (name, value) in &letter.headers {
+        put_bytes(&mut out, Some(name.as_bytes()));
+        put_bytes(&mut out, value.as_deref());
+    }
+    let timestamp = letter.timestamp_ms.map(i64::to_be_bytes);
+    put_bytes(&mut out, timestamp.as_ref().map(<[u8; 8]>::as_slice));
+    put_bytes(&mut out, Some(letter.class.as_bytes()));
+    put_bytes(&mut out, Some(letter.message.as_bytes()));
+    out
+}
+
+pub(super) fn decode_dead_letter(key: &[u8], value: &[u8]) -> Result<DeadLetter, String> {
+    let rest = key
+        .strip_prefix(DEAD_LETTER_PREFIX)
+        .ok_or("not a dead-letter key")?;
+    let (head, offset) = rest
+        .split_at_checked(rest.len().saturating_sub(8))
+        .ok_or("no offset in the key")?;
+    let offset = decode_offset(offset)?;
+    let head = std::str::from_utf8(head).map_err(|_| "the key is not UTF-8")?;
+    let (topic, partition) = head
+        .strip_suffix('/')
+        .and_then(|head| head.rsplit_once('/'))
+        .ok_or("no partition in the key")?;
+    let partition = partition
+        .parse()
+        .map_err(|_| "the partition is not a number")?;
+    let mut reader = Reader(value);
+    match reader.take(1, "format")? {
+        [DEAD_LETTER_FORMAT] => {}
+        [other] => return Err(format!("unknown dead-letter format {other}")),
+        _ => return Err("no format".to_owned()),
+    }
+    let key_bytes = reader.bytes("key")?.map(<[u8]>::to_vec);
+    let value_bytes = reader.bytes("value")?.map(<[u8]>::to_vec);
+    let count = reader.u32("header count")?;
+    let mut headers = Vec::new();
+    for _ in 0..count {
+        let name = reader.text("header name")?;
+        headers.push((name, reader.bytes("header value")?.map(<[u8]>::to_vec)));
+    }
+    let timestamp_ms = reader.bytes("timestamp")?.map(decode_offset).transpose()?;
+    let class = reader.text("class")?;
+    let message = reader.text("message")?;
+    if !reader.0.is_empty() {
+        return Err("trailing bytes".to_owned());
+    }
+    Ok(DeadLetter {
+        origin: Origin {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+        },
+        key: key_bytes,
+        value: value_bytes,
+        headers,
+        timestamp_ms,
+        class,
+        message,
+    })
 }
 
 pub(super) fn encode_offset(offset: i64) -> [u8; 8] {
@@ -160,6 +311,41 @@ mod tests {
         let mut wrong = bytes;
         wrong[0] = 9;
         assert!(decode_row(&wrong).unwrap_err().contains("format"));
+    }
+
+    #[test]
+    fn dead_letters_round_trip_and_corruption_is_reported() {
+        let letter = DeadLetter {
+            origin: Origin {
+                topic: "orders.eu".to_owned(),
+                partition: 3,
+                // An offset whose bytes hold a '/'.
+                offset: i64::from(b'/') << 8,
+            },
+            key: Some(b"k".to_vec()),
+            value: None,
+            headers: vec![
+                ("ce_id".to_owned(), Some(b"1".to_vec())),
+                ("empty".to_owned(), None),
+            ],
+            timestamp_ms: Some(1_700_000_000_000),
+            class: "invalid-event".to_owned(),
+            message: "no id".to_owned(),
+        };
+        let key = dead_letter_key(&letter.origin);
+        let bytes = encode_dead_letter(&letter);
+        assert_eq!(decode_dead_letter(&key, &bytes).unwrap(), letter);
+        for cut in 0..bytes.len() {
+            assert!(
+                decode_dead_letter(&key, &bytes[..cut]).is_err(),
+                "a dead letter cut at {cut} must not decode"
+            );
+        }
+        let position = dead_letter_position_key("dlq", 2);
+        assert_eq!(
+            parse_dead_letter_position(&position, &encode_offset(7)).unwrap(),
+            (("dlq".to_owned(), 2), 7)
+        );
     }
 
     #[test]

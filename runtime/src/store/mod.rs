@@ -45,6 +45,44 @@ pub struct StoredRow {
     pub last_event_id: String,
 }
 
+/// Where a record came from: its topic, partition and offset.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Origin {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The record's offset.
+    pub offset: i64,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}@{}", self.topic, self.partition, self.offset)
+    }
+}
+
+/// A failed record held for its dead-letter topic: the record as it was
+/// consumed and why it failed. Held in the view's store from the batch that
+/// moves the checkpoint past it until the dead-letter topic acknowledged it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Where the record came from.
+    pub origin: Origin,
+    /// Its key.
+    pub key: Option<Vec<u8>>,
+    /// Its value.
+    pub value: Option<Vec<u8>>,
+    /// Its headers, in order.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Its timestamp (milliseconds since the epoch), if it had one.
+    pub timestamp_ms: Option<i64>,
+    /// The failure's class, such as `invalid-event` or `guest-trap`.
+    pub class: String,
+    /// The failure's message.
+    pub message: String,
+}
+
 /// The final change of one subject's row within a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowChange {
@@ -62,6 +100,11 @@ pub struct RowChange {
 pub struct ViewBatch {
     changes: BTreeMap<String, RowChange>,
     checkpoints: BTreeMap<(String, i32), i64>,
+    /// Dead letters to hold (`Some`) or to release once delivered (`None`).
+    dead_letters: BTreeMap<Origin, Option<DeadLetter>>,
+    /// Per dead-letter `(topic, partition)`, the offset below which every
+    /// record this view produced there is released.
+    dead_letter_positions: BTreeMap<(String, i32), i64>,
 }
 
 impl ViewBatch {
@@ -103,9 +146,43 @@ impl ViewBatch {
             .copied()
     }
 
+    /// Hold `letter` until its dead-letter topic acknowledges it.
+    pub fn hold_dead_letter(&mut self, letter: DeadLetter) {
+        self.dead_letters
+            .insert(letter.origin.clone(), Some(letter));
+    }
+
+    /// Release the dead letter of `origin`: its topic holds it.
+    pub fn release_dead_letter(&mut self, origin: Origin) {
+        self.dead_letters.insert(origin, None);
+    }
+
+    /// Record that every record this view produced to `(topic, partition)`
+    /// of a dead-letter topic below `next` is released.
+    pub fn dead_letter_position(&mut self, topic: &str, partition: i32, next: i64) {
+        let position = self
+            .dead_letter_positions
+            .entry((topic.to_owned(), partition))
+            .or_insert(next);
+        *position = (*position).max(next);
+    }
+
+    /// The dead letters this batch holds (`Some`) or releases (`None`).
+    pub fn dead_letters(&self) -> &BTreeMap<Origin, Option<DeadLetter>> {
+        &self.dead_letters
+    }
+
+    /// The dead-letter positions this batch moves.
+    pub fn dead_letter_positions(&self) -> &BTreeMap<(String, i32), i64> {
+        &self.dead_letter_positions
+    }
+
     /// True when the batch changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.checkpoints.is_empty()
+        self.changes.is_empty()
+            && self.checkpoints.is_empty()
+            && self.dead_letters.is_empty()
+            && self.dead_letter_positions.is_empty()
     }
 
     /// The row changes, by subject.
@@ -203,6 +280,14 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
 
     /// How many rows the view holds, as committed.
     fn row_count(&self) -> u64;
+
+    /// The dead letters held, not yet acknowledged by their topic, in
+    /// origin order.
+    fn held_dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Per dead-letter `(topic, partition)`, the offset below which every
+    /// record this view produced there is released.
+    fn dead_letter_positions(&self) -> Result<BTreeMap<(String, i32), i64>, StoreError>;
 
     /// Write `batch` atomically (durable after [`Store::flush`]).
     fn commit(&self, batch: &ViewBatch) -> Result<(), StoreError>;

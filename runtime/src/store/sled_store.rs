@@ -5,7 +5,7 @@
 //! A [`ViewBatch`] becomes one `sled::Batch` on the view's tree, which sled
 //! applies atomically; [`SledStore::flush`] is one fsync for every view.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::config::IndexConfig;
 
 use super::keys::{self, CHECKPOINT_PREFIX};
-use super::{Store, StoreError, StoredRow, ViewBatch, ViewStore};
+use super::{DeadLetter, Store, StoreError, StoredRow, ViewBatch, ViewStore};
 
 /// The layout version written in the meta tree.
 const SCHEMA_VERSION: &[u8] = b"1";
@@ -86,6 +86,41 @@ impl SledStore {
     /// The data directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// This store's instance id: made once, when first asked for, and kept
+    /// in the meta tree, so it is the same on every start with this data
+    /// directory and differs between directories (also between machines
+    /// whose directories have the same path). 16 hex digits.
+    ///
+    /// # Errors
+    /// When the meta tree cannot be read or written.
+    pub fn instance_id(&self) -> Result<String, StoreError> {
+        const KEY: &[u8] = b"instance-id";
+        if let Some(id) = self.meta.get(KEY).map_err(backend("read instance id"))? {
+            return String::from_utf8(id.to_vec()).map_err(|_| StoreError::Corrupt {
+                view: "(store)".to_owned(),
+                key: "instance-id".to_owned(),
+                reason: "not UTF-8".to_owned(),
+            });
+        }
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(self.path.to_string_lossy().as_bytes());
+        hash.update(std::process::id().to_le_bytes());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        hash.update(now.as_nanos().to_le_bytes());
+        if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
+            hash.update(host.trim().as_bytes());
+        }
+        let id = hex::encode(&hash.finalize()[..8]);
+        self.meta
+            .insert(KEY, id.as_bytes())
+            .map_err(backend("write instance id"))?;
+        self.flush()?;
+        Ok(id)
     }
 
     fn module_key(view: &str) -> Vec<u8> {
@@ -263,6 +298,27 @@ impl ViewStore for SledView {
         self.row_count.load(Ordering::Relaxed)
     }
 
+    fn held_dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        self.tree
+            .scan_prefix(keys::DEAD_LETTER_PREFIX)
+            .map(|entry| {
+                let (key, value) = entry.map_err(backend("scan dead letters"))?;
+                keys::decode_dead_letter(&key, &value).map_err(|reason| self.corrupt(&key, reason))
+            })
+            .collect()
+    }
+
+    fn dead_letter_positions(&self) -> Result<BTreeMap<(String, i32), i64>, StoreError> {
+        self.tree
+            .scan_prefix(keys::DEAD_LETTER_POSITION_PREFIX)
+            .map(|entry| {
+                let (key, value) = entry.map_err(backend("scan dead-letter positions"))?;
+                keys::parse_dead_letter_position(&key, &value)
+                    .map_err(|reason| self.corrupt(&key, reason))
+            })
+            .collect()
+    }
+
     fn commit(&self, batch: &ViewBatch) -> Result<(), StoreError> {
         let mut writes = sled::Batch::default();
         let mut rows = self.row_count.load(Ordering::Relaxed);
@@ -297,6 +353,19 @@ impl ViewStore for SledView {
             writes.insert(
                 keys::checkpoint_key(topic, *partition),
                 &keys::encode_offset(*next_offset)[..],
+            );
+        }
+        for (origin, letter) in batch.dead_letters() {
+            let key = keys::dead_letter_key(origin);
+            match letter {
+                Some(letter) => writes.insert(key, keys::encode_dead_letter(letter)),
+                None => writes.remove(key),
+            }
+        }
+        for ((topic, partition), next) in batch.dead_letter_positions() {
+            writes.insert(
+                keys::dead_letter_position_key(topic, *partition),
+                &keys::encode_offset(*next)[..],
             );
         }
         writes.insert(keys::ROW_COUNT_KEY, &rows.to_be_bytes()[..]);
@@ -450,6 +519,22 @@ mod tests {
         assert_eq!(
             view.checkpoints().unwrap(),
             vec![("customers".to_owned(), 0, 2)]
+        );
+    }
+
+    #[test]
+    fn the_instance_id_is_kept_per_data_directory() {
+        let (one, two) = (TempDir::new("instance-1"), TempDir::new("instance-2"));
+        let first = SledStore::open(&one.0).unwrap().instance_id().unwrap();
+        assert_eq!(first.len(), 16);
+        // Same directory, another start: the same id.
+        assert_eq!(
+            SledStore::open(&one.0).unwrap().instance_id().unwrap(),
+            first
+        );
+        assert_ne!(
+            SledStore::open(&two.0).unwrap().instance_id().unwrap(),
+            first
         );
     }
 

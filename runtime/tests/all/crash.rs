@@ -240,10 +240,11 @@ fn counter_config(
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n\
+            "{}data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n\
              [broker]\nbootstrap_servers = \"{}\"\n\
              settings = {{ \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\", \"fetch.wait.max.ms\" = \"50\" }}\n\n\
              [[views]]\nname = \"counter\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\ngroup = \"{group}\"\n",
+            crate::kit::TANSU_GROUP_SETTINGS,
             broker.bootstrap(),
             projector_examples::EVENT_COUNTER.path
         ),

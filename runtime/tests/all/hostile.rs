@@ -56,12 +56,13 @@ fn ten_thousand_poisoned_events_leave_the_runtime_and_its_other_view_intact() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n\
+            "{}data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n\
              [engine]\ncall_deadline_ms = 131\nmax_memory_bytes = 16777216\n\
              [broker]\nbootstrap_servers = \"{}\"\nsettings = {{ \"fetch.wait.max.ms\" = \"50\" }}\n\n\
              [[views]]\nname = \"misbehaving\"\nmodule = \"{}\"\ntopics = [\"bad\"]\non_error = \"skip\"\n\
              max_attempts = 2\ninitial_backoff_ms = 10\nmax_backoff_ms = 10\n\n\
              [[views]]\nname = \"counter\"\nmodule = \"{}\"\ntopics = [\"events\"]\n",
+            crate::kit::TANSU_GROUP_SETTINGS,
             broker.bootstrap(),
             projector_examples::MISBEHAVING.path,
             projector_examples::EVENT_COUNTER.path

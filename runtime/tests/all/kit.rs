@@ -137,6 +137,16 @@ impl Broker {
         }
     }
 
+    /// False for tansu 0.6: with `group.instance.id` set, it assigns a
+    /// member its partitions and revokes them half a second later, again
+    /// at every session timeout, so the member never consumes (measured
+    /// with one `projector run` alone in a fresh group). The runtimes of
+    /// the tests on tansu run with `static_membership = false`
+    /// ([`TANSU_GROUP_SETTINGS`]); the product's default stays on.
+    pub fn honours_static_membership(&self) -> bool {
+        self._tansu.is_none()
+    }
+
     /// The mock cluster, for fault injection.
     pub fn cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
         self.cluster
@@ -274,8 +284,14 @@ pub fn view(name: &str, module: &str, topics: &[&str], on_error: OnError) -> Vie
         max_backoff_ms: 50,
         subject_from_key: false,
         indexes: Vec::new(),
+        group_instance_id: None,
+        max_unassigned_ms: 30_000,
     }
 }
+
+/// The top-level settings a `projector.toml` of a test on tansu starts
+/// with: no static membership (see [`Broker::honours_static_membership`]).
+pub const TANSU_GROUP_SETTINGS: &str = "static_membership = false\n";
 
 /// A runtime running `views` against `broker`, storing in `dir`.
 pub fn start(
@@ -290,6 +306,8 @@ pub fn start(
         engine: engine.clone(),
         http: projector::config::HttpConfig::default(),
         views,
+        static_membership: broker.honours_static_membership(),
+        instance_id: None,
     };
     let engine = Engine::new(engine).expect("engine");
     let store = Arc::new(SledStore::open(&dir.0.join("store")).expect("store opens"));

@@ -4,6 +4,8 @@
 //! - `cli`: the `projector` binary, run as a user runs it.
 //! - `crash`: the crash oracle: `projector run` killed with SIGKILL at random
 //!   moments on tansu, restarted, and checked against the oracle.
+//! - `dead_letters`: dead letters held with their checkpoint, in flight,
+//!   written once across a crash, refused and retried, a missing topic.
 //! - `engine`: the wasm engine against real components: the example
 //!   projections built by `projector-examples`, and hand-written components
 //!   that break the world in one way each.
@@ -24,6 +26,7 @@
 mod api;
 mod cli;
 pub(crate) mod crash;
+mod dead_letters;
 mod engine;
 mod front;
 mod hostile;

@@ -241,8 +241,9 @@ fn the_seed_flow_runs_over_sasl_ssl() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n\n[[views]]\nname = \"customers\"\n\
+            "{}data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n\n[[views]]\nname = \"customers\"\n\
              module = \"{}\"\ntopics = [\"customers\"]\n",
+            crate::kit::TANSU_GROUP_SETTINGS,
             projector_examples::CUSTOMER_VIEW.path
         ),
     )

@@ -1,11 +1,20 @@
 //! The pipeline's worker against a model, without a broker: proptest drives
 //! the real worker (real wasm `event-counter`, real sled store) with random
 //! sequences of what a consumer does to it (deliver, redeliver the last
-//! records, seek back, skip ahead once, commit, restart losing the pending
-//! batch, revoke and reassign partitions), from an in-memory log, then
-//! delivers the rest. The view must equal the oracle fold of the log (every
-//! event applied exactly once, per partition in order), and every offset
-//! given back to the source must already be durable in the store (G4).
+//! records, move back, commit, restart losing the pending batch, revoke and
+//! reassign partitions), from an in-memory log, then delivers the rest.
+//!
+//! The log is laid out the way brokers lay it out: records in batches of 1
+//! to 6, and now and then an offset with no record (a transaction marker, a
+//! compacted record). Its reads behave as tansu 0.6's do: a read that
+//! begins inside a batch (the worker's seeks and the starts it gives on
+//! assignment) begins at the next batch, skipping the rest of the one asked
+//! for; a read, once begun, passes over offsets with no record. The view
+//! must equal the oracle fold of the log (every event applied exactly once,
+//! per partition in order, none lost to a skip), every offset given back
+//! to the source must already be durable in the store (G4), and every
+//! partition must reach its end (real gaps are taken, and a partition whose
+//! read began inside its last batch, delivering nothing, is read again).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,11 +23,12 @@ use std::sync::{Arc, LazyLock};
 
 use projector::config::OnError;
 use projector::engine::{Engine, EngineConfig, Module};
+use projector::pipeline::policy::ErrorPolicy;
 use projector::pipeline::{BatchLimits, Source, TopicPartition, ViewStatus, Worker};
 use projector::store::{SledStore, SledView, ViewStore};
 use proptest::prelude::*;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{OwnedMessage, Timestamp};
+use rdkafka::message::{Message, OwnedMessage, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::kit::{TempDir, view};
@@ -43,12 +53,9 @@ enum Op {
     /// Deliver the `count` records before the position again (a fetch
     /// retried), leaving the position where it is.
     Redeliver { partition: i32, count: i64 },
-    /// Move the position `back` records back (a consumer resuming from an
-    /// older offset).
+    /// Move the position `back` offsets back, exactly (the consumer
+    /// resuming from an older offset).
     SeekBack { partition: i32, back: i64 },
-    /// Deliver the record `ahead` past the position, once (a broker that
-    /// skipped records, as tansu 0.6 does inside a record batch).
-    SkipAhead { partition: i32, ahead: i64 },
     /// Commit the pending batch.
     Commit,
     /// The process dies: the pending batch is lost; a new worker starts
@@ -66,23 +73,47 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (partition.clone(), 1..12_usize).prop_map(|(partition, count)| Op::Deliver { partition, count }),
         2 => (partition.clone(), 1..6_i64).prop_map(|(partition, count)| Op::Redeliver { partition, count }),
         2 => (partition.clone(), 1..15_i64).prop_map(|(partition, back)| Op::SeekBack { partition, back }),
-        1 => (partition.clone(), 1..5_i64).prop_map(|(partition, ahead)| Op::SkipAhead { partition, ahead }),
         2 => Just(Op::Commit),
-        1 => Just(Op::Restart),
+        2 => Just(Op::Restart),
         1 => partition.clone().prop_map(|partition| Op::Revoke { partition }),
         1 => partition.prop_map(|partition| Op::Assign { partition }),
     ]
 }
 
+/// How the log lays out its records: drawn per case.
+#[derive(Debug, Clone)]
+struct Layout {
+    /// Sizes of the record batches, used in turn per partition (1 to 6).
+    batches: Vec<usize>,
+    /// For each batch in turn, the offsets with no record before it (0 to
+    /// 2; mostly 0).
+    holes: Vec<i64>,
+}
+
+fn layout() -> impl Strategy<Value = Layout> {
+    (
+        proptest::collection::vec(1..=6_usize, 1..20),
+        proptest::collection::vec(prop_oneof![6 => Just(0_i64), 1 => 1..=2_i64], 1..20),
+    )
+        .prop_map(|(batches, holes)| Layout { batches, holes })
+}
+
+/// One partition of the log.
+#[derive(Default)]
+struct PartitionLog {
+    /// Records by offset; offsets with no record are absent.
+    records: BTreeMap<i64, OwnedMessage>,
+    /// The first offset of each record batch.
+    batch_starts: BTreeSet<i64>,
+    /// The offset after the last record.
+    end: i64,
+}
+
 /// The in-memory log and a consumer's state over it.
 struct Log {
-    records: Vec<Vec<OwnedMessage>>,
+    partitions: Vec<PartitionLog>,
     /// Fetch position of each assigned partition.
     positions: RefCell<BTreeMap<i32, i64>>,
-    /// Partitions whose last delivery skipped ahead; the broker does not
-    /// skip the same records twice (a broker that always does is taken at
-    /// its word, as for a compacted topic).
-    skipped: RefCell<BTreeSet<i32>>,
     /// Offsets given back by the worker, per partition.
     committed: RefCell<BTreeMap<i32, i64>>,
     /// The view, to check that committed offsets are durable.
@@ -92,9 +123,32 @@ struct Log {
 }
 
 impl Log {
-    fn new(stream: &mut Stream) -> Self {
-        let mut records = vec![Vec::new(); usize::try_from(PARTITIONS).unwrap()];
-        for event in stream.plan(EVENTS, SUBJECTS, PARTITIONS, Partitioning::RoundRobin) {
+    fn new(stream: &mut Stream, layout: &Layout) -> Self {
+        let mut partitions: Vec<PartitionLog> =
+            (0..PARTITIONS).map(|_| PartitionLog::default()).collect();
+        // Per partition: records left in the current batch, and how many
+        // batches it began.
+        let mut left = vec![0_usize; partitions.len()];
+        let mut begun = vec![0_usize; partitions.len()];
+        for _ in 0..EVENTS {
+            let partition = stream.next_partition(SUBJECTS, PARTITIONS, Partitioning::RoundRobin);
+            let index = usize::try_from(partition).unwrap();
+            let mut new_batch = false;
+            if left[index] == 0 {
+                let n = begun[index];
+                begun[index] += 1;
+                left[index] = layout.batches[(n + index) % layout.batches.len()];
+                let holes = layout.holes[(n + 2 * index) % layout.holes.len()];
+                if n > 0 {
+                    stream.leave_gap(partition, holes);
+                }
+                new_batch = true;
+            }
+            left[index] -= 1;
+            let event = stream
+                .plan(1, SUBJECTS, PARTITIONS, Partitioning::RoundRobin)
+                .pop()
+                .unwrap();
             let headers = projector::kafka::binary_headers(&projector::kafka::OutgoingEvent {
                 id: &event.id,
                 source: "/tests",
@@ -102,34 +156,39 @@ impl Log {
                 subject: Some(&event.subject),
                 datacontenttype: Some("application/json"),
             });
-            let partition = &mut records[usize::try_from(event.partition).unwrap()];
-            assert_eq!(event.offset, i64::try_from(partition.len()).unwrap());
-            partition.push(OwnedMessage::new(
-                Some(b"{}".to_vec()),
-                Some(event.subject.into_bytes()),
-                TOPIC.to_owned(),
-                Timestamp::CreateTime(1_700_000_000_000),
-                event.partition,
+            let log = &mut partitions[index];
+            if new_batch {
+                log.batch_starts.insert(event.offset);
+            }
+            log.end = event.offset + 1;
+            log.records.insert(
                 event.offset,
-                Some(headers),
-            ));
+                OwnedMessage::new(
+                    Some(b"{}".to_vec()),
+                    Some(event.subject.into_bytes()),
+                    TOPIC.to_owned(),
+                    Timestamp::CreateTime(1_700_000_000_000),
+                    event.partition,
+                    event.offset,
+                    Some(headers),
+                ),
+            );
         }
         Self {
-            records,
+            partitions,
             positions: RefCell::default(),
-            skipped: RefCell::default(),
             committed: RefCell::default(),
             rows: RefCell::default(),
             violations: RefCell::default(),
         }
     }
 
-    fn len(&self, partition: i32) -> i64 {
-        i64::try_from(self.records[usize::try_from(partition).unwrap()].len()).unwrap()
+    fn partition(&self, partition: i32) -> &PartitionLog {
+        &self.partitions[usize::try_from(partition).unwrap()]
     }
 
-    fn record(&self, partition: i32, offset: i64) -> &OwnedMessage {
-        &self.records[usize::try_from(partition).unwrap()][usize::try_from(offset).unwrap()]
+    fn end(&self, partition: i32) -> i64 {
+        self.partition(partition).end
     }
 
     fn position(&self, partition: i32) -> Option<i64> {
@@ -140,11 +199,25 @@ impl Log {
         self.positions.borrow_mut().insert(partition, position);
     }
 
+    /// Where a read asked to begin at `offset` begins, as tansu 0.6 answers
+    /// it: at `offset` if a batch starts there, else at the next batch.
+    fn read_start(&self, partition: i32, offset: i64) -> i64 {
+        let log = self.partition(partition);
+        if offset <= 0 || log.batch_starts.contains(&offset) {
+            return offset.max(0);
+        }
+        log.batch_starts
+            .range(offset..)
+            .next()
+            .copied()
+            .unwrap_or(log.end.max(offset))
+    }
+
     /// Start `partitions` where the worker says.
     fn assign(&self, partitions: &[i32], offsets: &[Offset]) {
         for (partition, offset) in partitions.iter().zip(offsets) {
             let position = match offset {
-                Offset::Offset(next) => *next,
+                Offset::Offset(next) => self.read_start(*partition, *next),
                 Offset::Beginning => 0,
                 other => panic!("the worker started partition {partition} at {other:?}"),
             };
@@ -152,17 +225,39 @@ impl Log {
         }
     }
 
-    /// Deliver the record at `offset` of `partition` to the worker.
-    fn deliver(&self, worker: &mut Worker<SledStore>, partition: i32, offset: i64) {
-        let record = self.record(partition, offset).clone();
-        worker.handle(self, &record).expect("the store works");
+    /// The record at or after `position`, passing over offsets with none.
+    fn next_record(&self, partition: i32, position: i64) -> Option<&OwnedMessage> {
+        self.partition(partition)
+            .records
+            .range(position..)
+            .next()
+            .map(|(_, record)| record)
+    }
+
+    /// Deliver the next record of `partition` from its position; false
+    /// when it is unassigned or at its end.
+    fn deliver_next(&self, worker: &mut Worker<SledStore>, partition: i32) -> bool {
+        let Some(position) = self.position(partition) else {
+            return false;
+        };
+        let Some(record) = self.next_record(partition, position).cloned() else {
+            return false;
+        };
+        self.set_position(partition, record.offset() + 1);
+        self.deliver(worker, &record);
+        true
+    }
+
+    /// Deliver `record` to the worker.
+    fn deliver(&self, worker: &mut Worker<SledStore>, record: &OwnedMessage) {
+        worker.handle(self, record).expect("the store works");
         worker.commit_if_due(self).expect("the store works");
     }
 }
 
 impl Source for Log {
     fn seek(&self, _topic: &str, partition: i32, offset: i64) -> Result<(), KafkaError> {
-        self.set_position(partition, offset);
+        self.set_position(partition, self.read_start(partition, offset));
         Ok(())
     }
 
@@ -220,7 +315,7 @@ fn open_worker(store: &Arc<SledStore>, log: &Log) -> Worker<SledStore> {
         Arc::clone(store),
         Arc::new(ViewStatus::default()),
         limits,
-        None,
+        ErrorPolicy::Stop,
     )
     .expect("worker opens");
     *log.rows.borrow_mut() = Some(worker.rows());
@@ -230,47 +325,37 @@ fn open_worker(store: &Arc<SledStore>, log: &Log) -> Worker<SledStore> {
     worker
 }
 
-fn run(ops: &[Op]) -> Result<(), TestCaseError> {
+fn run(layout: &Layout, ops: &[Op]) -> Result<(), TestCaseError> {
     let dir = TempDir::new("model");
     let store = Arc::new(SledStore::open(&dir.0.join("store")).expect("store opens"));
     let mut stream = Stream::default();
-    let log = Log::new(&mut stream);
+    let log = Log::new(&mut stream, layout);
     let mut worker = open_worker(&store, &log);
     for op in ops {
         match *op {
             Op::Deliver { partition, count } => {
                 for _ in 0..count {
-                    let Some(position) = log.position(partition) else {
-                        break;
-                    };
-                    if position >= log.len(partition) {
+                    if !log.deliver_next(&mut worker, partition) {
                         break;
                     }
-                    log.set_position(partition, position + 1);
-                    log.skipped.borrow_mut().remove(&partition);
-                    log.deliver(&mut worker, partition, position);
                 }
             }
             Op::Redeliver { partition, count } => {
                 if let Some(position) = log.position(partition) {
-                    for offset in (position - count).max(0)..position {
-                        log.deliver(&mut worker, partition, offset);
+                    let again: Vec<OwnedMessage> = log
+                        .partition(partition)
+                        .records
+                        .range((position - count).max(0)..position)
+                        .map(|(_, record)| record.clone())
+                        .collect();
+                    for record in &again {
+                        log.deliver(&mut worker, record);
                     }
                 }
             }
             Op::SeekBack { partition, back } => {
                 if let Some(position) = log.position(partition) {
                     log.set_position(partition, (position - back).max(0));
-                }
-            }
-            Op::SkipAhead { partition, ahead } => {
-                let Some(position) = log.position(partition) else {
-                    continue;
-                };
-                let target = position + ahead;
-                if target < log.len(partition) && log.skipped.borrow_mut().insert(partition) {
-                    log.set_position(partition, target + 1);
-                    log.deliver(&mut worker, partition, target);
                 }
             }
             Op::Commit => worker.commit(&log).expect("the store works"),
@@ -294,17 +379,34 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         }
     }
     // Then the consumer settles: every partition assigned, delivered to its
-    // end.
+    // end. Each delivery is a record applied, a duplicate, or a record
+    // dropped for a seek that reads from further back; a bound on them
+    // shows a worker that never takes a real gap.
     for partition in 0..PARTITIONS {
         if log.position(partition).is_none() {
             let offsets = worker.assign(&log, &topic_partitions(&[partition]), true);
             log.assign(&[partition], &offsets);
         }
-        while let Some(position) = log.position(partition)
-            && position < log.len(partition)
-        {
-            log.set_position(partition, position + 1);
-            log.deliver(&mut worker, partition, position);
+        // The consumer's statistics report the partition's end: a
+        // partition that delivers nothing short of it is read again.
+        worker
+            .status()
+            .watermarks(TOPIC, partition, Some(0), log.end(partition));
+        let mut deliveries = 0;
+        loop {
+            if !log.deliver_next(&mut worker, partition) {
+                worker.commit(&log).expect("the store works");
+                if log.committed.borrow().get(&partition) == Some(&log.end(partition)) {
+                    break;
+                }
+                worker.probe_stalled(&log, std::time::Duration::ZERO);
+            }
+            deliveries += 1;
+            prop_assert!(
+                deliveries < 100 * EVENTS,
+                "partition {} never reaches its end",
+                partition
+            );
         }
     }
     worker.commit(&log).expect("the store works");
@@ -316,7 +418,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     for partition in 0..PARTITIONS {
         prop_assert_eq!(
             log.committed.borrow().get(&partition).copied(),
-            Some(log.len(partition)),
+            Some(log.end(partition)),
             "partition {}: the last offset given back is the end",
             partition
         );
@@ -332,8 +434,19 @@ proptest! {
     })]
 
     #[test]
-    fn the_worker_matches_the_model_under_any_delivery(ops in proptest::collection::vec(op(), 1..40)) {
-        run(&ops)?;
+    fn the_worker_matches_the_model_under_any_delivery(
+        layout in layout(),
+        ops in proptest::collection::vec(op(), 1..40),
+    ) {
+        run(&layout, &ops)?;
+    }
+}
+
+/// Batches of 1 to 6 records, and a hole of 1 or 2 offsets now and then.
+fn mixed_layout() -> Layout {
+    Layout {
+        batches: vec![3, 6, 1, 4, 5, 2],
+        holes: vec![0, 1, 0, 0, 2],
     }
 }
 
@@ -341,74 +454,126 @@ proptest! {
 /// every run whatever proptest draws.
 #[test]
 fn a_sequence_with_every_operation_matches_the_model() {
-    run(&[
-        Op::Deliver {
-            partition: 0,
-            count: 7,
-        },
-        Op::Redeliver {
-            partition: 0,
-            count: 3,
-        },
-        Op::SkipAhead {
-            partition: 1,
-            ahead: 2,
-        },
-        Op::Deliver {
-            partition: 1,
-            count: 5,
-        },
-        Op::Restart,
-        Op::SeekBack {
-            partition: 0,
-            back: 5,
-        },
-        Op::Deliver {
-            partition: 0,
-            count: 9,
-        },
-        Op::Revoke { partition: 2 },
-        Op::Deliver {
-            partition: 2,
-            count: 5,
-        },
-        Op::Assign { partition: 2 },
-        Op::Deliver {
-            partition: 2,
-            count: 5,
-        },
-        Op::Commit,
-    ])
+    run(
+        &mixed_layout(),
+        &[
+            Op::Deliver {
+                partition: 0,
+                count: 7,
+            },
+            Op::Redeliver {
+                partition: 0,
+                count: 3,
+            },
+            Op::Deliver {
+                partition: 1,
+                count: 5,
+            },
+            Op::Commit,
+            Op::Deliver {
+                partition: 1,
+                count: 1,
+            },
+            Op::Restart,
+            Op::SeekBack {
+                partition: 0,
+                back: 5,
+            },
+            Op::Deliver {
+                partition: 0,
+                count: 9,
+            },
+            Op::Revoke { partition: 2 },
+            Op::Deliver {
+                partition: 2,
+                count: 5,
+            },
+            Op::Assign { partition: 2 },
+            Op::Deliver {
+                partition: 2,
+                count: 5,
+            },
+            Op::Commit,
+        ],
+    )
     .unwrap();
 }
 
-/// Found by the property test: a refetch's seek, then the partition moved
-/// back by someone else (older records redelivered), then a skip to the
-/// same offset as before. That skip is not the broker confirming a gap: it
-/// came after older records, not first after the seek.
+/// What the crash test on tansu found: the view restarts at a checkpoint
+/// inside a large batch, the broker answers with the next batch, and the
+/// rest of the batch asked for must not be lost. One refetch from the
+/// checkpoint is not enough: the broker answers the same way again.
 #[test]
-fn a_skip_after_a_reposition_is_not_taken_as_a_confirmed_gap() {
-    run(&[
-        Op::Deliver {
-            partition: 2,
-            count: 4,
-        },
-        Op::SkipAhead {
-            partition: 2,
-            ahead: 2,
-        },
-        Op::SeekBack {
-            partition: 2,
-            back: 4,
-        },
-        Op::Deliver {
-            partition: 2,
-            count: 3,
-        },
-        Op::SkipAhead {
-            partition: 2,
-            ahead: 3,
-        },
-    ])
+fn a_restart_inside_a_batch_loses_none_of_it() {
+    let layout = Layout {
+        batches: vec![12],
+        holes: vec![0],
+    };
+    // Commit after 4 records of partition 0 (every batch of 4 commits),
+    // then 2 more are lost with the process.
+    run(
+        &layout,
+        &[
+            Op::Deliver {
+                partition: 0,
+                count: 6,
+            },
+            Op::Restart,
+            Op::Deliver {
+                partition: 0,
+                count: 40,
+            },
+            Op::Restart,
+        ],
+    )
+    .unwrap();
+}
+
+/// The same inside the partition's last batch: the broker answers the read
+/// with nothing at all, and the view must not wait for a next batch that
+/// may never come.
+#[test]
+fn a_restart_inside_the_last_batch_loses_none_of_it() {
+    let layout = Layout {
+        batches: vec![20],
+        holes: vec![0],
+    };
+    run(
+        &layout,
+        &[
+            Op::Deliver {
+                partition: 0,
+                count: 6,
+            },
+            Op::Restart,
+        ],
+    )
+    .unwrap();
+}
+
+/// Offsets with no record (markers, compaction) are taken as gaps once a
+/// read from before them passes over them, also right after a restart
+/// whose checkpoint is the first offset of a hole.
+#[test]
+fn real_gaps_are_taken_after_proof() {
+    let layout = Layout {
+        batches: vec![2],
+        holes: vec![2],
+    };
+    run(
+        &layout,
+        &[
+            Op::Deliver {
+                partition: 1,
+                count: 4,
+            },
+            Op::Commit,
+            Op::Restart,
+            Op::Deliver {
+                partition: 1,
+                count: 30,
+            },
+        ],
+    )
     .unwrap();
 }

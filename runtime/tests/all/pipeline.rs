@@ -32,6 +32,16 @@ pub(crate) enum Partitioning {
     RoundRobin,
 }
 
+impl Partitioning {
+    /// The partition of event `i`.
+    fn partition(self, i: usize, subjects: usize, partitions: i32) -> i32 {
+        match self {
+            Self::BySubject => i32::try_from(i % subjects).unwrap() % partitions,
+            Self::RoundRobin => i32::try_from(i).unwrap() % partitions,
+        }
+    }
+}
+
 impl Stream {
     /// Events published so far.
     pub(crate) fn events(&self) -> usize {
@@ -60,6 +70,23 @@ impl Stream {
         broker.flush();
     }
 
+    /// Leave `count` offsets of `partition` without a record (a
+    /// transaction marker, a compacted record): the next event planned there
+    /// gets an offset `count` higher.
+    pub(crate) fn leave_gap(&mut self, partition: i32, count: i64) {
+        *self.offsets.entry(partition).or_insert(0) += count;
+    }
+
+    /// The partition the next event planned goes to.
+    pub(crate) fn next_partition(
+        &self,
+        subjects: usize,
+        partitions: i32,
+        how: Partitioning,
+    ) -> i32 {
+        how.partition(self.next_index, subjects, partitions)
+    }
+
     /// Plan `count` more events over `subjects` subjects: where each goes
     /// and the offset it gets there, remembered for the oracle.
     pub(crate) fn plan(
@@ -72,10 +99,7 @@ impl Stream {
         let planned = (self.next_index..self.next_index + count)
             .map(|i| {
                 let subject = format!("s-{}", i % subjects);
-                let partition = match how {
-                    Partitioning::BySubject => i32::try_from(i % subjects).unwrap() % partitions,
-                    Partitioning::RoundRobin => i32::try_from(i).unwrap() % partitions,
-                };
+                let partition = how.partition(i, subjects, partitions);
                 let id = format!("e-{i}");
                 let offset = self.offsets.entry(partition).or_insert(0);
                 self.published.entry(subject.clone()).or_default().push((

@@ -306,6 +306,12 @@ fn malformed_records_are_dead_lettered_with_their_reason_and_nothing_is_lost() {
             .and_then(|p| p.checkpoint)
             == Some(records)
     });
+    wait_for(
+        &status,
+        Duration::from_secs(30),
+        "the acknowledgements",
+        |s| s.counters().dead_lettered == 6 && s.held_dead_letters() == 0,
+    );
     let counters = status.counters();
     assert_eq!(
         (counters.applied, counters.dead_lettered),
@@ -346,7 +352,14 @@ fn dead_letter_produces_each_failed_record_with_its_reason() {
     let dir = TempDir::new("dlq");
     let failing = publish_mixed(&broker);
     let (service, status) = run_until_handled(&broker, &dir, OnError::DeadLetter);
-    assert_eq!(status.counters().dead_lettered, 10);
+    // Counted once the dead-letter topic acknowledged them, which may come
+    // after the checkpoint passed them.
+    wait_for(
+        &status,
+        Duration::from_secs(30),
+        "the acknowledgements",
+        |s| s.counters().dead_lettered == 10 && s.held_dead_letters() == 0,
+    );
     assert_eq!(count_of(&service, "a"), Some(BENIGN));
     service.stop();
 
@@ -428,5 +441,41 @@ fn stop_halts_the_partition_at_the_failing_record_and_again_after_restart() {
     });
     assert_eq!(status.counters().applied, 0);
     assert_eq!(count_of(&service, "a"), Some(1));
+    service.stop();
+}
+
+#[test]
+fn dropped_guest_logs_are_counted_in_the_status_and_the_metrics() {
+    let broker = Broker::new(&[(TOPIC, 1)]);
+    let dir = TempDir::new("log-flood");
+    // 25 records logged per call, 10 kept: 15 dropped per event.
+    for id in ["f0", "f1"] {
+        broker.publish(TOPIC, 0, "misbehave.log-flood", id, Some("noisy"), b"25");
+    }
+    broker.flush();
+    let misbehaving = view(
+        "misbehaving",
+        projector_examples::MISBEHAVING.path,
+        &[TOPIC],
+        OnError::Stop,
+    );
+    let engine = EngineConfig {
+        max_log_records_per_call: 10,
+        ..engine()
+    };
+    let service = start(&broker, &dir, vec![misbehaving], engine);
+    let status = service.statuses()["misbehaving"].clone();
+    crate::kit::wait_applied(&status, 2);
+    assert_eq!(status.counters().guest_logs_dropped, 30);
+    let api = crate::kit::Api::start(&service, None);
+    let (code, _, metrics) = api.get_with("/metrics", &[]);
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("projector_guest_logs_dropped_total{view=\"misbehaving\"} 30"),
+        "{metrics}"
+    );
+    let (_, views) = api.get("/v1/views");
+    assert_eq!(views["views"][0]["counters"]["guest_logs_dropped"], 30);
+    drop(api);
     service.stop();
 }

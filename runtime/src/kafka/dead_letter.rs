@@ -1,0 +1,422 @@
+//! The dead-letter topic of a view, as Kafka sees it: a producer with many
+//! records in flight, the check that the topic exists, and the reader that
+//! finds which failed records the view produced there already.
+//!
+//! # What it promises
+//!
+//! - [`DeadLetterProducer::send`] never waits for the broker: the outcome of
+//!   each record comes back later, with the record's origin, from
+//!   [`DeadLetterProducer::take_deliveries`]. The producer is idempotent
+//!   and acknowledged by all in-sync replicas, so retries inside one
+//!   producer session do not duplicate a record.
+//! - Each record carries its origin and failure in `projector-error-*`
+//!   headers (see [`ORIGIN_HEADERS`]), beside the record's own key, value,
+//!   headers and timestamp, unchanged.
+//! - [`produced_origins`] reads the topic from given offsets to its end and
+//!   returns the origins one view produced there. It reads from before each
+//!   offset until the broker delivers a record at or below it, because some
+//!   brokers (tansu 0.6) answer a read that begins inside a record batch
+//!   with the next batch: a record of the view it skipped would otherwise be
+//!   produced twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::{Role, client_config_for};
+use crate::config::BrokerConfig;
+use crate::store::{DeadLetter, Origin};
+
+/// The headers a dead letter carries besides the record's own: the view,
+/// the origin and the failure.
+pub const ORIGIN_HEADERS: [&str; 6] = [
+    "projector-error-view",
+    "projector-error-topic",
+    "projector-error-partition",
+    "projector-error-offset",
+    "projector-error-class",
+    "projector-error-message",
+];
+
+/// Why the dead-letter topic cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    /// The topic does not exist, or the broker refuses to describe it.
+    #[error(
+        "dead-letter topic {topic} cannot be used: {reason}; create it (`projector topic create {topic}`) \
+         or name another in dead_letter_topic"
+    )]
+    Topic {
+        /// The topic.
+        topic: String,
+        /// What the broker said.
+        reason: String,
+    },
+    /// The client failed.
+    #[error("dead-letter topic {topic}: {source}")]
+    Kafka {
+        /// The topic.
+        topic: String,
+        /// The client's error.
+        #[source]
+        source: KafkaError,
+    },
+}
+
+/// The outcome of one dead letter.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The failed record it carries.
+    pub origin: Origin,
+    /// Where the dead-letter topic holds it, or why it does not.
+    pub result: Result<(i32, i64), KafkaError>,
+}
+
+/// Collects delivery reports for the worker.
+#[derive(Default)]
+struct Reports {
+    deliveries: Mutex<Vec<Delivery>>,
+}
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = Box<Origin>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, origin: Box<Origin>) {
+        let result = result
+            .as_ref()
+            .map(|message| (message.partition(), message.offset()))
+            .map_err(|(err, _)| err.clone());
+        self.deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Delivery {
+                origin: *origin,
+                result,
+            });
+    }
+}
+
+/// Produces the failed records of one view to its dead-letter topic.
+pub struct DeadLetterProducer {
+    producer: ThreadedProducer<Reports>,
+    broker: BrokerConfig,
+    topic: String,
+    view: String,
+}
+
+impl std::fmt::Debug for DeadLetterProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadLetterProducer")
+            .field("topic", &self.topic)
+            .field("view", &self.view)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a metadata or watermark request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a partition read for origins may deliver nothing before its
+/// end is taken as reached.
+const QUIET: Duration = Duration::from_secs(5);
+
+impl DeadLetterProducer {
+    /// A producer of `view`'s dead letters to `topic` on `broker`. Checks
+    /// that the topic exists and can be described, so that a missing one
+    /// stops the runtime at start, naming it.
+    ///
+    /// # Errors
+    /// When the producer cannot be created or the topic cannot be used.
+    pub fn connect(
+        broker: &BrokerConfig,
+        topic: &str,
+        view: &str,
+    ) -> Result<Self, DeadLetterError> {
+        let kafka = |source| DeadLetterError::Kafka {
+            topic: topic.to_owned(),
+            source,
+        };
+        let mut config = client_config_for(broker, Role::Producer);
+        if !broker.settings.contains_key("message.timeout.ms") {
+            // How long a dead letter may be retried inside the client before
+            // its delivery fails; the view then sends it again.
+            config.set("message.timeout.ms", "30000");
+        }
+        let producer: ThreadedProducer<Reports> = config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // A dead letter is as large as the record that failed; the
+            // client's 1 MB default would refuse one the source topic held.
+            // The broker's own limit still applies.
+            .set("message.max.bytes", "104857600")
+            // A missing dead-letter topic is an error at start, not a topic
+            // made with the broker's defaults by the first dead letter.
+            .set("allow.auto.create.topics", "false")
+            .create_with_context(Reports::default())
+            .map_err(kafka)?;
+        let this = Self {
+            producer,
+            broker: broker.clone(),
+            topic: topic.to_owned(),
+            view: view.to_owned(),
+        };
+        this.partitions()?;
+        Ok(this)
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The topic's partitions, as the broker describes them now.
+    ///
+    /// # Errors
+    /// When the topic does not exist or the broker refuses to describe it.
+    pub fn partitions(&self) -> Result<Vec<i32>, DeadLetterError> {
+        let refused = |reason: String| DeadLetterError::Topic {
+            topic: self.topic.clone(),
+            reason,
+        };
+        let metadata = self
+            .producer
+            .client()
+            .fetch_metadata(Some(&self.topic), REQUEST_TIMEOUT)
+            .map_err(|err| refused(format!("cannot read its metadata: {err}")))?;
+        let Some(topic) = metadata.topics().iter().find(|t| t.name() == self.topic) else {
+            return Err(refused("the broker does not list it".to_owned()));
+        };
+        if let Some(err) = topic.error() {
+            let code = RDKafkaErrorCode::from(err);
+            let reason = match code {
+                RDKafkaErrorCode::UnknownTopicOrPartition => "it does not exist".to_owned(),
+                RDKafkaErrorCode::TopicAuthorizationFailed => {
+                    "this user may not use it (topic authorization failed)".to_owned()
+                }
+                other => format!("the broker reports {other}"),
+            };
+            return Err(refused(reason));
+        }
+        let partitions: Vec<i32> = topic.partitions().iter().map(|p| p.id()).collect();
+        if partitions.is_empty() {
+            return Err(refused("it has no partitions".to_owned()));
+        }
+        Ok(partitions)
+    }
+
+    /// The offset the next record of each partition of the topic will get.
+    ///
+    /// # Errors
+    /// When the broker cannot tell.
+    pub fn high_watermarks(&self) -> Result<BTreeMap<i32, i64>, DeadLetterError> {
+        self.partitions()?
+            .into_iter()
+            .map(|partition| {
+                self.producer
+                    .client()
+                    .fetch_watermarks(&self.topic, partition, REQUEST_TIMEOUT)
+                    .map(|(_, high)| (partition, high))
+                    .map_err(|source| DeadLetterError::Kafka {
+                        topic: self.topic.clone(),
+                        source,
+                    })
+            })
+            .collect()
+    }
+
+    /// Produce `letter` without waiting; its outcome comes from
+    /// [`take_deliveries`](Self::take_deliveries). Waits only while the
+    /// client's queue is full (bounded by `message.timeout.ms`).
+    ///
+    /// # Errors
+    /// When the client refuses the record (too large, or its queue stayed
+    /// full).
+    pub fn send(&self, letter: &DeadLetter) -> Result<(), KafkaError> {
+        let partition = letter.origin.partition.to_string();
+        let offset = letter.origin.offset.to_string();
+        let mut headers = OwnedHeaders::new_with_capacity(letter.headers.len() + 6);
+        for (key, value) in &letter.headers {
+            headers = headers.insert(Header {
+                key,
+                value: value.as_deref(),
+            });
+        }
+        let values = [
+            self.view.as_str(),
+            letter.origin.topic.as_str(),
+            partition.as_str(),
+            offset.as_str(),
+            letter.class.as_str(),
+            letter.message.as_str(),
+        ];
+        for (key, value) in ORIGIN_HEADERS.into_iter().zip(values) {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        let mut record: BaseRecord<'_, [u8], [u8], Box<Origin>> =
+            BaseRecord::with_opaque_to(&self.topic, Box::new(letter.origin.clone()))
+                .headers(headers);
+        if let Some(key) = &letter.key {
+            record = record.key(key);
+        }
+        if let Some(value) = &letter.value {
+            record = record.payload(value);
+        }
+        if let Some(timestamp) = letter.timestamp_ms {
+            record = record.timestamp(timestamp);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if Instant::now() < deadline =>
+                {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((err, _)) => return Err(err),
+            }
+        }
+    }
+
+    /// The outcomes reported since the last call, in the order the broker
+    /// reported them.
+    pub fn take_deliveries(&self) -> Vec<Delivery> {
+        std::mem::take(
+            &mut *self
+                .producer
+                .context()
+                .deliveries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Wait at most `timeout` until every record sent has an outcome.
+    pub fn flush(&self, timeout: Duration) {
+        if let Err(err) = self.producer.flush(timeout) {
+            tracing::warn!(topic = %self.topic, error = %err, "dead letters still in flight after the wait");
+        }
+    }
+
+    /// The origins this producer's view produced to its topic at or after
+    /// `from` (per partition), up to the end of each partition now.
+    ///
+    /// # Errors
+    /// When the topic cannot be read.
+    pub fn produced_origins(
+        &self,
+        from: &BTreeMap<i32, i64>,
+    ) -> Result<BTreeSet<Origin>, DeadLetterError> {
+        produced_origins(&self.broker, &self.topic, &self.view, from)
+    }
+}
+
+/// The origins `view` produced to `topic` at or after `from` (per
+/// partition), up to the end each partition has now.
+///
+/// # Errors
+/// When the topic cannot be read.
+pub fn produced_origins(
+    broker: &BrokerConfig,
+    topic: &str,
+    view: &str,
+    from: &BTreeMap<i32, i64>,
+) -> Result<BTreeSet<Origin>, DeadLetterError> {
+    let kafka = |source| DeadLetterError::Kafka {
+        topic: topic.to_owned(),
+        source,
+    };
+    let consumer: BaseConsumer = client_config_for(broker, Role::Consumer)
+        .set("group.id", format!("projector-dead-letter-scan-{view}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .create()
+        .map_err(kafka)?;
+    let mut found = BTreeSet::new();
+    for (&partition, &start) in from {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
+            .map_err(kafka)?;
+        let start = start.max(low);
+        if start >= high {
+            continue;
+        }
+        // Begin at `start`; while the broker's first answer lies past it,
+        // begin further back (tansu answers a read that begins inside a
+        // batch with the next batch).
+        let mut begin = start;
+        let mut back = 1;
+        'read: loop {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(topic, partition, Offset::Offset(begin))
+                .map_err(kafka)?;
+            consumer.assign(&tpl).map_err(kafka)?;
+            let mut first = true;
+            let mut last_record = Instant::now();
+            loop {
+                let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+                    // Offsets below the high watermark may hold no record
+                    // (transaction markers of another producer): a quiet
+                    // partition has nothing more to read.
+                    if last_record.elapsed() > QUIET {
+                        break 'read;
+                    }
+                    continue;
+                };
+                last_record = Instant::now();
+                let message = message.map_err(kafka)?;
+                let offset = message.offset();
+                if first && offset > begin && begin > low {
+                    begin = start.saturating_sub(back).max(low);
+                    back = back.saturating_mul(2);
+                    continue 'read;
+                }
+                first = false;
+                if offset >= start
+                    && let Some(origin) = origin_of(&message, view)
+                {
+                    found.insert(origin);
+                }
+                if offset + 1 >= high {
+                    break 'read;
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The origin a dead letter of `view` names in its headers.
+fn origin_of(message: &impl Message, view: &str) -> Option<Origin> {
+    let headers = message.headers()?;
+    let value = |name: &str| {
+        headers
+            .iter()
+            .find(|header| header.key == name)
+            .and_then(|header| header.value)
+            .and_then(|value| std::str::from_utf8(value).ok())
+    };
+    if value(ORIGIN_HEADERS[0])? != view {
+        return None;
+    }
+    Some(Origin {
+        topic: value(ORIGIN_HEADERS[1])?.to_owned(),
+        partition: value(ORIGIN_HEADERS[2])?.parse().ok()?,
+        offset: value(ORIGIN_HEADERS[3])?.parse().ok()?,
+    })
+}

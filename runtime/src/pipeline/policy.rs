@@ -1,0 +1,397 @@
+//! What a view does with a record it cannot apply: its error policy, one
+//! value that owns what the policy needs, so that a policy without its
+//! means (a dead-letter policy without a producer) cannot be written.
+//!
+//! # Dead letters: what they promise
+//!
+//! - **Never lost (G1).** A failed record is *held* in the view's store, in
+//!   the same atomic batch as the checkpoint that moves past it, and
+//!   produced to the dead-letter topic only once that batch is durable.
+//!   It stays held until the topic acknowledged it. The offset committed to
+//!   Kafka for its partition never passes a held record, so another
+//!   runtime taking the partition over starts at or before it.
+//! - **Many in flight.** Producing does not wait: the view goes on applying
+//!   while dead letters are in flight, and their acknowledgements release
+//!   them in a later batch. A refused or failed dead letter is retried with
+//!   the view's backoff; after `max_attempts` its partition stops
+//!   (reported), while it stays held and is retried at the longest backoff.
+//! - **Written once, also across crashes.** Each dead letter carries its
+//!   origin (view, topic, partition, offset) in its headers. The store
+//!   keeps, per partition of the dead-letter topic, the offset below which
+//!   every record of the view there is released. On start, when records
+//!   are held, the topic is read from those offsets: a held record found
+//!   there was acknowledged before a crash and is released without being
+//!   produced again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::message::{Headers, Message};
+
+use super::context::TopicPartition;
+use crate::config::{BrokerConfig, OnError, ViewConfig};
+use crate::kafka::{DeadLetterError, DeadLetterProducer};
+use crate::store::{DeadLetter, Origin, StoreError, ViewBatch, ViewStore};
+
+/// How long a revocation or a shutdown waits for dead letters in flight.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A view's error policy.
+#[derive(Debug)]
+pub enum ErrorPolicy {
+    /// Halt the failing record's partition and report it.
+    Stop,
+    /// Count and log the record, and go on.
+    Skip,
+    /// Hold the record, produce it to the dead-letter topic, and go on.
+    DeadLetter(Box<DeadLetters>),
+}
+
+/// Why the error policy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The dead-letter topic cannot be used.
+    #[error(transparent)]
+    DeadLetter(#[from] DeadLetterError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ErrorPolicy {
+    /// The policy `config` names, with its producer connected to `broker`
+    /// for `on_error = "dead-letter"`.
+    ///
+    /// # Errors
+    /// When the dead-letter topic does not exist or cannot be described.
+    pub fn connect(config: &ViewConfig, broker: &BrokerConfig) -> Result<Self, DeadLetterError> {
+        Ok(match (config.on_error, &config.dead_letter_topic) {
+            (OnError::Stop, _) => Self::Stop,
+            (OnError::Skip, _) => Self::Skip,
+            (OnError::DeadLetter, topic) => {
+                // Config validation guarantees the topic; an empty name is
+                // refused by the broker check with the same error.
+                let topic = topic.as_deref().unwrap_or_default();
+                Self::DeadLetter(Box::new(DeadLetters::new(
+                    DeadLetterProducer::connect(broker, topic, &config.name)?,
+                    config,
+                )))
+            }
+        })
+    }
+
+    /// The policy's name, as configured.
+    pub fn kind(&self) -> OnError {
+        match self {
+            Self::Stop => OnError::Stop,
+            Self::Skip => OnError::Skip,
+            Self::DeadLetter(_) => OnError::DeadLetter,
+        }
+    }
+
+    /// The dead letters, when the policy has them.
+    pub fn dead_letters(&mut self) -> Option<&mut DeadLetters> {
+        match self {
+            Self::DeadLetter(letters) => Some(letters),
+            Self::Stop | Self::Skip => None,
+        }
+    }
+
+    /// The lowest offset of `partition` held for the dead-letter topic: the
+    /// offset committed to Kafka must not pass it.
+    pub fn held_from(&self, partition: &TopicPartition) -> Option<i64> {
+        match self {
+            Self::DeadLetter(letters) => letters.held_from(partition),
+            Self::Stop | Self::Skip => None,
+        }
+    }
+}
+
+/// A dead letter's fate, reported to the worker.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The topic acknowledged it.
+    Delivered(Origin),
+    /// It failed `attempts` times; `exhausted` once that reached the view's
+    /// `max_attempts` (its partition stops; it is retried still).
+    Failed {
+        /// The failed record.
+        origin: Origin,
+        /// Why.
+        error: String,
+        /// Failures so far.
+        attempts: u32,
+        /// True when `attempts` reached `max_attempts` just now.
+        exhausted: bool,
+    },
+}
+
+/// One held record.
+#[derive(Debug)]
+struct Held {
+    letter: DeadLetter,
+    /// Failed deliveries so far.
+    failures: u32,
+    /// When to send it again after a failure; `None` while in flight.
+    retry_at: Option<Instant>,
+}
+
+/// The dead letters of one view: held, in flight, or waiting for a retry.
+#[derive(Debug)]
+pub struct DeadLetters {
+    producer: DeadLetterProducer,
+    max_attempts: u32,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    /// Every held record, by origin.
+    held: BTreeMap<Origin, Held>,
+    /// The held offsets of each source partition.
+    by_partition: BTreeMap<TopicPartition, BTreeSet<i64>>,
+    /// Held by the pending batch, to send once it is durable.
+    unsent: Vec<Origin>,
+    /// Failures of sends (refused by the client before leaving), to report
+    /// with the next poll.
+    refused: Vec<Outcome>,
+}
+
+impl DeadLetters {
+    fn new(producer: DeadLetterProducer, config: &ViewConfig) -> Self {
+        Self {
+            producer,
+            max_attempts: config.max_attempts.max(1),
+            initial_backoff: Duration::from_millis(config.initial_backoff_ms),
+            max_backoff: Duration::from_millis(config.max_backoff_ms),
+            held: BTreeMap::new(),
+            by_partition: BTreeMap::new(),
+            unsent: Vec::new(),
+            refused: Vec::new(),
+        }
+    }
+
+    /// The dead-letter topic.
+    pub fn topic(&self) -> &str {
+        self.producer.topic()
+    }
+
+    /// Records held now (in flight or waiting for a retry).
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Pick up what a previous run of the view left: the records it held,
+    /// less those the topic holds already. Returns the batch that releases
+    /// those and records where the topic's partitions start for this run;
+    /// commit and flush it before consuming. The rest is sent.
+    ///
+    /// # Errors
+    /// When the store or the topic cannot be read.
+    pub fn recover(&mut self, view: &impl ViewStore) -> Result<ViewBatch, PolicyError> {
+        let topic = self.topic().to_owned();
+        let mut batch = ViewBatch::new();
+        let ends = self.producer.high_watermarks()?;
+        let mut from: BTreeMap<i32, i64> = view
+            .dead_letter_positions()?
+            .into_iter()
+            .filter(|((t, _), _)| *t == topic)
+            .map(|((_, partition), next)| (partition, next))
+            .collect();
+        for (&partition, &end) in &ends {
+            // A partition with no position yet: this view produced nothing
+            // there before now.
+            if let std::collections::btree_map::Entry::Vacant(entry) = from.entry(partition) {
+                entry.insert(end);
+                batch.dead_letter_position(&topic, partition, end);
+            }
+        }
+        let held = view.held_dead_letters()?;
+        if !held.is_empty() {
+            let produced = self.producer.produced_origins(&from)?;
+            let mut again = 0;
+            for letter in held {
+                if produced.contains(&letter.origin) {
+                    batch.release_dead_letter(letter.origin);
+                } else {
+                    again += 1;
+                    self.track(letter);
+                }
+            }
+            // Every record of this view below the ends is now released or
+            // known not to be there.
+            for (&partition, &end) in &ends {
+                batch.dead_letter_position(&topic, partition, end);
+            }
+            tracing::info!(topic = %topic, found = produced.len(), again, "dead letters held by the last run: those the topic has are released, the rest produced again");
+        }
+        Ok(batch)
+    }
+
+    fn track(&mut self, letter: DeadLetter) {
+        let origin = letter.origin.clone();
+        self.by_partition
+            .entry((origin.topic.clone(), origin.partition))
+            .or_default()
+            .insert(origin.offset);
+        self.unsent.push(origin.clone());
+        self.held.insert(
+            origin,
+            Held {
+                letter,
+                failures: 0,
+                retry_at: None,
+            },
+        );
+    }
+
+    /// Hold `letter` in `batch`; it is sent once the batch is durable.
+    pub fn hold(&mut self, batch: &mut ViewBatch, letter: DeadLetter) {
+        batch.hold_dead_letter(letter.clone());
+        self.track(letter);
+    }
+
+    /// The batch that held the unsent records is durable: send them.
+    pub fn send_held(&mut self) {
+        let now = Instant::now();
+        for origin in std::mem::take(&mut self.unsent) {
+            self.send(&origin, now);
+        }
+    }
+
+    fn send(&mut self, origin: &Origin, now: Instant) {
+        let Some(held) = self.held.get_mut(origin) else {
+            return;
+        };
+        held.retry_at = None;
+        if let Err(err) = self.producer.send(&held.letter) {
+            // Refused before it left (too large, the topic known to refuse
+            // it, queue full): the same as a failed delivery.
+            if let Some(outcome) = self.failed(origin, &err.to_string(), now) {
+                self.refused.push(outcome);
+            }
+        }
+    }
+
+    /// The record of `origin` failed (its delivery, or its send): schedule
+    /// it again after the backoff, the longest one once `max_attempts` is
+    /// reached. The outcome to report, if it is still held.
+    fn failed(&mut self, origin: &Origin, error: &str, now: Instant) -> Option<Outcome> {
+        let held = self.held.get_mut(origin)?;
+        held.failures += 1;
+        let exhausted = held.failures == self.max_attempts;
+        let wait = if held.failures >= self.max_attempts {
+            self.max_backoff
+        } else {
+            backoff(self.initial_backoff, self.max_backoff, held.failures)
+        };
+        held.retry_at = Some(now + wait);
+        Some(Outcome::Failed {
+            origin: origin.clone(),
+            error: error.to_owned(),
+            attempts: held.failures,
+            exhausted,
+        })
+    }
+
+    /// Take the outcomes reported since the last call: delivered records
+    /// are released in `batch`; failed ones are scheduled again. Records
+    /// whose retry is due are sent.
+    pub fn poll(&mut self, batch: &mut ViewBatch) -> Vec<Outcome> {
+        let topic = self.topic().to_owned();
+        let now = Instant::now();
+        let mut outcomes = std::mem::take(&mut self.refused);
+        for delivery in self.producer.take_deliveries() {
+            let origin = delivery.origin;
+            match delivery.result {
+                Ok((partition, offset)) => {
+                    if self.held.remove(&origin).is_some() {
+                        let key = (origin.topic.clone(), origin.partition);
+                        if let Some(offsets) = self.by_partition.get_mut(&key) {
+                            offsets.remove(&origin.offset);
+                            if offsets.is_empty() {
+                                self.by_partition.remove(&key);
+                            }
+                        }
+                    }
+                    batch.release_dead_letter(origin.clone());
+                    batch.dead_letter_position(&topic, partition, offset + 1);
+                    outcomes.push(Outcome::Delivered(origin));
+                }
+                Err(err) => {
+                    if let Some(outcome) = self.failed(&origin, &err.to_string(), now) {
+                        outcomes.push(outcome);
+                    }
+                }
+            }
+        }
+        let due: Vec<Origin> = self
+            .held
+            .iter()
+            .filter(|(_, held)| held.retry_at.is_some_and(|at| at <= now))
+            .map(|(origin, _)| origin.clone())
+            .collect();
+        for origin in due {
+            self.send(&origin, now);
+        }
+        outcomes.append(&mut self.refused);
+        outcomes
+    }
+
+    /// Wait at most `timeout` for the records in flight.
+    pub fn flush(&self, timeout: Duration) {
+        if !self.held.is_empty() {
+            self.producer.flush(timeout);
+        }
+    }
+
+    /// The lowest offset of `partition` held.
+    pub fn held_from(&self, partition: &TopicPartition) -> Option<i64> {
+        self.by_partition
+            .get(partition)
+            .and_then(|offsets| offsets.first().copied())
+    }
+}
+
+fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
+    let factor = 1_u32 << failures.saturating_sub(1).min(20);
+    initial.saturating_mul(factor).min(max)
+}
+
+/// The dead letter of `message`, which failed with `class` and `reason`:
+/// the record as consumed, unchanged.
+pub fn dead_letter_of(message: &impl Message, class: &str, reason: &str) -> DeadLetter {
+    let headers = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|header| (header.key.to_owned(), header.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .unwrap_or_default();
+    DeadLetter {
+        origin: Origin {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+        },
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        headers,
+        timestamp_ms: message.timestamp().to_millis(),
+        class: class.to_owned(),
+        message: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_longest() {
+        let (initial, max) = (Duration::from_millis(100), Duration::from_millis(500));
+        let waits: Vec<u128> = (1..=5)
+            .map(|n| backoff(initial, max, n).as_millis())
+            .collect();
+        assert_eq!(waits, vec![100, 200, 400, 500, 500]);
+    }
+}
