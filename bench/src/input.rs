@@ -3,8 +3,11 @@
 //! `customer-view` and `order-totals` projections.
 //!
 //! The first `subjects` events create each subject once (in a scrambled
-//! order); the rest update subjects drawn uniformly. A subject always goes
-//! to the same partition (an FNV hash of it), as a keyed producer does.
+//! order); the rest update subjects drawn uniformly. With the clean input a
+//! subject always goes to the same partition (an FNV hash of it), as a keyed
+//! producer does; with an application's input ([`Input::Application`]) the
+//! odd subjects go round robin (mis-partitioned: one subject on every
+//! partition), and one record in [`MALFORMED_EVERY`] is malformed.
 
 use projector::kafka::{OutgoingEvent, binary_headers};
 use rdkafka::message::{OwnedHeaders, OwnedMessage, Timestamp};
@@ -30,6 +33,42 @@ impl Workload {
         }
     }
 }
+
+/// Which producer and records the input topics get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Input {
+    /// Every record a valid event, every subject on its own partition, a
+    /// producer batching for 20 ms without idempotence.
+    Clean,
+    /// An application's producer: idempotent, `acks=all`, `linger.ms = 5`;
+    /// half the subjects mis-partitioned; one record in
+    /// [`MALFORMED_EVERY`] malformed (not a CloudEvent), for the view's
+    /// dead-letter policy.
+    Application,
+}
+
+impl Input {
+    /// The topic this input of `workload` goes to.
+    pub fn topic(self, workload: Workload) -> String {
+        match self {
+            Input::Clean => workload.name().to_owned(),
+            Input::Application => format!("{}-app", workload.name()),
+        }
+    }
+
+    /// A short name, for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Input::Clean => "clean",
+            Input::Application => "application",
+        }
+    }
+}
+
+/// With [`Input::Application`], one record in this many is malformed
+/// (0.2%).
+pub const MALFORMED_EVERY: u64 = 500;
 
 /// One generated event.
 #[derive(Debug, Clone)]
@@ -94,6 +133,7 @@ pub struct Generator {
     partitions: i32,
     state: u64,
     next: u64,
+    misplaced: bool,
 }
 
 const STREETS: [&str; 4] = [
@@ -114,7 +154,16 @@ impl Generator {
             partitions: partitions.max(1),
             state: seed,
             next: 0,
+            misplaced: false,
         }
+    }
+
+    /// The same events with odd subjects sent round robin, as an
+    /// application that does not key them: one subject on every partition.
+    #[must_use]
+    pub fn misplacing_odd_subjects(mut self) -> Self {
+        self.misplaced = true;
+        self
     }
 
     /// SplitMix64.
@@ -186,8 +235,13 @@ impl Iterator for Generator {
                 (subject, "com.example.OrderPlaced", data)
             }
         };
+        let partition = if self.misplaced && index % 2 == 1 {
+            i32::try_from(n % u64::try_from(self.partitions).unwrap_or(1)).unwrap_or(0)
+        } else {
+            self.partition_of(&subject)
+        };
         Some(Generated {
-            partition: self.partition_of(&subject),
+            partition,
             id: format!("bench-{n:010}"),
             subject,
             ty,
@@ -239,6 +293,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn misplaced_odd_subjects_arrive_on_every_partition() {
+        let mut seen: std::collections::BTreeMap<String, std::collections::BTreeSet<i32>> =
+            std::collections::BTreeMap::new();
+        for event in Generator::new(Workload::Orders, 30, 4, 3)
+            .misplacing_odd_subjects()
+            .take(2_000)
+        {
+            seen.entry(event.subject.clone())
+                .or_default()
+                .insert(event.partition);
+        }
+        let spread = seen.values().filter(|p| p.len() == 4).count();
+        let kept = seen.values().filter(|p| p.len() == 1).count();
+        assert_eq!((spread, kept), (15, 15), "{seen:?}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::input::{Generator, Workload};
+use crate::input::{Generator, Input, MALFORMED_EVERY, Workload};
 use crate::views::{self, ProjectionUser, Runner};
 
 /// The broker settings of every client here: the broker's address and
@@ -97,27 +97,92 @@ pub fn send(
     }
 }
 
-/// Fill `topic` with `events` generated events over `subjects` subjects.
+/// The producer `input` is written with: the clean input's batching
+/// producer, or an application's (idempotent, `acks=all`, `linger.ms = 5`).
+///
+/// # Errors
+/// When the client cannot be created.
+pub fn input_producer(
+    bootstrap: &str,
+    input: Input,
+) -> anyhow::Result<ThreadedProducer<DefaultProducerContext>> {
+    let mut config = match input {
+        Input::Clean => producer_config(bootstrap, 20),
+        Input::Application => producer_config(bootstrap, 5),
+    };
+    if input == Input::Application {
+        config.set("enable.idempotence", "true").set("acks", "all");
+    }
+    Ok(config.create()?)
+}
+
+/// Fill `input`'s topic of `workload` with `events` generated events over
+/// `subjects` subjects. Returns how many malformed records went in besides
+/// (one before every [`MALFORMED_EVERY`]th event of an application's
+/// input).
 ///
 /// # Errors
 /// When producing fails.
-pub fn fill(bootstrap: &str, workload: Workload, events: u64, subjects: u64) -> anyhow::Result<()> {
-    let producer = producer(bootstrap, 20)?;
-    let topic = workload.name();
-    for event in
-        Generator::new(workload, subjects, crate::PARTITIONS, 42).take(usize::try_from(events)?)
-    {
-        send(&producer, topic, &event)?;
+pub fn fill(
+    bootstrap: &str,
+    workload: Workload,
+    input: Input,
+    events: u64,
+    subjects: u64,
+) -> anyhow::Result<u64> {
+    let producer = input_producer(bootstrap, input)?;
+    let topic = input.topic(workload);
+    let mut generator = Generator::new(workload, subjects, crate::PARTITIONS, 42);
+    if input == Input::Application {
+        generator = generator.misplacing_odd_subjects();
+    }
+    let mut malformed = 0;
+    for (n, event) in (0_u64..).zip(generator.take(usize::try_from(events)?)) {
+        if input == Input::Application && n % MALFORMED_EVERY == MALFORMED_EVERY / 2 {
+            send_malformed(&producer, &topic, event.partition)?;
+            malformed += 1;
+        }
+        send(&producer, &topic, &event)?;
     }
     producer
         .flush(Duration::from_secs(120))
         .context("flushing the input")?;
-    Ok(())
+    Ok(malformed)
+}
+
+/// Produce a record that is no CloudEvent (no `ce_*` headers, no
+/// structured content type) to `partition` of `topic`.
+fn send_malformed(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    partition: i32,
+) -> anyhow::Result<()> {
+    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
+        .partition(partition)
+        .key(b"legacy".as_slice())
+        .payload(b"{\"not\":\"a cloud event\"}".as_slice());
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                returned,
+            )) => {
+                std::thread::sleep(Duration::from_millis(1));
+                record = returned;
+            }
+            Err((err, _)) => bail!("produce to {topic}: {err}"),
+        }
+    }
 }
 
 /// What the raw consumer measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RawConsume {
+    /// The input read.
+    pub input: Input,
     /// Records read.
     pub events: u64,
     /// Bytes of values read.
@@ -134,8 +199,13 @@ pub struct RawConsume {
 ///
 /// # Errors
 /// When the consumer fails or stalls for 60 s.
-pub fn raw_consume(bootstrap: &str, topic: &str, events: u64) -> anyhow::Result<RawConsume> {
-    let consumer = plain_consumer(bootstrap, topic, "bench-raw")?;
+pub fn raw_consume(
+    bootstrap: &str,
+    input: Input,
+    topic: &str,
+    events: u64,
+) -> anyhow::Result<RawConsume> {
+    let consumer = plain_consumer(bootstrap, topic, &format!("bench-raw-{}", input.name()))?;
     let mut read = 0_u64;
     let mut value_bytes = 0_u64;
     let mut first = None;
@@ -159,6 +229,7 @@ pub fn raw_consume(bootstrap: &str, topic: &str, events: u64) -> anyhow::Result<
     #[allow(clippy::cast_precision_loss)]
     let events_per_second = events as f64 / seconds;
     Ok(RawConsume {
+        input,
         events,
         value_bytes,
         seconds,
@@ -173,8 +244,12 @@ pub struct EndToEnd {
     pub view: Workload,
     /// How its projection ran.
     pub runner: Runner,
+    /// The input it read.
+    pub input: Input,
     /// Events applied and durable.
     pub events: u64,
+    /// Malformed records dead-lettered besides (acknowledged).
+    pub dead_lettered: u64,
     /// From the first record applied to the last one durable.
     pub seconds: f64,
     /// Events per second.
@@ -193,6 +268,7 @@ pub fn end_to_end(
     bootstrap: &str,
     workload: Workload,
     runner: Runner,
+    input: (Input, u64),
     events: u64,
     dir: &Path,
 ) -> anyhow::Result<EndToEnd> {
@@ -204,16 +280,25 @@ pub fn end_to_end(
             bootstrap,
             workload,
             runner,
+            input: input.0,
+            malformed: input.1,
             events,
             dir,
         },
     )
 }
 
+/// The dead-letter topic of `input`'s view of `workload`, when it has one.
+pub fn dead_letter_topic(workload: Workload, input: Input) -> Option<String> {
+    (input == Input::Application).then(|| format!("{}-dlq", input.topic(workload)))
+}
+
 struct ViewRun<'a> {
     bootstrap: &'a str,
     workload: Workload,
     runner: Runner,
+    input: Input,
+    malformed: u64,
     events: u64,
     dir: &'a Path,
 }
@@ -242,12 +327,17 @@ impl RunningView {
         projection: A,
         dir: &Path,
         group: String,
+        dead_letter_topic: Option<String>,
     ) -> anyhow::Result<Self> {
         let store = Arc::new(SledStore::open(&dir.join("store"))?);
         let status = Arc::new(ViewStatus::default());
         let mut config = views::config(workload)?;
         config.group = Some(group);
         config.topics = vec![topic.to_owned()];
+        if let Some(topic) = dead_letter_topic {
+            config.on_error = projector::config::OnError::DeadLetter;
+            config.dead_letter_topic = Some(topic);
+        }
         let (worker, consumer) = Worker::new(
             &broker_config(bootstrap),
             config,
@@ -305,20 +395,23 @@ impl Drop for RunningView {
 impl ProjectionUser<EndToEnd> for ViewRun<'_> {
     fn with<A: Apply + Send + 'static>(self, projection: A) -> anyhow::Result<EndToEnd> {
         let group = format!(
-            "bench-{}-{:?}-{}",
+            "bench-{}-{:?}-{}-{}",
             self.workload.name(),
             self.runner,
+            self.input.name(),
             std::process::id()
         );
         let view = RunningView::start_on(
             self.bootstrap,
             self.workload,
-            self.workload.name(),
+            &self.input.topic(self.workload),
             projection,
             self.dir,
             group,
+            dead_letter_topic(self.workload, self.input),
         )?;
-        let target = i64::try_from(self.events)?;
+        // Every record's offset is durable: events and malformed records.
+        let target = i64::try_from(self.events + self.malformed)?;
         let mut first = None;
         let mut last_progress = (Instant::now(), 0);
         loop {
@@ -327,7 +420,9 @@ impl ProjectionUser<EndToEnd> for ViewRun<'_> {
                 first.get_or_insert_with(Instant::now);
             }
             let durable = view.durable();
-            if durable >= target {
+            // Done when every record is durable and every dead letter
+            // acknowledged.
+            if durable >= target && view.status.counters().dead_lettered >= self.malformed {
                 break;
             }
             if durable > last_progress.1 {
@@ -345,12 +440,18 @@ impl ProjectionUser<EndToEnd> for ViewRun<'_> {
         let seconds = first.map_or(0.0, |first| first.elapsed().as_secs_f64());
         let counters = view.status.counters();
         view.stop()?;
-        if counters.applied != self.events || counters.gaps > 0 || counters.skipped > 0 {
+        if counters.applied != self.events
+            || counters.gaps > 0
+            || counters.skipped > 0
+            || counters.dead_lettered != self.malformed
+        {
             bail!(
-                "view {}: {} of {} applied, {} gaps, {} skipped: the run is void",
+                "view {}: {} of {} applied, {} of {} dead-lettered, {} gaps, {} skipped: the run is void",
                 self.workload.name(),
                 counters.applied,
                 self.events,
+                counters.dead_lettered,
+                self.malformed,
                 counters.gaps,
                 counters.skipped
             );
@@ -360,7 +461,9 @@ impl ProjectionUser<EndToEnd> for ViewRun<'_> {
         Ok(EndToEnd {
             view: self.workload,
             runner: self.runner,
+            input: self.input,
             events: self.events,
+            dead_lettered: counters.dead_lettered,
             seconds,
             events_per_second,
             batches: counters.batches,

@@ -270,6 +270,7 @@ impl ProjectionUser<Latency> for Offered<'_> {
             projection,
             self.dir,
             format!("bench-latency-{}-{}", self.topic, std::process::id()),
+            None,
         )?;
         wait_until(Duration::from_secs(60), "the view joined its group", || {
             view.status

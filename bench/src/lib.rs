@@ -35,7 +35,7 @@ use std::time::Duration;
 use anyhow::Context;
 use projector_tansu::Tansu;
 
-use input::Workload;
+use input::{Input, Workload};
 use report::{EngineOnly, Results};
 use views::Runner;
 
@@ -62,6 +62,12 @@ pub struct Options {
     pub command: String,
     /// Only these parts (all when empty).
     pub only: Vec<Part>,
+    /// The stored row size for the store bound when the engine-only run,
+    /// which measures it, is left out.
+    pub store_row_bytes: Option<usize>,
+    /// The maximum rate the latency levels are fractions of, when the end
+    /// to end run, which measures it, is left out.
+    pub latency_base_rate: Option<f64>,
 }
 
 /// A part of the run, to run alone while working on it.
@@ -105,29 +111,66 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
     let dir = |name: &str| -> PathBuf { work.join(name) };
     let (events, subjects) = (options.events, options.subjects);
 
+    // Inputs taken from other parts: refuse at once, not after minutes.
+    if options.runs(Part::Store) && !options.runs(Part::Engine) && options.store_row_bytes.is_none()
+    {
+        anyhow::bail!(
+            "the store bound needs the stored row size: run the engine part too, or give --store-row-bytes"
+        );
+    }
+    if options.runs(Part::Latency)
+        && !options.runs(Part::EndToEnd)
+        && options.latency_base_rate.is_none()
+    {
+        anyhow::bail!(
+            "the latency levels are fractions of the maximum rate: run the end-to-end part too, or give --latency-base-rate"
+        );
+    }
     step("starting tansu");
     let tansu = Tansu::start()?;
     let bootstrap = tansu.bootstrap();
-    // The input topics serve the raw consumer and the views end to end;
-    // the other parts make their own input.
+    // The input topics serve the raw consumer and the views end to end:
+    // both inputs of customers (the clean one and an application's), the
+    // clean one of orders.
+    let mut malformed = std::collections::BTreeMap::new();
     if options.runs(Part::Raw) || options.runs(Part::EndToEnd) {
-        for workload in [Workload::Customers, Workload::Orders] {
-            tansu.create_topic(workload.name(), PARTITIONS)?;
-            step(&format!("producing {events} events to {}", workload.name()));
-            kafka_runs::fill(&bootstrap, workload, events, subjects)?;
+        for (workload, input) in [
+            (Workload::Customers, Input::Clean),
+            (Workload::Customers, Input::Application),
+            (Workload::Orders, Input::Clean),
+        ] {
+            let topic = input.topic(workload);
+            tansu.create_topic(&topic, PARTITIONS)?;
+            if let Some(dead_letters) = kafka_runs::dead_letter_topic(workload, input) {
+                tansu.create_topic(&dead_letters, 1)?;
+            }
+            step(&format!(
+                "producing {events} events to {topic} ({} input)",
+                input.name()
+            ));
+            let bad = kafka_runs::fill(&bootstrap, workload, input, events, subjects)?;
+            malformed.insert((workload.name(), input.name()), bad);
         }
     }
-
-    let raw_consume = if options.runs(Part::Raw) {
-        step("raw consume");
-        Some(kafka_runs::raw_consume(
-            &bootstrap,
-            Workload::Customers.name(),
-            events,
-        )?)
-    } else {
-        None
+    let malformed_of = |workload: Workload, input: Input| {
+        malformed
+            .get(&(workload.name(), input.name()))
+            .copied()
+            .unwrap_or(0)
     };
+
+    let mut raw_consume = Vec::new();
+    if options.runs(Part::Raw) {
+        for input in [Input::Clean, Input::Application] {
+            step(&format!("raw consume ({} input)", input.name()));
+            raw_consume.push(kafka_runs::raw_consume(
+                &bootstrap,
+                input,
+                &input.topic(Workload::Customers),
+                events + malformed_of(Workload::Customers, input),
+            )?);
+        }
+    }
 
     let mut end_to_end = Vec::new();
     let mut engine_only = Vec::new();
@@ -140,9 +183,26 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
                     &bootstrap,
                     workload,
                     runner,
+                    (Input::Clean, 0),
                     events,
                     &dir(&format!("e2e-{name}")),
                 )?);
+                if workload == Workload::Customers && runner == Runner::Wasm {
+                    step(&format!(
+                        "end to end: {name}, application input, dead letters"
+                    ));
+                    end_to_end.push(kafka_runs::end_to_end(
+                        &bootstrap,
+                        workload,
+                        runner,
+                        (
+                            Input::Application,
+                            malformed_of(workload, Input::Application),
+                        ),
+                        events,
+                        &dir(&format!("e2e-{name}-app")),
+                    )?);
+                }
             }
             if !options.runs(Part::Engine) {
                 continue;
@@ -165,8 +225,15 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
     let store_bound = if options.runs(Part::Store) {
         step("store bound");
         // The stored size of a customer row (JSON and metadata), as the
-        // engine-only run found it.
-        let row_bytes = engine_only.first().map_or(250, |run| run.run.row_bytes);
+        // engine-only run found it, else as the command line says.
+        let row_bytes = match (engine_only.first(), options.store_row_bytes) {
+            (Some(run), _) => run.run.row_bytes,
+            (None, Some(bytes)) => bytes,
+            (None, None) => anyhow::bail!(
+                "the store bound needs the stored row size: run the engine part too, or give --store-row-bytes"
+            ),
+        };
+        step(&format!("store bound with {row_bytes}-byte rows"));
         Some(store_bound::run(
             Workload::Customers,
             events,
@@ -178,16 +245,36 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
         None
     };
 
-    let max_rate = end_to_end
+    let measured_rate = end_to_end
         .iter()
-        .find(|r| r.view == Workload::Customers && r.runner == Runner::Wasm)
-        .map_or(1000.0, |r| r.events_per_second);
+        .find(|r| {
+            r.view == Workload::Customers && r.runner == Runner::Wasm && r.input == Input::Clean
+        })
+        .map(|r| r.events_per_second);
     let mut latency = Vec::new();
     let loads = if options.runs(Part::Latency) {
         vec![0.25_f64, 0.5, 0.8]
     } else {
         Vec::new()
     };
+    let max_rate = match (measured_rate, options.latency_base_rate) {
+        _ if loads.is_empty() => 0.0,
+        (Some(rate), _) => rate,
+        (None, Some(rate)) => rate,
+        (None, None) => anyhow::bail!(
+            "the latency levels are fractions of the maximum rate: run the end-to-end part too, or give --latency-base-rate"
+        ),
+    };
+    if !loads.is_empty() {
+        step(&format!(
+            "latency levels are fractions of {max_rate:.0} events/s ({})",
+            if measured_rate.is_some() {
+                "measured end to end in this run"
+            } else {
+                "--latency-base-rate"
+            }
+        ));
+    }
     for load in loads {
         let topic = format!("latency-{}", (load * 100.0).round());
         let plain_topic = format!("{topic}-plain");
@@ -255,6 +342,8 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
         subjects,
         partitions: PARTITIONS,
         raw_consume,
+        latency_base_rate: max_rate,
+        store_row_bytes: store_bound.as_ref().map(|bound| bound.value_bytes),
         end_to_end,
         engine_only,
         store_bound,

@@ -49,6 +49,23 @@ struct Cli {
     /// Run only these parts (comma-separated); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<projector_bench::Part>,
+    /// The stored row size (bytes) for the store bound, when `--only`
+    /// leaves out the engine part that measures it.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    store_row_bytes: Option<u64>,
+    /// The maximum rate (events/s) the latency levels are fractions of,
+    /// when `--only` leaves out the end-to-end part that measures it.
+    #[arg(long, value_parser = positive_rate)]
+    latency_base_rate: Option<f64>,
+}
+
+/// A rate in events per second: a finite number above zero.
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
+        Ok(_) => Err(format!("{text} is not a rate above 0 events/s")),
+        Err(err) => Err(format!("{text} is not a number of events/s: {err}")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +110,8 @@ fn main() -> anyhow::Result<()> {
         work_dir: std::path::absolute(&cli.work_dir)?,
         command: std::env::args().collect::<Vec<_>>().join(" "),
         only: cli.only,
+        store_row_bytes: cli.store_row_bytes.map(usize::try_from).transpose()?,
+        latency_base_rate: cli.latency_base_rate,
     };
     projector_bench::clean(&cli.work_dir)?;
     let results = projector_bench::run(&options);

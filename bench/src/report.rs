@@ -52,8 +52,13 @@ pub struct Results {
     pub subjects: u64,
     /// Partitions of every topic.
     pub partitions: i32,
-    /// The plain consumer on the input topic.
-    pub raw_consume: Option<RawConsume>,
+    /// The plain consumer on the input topics: the clean input, then an
+    /// application's.
+    pub raw_consume: Vec<RawConsume>,
+    /// The rate the latency levels are fractions of (0 without them).
+    pub latency_base_rate: f64,
+    /// The row size the store bound wrote.
+    pub store_row_bytes: Option<usize>,
     /// The views end to end on the broker.
     pub end_to_end: Vec<EndToEnd>,
     /// The views fed from memory.
@@ -73,13 +78,15 @@ pub struct Results {
 impl Results {
     /// Work out the ratios from the figures (customer-view's runs).
     pub fn compute_ratios(&mut self) {
+        use crate::input::Input;
         use crate::input::Workload::Customers;
-        let e2e = |runner| {
+        let e2e_of = |runner, input| {
             self.end_to_end
                 .iter()
-                .find(|r| r.view == Customers && r.runner == runner)
+                .find(|r| r.view == Customers && r.runner == runner && r.input == input)
                 .map(|r| r.events_per_second)
         };
+        let e2e = |runner| e2e_of(runner, Input::Clean);
         let engine = |runner| {
             self.engine_only
                 .iter()
@@ -87,7 +94,11 @@ impl Results {
                 .map(|r| r.run.events_per_second)
         };
         let bound = self.store_bound.as_ref().map(|b| b.events_per_second);
-        let raw = self.raw_consume.as_ref().map(|r| r.events_per_second);
+        let raw = self
+            .raw_consume
+            .iter()
+            .find(|r| r.input == Input::Clean)
+            .map(|r| r.events_per_second);
         let mut ratios = Vec::new();
         let mut at_least = |name: &str, value: Option<f64>, target: f64| {
             if let Some(value) = value {
@@ -127,16 +138,30 @@ impl Results {
                 .map(|(w, n)| w / n),
             0.85,
         );
+        at_least(
+            "end to end, application input with dead letters / clean input",
+            e2e_of(Runner::Wasm, Input::Application)
+                .zip(e2e(Runner::Wasm))
+                .map(|(app, clean)| app / clean),
+            0.9,
+        );
         if let Some(half) = self
             .latency
             .iter()
             .find(|l| (l.load - 0.5).abs() < f64::EPSILON)
         {
             ratios.push(Ratio {
-                name: "p99 latency at 50% of the maximum rate (ms)".to_owned(),
+                name: "p99 latency at 50% (ms)".to_owned(),
                 value: half.p99_ms,
                 target: 50.0,
                 met: half.p99_ms <= 50.0,
+            });
+            let ratio = half.p99_ms / half.consumer_p99_ms;
+            ratios.push(Ratio {
+                name: "p99 at 50% / plain consumer's p99 at 50%".to_owned(),
+                value: ratio,
+                target: 2.0,
+                met: ratio <= 2.0,
             });
         }
         self.ratios = ratios;
@@ -159,16 +184,24 @@ impl Results {
         let mut row = |name: String, rate: f64, seconds: f64| {
             let _ = writeln!(out, "{name:<44} {rate:>14.0} {seconds:>10.2}");
         };
-        if let Some(raw) = &self.raw_consume {
+        for raw in &self.raw_consume {
             row(
-                "raw consume (plain rdkafka consumer)".to_owned(),
+                format!("raw consume ({} input)", raw.input.name()),
                 raw.events_per_second,
                 raw.seconds,
             );
         }
         for run in &self.end_to_end {
+            let input = match run.dead_lettered {
+                0 => format!("{} input", run.input.name()),
+                n => format!("{} input, {n} dead letters", run.input.name()),
+            };
             row(
-                format!("end to end: {} ({:?})", run.view.name(), run.runner),
+                format!(
+                    "end to end: {} ({:?}; {input})",
+                    run.view.name(),
+                    run.runner
+                ),
                 run.events_per_second,
                 run.seconds,
             );
@@ -193,6 +226,13 @@ impl Results {
                 ),
                 bound.events_per_second,
                 bound.seconds,
+            );
+        }
+        if !self.latency.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nlatency levels: fractions of {:.0} events/s",
+                self.latency_base_rate
             );
         }
         let _ = writeln!(

@@ -66,35 +66,57 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
     assert!(number(&result["machine"]["nproc"], "nproc") >= 1.0);
     assert!(number(&result["machine"]["memory_gib"], "memory") > 0.0);
     assert_eq!(result["events"], 600);
-    assert_eq!(result["raw_consume"]["events"], 600);
-    rate(&result["raw_consume"], "raw consume");
+    // Both inputs read raw: the clean one, and an application's with one
+    // malformed record in 500 besides the 600 events.
+    let raw = result["raw_consume"].as_array().unwrap();
+    assert_eq!(raw.len(), 2, "{raw:?}");
+    assert_eq!(
+        (raw[0]["input"].as_str(), raw[0]["events"].as_u64()),
+        (Some("clean"), Some(600))
+    );
+    assert_eq!(
+        (raw[1]["input"].as_str(), raw[1]["events"].as_u64()),
+        (Some("application"), Some(601))
+    );
+    for run in raw {
+        rate(run, "raw consume");
+    }
 
     for section in ["end_to_end", "engine_only"] {
         let runs = result[section].as_array().unwrap();
-        let mut seen: Vec<(String, String)> = runs
+        let mut seen: Vec<(String, String, String)> = runs
             .iter()
             .map(|run| {
                 assert_eq!(run["events"], 600, "{section}: {run}");
                 rate(run, section);
+                let input = run["input"].as_str().unwrap_or("clean").to_owned();
+                if input == "application" {
+                    assert_eq!(run["dead_lettered"], 1, "{run}");
+                }
                 (
                     run["view"].as_str().unwrap().to_owned(),
                     run["runner"].as_str().unwrap().to_owned(),
+                    input,
                 )
             })
             .collect();
         seen.sort();
-        assert_eq!(
-            seen,
-            [
-                ("customers", "native"),
-                ("customers", "wasm"),
-                ("orders", "native"),
-                ("orders", "wasm")
-            ]
-            .map(|(v, r)| (v.to_owned(), r.to_owned())),
-            "{section}"
-        );
+        let mut expected = vec![
+            ("customers", "native", "clean"),
+            ("customers", "wasm", "clean"),
+            ("orders", "native", "clean"),
+            ("orders", "wasm", "clean"),
+        ];
+        if section == "end_to_end" {
+            expected.insert(1, ("customers", "wasm", "application"));
+        }
+        let expected: Vec<(String, String, String)> = expected
+            .into_iter()
+            .map(|(v, r, i)| (v.to_owned(), r.to_owned(), i.to_owned()))
+            .collect();
+        assert_eq!(seen, expected, "{section}");
     }
+    assert!(number(&result["latency_base_rate"], "latency base rate") > 0.0);
     for run in result["engine_only"].as_array().unwrap() {
         assert_eq!(run["rows"], 50, "every subject has its row: {run}");
     }
@@ -132,12 +154,12 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
     assert!(number(&result["restart"]["after_kill_seconds"], "restart") > 0.0);
 
     let ratios = result["ratios"].as_array().unwrap();
-    assert_eq!(ratios.len(), 5, "{ratios:?}");
+    assert_eq!(ratios.len(), 7, "{ratios:?}");
     for ratio in ratios {
         let value = number(&ratio["value"], "ratio");
         let target = number(&ratio["target"], "target");
         let met = ratio["met"].as_bool().unwrap();
-        let latency = ratio["name"].as_str().unwrap().contains("latency");
+        let latency = ratio["name"].as_str().unwrap().contains("p99");
         assert_eq!(
             met,
             if latency {
@@ -164,5 +186,19 @@ fn impossible_parameters_are_refused_before_anything_runs() {
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(args[0]), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_part_left_without_its_measured_input_is_refused_not_made_up() {
+    let exe = env!("CARGO_BIN_EXE_projector-bench");
+    for (args, flag) in [
+        (&["--only", "store"][..], "--store-row-bytes"),
+        (&["--only", "latency"][..], "--latency-base-rate"),
+    ] {
+        let output = Command::new(exe).args(args).output().unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
     }
 }

@@ -6,6 +6,7 @@ pub mod broker;
 pub mod client;
 pub mod demo;
 pub mod inspect;
+pub mod mock_broker;
 pub mod query;
 pub mod run;
 pub mod secret;
@@ -52,6 +53,9 @@ pub enum Command {
     /// Publish one CloudEvent; prints `topic:partition:offset`, the
     /// read-your-writes token for the query API.
     Publish(broker::PublishArgs),
+    /// Serve an in-memory Kafka-protocol broker (librdkafka's mock cluster)
+    /// until stopped, for trying things and for tests; prints its address.
+    MockBroker(mock_broker::MockBrokerArgs),
 }
 
 /// `err` and its causes on one line, each cause once: a cause whose text
@@ -96,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(args) => broker::config(&args),
         Command::Topic(args) => broker::topic(&args),
         Command::Publish(args) => broker::publish(&args),
+        Command::MockBroker(args) => mock_broker::run(&args),
     }
 }
 

@@ -143,9 +143,6 @@ fn not_ready(info: &ViewInfo, status: &ViewStatus) -> Option<String> {
     if let Some(err) = status.fatal_error() {
         return Some(format!("view {name} failed: {err}"));
     }
-    if !status.has_joined() {
-        return Some(format!("view {name} has not joined its consumer group yet"));
-    }
     if let Some(unassigned) = status.unassigned_for()
         && unassigned >= info.max_unassigned
     {
@@ -155,6 +152,9 @@ fn not_ready(info: &ViewInfo, status: &ViewStatus) -> Option<String> {
             unassigned.as_secs(),
             info.group
         ));
+    }
+    if !status.has_joined() {
+        return Some(format!("view {name} has not joined its consumer group yet"));
     }
     let behind: Vec<String> = status
         .partitions()

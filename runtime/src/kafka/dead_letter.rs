@@ -129,6 +129,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// end is taken as reached.
 const QUIET: Duration = Duration::from_secs(5);
 
+/// How long a read for origins may wait for its first record before it
+/// begins further back.
+const FIRST_ANSWER: Duration = Duration::from_millis(300);
+
 impl DeadLetterProducer {
     /// A producer of `view`'s dead letters to `topic` on `broker`. Checks
     /// that the topic exists and can be described, so that a missing one
@@ -345,6 +349,9 @@ pub fn produced_origins(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
+        // An empty answer at once: a read that begins inside the last batch
+        // on tansu gets nothing, and is begun further back.
+        .set("fetch.wait.max.ms", "10")
         .create()
         .map_err(kafka)?;
     let mut found = BTreeSet::new();
@@ -360,7 +367,9 @@ pub fn produced_origins(
         // begin further back (tansu answers a read that begins inside a
         // batch with the next batch).
         let mut begin = start;
-        let mut back = 1;
+        // Dead letters go out in batches of many: begin 16 back, then twice
+        // as far each time.
+        let mut back = 16;
         'read: loop {
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(topic, partition, Offset::Offset(begin))
@@ -370,6 +379,13 @@ pub fn produced_origins(
             let mut last_record = Instant::now();
             loop {
                 let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+                    // Nothing at all from a read that began inside the last
+                    // batch (tansu): begin further back.
+                    if first && begin > low && last_record.elapsed() > FIRST_ANSWER {
+                        begin = start.saturating_sub(back).max(low);
+                        back = back.saturating_mul(2);
+                        continue 'read;
+                    }
                     // Offsets below the high watermark may hold no record
                     // (transaction markers of another producer): a quiet
                     // partition has nothing more to read.

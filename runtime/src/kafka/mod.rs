@@ -279,4 +279,27 @@ mod tests {
             assert!(has(config, "socket.keepalive.enable"));
         }
     }
+
+    #[test]
+    fn a_view_consumer_is_a_static_member_with_a_documented_session_timeout() {
+        let broker = BrokerConfig::plaintext("localhost:9092");
+        let config = consumer_config(&broker, "projector-v", Some("0123abcd-v"));
+        assert_eq!(config.get("group.instance.id"), Some("0123abcd-v"));
+        assert_eq!(
+            config.get("session.timeout.ms"),
+            Some(DEFAULT_SESSION_TIMEOUT_MS)
+        );
+        assert_eq!(
+            consumer_config(&broker, "g", None).get("group.instance.id"),
+            None
+        );
+        let mut broker = broker;
+        broker
+            .settings
+            .insert("session.timeout.ms".to_owned(), "6000".to_owned());
+        assert_eq!(
+            consumer_config(&broker, "g", None).get("session.timeout.ms"),
+            Some("6000")
+        );
+    }
 }

@@ -18,10 +18,10 @@
 //! - or a read from the partition's earliest offset delivered past `due`
 //!   first thing: nothing earlier exists to begin before.
 //!
-//! Until then the partition is read again from further back each time: one
-//! offset before `due`, then twice as far, and so on down to the earliest
-//! offset, so a batch of any size is found in a logarithmic number of
-//! seeks. The records read again below `due` are duplicates and are
+//! Until then the partition is read again from further back each time: as
+//! far before `due` as the broker skipped past it, then twice as far, and so
+//! on down to the earliest offset, so a batch of any size is found in a
+//! logarithmic number of seeks. The records read again below `due` are duplicates and are
 //! skipped.
 
 use std::collections::HashMap;
@@ -107,7 +107,12 @@ impl GapProbes {
                 seeks: probe.seeks,
             };
         }
-        let distance = probe.map_or(1, |probe| (due - probe.from).max(1).saturating_mul(2));
+        // The first read begins as far before `due` as the broker skipped
+        // past it (a batch is likely about as large as the part of it that
+        // was skipped), each next one twice as far.
+        let distance = probe.map_or((offset - due).max(1), |probe| {
+            (due - probe.from).max(1).saturating_mul(2)
+        });
         let from = due.saturating_sub(distance).max(earliest);
         let seek = probe.map_or(1, |probe| probe.seeks + 1);
         self.probes.insert(
@@ -175,12 +180,12 @@ mod tests {
     #[test]
     fn a_skip_is_read_again_from_further_back_each_time() {
         let mut probes = GapProbes::default();
-        // Due 100, the broker answers 130 from every start inside the
-        // batch [90, 130).
+        // Due 1000, the broker answers 1004 from every start inside the
+        // batch [900, 1004).
         let mut froms = Vec::new();
         loop {
-            match probes.past_due(&p(), 100, 130, 0) {
-                Verdict::ReadFrom { from, .. } if from > 90 => froms.push(from),
+            match probes.past_due(&p(), 1000, 1004, 0) {
+                Verdict::ReadFrom { from, .. } if from > 900 => froms.push(from),
                 Verdict::ReadFrom { from, .. } => {
                     froms.push(from);
                     break;
@@ -188,9 +193,9 @@ mod tests {
                 Verdict::Proven { .. } => panic!("a skip is never proof"),
             }
         }
-        assert_eq!(froms, vec![99, 98, 96, 92, 84]);
-        // The read from 84 delivers 84..100 (duplicates), then 100.
-        probes.below_due(&p(), 84);
+        assert_eq!(froms, vec![996, 992, 984, 968, 936, 872]);
+        // The read from 872 delivers 872..1000 (duplicates), then 1000.
+        probes.below_due(&p(), 872);
         assert!(probes.probing(&p()));
         probes.clear(&p());
         assert!(!probes.probing(&p()));
@@ -201,7 +206,7 @@ mod tests {
         let mut probes = GapProbes::default();
         assert_eq!(
             probes.past_due(&p(), 10, 12, 0),
-            Verdict::ReadFrom { from: 9, seek: 1 }
+            Verdict::ReadFrom { from: 8, seek: 1 }
         );
         probes.below_due(&p(), 9);
         assert_eq!(
@@ -222,7 +227,7 @@ mod tests {
         probes.below_due(&p(), 5);
         assert_eq!(
             probes.past_due(&p(), 10, 12, 0),
-            Verdict::ReadFrom { from: 8, seek: 2 }
+            Verdict::ReadFrom { from: 6, seek: 2 }
         );
     }
 
@@ -274,7 +279,7 @@ mod tests {
         // The partition was repositioned: due is now 20.
         assert_eq!(
             probes.past_due(&p(), 20, 25, 0),
-            Verdict::ReadFrom { from: 19, seek: 1 }
+            Verdict::ReadFrom { from: 15, seek: 1 }
         );
     }
 }

@@ -205,6 +205,7 @@ impl DeadLetters {
         }
         let held = view.held_dead_letters()?;
         if !held.is_empty() {
+            let started = Instant::now();
             let produced = self.producer.produced_origins(&from)?;
             let mut again = 0;
             for letter in held {
@@ -220,7 +221,7 @@ impl DeadLetters {
             for (&partition, &end) in &ends {
                 batch.dead_letter_position(&topic, partition, end);
             }
-            tracing::info!(topic = %topic, found = produced.len(), again, "dead letters held by the last run: those the topic has are released, the rest produced again");
+            tracing::info!(topic = %topic, found = produced.len(), again, seconds = started.elapsed().as_secs_f64(), "dead letters held by the last run: those the topic has are released, the rest produced again");
         }
         Ok(batch)
     }

@@ -151,7 +151,7 @@ impl Default for Histograms {
 }
 
 /// Everything a view reports.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ViewStatus {
     /// Event counters.
     pub counters: Counters,
@@ -161,10 +161,26 @@ pub struct ViewStatus {
     fatal: Mutex<Option<String>>,
     assignments: AtomicU64,
     held_dead_letters: AtomicU64,
-    /// Since when the view owns no partition, once it joined its group.
+    /// Since when the view owns no partition: from its start (before it
+    /// joined its group), or from the rebalance that took its last one.
     unassigned_since: Mutex<Option<Instant>>,
     /// Partitions per topic, as the client's metadata last said.
     partition_counts: Mutex<BTreeMap<String, i32>>,
+}
+
+impl Default for ViewStatus {
+    fn default() -> Self {
+        Self {
+            counters: Counters::default(),
+            histograms: Histograms::default(),
+            partitions: Mutex::default(),
+            fatal: Mutex::default(),
+            assignments: AtomicU64::default(),
+            held_dead_letters: AtomicU64::default(),
+            unassigned_since: Mutex::new(Some(Instant::now())),
+            partition_counts: Mutex::default(),
+        }
+    }
 }
 
 fn bump(counter: &AtomicU64) {
@@ -276,8 +292,8 @@ impl ViewStatus {
         }
     }
 
-    /// How long the view has owned no partition of its topics, since it
-    /// joined its group; `None` while it owns some (or has not joined).
+    /// How long the view has owned no partition of its topics (counted from
+    /// its start until it first gets one); `None` while it owns some.
     pub fn unassigned_for(&self) -> Option<Duration> {
         self.unassigned_since
             .lock()
@@ -385,9 +401,12 @@ mod readiness_tests {
     }
 
     #[test]
-    fn the_time_without_partitions_starts_at_an_empty_assignment_and_ends_at_the_next() {
+    fn the_time_without_partitions_runs_from_the_start_and_from_each_empty_assignment() {
         let status = ViewStatus::default();
-        assert_eq!(status.unassigned_for(), None, "not joined yet");
+        assert!(
+            status.unassigned_for().is_some(),
+            "not joined yet: owns none"
+        );
         status.assignment(&[], false);
         assert!(status.unassigned_for().is_some());
         status.assignment(&[("t".to_owned(), 0)], true);

@@ -1,36 +1,79 @@
 //! The crash oracle: `projector run` killed with SIGKILL at random moments
 //! while it consumes from a real broker (tansu), restarted each time; at the
 //! end every subject's row must equal the oracle fold of what was published:
-//! no event missing, none applied twice, partition order kept.
+//! no event missing, none applied twice, partition order kept; and every
+//! malformed record must be in the dead-letter topic exactly once.
+//!
+//! The workload is an application's: an idempotent producer batching for
+//! `linger.ms = 5` (so records sit in batches of many, and a restart resumes
+//! inside one), half the subjects mis-partitioned (one subject on every
+//! partition), and one record in 500 malformed (no CloudEvent), handled by
+//! `on_error = "dead-letter"`.
 //!
 //! Each run joins a consumer group of its own (`crash-<n>`): tansu 0.6 does
 //! not expire the members of a killed process (its session timeout never
 //! fires), so a restarted member of the same group would wait for ghosts
-//! holding the other partitions. Nothing is lost by it: a view resumes from
-//! the checkpoints in its store, never from the group's committed offsets
-//! (G2), which is exactly what the test checks.
+//! holding the other partitions, and it breaks static membership (which
+//! would let the restarted member take its place; see
+//! `kit::Broker::honours_static_membership`). Nothing is lost by it: a view
+//! resumes from the checkpoints in its store, never from the group's
+//! committed offsets (G2), which is exactly what the test checks. The
+//! restart in the same group, with static membership, is tested on the mock
+//! cluster (`restart`).
 //!
 //! The moments come from a seed, printed at the start and in any failure;
 //! `PROJECTOR_CRASH_SEED=<seed>` replays a run. `PROJECTOR_CRASH_EVENTS` and
 //! `PROJECTOR_CRASH_KILLS` change the size (default 200,000 events, 20
 //! kills).
 
+use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use projector::store::{SledStore, Store, ViewStore};
+use rdkafka::message::OwnedHeaders;
 
 use crate::kit::{Broker, TempDir, free_port, hash_of, sigterm};
 use crate::pipeline::{Partitioning, Stream, TOPIC, oracle_discrepancies};
 
 const PARTITIONS: i32 = 4;
 const SUBJECTS: usize = 200;
+const DEAD_LETTERS: &str = "counter-dlq";
+/// One record in this many is malformed.
+const MALFORMED_EVERY: usize = 500;
 
-/// Publish events over the test's subjects, each subject always on one
-/// partition, until `total` were published.
-fn publish_until(stream: &mut Stream, broker: &Broker, total: usize) {
-    let count = total.saturating_sub(stream.events());
-    stream.publish(broker, count, SUBJECTS, PARTITIONS, Partitioning::BySubject);
+/// Publish events over the test's subjects, half of them mis-partitioned,
+/// with a malformed record before every `MALFORMED_EVERY`th, until `total`
+/// events were published. Returns where the malformed records went.
+fn publish_until(stream: &mut Stream, broker: &Broker, total: usize) -> Vec<(i32, i64)> {
+    let mut malformed = Vec::new();
+    while stream.events() < total {
+        let partition = stream.next_partition(SUBJECTS, PARTITIONS, Partitioning::HalfMisplaced);
+        if stream.events() % MALFORMED_EVERY == MALFORMED_EVERY / 2 {
+            let offset = stream.next_offset(partition);
+            broker.publish_raw(
+                TOPIC,
+                partition,
+                Some(b"garbage"),
+                Some(b"not a cloud event"),
+                OwnedHeaders::new(),
+            );
+            stream.leave_gap(partition, 1);
+            malformed.push((partition, offset));
+        }
+        for event in stream.plan(1, SUBJECTS, PARTITIONS, Partitioning::HalfMisplaced) {
+            broker.publish(
+                TOPIC,
+                event.partition,
+                "Tick",
+                &event.id,
+                Some(&event.subject),
+                b"{}",
+            );
+        }
+    }
+    broker.flush();
+    malformed
 }
 
 /// A small deterministic generator (xorshift64*).
@@ -71,7 +114,7 @@ pub(crate) fn spawn(config: &std::path::Path, log: &std::path::Path) -> Child {
 }
 
 /// The sum of the view's durable checkpoints, from its `/v1/views`.
-fn committed(api: &str) -> Option<i64> {
+pub(crate) fn committed(api: &str) -> Option<i64> {
     let mut response = ureq::get(&format!("{api}/v1/views")).call().ok()?;
     let report: serde_json::Value = response.body_mut().read_json().ok()?;
     Some(
@@ -111,6 +154,45 @@ fn broker_holds(broker: &Broker) -> usize {
     read
 }
 
+/// The origin `(partition, offset)` of every record in the dead-letter
+/// topic, with how many times each is there.
+fn dead_lettered(broker: &Broker) -> BTreeMap<(i32, i64), usize> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "crash-dlq-check")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset(DEAD_LETTERS, 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut found = BTreeMap::new();
+    let mut idle = Instant::now();
+    while idle.elapsed() < Duration::from_secs(5) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            idle = Instant::now();
+            let header = |name: &str| {
+                message
+                    .headers()
+                    .and_then(|h| h.iter().find(|h| h.key == name))
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default()
+            };
+            let origin = (
+                header("projector-error-partition").parse().unwrap_or(-1),
+                header("projector-error-offset").parse().unwrap_or(-1),
+            );
+            *found.entry(origin).or_insert(0) += 1;
+        }
+    }
+    found
+}
+
 #[test]
 fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     let seed = env_or(
@@ -128,11 +210,9 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     );
     let mut random = Random(seed);
 
-    // One record per batch: tansu 0.6 skips the rest of a batch when a
-    // fetch starts inside it (see `Broker::unbatched`); the runtime detects
-    // such gaps and refetches, but a broker that answers the refetch the
-    // same way leaves it nothing to apply.
-    let broker = Broker::tansu(&[(TOPIC, PARTITIONS)]).unbatched();
+    // An application's producer: batches of many records, which tansu 0.6
+    // reads from the next batch when a read begins inside one.
+    let broker = Broker::tansu(&[(TOPIC, PARTITIONS), (DEAD_LETTERS, 1)]).application_producer();
     let dir = TempDir::new("crash");
     let port = free_port();
     let api = format!("http://127.0.0.1:{port}");
@@ -161,13 +241,14 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     // Publish in as many chunks as there are kills, so that some kills land
     // while events arrive and some while the view catches up.
     let mut published = Stream::default();
+    let mut malformed = Vec::new();
     let chunk = events.div_ceil(usize::try_from(kills.max(1)).unwrap());
     let started = Instant::now();
     let mut progress = Vec::new();
     for kill in 0..kills {
         // Publish while nothing consumes, then start a run.
         let upto = (published.events() + chunk).min(events);
-        publish_until(&mut published, &broker, upto);
+        malformed.extend(publish_until(&mut published, &broker, upto));
         let config = counter_config(&dir.0, &broker, port, &format!("crash-{kill}"));
         let mut child = spawn(&config, &log);
         // Kill it anywhere from inside the start (module load, group join)
@@ -179,12 +260,12 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
         child.wait().unwrap();
         progress.push((kill, wait.as_millis(), before));
     }
-    publish_until(&mut published, &broker, events);
+    malformed.extend(publish_until(&mut published, &broker, events));
 
     // A last run to the end, stopped cleanly.
     let config = counter_config(&dir.0, &broker, port, &format!("crash-{kills}"));
     let mut child = spawn(&config, &log);
-    let total = i64::try_from(events).unwrap();
+    let total = i64::try_from(events + malformed.len()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         if committed(&api) == Some(total) {
@@ -199,6 +280,7 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    std::fs::copy(&log, std::env::temp_dir().join("projector-crash-last.log")).ok();
     sigterm(&child);
     let status = child.wait().unwrap();
     if !status.success() {
@@ -217,6 +299,26 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
         discrepancies.len(),
         started.elapsed().as_secs_f64()
     );
+    let letters = dead_lettered(&broker);
+    let twice: Vec<_> = letters.iter().filter(|(_, n)| **n > 1).collect();
+    let missing: Vec<_> = malformed
+        .iter()
+        .filter(|o| !letters.contains_key(o))
+        .collect();
+    println!(
+        "crash oracle: seed {seed}: {} malformed records, {} dead letters, {} written twice, {} missing",
+        malformed.len(),
+        letters.values().sum::<usize>(),
+        twice.len(),
+        missing.len()
+    );
+    if !twice.is_empty() || !missing.is_empty() || letters.len() != malformed.len() {
+        failure(format!(
+            "dead letters: {} malformed records, {} distinct dead letters; written twice: {twice:?}; missing: {missing:?}",
+            malformed.len(),
+            letters.len()
+        ));
+    }
     if !discrepancies.is_empty() {
         failure(format!(
             "{} discrepancies ({rows} rows for {SUBJECTS} subjects): {:?}; \
@@ -243,7 +345,8 @@ fn counter_config(
             "{}data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n\
              [broker]\nbootstrap_servers = \"{}\"\n\
              settings = {{ \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\", \"fetch.wait.max.ms\" = \"50\" }}\n\n\
-             [[views]]\nname = \"counter\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\ngroup = \"{group}\"\n",
+             [[views]]\nname = \"counter\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\ngroup = \"{group}\"\n\
+             on_error = \"dead-letter\"\ndead_letter_topic = \"{DEAD_LETTERS}\"\n",
             crate::kit::TANSU_GROUP_SETTINGS,
             broker.bootstrap(),
             projector_examples::EVENT_COUNTER.path
@@ -255,7 +358,7 @@ fn counter_config(
 
 /// The partitions `/v1/views` reports as assigned now (it also lists
 /// partitions only checkpointed, held before a rebalance).
-fn partitions_of(api: &str) -> usize {
+pub(crate) fn partitions_of(api: &str) -> usize {
     ureq::get(&format!("{api}/v1/views"))
         .call()
         .ok()
@@ -270,9 +373,9 @@ fn partitions_of(api: &str) -> usize {
 
 #[test]
 fn a_survivor_takes_over_the_partitions_of_a_stopped_runtime() {
-    let broker = Broker::tansu(&[(TOPIC, PARTITIONS)]).unbatched();
+    let broker = Broker::tansu(&[(TOPIC, PARTITIONS), (DEAD_LETTERS, 1)]).application_producer();
     let mut published = Stream::default();
-    publish_until(&mut published, &broker, 20_000);
+    let mut malformed = publish_until(&mut published, &broker, 20_000);
     let (dir_a, dir_b) = (TempDir::new("failover-a"), TempDir::new("failover-b"));
     let (port_a, port_b) = (free_port(), free_port());
     let (api_a, api_b) = (
@@ -298,8 +401,8 @@ fn a_survivor_takes_over_the_partitions_of_a_stopped_runtime() {
     // Stop a mid-stream; more events arrive meanwhile.
     sigterm(&a);
     assert!(a.wait().unwrap().success());
-    publish_until(&mut published, &broker, 25_000);
-    let total = i64::try_from(published.events()).unwrap();
+    malformed.extend(publish_until(&mut published, &broker, 25_000));
+    let total = i64::try_from(published.events() + malformed.len()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     while committed(&api_b) != Some(total) {
         assert!(

@@ -48,7 +48,7 @@ fn ten_thousand_poisoned_events_leave_the_runtime_and_its_other_view_intact() {
     const POISONED: usize = 10_000;
     const LOOPS: usize = 10;
     const BENIGN: usize = 2_000;
-    let broker = Broker::tansu(&[("bad", 1), ("events", 2)]).unbatched();
+    let broker = Broker::tansu(&[("bad", 1), ("events", 2)]).application_producer();
     let dir = TempDir::new("hostile");
     let port = free_port();
     let api = format!("http://127.0.0.1:{port}");

@@ -52,6 +52,12 @@ impl Broker {
         Self::connect(cluster.bootstrap_servers(), Some(cluster), None)
     }
 
+    /// A broker some other process serves at `bootstrap` (such as
+    /// `projector mock-broker`).
+    pub fn at(bootstrap: String) -> Self {
+        Self::connect(bootstrap, None, None)
+    }
+
     /// A real tansu broker process.
     pub fn tansu(topics: &[(&str, i32)]) -> Self {
         let tansu = projector_tansu::Tansu::start().expect("tansu starts");
@@ -99,17 +105,16 @@ impl Broker {
         broker
     }
 
-    /// The same broker, with a producer that sends every record as a
-    /// record batch of its own. tansu 0.6 answers a fetch that starts inside
-    /// a batch with the next batch, skipping the rest of the one asked for;
-    /// a consumer resuming from its own checkpoints (as projector does)
-    /// would see that as lost records. With one record per batch every
-    /// offset starts a batch.
-    pub fn unbatched(mut self) -> Self {
+    /// The same broker, with the producer of an application: idempotent,
+    /// acknowledged by all replicas, batching for `linger.ms = 5`, so that
+    /// records land in batches of many (the layout that makes tansu 0.6
+    /// skip the rest of a batch a read begins inside).
+    pub fn application_producer(mut self) -> Self {
         self.producer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
-            .set("linger.ms", "0")
-            .set("batch.num.messages", "1")
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
             .create()
             .expect("producer");
         self
@@ -142,7 +147,9 @@ impl Broker {
     /// at every session timeout, so the member never consumes (measured
     /// with one `projector run` alone in a fresh group). The runtimes of
     /// the tests on tansu run with `static_membership = false`
-    /// ([`TANSU_GROUP_SETTINGS`]); the product's default stays on.
+    /// ([`TANSU_GROUP_SETTINGS`]); the product's default stays on. The mock
+    /// cluster runs static members like any other (it does not let one
+    /// replace its ghost, though; see `restart`).
     pub fn honours_static_membership(&self) -> bool {
         self._tansu.is_none()
     }

@@ -15,6 +15,9 @@
 //!   against an oracle fold of what was published; `kit` holds the broker,
 //!   producer and runtime helpers.
 //! - `policies`: stop, skip and dead-letter with every failure kind.
+//! - `restart`: SIGKILL and restart in the same consumer group, with and
+//!   without static membership, on the mock cluster in a process of its own
+//!   (`projector mock-broker`).
 //! - the real Kafka-API broker process (tansu) comes from `projector-tansu`;
 //!   `front`: a test-only TLS + SASL PLAIN front for it; `managed`: the
 //!   managed-Kafka flow (secrets, broker config, topics, publish, run) over
@@ -35,3 +38,4 @@ mod managed;
 mod model;
 pub(crate) mod pipeline;
 mod policies;
+mod restart;

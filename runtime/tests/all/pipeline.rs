@@ -30,6 +30,10 @@ pub(crate) enum Partitioning {
     /// Each event goes to the next partition in turn: a mis-partitioned
     /// topic, where one subject arrives on every partition.
     RoundRobin,
+    /// Even subjects by subject, odd ones round robin: half the subjects
+    /// mis-partitioned, as an application with two producers, one keyed
+    /// and one not, makes them.
+    HalfMisplaced,
 }
 
 impl Partitioning {
@@ -38,6 +42,10 @@ impl Partitioning {
         match self {
             Self::BySubject => i32::try_from(i % subjects).unwrap() % partitions,
             Self::RoundRobin => i32::try_from(i).unwrap() % partitions,
+            Self::HalfMisplaced if (i % subjects).is_multiple_of(2) => {
+                Self::BySubject.partition(i, subjects, partitions)
+            }
+            Self::HalfMisplaced => Self::RoundRobin.partition(i, subjects, partitions),
         }
     }
 }
@@ -75,6 +83,11 @@ impl Stream {
     /// gets an offset `count` higher.
     pub(crate) fn leave_gap(&mut self, partition: i32, count: i64) {
         *self.offsets.entry(partition).or_insert(0) += count;
+    }
+
+    /// The offset the next record of `partition` gets.
+    pub(crate) fn next_offset(&self, partition: i32) -> i64 {
+        self.offsets.get(&partition).copied().unwrap_or(0)
     }
 
     /// The partition the next event planned goes to.
