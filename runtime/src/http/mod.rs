@@ -138,23 +138,61 @@ impl ApiState {
     }
 }
 
+/// Whether a route needs the bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Open to probes: `/healthz`, `/readyz`.
+    Open,
+    /// Guarded by the token, when one is set.
+    Guarded,
+}
+
+/// Every route the API serves: the one list the router is built from and
+/// [`route_paths`] reads, so that the document's paths are checked against
+/// what is served, not against a copy.
+fn routes() -> Vec<(&'static str, Access, axum::routing::MethodRouter<ApiState>)> {
+    vec![
+        ("/healthz", Access::Open, get(|| async { "ok\n" })),
+        ("/readyz", Access::Open, get(ops::readyz)),
+        ("/metrics", Access::Guarded, get(ops::metrics)),
+        ("/v1/views", Access::Guarded, get(ops::views)),
+        ("/v1/views/{view}/rows", Access::Guarded, get(rows::list)),
+        (
+            "/v1/views/{view}/rows/{subject}",
+            Access::Guarded,
+            get(rows::get),
+        ),
+        (
+            "/v1/views/{view}/rows/{subject}/watch",
+            Access::Guarded,
+            get(watch::watch),
+        ),
+        (
+            "/v1/openapi.json",
+            Access::Guarded,
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        ),
+    ]
+}
+
+/// The paths of every route served, in axum's `{param}` syntax (as the
+/// OpenAPI document writes them).
+pub fn route_paths() -> Vec<&'static str> {
+    routes().into_iter().map(|(path, _, _)| path).collect()
+}
+
 /// The routes, over `state`.
 pub fn router(state: ApiState) -> Router {
-    let api = Router::new()
-        .route("/metrics", get(ops::metrics))
-        .route("/v1/views", get(ops::views))
-        .route("/v1/views/{view}/rows", get(rows::list))
-        .route("/v1/views/{view}/rows/{subject}", get(rows::get))
-        .route("/v1/views/{view}/rows/{subject}/watch", get(watch::watch))
-        .route(
-            "/v1/openapi.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
-        )
-        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ops::readyz))
-        .merge(api)
+    let mut open = Router::new();
+    let mut guarded = Router::new();
+    for (path, access, handler) in routes() {
+        match access {
+            Access::Open => open = open.route(path, handler),
+            Access::Guarded => guarded = guarded.route(path, handler),
+        }
+    }
+    let guarded = guarded.route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    open.merge(guarded)
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

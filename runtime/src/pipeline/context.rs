@@ -429,6 +429,19 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
 
 impl<S: Store> ClientContext for ViewContext<S> {
     fn stats(&self, statistics: Statistics) {
+        // librdkafka talks to the group's coordinator through a logical
+        // broker that takes the address of the broker that is it now.
+        if let Some(coordinator) = statistics
+            .brokers
+            .values()
+            .find(|b| b.name.starts_with("GroupCoordinator") && !b.nodename.is_empty())
+            && let Some(node) = statistics
+                .brokers
+                .values()
+                .find(|b| b.nodeid >= 0 && b.nodename == coordinator.nodename)
+        {
+            self.status.coordinator(node.nodeid);
+        }
         for (topic, stats) in &statistics.topics {
             // The statistics list every partition of a subscribed topic
             // the metadata knows (and an internal -1), assigned or not.

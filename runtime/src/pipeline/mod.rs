@@ -840,7 +840,7 @@ fn give_offsets(source: &impl Source, offsets: &TopicPartitionList) {
     {
         // The store holds the checkpoint; a missed Kafka commit only means
         // redeliveries, which are recognised.
-        tracing::debug!(error = %err, "offset commit failed");
+        tracing::warn!(error = %err, "offset commit to Kafka could not be sent; the store holds the checkpoints");
     }
 }
 

@@ -166,6 +166,9 @@ pub struct ViewStatus {
     unassigned_since: Mutex<Option<Instant>>,
     /// Partitions per topic, as the client's metadata last said.
     partition_counts: Mutex<BTreeMap<String, i32>>,
+    /// The brokers that have been the group's coordinator, in order (each
+    /// once in a row), as the consumer's statistics showed them.
+    coordinators: Mutex<Vec<i32>>,
 }
 
 impl Default for ViewStatus {
@@ -179,6 +182,7 @@ impl Default for ViewStatus {
             held_dead_letters: AtomicU64::default(),
             unassigned_since: Mutex::new(Some(Instant::now())),
             partition_counts: Mutex::default(),
+            coordinators: Mutex::default(),
         }
     }
 }
@@ -318,6 +322,31 @@ impl ViewStatus {
             self.assigned(topic, *partition, true);
         }
         self.note_ownership();
+    }
+
+    /// Assignments received so far: one per rebalance this view took part
+    /// in.
+    pub fn rebalances(&self) -> u64 {
+        self.assignments.load(Ordering::Relaxed)
+    }
+
+    /// Record that broker `node` is the group's coordinator now.
+    pub fn coordinator(&self, node: i32) {
+        let mut seen = self
+            .coordinators
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if seen.last() != Some(&node) {
+            seen.push(node);
+        }
+    }
+
+    /// The brokers that have been the group's coordinator, in order.
+    pub fn coordinators(&self) -> Vec<i32> {
+        self.coordinators
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// True once the view has joined its consumer group and received an

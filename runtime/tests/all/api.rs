@@ -652,16 +652,10 @@ fn every_documented_route_is_served_and_the_document_is_the_checked_in_one() {
         .keys()
         .map(String::as_str)
         .collect();
-    let served_routes = BTreeSet::from([
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/v1/views",
-        "/v1/views/{view}/rows",
-        "/v1/views/{view}/rows/{subject}",
-        "/v1/views/{view}/rows/{subject}/watch",
-        "/v1/openapi.json",
-    ]);
+    // The router's own list: a route added to it and not to the document
+    // fails here.
+    let served_routes: BTreeSet<&str> = projector::http::route_paths().into_iter().collect();
+    assert!(served_routes.len() >= 8, "{served_routes:?}");
     assert_eq!(
         paths, served_routes,
         "docs/openapi.json and the router disagree"

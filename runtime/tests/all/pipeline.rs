@@ -365,7 +365,15 @@ mod broker_faults {
 
     use super::*;
 
-    fn run_with_fault(name: &str, brokers: i32, fault: impl FnOnce(&Broker)) {
+    /// Run the counter view over 2,000 events with `fault` injected after
+    /// the first 200 were applied; `took_effect` confirms the fault did
+    /// something (given the status and the rebalances before the fault).
+    fn run_with_fault(
+        name: &str,
+        brokers: i32,
+        fault: impl FnOnce(&Broker),
+        took_effect: impl FnOnce(&projector::pipeline::ViewStatus, u64),
+    ) {
         let broker = Broker::with_brokers(brokers, &[(TOPIC, 4)]);
         let dir = TempDir::new(name);
         let mut stream = Stream::default();
@@ -375,15 +383,22 @@ mod broker_faults {
         wait_for(&status, Duration::from_secs(60), "the first events", |s| {
             s.counters().applied >= 200
         });
+        let rebalances = status.rebalances();
         fault(&broker);
         stream.publish(&broker, 1000, 30, 4, Partitioning::BySubject);
         wait_for(&status, Duration::from_secs(90), "2000 applied", |s| {
             s.counters().applied == 2000
         });
+        took_effect(&status, rebalances);
+        // And the view goes on after it.
+        stream.publish(&broker, 500, 30, 4, Partitioning::BySubject);
+        wait_for(&status, Duration::from_secs(90), "2500 applied", |s| {
+            s.counters().applied == 2500
+        });
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(
             status.counters().applied,
-            2000,
+            2500,
             "a record was applied twice"
         );
         assert_matches_oracle(&service, &module_hash(), &stream);
@@ -392,92 +407,154 @@ mod broker_faults {
 
     #[test]
     fn fetch_errors() {
-        run_with_fault("fetch-errors", 1, |broker| {
-            broker.cluster().request_errors(
-                RDKafkaApiKey::Fetch,
-                &[
-                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
-                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                ],
-            );
-        });
+        run_with_fault(
+            "fetch-errors",
+            1,
+            |broker| {
+                broker.cluster().request_errors(
+                    RDKafkaApiKey::Fetch,
+                    &[
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                    ],
+                );
+            },
+            |_, _| {
+                // A fetch error is retried inside librdkafka and not reported;
+                // the oracle (nothing lost, nothing twice) is the check.
+            },
+        );
     }
 
     #[test]
     fn offset_commit_errors() {
-        run_with_fault("commit-errors", 1, |broker| {
-            broker.cluster().request_errors(
-                RDKafkaApiKey::OffsetCommit,
-                &[
-                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
-                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
-                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
-                ],
-            );
-        });
+        run_with_fault(
+            "commit-errors",
+            1,
+            |broker| {
+                broker.cluster().request_errors(
+                    RDKafkaApiKey::OffsetCommit,
+                    &[
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE,
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+                    ],
+                );
+            },
+            |_, _| {
+                // Not confirmed: rust-rdkafka 0.39's BaseConsumer never
+                // called a ConsumerContext::commit_callback for the view's
+                // asynchronous commits here (a probe printed nothing, for
+                // successes either), so a failed commit cannot be seen yet.
+                // The oracle (nothing lost or applied twice) is the check.
+            },
+        );
     }
 
     #[test]
     fn group_protocol_errors() {
         // A failed heartbeat makes the member rejoin; the rejoin meets
         // JoinGroup and SyncGroup errors before it gets its partitions back.
-        run_with_fault("group-errors", 1, |broker| {
-            let cluster = broker.cluster();
-            cluster.request_errors(
-                RDKafkaApiKey::JoinGroup,
-                &[
-                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
-                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
-                ],
-            );
-            cluster.request_errors(
-                RDKafkaApiKey::SyncGroup,
-                &[
-                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
-                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
-                ],
-            );
-            cluster.request_errors(
-                RDKafkaApiKey::Heartbeat,
-                &[
-                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
-                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
-                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
-                ],
-            );
-        });
+        run_with_fault(
+            "group-errors",
+            1,
+            |broker| {
+                let cluster = broker.cluster();
+                cluster.request_errors(
+                    RDKafkaApiKey::JoinGroup,
+                    &[
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                    ],
+                );
+                cluster.request_errors(
+                    RDKafkaApiKey::SyncGroup,
+                    &[
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+                    ],
+                );
+                cluster.request_errors(
+                    RDKafkaApiKey::Heartbeat,
+                    &[
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                    ],
+                );
+            },
+            |status, before| {
+                // Heartbeats come every 3 s: wait for the one that fails.
+                wait_for(
+                    status,
+                    Duration::from_secs(20),
+                    "a rejoin after the heartbeat errors",
+                    |s| s.rebalances() > before,
+                );
+            },
+        );
     }
 
     #[test]
     fn the_group_coordinator_moves() {
-        run_with_fault("coordinator-moves", 3, |broker| {
-            for id in [2, 3, 1] {
-                broker
-                    .cluster()
-                    .coordinator(
-                        rdkafka::mocking::MockCoordinator::Group("projector-counter".to_owned()),
-                        id,
-                    )
-                    .unwrap();
-                std::thread::sleep(Duration::from_millis(700));
-            }
-        });
+        run_with_fault(
+            "coordinator-moves",
+            3,
+            |broker| {
+                for id in [2, 3, 1] {
+                    broker
+                        .cluster()
+                        .coordinator(
+                            rdkafka::mocking::MockCoordinator::Group(
+                                "projector-counter".to_owned(),
+                            ),
+                            id,
+                        )
+                        .unwrap();
+                    // Longer than a heartbeat interval (3 s): the consumer
+                    // meets each coordinator.
+                    std::thread::sleep(Duration::from_millis(3_500));
+                }
+            },
+            |status, _| {
+                // The consumer followed the coordinator to each broker
+                // (statistics come every second, each move lasts 3.5 s).
+                let seen = status.coordinators();
+                let moves: Vec<i32> = seen
+                    .iter()
+                    .copied()
+                    .filter(|b| [2, 3, 1].contains(b))
+                    .collect();
+                assert!(
+                    moves.ends_with(&[2, 3, 1]),
+                    "the consumer's coordinator went {seen:?}, not to 2, 3 and then 1"
+                );
+            },
+        );
     }
 
     #[test]
     fn broker_down_and_back_up() {
-        run_with_fault("broker-down", 3, |broker| {
-            for id in 1..=3 {
-                broker.cluster().broker_down(id).unwrap();
-            }
-            std::thread::sleep(Duration::from_secs(1));
-            for id in 1..=3 {
-                broker.cluster().broker_up(id).unwrap();
-            }
-        });
+        run_with_fault(
+            "broker-down",
+            3,
+            |broker| {
+                for id in 1..=3 {
+                    broker.cluster().broker_down(id).unwrap();
+                }
+                std::thread::sleep(Duration::from_secs(1));
+                for id in 1..=3 {
+                    broker.cluster().broker_up(id).unwrap();
+                }
+            },
+            |_, _| {
+                // Every broker down for a second: the oracle is the check.
+            },
+        );
     }
 }
 
