@@ -18,6 +18,10 @@
 //! - or a read from the partition's earliest offset delivered past `due`
 //!   first thing: nothing earlier exists to begin before.
 //!
+//! It relies on what librdkafka does on a seek: records fetched before it
+//! are dropped, never handed over after it, so the first record after a
+//! seek is the broker's answer to it.
+//!
 //! Until then the partition is read again from further back each time: as
 //! far before `due` as the broker skipped past it, then twice as far, and so
 //! on down to the earliest offset, so a batch of any size is found in a
