@@ -79,7 +79,15 @@ pub fn send(
     topic: &str,
     event: &crate::input::Generated,
 ) -> anyhow::Result<()> {
-    let mut record = event.fill(BaseRecord::to(topic));
+    send_record(producer, topic, event.fill(BaseRecord::to(topic)))
+}
+
+/// Produce `record`, waiting while the client's queue is full.
+fn send_record(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+) -> anyhow::Result<()> {
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
@@ -157,25 +165,11 @@ fn send_malformed(
     topic: &str,
     partition: i32,
 ) -> anyhow::Result<()> {
-    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
+    let record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
         .partition(partition)
         .key(b"legacy".as_slice())
         .payload(b"{\"not\":\"a cloud event\"}".as_slice());
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((
-                rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::QueueFull,
-                ),
-                returned,
-            )) => {
-                std::thread::sleep(Duration::from_millis(1));
-                record = returned;
-            }
-            Err((err, _)) => bail!("produce to {topic}: {err}"),
-        }
-    }
+    send_record(producer, topic, record)
 }
 
 /// What the raw consumer measured.

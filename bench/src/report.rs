@@ -178,11 +178,11 @@ impl Results {
         );
         let _ = writeln!(
             out,
-            "\n{:<44} {:>14} {:>10}",
+            "\n{:<68} {:>14} {:>10}",
             "throughput", "events/s", "seconds"
         );
         let mut row = |name: String, rate: f64, seconds: f64| {
-            let _ = writeln!(out, "{name:<44} {rate:>14.0} {seconds:>10.2}");
+            let _ = writeln!(out, "{name:<68} {rate:>14.0} {seconds:>10.2}");
         };
         for raw in &self.raw_consume {
             row(
@@ -282,13 +282,13 @@ impl Results {
         }
         let _ = writeln!(
             out,
-            "\n{:<52} {:>8} {:>8} {:>5}",
+            "\n{:<68} {:>8} {:>8} {:>5}",
             "ratio", "value", "target", "met"
         );
         for r in &self.ratios {
             let _ = writeln!(
                 out,
-                "{:<52} {:>8.3} {:>8.2} {:>5}",
+                "{:<68} {:>8.3} {:>8.2} {:>5}",
                 r.name,
                 r.value,
                 r.target,

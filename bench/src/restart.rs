@@ -81,10 +81,13 @@ fn start_until_ready(
 ) -> anyhow::Result<(Duration, Child)> {
     let port = projector_tansu::free_port()?;
     let view = crate::views::config(workload)?;
-    // A group per start: tansu 0.6 never expires the member of a killed
-    // process, and a view resumes from its store, not from group offsets.
+    // A group per start, without static membership: tansu 0.6 never
+    // expires the member of a killed process, and it revokes a static
+    // member's partitions at every session timeout, so the restart cannot
+    // be taken in the same group on it. A view resumes from its store, not
+    // from group offsets, so the figure is the same.
     let config = format!(
-        "data_dir = {dir:?}\n[http]\nbind = \"127.0.0.1:{port}\"\n[broker]\nbootstrap_servers = \"{bootstrap}\"\n\n\
+        "data_dir = {dir:?}\nstatic_membership = false\n[http]\nbind = \"127.0.0.1:{port}\"\n[broker]\nbootstrap_servers = \"{bootstrap}\"\n\n\
          [[views]]\nname = \"{}\"\nmodule = {:?}\ntopics = [\"{}\"]\ngroup = \"bench-restart-{}-{attempt}\"\n",
         view.name,
         view.module,

@@ -114,21 +114,36 @@ impl GapProbes {
         // The first read begins as far before `due` as the broker skipped
         // past it (a batch is likely about as large as the part of it that
         // was skipped), each next one twice as far.
-        let distance = probe.map_or((offset - due).max(1), |probe| {
+        let (from, seek) = self.read_again(partition, probe, due, offset - due, earliest);
+        Verdict::ReadFrom { from, seek }
+    }
+
+    /// Record the next read of `partition` for `due`: `first` before it
+    /// when there was no `probe`, else twice as far back as the last one,
+    /// never before `earliest`. Returns where it begins and its number.
+    fn read_again(
+        &mut self,
+        partition: &TopicPartition,
+        probe: Option<Probe>,
+        due: i64,
+        first: i64,
+        earliest: i64,
+    ) -> (i64, u32) {
+        let distance = probe.map_or(first.max(1), |probe| {
             (due - probe.from).max(1).saturating_mul(2)
         });
         let from = due.saturating_sub(distance).max(earliest);
-        let seek = probe.map_or(1, |probe| probe.seeks + 1);
+        let seeks = probe.map_or(1, |probe| probe.seeks + 1);
         self.probes.insert(
             partition.clone(),
             Probe {
                 due,
                 from,
-                seeks: seek,
+                seeks,
                 began_before: false,
             },
         );
-        Verdict::ReadFrom { from, seek }
+        (from, seeks)
     }
 
     /// `partition` has records past `due` (its high watermark says so) but
@@ -145,18 +160,7 @@ impl GapProbes {
         if probe.is_some_and(|probe| probe.from <= earliest) {
             return None;
         }
-        let distance = probe.map_or(1, |probe| (due - probe.from).max(1).saturating_mul(2));
-        let from = due.saturating_sub(distance).max(earliest);
-        self.probes.insert(
-            partition.clone(),
-            Probe {
-                due,
-                from,
-                seeks: probe.map_or(1, |probe| probe.seeks + 1),
-                began_before: false,
-            },
-        );
-        Some(from)
+        Some(self.read_again(partition, probe, due, 1, earliest).0)
     }
 
     /// `partition` moved on (its due offset was applied) or was revoked:
