@@ -41,16 +41,19 @@ pub(super) fn checkpoint_key(topic: &str, partition: i32) -> Vec<u8> {
 }
 
 pub(super) fn parse_checkpoint(key: &[u8], value: &[u8]) -> Result<(String, i32, i64), String> {
-    let text = std::str::from_utf8(
-        key.strip_prefix(CHECKPOINT_PREFIX)
-            .ok_or("not a checkpoint key")?,
-    )
-    .map_err(|_| "the key is not UTF-8")?;
+    let (topic, partition) = parse_topic_partition(CHECKPOINT_PREFIX, key)?;
+    Ok((topic, partition, decode_offset(value)?))
+}
+
+/// The topic and partition of a `<prefix><topic>/<partition>` key.
+fn parse_topic_partition(prefix: &[u8], key: &[u8]) -> Result<(String, i32), String> {
+    let text = std::str::from_utf8(key.strip_prefix(prefix).ok_or("not a key of this kind")?)
+        .map_err(|_| "the key is not UTF-8")?;
     let (topic, partition) = text.rsplit_once('/').ok_or("no partition in the key")?;
     let partition = partition
         .parse()
         .map_err(|_| "the partition is not a number")?;
-    Ok((topic.to_owned(), partition, decode_offset(value)?))
+    Ok((topic.to_owned(), partition))
 }
 
 pub(super) fn dead_letter_key(origin: &Origin) -> Vec<u8> {
@@ -67,16 +70,10 @@ pub(super) fn parse_dead_letter_position(
     key: &[u8],
     value: &[u8],
 ) -> Result<((String, i32), i64), String> {
-    let text = std::str::from_utf8(
-        key.strip_prefix(DEAD_LETTER_POSITION_PREFIX)
-            .ok_or("not a dead-letter position key")?,
-    )
-    .map_err(|_| "the key is not UTF-8")?;
-    let (topic, partition) = text.rsplit_once('/').ok_or("no partition in the key")?;
-    let partition = partition
-        .parse()
-        .map_err(|_| "the partition is not a number")?;
-    Ok(((topic.to_owned(), partition), decode_offset(value)?))
+    Ok((
+        parse_topic_partition(DEAD_LETTER_POSITION_PREFIX, key)?,
+        decode_offset(value)?,
+    ))
 }
 
 const DEAD_LETTER_FORMAT: u8 = 1;

@@ -19,7 +19,7 @@ use rdkafka::message::{Headers, Message, OwnedMessage, Timestamp};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::kit::{Broker, TempDir, view};
+use crate::kit::{Broker, TempDir, view, wait_until};
 
 const TOPIC: &str = "events";
 const DLQ: &str = "counter-dlq";
@@ -145,14 +145,6 @@ fn dead_lettered_offsets(broker: &Broker) -> Vec<i64> {
         }
     }
     offsets
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Every tenth record of 200 is bad.

@@ -325,6 +325,18 @@ pub fn start(
     Service::start(&config, &broker.config(), &engine, store, limits).expect("service starts")
 }
 
+/// Wait until `done` holds, failing after `timeout` with `what`.
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Wait until `done` holds for `status`, failing after `timeout`.
 pub fn wait_for(
     status: &ViewStatus,

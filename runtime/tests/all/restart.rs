@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use projector::store::{SledStore, Store};
 
 use crate::crash::{committed, partitions_of, spawn};
-use crate::kit::{Broker, TempDir, free_port, hash_of, sigterm};
+use crate::kit::{Broker, TempDir, free_port, hash_of, sigterm, wait_until};
 use crate::pipeline::{Partitioning, Stream, TOPIC, oracle_discrepancies};
 
 const PARTITIONS: i32 = 4;
@@ -79,18 +79,6 @@ fn config(dir: &std::path::Path, bootstrap: &str, port: u16) -> std::path::PathB
     )
     .unwrap();
     config
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    started.elapsed()
 }
 
 /// Run a view to the end of 1,000 events, publish 1,000 more, kill it with
