@@ -225,6 +225,7 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
     let rows = Family::<ViewLabels, Gauge>::default();
     let held = Family::<ViewLabels, Gauge>::default();
     let dropped_logs = Family::<ViewLabels, Counter>::default();
+    let commit_failures = Family::<ViewLabels, Counter>::default();
     for view in state.views() {
         let (info, status) = (&view.info, &view.status);
         rows.get_or_create(&ViewLabels {
@@ -241,6 +242,11 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
                 view: info.name.clone(),
             })
             .inc_by(c.guest_logs_dropped);
+        commit_failures
+            .get_or_create(&ViewLabels {
+                view: info.name.clone(),
+            })
+            .inc_by(c.offset_commit_failures);
         for (outcome, value) in [
             ("applied", c.applied),
             ("duplicate", c.duplicates),
@@ -295,6 +301,11 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
         "guest_logs_dropped",
         "Guest log records dropped because a call logged more than max_log_records_per_call",
         dropped_logs,
+    );
+    registry.register(
+        "offset_commit_failures",
+        "Offset commits to Kafka that failed (the store keeps the checkpoints; a failure means redeliveries for the next owner)",
+        commit_failures,
     );
     registry.register(
         "dead_letters_held",

@@ -22,6 +22,7 @@ pub mod dead_letter;
 mod produce;
 
 use rdkafka::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
 pub use dead_letter::{DeadLetterError, DeadLetterProducer, Delivery};
@@ -169,6 +170,12 @@ pub const DEFAULT_SESSION_TIMEOUT_MS: &str = "45000";
 /// static membership as `instance` when given.
 pub fn consumer_config(broker: &BrokerConfig, group: &str, instance: Option<&str>) -> ClientConfig {
     let mut config = client_config_for(broker, Role::Consumer);
+    // A failed offset commit is reported as a warning line (see the view's
+    // consumer context), so warnings are always logged by librdkafka,
+    // whatever the process's own log level.
+    if (config.log_level as i32) < RDKafkaLogLevel::Warning as i32 {
+        config.set_log_level(RDKafkaLogLevel::Warning);
+    }
     if let Some(instance) = instance {
         config.set("group.instance.id", instance);
     }

@@ -18,9 +18,11 @@
 //!   so the next owner's group offsets are current.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
@@ -401,6 +403,10 @@ impl<S: Store> ViewContext<S> {
                 if let Err(err) = consumer.commit(&offsets, CommitMode::Sync) {
                     // The store holds the checkpoints; a missed Kafka commit
                     // only means redeliveries for the next owner.
+                    self.status
+                        .counters
+                        .offset_commit_failures
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %err, "offset commit on revocation failed");
                 }
             }
@@ -420,6 +426,31 @@ impl<S: Store> ViewContext<S> {
     }
 }
 
+/// The facility under which librdkafka logs an offset commit that failed
+/// and had no callback to report to.
+const COMMIT_FAILED_FACILITY: &str = "COMMITFAIL";
+
+/// Log a librdkafka line as rust-rdkafka's default context does.
+fn forward_log(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", "librdkafka: {facility} {message}");
+        }
+        RDKafkaLogLevel::Warning => {
+            tracing::warn!(target: "librdkafka", "librdkafka: {facility} {message}");
+        }
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", "librdkafka: {facility} {message}");
+        }
+        RDKafkaLogLevel::Debug => {
+            tracing::debug!(target: "librdkafka", "librdkafka: {facility} {message}");
+        }
+    }
+}
+
 fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements()
         .iter()
@@ -428,6 +459,27 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
 }
 
 impl<S: Store> ClientContext for ViewContext<S> {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        // rust-rdkafka 0.39 sets no offset-commit callback, and librdkafka
+        // posts the result of an asynchronous commit only to that callback
+        // (enabling the event is not enough). Without one, librdkafka logs
+        // a failed commit under the facility COMMITFAIL: that line is how
+        // a failed commit is seen.
+        if facility == COMMIT_FAILED_FACILITY {
+            self.status
+                .counters
+                .offset_commit_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                detail = message,
+                "offset commit to Kafka failed; the store holds the checkpoints, \
+                 so a partition's next owner may only see redeliveries"
+            );
+            return;
+        }
+        forward_log(level, facility, message);
+    }
+
     fn stats(&self, statistics: Statistics) {
         // librdkafka talks to the group's coordinator through a logical
         // broker that takes the address of the broker that is it now.

@@ -82,6 +82,10 @@ pub struct Counters {
     /// Guest log records dropped because a call logged more than
     /// `max_log_records_per_call`.
     pub guest_logs_dropped: AtomicU64,
+    /// Offset commits to Kafka that the group coordinator refused or that
+    /// failed on the way. The store holds the checkpoints, so a failed
+    /// commit only means redeliveries for a partition's next owner.
+    pub offset_commit_failures: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -107,6 +111,8 @@ pub struct CounterValues {
     pub batches: u64,
     /// Guest log records dropped.
     pub guest_logs_dropped: u64,
+    /// Offset commits to Kafka that failed.
+    pub offset_commit_failures: u64,
 }
 
 impl PartitionStatus {
@@ -212,6 +218,7 @@ impl ViewStatus {
             gaps: load(&c.gaps),
             batches: load(&c.batches),
             guest_logs_dropped: load(&c.guest_logs_dropped),
+            offset_commit_failures: load(&c.offset_commit_failures),
         }
     }
 

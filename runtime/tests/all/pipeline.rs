@@ -445,12 +445,13 @@ mod broker_faults {
                     ],
                 );
             },
-            |_, _| {
-                // Not confirmed: rust-rdkafka 0.39's BaseConsumer never
-                // called a ConsumerContext::commit_callback for the view's
-                // asynchronous commits here (a probe printed nothing, for
-                // successes either), so a failed commit cannot be seen yet.
-                // The oracle (nothing lost or applied twice) is the check.
+            |status, _| {
+                // OFFSET_METADATA_TOO_LARGE and REBALANCE_IN_PROGRESS are not
+                // retried by librdkafka: each fails a commit, and the view
+                // counts it (librdkafka's COMMITFAIL report).
+                wait_for(status, Duration::from_secs(30), "a failed commit", |s| {
+                    s.counters().offset_commit_failures >= 1
+                });
             },
         );
     }
