@@ -52,6 +52,94 @@ pub struct Latency {
     pub consumer_p50_ms: f64,
     /// 99th percentile of the same.
     pub consumer_p99_ms: f64,
+    /// A plain consumer of the view's own topic, reading beside the view in
+    /// the same run: 99th percentile from send to it receiving the record,
+    /// in milliseconds. The broker's share of the view's latency.
+    pub beside_p99_ms: f64,
+    /// The view's own share: per record, from the plain consumer beside it
+    /// receiving the record to the view making it visible (fetch, apply,
+    /// store commit and flush); median, in milliseconds.
+    pub own_p50_ms: f64,
+    /// 99th percentile of the view's own share, in milliseconds.
+    pub own_p99_ms: f64,
+}
+
+/// Per record read by a plain consumer: partition, offset, arrival time.
+type Arrivals = Arc<Mutex<Vec<(i32, i64, Instant)>>>;
+
+/// A plain consumer on a thread of its own, noting when each record of a
+/// topic arrives.
+struct Reader {
+    received: Arrivals,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Reader {
+    fn start(bootstrap: &str, topic: &str, group: &str) -> anyhow::Result<Self> {
+        let consumer = crate::kafka_runs::plain_consumer(bootstrap, topic, group)?;
+        let received: Arrivals = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let received = Arc::clone(&received);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) {
+                        let now = Instant::now();
+                        received
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push((message.partition(), message.offset(), now));
+                    }
+                }
+            })
+        };
+        Ok(Self {
+            received,
+            stop,
+            thread,
+        })
+    }
+
+    fn count(&self) -> usize {
+        count(&self.received)
+    }
+
+    /// Wait until `all` records arrived, stop, and return when each did.
+    fn finish(self, all: usize) -> anyhow::Result<BTreeMap<(i32, i64), Instant>> {
+        let arrived = wait_until(
+            Duration::from_secs(120),
+            "the plain consumer read everything",
+            || count(&self.received) >= all,
+        );
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the plain consumer panicked"))?;
+        arrived?;
+        Ok(take(&self.received)
+            .into_iter()
+            .map(|(partition, offset, at)| ((partition, offset), at))
+            .collect())
+    }
+}
+
+/// Milliseconds from `from` to `to`, zero when `to` came first.
+fn millis_between(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64() * 1000.0
+}
+
+/// When the record at `partition`/`offset` reached `arrivals`.
+fn arrival(
+    arrivals: &BTreeMap<(i32, i64), Instant>,
+    partition: i32,
+    offset: i64,
+) -> anyhow::Result<Instant> {
+    arrivals
+        .get(&(partition, offset))
+        .copied()
+        .with_context(|| format!("record {partition}:{offset} never reached the plain consumer"))
 }
 
 /// Per acknowledged record: partition, offset, send time, ack time.
@@ -196,52 +284,16 @@ fn plain_consumer_latencies(
     rate: f64,
     duration: Duration,
 ) -> anyhow::Result<Vec<f64>> {
-    let consumer = crate::kafka_runs::plain_consumer(bootstrap, topic, "bench-latency-plain")?;
-    let received: Arc<Mutex<Vec<(i32, i64, Instant)>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let received = Arc::clone(&received);
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                if let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) {
-                    let now = Instant::now();
-                    received
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push((message.partition(), message.offset(), now));
-                }
-            }
-        })
-    };
+    let reader = Reader::start(bootstrap, topic, "bench-latency-plain")?;
     let mut sender = Sender::new(bootstrap, workload)?;
     let warm = usize::try_from(WARM_UP)?;
-    sender.warm_up(topic, || count(&received) >= warm)?;
+    sender.warm_up(topic, || reader.count() >= warm)?;
     let (total, _) = sender.paced(topic, rate, duration)?;
-    let all = usize::try_from(total + WARM_UP)?;
-    let arrived = wait_until(
-        Duration::from_secs(120),
-        "the plain consumer read everything",
-        || count(&received) >= all,
-    );
-    stop.store(true, Ordering::Relaxed);
-    reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("the plain consumer panicked"))?;
-    arrived?;
-    let arrivals: BTreeMap<(i32, i64), Instant> = take(&received)
-        .into_iter()
-        .map(|(partition, offset, at)| ((partition, offset), at))
-        .collect();
+    let arrivals = reader.finish(usize::try_from(total + WARM_UP)?)?;
     let mut latencies = take(&sender.acks)
         .iter()
         .map(|(partition, offset, sent, _)| {
-            arrivals
-                .get(&(*partition, *offset))
-                .map(|at| at.saturating_duration_since(*sent).as_secs_f64() * 1000.0)
-                .with_context(|| {
-                    format!("record {partition}:{offset} never reached the plain consumer")
-                })
+            arrival(&arrivals, *partition, *offset).map(|at| millis_between(*sent, at))
         })
         .collect::<anyhow::Result<Vec<f64>>>()?;
     latencies.sort_by(f64::total_cmp);
@@ -312,28 +364,57 @@ impl ProjectionUser<Latency> for Offered<'_> {
             })
         };
 
+        // A plain consumer of the same topic beside the view: when the
+        // broker handed each record to a reader, under the same load.
+        let beside = Reader::start(
+            self.bootstrap,
+            self.topic,
+            &format!("bench-latency-beside-{}", std::process::id()),
+        )?;
         let mut sender = Sender::new(self.bootstrap, self.workload)?;
         let warm = i64::try_from(WARM_UP)?;
-        sender.warm_up(self.topic, || view.durable() >= warm)?;
+        // Both readers have the warm-up before the measured records: the
+        // plain one resolving its start takes as long as the view's join.
+        let beside_warm = usize::try_from(WARM_UP)?;
+        sender.warm_up(self.topic, || {
+            view.durable() >= warm && beside.count() >= beside_warm
+        })?;
         let (total, sent_per_second) = sender.paced(self.topic, self.rate, self.duration)?;
         let all = i64::try_from(total + WARM_UP)?;
         let visible = wait_until(Duration::from_secs(120), "every event is visible", || {
             view.durable() >= all
         });
+        let arrivals = beside.finish(usize::try_from(all)?);
         stop.store(true, Ordering::Relaxed);
         observer
             .join()
             .map_err(|_| anyhow::anyhow!("the observer panicked"))??;
         view.stop()?;
         visible?;
+        let arrivals = arrivals?;
 
         let snapshots = take(&snapshots);
         let acks = take(&sender.acks);
         if acks.len() as u64 != total {
             bail!("{} of {total} records acknowledged", acks.len());
         }
-        let mut latencies = latencies(self.topic, &acks, &snapshots)?;
-        latencies.sort_by(f64::total_cmp);
+        let seen = visible_at(self.topic, &acks, &snapshots)?;
+        let mut latencies = Vec::with_capacity(acks.len());
+        let mut broker_share = Vec::with_capacity(acks.len());
+        let mut own_share = Vec::with_capacity(acks.len());
+        for ((partition, offset, sent, _), seen) in acks.iter().zip(&seen) {
+            let read = arrival(&arrivals, *partition, *offset)?;
+            latencies.push(millis_between(*sent, *seen));
+            broker_share.push(millis_between(*sent, read));
+            own_share.push(millis_between(read, *seen));
+        }
+        if let Some(prefix) = std::env::var_os(TRACE_VARIABLE) {
+            let path = format!("{}-{}.csv", prefix.to_string_lossy(), self.topic);
+            write_trace(&path, &acks, &seen, &arrivals)?;
+        }
+        for sample in [&mut latencies, &mut broker_share, &mut own_share] {
+            sample.sort_by(f64::total_cmp);
+        }
         let mut acked: Vec<f64> = acks
             .iter()
             .map(|(_, _, sent, acked)| {
@@ -352,17 +433,51 @@ impl ProjectionUser<Latency> for Offered<'_> {
             ack_p50_ms: percentile(&acked, 0.5),
             consumer_p50_ms: 0.0,
             consumer_p99_ms: 0.0,
+            beside_p99_ms: percentile(&broker_share, 0.99),
+            own_p50_ms: percentile(&own_share, 0.5),
+            own_p99_ms: percentile(&own_share, 0.99),
         })
     }
 }
 
-/// Per acknowledged record, milliseconds from send to the first snapshot
-/// whose position for its partition is past its offset.
-fn latencies(
+/// The environment variable that, when set, makes each latency level write
+/// its records' timeline to `<value>-<topic>.csv`: per record its partition,
+/// offset, and the milliseconds (from the first send) at which it was sent,
+/// acknowledged, read by the plain consumer beside the view, and visible.
+pub const TRACE_VARIABLE: &str = "PROJECTOR_BENCH_TRACE";
+
+/// Write the timeline of every record to `path` (see [`TRACE_VARIABLE`]).
+fn write_trace(
+    path: &str,
+    acks: &[(i32, i64, Instant, Instant)],
+    seen: &[Instant],
+    arrivals: &BTreeMap<(i32, i64), Instant>,
+) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let origin = acks.first().map_or_else(Instant::now, |ack| ack.2);
+    let ms = |t: Instant| t.saturating_duration_since(origin).as_secs_f64() * 1000.0;
+    let mut csv = String::from("partition,offset,sent,acked,read,visible\n");
+    for ((partition, offset, sent, acked), seen) in acks.iter().zip(seen) {
+        let read = arrival(arrivals, *partition, *offset)?;
+        let _ = writeln!(
+            csv,
+            "{partition},{offset},{:.2},{:.2},{:.2},{:.2}",
+            ms(*sent),
+            ms(*acked),
+            ms(read),
+            ms(*seen)
+        );
+    }
+    std::fs::write(path, csv).with_context(|| format!("writing {path}"))
+}
+
+/// Per acknowledged record, the time of the first snapshot whose position
+/// for its partition is past its offset.
+fn visible_at(
     topic: &str,
     acks: &[(i32, i64, Instant, Instant)],
     snapshots: &[(Instant, Positions)],
-) -> anyhow::Result<Vec<f64>> {
+) -> anyhow::Result<Vec<Instant>> {
     let mut by_partition: BTreeMap<i32, Vec<(i64, Instant)>> = BTreeMap::new();
     for (time, positions) in snapshots {
         for ((t, partition), next) in positions {
@@ -375,7 +490,7 @@ fn latencies(
         }
     }
     acks.iter()
-        .map(|(partition, offset, sent, _)| {
+        .map(|(partition, offset, _, _)| {
             let seen = by_partition
                 .get(partition)
                 .and_then(|steps| {
@@ -385,7 +500,7 @@ fn latencies(
                 .with_context(|| {
                     format!("offset {offset} of partition {partition} never became visible")
                 })?;
-            Ok(seen.1.saturating_duration_since(*sent).as_secs_f64() * 1000.0)
+            Ok(seen.1)
         })
         .collect()
 }
@@ -439,8 +554,8 @@ mod tests {
             (later(9), [(("t".to_owned(), 0), 4)].into()),
         ];
         let acks = [(0, 1, t0, t0), (0, 2, later(1), t0), (0, 3, later(2), t0)];
-        let got = latencies("t", &acks, &snapshots).unwrap();
-        assert_eq!(got, vec![5.0, 8.0, 7.0]);
-        assert!(latencies("t", &[(0, 4, t0, t0)], &snapshots).is_err());
+        let got = visible_at("t", &acks, &snapshots).unwrap();
+        assert_eq!(got, vec![later(5), later(9), later(9)]);
+        assert!(visible_at("t", &[(0, 4, t0, t0)], &snapshots).is_err());
     }
 }

@@ -42,6 +42,52 @@ use views::Runner;
 /// Partitions of every topic.
 pub const PARTITIONS: i32 = 4;
 
+/// Which broker the Kafka parts run against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BrokerKind {
+    /// tansu on loopback, in a process of its own: a real broker.
+    #[default]
+    Tansu,
+    /// librdkafka's mock cluster in this process: memory only, so that the
+    /// broker's share of a latency is small and projector's own shows.
+    Mock,
+}
+
+/// A running broker of either kind.
+enum Broker {
+    Tansu(Tansu),
+    Mock(rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>),
+}
+
+impl Broker {
+    fn start(kind: BrokerKind) -> anyhow::Result<Self> {
+        Ok(match kind {
+            BrokerKind::Tansu => Self::Tansu(Tansu::start()?),
+            BrokerKind::Mock => Self::Mock(
+                rdkafka::mocking::MockCluster::new(1).context("starting the mock cluster")?,
+            ),
+        })
+    }
+
+    fn bootstrap(&self) -> String {
+        match self {
+            Self::Tansu(tansu) => tansu.bootstrap(),
+            Self::Mock(cluster) => cluster.bootstrap_servers(),
+        }
+    }
+
+    fn create_topic(&self, topic: &str, partitions: i32) -> anyhow::Result<()> {
+        match self {
+            Self::Tansu(tansu) => tansu.create_topic(topic, partitions)?,
+            Self::Mock(cluster) => cluster
+                .create_topic(topic, partitions, 1)
+                .with_context(|| format!("creating {topic} on the mock cluster"))?,
+        }
+        Ok(())
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -68,6 +114,9 @@ pub struct Options {
     /// The maximum rate the latency levels are fractions of, when the end
     /// to end run, which measures it, is left out.
     pub latency_base_rate: Option<f64>,
+    /// The broker of the Kafka parts (the restart part always runs on
+    /// tansu).
+    pub broker: BrokerKind,
 }
 
 /// A part of the run, to run alone while working on it.
@@ -126,8 +175,8 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
             "the latency levels are fractions of the maximum rate: run the end-to-end part too, or give --latency-base-rate"
         );
     }
-    step("starting tansu");
-    let tansu = Tansu::start()?;
+    step(&format!("starting the broker ({:?})", options.broker));
+    let tansu = Broker::start(options.broker)?;
     let bootstrap = tansu.bootstrap();
     // The input topics serve the raw consumer and the views end to end:
     // both inputs of customers (the clean one and an application's), the
@@ -341,6 +390,7 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
         events,
         subjects,
         partitions: PARTITIONS,
+        broker: options.broker,
         raw_consume,
         latency_base_rate: max_rate,
         store_row_bytes: store_bound.as_ref().map(|bound| bound.value_bytes),

@@ -57,6 +57,11 @@ struct Cli {
     /// when `--only` leaves out the end-to-end part that measures it.
     #[arg(long, value_parser = positive_rate)]
     latency_base_rate: Option<f64>,
+    /// The broker of the Kafka parts: tansu (a real broker process) or
+    /// librdkafka's in-memory mock cluster, where the broker's share of a
+    /// latency is small. The restart part always runs on tansu.
+    #[arg(long, value_enum, default_value_t)]
+    broker: projector_bench::BrokerKind,
 }
 
 /// A rate in events per second: a finite number above zero.
@@ -112,6 +117,7 @@ fn main() -> anyhow::Result<()> {
         only: cli.only,
         store_row_bytes: cli.store_row_bytes.map(usize::try_from).transpose()?,
         latency_base_rate: cli.latency_base_rate,
+        broker: cli.broker,
     };
     projector_bench::clean(&cli.work_dir)?;
     let results = projector_bench::run(&options);

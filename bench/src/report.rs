@@ -52,6 +52,8 @@ pub struct Results {
     pub subjects: u64,
     /// Partitions of every topic.
     pub partitions: i32,
+    /// The broker of the Kafka parts.
+    pub broker: crate::BrokerKind,
     /// The plain consumer on the input topics: the clean input, then an
     /// application's.
     pub raw_consume: Vec<RawConsume>,
@@ -163,6 +165,13 @@ impl Results {
                 target: 2.0,
                 met: ratio <= 2.0,
             });
+            let ratio = half.p99_ms / half.beside_p99_ms;
+            ratios.push(Ratio {
+                name: "p99 at 50% / p99 of a plain consumer beside the view".to_owned(),
+                value: ratio,
+                target: 2.0,
+                met: ratio <= 2.0,
+            });
         }
         self.ratios = ratios;
     }
@@ -173,8 +182,8 @@ impl Results {
         let m = &self.machine;
         let _ = writeln!(
             out,
-            "machine: {} processors ({}), {:.1} GiB; {} events over {} subjects, {} partitions",
-            m.nproc, m.cpu, m.memory_gib, self.events, self.subjects, self.partitions
+            "machine: {} processors ({}), {:.1} GiB; {} events over {} subjects, {} partitions; broker {:?}",
+            m.nproc, m.cpu, m.memory_gib, self.events, self.subjects, self.partitions, self.broker
         );
         let _ = writeln!(
             out,
@@ -237,7 +246,7 @@ impl Results {
         }
         let _ = writeln!(
             out,
-            "\n{:<10} {:>12} {:>12} {:>10} {:>10} {:>10} {:>12} {:>18}",
+            "\n{:<10} {:>12} {:>12} {:>10} {:>10} {:>10} {:>12} {:>18} {:>12} {:>16}",
             "latency",
             "offered/s",
             "sent/s",
@@ -245,12 +254,14 @@ impl Results {
             "p99 ms",
             "max ms",
             "ack p50 ms",
-            "consumer p50/p99"
+            "consumer p50/p99",
+            "beside p99",
+            "own p50/p99"
         );
         for l in &self.latency {
             let _ = writeln!(
                 out,
-                "{:<10} {:>12.0} {:>12.0} {:>10.1} {:>10.1} {:>10.1} {:>12.1} {:>18}",
+                "{:<10} {:>12.0} {:>12.0} {:>10.1} {:>10.1} {:>10.1} {:>12.1} {:>18} {:>12.1} {:>16}",
                 format!("{:.0}%", l.load * 100.0),
                 l.offered_per_second,
                 l.sent_per_second,
@@ -258,7 +269,9 @@ impl Results {
                 l.p99_ms,
                 l.max_ms,
                 l.ack_p50_ms,
-                format!("{:.1}/{:.1}", l.consumer_p50_ms, l.consumer_p99_ms)
+                format!("{:.1}/{:.1}", l.consumer_p50_ms, l.consumer_p99_ms),
+                l.beside_p99_ms,
+                format!("{:.1}/{:.1}", l.own_p50_ms, l.own_p99_ms)
             );
         }
         let _ = writeln!(

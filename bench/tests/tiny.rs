@@ -138,6 +138,13 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
             number(&level["consumer_p99_ms"], "consumer p99"),
         );
         assert!(plain50 > 0.0 && plain50 <= plain99, "{level}");
+        let (beside99, own50, own99) = (
+            number(&level["beside_p99_ms"], "beside p99"),
+            number(&level["own_p50_ms"], "own p50"),
+            number(&level["own_p99_ms"], "own p99"),
+        );
+        assert!(beside99 > 0.0, "{level}");
+        assert!(own50 <= own99 && own99 <= max, "{level}");
         assert!(level["events"].as_u64().unwrap() > 0, "{level}");
     }
 
@@ -154,7 +161,7 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
     assert!(number(&result["restart"]["after_kill_seconds"], "restart") > 0.0);
 
     let ratios = result["ratios"].as_array().unwrap();
-    assert_eq!(ratios.len(), 7, "{ratios:?}");
+    assert_eq!(ratios.len(), 8, "{ratios:?}");
     for ratio in ratios {
         let value = number(&ratio["value"], "ratio");
         let target = number(&ratio["target"], "target");
