@@ -1,9 +1,9 @@
 //! The runs against the real broker (tansu on loopback): filling a topic,
 //! the raw consumer, and the view end to end with real durable commits.
 
+use projector::shutdown::{Shutdown, Stoppable};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -304,8 +304,7 @@ pub struct RunningView {
     pub status: Arc<ViewStatus>,
     /// Its feed, for positions.
     pub feed: Arc<projector::pipeline::feed::ViewFeed>,
-    shutdown: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<Result<(), projector::pipeline::PipelineError>>>,
+    thread: Option<Stoppable<Result<(), projector::pipeline::PipelineError>>>,
 }
 
 impl RunningView {
@@ -341,15 +340,14 @@ impl RunningView {
             BatchLimits::default(),
         )?;
         let feed = worker.feed();
-        let shutdown = Arc::new(AtomicBool::new(false));
-        let stop = Arc::clone(&shutdown);
-        let thread = std::thread::Builder::new()
-            .name(format!("view-{}", workload.name()))
-            .spawn(move || worker.run(&consumer, &stop))?;
+        let thread = Stoppable::spawn(
+            format!("view-{}", workload.name()),
+            &Shutdown::new(),
+            move |shutdown| worker.run(&consumer, shutdown),
+        )?;
         Ok(Self {
             status,
             feed,
-            shutdown,
             thread: Some(thread),
         })
     }
@@ -368,10 +366,8 @@ impl RunningView {
     /// # Errors
     /// When the view failed.
     pub fn stop(mut self) -> anyhow::Result<()> {
-        self.shutdown.store(true, Ordering::Relaxed);
-        match self.thread.take().map(std::thread::JoinHandle::join) {
-            Some(Ok(result)) => Ok(result?),
-            Some(Err(_)) => bail!("the view's thread panicked"),
+        match self.thread.take().map(Stoppable::stop) {
+            Some(result) => Ok(result??),
             None => Ok(()),
         }
     }
@@ -379,9 +375,8 @@ impl RunningView {
 
 impl Drop for RunningView {
     fn drop(&mut self) {
-        self.shutdown.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            let _ = thread.stop();
         }
     }
 }

@@ -9,9 +9,9 @@
 //! Both runs start with a warm-up (the consumer resolving its start offsets,
 //! the store creating its files) that is not measured.
 
+use projector::shutdown::{Shutdown, Stoppable};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -71,20 +71,17 @@ type Arrivals = Arc<Mutex<Vec<(i32, i64, Instant)>>>;
 /// topic arrives.
 struct Reader {
     received: Arrivals,
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
+    thread: Stoppable<()>,
 }
 
 impl Reader {
     fn start(bootstrap: &str, topic: &str, group: &str) -> anyhow::Result<Self> {
         let consumer = crate::kafka_runs::plain_consumer(bootstrap, topic, group)?;
         let received: Arrivals = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let received = Arc::clone(&received);
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
+            Stoppable::spawn("plain-consumer", &Shutdown::new(), move |stop| {
+                while !stop.requested() {
                     if let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) {
                         let now = Instant::now();
                         received
@@ -93,13 +90,9 @@ impl Reader {
                             .push((message.partition(), message.offset(), now));
                     }
                 }
-            })
+            })?
         };
-        Ok(Self {
-            received,
-            stop,
-            thread,
-        })
+        Ok(Self { received, thread })
     }
 
     fn count(&self) -> usize {
@@ -113,10 +106,7 @@ impl Reader {
             "the plain consumer read everything",
             || count(&self.received) >= all,
         );
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread
-            .join()
-            .map_err(|_| anyhow::anyhow!("the plain consumer panicked"))?;
+        self.thread.stop()?;
         arrived?;
         Ok(take(&self.received)
             .into_iter()
@@ -335,33 +325,37 @@ impl ProjectionUser<Latency> for Offered<'_> {
 
         // Every change of the durable positions, with its time.
         let snapshots: Arc<Mutex<Vec<(Instant, Positions)>>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
         let observer = {
             let mut positions = view.feed.positions();
             let snapshots = Arc::clone(&snapshots);
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || -> anyhow::Result<()> {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_time()
-                    .build()?;
-                runtime.block_on(async {
-                    while !stop.load(Ordering::Relaxed) {
-                        let changed =
-                            tokio::time::timeout(Duration::from_millis(50), positions.changed())
-                                .await;
-                        if let Ok(result) = changed {
-                            result?;
-                            let now = Instant::now();
-                            let current = positions.borrow_and_update().clone();
-                            snapshots
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .push((now, current));
+            Stoppable::spawn(
+                "observer",
+                &Shutdown::new(),
+                move |stop| -> anyhow::Result<()> {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_time()
+                        .build()?;
+                    runtime.block_on(async {
+                        while !stop.requested() {
+                            let changed = tokio::time::timeout(
+                                Duration::from_millis(50),
+                                positions.changed(),
+                            )
+                            .await;
+                            if let Ok(result) = changed {
+                                result?;
+                                let now = Instant::now();
+                                let current = positions.borrow_and_update().clone();
+                                snapshots
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .push((now, current));
+                            }
                         }
-                    }
-                    Ok(())
-                })
-            })
+                        Ok(())
+                    })
+                },
+            )?
         };
 
         // A plain consumer of the same topic beside the view: when the
@@ -385,10 +379,7 @@ impl ProjectionUser<Latency> for Offered<'_> {
             view.durable() >= all
         });
         let arrivals = beside.finish(usize::try_from(all)?);
-        stop.store(true, Ordering::Relaxed);
-        observer
-            .join()
-            .map_err(|_| anyhow::anyhow!("the observer panicked"))??;
+        observer.stop()??;
         view.stop()?;
         visible?;
         let arrivals = arrivals?;

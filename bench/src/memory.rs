@@ -5,14 +5,15 @@
 //! Input is generated in chunks outside the timed part; only the worker's
 //! own calls are timed.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use projector::apply::Apply;
-use projector::pipeline::{BatchLimits, Source, ViewStatus, Worker};
+use projector::pipeline::{BatchLimits, Source, TopicPartition, ViewStatus, Worker};
 use projector::store::{SledStore, ViewStore};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
@@ -24,12 +25,34 @@ use crate::views::{self, ProjectionUser};
 /// back or pause; if it asks, the run is void.
 #[derive(Debug, Default)]
 pub struct MemorySource {
+    /// Where the worker started each partition, by partition.
+    starts: RefCell<BTreeMap<i32, i64>>,
     seeks: Cell<u64>,
     pauses: Cell<u64>,
     commits: Cell<u64>,
 }
 
 impl Source for MemorySource {
+    fn take_partitions(
+        &self,
+        assignment: &[(TopicPartition, Offset)],
+        _incremental: bool,
+    ) -> Result<(), KafkaError> {
+        let mut starts = self.starts.borrow_mut();
+        for ((_, partition), offset) in assignment {
+            let start = match offset {
+                Offset::Offset(next) => *next,
+                _ => 0,
+            };
+            starts.insert(*partition, start);
+        }
+        Ok(())
+    }
+
+    fn drop_partitions(&self, _: &[TopicPartition], _: bool) -> Result<(), KafkaError> {
+        Ok(())
+    }
+
     fn seek(&self, _topic: &str, _partition: i32, _offset: i64) -> Result<(), KafkaError> {
         self.seeks.set(self.seeks.get() + 1);
         Ok(())
@@ -47,6 +70,10 @@ impl Source for MemorySource {
     fn commit_offsets(&self, _offsets: &TopicPartitionList) -> Result<(), KafkaError> {
         self.commits.set(self.commits.get() + 1);
         Ok(())
+    }
+
+    fn commit_offsets_now(&self, offsets: &TopicPartitionList) -> Result<(), KafkaError> {
+        self.commit_offsets(offsets)
     }
 }
 
@@ -122,13 +149,16 @@ impl ProjectionUser<EngineRun> for Feed<'_> {
         let partitions: Vec<_> = (0..crate::PARTITIONS)
             .map(|p| (topic.to_owned(), p))
             .collect();
-        let starts = worker.assign(&source, &partitions, false);
-        let mut offsets = vec![0_i64; partitions.len()];
-        for (offset, start) in offsets.iter_mut().zip(starts) {
-            if let Offset::Offset(next) = start {
-                *offset = next;
-            }
-        }
+        worker.assign(&source, &partitions, false);
+        let starts = source.starts.borrow().clone();
+        let mut offsets = (0..crate::PARTITIONS)
+            .map(|p| {
+                starts
+                    .get(&p)
+                    .copied()
+                    .with_context(|| format!("the worker did not take partition {p}"))
+            })
+            .collect::<anyhow::Result<Vec<i64>>>()?;
         let mut generator = Generator::new(self.workload, self.subjects, crate::PARTITIONS, 42);
         let mut spent = Duration::ZERO;
         let mut commit_spent = Duration::ZERO;

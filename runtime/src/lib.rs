@@ -41,5 +41,6 @@ pub mod kafka;
 pub mod pipeline;
 pub mod secrets;
 pub mod service;
+pub mod shutdown;
 pub mod store;
 pub mod stored_broker;

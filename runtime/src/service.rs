@@ -6,10 +6,9 @@
 //! start. [`Service::stop`] asks every worker to stop, waits for each to
 //! commit what it has applied, and reports how each one ended.
 
+use crate::shutdown::{Shutdown, Stoppable};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 
 use anyhow::Context;
 use serde::Serialize;
@@ -57,8 +56,8 @@ pub struct RunningView {
 #[derive(Debug)]
 pub struct Service {
     store: Arc<SledStore>,
-    shutdown: Arc<AtomicBool>,
-    workers: Vec<(String, JoinHandle<Result<(), PipelineError>>)>,
+    shutdown: Shutdown,
+    workers: Vec<Stoppable<Result<(), PipelineError>>>,
     statuses: BTreeMap<String, Arc<ViewStatus>>,
     views: Vec<RunningView>,
 }
@@ -72,7 +71,7 @@ impl Service {
         store: Arc<SledStore>,
         limits: BatchLimits,
     ) -> anyhow::Result<Self> {
-        let shutdown = Arc::new(AtomicBool::new(false));
+        let shutdown = Shutdown::new();
         let mut prepared = Vec::new();
         let mut infos = Vec::new();
         let instance = match (&config.instance_id, config.static_membership) {
@@ -130,12 +129,12 @@ impl Service {
             views: infos,
         };
         for (name, worker, consumer, status) in prepared {
-            let shutdown = Arc::clone(&service.shutdown);
-            let handle = std::thread::Builder::new()
-                .name(format!("view-{name}"))
-                .spawn(move || worker.run(&consumer, &shutdown))
+            let thread =
+                Stoppable::spawn(format!("view-{name}"), &service.shutdown, move |shutdown| {
+                    worker.run(&consumer, shutdown)
+                })
                 .with_context(|| format!("view {name}: cannot start its thread"))?;
-            service.workers.push((name.clone(), handle));
+            service.workers.push(thread);
             service.statuses.insert(name, status);
         }
         Ok(service)
@@ -175,11 +174,16 @@ impl Service {
     /// to the store, flushes, and commits its offsets. Returns how each
     /// view ended.
     pub fn stop(self) -> BTreeMap<String, Result<(), String>> {
-        self.shutdown.store(true, Ordering::Relaxed);
+        self.shutdown.request();
         self.workers
             .into_iter()
-            .map(|(name, handle)| {
-                let outcome = match handle.join() {
+            .map(|thread| {
+                let name = thread
+                    .name()
+                    .strip_prefix("view-")
+                    .unwrap_or(thread.name())
+                    .to_owned();
+                let outcome = match thread.join() {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(err)) => Err(err.to_string()),
                     Err(_) => Err("the worker thread panicked".to_owned()),

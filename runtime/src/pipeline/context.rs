@@ -1,6 +1,7 @@
 //! What a view's worker shares with its Kafka consumer's callbacks, and
-//! those callbacks: where an assigned partition starts, and the commit when
-//! partitions are revoked.
+//! the consumer context those callbacks run in: rebalances (handed to the
+//! one rebalance path, [`super::rebalance`]), statistics (watermarks, the
+//! group coordinator) and librdkafka's log (a failed offset commit).
 //!
 //! Rebalance callbacks run on the worker's own thread, inside `poll`, so the
 //! shared state's lock is never contended; it exists because the callbacks
@@ -8,14 +9,12 @@
 //!
 //! # What it promises
 //!
-//! - On every assignment, a partition starts at the next offset this view
-//!   knows: what it applied in memory, else the store's checkpoint, else the
-//!   earliest offset (G2). A stopped partition stays paused. The store's
-//!   checkpoints are committed to Kafka then, so the group's offsets catch
-//!   up with a flush whose offset commit a crash cut off.
-//! - On revocation, the pending batch is committed to the store and flushed,
-//!   and its offsets are committed to Kafka before the partitions go (G4),
-//!   so the next owner's group offsets are current.
+//! - Where an assigned partition starts ([`ViewState::start_offsets`]): the
+//!   next offset this view knows, what it applied in memory, else the
+//!   store's checkpoint, else the earliest offset (G2).
+//! - What a revocation commits ([`ViewState::release`]): the pending batch,
+//!   committed to the store and flushed, with the offsets to give the group
+//!   before the partitions go (G4).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -23,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -31,6 +30,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::feed::{Change, ViewFeed};
 use super::gap::GapProbes;
 use super::policy::{DRAIN_TIMEOUT, ErrorPolicy, Outcome};
+use super::rebalance;
 use super::status::ViewStatus;
 use crate::store::DeadLetter;
 use crate::store::{Store, StoreError, StoredRow, ViewBatch, ViewStore};
@@ -355,75 +355,6 @@ impl<S: Store> ViewContext<S> {
     pub fn new(state: Arc<Mutex<ViewState<S>>>, status: Arc<ViewStatus>) -> Self {
         Self { state, status }
     }
-
-    fn assign(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        tpl: &mut TopicPartitionList,
-        cooperative: bool,
-    ) {
-        let partitions = partitions_of(tpl);
-        let mut state = lock(&self.state);
-        let (starts, durable) = state.start_offsets(&partitions);
-        for ((topic, partition), offset) in partitions.iter().zip(starts) {
-            // Setting the offset of an element in the list cannot fail.
-            let _ = tpl.set_partition_offset(topic, *partition, offset);
-        }
-        let result = if cooperative {
-            consumer.incremental_assign(tpl)
-        } else {
-            consumer.assign(tpl)
-        };
-        if let Err(err) = result {
-            tracing::error!(error = %err, "cannot apply the new assignment");
-            return;
-        }
-        let stopped = state.assigned(&partitions, cooperative, &self.status);
-        drop(state);
-        super::give_offsets(consumer, &durable);
-        let mut halted = TopicPartitionList::new();
-        for (topic, partition) in &stopped {
-            halted.add_partition(topic, *partition);
-        }
-        if halted.count() > 0
-            && let Err(err) = consumer.pause(&halted)
-        {
-            tracing::error!(error = %err, "cannot pause stopped partitions");
-        }
-    }
-
-    fn revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList, cooperative: bool) {
-        let partitions = partitions_of(tpl);
-        tracing::info!(
-            ?partitions,
-            "partitions revoked; committing what was applied"
-        );
-        match lock(&self.state).release(&partitions, &self.status) {
-            Ok(offsets) if offsets.count() > 0 => {
-                if let Err(err) = consumer.commit(&offsets, CommitMode::Sync) {
-                    // The store holds the checkpoints; a missed Kafka commit
-                    // only means redeliveries for the next owner.
-                    self.status
-                        .counters
-                        .offset_commit_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %err, "offset commit on revocation failed");
-                }
-            }
-            Ok(_) => {}
-            Err(err) => {
-                tracing::error!(error = %err, "cannot commit the batch on revocation");
-            }
-        }
-        let result = if cooperative {
-            consumer.incremental_unassign(tpl)
-        } else {
-            consumer.unassign()
-        };
-        if let Err(err) = result {
-            tracing::error!(error = %err, "cannot drop the revoked partitions");
-        }
-    }
 }
 
 /// The facility under which librdkafka logs an offset commit that failed
@@ -526,12 +457,27 @@ impl<S: Store> ConsumerContext for ViewContext<S> {
             consumer.rebalance_protocol(),
             RebalanceProtocol::Cooperative
         );
+        let partitions = partitions_of(tpl);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.assign(consumer, tpl, cooperative);
+                rebalance::assign(
+                    &self.state,
+                    &self.status,
+                    consumer,
+                    &partitions,
+                    cooperative,
+                );
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                self.revoke(consumer, tpl, cooperative);
+                // A store failure is logged there, and the worker's next
+                // commit stops the view with it.
+                let _ = rebalance::revoke(
+                    &self.state,
+                    &self.status,
+                    consumer,
+                    &partitions,
+                    cooperative,
+                );
             }
             other => {
                 tracing::error!(error = ?other, "rebalance failed; dropping the assignment");

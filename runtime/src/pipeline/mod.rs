@@ -6,7 +6,7 @@
 //! - **G1, at-least-once.** Every record is applied or handed to the error
 //!   policy before its offset enters a checkpoint (`Worker::handle`).
 //! - **G2, no double application.** Each partition starts at the view's
-//!   checkpoint on every assignment ([`context::ViewContext`]); a record
+//!   checkpoint on every assignment ([`rebalance::assign`]); a record
 //!   below the partition's next offset is counted as a duplicate and not
 //!   applied. Rows and checkpoints commit in one atomic batch.
 //! - **G3 and G5, serialised per subject, in partition order.** One worker
@@ -16,7 +16,7 @@
 //!   arrives on several partitions.
 //! - **G4.** Offsets are committed to Kafka only after the batch holding
 //!   their rows was committed and flushed ([`context::ViewState::commit_batch`]),
-//!   by the worker and, on revocation, by the consumer callback.
+//!   by the worker and, on revocation, by [`rebalance::revoke`].
 //! - **G6.** A record that fails (invalid CloudEvent, no subject, any
 //!   [`ApplyError`]) goes to the view's policy after transient failures were
 //!   retried with backoff: `stop` halts and pauses its partition, `skip`
@@ -26,7 +26,12 @@
 //! # Layout
 //! - this file: the worker;
 //! - `context`: the state the worker shares with its consumer's callbacks,
-//!   where assigned partitions start, and the commit on revocation;
+//!   and the consumer context;
+//! - `rebalance`: the one rebalance path, for the consumer's callbacks and
+//!   for workers driven from memory;
+//! - `source`: what the worker asks of where its records come from;
+//! - `gap`: offsets past the one due, proven before they are taken;
+//! - `policy`: what happens to a record that cannot be applied;
 //! - `feed`: committed positions and row changes, for the query API;
 //! - `status`: counters and per-partition state it reports.
 
@@ -34,10 +39,11 @@ pub mod context;
 pub mod feed;
 pub mod gap;
 pub mod policy;
+pub mod rebalance;
 pub mod source;
 pub mod status;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +57,7 @@ use crate::config::{BrokerConfig, OnError, ViewConfig};
 use crate::decode::decode;
 use crate::engine::{ApplyError, Instance, WitEvent};
 use crate::kafka;
+use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError, StoredRow, ViewStore};
 
 use context::{ViewContext, ViewState, lock};
@@ -260,25 +267,17 @@ impl<S: Store, A: Apply> Worker<S, A> {
     }
 
     /// Partitions `partitions` are assigned to this worker (in addition to
-    /// the others when `incremental`). Returns where each starts: the next
-    /// offset the view knows, else the earliest. The store's checkpoints of
-    /// the partitions go to `source` as offsets to commit.
-    pub fn assign(
-        &self,
-        source: &impl Source,
-        partitions: &[TopicPartition],
-        incremental: bool,
-    ) -> Vec<rdkafka::Offset> {
-        let mut state = lock(&self.state);
-        let (starts, durable) = state.start_offsets(partitions);
-        state.assigned(partitions, incremental, &self.status);
-        drop(state);
-        give_offsets(source, &durable);
-        starts
+    /// the others when `incremental`): `source` takes each at the next
+    /// offset the view knows, else the earliest, as on a consumer's
+    /// rebalance ([`rebalance::assign`]).
+    pub fn assign(&self, source: &impl Source, partitions: &[TopicPartition], incremental: bool) {
+        rebalance::assign(&self.state, &self.status, source, partitions, incremental);
     }
 
     /// Partitions `partitions` are taken away: the pending batch is
-    /// committed and flushed and its offsets given to `source` first.
+    /// committed and flushed and its offsets given to `source` before
+    /// `source` drops them, as on a consumer's rebalance
+    /// ([`rebalance::revoke`]).
     ///
     /// # Errors
     /// When the store fails.
@@ -286,12 +285,10 @@ impl<S: Store, A: Apply> Worker<S, A> {
         &self,
         source: &impl Source,
         partitions: &[TopicPartition],
+        incremental: bool,
     ) -> Result<(), PipelineError> {
-        let offsets = lock(&self.state)
-            .release(partitions, &self.status)
-            .map_err(|source| self.store_error(source))?;
-        give_offsets(source, &offsets);
-        Ok(())
+        rebalance::revoke(&self.state, &self.status, source, partitions, incremental)
+            .map_err(|source| self.store_error(source))
     }
 
     /// The view's rows, for readers.
@@ -314,7 +311,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
     pub fn run(
         mut self,
         consumer: &ViewConsumer<S>,
-        shutdown: &AtomicBool,
+        shutdown: &Shutdown,
     ) -> Result<(), PipelineError> {
         let span = tracing::info_span!("view", view = %self.name);
         let _entered = span.enter();
@@ -333,12 +330,12 @@ impl<S: Store, A: Apply> Worker<S, A> {
     fn consume(
         &mut self,
         consumer: &ViewConsumer<S>,
-        shutdown: &AtomicBool,
+        shutdown: &Shutdown,
     ) -> Result<(), PipelineError> {
         let mut ownership =
             OwnershipWatch::new(Duration::from_millis(self.config.max_unassigned_ms));
         let mut stall_check = Instant::now();
-        while !shutdown.load(Ordering::Relaxed) {
+        while !shutdown.requested() {
             ownership.check(&self.status, &self.config);
             if stall_check.elapsed() >= STALL_IDLE {
                 stall_check = Instant::now();

@@ -1,6 +1,7 @@
-//! What a view's worker asks of where its records come from: fetch a
-//! partition again from an offset, pause a stopped partition, tell where a
-//! partition starts, and take the offsets of a durable batch.
+//! What a view's worker asks of where its records come from: take and drop
+//! partitions at a rebalance, fetch a partition again from an offset, pause
+//! a stopped partition, tell where a partition starts, and take the offsets
+//! of a durable batch.
 //!
 //! The Kafka consumer is the source in production. Tests that drive the
 //! worker through a model, and the engine-only benchmark, implement it in
@@ -11,8 +12,32 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::Duration;
 
+use super::context::TopicPartition;
+
 /// The controls the worker needs over its source of records.
 pub trait Source {
+    /// Deliver each partition of `assignment` from its offset: these
+    /// partitions only, or in addition to the others when `incremental`
+    /// (a cooperative rebalance).
+    ///
+    /// # Errors
+    /// When the source cannot take them; the worker logs it.
+    fn take_partitions(
+        &self,
+        assignment: &[(TopicPartition, Offset)],
+        incremental: bool,
+    ) -> Result<(), KafkaError>;
+
+    /// Stop delivering `partitions` (all partitions, unless `incremental`).
+    ///
+    /// # Errors
+    /// When the source cannot drop them; the worker logs it.
+    fn drop_partitions(
+        &self,
+        partitions: &[TopicPartition],
+        incremental: bool,
+    ) -> Result<(), KafkaError>;
+
     /// Deliver `partition` of `topic` again from `offset`.
     ///
     /// # Errors
@@ -41,9 +66,52 @@ pub trait Source {
     /// When the offsets cannot be sent; they are the store's already, so a
     /// failure only means redeliveries, which the worker recognises.
     fn commit_offsets(&self, offsets: &TopicPartitionList) -> Result<(), KafkaError>;
+
+    /// Take note of `offsets` and return once the source has them: before
+    /// revoked partitions go to their next owner.
+    ///
+    /// # Errors
+    /// When the offsets were not taken.
+    fn commit_offsets_now(&self, offsets: &TopicPartitionList) -> Result<(), KafkaError>;
+}
+
+fn partition_list(partitions: &[TopicPartition]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        tpl.add_partition(topic, *partition);
+    }
+    tpl
 }
 
 impl<C: ConsumerContext> Source for BaseConsumer<C> {
+    fn take_partitions(
+        &self,
+        assignment: &[(TopicPartition, Offset)],
+        incremental: bool,
+    ) -> Result<(), KafkaError> {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in assignment {
+            tpl.add_partition_offset(topic, *partition, *offset)?;
+        }
+        if incremental {
+            self.incremental_assign(&tpl)
+        } else {
+            Consumer::assign(self, &tpl)
+        }
+    }
+
+    fn drop_partitions(
+        &self,
+        partitions: &[TopicPartition],
+        incremental: bool,
+    ) -> Result<(), KafkaError> {
+        if incremental {
+            self.incremental_unassign(&partition_list(partitions))
+        } else {
+            Consumer::unassign(self)
+        }
+    }
+
     fn seek(&self, topic: &str, partition: i32, offset: i64) -> Result<(), KafkaError> {
         Consumer::seek(
             self,
@@ -55,9 +123,7 @@ impl<C: ConsumerContext> Source for BaseConsumer<C> {
     }
 
     fn pause(&self, topic: &str, partition: i32) -> Result<(), KafkaError> {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(topic, partition);
-        Consumer::pause(self, &tpl)
+        Consumer::pause(self, &partition_list(&[(topic.to_owned(), partition)]))
     }
 
     fn low_watermark(&self, topic: &str, partition: i32) -> Result<i64, KafkaError> {
@@ -67,5 +133,9 @@ impl<C: ConsumerContext> Source for BaseConsumer<C> {
 
     fn commit_offsets(&self, offsets: &TopicPartitionList) -> Result<(), KafkaError> {
         Consumer::commit(self, offsets, CommitMode::Async)
+    }
+
+    fn commit_offsets_now(&self, offsets: &TopicPartitionList) -> Result<(), KafkaError> {
+        Consumer::commit(self, offsets, CommitMode::Sync)
     }
 }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use projector::config::OnError;
 use projector::engine::{Engine, EngineConfig};
 use projector::pipeline::policy::ErrorPolicy;
-use projector::pipeline::{BatchLimits, PartitionState, Source, ViewStatus, Worker};
+use projector::pipeline::{
+    BatchLimits, PartitionState, Source, TopicPartition, ViewStatus, Worker,
+};
 use projector::store::{SledStore, Store, ViewStore};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -29,6 +31,12 @@ const DLQ: &str = "counter-dlq";
 struct Quiet;
 
 impl Source for Quiet {
+    fn take_partitions(&self, _: &[(TopicPartition, Offset)], _: bool) -> Result<(), KafkaError> {
+        Ok(())
+    }
+    fn drop_partitions(&self, _: &[TopicPartition], _: bool) -> Result<(), KafkaError> {
+        Ok(())
+    }
     fn seek(&self, _: &str, _: i32, _: i64) -> Result<(), KafkaError> {
         Ok(())
     }
@@ -39,6 +47,9 @@ impl Source for Quiet {
         Ok(0)
     }
     fn commit_offsets(&self, _: &TopicPartitionList) -> Result<(), KafkaError> {
+        Ok(())
+    }
+    fn commit_offsets_now(&self, _: &TopicPartitionList) -> Result<(), KafkaError> {
         Ok(())
     }
 }

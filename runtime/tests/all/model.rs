@@ -220,17 +220,6 @@ impl Log {
     }
 
     /// Start `partitions` where the worker says.
-    fn assign(&self, partitions: &[i32], offsets: &[Offset]) {
-        for (partition, offset) in partitions.iter().zip(offsets) {
-            let position = match offset {
-                Offset::Offset(next) => self.read_start(*partition, *next),
-                Offset::Beginning => 0,
-                other => panic!("the worker started partition {partition} at {other:?}"),
-            };
-            self.set_position(*partition, position);
-        }
-    }
-
     /// The record at or after `position`, passing over offsets with none.
     fn next_record(&self, partition: i32, position: i64) -> Option<&OwnedMessage> {
         self.partition(partition)
@@ -262,6 +251,41 @@ impl Log {
 }
 
 impl Source for Log {
+    fn take_partitions(
+        &self,
+        assignment: &[(TopicPartition, Offset)],
+        incremental: bool,
+    ) -> Result<(), KafkaError> {
+        if !incremental {
+            self.positions.borrow_mut().clear();
+        }
+        for ((_, partition), offset) in assignment {
+            let position = match offset {
+                Offset::Offset(next) => self.read_start(*partition, *next),
+                Offset::Beginning => 0,
+                other => panic!("the worker started partition {partition} at {other:?}"),
+            };
+            self.set_position(*partition, position);
+        }
+        Ok(())
+    }
+
+    fn drop_partitions(
+        &self,
+        partitions: &[TopicPartition],
+        incremental: bool,
+    ) -> Result<(), KafkaError> {
+        let mut positions = self.positions.borrow_mut();
+        if incremental {
+            for (_, partition) in partitions {
+                positions.remove(partition);
+            }
+        } else {
+            positions.clear();
+        }
+        Ok(())
+    }
+
     fn seek(&self, _topic: &str, partition: i32, offset: i64) -> Result<(), KafkaError> {
         self.seeks.set(self.seeks.get() + 1);
         self.set_position(partition, self.read_start(partition, offset));
@@ -298,6 +322,10 @@ impl Source for Log {
         }
         Ok(())
     }
+
+    fn commit_offsets_now(&self, offsets: &TopicPartitionList) -> Result<(), KafkaError> {
+        self.commit_offsets(offsets)
+    }
 }
 
 fn topic_partitions(partitions: &[i32]) -> Vec<TopicPartition> {
@@ -327,8 +355,7 @@ fn open_worker(store: &Arc<SledStore>, log: &Log) -> Worker<SledStore> {
     .expect("worker opens");
     *log.rows.borrow_mut() = Some(worker.rows());
     let all: Vec<i32> = (0..PARTITIONS).collect();
-    log.positions.borrow_mut().clear();
-    log.assign(&all, &worker.assign(log, &topic_partitions(&all), false));
+    worker.assign(log, &topic_partitions(&all), false);
     worker
 }
 
@@ -376,16 +403,15 @@ fn run(layout: &Layout, ops: &[Op]) -> Result<(), TestCaseError> {
                 worker = open_worker(&store, &log);
             }
             Op::Revoke { partition } => {
-                if log.positions.borrow_mut().remove(&partition).is_some() {
+                if log.position(partition).is_some() {
                     worker
-                        .revoke(&log, &topic_partitions(&[partition]))
+                        .revoke(&log, &topic_partitions(&[partition]), true)
                         .expect("the store works");
                 }
             }
             Op::Assign { partition } => {
                 if log.position(partition).is_none() {
-                    let offsets = worker.assign(&log, &topic_partitions(&[partition]), true);
-                    log.assign(&[partition], &offsets);
+                    worker.assign(&log, &topic_partitions(&[partition]), true);
                 }
             }
         }
@@ -396,8 +422,7 @@ fn run(layout: &Layout, ops: &[Op]) -> Result<(), TestCaseError> {
     // shows a worker that never takes a real gap.
     for partition in 0..PARTITIONS {
         if log.position(partition).is_none() {
-            let offsets = worker.assign(&log, &topic_partitions(&[partition]), true);
-            log.assign(&[partition], &offsets);
+            worker.assign(&log, &topic_partitions(&[partition]), true);
         }
         // The consumer's statistics report the partition's end: a
         // partition that delivers nothing short of it is read again.
