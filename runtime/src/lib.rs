@@ -41,6 +41,7 @@ pub mod kafka;
 pub mod pipeline;
 pub mod secrets;
 pub mod service;
+pub mod shard;
 pub mod shutdown;
 pub mod store;
 pub mod stored_broker;

@@ -15,6 +15,8 @@
 //!   against an oracle fold of what was published; `kit` holds the broker,
 //!   producer and runtime helpers.
 //! - `policies`: stop, skip and dead-letter with every failure kind.
+//! - `shards`: the subject hash against librdkafka's murmur2 partitioner,
+//!   and views split into shards.
 //! - `restart`: SIGKILL and restart in the same consumer group, with and
 //!   without static membership, on the mock cluster in a process of its own
 //!   (`projector mock-broker`).
@@ -39,3 +41,4 @@ mod model;
 pub(crate) mod pipeline;
 mod policies;
 mod restart;
+mod shards;
