@@ -116,7 +116,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("projector-bench-query-{}", std::process::id()));
     std::fs::remove_dir_all(&dir).ok();
     let store = SledStore::open(&dir).unwrap();
-    let rows = store.open_view("customers", "bench", &[]).unwrap();
+    let rows = store.open_view("customers", "bench", &[], None).unwrap();
     let filling = Instant::now();
     fill(&rows, &store, options.rows);
     println!(

@@ -330,6 +330,12 @@ pub struct ViewConfig {
     /// milliseconds. Default 30000, at least 1000.
     #[serde(default = "default_max_unassigned_ms")]
     pub max_unassigned_ms: u64,
+    /// How many shards the view's subjects are split into (a subject's
+    /// shard is Kafka's murmur2 of it, modulo the count), 1 to 4096.
+    /// Default: the partition count of the view's first topic when the view
+    /// is created; a view keeps its count until it is rebuilt.
+    #[serde(default)]
+    pub shards: Option<u32>,
 }
 
 fn default_max_unassigned_ms() -> u64 {
@@ -629,6 +635,15 @@ fn validate_view(view: &ViewConfig, at: &str) -> Result<(), ConfigError> {
             format!("{at}.group_instance_id"),
             "1 to 200 of a-z A-Z 0-9 . _ -",
             format!("{id:?}"),
+        ));
+    }
+    if let Some(shards) = view.shards
+        && crate::shard::Shards::new(shards).is_none()
+    {
+        return Err(invalid(
+            format!("{at}.shards"),
+            format!("between 1 and {}", crate::shard::Shards::MAX),
+            shards,
         ));
     }
     if view.max_unassigned_ms < 1000 {

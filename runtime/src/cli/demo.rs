@@ -278,6 +278,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             ],
             group_instance_id: None,
             max_unassigned_ms: 30_000,
+            shards: None,
         }],
         static_membership: true,
         instance_id: None,

@@ -35,7 +35,12 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                     view.name, view.state, view.module_hash
                 );
                 println!("  topics {}, group {}", view.topics.join(", "), view.group);
-                println!("  rows {}, indexes {}", view.rows, view.indexes.join(", "));
+                println!(
+                    "  rows {}, shards {}, indexes {}",
+                    view.rows,
+                    view.shards,
+                    view.indexes.join(", ")
+                );
                 println!("  counters {}", view.counters);
                 if view.dead_letters_held > 0 {
                     println!(
@@ -72,6 +77,15 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                         p.state,
                         p.last_error.as_deref().unwrap_or("-")
                     );
+                    if !p.stopped_shards.is_empty() {
+                        let shards: Vec<String> =
+                            p.stopped_shards.iter().map(u32::to_string).collect();
+                        println!(
+                            "  {:<24} stopped shards: {} (the others go on)",
+                            "",
+                            shards.join(", ")
+                        );
+                    }
                     if let Some(gap) = p.last_gap {
                         println!(
                             "  {:<24} last gap: offsets {} to {} hold no record",

@@ -1,6 +1,7 @@
 //! `projector view rebuild NAME`: reset a view so that the next `projector
 //! run` rebuilds it from the earliest offset of its topics, with the module
-//! the config names now. Refused while a runtime holds the data directory.
+//! and the shard count the config names now. Refused while a runtime holds
+//! the data directory.
 
 use anyhow::Context;
 use clap::{Args, Subcommand};

@@ -33,7 +33,7 @@ pub struct PartitionReport {
     pub high_watermark: Option<i64>,
     /// High watermark minus checkpoint.
     pub lag: Option<i64>,
-    /// `running` or `stopped`.
+    /// `running` or `stopped` (at least one shard is stopped on it).
     pub state: String,
     /// The last failure.
     pub last_error: Option<String>,
@@ -43,6 +43,9 @@ pub struct PartitionReport {
     /// The last gap taken, `[from, to)`.
     #[serde(default)]
     pub last_gap: Option<GapRange>,
+    /// The shards stopped on this partition; the others go on.
+    #[serde(default)]
+    pub stopped_shards: Vec<u32>,
 }
 
 /// One view in `/v1/views`.
@@ -60,6 +63,9 @@ pub struct ViewReport {
     pub indexes: Vec<String>,
     /// Rows it holds.
     pub rows: u64,
+    /// How many shards its subjects are split into.
+    #[serde(default)]
+    pub shards: u32,
     /// `running`, or `failed: <reason>`.
     pub state: String,
     /// Event counters.
@@ -106,6 +112,7 @@ fn report(view: &RunningView) -> ViewReport {
             last_error: p.last_error,
             gaps: p.gaps,
             last_gap: p.last_gap,
+            stopped_shards: p.stopped_shards,
         })
         .collect();
     ViewReport {
@@ -115,6 +122,7 @@ fn report(view: &RunningView) -> ViewReport {
         group: info.group.clone(),
         indexes: info.indexes.clone(),
         rows: view.rows.row_count(),
+        shards: view.rows.shards().count(),
         state: status
             .fatal_error()
             .map_or_else(|| "running".to_owned(), |err| format!("failed: {err}")),

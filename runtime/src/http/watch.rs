@@ -221,7 +221,7 @@ mod tests {
                 max_unassigned: std::time::Duration::from_secs(30),
             },
             status: Arc::new(ViewStatus::default()),
-            rows: store.open_view("v", "h", &[]).unwrap(),
+            rows: store.open_view("v", "h", &[], None).unwrap(),
             // Two batches of backlog per watcher.
             feed: Arc::new(ViewFeed::new(Positions::new(), 2)),
         };

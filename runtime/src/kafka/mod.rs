@@ -202,6 +202,37 @@ pub fn consumer_config(broker: &BrokerConfig, group: &str, instance: Option<&str
     config
 }
 
+/// How many partitions `topic` has, as the cluster's metadata says within
+/// `timeout`.
+///
+/// # Errors
+/// When the metadata cannot be fetched, or names no such topic.
+pub fn partition_count(
+    broker: &BrokerConfig,
+    topic: &str,
+    timeout: std::time::Duration,
+) -> Result<usize, String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = client_config_for(broker, Role::Consumer)
+        .create()
+        .map_err(|err| err.to_string())?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|err| err.to_string())?;
+    let found = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .ok_or_else(|| format!("the cluster lists no topic {topic}"))?;
+    if let Some(err) = found.error() {
+        return Err(format!("topic {topic}: {:?}", err));
+    }
+    match found.partitions().len() {
+        0 => Err(format!("topic {topic} has no partitions")),
+        count => Ok(count),
+    }
+}
+
 /// The headers of `message` as (name, value) pairs.
 pub fn headers<M: Message>(message: &M) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
     let headers = message.headers();

@@ -27,11 +27,13 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::cursor::Cursor;
 use super::feed::{Change, ViewFeed};
 use super::gap::GapProbes;
 use super::policy::{DRAIN_TIMEOUT, ErrorPolicy, Outcome};
 use super::rebalance;
 use super::status::ViewStatus;
+use crate::shard::{ShardId, Shards};
 use crate::store::DeadLetter;
 use crate::store::{Store, StoreError, StoredRow, ViewBatch, ViewStore};
 
@@ -45,13 +47,18 @@ pub struct ViewState<S: Store> {
     pub store: Arc<S>,
     /// The view's tree.
     pub view: S::View,
-    /// Per partition, the next offset to apply, including work applied but
-    /// not yet committed to the store.
-    pub next: HashMap<TopicPartition, i64>,
+    /// How many shards the view is split into.
+    shards: Shards,
+    /// Per assigned partition, where it stands over the shards, including
+    /// work applied but not yet committed to the store.
+    cursors: HashMap<TopicPartition, Cursor>,
+    /// Partitions whose cursor moved since the last commit.
+    moved: BTreeSet<TopicPartition>,
+    /// Per partition, the shards halted on it by `on_error = "stop"` and
+    /// where: kept for the whole run, also across reassignments.
+    stops: HashMap<TopicPartition, BTreeMap<ShardId, i64>>,
     /// Partitions currently assigned.
     pub assigned: BTreeSet<TopicPartition>,
-    /// Partitions halted by `on_error = "stop"`.
-    pub stopped: BTreeSet<TopicPartition>,
     /// Partitions read again from before an offset the broker skipped.
     pub gaps: GapProbes,
     /// When each partition last delivered a record.
@@ -78,12 +85,15 @@ impl<S: Store> ViewState<S> {
     /// `policy`.
     pub fn new(store: Arc<S>, view: S::View, feed: Arc<ViewFeed>, policy: ErrorPolicy) -> Self {
         let journal_complete = feed.is_watched();
+        let shards = view.shards();
         Self {
             store,
             view,
-            next: HashMap::new(),
+            shards,
+            cursors: HashMap::new(),
+            moved: BTreeSet::new(),
+            stops: HashMap::new(),
             assigned: BTreeSet::new(),
-            stopped: BTreeSet::new(),
             gaps: GapProbes::default(),
             delivered: HashMap::new(),
             batch: ViewBatch::new(),
@@ -93,6 +103,122 @@ impl<S: Store> ViewState<S> {
             policy,
             journal: Vec::new(),
             journal_complete,
+        }
+    }
+
+    /// How many shards the view is split into.
+    pub fn shards(&self) -> Shards {
+        self.shards
+    }
+
+    /// The cursor of `partition`: in memory, else from the store's
+    /// checkpoints, with the stops of this run. `None` for a partition the
+    /// view never applied from.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn cursor(
+        &mut self,
+        partition: &TopicPartition,
+    ) -> Result<Option<&mut Cursor>, StoreError> {
+        if !self.cursors.contains_key(partition) {
+            let (topic, number) = (&partition.0, partition.1);
+            let Some(next) = self.view.checkpoint(topic, number)? else {
+                return Ok(None);
+            };
+            let mut cursor = Cursor::new(next, self.view.shard_checkpoints(topic, number)?);
+            // A shard stopped earlier in this run stays stopped, unless
+            // another owner moved it on meanwhile.
+            for (shard, at) in self.stops.get(partition).into_iter().flatten() {
+                if *at >= cursor.shard_next(*shard) {
+                    cursor.stop(*shard, cursor.shard_next(*shard));
+                }
+            }
+            self.cursors.insert(partition.clone(), cursor);
+        }
+        Ok(self.cursors.get_mut(partition))
+    }
+
+    /// The cursor of `partition` if it is in memory.
+    pub fn cursor_in_memory(&self, partition: &TopicPartition) -> Option<&Cursor> {
+        self.cursors.get(partition)
+    }
+
+    /// Every record of `partition` below `next` is taken: move its cursor
+    /// (made at `next` for a partition never applied from) and count the
+    /// record in the pending batch.
+    pub fn advance(&mut self, partition: &TopicPartition, next: i64) {
+        // The partition moved on: a gap probe of it, if any, is over.
+        self.gaps.clear(partition);
+        self.cursors
+            .entry(partition.clone())
+            .or_insert_with(|| Cursor::new(next, BTreeMap::new()))
+            .advance(next);
+        self.moved.insert(partition.clone());
+        self.batch_records += 1;
+        self.batch_started.get_or_insert_with(Instant::now);
+    }
+
+    /// `shard` stops on `partition` at the record at `offset`; the others
+    /// go on past it. Returns true when every shard of the partition is
+    /// stopped now (the partition can be paused).
+    pub fn stop(&mut self, partition: &TopicPartition, shard: ShardId, offset: i64) -> bool {
+        self.stops
+            .entry(partition.clone())
+            .or_default()
+            .entry(shard)
+            .or_insert(offset);
+        let cursor = self
+            .cursors
+            .entry(partition.clone())
+            .or_insert_with(|| Cursor::new(offset, BTreeMap::new()));
+        cursor.stop(shard, offset);
+        cursor.advance(offset + 1);
+        let all = cursor.all_stopped(self.shards);
+        self.moved.insert(partition.clone());
+        self.batch_started.get_or_insert_with(Instant::now);
+        all
+    }
+
+    /// Stop every shard of `partition` where it is, without taking any
+    /// record. Returns the shards stopped.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn halt(&mut self, partition: &TopicPartition) -> Result<Vec<ShardId>, StoreError> {
+        let shards = self.shards;
+        let Some(cursor) = self.cursor(partition)? else {
+            return Ok(Vec::new());
+        };
+        let at: Vec<(ShardId, i64)> = shards
+            .all()
+            .map(|shard| (shard, cursor.shard_next(shard)))
+            .collect();
+        for (shard, next) in &at {
+            cursor.stop(*shard, *next);
+        }
+        let stops = self.stops.entry(partition.clone()).or_default();
+        for (shard, next) in &at {
+            stops.entry(*shard).or_insert(*next);
+        }
+        self.moved.insert(partition.clone());
+        self.batch_started.get_or_insert_with(Instant::now);
+        Ok(at.into_iter().map(|(shard, _)| shard).collect())
+    }
+
+    /// True when every shard of `partition` is stopped.
+    pub fn fully_stopped(&self, partition: &TopicPartition) -> bool {
+        self.stops
+            .get(partition)
+            .is_some_and(|stops| stops.len() == self.shards.count() as usize)
+    }
+
+    /// Write the moved cursors' checkpoints into the pending batch.
+    fn write_cursors(&mut self) {
+        for partition in std::mem::take(&mut self.moved) {
+            if let Some(cursor) = self.cursors.get_mut(&partition) {
+                cursor.write(&partition.0, partition.1, self.shards, &mut self.batch);
+            }
         }
     }
 
@@ -140,6 +266,7 @@ impl<S: Store> ViewState<S> {
     /// still assigned.
     pub fn commit_batch(&mut self, status: &ViewStatus) -> Result<TopicPartitionList, StoreError> {
         let mut offsets = TopicPartitionList::new();
+        self.write_cursors();
         if self.batch.is_empty() {
             self.reset_batch();
             return Ok(offsets);
@@ -176,8 +303,8 @@ impl<S: Store> ViewState<S> {
             .filter(|(_, l)| l.is_none())
         {
             let partition = (origin.topic.clone(), origin.partition);
-            if let Some(next) = self.next.get(&partition) {
-                moved.entry(partition).or_insert(*next);
+            if let Some(cursor) = self.cursors.get(&partition) {
+                moved.entry(partition).or_insert(cursor.position());
             }
         }
         for (partition, next) in moved {
@@ -245,42 +372,44 @@ impl<S: Store> ViewState<S> {
     }
 
     /// Where each of `partitions` starts when assigned: the next offset
-    /// this view knows (applied in memory, else the store's checkpoint),
-    /// else the earliest offset. Also the store's durable checkpoints of
-    /// `partitions`, as offsets to commit to Kafka: they bring the group's
-    /// offsets up to what the view holds (a crash may have come between a
-    /// flush and its offset commit), never past it.
+    /// this view knows (applied in memory, else the store's checkpoint, the
+    /// lowest over the shards), else the earliest offset. Also the store's
+    /// durable checkpoints of `partitions`, as offsets to commit to Kafka:
+    /// they bring the group's offsets up to what the view holds (a crash
+    /// may have come between a flush and its offset commit), never past it.
     pub fn start_offsets(
-        &self,
+        &mut self,
         partitions: &[TopicPartition],
     ) -> (Vec<Offset>, TopicPartitionList) {
         let mut durable = TopicPartitionList::new();
         let starts = partitions
             .iter()
-            .map(|(topic, partition)| {
-                let checkpoint = match self.view.checkpoint(topic, *partition) {
-                    Ok(checkpoint) => checkpoint,
+            .map(|partition| {
+                let (topic, number) = (&partition.0, partition.1);
+                match self.view.checkpoint(topic, number) {
+                    Ok(Some(next)) => {
+                        if let Err(err) =
+                            durable.add_partition_offset(topic, number, Offset::Offset(next))
+                        {
+                            tracing::warn!(error = %err, "cannot list an offset to commit");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        tracing::error!(topic, partition = number, error = %err, "cannot read checkpoint");
+                    }
+                }
+                let offset = match self.cursor(partition) {
+                    Ok(cursor) => cursor.map_or(Offset::Beginning, |c| Offset::Offset(c.next())),
                     Err(err) => {
                         // Starting at the beginning only causes
                         // redeliveries, which the worker recognises once it
                         // can read the store again.
-                        tracing::error!(topic, partition, error = %err, "cannot read checkpoint");
-                        None
+                        tracing::error!(topic, partition = number, error = %err, "cannot read checkpoints");
+                        Offset::Beginning
                     }
                 };
-                if let Some(next) = checkpoint
-                    && let Err(err) =
-                        durable.add_partition_offset(topic, *partition, Offset::Offset(next))
-                {
-                    tracing::warn!(error = %err, "cannot list an offset to commit");
-                }
-                let offset = self
-                    .next
-                    .get(&(topic.clone(), *partition))
-                    .copied()
-                    .or(checkpoint)
-                    .map_or(Offset::Beginning, Offset::Offset);
-                tracing::info!(topic, partition, ?offset, "partition assigned");
+                tracing::info!(topic, partition = number, ?offset, "partition assigned");
                 offset
             })
             .collect();
@@ -303,7 +432,7 @@ impl<S: Store> ViewState<S> {
         status.assignment(partitions, incremental);
         partitions
             .iter()
-            .filter(|p| self.stopped.contains(*p))
+            .filter(|p| self.fully_stopped(p))
             .cloned()
             .collect()
     }
@@ -329,7 +458,8 @@ impl<S: Store> ViewState<S> {
         for partition in partitions {
             status.assigned(&partition.0, partition.1, false);
             self.assigned.remove(partition);
-            self.next.remove(partition);
+            self.cursors.remove(partition);
+            self.moved.remove(partition);
             self.gaps.clear(partition);
             self.delivered.remove(partition);
         }

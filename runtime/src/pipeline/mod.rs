@@ -36,6 +36,7 @@
 //! - `status`: counters and per-partition state it reports.
 
 pub mod context;
+pub mod cursor;
 pub mod feed;
 pub mod gap;
 pub mod policy;
@@ -57,6 +58,7 @@ use crate::config::{BrokerConfig, OnError, ViewConfig};
 use crate::decode::decode;
 use crate::engine::{ApplyError, Instance, WitEvent};
 use crate::kafka;
+use crate::shard::{ShardId, Shards};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError, StoredRow, ViewStore};
 
@@ -116,6 +118,20 @@ pub enum PipelineError {
         #[source]
         source: Box<PolicyError>,
     },
+    /// The view has no shard count yet, and the partition count of its
+    /// first topic, which is the default, cannot be read.
+    #[error(
+        "view {view}: cannot read the partition count of topic {topic} to split the new view into \
+         as many shards ({reason}); create the topic, or set `shards` for the view"
+    )]
+    ShardCount {
+        /// The view.
+        view: String,
+        /// Its first topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
     /// The store failed; nothing after the last committed batch is lost,
     /// and the view resumes from there on restart.
     #[error("view {view}: {source}")]
@@ -161,6 +177,7 @@ pub struct Worker<S: Store, A: Apply = Instance> {
     state: Arc<Mutex<ViewState<S>>>,
     status: Arc<ViewStatus>,
     limits: BatchLimits,
+    shards: Shards,
 }
 
 impl<S: Store, A: Apply> std::fmt::Debug for Worker<S, A> {
@@ -176,7 +193,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
     /// with the Kafka consumer it applies records from.
     pub fn new(
         broker: &BrokerConfig,
-        config: ViewConfig,
+        mut config: ViewConfig,
         projection: A,
         store: Arc<S>,
         status: Arc<ViewStatus>,
@@ -192,6 +209,30 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 view: name.clone(),
                 source: Box::new(source.into()),
             })?;
+        let new_view = store
+            .view_shards(&name)
+            .map_err(|source| PipelineError::Store {
+                view: name.clone(),
+                source,
+            })?
+            .is_none();
+        if config.shards.is_none()
+            && new_view
+            && let Some(topic) = config.topics.first()
+        {
+            // A new view gets as many shards as its first topic has
+            // partitions: a topic keyed by subject is then co-partitioned.
+            let count = kafka::partition_count(broker, topic, Duration::from_secs(30)).map_err(
+                |reason| PipelineError::ShardCount {
+                    view: name.clone(),
+                    topic: topic.clone(),
+                    reason,
+                },
+            )?;
+            let count = u32::try_from(count).unwrap_or(Shards::MAX).min(Shards::MAX);
+            tracing::info!(view = %name, topic = %topic, shards = count, "a new view: as many shards as its first topic has partitions");
+            config.shards = Some(count);
+        }
         let topics = config.topics.clone();
         let group = config.group();
         let worker = Self::open(config, projection, store, status, limits, policy)?;
@@ -227,8 +268,14 @@ impl<S: Store, A: Apply> Worker<S, A> {
             source,
         };
         let view = store
-            .open_view(&name, projection.module_hash(), &config.indexes)
+            .open_view(
+                &name,
+                projection.module_hash(),
+                &config.indexes,
+                config.shards.and_then(Shards::new),
+            )
             .map_err(store_error)?;
+        let shards = view.shards();
         if let Some(letters) = policy.dead_letters() {
             let recovered = letters
                 .recover(&view)
@@ -263,6 +310,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             state,
             status,
             limits,
+            shards,
         })
     }
 
@@ -397,7 +445,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
                             "the dead-letter topic refused the record {attempts} times ({error}); it is held in the store and sent again, and the partition resumes after a restart"
                         ),
                     );
-                    self.stop(source, &partition, origin.offset, &failure);
+                    self.halt(source, &partition, &failure);
                 }
             }
         }
@@ -428,17 +476,14 @@ impl<S: Store, A: Apply> Worker<S, A> {
         }
     }
 
-    /// The next offset to apply on `partition`: what this worker applied,
-    /// else the store's checkpoint.
+    /// The next offset to take from `partition`: where its cursor is (in
+    /// memory, else from the store), `None` for a partition the view never
+    /// applied from.
     fn next_offset(&self, partition: &TopicPartition) -> Result<Option<i64>, PipelineError> {
-        let state = lock(&self.state);
-        match state.next.get(partition) {
-            Some(next) => Ok(Some(*next)),
-            None => state
-                .view
-                .checkpoint(&partition.0, partition.1)
-                .map_err(|source| self.store_error(source)),
-        }
+        lock(&self.state)
+            .cursor(partition)
+            .map(|cursor| cursor.map(|c| c.next()))
+            .map_err(|source| self.store_error(source))
     }
 
     /// Apply one record, or hand it to the error policy. A redelivered
@@ -461,7 +506,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
         let _entered = span.enter();
         {
             let mut state = lock(&self.state);
-            if state.stopped.contains(&partition) {
+            if state.fully_stopped(&partition) {
                 // Fetched before the pause took effect; applied after a
                 // restart.
                 return Ok(());
@@ -501,12 +546,60 @@ impl<S: Store, A: Apply> Worker<S, A> {
         {
             return Ok(());
         }
-        match self.apply(message)? {
+        // The record's shard, and whether that shard takes it.
+        let decoded = decode(&kafka::record(message), kafka::headers(message));
+        let routed = match &decoded {
+            Ok(event) => self.subject_of(event).map(|subject| {
+                let shard = self.shards.of_subject(&subject);
+                (subject, shard)
+            }),
+            Err(_) => None,
+        };
+        let shard = routed.as_ref().map_or_else(
+            || self.shards.of_unrouted(message.key(), partition.1),
+            |(_, shard)| *shard,
+        );
+        {
+            let mut state = lock(&self.state);
+            let taken = state
+                .cursor_in_memory(&partition)
+                .map(|cursor| (cursor.shard_next(shard), cursor.is_stopped(shard)));
+            match taken {
+                Some((shard_next, _)) if offset < shard_next => {
+                    // Applied by its shard before a restart that resumed
+                    // the partition lower, for another shard.
+                    self.status.count(|c| &c.duplicates);
+                    tracing::debug!(topic = %partition.0, partition = partition.1, offset, shard = %shard, shard_next, "redelivery not applied again by its shard");
+                    state.advance(&partition, offset + 1);
+                    return Ok(());
+                }
+                Some((_, true)) => {
+                    // Its shard is stopped on this partition; the others
+                    // go on, and the partition resumes here after a restart.
+                    state.advance(&partition, offset + 1);
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        let outcome = match (decoded, routed) {
+            (Err(err), _) => Err(Failure::new("invalid-event", err.to_string())),
+            (Ok(_), None) => {
+                let reason = if self.config.subject_from_key {
+                    "the event has no subject and the record no UTF-8 key"
+                } else {
+                    "the event has no subject (subject_from_key is off)"
+                };
+                Err(Failure::new("no-subject", reason))
+            }
+            (Ok(event), Some((subject, _))) => self.apply(&event, &subject)?,
+        };
+        match outcome {
             Ok(()) => {
                 self.status.count(|c| &c.applied);
-                self.advance(&partition, offset + 1);
+                lock(&self.state).advance(&partition, offset + 1);
             }
-            Err(failure) => self.fail(source, message, &partition, &failure),
+            Err(failure) => self.fail(source, message, &partition, shard, &failure),
         }
         Ok(())
     }
@@ -561,21 +654,18 @@ impl<S: Store, A: Apply> Worker<S, A> {
         let assigned: Vec<TopicPartition> = state
             .assigned
             .iter()
-            .filter(|partition| !state.stopped.contains(*partition))
+            .filter(|partition| !state.fully_stopped(partition))
             .cloned()
             .collect();
         for partition in assigned {
             let Some(high) = reported.get(&partition).and_then(|p| p.high_watermark) else {
                 continue;
             };
-            let next = match state.next.get(&partition) {
-                Some(next) => Some(*next),
-                None => state
-                    .view
-                    .checkpoint(&partition.0, partition.1)
-                    .ok()
-                    .flatten(),
-            };
+            let next = state
+                .cursor(&partition)
+                .ok()
+                .flatten()
+                .map(|cursor| cursor.next());
             let Some(next) = next else {
                 // Never applied from: its first record is checked against
                 // the earliest offset when it comes.
@@ -602,21 +692,14 @@ impl<S: Store, A: Apply> Worker<S, A> {
         }
     }
 
-    /// Decode and apply `message`. The outer error stops the view (the
-    /// store failed); the inner one is the record's own failure.
-    fn apply(&mut self, message: &impl Message) -> Result<Result<(), Failure>, PipelineError> {
-        let event = match decode(&kafka::record(message), kafka::headers(message)) {
-            Ok(event) => event,
-            Err(err) => return Ok(Err(Failure::new("invalid-event", err.to_string()))),
-        };
-        let Some(subject) = self.subject_of(&event) else {
-            let reason = if self.config.subject_from_key {
-                "the event has no subject and the record no UTF-8 key"
-            } else {
-                "the event has no subject (subject_from_key is off)"
-            };
-            return Ok(Err(Failure::new("no-subject", reason)));
-        };
+    /// Apply `event` to `subject`'s row. The outer error stops the view
+    /// (the store failed); the inner one is the record's own failure.
+    fn apply(
+        &mut self,
+        event: &WitEvent,
+        subject: &str,
+    ) -> Result<Result<(), Failure>, PipelineError> {
+        let subject = subject.to_owned();
         let before = {
             let state = lock(&self.state);
             match state.batch.pending(&subject) {
@@ -628,7 +711,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             }
         };
         let update =
-            match self.apply_with_retries(before.as_ref().map(|row| &row.json), &event, &subject) {
+            match self.apply_with_retries(before.as_ref().map(|row| &row.json), event, &subject) {
                 Ok(update) => update,
                 Err(err) => return Ok(Err(err.into())),
             };
@@ -637,7 +720,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 let after = StoredRow {
                     json,
                     version: before.as_ref().map_or(1, |row| row.version + 1),
-                    last_event_id: event.id,
+                    last_event_id: event.id.clone(),
                 };
                 lock(&self.state).change(&subject, before, Some(after));
             }
@@ -709,21 +792,12 @@ impl<S: Store, A: Apply> Worker<S, A> {
         }
     }
 
-    fn advance(&mut self, partition: &TopicPartition, next: i64) {
-        let mut state = lock(&self.state);
-        // The partition moved on: a gap probe of it, if any, is over.
-        state.gaps.clear(partition);
-        state.batch.checkpoint(&partition.0, partition.1, next);
-        state.next.insert(partition.clone(), next);
-        state.batch_records += 1;
-        state.batch_started.get_or_insert_with(Instant::now);
-    }
-
     fn fail(
         &mut self,
         source: &impl Source,
         message: &impl Message,
         partition: &TopicPartition,
+        shard: ShardId,
         failure: &Failure,
     ) {
         let offset = message.offset();
@@ -735,7 +809,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 self.status.count(|c| &c.skipped);
                 self.status
                     .failed(&partition.0, partition.1, described, false);
-                self.advance(partition, offset + 1);
+                lock(&self.state).advance(partition, offset + 1);
             }
             OnError::DeadLetter => {
                 let letter = policy::dead_letter_of(message, failure.class, &failure.message);
@@ -743,9 +817,9 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 tracing::warn!(topic = %partition.0, partition = partition.1, offset, class = failure.class, error = %failure.message, "record held for the dead-letter topic");
                 self.status
                     .failed(&partition.0, partition.1, described, false);
-                self.advance(partition, offset + 1);
+                lock(&self.state).advance(partition, offset + 1);
             }
-            OnError::Stop => self.stop(source, partition, offset, failure),
+            OnError::Stop => self.stop(source, partition, shard, offset, failure),
         }
     }
 
@@ -753,21 +827,60 @@ impl<S: Store, A: Apply> Worker<S, A> {
         &mut self,
         source: &impl Source,
         partition: &TopicPartition,
+        shard: ShardId,
         offset: i64,
         failure: &Failure,
     ) {
+        let sharded = self.shards.count() > 1;
         tracing::error!(
-            topic = %partition.0, partition = partition.1, offset, class = failure.class, error = %failure.message,
-            "partition stopped; it resumes at this record after a restart"
+            topic = %partition.0, partition = partition.1, offset, shard = %shard, class = failure.class, error = %failure.message,
+            "{}",
+            if sharded {
+                "shard stopped on this partition; the other shards go on, and it resumes at this record after a restart"
+            } else {
+                "partition stopped; it resumes at this record after a restart"
+            }
         );
+        self.status.count(|c| &c.stopped);
+        let place = if sharded {
+            format!("shard {shard}, offset {offset}")
+        } else {
+            format!("offset {offset}")
+        };
+        self.status.failed(
+            &partition.0,
+            partition.1,
+            format!("{place}: {}: {}", failure.class, failure.message),
+            true,
+        );
+        self.status.shard_stopped(&partition.0, partition.1, shard);
+        let all = lock(&self.state).stop(partition, shard, offset);
+        if all && let Err(err) = source.pause(&partition.0, partition.1) {
+            tracing::error!(error = %err, "cannot pause the stopped partition; its records are ignored");
+        }
+    }
+
+    /// Stop every shard of `partition` where it is (a dead letter its topic
+    /// keeps refusing): nothing more is taken from it until a restart.
+    fn halt(&mut self, source: &impl Source, partition: &TopicPartition, failure: &Failure) {
+        tracing::error!(topic = %partition.0, partition = partition.1, class = failure.class, error = %failure.message, "partition stopped; it resumes after a restart");
         self.status.count(|c| &c.stopped);
         self.status.failed(
             &partition.0,
             partition.1,
-            format!("offset {offset}: {}: {}", failure.class, failure.message),
+            format!("{}: {}", failure.class, failure.message),
             true,
         );
-        lock(&self.state).stopped.insert(partition.clone());
+        match lock(&self.state).halt(partition) {
+            Ok(shards) => {
+                for shard in shards {
+                    self.status.shard_stopped(&partition.0, partition.1, shard);
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the partition's checkpoints; its records are ignored until a restart");
+            }
+        }
         if let Err(err) = source.pause(&partition.0, partition.1) {
             tracing::error!(error = %err, "cannot pause the stopped partition; its records are ignored");
         }

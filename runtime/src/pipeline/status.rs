@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 
+use crate::shard::ShardId;
+
 /// State of one partition of a view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -45,6 +47,9 @@ pub struct PartitionStatus {
     pub gaps: u64,
     /// The last gap taken.
     pub last_gap: Option<GapRange>,
+    /// The shards stopped on this partition (`on_error = "stop"`); the
+    /// other shards go on. With one shard, a stop halts the partition.
+    pub stopped_shards: Vec<u32>,
 }
 
 /// Offsets `[from, to)` of a partition proven to hold no record.
@@ -239,6 +244,7 @@ impl ViewStatus {
                 last_error: None,
                 gaps: 0,
                 last_gap: None,
+                stopped_shards: Vec::new(),
             });
         f(status);
     }
@@ -377,6 +383,15 @@ impl ViewStatus {
             status.last_error = Some(error);
             if stop {
                 status.state = PartitionState::Stopped;
+            }
+        });
+    }
+
+    /// Record that `shard` stopped on `partition` of `topic`.
+    pub fn shard_stopped(&self, topic: &str, partition: i32, shard: ShardId) {
+        self.with_partition(topic, partition, |status| {
+            if let Err(at) = status.stopped_shards.binary_search(&shard.0) {
+                status.stopped_shards.insert(at, shard.0);
             }
         });
     }

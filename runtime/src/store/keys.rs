@@ -3,7 +3,8 @@
 //! | key | value |
 //! |---|---|
 //! | `r/<subject>` | the row: format byte, version (u64 BE), event id length (u32 BE), event id, JSON |
-//! | `c/<topic>/<partition>` | the next offset to apply (i64 BE) |
+//! | `c/<topic>/<partition>` | the next offset to apply (i64 BE): the lowest over the view's shards |
+//! | `k/<topic>/<partition>/<shard>` | a shard's next offset (i64 BE), when above the partition's |
 //! | `x/<index>/<value length u32 BE><value><subject>` | empty |
 //! | `m/rows` | the number of rows (u64 BE) |
 //! | `o/<topic>/<partition>/<offset i64 BE>` | a held dead letter: format byte, then key, value, headers, timestamp, class and message (lengths u32 BE, absent values flagged) |
@@ -15,6 +16,7 @@
 use crate::config::IndexConfig;
 
 use super::{DeadLetter, Origin, StoredRow};
+use crate::shard::ShardId;
 
 pub(super) const ROW_PREFIX: &[u8] = b"r/";
 pub(super) const CHECKPOINT_PREFIX: &[u8] = b"c/";
@@ -43,6 +45,28 @@ pub(super) fn checkpoint_key(topic: &str, partition: i32) -> Vec<u8> {
 pub(super) fn parse_checkpoint(key: &[u8], value: &[u8]) -> Result<(String, i32, i64), String> {
     let (topic, partition) = parse_topic_partition(CHECKPOINT_PREFIX, key)?;
     Ok((topic, partition, decode_offset(value)?))
+}
+
+pub(super) fn shard_checkpoints_prefix(topic: &str, partition: i32) -> Vec<u8> {
+    format!("k/{topic}/{partition}/").into_bytes()
+}
+
+pub(super) fn shard_checkpoint_key(topic: &str, partition: i32, shard: ShardId) -> Vec<u8> {
+    format!("k/{topic}/{partition}/{shard}").into_bytes()
+}
+
+/// The shard and offset of a shard checkpoint under `prefix`
+/// ([`shard_checkpoints_prefix`]).
+pub(super) fn parse_shard_checkpoint(
+    prefix: &[u8],
+    key: &[u8],
+    value: &[u8],
+) -> Result<(ShardId, i64), String> {
+    let shard = std::str::from_utf8(key.strip_prefix(prefix).ok_or("not a shard checkpoint")?)
+        .map_err(|_| "the key is not UTF-8")?
+        .parse()
+        .map_err(|_| "the shard is not a number")?;
+    Ok((ShardId(shard), decode_offset(value)?))
 }
 
 /// The topic and partition of a `<prefix><topic>/<partition>` key.

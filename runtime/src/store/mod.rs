@@ -15,6 +15,10 @@
 //!   stale match.
 //! - A view remembers the module hash that built it. Opening it with another
 //!   module is refused until the operator rebuilds the view.
+//! - A view remembers how many shards it is split into, and refuses another
+//!   count until it is rebuilt. A partition's checkpoint is the lowest over
+//!   its shards (where the partition resumes); a shard that got further
+//!   keeps its own, committed in the same batch.
 //!
 //! # Layout
 //!
@@ -32,6 +36,7 @@ use std::path::PathBuf;
 pub use sled_store::{SledStore, SledView};
 
 use crate::config::IndexConfig;
+use crate::shard::{ShardId, Shards};
 
 /// A row as stored: the JSON text and its metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +105,10 @@ pub struct RowChange {
 pub struct ViewBatch {
     changes: BTreeMap<String, RowChange>,
     checkpoints: BTreeMap<(String, i32), i64>,
+    /// Per `(topic, partition, shard)`, the shard's checkpoint when it is
+    /// above the partition's (`Some`), or `None` to drop a stored one: the
+    /// shard is back at the partition's checkpoint.
+    shard_checkpoints: BTreeMap<(String, i32, ShardId), Option<i64>>,
     /// Dead letters to hold (`Some`) or to release once delivered (`None`).
     dead_letters: BTreeMap<Origin, Option<DeadLetter>>,
     /// Per dead-letter `(topic, partition)`, the offset below which every
@@ -137,6 +146,25 @@ impl ViewBatch {
     pub fn checkpoint(&mut self, topic: &str, partition: i32, next_offset: i64) {
         self.checkpoints
             .insert((topic.to_owned(), partition), next_offset);
+    }
+
+    /// Record that `shard` of the view is applied up to `next_offset` on
+    /// `(topic, partition)`, above the partition's checkpoint; `None` drops
+    /// a stored value (the shard is at the partition's checkpoint).
+    pub fn shard_checkpoint(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        shard: ShardId,
+        next_offset: Option<i64>,
+    ) {
+        self.shard_checkpoints
+            .insert((topic.to_owned(), partition, shard), next_offset);
+    }
+
+    /// The shard checkpoints this batch sets or drops.
+    pub fn shard_checkpoints(&self) -> &BTreeMap<(String, i32, ShardId), Option<i64>> {
+        &self.shard_checkpoints
     }
 
     /// The checkpoint this batch sets for `(topic, partition)`, if any.
@@ -181,6 +209,7 @@ impl ViewBatch {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
             && self.checkpoints.is_empty()
+            && self.shard_checkpoints.is_empty()
             && self.dead_letters.is_empty()
             && self.dead_letter_positions.is_empty()
     }
@@ -241,6 +270,23 @@ pub enum StoreError {
         /// The hash of the module now configured.
         configured: String,
     },
+    /// The view's rows and checkpoints are split into another number of
+    /// shards than the config asks for.
+    #[error(
+        "view {view} is split into {stored} shards in the store, but the config says shards = \
+         {configured}; a view's rows and checkpoints are kept per shard, so the count cannot \
+         change in place. Rebuild it with `projector view rebuild {view}` (resets its rows and \
+         checkpoints and replays from the earliest offset with the new count), or set shards \
+         back to {stored}"
+    )]
+    ShardsChanged {
+        /// The view.
+        view: String,
+        /// The count in the store.
+        stored: u32,
+        /// The count now configured.
+        configured: u32,
+    },
 }
 
 /// A store of views.
@@ -249,13 +295,21 @@ pub trait Store: Send + Sync + 'static {
     type View: ViewStore;
 
     /// Open (or create) the view `name`, built by the module with
-    /// `module_hash`, with `indexes`.
+    /// `module_hash`, with `indexes`, split into `shards` (a view that has
+    /// none yet gets it, or one shard when `None`; a view that has a count
+    /// keeps it, and refuses another with [`StoreError::ShardsChanged`]).
     fn open_view(
         &self,
         name: &str,
         module_hash: &str,
         indexes: &[IndexConfig],
+        shards: Option<Shards>,
     ) -> Result<Self::View, StoreError>;
+
+    /// The shard count of view `name`: `None` for a view that holds no
+    /// state yet (never opened, or reset), one shard for a view written
+    /// before shards existed.
+    fn view_shards(&self, name: &str) -> Result<Option<Shards>, StoreError>;
 
     /// Make every committed batch durable.
     fn flush(&self) -> Result<(), StoreError>;
@@ -277,6 +331,18 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
 
     /// Every checkpoint: `(topic, partition, next offset)`.
     fn checkpoints(&self) -> Result<Vec<(String, i32, i64)>, StoreError>;
+
+    /// How many shards the view is split into.
+    fn shards(&self) -> Shards;
+
+    /// The shards of the view whose checkpoint on `(topic, partition)` is
+    /// above the partition's ([`ViewStore::checkpoint`], the lowest over
+    /// every shard), with theirs. A shard not listed is at the partition's.
+    fn shard_checkpoints(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<BTreeMap<ShardId, i64>, StoreError>;
 
     /// How many rows the view holds, as committed.
     fn row_count(&self) -> u64;

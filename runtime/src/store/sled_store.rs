@@ -1,6 +1,6 @@
 //! The sled backend: one database per runtime (its data directory), one
-//! tree per view, and a `meta` tree with each view's module hash and the
-//! schema version.
+//! tree per view, and a `meta` tree with each view's module hash, its shard
+//! count and the schema version.
 //!
 //! A [`ViewBatch`] becomes one `sled::Batch` on the view's tree, which sled
 //! applies atomically; [`SledStore::flush`] is one fsync for every view.
@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::config::IndexConfig;
+use crate::shard::{ShardId, Shards};
 
 use super::keys::{self, CHECKPOINT_PREFIX};
 use super::{DeadLetter, Store, StoreError, StoredRow, ViewBatch, ViewStore};
@@ -127,6 +128,16 @@ impl SledStore {
         format!("view/{view}/module").into_bytes()
     }
 
+    fn shards_key(view: &str) -> Vec<u8> {
+        format!("view/{view}/shards").into_bytes()
+    }
+
+    fn view_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        self.db
+            .open_tree(format!("view/{name}"))
+            .map_err(backend("open view tree"))
+    }
+
     /// The row count of view `name`: shared with its other handles, read
     /// from its tree, or counted once for a tree written before counts were
     /// kept.
@@ -168,7 +179,22 @@ impl Store for SledStore {
         name: &str,
         module_hash: &str,
         indexes: &[IndexConfig],
+        shards: Option<Shards>,
     ) -> Result<SledView, StoreError> {
+        let shards = match (self.view_shards(name)?, shards) {
+            (Some(stored), Some(configured)) if stored != configured => {
+                return Err(StoreError::ShardsChanged {
+                    view: name.to_owned(),
+                    stored: stored.count(),
+                    configured: configured.count(),
+                });
+            }
+            (Some(stored), _) => stored,
+            (None, configured) => configured.unwrap_or(Shards::ONE),
+        };
+        self.meta
+            .insert(Self::shards_key(name), &shards.count().to_be_bytes())
+            .map_err(backend("write view shards"))?;
         let key = Self::module_key(name);
         match self.meta.get(&key).map_err(backend("read view module"))? {
             None => {
@@ -185,17 +211,43 @@ impl Store for SledStore {
                 });
             }
         }
-        let tree = self
-            .db
-            .open_tree(format!("view/{name}"))
-            .map_err(backend("open view tree"))?;
+        let tree = self.view_tree(name)?;
         let row_count = self.row_count(name, &tree)?;
         Ok(SledView {
             name: Arc::from(name),
             tree,
             indexes: Arc::from(indexes),
             row_count,
+            shards,
         })
+    }
+
+    fn view_shards(&self, name: &str) -> Result<Option<Shards>, StoreError> {
+        let key = Self::shards_key(name);
+        if let Some(stored) = self.meta.get(&key).map_err(backend("read view shards"))? {
+            let corrupt = |reason: &str| StoreError::Corrupt {
+                view: name.to_owned(),
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: reason.to_owned(),
+            };
+            let bytes: [u8; 4] = stored
+                .as_ref()
+                .try_into()
+                .map_err(|_| corrupt("not a 4-byte count"))?;
+            return Shards::new(u32::from_be_bytes(bytes))
+                .map(Some)
+                .ok_or_else(|| corrupt("a count out of bounds"));
+        }
+        // A view with checkpoints but no count was written before shards
+        // existed: it is one shard.
+        let tree = self.view_tree(name)?;
+        let has_state = tree
+            .scan_prefix(CHECKPOINT_PREFIX)
+            .next()
+            .transpose()
+            .map_err(backend("scan checkpoints"))?
+            .is_some();
+        Ok(has_state.then_some(Shards::ONE))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -203,10 +255,7 @@ impl Store for SledStore {
     }
 
     fn reset_view(&self, name: &str, module_hash: &str) -> Result<usize, StoreError> {
-        let tree = self
-            .db
-            .open_tree(format!("view/{name}"))
-            .map_err(backend("open view tree"))?;
+        let tree = self.view_tree(name)?;
         let rows = tree.scan_prefix(keys::ROW_PREFIX).count();
         tree.clear().map_err(backend("clear view"))?;
         if let Some(count) = self
@@ -220,6 +269,10 @@ impl Store for SledStore {
         self.meta
             .insert(Self::module_key(name), module_hash.as_bytes())
             .map_err(backend("write view module"))?;
+        // The next start splits the rebuilt view as its config says.
+        self.meta
+            .remove(Self::shards_key(name))
+            .map_err(backend("write view shards"))?;
         self.flush()?;
         Ok(rows)
     }
@@ -232,6 +285,7 @@ pub struct SledView {
     tree: sled::Tree,
     indexes: Arc<[IndexConfig]>,
     row_count: Arc<AtomicU64>,
+    shards: Shards,
 }
 
 impl SledView {
@@ -298,6 +352,26 @@ impl ViewStore for SledView {
         self.row_count.load(Ordering::Relaxed)
     }
 
+    fn shards(&self) -> Shards {
+        self.shards
+    }
+
+    fn shard_checkpoints(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<BTreeMap<ShardId, i64>, StoreError> {
+        let prefix = keys::shard_checkpoints_prefix(topic, partition);
+        self.tree
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (key, value) = entry.map_err(backend("scan shard checkpoints"))?;
+                keys::parse_shard_checkpoint(&prefix, &key, &value)
+                    .map_err(|reason| self.corrupt(&key, reason))
+            })
+            .collect()
+    }
+
     fn held_dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
         self.tree
             .scan_prefix(keys::DEAD_LETTER_PREFIX)
@@ -354,6 +428,13 @@ impl ViewStore for SledView {
                 keys::checkpoint_key(topic, *partition),
                 &keys::encode_offset(*next_offset)[..],
             );
+        }
+        for ((topic, partition, shard), next_offset) in batch.shard_checkpoints() {
+            let key = keys::shard_checkpoint_key(topic, *partition, *shard);
+            match next_offset {
+                Some(next) => writes.insert(key, &keys::encode_offset(*next)[..]),
+                None => writes.remove(key),
+            }
         }
         for (origin, letter) in batch.dead_letters() {
             let key = keys::dead_letter_key(origin);
@@ -477,8 +558,8 @@ mod tests {
         let dir = TempDir::new("count");
         {
             let store = SledStore::open(&dir.0).unwrap();
-            let view = store.open_view("v", "h", &[]).unwrap();
-            let other_handle = store.open_view("v", "h", &[]).unwrap();
+            let view = store.open_view("v", "h", &[], None).unwrap();
+            let other_handle = store.open_view("v", "h", &[], None).unwrap();
             let mut batch = ViewBatch::new();
             for subject in ["a", "b", "c"] {
                 batch.change(subject, None, Some(row("{}", 1)));
@@ -493,9 +574,12 @@ mod tests {
             store.flush().unwrap();
         }
         let store = SledStore::open(&dir.0).unwrap();
-        assert_eq!(store.open_view("v", "h", &[]).unwrap().row_count(), 2);
+        assert_eq!(store.open_view("v", "h", &[], None).unwrap().row_count(), 2);
         store.reset_view("v", "h2").unwrap();
-        assert_eq!(store.open_view("v", "h2", &[]).unwrap().row_count(), 0);
+        assert_eq!(
+            store.open_view("v", "h2", &[], None).unwrap().row_count(),
+            0
+        );
     }
 
     #[test]
@@ -503,7 +587,7 @@ mod tests {
         let dir = TempDir::new("reopen");
         {
             let store = SledStore::open(&dir.0).unwrap();
-            let view = store.open_view("customers", "hash-a", &[]).unwrap();
+            let view = store.open_view("customers", "hash-a", &[], None).unwrap();
             let mut batch = ViewBatch::new();
             batch.change("c/1", None, Some(row(r#"{"n":1}"#, 1)));
             batch.change("c/1", None, Some(row(r#"{"n":2}"#, 2)));
@@ -512,7 +596,7 @@ mod tests {
             store.flush().unwrap();
         }
         let store = SledStore::open(&dir.0).unwrap();
-        let view = store.open_view("customers", "hash-a", &[]).unwrap();
+        let view = store.open_view("customers", "hash-a", &[], None).unwrap();
         assert_eq!(view.row("c/1").unwrap(), Some(row(r#"{"n":2}"#, 2)));
         assert_eq!(view.checkpoint("customers", 0).unwrap(), Some(2));
         assert_eq!(view.checkpoint("customers", 1).unwrap(), None);
@@ -573,13 +657,13 @@ mod tests {
     fn another_module_is_refused_until_reset() {
         let dir = TempDir::new("module");
         let store = SledStore::open(&dir.0).unwrap();
-        let view = store.open_view("v", "hash-a", &[]).unwrap();
+        let view = store.open_view("v", "hash-a", &[], None).unwrap();
         let mut batch = ViewBatch::new();
         batch.change("s", None, Some(row("1", 1)));
         batch.checkpoint("t", 0, 5);
         view.commit(&batch).unwrap();
 
-        let err = store.open_view("v", "hash-b", &[]).unwrap_err();
+        let err = store.open_view("v", "hash-b", &[], None).unwrap_err();
         assert!(matches!(err, StoreError::ModuleChanged { .. }));
         assert!(
             err.to_string().contains("projector view rebuild v"),
@@ -587,7 +671,7 @@ mod tests {
         );
 
         assert_eq!(store.reset_view("v", "hash-b").unwrap(), 1);
-        let view = store.open_view("v", "hash-b", &[]).unwrap();
+        let view = store.open_view("v", "hash-b", &[], None).unwrap();
         assert_eq!(view.row("s").unwrap(), None);
         assert_eq!(view.checkpoints().unwrap(), vec![]);
     }
@@ -596,7 +680,7 @@ mod tests {
     fn index_entries_follow_updates_and_deletes() {
         let dir = TempDir::new("index");
         let store = SledStore::open(&dir.0).unwrap();
-        let view = store.open_view("v", "h", &email_index()).unwrap();
+        let view = store.open_view("v", "h", &email_index(), None).unwrap();
         let alice = row(r#"{"email":"a@x"}"#, 1);
         let mut batch = ViewBatch::new();
         batch.change("u1", None, Some(alice.clone()));
@@ -629,7 +713,7 @@ mod tests {
     fn scan_pages_by_prefix_in_subject_order() {
         let dir = TempDir::new("scan");
         let store = SledStore::open(&dir.0).unwrap();
-        let view = store.open_view("v", "h", &[]).unwrap();
+        let view = store.open_view("v", "h", &[], None).unwrap();
         let mut batch = ViewBatch::new();
         for subject in ["a/1", "a/2", "a/3", "b/1", "ä"] {
             batch.change(subject, None, Some(row("{}", 1)));
@@ -658,7 +742,7 @@ mod tests {
     fn corrupt_rows_are_reported_not_panicked_on() {
         let dir = TempDir::new("corrupt");
         let store = SledStore::open(&dir.0).unwrap();
-        let view = store.open_view("v", "h", &[]).unwrap();
+        let view = store.open_view("v", "h", &[], None).unwrap();
         view.tree
             .insert(keys::row_key("bad"), &b"\x01\x00"[..])
             .unwrap();

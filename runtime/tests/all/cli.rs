@@ -214,7 +214,7 @@ fn run_stops_gracefully_on_sigterm_with_rows_durable() {
 
     let store = projector::store::SledStore::open(&store_dir).unwrap();
     let hash = crate::kit::hash_of(&projector_examples::EVENT_COUNTER);
-    let view = store.open_view("counter", &hash, &[]).unwrap();
+    let view = store.open_view("counter", &hash, &[], None).unwrap();
     let total: u64 = view
         .scan("", None, 100)
         .unwrap()

@@ -290,7 +290,12 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     // Every subject against the oracle.
     let store = SledStore::open(&dir.0.join("data/store")).unwrap();
     let view = store
-        .open_view("counter", &hash_of(&projector_examples::EVENT_COUNTER), &[])
+        .open_view(
+            "counter",
+            &hash_of(&projector_examples::EVENT_COUNTER),
+            &[],
+            None,
+        )
         .unwrap();
     let discrepancies = oracle_discrepancies(&view, &published);
     let rows = view.row_count();
@@ -419,7 +424,12 @@ fn a_survivor_takes_over_the_partitions_of_a_stopped_runtime() {
     // held resumed from its checkpoints, the others replayed from the start.
     let store = SledStore::open(&dir_b.0.join("data/store")).unwrap();
     let view = store
-        .open_view("counter", &hash_of(&projector_examples::EVENT_COUNTER), &[])
+        .open_view(
+            "counter",
+            &hash_of(&projector_examples::EVENT_COUNTER),
+            &[],
+            None,
+        )
         .unwrap();
     let discrepancies = oracle_discrepancies(&view, &published);
     assert!(discrepancies.is_empty(), "{discrepancies:#?}");

@@ -193,6 +193,7 @@ fn dead_letters_are_written_once_across_a_crash_after_their_acknowledgement() {
             "counter",
             &crate::kit::hash_of(&projector_examples::EVENT_COUNTER),
             &[],
+            None,
         )
         .unwrap();
     assert_eq!(

@@ -293,6 +293,7 @@ pub fn view(name: &str, module: &str, topics: &[&str], on_error: OnError) -> Vie
         indexes: Vec::new(),
         group_instance_id: None,
         max_unassigned_ms: 30_000,
+        shards: None,
     }
 }
 
@@ -307,6 +308,16 @@ pub fn start(
     views: Vec<ViewConfig>,
     engine: EngineConfig,
 ) -> Service {
+    try_start(broker, dir, views, engine).expect("service starts")
+}
+
+/// [`start`], returning why it could not.
+pub fn try_start(
+    broker: &Broker,
+    dir: &TempDir,
+    views: Vec<ViewConfig>,
+    engine: EngineConfig,
+) -> anyhow::Result<Service> {
     let config = Config {
         data_dir: dir.0.clone(),
         broker: Some(broker.config()),
@@ -322,7 +333,7 @@ pub fn start(
         max_records: 200,
         linger: Duration::from_millis(5),
     };
-    Service::start(&config, &broker.config(), &engine, store, limits).expect("service starts")
+    Service::start(&config, &broker.config(), &engine, store, limits)
 }
 
 /// Wait until `done` holds, failing after `timeout` with `what`.

@@ -36,7 +36,7 @@ use crate::pipeline::{Partitioning, Stream, TOPIC, oracle_discrepancies};
 
 const PARTITIONS: i32 = 3;
 const EVENTS: usize = 60;
-const SUBJECTS: usize = 4;
+const SUBJECTS: usize = 8;
 
 static MODULE: LazyLock<Arc<Module>> = LazyLock::new(|| {
     Engine::new(EngineConfig::default())
@@ -61,8 +61,9 @@ enum Op {
     /// Commit the pending batch.
     Commit,
     /// The process dies: the pending batch is lost; a new worker starts
-    /// from the store and is assigned every partition.
-    Restart,
+    /// from the store and is assigned every partition. With `heal`, the
+    /// poisoned records are delivered whole from then on.
+    Restart { heal: bool },
     /// The partition is revoked.
     Revoke { partition: i32 },
     /// The partition is assigned again.
@@ -76,7 +77,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (partition.clone(), 1..6_i64).prop_map(|(partition, count)| Op::Redeliver { partition, count }),
         2 => (partition.clone(), 1..15_i64).prop_map(|(partition, back)| Op::SeekBack { partition, back }),
         2 => Just(Op::Commit),
-        2 => Just(Op::Restart),
+        2 => any::<bool>().prop_map(|heal| Op::Restart { heal }),
         1 => partition.clone().prop_map(|partition| Op::Revoke { partition }),
         1 => partition.prop_map(|partition| Op::Assign { partition }),
     ]
@@ -90,14 +91,39 @@ struct Layout {
     /// For each batch in turn, the offsets with no record before it (0 to
     /// 2; mostly 0).
     holes: Vec<i64>,
+    /// How many shards the view is split into (1 to 4).
+    shards: u32,
+    /// The events (by publication index) delivered broken, not a
+    /// CloudEvent, until a restart heals them (the operator fixed what
+    /// made them fail): each stops its shard on its partition meanwhile.
+    poisoned: BTreeSet<usize>,
+}
+
+impl Layout {
+    /// One shard, nothing poisoned: the fixed cases below.
+    fn unsharded() -> Self {
+        Self {
+            batches: vec![1],
+            holes: vec![0],
+            shards: 1,
+            poisoned: BTreeSet::new(),
+        }
+    }
 }
 
 fn layout() -> impl Strategy<Value = Layout> {
     (
         proptest::collection::vec(1..=6_usize, 1..20),
         proptest::collection::vec(prop_oneof![6 => Just(0_i64), 1 => 1..=2_i64], 1..20),
+        1..=4_u32,
+        proptest::collection::btree_set(0..EVENTS, 0..3),
     )
-        .prop_map(|(batches, holes)| Layout { batches, holes })
+        .prop_map(|(batches, holes, shards, poisoned)| Layout {
+            batches,
+            holes,
+            shards,
+            poisoned,
+        })
 }
 
 /// One partition of the log.
@@ -125,6 +151,12 @@ struct Log {
     rows: RefCell<Option<SledView>>,
     /// Every G4 violation seen.
     violations: RefCell<Vec<String>>,
+    /// Records delivered broken until healed, by (partition, offset).
+    poisoned: RefCell<BTreeSet<(i32, i64)>>,
+    /// Partitions the worker paused (every shard stopped on them).
+    paused: RefCell<BTreeSet<i32>>,
+    /// The view's shard count.
+    shards: u32,
 }
 
 impl Log {
@@ -135,7 +167,8 @@ impl Log {
         // batches it began.
         let mut left = vec![0_usize; partitions.len()];
         let mut begun = vec![0_usize; partitions.len()];
-        for _ in 0..EVENTS {
+        let mut poisoned = BTreeSet::new();
+        for index_of_event in 0..EVENTS {
             let partition = stream.next_partition(SUBJECTS, PARTITIONS, Partitioning::RoundRobin);
             let index = usize::try_from(partition).unwrap();
             let mut new_batch = false;
@@ -161,6 +194,9 @@ impl Log {
                 subject: Some(&event.subject),
                 datacontenttype: Some("application/json"),
             });
+            if layout.poisoned.contains(&index_of_event) {
+                poisoned.insert((event.partition, event.offset));
+            }
             let log = &mut partitions[index];
             if new_batch {
                 log.batch_starts.insert(event.offset);
@@ -186,6 +222,9 @@ impl Log {
             committed: RefCell::default(),
             rows: RefCell::default(),
             violations: RefCell::default(),
+            poisoned: RefCell::new(poisoned),
+            paused: RefCell::default(),
+            shards: layout.shards,
         }
     }
 
@@ -232,6 +271,9 @@ impl Log {
     /// Deliver the next record of `partition` from its position; false
     /// when it is unassigned or at its end.
     fn deliver_next(&self, worker: &mut Worker<SledStore>, partition: i32) -> bool {
+        if self.paused.borrow().contains(&partition) {
+            return false;
+        }
         let Some(position) = self.position(partition) else {
             return false;
         };
@@ -245,7 +287,26 @@ impl Log {
 
     /// Deliver `record` to the worker.
     fn deliver(&self, worker: &mut Worker<SledStore>, record: &OwnedMessage) {
-        worker.handle(self, record).expect("the store works");
+        if self
+            .poisoned
+            .borrow()
+            .contains(&(record.partition(), record.offset()))
+        {
+            // Not a CloudEvent: no headers, a value that is no event. The
+            // key is still the subject, so it fails in its subject's shard.
+            let broken = OwnedMessage::new(
+                Some(b"\xff not an event".to_vec()),
+                record.key().map(<[u8]>::to_vec),
+                TOPIC.to_owned(),
+                Timestamp::CreateTime(1_700_000_000_000),
+                record.partition(),
+                record.offset(),
+                None,
+            );
+            worker.handle(self, &broken).expect("the store works");
+        } else {
+            worker.handle(self, record).expect("the store works");
+        }
         worker.commit_if_due(self).expect("the store works");
     }
 }
@@ -258,6 +319,7 @@ impl Source for Log {
     ) -> Result<(), KafkaError> {
         if !incremental {
             self.positions.borrow_mut().clear();
+            self.paused.borrow_mut().clear();
         }
         for ((_, partition), offset) in assignment {
             let position = match offset {
@@ -276,12 +338,15 @@ impl Source for Log {
         incremental: bool,
     ) -> Result<(), KafkaError> {
         let mut positions = self.positions.borrow_mut();
+        let mut paused = self.paused.borrow_mut();
         if incremental {
             for (_, partition) in partitions {
                 positions.remove(partition);
+                paused.remove(partition);
             }
         } else {
             positions.clear();
+            paused.clear();
         }
         Ok(())
     }
@@ -293,7 +358,12 @@ impl Source for Log {
     }
 
     fn pause(&self, _topic: &str, partition: i32) -> Result<(), KafkaError> {
-        panic!("partition {partition} paused, but no event of this log fails");
+        assert!(
+            self.poisoned.borrow().iter().any(|(p, _)| *p == partition),
+            "partition {partition} paused, but none of its records fails"
+        );
+        self.paused.borrow_mut().insert(partition);
+        Ok(())
     }
 
     fn low_watermark(&self, _topic: &str, _partition: i32) -> Result<i64, KafkaError> {
@@ -333,12 +403,13 @@ fn topic_partitions(partitions: &[i32]) -> Vec<TopicPartition> {
 }
 
 fn open_worker(store: &Arc<SledStore>, log: &Log) -> Worker<SledStore> {
-    let config = view(
+    let mut config = view(
         "counter",
         projector_examples::EVENT_COUNTER.path,
         &[TOPIC],
         OnError::Stop,
     );
+    config.shards = Some(log.shards);
     let limits = BatchLimits {
         max_records: 4,
         // Only full batches and explicit commits: deterministic.
@@ -398,8 +469,11 @@ fn run(layout: &Layout, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
             }
             Op::Commit => worker.commit(&log).expect("the store works"),
-            Op::Restart => {
+            Op::Restart { heal } => {
                 drop(worker);
+                if heal {
+                    log.poisoned.borrow_mut().clear();
+                }
                 worker = open_worker(&store, &log);
             }
             Op::Revoke { partition } => {
@@ -415,6 +489,13 @@ fn run(layout: &Layout, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
             }
         }
+    }
+    // What was poisoned is healed: the operator fixes it and restarts, and
+    // the shards that stopped on it take it from there.
+    if !log.poisoned.borrow().is_empty() {
+        log.poisoned.borrow_mut().clear();
+        drop(worker);
+        worker = open_worker(&store, &log);
     }
     // Then the consumer settles: every partition assigned, delivered to its
     // end. Each delivery is a record applied, a duplicate, or a record
@@ -484,6 +565,7 @@ fn mixed_layout() -> Layout {
     Layout {
         batches: vec![3, 6, 1, 4, 5, 2],
         holes: vec![0, 1, 0, 0, 2],
+        ..Layout::unsharded()
     }
 }
 
@@ -511,7 +593,7 @@ fn a_sequence_with_every_operation_matches_the_model() {
                 partition: 1,
                 count: 1,
             },
-            Op::Restart,
+            Op::Restart { heal: false },
             Op::SeekBack {
                 partition: 0,
                 back: 5,
@@ -545,6 +627,7 @@ fn a_restart_inside_a_batch_loses_none_of_it() {
     let layout = Layout {
         batches: vec![12],
         holes: vec![0],
+        ..Layout::unsharded()
     };
     // Commit after 4 records of partition 0 (every batch of 4 commits),
     // then 2 more are lost with the process.
@@ -555,12 +638,12 @@ fn a_restart_inside_a_batch_loses_none_of_it() {
                 partition: 0,
                 count: 6,
             },
-            Op::Restart,
+            Op::Restart { heal: false },
             Op::Deliver {
                 partition: 0,
                 count: 40,
             },
-            Op::Restart,
+            Op::Restart { heal: false },
         ],
     )
     .unwrap();
@@ -574,6 +657,7 @@ fn a_restart_inside_the_last_batch_loses_none_of_it() {
     let layout = Layout {
         batches: vec![20],
         holes: vec![0],
+        ..Layout::unsharded()
     };
     run(
         &layout,
@@ -582,7 +666,7 @@ fn a_restart_inside_the_last_batch_loses_none_of_it() {
                 partition: 0,
                 count: 6,
             },
-            Op::Restart,
+            Op::Restart { heal: false },
         ],
     )
     .unwrap();
@@ -596,6 +680,7 @@ fn real_gaps_are_taken_after_proof() {
     let layout = Layout {
         batches: vec![2],
         holes: vec![2],
+        ..Layout::unsharded()
     };
     run(
         &layout,
@@ -605,7 +690,7 @@ fn real_gaps_are_taken_after_proof() {
                 count: 4,
             },
             Op::Commit,
-            Op::Restart,
+            Op::Restart { heal: false },
             Op::Deliver {
                 partition: 1,
                 count: 30,
@@ -626,6 +711,7 @@ fn records_fetched_before_a_seek_are_not_taken_as_its_answer() {
         &Layout {
             batches: vec![1, 4],
             holes: vec![0, 0, 0, 2],
+            ..Layout::unsharded()
         },
         &[
             Op::Deliver {
@@ -636,7 +722,7 @@ fn records_fetched_before_a_seek_are_not_taken_as_its_answer() {
                 partition: 0,
                 count: 3,
             },
-            Op::Restart,
+            Op::Restart { heal: false },
             Op::Redeliver {
                 partition: 1,
                 count: 4,
@@ -648,4 +734,90 @@ fn records_fetched_before_a_seek_are_not_taken_as_its_answer() {
         ],
     )
     .unwrap();
+}
+
+/// With shards, a record that stops its shard holds back only that shard on
+/// its partition: the other shards apply the partition's later records,
+/// the partition's checkpoint stays at the record (so nothing of the
+/// stopped shard is lost), a restart that does not fix it stops the same
+/// shard again without applying the others twice, and one that fixes it
+/// applies the held-back records once.
+#[test]
+fn a_stopped_shard_holds_back_only_its_own_records() {
+    let layout = Layout {
+        batches: vec![2],
+        holes: vec![0],
+        shards: 4,
+        poisoned: [7].into(),
+    };
+    let dir = TempDir::new("model-shard-stop");
+    let store = Arc::new(SledStore::open(&dir.0.join("store")).expect("store opens"));
+    let mut stream = Stream::default();
+    let log = Log::new(&mut stream, &layout);
+    let &(partition, poison) = log.poisoned.borrow().iter().next().unwrap();
+    let shards = projector::shard::Shards::new(layout.shards).unwrap();
+    let shard_of = |offset: i64| {
+        let record = &log.partition(partition).records[&offset];
+        shards.of_bytes(record.key().unwrap())
+    };
+    let stopped = shard_of(poison);
+    // Records of the stopped shard at or after the poison on its partition.
+    let held_back = log
+        .partition(partition)
+        .records
+        .keys()
+        .filter(|offset| **offset >= poison && shard_of(**offset) == stopped)
+        .count() as u64;
+    let passed_by = log
+        .partition(partition)
+        .records
+        .keys()
+        .filter(|offset| **offset > poison && shard_of(**offset) != stopped)
+        .count();
+    assert!(passed_by > 0, "other shards have records after the poison");
+
+    let deliver_all = |worker: &mut Worker<SledStore>| {
+        for p in 0..PARTITIONS {
+            while log.deliver_next(worker, p) {}
+        }
+        worker.commit(&log).expect("the store works");
+    };
+    let mut worker = open_worker(&store, &log);
+    deliver_all(&mut worker);
+    let counters = worker.status().counters();
+    assert_eq!(counters.stopped, 1);
+    assert_eq!(
+        counters.applied,
+        EVENTS as u64 - held_back,
+        "every record but the stopped shard's from the poison on is applied"
+    );
+    assert!(log.paused.borrow().is_empty(), "four shards: no pause");
+    assert_eq!(log.committed.borrow().get(&partition), Some(&poison));
+    let status = &worker.status().partitions()[&(TOPIC.to_owned(), partition)];
+    assert_eq!(status.stopped_shards, vec![stopped.0]);
+
+    // A restart that fixes nothing: the partition is read again from the
+    // poison, the same shard stops, the others see only duplicates.
+    drop(worker);
+    let mut worker = open_worker(&store, &log);
+    deliver_all(&mut worker);
+    let counters = worker.status().counters();
+    assert_eq!((counters.stopped, counters.applied), (1, 0));
+    assert!(counters.duplicates >= passed_by as u64);
+
+    // Fixed: the held-back records are applied once, and the view is the
+    // oracle's.
+    log.poisoned.borrow_mut().clear();
+    drop(worker);
+    let mut worker = open_worker(&store, &log);
+    deliver_all(&mut worker);
+    let counters = worker.status().counters();
+    assert_eq!((counters.stopped, counters.applied), (0, held_back));
+    assert_eq!(
+        log.committed.borrow().get(&partition),
+        Some(&log.end(partition))
+    );
+    let discrepancies = oracle_discrepancies(&worker.rows(), &stream);
+    assert!(discrepancies.is_empty(), "{discrepancies:#?}");
+    assert!(log.violations.borrow().is_empty());
 }

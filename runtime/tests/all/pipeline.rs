@@ -195,7 +195,7 @@ fn assert_matches_oracle(
 ) {
     let view = service
         .store()
-        .open_view("counter", module_hash, &[])
+        .open_view("counter", module_hash, &[], None)
         .unwrap();
     let discrepancies = oracle_discrepancies(&view, stream);
     assert!(discrepancies.is_empty(), "{discrepancies:#?}");
@@ -251,7 +251,9 @@ fn one_subject_on_several_partitions_loses_no_update() {
     service.stop();
     // Reopen the data directory to read what was made durable.
     let store = projector::store::SledStore::open(&dir.0.join("store")).unwrap();
-    let view = store.open_view("counter", &module_hash(), &[]).unwrap();
+    let view = store
+        .open_view("counter", &module_hash(), &[], None)
+        .unwrap();
     for (subject, events) in &stream.published {
         let row: Counter = serde_json::from_str(&view.row(subject).unwrap().unwrap().json).unwrap();
         assert_eq!(
@@ -615,7 +617,7 @@ fn secondary_index_follows_creates_and_deletes() {
 
     let store = SledStore::open(&dir.0.join("store")).unwrap();
     let hash = crate::kit::hash_of(&projector_examples::CUSTOMER_VIEW);
-    let view = store.open_view("customers", &hash, &indexes).unwrap();
+    let view = store.open_view("customers", &hash, &indexes, None).unwrap();
     let subjects = |email: &str| -> Vec<String> {
         view.lookup("by_email", email, None, 10)
             .unwrap()

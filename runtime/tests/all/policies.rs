@@ -102,7 +102,7 @@ fn module_hash() -> String {
 fn count_of(service: &projector::service::Service, subject: &str) -> Option<u64> {
     let view = service
         .store()
-        .open_view("misbehaving", &module_hash(), &[])
+        .open_view("misbehaving", &module_hash(), &[], None)
         .unwrap();
     view.row(subject).unwrap().map(|row| {
         serde_json::from_str::<serde_json::Value>(&row.json).unwrap()["count"]

@@ -176,7 +176,12 @@ fn a_runtime_restarted_in_its_group_says_it_owns_nothing_until_its_ghost_expires
     assert!(child.wait().unwrap().success());
     let store = SledStore::open(&dir.0.join("data/store")).unwrap();
     let view = store
-        .open_view("counter", &hash_of(&projector_examples::EVENT_COUNTER), &[])
+        .open_view(
+            "counter",
+            &hash_of(&projector_examples::EVENT_COUNTER),
+            &[],
+            None,
+        )
         .unwrap();
     let discrepancies = oracle_discrepancies(&view, &stream);
     assert!(discrepancies.is_empty(), "{discrepancies:#?}");

@@ -9,7 +9,12 @@ use rdkafka::ClientConfig;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
-use crate::kit::Broker;
+use projector::config::OnError;
+use projector::engine::EngineConfig;
+use projector::store::{SledStore, Store, ViewStore};
+
+use crate::kit::{Broker, TempDir, start, try_start, view, wait_for};
+use crate::pipeline::{Partitioning, Stream, oracle_discrepancies};
 
 /// Notes the partition each keyed record went to.
 struct Partitions(Arc<Mutex<Vec<(String, i32)>>>);
@@ -61,4 +66,107 @@ fn a_subjects_shard_is_the_partition_librdkafkas_murmur2_partitioner_picks() {
         used.insert(*partition);
     }
     assert_eq!(used.len(), 8, "every partition got subjects");
+}
+
+fn counter_on(topic: &str, shards: Option<u32>) -> projector::config::ViewConfig {
+    let mut config = view(
+        "counter",
+        projector_examples::EVENT_COUNTER.path,
+        &[topic],
+        OnError::Stop,
+    );
+    config.shards = shards;
+    config
+}
+
+#[test]
+fn a_new_view_has_as_many_shards_as_its_topic_partitions_and_keeps_them_until_rebuilt() {
+    let broker = Broker::new(&[("sharded", 3)]);
+    let dir = TempDir::new("shard-count");
+    let shards_of =
+        |service: &projector::service::Service| service.views()[0].rows.shards().count();
+
+    let service = start(
+        &broker,
+        &dir,
+        vec![counter_on("sharded", None)],
+        EngineConfig::default(),
+    );
+    assert_eq!(shards_of(&service), 3, "the first topic's partition count");
+    assert_eq!(service.stop()["counter"], Ok(()));
+
+    let refused = try_start(
+        &broker,
+        &dir,
+        vec![counter_on("sharded", Some(5))],
+        EngineConfig::default(),
+    )
+    .expect_err("another count is refused");
+    let message = format!("{refused:#}");
+    assert!(message.contains("split into 3 shards"), "{message}");
+    assert!(message.contains("shards = 5"), "{message}");
+    assert!(
+        message.contains("projector view rebuild counter"),
+        "{message}"
+    );
+
+    // The count it has, said or not, starts.
+    let service = start(
+        &broker,
+        &dir,
+        vec![counter_on("sharded", Some(3))],
+        EngineConfig::default(),
+    );
+    assert_eq!(shards_of(&service), 3);
+    assert_eq!(service.stop()["counter"], Ok(()));
+
+    // A rebuild takes the new count.
+    let hash = crate::kit::hash_of(&projector_examples::EVENT_COUNTER);
+    SledStore::open(&dir.0.join("store"))
+        .unwrap()
+        .reset_view("counter", &hash)
+        .unwrap();
+    let service = start(
+        &broker,
+        &dir,
+        vec![counter_on("sharded", Some(5))],
+        EngineConfig::default(),
+    );
+    assert_eq!(shards_of(&service), 5);
+    assert_eq!(service.stop()["counter"], Ok(()));
+}
+
+#[test]
+fn a_mis_partitioned_stream_over_four_shards_matches_the_oracle() {
+    // Half the subjects arrive on every partition: one subject's events are
+    // applied by its one shard, in each partition's order.
+    let topic = crate::pipeline::TOPIC;
+    let broker = Broker::new(&[(topic, 4)]);
+    let dir = TempDir::new("shard-misplaced");
+    let mut stream = Stream::default();
+    stream.publish(&broker, 2000, 40, 4, Partitioning::HalfMisplaced);
+    let service = start(
+        &broker,
+        &dir,
+        vec![counter_on(topic, Some(4))],
+        EngineConfig::default(),
+    );
+    let status = service.statuses()["counter"].clone();
+    wait_for(&status, Duration::from_secs(60), "2000 applied", |s| {
+        s.counters().applied == 2000
+    });
+    stream.publish(&broker, 500, 40, 4, Partitioning::HalfMisplaced);
+    wait_for(&status, Duration::from_secs(60), "2500 applied", |s| {
+        s.counters().applied == 2500
+            && s.partitions()
+                .values()
+                .filter_map(|p| p.checkpoint)
+                .sum::<i64>()
+                == 2500
+    });
+    assert_eq!(service.views()[0].rows.shards().count(), 4);
+    let discrepancies = oracle_discrepancies(&service.views()[0].rows, &stream);
+    assert!(discrepancies.is_empty(), "{discrepancies:#?}");
+    assert_eq!(status.counters().duplicates, 0);
+    assert_eq!(service.stop()["counter"], Ok(()));
 }
