@@ -170,3 +170,72 @@ fn a_mis_partitioned_stream_over_four_shards_matches_the_oracle() {
     assert_eq!(status.counters().duplicates, 0);
     assert_eq!(service.stop()["counter"], Ok(()));
 }
+
+#[test]
+fn a_failing_record_stops_only_its_shard_and_the_partitions_other_subjects_go_on() {
+    let topic = "mixed";
+    let broker = Broker::new(&[(topic, 1)]);
+    let dir = TempDir::new("shard-stop");
+    let shards = Shards::new(4).unwrap();
+    let subjects: Vec<String> = (0..16).map(|n| format!("s{n}")).collect();
+    let victim = "victim";
+    let stopped = shards.of_subject(victim);
+    let mut offset = 0_i64;
+    let mut publish = |ty: &str, subject: &str| {
+        broker.publish(topic, 0, ty, &format!("e{offset}"), Some(subject), b"{}");
+        offset += 1;
+        offset - 1
+    };
+    for subject in &subjects {
+        publish("count", subject);
+    }
+    let trap = publish("misbehave.trap", victim);
+    for subject in &subjects {
+        publish("count", subject);
+    }
+    broker.flush();
+    let mut config = view(
+        "misbehaving",
+        projector_examples::MISBEHAVING.path,
+        &[topic],
+        OnError::Stop,
+    );
+    config.shards = Some(4);
+    let service = start(&broker, &dir, vec![config], EngineConfig::default());
+    let status = service.statuses()["misbehaving"].clone();
+    let theirs = |s: &String| shards.of_subject(s) == stopped;
+    let others = subjects.iter().filter(|s| !theirs(s)).count() as u64;
+    let held_back = subjects.iter().filter(|s| theirs(s)).count() as u64;
+    assert!(others > 0 && held_back > 0, "both kinds of subject");
+    // Every record of the other shards, before and after the trap.
+    wait_for(&status, Duration::from_secs(60), "the other shards", |s| {
+        s.counters().stopped == 1 && s.counters().applied == 16 + others
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        status.counters().applied,
+        16 + others,
+        "nothing of the stopped shard after the trap"
+    );
+    let partition = status.partitions()[&(topic.to_owned(), 0)].clone();
+    assert_eq!(partition.stopped_shards, vec![stopped.0]);
+    assert_eq!(
+        partition.checkpoint,
+        Some(trap),
+        "the partition resumes at the trap"
+    );
+    let rows = &service.views()[0].rows;
+    for subject in &subjects {
+        let version = rows.row(subject).unwrap().map(|row| row.version);
+        let expected = if theirs(subject) { 1 } else { 2 };
+        assert_eq!(version, Some(expected), "{subject}");
+    }
+    // The partition is not paused: later records of the other shards go on.
+    let late = subjects.iter().find(|s| !theirs(s)).unwrap().clone();
+    broker.publish(topic, 0, "count", "late", Some(&late), b"{}");
+    broker.flush();
+    wait_for(&status, Duration::from_secs(30), "a later record", |s| {
+        s.counters().applied == 17 + others
+    });
+    assert_eq!(service.stop()["misbehaving"], Ok(()));
+}
