@@ -10,10 +10,10 @@
 //! `max_row_bytes`) and report failures as the same [`ApplyError`]s, so the
 //! worker treats them alike and a benchmark compares like with like.
 
-use projector_sdk::testing::{Applier, NativeApplier, NativeError};
+use projector_sdk::native::{NativeApplier, NativeError};
 use projector_sdk::{LogRecord, RawProjection, RawUpdate, Update};
 
-use crate::engine::{ApplyError, EngineConfig, Instance, WitEvent};
+use crate::engine::{ApplyError, EngineConfig, Instance, WitEvent, check_row};
 
 /// Applies events to rows for one view's worker.
 pub trait Apply {
@@ -105,21 +105,4 @@ impl<P: RawProjection> Apply for NativeProjection<P> {
     fn take_logs(&mut self) -> Vec<LogRecord> {
         self.applier.take_logs()
     }
-}
-
-/// `row` if it is valid JSON of at most `max_row_bytes`.
-///
-/// # Errors
-/// [`ApplyError::RowTooLarge`] or [`ApplyError::InvalidRow`].
-pub fn check_row(row: String, max_row_bytes: usize) -> Result<String, ApplyError> {
-    if row.len() > max_row_bytes {
-        return Err(ApplyError::RowTooLarge {
-            size: row.len(),
-            limit: max_row_bytes,
-        });
-    }
-    serde_json::from_str::<serde::de::IgnoredAny>(&row).map_err(|err| ApplyError::InvalidRow {
-        reason: err.to_string(),
-    })?;
-    Ok(row)
 }

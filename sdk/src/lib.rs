@@ -66,6 +66,8 @@ extern crate self as projector_sdk;
 pub mod error;
 pub mod event;
 pub mod log;
+#[cfg(not(target_family = "wasm"))]
+pub mod native;
 pub mod projection;
 #[cfg(not(target_family = "wasm"))]
 pub mod testing;

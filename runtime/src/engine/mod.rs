@@ -29,6 +29,7 @@ pub mod config;
 pub mod error;
 mod host;
 mod imports;
+mod row;
 pub mod testing;
 mod ticker;
 
@@ -44,6 +45,7 @@ use wasmtime::{Store, Trap};
 pub use bindings::{WitEvent, WitKafkaOrigin};
 pub use config::EngineConfig;
 pub use error::{ApplyError, ConfigError, EngineError, LoadError};
+pub use row::check_row;
 
 use bindings::{Projection, ProjectionPre, WitUpdate};
 use host::HostState;
@@ -393,7 +395,7 @@ impl Instance {
 
 fn check_update(update: WitUpdate, config: &EngineConfig) -> Result<RawUpdate, ApplyError> {
     match update {
-        WitUpdate::Set(row) => crate::apply::check_row(row, config.max_row_bytes).map(Update::Set),
+        WitUpdate::Set(row) => check_row(row, config.max_row_bytes).map(Update::Set),
         WitUpdate::Delete => Ok(Update::Delete),
         WitUpdate::Ignore => Ok(Update::Ignore),
     }

@@ -44,9 +44,9 @@ pub type TopicPartition = (String, i32);
 #[derive(Debug)]
 pub struct ViewState<S: Store> {
     /// The store.
-    pub store: Arc<S>,
+    store: Arc<S>,
     /// The view's tree.
-    pub view: S::View,
+    view: S::View,
     /// How many shards the view is split into.
     shards: Shards,
     /// Per assigned partition, where it stands over the shards, including
@@ -58,21 +58,21 @@ pub struct ViewState<S: Store> {
     /// where: kept for the whole run, also across reassignments.
     stops: HashMap<TopicPartition, BTreeMap<ShardId, i64>>,
     /// Partitions currently assigned.
-    pub assigned: BTreeSet<TopicPartition>,
+    assigned: BTreeSet<TopicPartition>,
     /// Partitions read again from before an offset the broker skipped.
-    pub gaps: GapProbes,
+    gaps: GapProbes,
     /// When each partition last delivered a record.
-    pub delivered: HashMap<TopicPartition, Instant>,
+    delivered: HashMap<TopicPartition, Instant>,
     /// Applied and not yet committed.
-    pub batch: ViewBatch,
+    batch: ViewBatch,
     /// Records in `batch` (applied, skipped or dead-lettered).
-    pub batch_records: usize,
+    batch_records: usize,
     /// When the first record of `batch` was added.
-    pub batch_started: Option<Instant>,
+    batch_started: Option<Instant>,
     /// Where committed changes and positions are published.
-    pub feed: Arc<ViewFeed>,
+    feed: Arc<ViewFeed>,
     /// What happens to a record that cannot be applied.
-    pub policy: ErrorPolicy,
+    policy: ErrorPolicy,
     /// Every change of `batch` in apply order, kept while someone watches.
     journal: Vec<Change>,
     /// True when `journal` holds every change of `batch` (someone watched
@@ -109,6 +109,75 @@ impl<S: Store> ViewState<S> {
     /// How many shards the view is split into.
     pub fn shards(&self) -> Shards {
         self.shards
+    }
+
+    /// The view's tree.
+    pub fn view(&self) -> &S::View {
+        &self.view
+    }
+
+    /// Where committed changes and positions are published.
+    pub fn feed(&self) -> &Arc<ViewFeed> {
+        &self.feed
+    }
+
+    /// The partitions assigned now.
+    pub fn assigned_partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.assigned.iter()
+    }
+
+    /// The partitions' gap probes.
+    pub fn gaps(&mut self) -> &mut GapProbes {
+        &mut self.gaps
+    }
+
+    /// Note that `partition` delivered a record now (or that a read of it
+    /// began now, to give it its own quiet time).
+    pub fn note_delivery(&mut self, partition: &TopicPartition) {
+        let now = Instant::now();
+        match self.delivered.get_mut(partition) {
+            Some(at) => *at = now,
+            None => {
+                self.delivered.insert(partition.clone(), now);
+            }
+        }
+    }
+
+    /// True when `partition` delivered nothing for `idle`.
+    pub fn quiet_for(&self, partition: &TopicPartition, idle: std::time::Duration) -> bool {
+        self.delivered
+            .get(partition)
+            .is_none_or(|at| at.elapsed() >= idle)
+    }
+
+    /// The row of `subject` as the pending batch leaves it, else as stored.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn current_row(&self, subject: &str) -> Result<Option<StoredRow>, StoreError> {
+        match self.batch.pending(subject) {
+            Some(pending) => Ok(pending.cloned()),
+            None => self.view.row(subject),
+        }
+    }
+
+    /// True while a batch is pending.
+    pub fn has_pending(&self) -> bool {
+        self.batch_started.is_some()
+    }
+
+    /// True when the pending batch holds `max_records` or has lingered
+    /// `linger`.
+    pub fn batch_due(&self, max_records: usize, linger: std::time::Duration) -> bool {
+        self.batch_records >= max_records
+            || self
+                .batch_started
+                .is_some_and(|started| started.elapsed() >= linger)
+    }
+
+    /// What the view's policy does with a failed record.
+    pub fn policy_kind(&self) -> crate::config::OnError {
+        self.policy.kind()
     }
 
     /// The cursor of `partition`: in memory, else from the store's

@@ -341,7 +341,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
 
     /// The view's rows, for readers.
     pub fn rows(&self) -> S::View {
-        lock(&self.state).view.clone()
+        lock(&self.state).view().clone()
     }
 
     /// What the view reports about itself.
@@ -351,7 +351,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
 
     /// The view's feed of positions and changes, for readers.
     pub fn feed(&self) -> Arc<ViewFeed> {
-        Arc::clone(&lock(&self.state).feed)
+        Arc::clone(lock(&self.state).feed())
     }
 
     /// Consume and apply until `shutdown` is set, then commit what is
@@ -394,7 +394,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             // was fetched, and the batch commits at once instead of
             // lingering (low latency at low load; under load records keep
             // waiting and batches fill up).
-            let pending = lock(&self.state).batch_started.is_some();
+            let pending = lock(&self.state).has_pending();
             let timeout = if pending {
                 Duration::ZERO
             } else {
@@ -456,13 +456,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
     /// # Errors
     /// When the store fails.
     pub fn commit_if_due(&mut self, source: &impl Source) -> Result<(), PipelineError> {
-        let due = {
-            let state = lock(&self.state);
-            state.batch_records >= self.limits.max_records
-                || state
-                    .batch_started
-                    .is_some_and(|started| started.elapsed() >= self.limits.linger)
-        };
+        let due = lock(&self.state).batch_due(self.limits.max_records, self.limits.linger);
         if due {
             self.commit(source)?;
         }
@@ -511,13 +505,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 // restart.
                 return Ok(());
             }
-            let now = Instant::now();
-            match state.delivered.get_mut(&partition) {
-                Some(at) => *at = now,
-                None => {
-                    state.delivered.insert(partition.clone(), now);
-                }
-            }
+            state.note_delivery(&partition);
         }
         let next = self.next_offset(&partition)?;
         if let Some(next) = next
@@ -525,7 +513,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
         {
             self.status.count(|c| &c.duplicates);
             tracing::debug!(topic = %partition.0, partition = partition.1, offset, next, "redelivery not applied again");
-            lock(&self.state).gaps.below_due(&partition, offset);
+            lock(&self.state).gaps().below_due(&partition, offset);
             return Ok(());
         }
         // Where this record should have been: the next offset, or for a
@@ -623,7 +611,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             0
         });
         let verdict = lock(&self.state)
-            .gaps
+            .gaps()
             .past_due(partition, due, offset, earliest);
         match verdict {
             Verdict::Proven { from, to, seeks } => {
@@ -652,8 +640,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
         let reported = self.status.partitions();
         let mut state = lock(&self.state);
         let assigned: Vec<TopicPartition> = state
-            .assigned
-            .iter()
+            .assigned_partitions()
             .filter(|partition| !state.fully_stopped(partition))
             .cloned()
             .collect();
@@ -671,19 +658,16 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 // the earliest offset when it comes.
                 continue;
             };
-            let quiet = state
-                .delivered
-                .get(&partition)
-                .is_none_or(|at| at.elapsed() >= idle);
+            let quiet = state.quiet_for(&partition, idle);
             if high <= next || !quiet {
                 continue;
             }
             let earliest = source.low_watermark(&partition.0, partition.1).unwrap_or(0);
-            let Some(from) = state.gaps.stalled(&partition, next, earliest) else {
+            let Some(from) = state.gaps().stalled(&partition, next, earliest) else {
                 continue;
             };
             // Give the read that begins now its own quiet time.
-            state.delivered.insert(partition.clone(), Instant::now());
+            state.note_delivery(&partition);
             self.status.count(|c| &c.refetches);
             tracing::info!(topic = %partition.0, partition = partition.1, next, high_watermark = high, from, "the partition delivers nothing although it has records past the next offset; reading again from before it");
             if let Err(err) = source.seek(&partition.0, partition.1, from) {
@@ -700,16 +684,9 @@ impl<S: Store, A: Apply> Worker<S, A> {
         subject: &str,
     ) -> Result<Result<(), Failure>, PipelineError> {
         let subject = subject.to_owned();
-        let before = {
-            let state = lock(&self.state);
-            match state.batch.pending(&subject) {
-                Some(pending) => pending.cloned(),
-                None => state
-                    .view
-                    .row(&subject)
-                    .map_err(|source| self.store_error(source))?,
-            }
-        };
+        let before = lock(&self.state)
+            .current_row(&subject)
+            .map_err(|source| self.store_error(source))?;
         let update =
             match self.apply_with_retries(before.as_ref().map(|row| &row.json), event, &subject) {
                 Ok(update) => update,
@@ -802,7 +779,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
     ) {
         let offset = message.offset();
         let described = format!("offset {offset}: {}: {}", failure.class, failure.message);
-        let policy = lock(&self.state).policy.kind();
+        let policy = lock(&self.state).policy_kind();
         match policy {
             OnError::Skip => {
                 tracing::warn!(topic = %partition.0, partition = partition.1, offset, class = failure.class, error = %failure.message, "record skipped");
