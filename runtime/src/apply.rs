@@ -35,6 +35,12 @@ pub trait Apply {
     fn take_dropped_logs(&mut self) -> u64 {
         0
     }
+
+    /// Another instance of the same projection, for another thread: the
+    /// shards of a view apply in parallel, each thread with its own.
+    fn fork(&self) -> Self
+    where
+        Self: Sized;
 }
 
 impl Apply for Instance {
@@ -52,6 +58,10 @@ impl Apply for Instance {
 
     fn take_dropped_logs(&mut self) -> u64 {
         Instance::take_dropped_logs(self)
+    }
+
+    fn fork(&self) -> Self {
+        self.module().instance()
     }
 }
 
@@ -104,5 +114,13 @@ impl<P: RawProjection> Apply for NativeProjection<P> {
 
     fn take_logs(&mut self) -> Vec<LogRecord> {
         self.applier.take_logs()
+    }
+
+    fn fork(&self) -> Self {
+        Self {
+            applier: NativeApplier::default(),
+            hash: self.hash.clone(),
+            max_row_bytes: self.max_row_bytes,
+        }
     }
 }

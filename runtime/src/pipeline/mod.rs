@@ -35,6 +35,7 @@
 //! - `feed`: committed positions and row changes, for the query API;
 //! - `status`: counters and per-partition state it reports.
 
+pub mod applier;
 pub mod context;
 pub mod cursor;
 pub mod feed;
@@ -44,11 +45,9 @@ pub mod rebalance;
 pub mod source;
 pub mod status;
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use projector_sdk::{Level, Update};
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -56,12 +55,13 @@ use rdkafka::message::Message;
 use crate::apply::Apply;
 use crate::config::{BrokerConfig, OnError, ViewConfig};
 use crate::decode::decode;
-use crate::engine::{ApplyError, Instance, WitEvent};
+use crate::engine::{Instance, WitEvent};
 use crate::kafka;
 use crate::shard::{ShardId, Shards};
 use crate::shutdown::Shutdown;
-use crate::store::{Store, StoreError, StoredRow, ViewStore};
+use crate::store::{Store, StoreError, ViewStore};
 
+use applier::{Applier, Failure};
 use context::{ViewContext, ViewState, lock};
 use feed::ViewFeed;
 use gap::Verdict;
@@ -144,28 +144,6 @@ pub enum PipelineError {
     },
 }
 
-/// A record that could not be applied, and why.
-#[derive(Debug)]
-struct Failure {
-    class: &'static str,
-    message: String,
-}
-
-impl Failure {
-    fn new(class: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            class,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<ApplyError> for Failure {
-    fn from(err: ApplyError) -> Self {
-        Self::new(err.class(), err.to_string())
-    }
-}
-
 /// The Kafka consumer of one view, with its context.
 pub type ViewConsumer<S> = BaseConsumer<ViewContext<S>>;
 
@@ -173,7 +151,7 @@ pub type ViewConsumer<S> = BaseConsumer<ViewContext<S>>;
 pub struct Worker<S: Store, A: Apply = Instance> {
     name: String,
     config: ViewConfig,
-    projection: A,
+    applier: Applier<A>,
     state: Arc<Mutex<ViewState<S>>>,
     status: Arc<ViewStatus>,
     limits: BatchLimits,
@@ -303,10 +281,11 @@ impl<S: Store, A: Apply> Worker<S, A> {
             .collect();
         let feed = Arc::new(ViewFeed::new(positions, ViewFeed::DEFAULT_CAPACITY));
         let state = Arc::new(Mutex::new(ViewState::new(store, view, feed, policy)));
+        let applier = Applier::new(projection, &config, Arc::clone(&status));
         Ok(Self {
             name,
             config,
-            projection,
+            applier,
             state,
             status,
             limits,
@@ -683,32 +662,17 @@ impl<S: Store, A: Apply> Worker<S, A> {
         event: &WitEvent,
         subject: &str,
     ) -> Result<Result<(), Failure>, PipelineError> {
-        let subject = subject.to_owned();
         let before = lock(&self.state)
-            .current_row(&subject)
+            .current_row(subject)
             .map_err(|source| self.store_error(source))?;
-        let update =
-            match self.apply_with_retries(before.as_ref().map(|row| &row.json), event, &subject) {
-                Ok(update) => update,
-                Err(err) => return Ok(Err(err.into())),
-            };
-        match update {
-            Update::Set(json) => {
-                let after = StoredRow {
-                    json,
-                    version: before.as_ref().map_or(1, |row| row.version + 1),
-                    last_event_id: event.id.clone(),
-                };
-                lock(&self.state).change(&subject, before, Some(after));
+        match self.applier.apply(before.as_ref(), event, subject) {
+            Ok(Some(after)) => {
+                lock(&self.state).change(subject, before, after);
+                Ok(Ok(()))
             }
-            Update::Delete => {
-                if before.is_some() {
-                    lock(&self.state).change(&subject, before, None);
-                }
-            }
-            Update::Ignore => {}
+            Ok(None) => Ok(Ok(())),
+            Err(failure) => Ok(Err(failure)),
         }
-        Ok(Ok(()))
     }
 
     fn subject_of(&self, event: &WitEvent) -> Option<String> {
@@ -718,54 +682,6 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 String::from_utf8(key.clone()).ok()
             }
             _ => None,
-        }
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1_u64 << attempt.saturating_sub(1).min(20);
-        Duration::from_millis(
-            self.config
-                .initial_backoff_ms
-                .saturating_mul(factor)
-                .min(self.config.max_backoff_ms),
-        )
-    }
-
-    fn apply_with_retries(
-        &mut self,
-        state: Option<&String>,
-        event: &WitEvent,
-        subject: &str,
-    ) -> Result<Update<String>, ApplyError> {
-        let mut attempt = 1;
-        loop {
-            let started = Instant::now();
-            let result = self.projection.apply(state, event);
-            self.status
-                .histograms
-                .apply_seconds
-                .observe(started.elapsed().as_secs_f64());
-            for record in self.projection.take_logs() {
-                log_guest(&record, subject, event);
-            }
-            let dropped = self.projection.take_dropped_logs();
-            if dropped > 0 {
-                self.status
-                    .counters
-                    .guest_logs_dropped
-                    .fetch_add(dropped, Ordering::Relaxed);
-                tracing::warn!(target: "projector::guest", subject, event = %event.id, dropped, "guest log records dropped (over max_log_records_per_call)");
-            }
-            match result {
-                Err(err) if err.is_transient() && attempt < self.config.max_attempts => {
-                    let wait = self.backoff(attempt);
-                    tracing::warn!(subject, event = %event.id, attempt, error = %err, ?wait, "transient failure; retrying");
-                    self.status.count(|c| &c.retries);
-                    std::thread::sleep(wait);
-                    attempt += 1;
-                }
-                other => return other,
-            }
         }
     }
 
@@ -928,27 +844,5 @@ fn give_offsets(source: &impl Source, offsets: &TopicPartitionList) {
         // The store holds the checkpoint; a missed Kafka commit only means
         // redeliveries, which are recognised.
         tracing::warn!(error = %err, "offset commit to Kafka could not be sent; the store holds the checkpoints");
-    }
-}
-
-fn log_guest(record: &projector_sdk::LogRecord, subject: &str, event: &WitEvent) {
-    let (id, offset) = (&event.id, event.origin.offset);
-    let message = &record.message;
-    match record.level {
-        Level::Trace => {
-            tracing::trace!(target: "projector::guest", subject, event = %id, offset, "{message}");
-        }
-        Level::Debug => {
-            tracing::debug!(target: "projector::guest", subject, event = %id, offset, "{message}");
-        }
-        Level::Info => {
-            tracing::info!(target: "projector::guest", subject, event = %id, offset, "{message}");
-        }
-        Level::Warn => {
-            tracing::warn!(target: "projector::guest", subject, event = %id, offset, "{message}");
-        }
-        Level::Error => {
-            tracing::error!(target: "projector::guest", subject, event = %id, offset, "{message}");
-        }
     }
 }

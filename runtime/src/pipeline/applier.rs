@@ -1,0 +1,184 @@
+//! Applying one record to its subject's row: the projection called with the
+//! row as it stands, transient failures retried with the view's backoff,
+//! the guest's log records forwarded, and the new row versioned. One
+//! [`Applier`] per thread that applies (the worker's own, or one per
+//! parallel applier), each with its own instance of the projection.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use projector_sdk::{Level, Update};
+
+use super::status::ViewStatus;
+use crate::apply::Apply;
+use crate::config::ViewConfig;
+use crate::engine::{ApplyError, WitEvent};
+use crate::store::StoredRow;
+
+/// A record that could not be applied, and why.
+#[derive(Debug)]
+pub struct Failure {
+    /// The kind of failure, such as `invalid-event` or `guest-trap`.
+    pub class: &'static str,
+    /// What happened.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure of `class`.
+    pub fn new(class: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            class,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ApplyError> for Failure {
+    fn from(err: ApplyError) -> Self {
+        Self::new(err.class(), err.to_string())
+    }
+}
+
+/// How transient failures are retried.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    max_attempts: u32,
+    initial_backoff_ms: u64,
+    max_backoff_ms: u64,
+}
+
+impl Retry {
+    fn backoff(self, attempt: u32) -> Duration {
+        let factor = 1_u64 << attempt.saturating_sub(1).min(20);
+        Duration::from_millis(
+            self.initial_backoff_ms
+                .saturating_mul(factor)
+                .min(self.max_backoff_ms),
+        )
+    }
+}
+
+/// Applies records with one instance of a view's projection.
+#[derive(Debug)]
+pub struct Applier<A> {
+    projection: A,
+    retry: Retry,
+    status: Arc<ViewStatus>,
+}
+
+impl<A: Apply> Applier<A> {
+    /// An applier of `projection` with `config`'s retries, counting into
+    /// `status`.
+    pub fn new(projection: A, config: &ViewConfig, status: Arc<ViewStatus>) -> Self {
+        Self {
+            projection,
+            retry: Retry {
+                max_attempts: config.max_attempts,
+                initial_backoff_ms: config.initial_backoff_ms,
+                max_backoff_ms: config.max_backoff_ms,
+            },
+            status,
+        }
+    }
+
+    /// Another applier of the same projection, with its own instance.
+    pub fn fork(&self) -> Self {
+        Self {
+            projection: self.projection.fork(),
+            retry: self.retry,
+            status: Arc::clone(&self.status),
+        }
+    }
+
+    /// What built the rows.
+    pub fn module_hash(&self) -> &str {
+        self.projection.module_hash()
+    }
+
+    /// Apply `event` to `subject`'s row `before`. Returns the row after
+    /// it (`Some(None)`: deleted), or `None` when the row does not change.
+    ///
+    /// # Errors
+    /// The record's failure, after transient ones were retried.
+    pub fn apply(
+        &mut self,
+        before: Option<&StoredRow>,
+        event: &WitEvent,
+        subject: &str,
+    ) -> Result<Option<Option<StoredRow>>, Failure> {
+        let update = self
+            .apply_with_retries(before.map(|row| &row.json), event, subject)
+            .map_err(Failure::from)?;
+        Ok(match update {
+            Update::Set(json) => Some(Some(StoredRow {
+                json,
+                version: before.map_or(1, |row| row.version + 1),
+                last_event_id: event.id.clone(),
+            })),
+            Update::Delete => before.is_some().then_some(None),
+            Update::Ignore => None,
+        })
+    }
+
+    fn apply_with_retries(
+        &mut self,
+        state: Option<&String>,
+        event: &WitEvent,
+        subject: &str,
+    ) -> Result<Update<String>, ApplyError> {
+        let mut attempt = 1;
+        loop {
+            let started = Instant::now();
+            let result = self.projection.apply(state, event);
+            self.status
+                .histograms
+                .apply_seconds
+                .observe(started.elapsed().as_secs_f64());
+            for record in self.projection.take_logs() {
+                log_guest(&record, subject, event);
+            }
+            let dropped = self.projection.take_dropped_logs();
+            if dropped > 0 {
+                self.status
+                    .counters
+                    .guest_logs_dropped
+                    .fetch_add(dropped, Ordering::Relaxed);
+                tracing::warn!(target: "projector::guest", subject, event = %event.id, dropped, "guest log records dropped (over max_log_records_per_call)");
+            }
+            match result {
+                Err(err) if err.is_transient() && attempt < self.retry.max_attempts => {
+                    let wait = self.retry.backoff(attempt);
+                    tracing::warn!(subject, event = %event.id, attempt, error = %err, ?wait, "transient failure; retrying");
+                    self.status.count(|c| &c.retries);
+                    std::thread::sleep(wait);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn log_guest(record: &projector_sdk::LogRecord, subject: &str, event: &WitEvent) {
+    let (id, offset) = (&event.id, event.origin.offset);
+    let message = &record.message;
+    match record.level {
+        Level::Trace => {
+            tracing::trace!(target: "projector::guest", subject, event = %id, offset, "{message}");
+        }
+        Level::Debug => {
+            tracing::debug!(target: "projector::guest", subject, event = %id, offset, "{message}");
+        }
+        Level::Info => {
+            tracing::info!(target: "projector::guest", subject, event = %id, offset, "{message}");
+        }
+        Level::Warn => {
+            tracing::warn!(target: "projector::guest", subject, event = %id, offset, "{message}");
+        }
+        Level::Error => {
+            tracing::error!(target: "projector::guest", subject, event = %id, offset, "{message}");
+        }
+    }
+}
