@@ -101,6 +101,7 @@ impl Service {
                 Arc::clone(&status),
                 limits,
             )?;
+            let worker = worker.parallel(config.engine.threads)?;
             infos.push(RunningView {
                 info: ViewInfo {
                     name: view.name.clone(),

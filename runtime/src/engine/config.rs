@@ -52,6 +52,16 @@ pub struct EngineConfig {
     /// compiled once per machine. Default: no disk cache (modules are still
     /// compiled once per process).
     pub cache_dir: Option<PathBuf>,
+    /// Threads that apply one view's shards in parallel (at most one per
+    /// shard), each with its own instance. Default: the number of cores
+    /// available. With 1, the view's worker applies every shard itself.
+    /// Between 1 and 256.
+    pub threads: usize,
+}
+
+/// The cores this process may use, at least 1.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 impl Default for EngineConfig {
@@ -65,6 +75,7 @@ impl Default for EngineConfig {
             max_log_records_per_call: 100,
             max_log_record_bytes: 4096,
             cache_dir: None,
+            threads: available_cores(),
         }
     }
 }
@@ -107,6 +118,12 @@ impl EngineConfig {
                 })
             }
         }
+        check(
+            (1..=256).contains(&self.threads),
+            "threads",
+            "between 1 and 256",
+            self.threads.to_string(),
+        )?;
         check(
             (1..=1000).contains(&self.epoch_tick_ms),
             "epoch_tick_ms",

@@ -27,12 +27,15 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::applier::Failure;
 use super::cursor::Cursor;
 use super::feed::{Change, ViewFeed};
 use super::gap::GapProbes;
 use super::policy::{DRAIN_TIMEOUT, ErrorPolicy, Outcome};
+use super::pool::InFlight;
 use super::rebalance;
 use super::status::ViewStatus;
+use crate::config::OnError;
 use crate::shard::{ShardId, Shards};
 use crate::store::DeadLetter;
 use crate::store::{Store, StoreError, StoredRow, ViewBatch, ViewStore};
@@ -59,6 +62,12 @@ pub struct ViewState<S: Store> {
     stops: HashMap<TopicPartition, BTreeMap<ShardId, i64>>,
     /// Partitions currently assigned.
     assigned: BTreeSet<TopicPartition>,
+    /// Records handed to parallel appliers and not yet merged.
+    in_flight: Arc<InFlight>,
+    /// Partitions to pause, found stopped by an applier thread.
+    pauses: Vec<TopicPartition>,
+    /// A store failure met by an applier thread.
+    store_failure: Option<StoreError>,
     /// Partitions read again from before an offset the broker skipped.
     gaps: GapProbes,
     /// When each partition last delivered a record.
@@ -94,6 +103,9 @@ impl<S: Store> ViewState<S> {
             moved: BTreeSet::new(),
             stops: HashMap::new(),
             assigned: BTreeSet::new(),
+            in_flight: Arc::default(),
+            pauses: Vec::new(),
+            store_failure: None,
             gaps: GapProbes::default(),
             delivered: HashMap::new(),
             batch: ViewBatch::new(),
@@ -109,6 +121,32 @@ impl<S: Store> ViewState<S> {
     /// How many shards the view is split into.
     pub fn shards(&self) -> Shards {
         self.shards
+    }
+
+    /// Records handed to parallel appliers and not yet merged.
+    pub fn in_flight(&self) -> Arc<InFlight> {
+        Arc::clone(&self.in_flight)
+    }
+
+    /// Pause `partition` at the worker's next turn: every shard stopped on
+    /// it (found by an applier thread, which cannot reach the consumer).
+    pub fn pause_later(&mut self, partition: TopicPartition) {
+        self.pauses.push(partition);
+    }
+
+    /// The partitions to pause now.
+    pub fn take_pauses(&mut self) -> Vec<TopicPartition> {
+        std::mem::take(&mut self.pauses)
+    }
+
+    /// An applier thread could not read the store.
+    pub fn store_failed(&mut self, err: StoreError) {
+        self.store_failure.get_or_insert(err);
+    }
+
+    /// The store failure an applier thread met, if any.
+    pub fn take_store_failure(&mut self) -> Option<StoreError> {
+        self.store_failure.take()
     }
 
     /// The view's tree.
@@ -229,9 +267,9 @@ impl<S: Store> ViewState<S> {
     }
 
     /// `shard` stops on `partition` at the record at `offset`; the others
-    /// go on past it. Returns true when every shard of the partition is
-    /// stopped now (the partition can be paused).
-    pub fn stop(&mut self, partition: &TopicPartition, shard: ShardId, offset: i64) -> bool {
+    /// go on past it once the record is taken. Returns true when every
+    /// shard of the partition is stopped now (the partition can be paused).
+    fn stop(&mut self, partition: &TopicPartition, shard: ShardId, offset: i64) -> bool {
         self.stops
             .entry(partition.clone())
             .or_default()
@@ -242,11 +280,70 @@ impl<S: Store> ViewState<S> {
             .entry(partition.clone())
             .or_insert_with(|| Cursor::new(offset, BTreeMap::new()));
         cursor.stop(shard, offset);
-        cursor.advance(offset + 1);
         let all = cursor.all_stopped(self.shards);
         self.moved.insert(partition.clone());
         self.batch_started.get_or_insert_with(Instant::now);
         all
+    }
+
+    /// Hand the record at `offset` of `partition`, in `shard`, that failed
+    /// with `failure` to the view's policy: `skip` counts it, `dead-letter`
+    /// holds `letter()` in the pending batch, `stop` stops the shard on the
+    /// partition. The caller takes the record (advances past it). Returns
+    /// true when the partition is to be paused (every shard stopped).
+    pub fn fail(
+        &mut self,
+        status: &ViewStatus,
+        partition: &TopicPartition,
+        offset: i64,
+        shard: ShardId,
+        failure: &Failure,
+        letter: impl FnOnce() -> Option<DeadLetter>,
+    ) -> bool {
+        let (topic, number) = (&partition.0, partition.1);
+        let described = format!("offset {offset}: {}: {}", failure.class, failure.message);
+        match self.policy.kind() {
+            OnError::Skip => {
+                tracing::warn!(topic = %topic, partition = number, offset, class = failure.class, error = %failure.message, "record skipped");
+                status.count(|c| &c.skipped);
+                status.failed(topic, number, described, false);
+                false
+            }
+            OnError::DeadLetter if let Some(letter) = letter() => {
+                self.hold_dead_letter(letter, status);
+                tracing::warn!(topic = %topic, partition = number, offset, class = failure.class, error = %failure.message, "record held for the dead-letter topic");
+                status.failed(topic, number, described, false);
+                false
+            }
+            // A dead letter with no record to send cannot be held: stop,
+            // never lose it.
+            OnError::DeadLetter | OnError::Stop => {
+                let sharded = self.shards.count() > 1;
+                tracing::error!(
+                    topic = %topic, partition = number, offset, shard = %shard, class = failure.class, error = %failure.message,
+                    "{}",
+                    if sharded {
+                        "shard stopped on this partition; the other shards go on, and it resumes at this record after a restart"
+                    } else {
+                        "partition stopped; it resumes at this record after a restart"
+                    }
+                );
+                status.count(|c| &c.stopped);
+                let place = if sharded {
+                    format!("shard {shard}, offset {offset}")
+                } else {
+                    format!("offset {offset}")
+                };
+                status.failed(
+                    topic,
+                    number,
+                    format!("{place}: {}: {}", failure.class, failure.message),
+                    true,
+                );
+                status.shard_stopped(topic, number, shard);
+                self.stop(partition, shard, offset)
+            }
+        }
     }
 
     /// Stop every shard of `partition` where it is, without taking any
@@ -345,6 +442,7 @@ impl<S: Store> ViewState<S> {
         self.feed
             .commit(|| self.view.commit(&self.batch), changes)?;
         self.store.flush()?;
+        self.in_flight.committed();
         self.feed.advance(self.batch.checkpoints());
         let histograms = &status.histograms;
         histograms

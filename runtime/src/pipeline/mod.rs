@@ -41,6 +41,7 @@ pub mod cursor;
 pub mod feed;
 pub mod gap;
 pub mod policy;
+pub mod pool;
 pub mod rebalance;
 pub mod source;
 pub mod status;
@@ -53,7 +54,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 
 use crate::apply::Apply;
-use crate::config::{BrokerConfig, OnError, ViewConfig};
+use crate::config::{BrokerConfig, ViewConfig};
 use crate::decode::decode;
 use crate::engine::{Instance, WitEvent};
 use crate::kafka;
@@ -66,6 +67,7 @@ use context::{ViewContext, ViewState, lock};
 use feed::ViewFeed;
 use gap::Verdict;
 use policy::{ErrorPolicy, Outcome, PolicyError};
+use pool::{Job, Pool};
 
 pub use context::TopicPartition;
 pub use source::Source;
@@ -132,6 +134,14 @@ pub enum PipelineError {
         /// Why.
         reason: String,
     },
+    /// The view's applier threads could not be started.
+    #[error("view {view}: cannot start its applier threads: {reason}")]
+    Threads {
+        /// The view.
+        view: String,
+        /// Why.
+        reason: String,
+    },
     /// The store failed; nothing after the last committed batch is lost,
     /// and the view resumes from there on restart.
     #[error("view {view}: {source}")]
@@ -156,6 +166,8 @@ pub struct Worker<S: Store, A: Apply = Instance> {
     status: Arc<ViewStatus>,
     limits: BatchLimits,
     shards: Shards,
+    /// The applier threads, when the shards apply in parallel.
+    pool: Option<Pool>,
 }
 
 impl<S: Store, A: Apply> std::fmt::Debug for Worker<S, A> {
@@ -290,6 +302,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             status,
             limits,
             shards,
+            pool: None,
         })
     }
 
@@ -549,18 +562,49 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 _ => {}
             }
         }
-        let outcome = match (decoded, routed) {
-            (Err(err), _) => Err(Failure::new("invalid-event", err.to_string())),
-            (Ok(_), None) => {
-                let reason = if self.config.subject_from_key {
-                    "the event has no subject and the record no UTF-8 key"
-                } else {
-                    "the event has no subject (subject_from_key is off)"
+        let (event, subject) = match (decoded, routed) {
+            (Ok(event), Some((subject, _))) => (event, subject),
+            (decoded, _) => {
+                let failure = match decoded {
+                    Err(err) => Failure::new("invalid-event", err.to_string()),
+                    Ok(_) if self.config.subject_from_key => Failure::new(
+                        "no-subject",
+                        "the event has no subject and the record no UTF-8 key",
+                    ),
+                    Ok(_) => Failure::new(
+                        "no-subject",
+                        "the event has no subject (subject_from_key is off)",
+                    ),
                 };
-                Err(Failure::new("no-subject", reason))
+                self.fail(source, message, &partition, shard, &failure);
+                return Ok(());
             }
-            (Ok(event), Some((subject, _))) => self.apply(&event, &subject)?,
         };
+        let (event, subject) = match &self.pool {
+            Some(pool) => {
+                let letter = pool::keeps_records(self.config.on_error)
+                    .then(|| policy::dead_letter_of(message, "", ""));
+                let job = Job {
+                    partition: partition.clone(),
+                    offset,
+                    shard,
+                    subject,
+                    event,
+                    letter,
+                };
+                match pool.dispatch(job) {
+                    Ok(()) => {
+                        // Taken: the commit waits for it to be applied.
+                        lock(&self.state).advance(&partition, offset + 1);
+                        return Ok(());
+                    }
+                    // Its thread is gone: apply it here.
+                    Err(job) => (job.event, job.subject),
+                }
+            }
+            None => (event, subject),
+        };
+        let outcome = self.apply(&event, &subject)?;
         match outcome {
             Ok(()) => {
                 self.status.count(|c| &c.applied);
@@ -694,61 +738,19 @@ impl<S: Store, A: Apply> Worker<S, A> {
         failure: &Failure,
     ) {
         let offset = message.offset();
-        let described = format!("offset {offset}: {}: {}", failure.class, failure.message);
-        let policy = lock(&self.state).policy_kind();
-        match policy {
-            OnError::Skip => {
-                tracing::warn!(topic = %partition.0, partition = partition.1, offset, class = failure.class, error = %failure.message, "record skipped");
-                self.status.count(|c| &c.skipped);
-                self.status
-                    .failed(&partition.0, partition.1, described, false);
-                lock(&self.state).advance(partition, offset + 1);
-            }
-            OnError::DeadLetter => {
-                let letter = policy::dead_letter_of(message, failure.class, &failure.message);
-                lock(&self.state).hold_dead_letter(letter, &self.status);
-                tracing::warn!(topic = %partition.0, partition = partition.1, offset, class = failure.class, error = %failure.message, "record held for the dead-letter topic");
-                self.status
-                    .failed(&partition.0, partition.1, described, false);
-                lock(&self.state).advance(partition, offset + 1);
-            }
-            OnError::Stop => self.stop(source, partition, shard, offset, failure),
-        }
-    }
-
-    fn stop(
-        &mut self,
-        source: &impl Source,
-        partition: &TopicPartition,
-        shard: ShardId,
-        offset: i64,
-        failure: &Failure,
-    ) {
-        let sharded = self.shards.count() > 1;
-        tracing::error!(
-            topic = %partition.0, partition = partition.1, offset, shard = %shard, class = failure.class, error = %failure.message,
-            "{}",
-            if sharded {
-                "shard stopped on this partition; the other shards go on, and it resumes at this record after a restart"
-            } else {
-                "partition stopped; it resumes at this record after a restart"
-            }
-        );
-        self.status.count(|c| &c.stopped);
-        let place = if sharded {
-            format!("shard {shard}, offset {offset}")
-        } else {
-            format!("offset {offset}")
+        let pause = {
+            let mut state = lock(&self.state);
+            let pause = state.fail(&self.status, partition, offset, shard, failure, || {
+                Some(policy::dead_letter_of(
+                    message,
+                    failure.class,
+                    &failure.message,
+                ))
+            });
+            state.advance(partition, offset + 1);
+            pause
         };
-        self.status.failed(
-            &partition.0,
-            partition.1,
-            format!("{place}: {}: {}", failure.class, failure.message),
-            true,
-        );
-        self.status.shard_stopped(&partition.0, partition.1, shard);
-        let all = lock(&self.state).stop(partition, shard, offset);
-        if all && let Err(err) = source.pause(&partition.0, partition.1) {
+        if pause && let Err(err) = source.pause(&partition.0, partition.1) {
             tracing::error!(error = %err, "cannot pause the stopped partition; its records are ignored");
         }
     }
@@ -785,11 +787,55 @@ impl<S: Store, A: Apply> Worker<S, A> {
     /// # Errors
     /// When the store fails.
     pub fn commit(&mut self, source: &impl Source) -> Result<(), PipelineError> {
-        let offsets: TopicPartitionList = lock(&self.state)
-            .commit_batch(&self.status)
-            .map_err(|source| self.store_error(source))?;
+        // Every record handed to an applier thread is in the batch first.
+        let in_flight = lock(&self.state).in_flight();
+        in_flight.wait_idle();
+        let (offsets, pauses) = {
+            let mut state = lock(&self.state);
+            if let Some(err) = state.take_store_failure() {
+                return Err(self.store_error(err));
+            }
+            let offsets = state
+                .commit_batch(&self.status)
+                .map_err(|source| self.store_error(source))?;
+            (offsets, state.take_pauses())
+        };
         give_offsets(source, &offsets);
+        for (topic, partition) in pauses {
+            if let Err(err) = source.pause(&topic, partition) {
+                tracing::error!(error = %err, "cannot pause the stopped partition; its records are ignored");
+            }
+        }
         Ok(())
+    }
+
+    /// Apply the view's shards on `threads` threads of their own (at most
+    /// one per shard), each with its own instance of the projection. With
+    /// one thread, or one shard, the worker applies them itself.
+    ///
+    /// # Errors
+    /// When a thread cannot be started.
+    pub fn parallel(mut self, threads: usize) -> Result<Self, PipelineError>
+    where
+        A: Send + 'static,
+    {
+        self.pool = None;
+        if threads > 1 && self.shards.count() > 1 {
+            let pool = Pool::start(
+                &self.name,
+                threads,
+                &self.applier,
+                &self.state,
+                &self.status,
+            )
+            .map_err(|err| PipelineError::Threads {
+                view: self.name.clone(),
+                reason: err.to_string(),
+            })?;
+            tracing::info!(view = %self.name, threads = pool.threads(), shards = self.shards.count(), "shards apply in parallel");
+            self.pool = Some(pool);
+        }
+        Ok(self)
     }
 }
 

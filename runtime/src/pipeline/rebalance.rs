@@ -70,6 +70,9 @@ pub fn revoke<S: Store>(
         ?partitions,
         "partitions revoked; committing what was applied"
     );
+    // Every record handed to an applier thread is in the batch first.
+    let in_flight = lock(state).in_flight();
+    in_flight.wait_idle();
     let released = lock(state).release(partitions, status);
     match &released {
         Ok(offsets) if offsets.count() > 0 => {

@@ -93,6 +93,9 @@ struct Layout {
     holes: Vec<i64>,
     /// How many shards the view is split into (1 to 4).
     shards: u32,
+    /// Threads applying the shards in parallel (1 to 3; 1: the worker
+    /// applies them itself).
+    threads: usize,
     /// The events (by publication index) delivered broken, not a
     /// CloudEvent, until a restart heals them (the operator fixed what
     /// made them fail): each stops its shard on its partition meanwhile.
@@ -106,6 +109,7 @@ impl Layout {
             batches: vec![1],
             holes: vec![0],
             shards: 1,
+            threads: 1,
             poisoned: BTreeSet::new(),
         }
     }
@@ -116,12 +120,14 @@ fn layout() -> impl Strategy<Value = Layout> {
         proptest::collection::vec(1..=6_usize, 1..20),
         proptest::collection::vec(prop_oneof![6 => Just(0_i64), 1 => 1..=2_i64], 1..20),
         1..=4_u32,
+        1..=3_usize,
         proptest::collection::btree_set(0..EVENTS, 0..3),
     )
-        .prop_map(|(batches, holes, shards, poisoned)| Layout {
+        .prop_map(|(batches, holes, shards, threads, poisoned)| Layout {
             batches,
             holes,
             shards,
+            threads,
             poisoned,
         })
 }
@@ -157,6 +163,8 @@ struct Log {
     paused: RefCell<BTreeSet<i32>>,
     /// The view's shard count.
     shards: u32,
+    /// Its applier threads.
+    threads: usize,
 }
 
 impl Log {
@@ -225,6 +233,7 @@ impl Log {
             poisoned: RefCell::new(poisoned),
             paused: RefCell::default(),
             shards: layout.shards,
+            threads: layout.threads,
         }
     }
 
@@ -423,7 +432,9 @@ fn open_worker(store: &Arc<SledStore>, log: &Log) -> Worker<SledStore> {
         limits,
         ErrorPolicy::Stop,
     )
-    .expect("worker opens");
+    .expect("worker opens")
+    .parallel(log.threads)
+    .expect("applier threads start");
     *log.rows.borrow_mut() = Some(worker.rows());
     let all: Vec<i32> = (0..PARTITIONS).collect();
     worker.assign(log, &topic_partitions(&all), false);
@@ -744,10 +755,17 @@ fn records_fetched_before_a_seek_are_not_taken_as_its_answer() {
 /// applies the held-back records once.
 #[test]
 fn a_stopped_shard_holds_back_only_its_own_records() {
+    for threads in [1, 2] {
+        a_stopped_shard_holds_back_only_its_own_records_on(threads);
+    }
+}
+
+fn a_stopped_shard_holds_back_only_its_own_records_on(threads: usize) {
     let layout = Layout {
         batches: vec![2],
         holes: vec![0],
         shards: 4,
+        threads,
         poisoned: [7].into(),
     };
     let dir = TempDir::new("model-shard-stop");
