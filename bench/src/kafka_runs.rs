@@ -250,6 +250,8 @@ pub struct EndToEnd {
     pub events_per_second: f64,
     /// Batches committed.
     pub batches: u64,
+    /// Threads applying its shards (1: the worker applies them itself).
+    pub threads: usize,
 }
 
 /// Run the view of `workload` over its topic on the broker, in a fresh
@@ -263,7 +265,7 @@ pub fn end_to_end(
     workload: Workload,
     runner: Runner,
     input: (Input, u64),
-    events: u64,
+    (events, threads): (u64, usize),
     dir: &Path,
 ) -> anyhow::Result<EndToEnd> {
     views::with_projection(
@@ -277,6 +279,7 @@ pub fn end_to_end(
             input: input.0,
             malformed: input.1,
             events,
+            threads,
             dir,
         },
     )
@@ -294,6 +297,7 @@ struct ViewRun<'a> {
     input: Input,
     malformed: u64,
     events: u64,
+    threads: usize,
     dir: &'a Path,
 }
 
@@ -321,6 +325,7 @@ impl RunningView {
         dir: &Path,
         group: String,
         dead_letter_topic: Option<String>,
+        threads: usize,
     ) -> anyhow::Result<Self> {
         let store = Arc::new(SledStore::open(&dir.join("store"))?);
         let status = Arc::new(ViewStatus::default());
@@ -339,6 +344,7 @@ impl RunningView {
             Arc::clone(&status),
             BatchLimits::default(),
         )?;
+        let worker = worker.parallel(threads)?;
         let feed = worker.feed();
         let thread = Stoppable::spawn(
             format!("view-{}", workload.name()),
@@ -384,10 +390,11 @@ impl Drop for RunningView {
 impl ProjectionUser<EndToEnd> for ViewRun<'_> {
     fn with<A: Apply + Send + 'static>(self, projection: A) -> anyhow::Result<EndToEnd> {
         let group = format!(
-            "bench-{}-{:?}-{}-{}",
+            "bench-{}-{:?}-{}-{}t-{}",
             self.workload.name(),
             self.runner,
             self.input.name(),
+            self.threads,
             std::process::id()
         );
         let view = RunningView::start_on(
@@ -398,6 +405,7 @@ impl ProjectionUser<EndToEnd> for ViewRun<'_> {
             self.dir,
             group,
             dead_letter_topic(self.workload, self.input),
+            self.threads,
         )?;
         // Every record's offset is durable: events and malformed records.
         let target = i64::try_from(self.events + self.malformed)?;
@@ -456,6 +464,7 @@ impl ProjectionUser<EndToEnd> for ViewRun<'_> {
             seconds,
             events_per_second,
             batches: counters.batches,
+            threads: self.threads,
         })
     }
 }

@@ -313,6 +313,7 @@ impl ProjectionUser<Latency> for Offered<'_> {
             self.dir,
             format!("bench-latency-{}-{}", self.topic, std::process::id()),
             None,
+            1,
         )?;
         wait_until(Duration::from_secs(60), "the view joined its group", || {
             view.status

@@ -39,8 +39,11 @@ use input::{Input, Workload};
 use report::{EngineOnly, Results};
 use views::Runner;
 
-/// Partitions of every topic.
+/// Partitions of every topic (and shards of every view).
 pub const PARTITIONS: i32 = 4;
+
+/// The applier thread counts the main view is measured with.
+pub const SHARD_THREADS: [usize; 3] = [1, 2, 4];
 
 /// Which broker the Kafka parts run against.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -226,16 +229,25 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
     for workload in [Workload::Customers, Workload::Orders] {
         for runner in [Runner::Wasm, Runner::Native] {
             let name = format!("{}-{runner:?}", workload.name());
+            // Customers in wasm, the main figure, also with its shards
+            // applied in parallel.
+            let threads: &[usize] = if workload == Workload::Customers && runner == Runner::Wasm {
+                &SHARD_THREADS
+            } else {
+                &[1]
+            };
             if options.runs(Part::EndToEnd) {
-                step(&format!("end to end: {name}"));
-                end_to_end.push(kafka_runs::end_to_end(
-                    &bootstrap,
-                    workload,
-                    runner,
-                    (Input::Clean, 0),
-                    events,
-                    &dir(&format!("e2e-{name}")),
-                )?);
+                for &threads in threads {
+                    step(&format!("end to end: {name}, {threads} thread(s)"));
+                    end_to_end.push(kafka_runs::end_to_end(
+                        &bootstrap,
+                        workload,
+                        runner,
+                        (Input::Clean, 0),
+                        (events, threads),
+                        &dir(&format!("e2e-{name}-{threads}t")),
+                    )?);
+                }
                 if workload == Workload::Customers && runner == Runner::Wasm {
                     step(&format!(
                         "end to end: {name}, application input, dead letters"
@@ -248,7 +260,7 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
                             Input::Application,
                             malformed_of(workload, Input::Application),
                         ),
-                        events,
+                        (events, 1),
                         &dir(&format!("e2e-{name}-app")),
                     )?);
                 }
@@ -256,18 +268,21 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
             if !options.runs(Part::Engine) {
                 continue;
             }
-            step(&format!("engine only: {name}"));
-            engine_only.push(EngineOnly {
-                view: workload,
-                runner,
-                run: memory::run(
-                    workload,
+            for &threads in threads {
+                step(&format!("engine only: {name}, {threads} thread(s)"));
+                engine_only.push(EngineOnly {
+                    view: workload,
                     runner,
-                    events,
-                    subjects,
-                    &dir(&format!("engine-{name}")),
-                )?,
-            });
+                    run: memory::run(
+                        workload,
+                        runner,
+                        events,
+                        subjects,
+                        threads,
+                        &dir(&format!("engine-{name}-{threads}t")),
+                    )?,
+                });
+            }
         }
     }
 
@@ -297,7 +312,10 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
     let measured_rate = end_to_end
         .iter()
         .find(|r| {
-            r.view == Workload::Customers && r.runner == Runner::Wasm && r.input == Input::Clean
+            r.view == Workload::Customers
+                && r.runner == Runner::Wasm
+                && r.input == Input::Clean
+                && r.threads == 1
         })
         .map(|r| r.events_per_second);
     let mut latency = Vec::new();

@@ -68,7 +68,7 @@ pub fn measure(subjects: u64, events: u64, dir: &Path) -> anyhow::Result<Scale> 
 /// When the run fails.
 pub fn child(subjects: u64, events: u64, dir: &Path) -> anyhow::Result<()> {
     let run: EngineRun =
-        crate::memory::run(Workload::Customers, Runner::Wasm, events, subjects, dir)?;
+        crate::memory::run(Workload::Customers, Runner::Wasm, events, subjects, 1, dir)?;
     #[allow(clippy::cast_precision_loss)]
     let scale = Scale {
         subjects,

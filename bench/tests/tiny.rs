@@ -84,7 +84,7 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
 
     for section in ["end_to_end", "engine_only"] {
         let runs = result[section].as_array().unwrap();
-        let mut seen: Vec<(String, String, String)> = runs
+        let mut seen: Vec<(String, String, String, u64)> = runs
             .iter()
             .map(|run| {
                 assert_eq!(run["events"], 600, "{section}: {run}");
@@ -97,22 +97,26 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
                     run["view"].as_str().unwrap().to_owned(),
                     run["runner"].as_str().unwrap().to_owned(),
                     input,
+                    run["threads"].as_u64().unwrap(),
                 )
             })
             .collect();
         seen.sort();
+        // Customers in wasm with 1, 2 and 4 applier threads.
         let mut expected = vec![
-            ("customers", "native", "clean"),
-            ("customers", "wasm", "clean"),
-            ("orders", "native", "clean"),
-            ("orders", "wasm", "clean"),
+            ("customers", "native", "clean", 1),
+            ("customers", "wasm", "clean", 1),
+            ("customers", "wasm", "clean", 2),
+            ("customers", "wasm", "clean", 4),
+            ("orders", "native", "clean", 1),
+            ("orders", "wasm", "clean", 1),
         ];
         if section == "end_to_end" {
-            expected.insert(1, ("customers", "wasm", "application"));
+            expected.insert(1, ("customers", "wasm", "application", 1));
         }
-        let expected: Vec<(String, String, String)> = expected
+        let expected: Vec<(String, String, String, u64)> = expected
             .into_iter()
-            .map(|(v, r, i)| (v.to_owned(), r.to_owned(), i.to_owned()))
+            .map(|(v, r, i, t)| (v.to_owned(), r.to_owned(), i.to_owned(), t))
             .collect();
         assert_eq!(seen, expected, "{section}");
     }
@@ -161,7 +165,7 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
     assert!(number(&result["restart"]["after_kill_seconds"], "restart") > 0.0);
 
     let ratios = result["ratios"].as_array().unwrap();
-    assert_eq!(ratios.len(), 8, "{ratios:?}");
+    assert_eq!(ratios.len(), 10, "{ratios:?}");
     for ratio in ratios {
         let value = number(&ratio["value"], "ratio");
         let target = number(&ratio["target"], "target");

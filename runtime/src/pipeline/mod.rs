@@ -134,8 +134,8 @@ pub enum PipelineError {
         /// Why.
         reason: String,
     },
-    /// The view's applier threads could not be started.
-    #[error("view {view}: cannot start its applier threads: {reason}")]
+    /// The view's applier threads could not be started, or one died.
+    #[error("view {view}: applier threads: {reason}")]
     Threads {
         /// The view.
         view: String,
@@ -789,7 +789,14 @@ impl<S: Store, A: Apply> Worker<S, A> {
     pub fn commit(&mut self, source: &impl Source) -> Result<(), PipelineError> {
         // Every record handed to an applier thread is in the batch first.
         let in_flight = lock(&self.state).in_flight();
-        in_flight.wait_idle();
+        if !in_flight.wait_idle() {
+            return Err(PipelineError::Threads {
+                view: self.name.clone(),
+                reason: "an applier thread panicked; nothing after the last commit is lost, \
+                         and the view resumes there on restart"
+                    .to_owned(),
+            });
+        }
         let (offsets, pauses) = {
             let mut state = lock(&self.state);
             if let Some(err) = state.take_store_failure() {

@@ -43,8 +43,11 @@ const MERGE_EVERY: usize = 64;
 /// and the threads forget what they changed when the second moves.
 #[derive(Debug, Default)]
 pub struct InFlight {
+    /// Records in flight, and commits so far.
     state: Mutex<(u64, u64)>,
     idle: Condvar,
+    /// Set when an applier thread died: its records will never be merged.
+    broken: std::sync::atomic::AtomicBool,
 }
 
 impl InFlight {
@@ -61,14 +64,28 @@ impl InFlight {
     }
 
     /// Wait until every dispatched record is merged into the batch.
-    pub fn wait_idle(&self) {
+    /// False when an applier thread died instead: the batch misses records
+    /// and must never be committed.
+    pub fn wait_idle(&self) -> bool {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        while state.0 > 0 {
+        while state.0 > 0 && !self.is_broken() {
             state = self
                 .idle
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+        !self.is_broken()
+    }
+
+    fn is_broken(&self) -> bool {
+        self.broken.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn break_off(&self) {
+        self.broken
+            .store(true, std::sync::atomic::Ordering::Release);
+        let _state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.idle.notify_all();
     }
 
     /// A batch was committed: everything changed before is in the store.
@@ -208,8 +225,21 @@ struct Thread<A, S: Store> {
     in_flight: Arc<InFlight>,
 }
 
+/// Tells the worker when its thread dies unwinding.
+struct Unwinding(Arc<InFlight>);
+
+impl Drop for Unwinding {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("an applier thread panicked; the view stops without committing");
+            self.0.break_off();
+        }
+    }
+}
+
 impl<A: Apply, S: Store> Thread<A, S> {
     fn run(mut self, jobs: &Receiver<Job>) {
+        let _unwinding = Unwinding(Arc::clone(&self.in_flight));
         // What this thread changed since the last commit, by subject: the
         // rows as it left them (`None`: deleted).
         let mut changed: HashMap<String, Option<StoredRow>> = HashMap::new();

@@ -72,7 +72,15 @@ pub fn revoke<S: Store>(
     );
     // Every record handed to an applier thread is in the batch first.
     let in_flight = lock(state).in_flight();
-    in_flight.wait_idle();
+    if !in_flight.wait_idle() {
+        // A batch missing records must not be committed; the worker stops
+        // the view at its next commit.
+        tracing::error!("an applier thread died; the revoked partitions go without a commit");
+        if let Err(err) = source.drop_partitions(partitions, incremental) {
+            tracing::error!(error = %err, "cannot drop the revoked partitions");
+        }
+        return Ok(());
+    }
     let released = lock(state).release(partitions, status);
     match &released {
         Ok(offsets) if offsets.count() > 0 => {
