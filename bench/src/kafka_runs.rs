@@ -317,6 +317,7 @@ impl RunningView {
     ///
     /// # Errors
     /// When the store or the consumer cannot be opened.
+    #[allow(clippy::too_many_arguments)]
     pub fn start_on<A: Apply + Send + 'static>(
         bootstrap: &str,
         workload: Workload,
