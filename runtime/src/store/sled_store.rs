@@ -538,6 +538,21 @@ mod tests {
         }
     }
 
+    /// Open the store in `dir` again after the last handle was dropped:
+    /// sled releases its lock when its flusher thread has ended, which may
+    /// be a moment later on a busy machine.
+    fn reopen(dir: &Path) -> SledStore {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match SledStore::open(dir) {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other.unwrap(),
+            }
+        }
+    }
+
     fn row(json: &str, version: u64) -> StoredRow {
         StoredRow {
             json: json.to_owned(),
@@ -573,7 +588,7 @@ mod tests {
             assert_eq!(view.row_count(), 2);
             store.flush().unwrap();
         }
-        let store = SledStore::open(&dir.0).unwrap();
+        let store = reopen(&dir.0);
         assert_eq!(store.open_view("v", "h", &[], None).unwrap().row_count(), 2);
         store.reset_view("v", "h2").unwrap();
         assert_eq!(
@@ -595,7 +610,7 @@ mod tests {
             view.commit(&batch).unwrap();
             store.flush().unwrap();
         }
-        let store = SledStore::open(&dir.0).unwrap();
+        let store = reopen(&dir.0);
         let view = store.open_view("customers", "hash-a", &[], None).unwrap();
         assert_eq!(view.row("c/1").unwrap(), Some(row(r#"{"n":2}"#, 2)));
         assert_eq!(view.checkpoint("customers", 0).unwrap(), Some(2));
@@ -612,10 +627,7 @@ mod tests {
         let first = SledStore::open(&one.0).unwrap().instance_id().unwrap();
         assert_eq!(first.len(), 16);
         // Same directory, another start: the same id.
-        assert_eq!(
-            SledStore::open(&one.0).unwrap().instance_id().unwrap(),
-            first
-        );
+        assert_eq!(reopen(&one.0).instance_id().unwrap(), first);
         assert_ne!(
             SledStore::open(&two.0).unwrap().instance_id().unwrap(),
             first

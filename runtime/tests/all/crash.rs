@@ -297,6 +297,13 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
             None,
         )
         .unwrap();
+    // The view ran split into as many shards as the topic has partitions,
+    // applied by the runtime's default threads.
+    assert_eq!(
+        view.shards().count(),
+        u32::try_from(PARTITIONS).unwrap(),
+        "a new view has as many shards as its topic has partitions"
+    );
     let discrepancies = oracle_discrepancies(&view, &published);
     let rows = view.row_count();
     println!(
