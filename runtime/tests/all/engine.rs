@@ -315,7 +315,12 @@ fn compiled_artifacts(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
             let name = entry.file_name().to_string_lossy().into_owned();
             if path.is_dir() {
                 stack.push(path);
-            } else if !name.starts_with('.') && !name.ends_with(".stats") {
+            } else if !name.starts_with('.')
+                && !name.ends_with(".stats")
+                // wasmtime's cache worker writes its statistics in the
+                // background, through a temporary file of this name.
+                && !name.ends_with(".wip-atomic-write-stats")
+            {
                 found.push(path);
             }
         }
