@@ -189,6 +189,22 @@ mod tests {
     }
 
     #[test]
+    fn threads_are_bounded_and_default_to_the_cores() {
+        assert_eq!(EngineConfig::default().threads, available_cores());
+        assert!(available_cores() >= 1);
+        for threads in [0, 257] {
+            let config = EngineConfig {
+                threads,
+                ..EngineConfig::default()
+            };
+            assert_eq!(config.validate().unwrap_err().key, "threads");
+        }
+        let config: EngineConfig = serde_json::from_str(r#"{"threads": 3}"#).unwrap();
+        assert_eq!(config.threads, 3);
+        config.validate().unwrap();
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let err = serde_json::from_str::<EngineConfig>(r#"{"call_deadline": 5}"#).unwrap_err();
         assert!(

@@ -344,3 +344,53 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Response {
         Err(err) => ApiError::Internal(format!("cannot render metrics: {err}")).into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::config::OnError;
+    use crate::pipeline::feed::{Positions, ViewFeed};
+    use crate::store::{SledStore, Store};
+
+    #[test]
+    fn failed_offset_commits_and_shards_are_reported() {
+        let dir = std::env::temp_dir().join(format!("projector-ops-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        let store = SledStore::open(&dir).unwrap();
+        let status = Arc::new(ViewStatus::default());
+        status
+            .counters
+            .offset_commit_failures
+            .fetch_add(3, Ordering::Relaxed);
+        let view = RunningView {
+            info: ViewInfo {
+                name: "v".to_owned(),
+                module_hash: "h".to_owned(),
+                topics: vec!["t".to_owned()],
+                group: "g".to_owned(),
+                on_error: OnError::Stop,
+                indexes: Vec::new(),
+                max_unassigned: std::time::Duration::from_secs(30),
+            },
+            status,
+            rows: store
+                .open_view("v", "h", &[], crate::shard::Shards::new(6))
+                .unwrap(),
+            feed: Arc::new(ViewFeed::new(Positions::new(), 2)),
+        };
+        let state = ApiState::new(std::slice::from_ref(&view));
+        let metrics = render_metrics(&state).unwrap();
+        assert!(
+            metrics.contains("projector_offset_commit_failures_total{view=\"v\"} 3"),
+            "{metrics}"
+        );
+        let report = report(&view);
+        assert_eq!(report.shards, 6);
+        assert_eq!(report.counters["offset_commit_failures"], 3);
+        drop(store);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
