@@ -17,7 +17,7 @@ use crate::config::{BrokerConfig, Config, OnError, ViewConfig};
 use crate::engine::{Engine, Module};
 use crate::pipeline::feed::ViewFeed;
 use crate::pipeline::{BatchLimits, PipelineError, ViewStatus, Worker};
-use crate::store::{SledStore, SledView};
+use crate::store::{SledStore, SledView, ViewStore};
 
 /// What a running view is.
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +58,7 @@ pub struct Service {
     store: Arc<SledStore>,
     shutdown: Shutdown,
     workers: Vec<Stoppable<Result<(), PipelineError>>>,
+    sampler: Option<Stoppable<()>>,
     statuses: BTreeMap<String, Arc<ViewStatus>>,
     views: Vec<RunningView>,
 }
@@ -126,6 +127,7 @@ impl Service {
             store,
             shutdown,
             workers: Vec::new(),
+            sampler: None,
             statuses: BTreeMap::new(),
             views: infos,
         };
@@ -138,6 +140,13 @@ impl Service {
             service.workers.push(thread);
             service.statuses.insert(name, status);
         }
+        let views = service.views.clone();
+        service.sampler = Some(
+            Stoppable::spawn("sampler", &service.shutdown, move |shutdown| {
+                sample_every_second(&views, shutdown);
+            })
+            .context("cannot start the sampler thread")?,
+        );
         Ok(service)
     }
 
@@ -176,6 +185,10 @@ impl Service {
     /// view ended.
     pub fn stop(self) -> BTreeMap<String, Result<(), String>> {
         self.shutdown.request();
+        if let Some(sampler) = self.sampler {
+            // It only reads; a panic there loses charts, not rows.
+            let _ = sampler.join();
+        }
         self.workers
             .into_iter()
             .map(|thread| {
@@ -192,5 +205,26 @@ impl Service {
                 (name, outcome)
             })
             .collect()
+    }
+}
+
+/// Take a sample of every view once a second until `shutdown`.
+fn sample_every_second(views: &[RunningView], shutdown: &Shutdown) {
+    use crate::pipeline::samples::Samples;
+    let interval = std::time::Duration::from_millis(Samples::INTERVAL_MS);
+    let mut next = std::time::Instant::now();
+    while !shutdown.requested() {
+        let now = std::time::Instant::now();
+        if now >= next {
+            for view in views {
+                view.status.take_sample(view.rows.row_count());
+            }
+            next += interval;
+            if next < now {
+                // Behind by more than a sample: start again from now.
+                next = now + interval;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }

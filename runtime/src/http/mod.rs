@@ -58,7 +58,7 @@ use crate::service::RunningView;
 use crate::store::StoreError;
 
 pub use consistency::{MAX_TIMEOUT_MS, Position};
-pub use ops::{PartitionReport, ViewReport, ViewsReport};
+pub use ops::{PartitionReport, SamplesReport, ViewReport, ViewsReport};
 pub use rows::{RowEntry, RowsPage};
 pub use watch::WatchEvent;
 
@@ -156,6 +156,11 @@ fn routes() -> Vec<(&'static str, Access, axum::routing::MethodRouter<ApiState>)
         ("/readyz", Access::Open, get(ops::readyz)),
         ("/metrics", Access::Guarded, get(ops::metrics)),
         ("/v1/views", Access::Guarded, get(ops::views)),
+        (
+            "/v1/views/{view}/samples",
+            Access::Guarded,
+            get(ops::samples),
+        ),
         ("/v1/views/{view}/rows", Access::Guarded, get(rows::list)),
         (
             "/v1/views/{view}/rows/{subject}",

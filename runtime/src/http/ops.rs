@@ -1,8 +1,9 @@
-//! Operations endpoints: `/healthz`, `/readyz`, `/metrics` and
-//! `/v1/views`.
+//! Operations endpoints: `/healthz`, `/readyz`, `/metrics`, `/v1/views`
+//! and each view's recent samples, `/v1/views/{view}/samples`.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -13,6 +14,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use super::{ApiError, ApiState};
+use crate::pipeline::samples::{Sample, Samples};
 use crate::pipeline::{GapRange, PartitionState, ViewStatus};
 use crate::service::{RunningView, ViewInfo};
 use crate::store::ViewStore;
@@ -134,6 +136,30 @@ fn report(view: &RunningView) -> ViewReport {
         max_unassigned_ms: u64::try_from(info.max_unassigned.as_millis()).unwrap_or(u64::MAX),
         partitions,
     }
+}
+
+/// The body of `/v1/views/{view}/samples`.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct SamplesReport {
+    /// Milliseconds between two samples.
+    pub interval_ms: u64,
+    /// How many samples are kept at most.
+    pub capacity: usize,
+    /// The samples kept, oldest first.
+    pub samples: Vec<Sample>,
+}
+
+pub(super) async fn samples(
+    State(state): State<ApiState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<SamplesReport>, ApiError> {
+    let Path(view_name) = path.map_err(super::bad_request)?;
+    let view = state.view(&view_name)?;
+    Ok(Json(SamplesReport {
+        interval_ms: Samples::INTERVAL_MS,
+        capacity: Samples::CAPACITY,
+        samples: view.status.samples.snapshot(),
+    }))
 }
 
 pub(super) async fn views(State(state): State<ApiState>) -> Json<ViewsReport> {

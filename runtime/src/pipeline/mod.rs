@@ -33,6 +33,7 @@
 //! - `gap`: offsets past the one due, proven before they are taken;
 //! - `policy`: what happens to a record that cannot be applied;
 //! - `feed`: committed positions and row changes, for the query API;
+//! - `samples`: recent figures, one a second, for charts;
 //! - `status`: counters and per-partition state it reports.
 
 pub mod applier;
@@ -43,6 +44,7 @@ pub mod gap;
 pub mod policy;
 pub mod pool;
 pub mod rebalance;
+pub mod samples;
 pub mod source;
 pub mod status;
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 
+use super::samples::{PartitionSample, Sample, Samples};
 use crate::shard::ShardId;
 
 /// State of one partition of a view.
@@ -180,6 +181,8 @@ pub struct ViewStatus {
     /// The brokers that have been the group's coordinator, in order (each
     /// once in a row), as the consumer's statistics showed them.
     coordinators: Mutex<Vec<i32>>,
+    /// Recent figures, one a second, for charts.
+    pub samples: Samples,
 }
 
 impl Default for ViewStatus {
@@ -194,6 +197,7 @@ impl Default for ViewStatus {
             unassigned_since: Mutex::new(Some(Instant::now())),
             partition_counts: Mutex::default(),
             coordinators: Mutex::default(),
+            samples: Samples::default(),
         }
     }
 }
@@ -384,6 +388,36 @@ impl ViewStatus {
             if stop {
                 status.state = PartitionState::Stopped;
             }
+        });
+    }
+
+    /// Keep a sample of the figures now, with the view's `rows`.
+    pub fn take_sample(&self, rows: u64) {
+        let c = self.counters();
+        let partitions: Vec<PartitionSample> = self
+            .partitions()
+            .into_iter()
+            .filter(|(_, p)| p.assigned || p.checkpoint.is_some())
+            .map(|((topic, partition), p)| PartitionSample {
+                topic,
+                partition,
+                checkpoint: p.checkpoint,
+                lag: p.lag(),
+            })
+            .collect();
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.samples.push(Sample {
+            unix_ms,
+            applied: c.applied,
+            duplicates: c.duplicates,
+            skipped: c.skipped,
+            dead_lettered: c.dead_lettered,
+            stopped: c.stopped,
+            rows,
+            lag: partitions.iter().filter_map(|p| p.lag).sum(),
+            partitions,
         });
     }
 

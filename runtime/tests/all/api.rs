@@ -681,3 +681,65 @@ fn every_documented_route_is_served_and_the_document_is_the_checked_in_one() {
     drop(api);
     service.stop();
 }
+
+#[test]
+fn samples_show_the_views_recent_figures_once_a_second() {
+    let broker = Broker::new(&[(TOPIC, 2)]);
+    let dir = TempDir::new("api-samples");
+    for n in 0..20 {
+        created(
+            &broker,
+            n % 2,
+            &format!("e{n}"),
+            &format!("c-{n}"),
+            "a@x",
+            "Paris",
+        );
+    }
+    broker.flush();
+    let service = start(
+        &broker,
+        &dir,
+        vec![customers_view()],
+        EngineConfig::default(),
+    );
+    let status = service.statuses()["customers"].clone();
+    wait_for(&status, Duration::from_secs(60), "20 applied", |s| {
+        s.counters().applied == 20
+    });
+    let api = Api::start(&service, None);
+    // Samples come once a second: wait for one taken after the 20.
+    let started = std::time::Instant::now();
+    let report = loop {
+        let (code, report) = api.get("/v1/views/customers/samples");
+        assert_eq!(code, 200, "{report}");
+        let last = report["samples"].as_array().and_then(|s| s.last().cloned());
+        if last.is_some_and(|s| s["applied"] == 20 && s["rows"] == 20) {
+            break report;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{report}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(report["interval_ms"], 1000);
+    assert_eq!(report["capacity"], 300);
+    let samples = report["samples"].as_array().unwrap();
+    let applied: Vec<u64> = samples
+        .iter()
+        .map(|s| s["applied"].as_u64().unwrap())
+        .collect();
+    assert!(applied.windows(2).all(|w| w[0] <= w[1]), "{applied:?}");
+    let times: Vec<u64> = samples
+        .iter()
+        .map(|s| s["unix_ms"].as_u64().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[1] >= w[0] + 900),
+        "a second apart: {times:?}"
+    );
+    let last = samples.last().unwrap();
+    assert_eq!(last["partitions"].as_array().unwrap().len(), 2, "{last}");
+    assert_eq!(last["lag"], 0, "{last}");
+    assert_error(&api.get("/v1/views/nope/samples"), 404, "unknown_view");
+    drop(api);
+    service.stop();
+}
