@@ -52,6 +52,30 @@ pub struct RunningView {
     pub feed: Arc<ViewFeed>,
 }
 
+#[cfg(test)]
+impl RunningView {
+    /// A view named `v` over `rows`, built by module `h` from topic `t`,
+    /// with a fresh status and a feed keeping `feed_capacity` batches: for
+    /// tests of what readers see.
+    pub(crate) fn for_tests(rows: SledView, feed_capacity: usize) -> Self {
+        use crate::pipeline::feed::Positions;
+        Self {
+            info: ViewInfo {
+                name: "v".to_owned(),
+                module_hash: "h".to_owned(),
+                topics: vec!["t".to_owned()],
+                group: "g".to_owned(),
+                on_error: crate::config::OnError::Stop,
+                indexes: Vec::new(),
+                max_unassigned: std::time::Duration::from_secs(30),
+            },
+            status: Arc::new(ViewStatus::default()),
+            rows,
+            feed: Arc::new(ViewFeed::new(Positions::new(), feed_capacity)),
+        }
+    }
+}
+
 /// The views of one runtime, running.
 #[derive(Debug)]
 pub struct Service {

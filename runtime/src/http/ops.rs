@@ -97,9 +97,7 @@ pub struct ViewsReport {
 fn report(view: &RunningView) -> ViewReport {
     let (info, status) = (&view.info, &view.status);
     let partitions = status
-        .partitions()
-        .into_iter()
-        .filter(|(_, p)| p.assigned || p.checkpoint.is_some())
+        .held_partitions()
         .map(|((topic, partition), p)| PartitionReport {
             topic,
             partition,
@@ -373,12 +371,9 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::config::OnError;
-    use crate::pipeline::feed::{Positions, ViewFeed};
     use crate::store::{SledStore, Store};
 
     #[test]
@@ -386,27 +381,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("projector-ops-{}", std::process::id()));
         std::fs::remove_dir_all(&dir).ok();
         let store = SledStore::open(&dir).unwrap();
-        let status = Arc::new(ViewStatus::default());
-        status
+        let view = RunningView::for_tests(
+            store
+                .open_view("v", "h", &[], crate::shard::Shards::new(6))
+                .unwrap(),
+            2,
+        );
+        view.status
             .counters
             .offset_commit_failures
             .fetch_add(3, Ordering::Relaxed);
-        let view = RunningView {
-            info: ViewInfo {
-                name: "v".to_owned(),
-                module_hash: "h".to_owned(),
-                topics: vec!["t".to_owned()],
-                group: "g".to_owned(),
-                on_error: OnError::Stop,
-                indexes: Vec::new(),
-                max_unassigned: std::time::Duration::from_secs(30),
-            },
-            status,
-            rows: store
-                .open_view("v", "h", &[], crate::shard::Shards::new(6))
-                .unwrap(),
-            feed: Arc::new(ViewFeed::new(Positions::new(), 2)),
-        };
         let state = ApiState::new(std::slice::from_ref(&view));
         let metrics = render_metrics(&state).unwrap();
         assert!(

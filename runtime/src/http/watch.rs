@@ -178,10 +178,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::OnError;
-    use crate::pipeline::ViewStatus;
-    use crate::pipeline::feed::{Change, Positions, ViewFeed};
-    use crate::service::ViewInfo;
+    use crate::pipeline::feed::Change;
     use crate::store::{SledStore, Store, ViewBatch};
 
     fn row(city: &str, version: u64) -> StoredRow {
@@ -210,21 +207,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("projector-watch-{}", std::process::id()));
         std::fs::remove_dir_all(&dir).ok();
         let store = SledStore::open(&dir).unwrap();
-        let view = RunningView {
-            info: ViewInfo {
-                name: "v".to_owned(),
-                module_hash: "h".to_owned(),
-                topics: vec!["t".to_owned()],
-                group: "g".to_owned(),
-                on_error: OnError::Stop,
-                indexes: Vec::new(),
-                max_unassigned: std::time::Duration::from_secs(30),
-            },
-            status: Arc::new(ViewStatus::default()),
-            rows: store.open_view("v", "h", &[], None).unwrap(),
-            // Two batches of backlog per watcher.
-            feed: Arc::new(ViewFeed::new(Positions::new(), 2)),
-        };
+        // Two batches of backlog per watcher.
+        let view = RunningView::for_tests(store.open_view("v", "h", &[], None).unwrap(), 2);
         let (changes, current) = subscribe(&view, "s");
         assert_eq!(current.unwrap(), None);
         let (_close, shutdown) = tokio::sync::watch::channel(false);

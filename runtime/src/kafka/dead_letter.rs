@@ -187,34 +187,12 @@ impl DeadLetterProducer {
     /// # Errors
     /// When the topic does not exist or the broker refuses to describe it.
     pub fn partitions(&self) -> Result<Vec<i32>, DeadLetterError> {
-        let refused = |reason: String| DeadLetterError::Topic {
-            topic: self.topic.clone(),
-            reason,
-        };
-        let metadata = self
-            .producer
-            .client()
-            .fetch_metadata(Some(&self.topic), REQUEST_TIMEOUT)
-            .map_err(|err| refused(format!("cannot read its metadata: {err}")))?;
-        let Some(topic) = metadata.topics().iter().find(|t| t.name() == self.topic) else {
-            return Err(refused("the broker does not list it".to_owned()));
-        };
-        if let Some(err) = topic.error() {
-            let code = RDKafkaErrorCode::from(err);
-            let reason = match code {
-                RDKafkaErrorCode::UnknownTopicOrPartition => "it does not exist".to_owned(),
-                RDKafkaErrorCode::TopicAuthorizationFailed => {
-                    "this user may not use it (topic authorization failed)".to_owned()
-                }
-                other => format!("the broker reports {other}"),
-            };
-            return Err(refused(reason));
-        }
-        let partitions: Vec<i32> = topic.partitions().iter().map(|p| p.id()).collect();
-        if partitions.is_empty() {
-            return Err(refused("it has no partitions".to_owned()));
-        }
-        Ok(partitions)
+        super::topic_partitions(self.producer.client(), &self.topic, REQUEST_TIMEOUT).map_err(
+            |reason| DeadLetterError::Topic {
+                topic: self.topic.clone(),
+                reason,
+            },
+        )
     }
 
     /// The offset the next record of each partition of the topic will get.

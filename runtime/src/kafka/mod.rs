@@ -202,11 +202,47 @@ pub fn consumer_config(broker: &BrokerConfig, group: &str, instance: Option<&str
     config
 }
 
+/// The partitions of `topic`, as `client`'s broker describes them within
+/// `timeout`.
+///
+/// # Errors
+/// Why not, in words: the metadata cannot be read, the topic does not
+/// exist, this user may not use it, or it has no partitions.
+pub fn topic_partitions<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    timeout: std::time::Duration,
+) -> Result<Vec<i32>, String> {
+    use rdkafka::types::RDKafkaErrorCode;
+    let metadata = client
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|err| format!("cannot read its metadata: {err}"))?;
+    let found = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .ok_or("the broker does not list it")?;
+    if let Some(err) = found.error() {
+        return Err(match RDKafkaErrorCode::from(err) {
+            RDKafkaErrorCode::UnknownTopicOrPartition => "it does not exist".to_owned(),
+            RDKafkaErrorCode::TopicAuthorizationFailed => {
+                "this user may not use it (topic authorization failed)".to_owned()
+            }
+            other => format!("the broker reports {other}"),
+        });
+    }
+    let partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+    if partitions.is_empty() {
+        return Err("it has no partitions".to_owned());
+    }
+    Ok(partitions)
+}
+
 /// How many partitions `topic` has, as the cluster's metadata says within
 /// `timeout`.
 ///
 /// # Errors
-/// When the metadata cannot be fetched, or names no such topic.
+/// Why not ([`topic_partitions`]), or the client cannot be created.
 pub fn partition_count(
     broker: &BrokerConfig,
     topic: &str,
@@ -216,21 +252,7 @@ pub fn partition_count(
     let consumer: BaseConsumer = client_config_for(broker, Role::Consumer)
         .create()
         .map_err(|err| err.to_string())?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|err| err.to_string())?;
-    let found = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .ok_or_else(|| format!("the cluster lists no topic {topic}"))?;
-    if let Some(err) = found.error() {
-        return Err(format!("topic {topic}: {:?}", err));
-    }
-    match found.partitions().len() {
-        0 => Err(format!("topic {topic} has no partitions")),
-        count => Ok(count),
-    }
+    topic_partitions(consumer.client(), topic, timeout).map(|partitions| partitions.len())
 }
 
 /// The headers of `message` as (name, value) pairs.

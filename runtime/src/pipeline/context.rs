@@ -235,9 +235,10 @@ impl<S: Store> ViewState<S> {
             };
             let mut cursor = Cursor::new(next, self.view.shard_checkpoints(topic, number)?);
             // A shard stopped earlier in this run stays stopped, unless
-            // another owner moved it on meanwhile.
-            for (shard, at) in self.stops.get(partition).into_iter().flatten() {
-                if *at >= cursor.shard_next(*shard) {
+            // another owner moved it on meanwhile: then its stop is over.
+            if let Some(stops) = self.stops.get_mut(partition) {
+                stops.retain(|shard, at| *at >= cursor.shard_next(*shard));
+                for shard in stops.keys() {
                     cursor.stop(*shard, cursor.shard_next(*shard));
                 }
             }
@@ -372,11 +373,12 @@ impl<S: Store> ViewState<S> {
         Ok(at.into_iter().map(|(shard, _)| shard).collect())
     }
 
-    /// True when every shard of `partition` is stopped.
+    /// True when every shard of `partition` is stopped (its cursor says;
+    /// the stops kept across reassignments only seed a new cursor).
     pub fn fully_stopped(&self, partition: &TopicPartition) -> bool {
-        self.stops
+        self.cursors
             .get(partition)
-            .is_some_and(|stops| stops.len() == self.shards.count() as usize)
+            .is_some_and(|cursor| cursor.all_stopped(self.shards))
     }
 
     /// Write the moved cursors' checkpoints into the pending batch.

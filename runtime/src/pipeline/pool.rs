@@ -21,6 +21,7 @@
 //!   stops the view with it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -43,22 +44,25 @@ const MERGE_EVERY: usize = 64;
 /// and the threads forget what they changed when the second moves.
 #[derive(Debug, Default)]
 pub struct InFlight {
-    /// Records in flight, and commits so far.
-    state: Mutex<(u64, u64)>,
+    /// Records in flight.
+    count: Mutex<u64>,
     idle: Condvar,
+    /// Commits so far: read by the threads for every record, so not
+    /// behind the lock.
+    epoch: AtomicU64,
     /// Set when an applier thread died: its records will never be merged.
-    broken: std::sync::atomic::AtomicBool,
+    broken: AtomicBool,
 }
 
 impl InFlight {
     fn add(&self) {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).0 += 1;
+        *self.count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
     }
 
     fn done(&self, count: u64) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.0 = state.0.saturating_sub(count);
-        if state.0 == 0 {
+        let mut left = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        *left = left.saturating_sub(count);
+        if *left == 0 {
             self.idle.notify_all();
         }
     }
@@ -67,34 +71,30 @@ impl InFlight {
     /// False when an applier thread died instead: the batch misses records
     /// and must never be committed.
     pub fn wait_idle(&self) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        while state.0 > 0 && !self.is_broken() {
-            state = self
-                .idle
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+        let mut left = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        while *left > 0 && !self.is_broken() {
+            left = self.idle.wait(left).unwrap_or_else(PoisonError::into_inner);
         }
         !self.is_broken()
     }
 
     fn is_broken(&self) -> bool {
-        self.broken.load(std::sync::atomic::Ordering::Acquire)
+        self.broken.load(Ordering::Acquire)
     }
 
     fn break_off(&self) {
-        self.broken
-            .store(true, std::sync::atomic::Ordering::Release);
-        let _state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.broken.store(true, Ordering::Release);
+        let _count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
         self.idle.notify_all();
     }
 
     /// A batch was committed: everything changed before is in the store.
     pub fn committed(&self) {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).1 += 1;
+        self.epoch.fetch_add(1, Ordering::Release);
     }
 
     fn epoch(&self) -> u64 {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).1
+        self.epoch.load(Ordering::Acquire)
     }
 }
 

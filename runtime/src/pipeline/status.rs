@@ -395,9 +395,7 @@ impl ViewStatus {
     pub fn take_sample(&self, rows: u64) {
         let c = self.counters();
         let partitions: Vec<PartitionSample> = self
-            .partitions()
-            .into_iter()
-            .filter(|(_, p)| p.assigned || p.checkpoint.is_some())
+            .held_partitions()
             .map(|((topic, partition), p)| PartitionSample {
                 topic,
                 partition,
@@ -461,6 +459,15 @@ impl ViewStatus {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The partitions the view holds, or held and has a checkpoint of (a
+    /// partition revoked by a rebalance stays with its checkpoint): what
+    /// reports list.
+    pub fn held_partitions(&self) -> impl Iterator<Item = ((String, i32), PartitionStatus)> {
+        self.partitions()
+            .into_iter()
+            .filter(|(_, p)| p.assigned || p.checkpoint.is_some())
     }
 }
 

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use projector::store::{SledStore, Store, ViewStore};
+use projector::store::{SledStore, SledView, Store, ViewStore};
 use rdkafka::message::OwnedHeaders;
 
 use crate::kit::{Broker, TempDir, free_port, hash_of, sigterm};
@@ -61,16 +61,7 @@ fn publish_until(stream: &mut Stream, broker: &Broker, total: usize) -> Vec<(i32
             stream.leave_gap(partition, 1);
             malformed.push((partition, offset));
         }
-        for event in stream.plan(1, SUBJECTS, PARTITIONS, Partitioning::HalfMisplaced) {
-            broker.publish(
-                TOPIC,
-                event.partition,
-                "Tick",
-                &event.id,
-                Some(&event.subject),
-                b"{}",
-            );
-        }
+        stream.send(broker, 1, SUBJECTS, PARTITIONS, Partitioning::HalfMisplaced);
     }
     broker.flush();
     malformed
@@ -110,6 +101,20 @@ pub(crate) fn spawn(config: &std::path::Path, log: &std::path::Path) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
         .spawn()
+        .unwrap()
+}
+
+/// The `counter` view that a stopped runtime left in `dir`'s data
+/// directory.
+pub(crate) fn counter_view_of(dir: &TempDir) -> SledView {
+    SledStore::open(&dir.0.join("data/store"))
+        .unwrap()
+        .open_view(
+            "counter",
+            &hash_of(&projector_examples::EVENT_COUNTER),
+            &[],
+            None,
+        )
         .unwrap()
 }
 
@@ -288,15 +293,7 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     }
 
     // Every subject against the oracle.
-    let store = SledStore::open(&dir.0.join("data/store")).unwrap();
-    let view = store
-        .open_view(
-            "counter",
-            &hash_of(&projector_examples::EVENT_COUNTER),
-            &[],
-            None,
-        )
-        .unwrap();
+    let view = counter_view_of(&dir);
     // The view ran split into as many shards as the topic has partitions,
     // applied by the runtime's default threads.
     assert_eq!(
@@ -429,15 +426,7 @@ fn a_survivor_takes_over_the_partitions_of_a_stopped_runtime() {
 
     // The survivor's view equals the oracle for every subject: partitions it
     // held resumed from its checkpoints, the others replayed from the start.
-    let store = SledStore::open(&dir_b.0.join("data/store")).unwrap();
-    let view = store
-        .open_view(
-            "counter",
-            &hash_of(&projector_examples::EVENT_COUNTER),
-            &[],
-            None,
-        )
-        .unwrap();
+    let view = counter_view_of(&dir_b);
     let discrepancies = oracle_discrepancies(&view, &published);
     assert!(discrepancies.is_empty(), "{discrepancies:#?}");
 }

@@ -65,6 +65,19 @@ impl Stream {
         partitions: i32,
         how: Partitioning,
     ) {
+        self.send(broker, count, subjects, partitions, how);
+        broker.flush();
+    }
+
+    /// [`Stream::publish`], without waiting for the broker to take them.
+    pub(crate) fn send(
+        &mut self,
+        broker: &Broker,
+        count: usize,
+        subjects: usize,
+        partitions: i32,
+        how: Partitioning,
+    ) {
         for event in self.plan(count, subjects, partitions, how) {
             broker.publish(
                 TOPIC,
@@ -75,7 +88,6 @@ impl Stream {
                 b"{}",
             );
         }
-        broker.flush();
     }
 
     /// Leave `count` offsets of `partition` without a record (a

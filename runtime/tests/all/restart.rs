@@ -19,10 +19,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use projector::store::{SledStore, Store};
-
-use crate::crash::{committed, partitions_of, spawn};
-use crate::kit::{Broker, TempDir, free_port, hash_of, sigterm, wait_until};
+use crate::crash::{committed, counter_view_of, partitions_of, spawn};
+use crate::kit::{Broker, TempDir, free_port, sigterm, wait_until};
 use crate::pipeline::{Partitioning, Stream, TOPIC, oracle_discrepancies};
 
 const PARTITIONS: i32 = 4;
@@ -174,15 +172,7 @@ fn a_runtime_restarted_in_its_group_says_it_owns_nothing_until_its_ghost_expires
     });
     sigterm(&child);
     assert!(child.wait().unwrap().success());
-    let store = SledStore::open(&dir.0.join("data/store")).unwrap();
-    let view = store
-        .open_view(
-            "counter",
-            &hash_of(&projector_examples::EVENT_COUNTER),
-            &[],
-            None,
-        )
-        .unwrap();
+    let view = counter_view_of(&dir);
     let discrepancies = oracle_discrepancies(&view, &stream);
     assert!(discrepancies.is_empty(), "{discrepancies:#?}");
 }
