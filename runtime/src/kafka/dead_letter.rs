@@ -18,6 +18,11 @@
 //!   brokers (tansu 0.6) answer a read that begins inside a record batch
 //!   with the next batch: a record of the view it skipped would otherwise be
 //!   produced twice.
+//! - [`DeadLetterTail`] follows the topic from given offsets without
+//!   waiting, for the dead letters a killed run had in flight: they may
+//!   land after the next run started (tansu acknowledges in hundreds of
+//!   milliseconds; Kafka makes a record appended before its replication
+//!   visible later), so a scan at start alone cannot prove them missing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError};
@@ -111,6 +116,8 @@ pub struct DeadLetterProducer {
     broker: BrokerConfig,
     topic: String,
     view: String,
+    /// The client's `message.timeout.ms`.
+    message_timeout: Duration,
 }
 
 impl std::fmt::Debug for DeadLetterProducer {
@@ -121,6 +128,9 @@ impl std::fmt::Debug for DeadLetterProducer {
             .finish_non_exhaustive()
     }
 }
+
+/// The client's `message.timeout.ms` unless the broker settings name one.
+const DEFAULT_MESSAGE_TIMEOUT_MS: u64 = 30_000;
 
 /// How long a metadata or watermark request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -150,11 +160,17 @@ impl DeadLetterProducer {
             source,
         };
         let mut config = client_config_for(broker, Role::Producer);
-        if !broker.settings.contains_key("message.timeout.ms") {
-            // How long a dead letter may be retried inside the client before
-            // its delivery fails; the view then sends it again.
-            config.set("message.timeout.ms", "30000");
-        }
+        let message_timeout = match broker.settings.get("message.timeout.ms") {
+            Some(ms) => {
+                Duration::from_millis(ms.trim().parse().unwrap_or(DEFAULT_MESSAGE_TIMEOUT_MS))
+            }
+            None => {
+                // How long a dead letter may be retried inside the client
+                // before its delivery fails; the view then sends it again.
+                config.set("message.timeout.ms", DEFAULT_MESSAGE_TIMEOUT_MS.to_string());
+                Duration::from_millis(DEFAULT_MESSAGE_TIMEOUT_MS)
+            }
+        };
         let producer: ThreadedProducer<Reports> = config
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -172,6 +188,7 @@ impl DeadLetterProducer {
             broker: broker.clone(),
             topic: topic.to_owned(),
             view: view.to_owned(),
+            message_timeout,
         };
         this.partitions()?;
         Ok(this)
@@ -180,6 +197,13 @@ impl DeadLetterProducer {
     /// The topic.
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// How long after it was sent a dead letter may still land in the
+    /// topic: the client's `message.timeout.ms`, after which the client
+    /// itself gives the record up.
+    pub fn message_timeout(&self) -> Duration {
+        self.message_timeout
     }
 
     /// The topic's partitions, as the broker describes them now.
@@ -304,6 +328,97 @@ impl DeadLetterProducer {
     ) -> Result<BTreeSet<Origin>, DeadLetterError> {
         produced_origins(&self.broker, &self.topic, &self.view, from)
     }
+
+    /// A reader of what lands in the topic from `from` (per partition) on.
+    ///
+    /// # Errors
+    /// When the reader cannot be created.
+    pub fn tail(&self, from: &BTreeMap<i32, i64>) -> Result<DeadLetterTail, DeadLetterError> {
+        DeadLetterTail::open(&self.broker, &self.topic, &self.view, from)
+    }
+}
+
+/// Follows a dead-letter topic from given offsets, without waiting, for the
+/// origins one view's dead letters name.
+pub struct DeadLetterTail {
+    consumer: BaseConsumer,
+    topic: String,
+    view: String,
+}
+
+impl std::fmt::Debug for DeadLetterTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadLetterTail")
+            .field("topic", &self.topic)
+            .field("view", &self.view)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeadLetterTail {
+    /// Follow `topic` from `from`, an offset per partition. Each offset is
+    /// where the partition ended at some moment (its high watermark), so a
+    /// read from it begins at a batch's first record on every broker.
+    ///
+    /// # Errors
+    /// When the reader cannot be created or assigned.
+    pub fn open(
+        broker: &BrokerConfig,
+        topic: &str,
+        view: &str,
+        from: &BTreeMap<i32, i64>,
+    ) -> Result<Self, DeadLetterError> {
+        let kafka = |source| DeadLetterError::Kafka {
+            topic: topic.to_owned(),
+            source,
+        };
+        let consumer = scan_consumer(broker, view).map_err(kafka)?;
+        let mut tpl = TopicPartitionList::new();
+        for (&partition, &offset) in from {
+            tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+                .map_err(kafka)?;
+        }
+        consumer.assign(&tpl).map_err(kafka)?;
+        Ok(Self {
+            consumer,
+            topic: topic.to_owned(),
+            view: view.to_owned(),
+        })
+    }
+
+    /// The origins of the view's dead letters that landed since the last
+    /// call, as far as the client has fetched them; never waits.
+    pub fn landed(&self) -> Vec<Origin> {
+        let mut found = Vec::new();
+        // Bounded, so that a flood of other views' records cannot hold the
+        // worker; the rest comes with the next call.
+        for _ in 0..10_000 {
+            match self.consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Ok(message)) => found.extend(origin_of(&message, &self.view)),
+                Some(Err(err)) => {
+                    tracing::warn!(topic = %self.topic, error = %err, "reading the dead-letter topic for letters of the last run");
+                    break;
+                }
+            }
+        }
+        found
+    }
+}
+
+/// A consumer that reads a dead-letter topic by assignment, committing
+/// nothing.
+fn scan_consumer(broker: &BrokerConfig, view: &str) -> Result<BaseConsumer, KafkaError> {
+    client_config_for(broker, Role::Consumer)
+        .set("group.id", format!("projector-dead-letter-scan-{view}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        // An empty answer at once: a read that begins inside the last batch
+        // on tansu gets nothing, and is begun further back.
+        .set("fetch.wait.max.ms", "10")
+        .create()
 }
 
 /// The origins `view` produced to `topic` at or after `from` (per
@@ -321,17 +436,7 @@ pub fn produced_origins(
         topic: topic.to_owned(),
         source,
     };
-    let consumer: BaseConsumer = client_config_for(broker, Role::Consumer)
-        .set("group.id", format!("projector-dead-letter-scan-{view}"))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        // An empty answer at once: a read that begins inside the last batch
-        // on tansu gets nothing, and is begun further back.
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .map_err(kafka)?;
+    let consumer = scan_consumer(broker, view).map_err(kafka)?;
     let mut found = BTreeSet::new();
     for (&partition, &start) in from {
         let (low, high) = consumer

@@ -25,7 +25,7 @@ use rdkafka::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
-pub use dead_letter::{DeadLetterError, DeadLetterProducer, Delivery};
+pub use dead_letter::{DeadLetterError, DeadLetterProducer, DeadLetterTail, Delivery};
 pub use produce::{AckedProducer, Delivered};
 
 use crate::config::BrokerConfig;

@@ -21,7 +21,15 @@
 //!   every record of the view there is released. On start, when records
 //!   are held, the topic is read from those offsets: a held record found
 //!   there was acknowledged before a crash and is released without being
-//!   produced again.
+//!   produced again. A held record not found there may still be in flight
+//!   from the killed run (a broker can append a request it read after its
+//!   sender died, and make it visible later): it *settles* first. The topic
+//!   is followed from where it ended at start; a held record that lands is
+//!   released, and only those still missing once the producer's
+//!   `message.timeout.ms` has passed since the start are produced again.
+//!   Meanwhile the view applies on; only the offsets committed to Kafka
+//!   wait for them, and the topic positions stay where they were at start,
+//!   so that a crash meanwhile reads the topic from there again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -30,7 +38,7 @@ use rdkafka::message::{Headers, Message};
 
 use super::context::TopicPartition;
 use crate::config::{BrokerConfig, OnError, ViewConfig};
-use crate::kafka::{DeadLetterError, DeadLetterProducer};
+use crate::kafka::{DeadLetterError, DeadLetterProducer, DeadLetterTail};
 use crate::store::{DeadLetter, Origin, StoreError, ViewBatch, ViewStore};
 
 /// How long a revocation or a shutdown waits for dead letters in flight.
@@ -152,6 +160,20 @@ pub struct DeadLetters {
     /// Failures of sends (refused by the client before leaving), to report
     /// with the next poll.
     refused: Vec<Outcome>,
+    /// Records held by the last run that may still land from it.
+    settling: Option<Settling>,
+}
+
+/// Held records of the last run, not in the topic at start, that its
+/// producer may still have had in flight.
+#[derive(Debug)]
+struct Settling {
+    /// Their origins.
+    origins: BTreeSet<Origin>,
+    /// The topic, followed from where it ended at start.
+    tail: DeadLetterTail,
+    /// When those still missing are produced again.
+    until: Instant,
 }
 
 impl DeadLetters {
@@ -165,6 +187,7 @@ impl DeadLetters {
             by_partition: BTreeMap::new(),
             unsent: Vec::new(),
             refused: Vec::new(),
+            settling: None,
         }
     }
 
@@ -207,13 +230,13 @@ impl DeadLetters {
         if !held.is_empty() {
             let started = Instant::now();
             let produced = self.producer.produced_origins(&from)?;
-            let mut again = 0;
+            let mut settling = BTreeSet::new();
             for letter in held {
                 if produced.contains(&letter.origin) {
                     batch.release_dead_letter(letter.origin);
                 } else {
-                    again += 1;
-                    self.track(letter);
+                    settling.insert(letter.origin.clone());
+                    self.keep(letter);
                 }
             }
             // Every record of this view below the ends is now released or
@@ -221,18 +244,68 @@ impl DeadLetters {
             for (&partition, &end) in &ends {
                 batch.dead_letter_position(&topic, partition, end);
             }
-            tracing::info!(topic = %topic, found = produced.len(), again, seconds = started.elapsed().as_secs_f64(), "dead letters held by the last run: those the topic has are released, the rest produced again");
+            tracing::info!(topic = %topic, found = produced.len(), settling = settling.len(), seconds = started.elapsed().as_secs_f64(), "dead letters held by the last run: those the topic has are released; the rest are produced again unless they land from the last run's producer meanwhile");
+            if !settling.is_empty() {
+                self.settling = Some(Settling {
+                    origins: settling,
+                    tail: self.producer.tail(&ends)?,
+                    until: started + self.producer.message_timeout(),
+                });
+            }
         }
         Ok(batch)
     }
 
-    fn track(&mut self, letter: DeadLetter) {
+    /// Records held by the last run that wait to settle.
+    pub fn settling(&self) -> usize {
+        self.settling.as_ref().map_or(0, |s| s.origins.len())
+    }
+
+    /// Take the records of the last run that landed, and produce again
+    /// those still missing once the wait is over.
+    fn settle(&mut self, batch: &mut ViewBatch, now: Instant, outcomes: &mut Vec<Outcome>) {
+        let Some(settling) = &mut self.settling else {
+            return;
+        };
+        let mut landed = Vec::new();
+        for origin in settling.tail.landed() {
+            if settling.origins.remove(&origin) {
+                landed.push(origin);
+            }
+        }
+        let over = now >= settling.until;
+        let missing = if over || settling.origins.is_empty() {
+            let missing = std::mem::take(&mut settling.origins);
+            self.settling = None;
+            missing
+        } else {
+            BTreeSet::new()
+        };
+        for origin in landed {
+            tracing::info!(origin = %origin, "a dead letter of the last run landed; released");
+            self.forget(&origin);
+            batch.release_dead_letter(origin.clone());
+            outcomes.push(Outcome::Delivered(origin));
+        }
+        if !missing.is_empty() {
+            tracing::info!(
+                topic = %self.topic(),
+                again = missing.len(),
+                "dead letters of the last run did not land within the producer's message.timeout.ms; producing them again"
+            );
+        }
+        for origin in missing {
+            self.send(&origin, now);
+        }
+    }
+
+    /// Hold `letter` without sending it.
+    fn keep(&mut self, letter: DeadLetter) {
         let origin = letter.origin.clone();
         self.by_partition
             .entry((origin.topic.clone(), origin.partition))
             .or_default()
             .insert(origin.offset);
-        self.unsent.push(origin.clone());
         self.held.insert(
             origin,
             Held {
@@ -241,6 +314,24 @@ impl DeadLetters {
                 retry_at: None,
             },
         );
+    }
+
+    /// Stop holding `origin`.
+    fn forget(&mut self, origin: &Origin) {
+        if self.held.remove(origin).is_some() {
+            let key = (origin.topic.clone(), origin.partition);
+            if let Some(offsets) = self.by_partition.get_mut(&key) {
+                offsets.remove(&origin.offset);
+                if offsets.is_empty() {
+                    self.by_partition.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn track(&mut self, letter: DeadLetter) {
+        self.unsent.push(letter.origin.clone());
+        self.keep(letter);
     }
 
     /// Hold `letter` in `batch`; it is sent once the batch is durable.
@@ -303,17 +394,14 @@ impl DeadLetters {
             let origin = delivery.origin;
             match delivery.result {
                 Ok((partition, offset)) => {
-                    if self.held.remove(&origin).is_some() {
-                        let key = (origin.topic.clone(), origin.partition);
-                        if let Some(offsets) = self.by_partition.get_mut(&key) {
-                            offsets.remove(&origin.offset);
-                            if offsets.is_empty() {
-                                self.by_partition.remove(&key);
-                            }
-                        }
-                    }
+                    self.forget(&origin);
                     batch.release_dead_letter(origin.clone());
-                    batch.dead_letter_position(&topic, partition, offset + 1);
+                    if self.settling.is_none() {
+                        // While records of the last run may still land, a
+                        // start after a crash reads the topic from where
+                        // it ended at this start.
+                        batch.dead_letter_position(&topic, partition, offset + 1);
+                    }
                     outcomes.push(Outcome::Delivered(origin));
                 }
                 Err(err) => {
@@ -323,6 +411,7 @@ impl DeadLetters {
                 }
             }
         }
+        self.settle(batch, now, &mut outcomes);
         let due: Vec<Origin> = self
             .held
             .iter()

@@ -263,10 +263,101 @@ fn dead_letters_held_but_never_sent_are_sent_after_a_crash() {
 
     let status = Arc::new(ViewStatus::default());
     let mut worker = open_worker(&broker, &store, &status);
+    // Not in the topic at start: they settle (the producer's
+    // message.timeout.ms, 2 s here), then leave.
+    assert_eq!(status.held_dead_letters(), 10);
+    wait_until("the held records produced", Duration::from_secs(30), || {
+        worker.poll_dead_letters(&Quiet);
+        status.held_dead_letters() == 0
+    });
     worker.finish(&Quiet).unwrap();
     let all: Vec<i64> = (0..RECORDS).filter(|o| is_bad(*o)).collect();
     assert_eq!(dead_lettered_offsets(&broker), all, "each written once");
     assert_eq!(status.held_dead_letters(), 0);
+}
+
+#[test]
+fn a_dead_letter_in_flight_at_a_crash_that_lands_after_the_restart_is_not_produced_again() {
+    let broker = Broker::new(&[(TOPIC, 1), (DLQ, 1)]);
+    let dir = TempDir::new("dlq-late");
+    let store = Arc::new(SledStore::open(&dir.0.join("store")).unwrap());
+    // Every dead letter is refused: all stay held when the process dies.
+    broker.cluster().request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 1000],
+    );
+    let status = Arc::new(ViewStatus::default());
+    let mut worker = open_worker(&broker, &store, &status);
+    for offset in 0..RECORDS {
+        worker
+            .handle(&Quiet, &record(offset, !is_bad(offset)))
+            .unwrap();
+    }
+    worker.commit(&Quiet).unwrap();
+    let bad: Vec<i64> = (0..RECORDS).filter(|o| is_bad(*o)).collect();
+    wait_until("the refusals", Duration::from_secs(30), || {
+        worker.poll_dead_letters(&Quiet);
+        status.partitions()[&(TOPIC.to_owned(), 0)].state == PartitionState::Stopped
+    });
+    drop(worker);
+    broker
+        .cluster()
+        .clear_request_errors(RDKafkaApiKey::Produce);
+    assert!(dead_lettered_offsets(&broker).is_empty());
+
+    // The next start finds none of them in the topic...
+    let status = Arc::new(ViewStatus::default());
+    let mut worker = open_worker(&broker, &store, &status);
+    assert_eq!(status.held_dead_letters(), 20);
+    // ...and goes on for a while (a start that produced them again at once
+    // would have done so by now)...
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(700) {
+        worker.poll_dead_letters(&Quiet);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(status.held_dead_letters(), 20, "they settle, unsent");
+    // ...and then the half the killed run had in flight lands (as a broker
+    // appends a request it read before its sender died).
+    let (late, rest) = bad.split_at(bad.len() / 2);
+    for &offset in late {
+        let origin = [
+            ("projector-error-view", "counter".to_owned()),
+            ("projector-error-topic", TOPIC.to_owned()),
+            ("projector-error-partition", "0".to_owned()),
+            ("projector-error-offset", offset.to_string()),
+            ("projector-error-class", "invalid-event".to_owned()),
+            ("projector-error-message", "not a CloudEvent".to_owned()),
+        ];
+        let mut headers = rdkafka::message::OwnedHeaders::new();
+        for (key, value) in &origin {
+            headers = headers.insert(rdkafka::message::Header {
+                key,
+                value: Some(value.as_str()),
+            });
+        }
+        broker.publish_raw(DLQ, 0, Some(b"s-0"), Some(b"garbage"), headers);
+    }
+    broker.flush();
+    wait_until(
+        "every held record released",
+        Duration::from_secs(30),
+        || {
+            worker.poll_dead_letters(&Quiet);
+            status.held_dead_letters() == 0
+        },
+    );
+    worker.finish(&Quiet).unwrap();
+    let mut written = dead_lettered_offsets(&broker);
+    assert_eq!(&written[..late.len()], late, "the late ones landed first");
+    assert_eq!(&written[late.len()..], rest, "then the missing ones, once");
+    written.sort_unstable();
+    written.dedup();
+    assert_eq!(written, bad, "each written once");
+    assert_eq!(
+        status.counters().dead_lettered,
+        u64::try_from(bad.len()).unwrap()
+    );
 }
 
 #[test]
