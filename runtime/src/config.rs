@@ -137,6 +137,10 @@ pub struct HttpConfig {
     /// no token is asked for.
     #[serde(default)]
     pub token_secret: Option<crate::secrets::SecretRef>,
+    /// Serve the web console at `/console`. Default true. The console's
+    /// page holds no data; what it shows needs the token like any client.
+    #[serde(default = "default_console")]
+    pub console: bool,
 }
 
 impl Default for HttpConfig {
@@ -144,8 +148,13 @@ impl Default for HttpConfig {
         Self {
             bind: default_bind(),
             token_secret: None,
+            console: true,
         }
     }
+}
+
+fn default_console() -> bool {
+    true
 }
 
 fn default_bind() -> std::net::SocketAddr {

@@ -186,7 +186,11 @@ fn serve(
 ) -> anyhow::Result<()> {
     let state = ApiState::new(service.views());
     let base = format!("http://{bind}");
-    println!("\nserving the API at {base} until Ctrl-C; try:");
+    println!("\nserving the API at {base} until Ctrl-C");
+    println!(
+        "  open {base}/console in a browser: the view, its partitions, failures and rows, live"
+    );
+    println!("or try:");
     for example in [
         "/v1/views".to_owned(),
         "/v1/views/customers/rows/customer-00001".to_owned(),

@@ -100,7 +100,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let listener = runtime.block_on(http::bind(config.http.bind))?;
     let (engine, store) = open(&config)?;
     let service = Service::start(&config, &broker, &engine, store, BatchLimits::default())?;
-    let mut state = ApiState::new(service.views());
+    let mut state = ApiState::new(service.views()).with_console(config.http.console);
     if let Some(token) = &token {
         state = state.with_token(token);
     }

@@ -8,11 +8,14 @@
 //! | `GET /readyz` | 200 once every view runs and has caught up to the lag it had at start; 503 with the reasons |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /v1/views` | per view: module, topics, rows, state, and per partition its checkpoint, high watermark and lag |
+//! | `GET /v1/views/{view}/samples` | the view's recent figures, one a second, for charts |
+//! | `GET /v1/views/{view}/failures` | the view's last failed records: where, why, and what the policy did |
 //! | `GET /v1/views/{view}/rows/{subject}` | the row, `ETag` and `If-None-Match` (304); 404 when absent |
 //! | `GET /v1/views/{view}/rows?prefix=&after=&limit=` | a page in subject order, with a `next` cursor |
 //! | `GET /v1/views/{view}/rows?index=&eq=&after=&limit=` | a page of rows whose index value equals `eq` |
 //! | `GET /v1/views/{view}/rows/{subject}/watch` | Server-Sent Events: the current row, then every change |
 //! | `GET /v1/openapi.json` | the OpenAPI document |
+//! | `GET /console` | the web console (`[http] console = false` turns it off) |
 //!
 //! # What it promises
 //!
@@ -32,9 +35,11 @@
 //! - `ops`: health, readiness, metrics and `/v1/views`;
 //! - `rows`: point reads, pages and index lookups;
 //! - `consistency`: `min_offsets` and the wait for them;
-//! - `watch`: the Server-Sent Events stream.
+//! - `watch`: the Server-Sent Events stream;
+//! - `console`: the web console's page and assets.
 
 mod consistency;
+mod console;
 mod ops;
 mod rows;
 mod watch;
@@ -58,7 +63,7 @@ use crate::service::RunningView;
 use crate::store::StoreError;
 
 pub use consistency::{MAX_TIMEOUT_MS, Position};
-pub use ops::{PartitionReport, SamplesReport, ViewReport, ViewsReport};
+pub use ops::{FailuresReport, PartitionReport, SamplesReport, ViewReport, ViewsReport};
 pub use rows::{RowEntry, RowsPage};
 pub use watch::WatchEvent;
 
@@ -86,6 +91,8 @@ pub struct ApiState {
     /// The last readiness answered (none yet, ready, not ready), so that
     /// only its changes are logged.
     readiness: Arc<std::sync::Mutex<Option<bool>>>,
+    /// Whether `/console` is served.
+    console: bool,
 }
 
 impl ApiState {
@@ -99,7 +106,15 @@ impl ApiState {
             shutdown_sender: Arc::new(sender),
             watchers: Arc::default(),
             readiness: Arc::default(),
+            console: true,
         }
+    }
+
+    /// Serve the web console (`/console`) or not; it is served by default.
+    #[must_use]
+    pub fn with_console(mut self, console: bool) -> Self {
+        self.console = console;
+        self
     }
 
     /// Note the readiness just answered; true when it differs from the
@@ -161,6 +176,11 @@ fn routes() -> Vec<(&'static str, Access, axum::routing::MethodRouter<ApiState>)
             Access::Guarded,
             get(ops::samples),
         ),
+        (
+            "/v1/views/{view}/failures",
+            Access::Guarded,
+            get(ops::failures),
+        ),
         ("/v1/views/{view}/rows", Access::Guarded, get(rows::list)),
         (
             "/v1/views/{view}/rows/{subject}",
@@ -197,6 +217,9 @@ pub fn router(state: ApiState) -> Router {
         }
     }
     let guarded = guarded.route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    if state.console {
+        open = open.merge(console::routes());
+    }
     open.merge(guarded)
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -1,5 +1,6 @@
-//! Operations endpoints: `/healthz`, `/readyz`, `/metrics`, `/v1/views`
-//! and each view's recent samples, `/v1/views/{view}/samples`.
+//! Operations endpoints: `/healthz`, `/readyz`, `/metrics`, `/v1/views`,
+//! and each view's recent samples (`/v1/views/{view}/samples`) and failed
+//! records (`/v1/views/{view}/failures`).
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -14,6 +15,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use super::{ApiError, ApiState};
+use crate::pipeline::failures::{FailureRecord, Failures};
 use crate::pipeline::samples::{Sample, Samples};
 use crate::pipeline::{GapRange, PartitionState, ViewStatus};
 use crate::service::{RunningView, ViewInfo};
@@ -157,6 +159,27 @@ pub(super) async fn samples(
         interval_ms: Samples::INTERVAL_MS,
         capacity: Samples::CAPACITY,
         samples: view.status.samples.snapshot(),
+    }))
+}
+
+/// The body of `/v1/views/{view}/failures`.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct FailuresReport {
+    /// How many failures are kept at most.
+    pub capacity: usize,
+    /// The failures kept, newest first.
+    pub failures: Vec<FailureRecord>,
+}
+
+pub(super) async fn failures(
+    State(state): State<ApiState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<FailuresReport>, ApiError> {
+    let Path(view_name) = path.map_err(super::bad_request)?;
+    let view = state.view(&view_name)?;
+    Ok(Json(FailuresReport {
+        capacity: Failures::CAPACITY,
+        failures: view.status.failures.newest_first(),
     }))
 }
 

@@ -29,6 +29,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::applier::Failure;
 use super::cursor::Cursor;
+use super::failures::FailureOutcome;
 use super::feed::{Change, ViewFeed};
 use super::gap::GapProbes;
 use super::policy::{DRAIN_TIMEOUT, ErrorPolicy, Outcome};
@@ -303,14 +304,19 @@ impl<S: Store> ViewState<S> {
     ) -> bool {
         let (topic, number) = (&partition.0, partition.1);
         let described = format!("offset {offset}: {}: {}", failure.class, failure.message);
+        let record = |outcome| {
+            status.record_failure((topic, number), offset, Some(shard), failure, outcome);
+        };
         match self.policy.kind() {
             OnError::Skip => {
+                record(FailureOutcome::Skipped);
                 tracing::warn!(topic = %topic, partition = number, offset, class = failure.class, error = %failure.message, "record skipped");
                 status.count(|c| &c.skipped);
                 status.failed(topic, number, described, false);
                 false
             }
             OnError::DeadLetter if let Some(letter) = letter() => {
+                record(FailureOutcome::DeadLettered);
                 self.hold_dead_letter(letter, status);
                 tracing::warn!(topic = %topic, partition = number, offset, class = failure.class, error = %failure.message, "record held for the dead-letter topic");
                 status.failed(topic, number, described, false);
@@ -319,6 +325,7 @@ impl<S: Store> ViewState<S> {
             // A dead letter with no record to send cannot be held: stop,
             // never lose it.
             OnError::DeadLetter | OnError::Stop => {
+                record(FailureOutcome::Stopped);
                 let sharded = self.shards.count() > 1;
                 tracing::error!(
                     topic = %topic, partition = number, offset, shard = %shard, class = failure.class, error = %failure.message,

@@ -39,11 +39,13 @@
 pub mod applier;
 pub mod context;
 pub mod cursor;
+pub mod failures;
 pub mod feed;
 pub mod gap;
 pub mod policy;
 pub mod pool;
 pub mod rebalance;
+pub mod ring;
 pub mod samples;
 pub mod source;
 pub mod status;
@@ -66,6 +68,7 @@ use crate::store::{Store, StoreError, ViewStore};
 
 use applier::{Applier, Failure};
 use context::{ViewContext, ViewState, lock};
+use failures::FailureOutcome;
 use feed::ViewFeed;
 use gap::Verdict;
 use policy::{ErrorPolicy, Outcome, PolicyError};
@@ -438,6 +441,13 @@ impl<S: Store, A: Apply> Worker<S, A> {
                         format!(
                             "the dead-letter topic refused the record {attempts} times ({error}); it is held in the store and sent again, and the partition resumes after a restart"
                         ),
+                    );
+                    self.status.record_failure(
+                        (&origin.topic, origin.partition),
+                        origin.offset,
+                        None,
+                        &failure,
+                        FailureOutcome::Stopped,
                     );
                     self.halt(source, &partition, &failure);
                 }

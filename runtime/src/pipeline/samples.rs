@@ -10,10 +10,9 @@
 //!   difference between two samples over their time apart; a sample missed
 //!   (a slow second) loses nothing.
 
-use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
-
 use serde::{Deserialize, Serialize};
+
+use super::ring::Ring;
 
 /// One partition in a sample.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,9 +51,17 @@ pub struct Sample {
 }
 
 /// The ring of a view's recent samples.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Samples {
-    ring: Mutex<VecDeque<Sample>>,
+    ring: Ring<Sample>,
+}
+
+impl Default for Samples {
+    fn default() -> Self {
+        Self {
+            ring: Ring::new(Self::CAPACITY),
+        }
+    }
 }
 
 impl Samples {
@@ -66,54 +73,11 @@ impl Samples {
 
     /// Keep `sample`, dropping the oldest when full.
     pub fn push(&self, sample: Sample) {
-        let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
-        if ring.len() == Self::CAPACITY {
-            ring.pop_front();
-        }
-        ring.push_back(sample);
+        self.ring.push(sample);
     }
 
     /// Every sample kept, oldest first.
     pub fn snapshot(&self) -> Vec<Sample> {
-        self.ring
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .cloned()
-            .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample(applied: u64) -> Sample {
-        Sample {
-            unix_ms: applied,
-            applied,
-            duplicates: 0,
-            skipped: 0,
-            dead_lettered: 0,
-            stopped: 0,
-            rows: 0,
-            lag: 0,
-            partitions: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn the_ring_keeps_the_newest_samples_up_to_its_capacity() {
-        let samples = Samples::default();
-        for n in 0..(Samples::CAPACITY as u64 + 10) {
-            samples.push(sample(n));
-        }
-        let kept = samples.snapshot();
-        assert_eq!(kept.len(), Samples::CAPACITY);
-        assert_eq!(kept.first().map(|s| s.applied), Some(10));
-        assert_eq!(
-            kept.last().map(|s| s.applied),
-            Some(Samples::CAPACITY as u64 + 9)
-        );
+        self.ring.oldest_first()
     }
 }

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 
+use super::applier::Failure;
+use super::failures::{FailureOutcome, FailureRecord, Failures};
+use super::ring::unix_ms_now;
 use super::samples::{PartitionSample, Sample, Samples};
 use crate::shard::ShardId;
 
@@ -183,6 +186,8 @@ pub struct ViewStatus {
     coordinators: Mutex<Vec<i32>>,
     /// Recent figures, one a second, for charts.
     pub samples: Samples,
+    /// Recent failed records.
+    pub failures: Failures,
 }
 
 impl Default for ViewStatus {
@@ -198,6 +203,7 @@ impl Default for ViewStatus {
             partition_counts: Mutex::default(),
             coordinators: Mutex::default(),
             samples: Samples::default(),
+            failures: Failures::default(),
         }
     }
 }
@@ -391,6 +397,28 @@ impl ViewStatus {
         });
     }
 
+    /// Keep the failure of the record at `offset` of `(topic, partition)`,
+    /// in `shard` (`None`: the whole partition's), and what the policy did.
+    pub fn record_failure(
+        &self,
+        (topic, partition): (&str, i32),
+        offset: i64,
+        shard: Option<ShardId>,
+        failure: &Failure,
+        outcome: FailureOutcome,
+    ) {
+        self.failures.push(FailureRecord {
+            unix_ms: unix_ms_now(),
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            shard: shard.map(|shard| shard.0),
+            class: failure.class.to_owned(),
+            message: failure.message.clone(),
+            outcome,
+        });
+    }
+
     /// Keep a sample of the figures now, with the view's `rows`.
     pub fn take_sample(&self, rows: u64) {
         let c = self.counters();
@@ -403,11 +431,8 @@ impl ViewStatus {
                 lag: p.lag(),
             })
             .collect();
-        let unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         self.samples.push(Sample {
-            unix_ms,
+            unix_ms: unix_ms_now(),
             applied: c.applied,
             duplicates: c.duplicates,
             skipped: c.skipped,

@@ -398,6 +398,11 @@ impl Api {
         if let Some(token) = token {
             state = state.with_token(&projector::secrets::SecretValue::new(token));
         }
+        Self::serve(state)
+    }
+
+    /// Serve `state` on a free loopback port.
+    pub fn serve(state: projector::http::ApiState) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         listener.set_nonblocking(true).expect("non-blocking");

@@ -30,6 +30,7 @@
 
 mod api;
 mod cli;
+mod console;
 pub(crate) mod crash;
 mod dead_letters;
 mod engine;
