@@ -210,7 +210,7 @@ function partitionTable(view, samples) {
       el("td", { class: "num" }, number(p.lag)),
       el("td", {}, chart(history(p), `lag of ${p.topic}/${p.partition} over the last five minutes, now ${number(p.lag)}`)),
       el("td", {}, p.stopped_shards && p.stopped_shards.length ? p.stopped_shards.join(", ") : "–"),
-      el("td", { class: p.last_error ? "error-text" : "" }, p.last_error || "–"))))));
+      el("td", { class: p.last_error ? "error-text" : "" }, p.last_error ? el("span", { class: "clamp", title: p.last_error }, p.last_error) : "–"))))));
 }
 
 function failureTable(report) {
@@ -262,7 +262,7 @@ async function showView(name) {
   live.replaceChildren(
     badgeList(marks),
     figures([
-      ["module", view.module_hash.slice(0, 12), "module"],
+      ["module", view.module_hash.slice(0, 8), "module"],
       ["rows", number(view.rows), "rows"],
       ["shards", number(view.shards), "shards"],
       ["indexes", view.indexes.length ? view.indexes.join(", ") : "none", "indexes"],
