@@ -118,8 +118,9 @@ fn projector(home: &Path, args: &[&str], stdin: &str) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-/// Start `projector run` over `broker` with the customers view, its API on
-/// `port` guarded by [`TOKEN`].
+/// Start `projector run` over `broker` with the customers view and the
+/// same projection as `strict` (`on_error = "stop"`), its API on `port`
+/// guarded by [`TOKEN`].
 fn run_customers(dir: &TempDir, broker: &Broker, port: u16) -> Runtime {
     let home = dir.0.join("home");
     let created = projector(
@@ -148,8 +149,10 @@ fn run_customers(dir: &TempDir, broker: &Broker, port: u16) -> Runtime {
              [broker]\nbootstrap_servers = \"{}\"\n\n\
              [[views]]\nname = \"customers\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\n\
              on_error = \"dead-letter\"\ndead_letter_topic = \"{DLQ}\"\n\
-             indexes = [{{ name = \"by_city\", pointer = \"/address/city\" }}]\n",
+             indexes = [{{ name = \"by_city\", pointer = \"/address/city\" }}]\n\n\
+             [[views]]\nname = \"strict\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\non_error = \"stop\"\n",
             broker.bootstrap(),
+            projector_examples::CUSTOMER_VIEW.path,
             projector_examples::CUSTOMER_VIEW.path
         ),
     )
@@ -336,7 +339,11 @@ fn the_console_signs_in_lists_the_view_and_follows_rows_failures_and_changes_in_
             .call()
             .ok()
             .and_then(|mut r| r.body_mut().read_json::<Value>().ok())
-            .is_some_and(|report| report["views"][0]["rows"] == CUSTOMERS)
+            .is_some_and(|report| {
+                report["views"]
+                    .as_array()
+                    .is_some_and(|views| views.iter().all(|v| v["rows"] == CUSTOMERS))
+            })
     });
     let driver = Driver::start();
     let chromium = program("PROJECTOR_CHROMIUM", "/usr/bin/chromium");
