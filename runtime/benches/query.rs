@@ -137,6 +137,7 @@ fn main() {
         status: Arc::new(ViewStatus::default()),
         rows,
         feed: Arc::new(ViewFeed::new(Positions::new(), ViewFeed::DEFAULT_CAPACITY)),
+        controls: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

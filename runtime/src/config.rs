@@ -277,6 +277,10 @@ pub enum OnError {
     /// Produce the original record, with `projector-error-*` headers, to
     /// `dead_letter_topic`, and go on.
     DeadLetter,
+    /// Hold the failing event's subject: that event and every later event
+    /// of the subject are kept in the store, in order, until
+    /// `projector view release`; every other subject goes on.
+    Quarantine,
 }
 
 /// A secondary index: rows are also found by the value at a JSON pointer.

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::config::{BrokerConfig, Config, OnError, ViewConfig};
 use crate::engine::{Engine, Module};
+use crate::pipeline::control::Controls;
 use crate::pipeline::feed::ViewFeed;
 use crate::pipeline::{BatchLimits, PipelineError, ViewStatus, Worker};
 use crate::store::{SledStore, SledView, ViewStore};
@@ -50,6 +51,9 @@ pub struct RunningView {
     pub rows: SledView,
     /// Its committed positions and changes.
     pub feed: Arc<ViewFeed>,
+    /// Requests to its worker (quarantine releases); `None` when nothing
+    /// serves them.
+    pub controls: Option<Controls>,
 }
 
 #[cfg(test)]
@@ -72,6 +76,7 @@ impl RunningView {
             status: Arc::new(ViewStatus::default()),
             rows,
             feed: Arc::new(ViewFeed::new(Positions::new(), feed_capacity)),
+            controls: None,
         }
     }
 }
@@ -126,7 +131,8 @@ impl Service {
                 Arc::clone(&status),
                 limits,
             )?;
-            let worker = worker.parallel(config.engine.threads)?;
+            let mut worker = worker.parallel(config.engine.threads)?;
+            let controls = worker.controls();
             infos.push(RunningView {
                 info: ViewInfo {
                     name: view.name.clone(),
@@ -144,6 +150,7 @@ impl Service {
                 status: Arc::clone(&status),
                 rows: worker.rows(),
                 feed: worker.feed(),
+                controls: Some(controls),
             });
             prepared.push((view.name.clone(), worker, consumer, status));
         }

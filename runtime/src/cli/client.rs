@@ -107,7 +107,36 @@ impl ApiClient {
         if let Some(token) = &self.token {
             request = request.header("authorization", format!("Bearer {}", token.expose()));
         }
-        let mut response = request.call().with_context(|| {
+        self.answer(request.call())
+    }
+
+    /// `POST path_and_query` with no body, as JSON of type `T`; any status
+    /// but 2xx is an error carrying the server's message.
+    pub fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+    ) -> anyhow::Result<T> {
+        let url = format!("{}{path_and_query}", self.base);
+        let mut request = ureq::post(&url)
+            .config()
+            .http_status_as_error(false)
+            .build();
+        if let Some(token) = &self.token {
+            request = request.header("authorization", format!("Bearer {}", token.expose()));
+        }
+        self.answer(request.send_empty())?
+            .body_mut()
+            .read_json()
+            .with_context(|| {
+                format!("the answer to POST {path_and_query} is not what it should be")
+            })
+    }
+
+    fn answer(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
+        let mut response = response.with_context(|| {
             format!(
                 "cannot reach projector at {}: is `projector run` running there?",
                 self.base

@@ -34,7 +34,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Show how each view and partition of a running runtime stands.
     Status(status::StatusArgs),
-    /// Manage a view's stored state (the runtime must be stopped).
+    /// Manage a view: rebuild its stored state (the runtime stopped), list
+    /// and release its quarantine (the runtime running).
     View(view::ViewArgs),
     /// Check a projection component against the WIT world and describe it.
     Inspect(inspect::InspectArgs),

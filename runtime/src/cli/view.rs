@@ -2,12 +2,20 @@
 //! run` rebuilds it from the earliest offset of its topics, with the module
 //! and the shard count the config names now. Refused while a runtime holds
 //! the data directory.
+//!
+//! `projector view quarantine NAME` and `projector view release NAME
+//! [SUBJECT]`: the subjects a running view holds in quarantine, and
+//! applying their held records again (over the runtime's API).
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use super::Output;
+use super::client::{ApiArgs, ApiClient, encode, json_failure};
 use super::run::open;
 use crate::config::Config;
+use crate::http::QuarantineReport;
+use crate::pipeline::control::ReleaseReport;
 use crate::store::Store;
 
 /// Arguments of `projector view`.
@@ -29,6 +37,34 @@ pub enum ViewCommand {
         /// The configuration file.
         #[arg(short, long, default_value = "projector.toml", value_name = "FILE")]
         config: std::path::PathBuf,
+    },
+    /// List the subjects a running view holds in quarantine
+    /// (`on_error = "quarantine"`), with why the first record of each failed.
+    Quarantine {
+        /// The view's name.
+        name: String,
+        /// Where the API is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Apply the records a running view holds in quarantine for SUBJECT
+    /// (for every subject without it), in order, with the module it runs
+    /// now. A record that fails again stays held with those behind it; the
+    /// command then exits with status 1.
+    Release {
+        /// The view's name.
+        name: String,
+        /// The subject to release; every subject held when absent.
+        subject: Option<String>,
+        /// Where the API is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
     },
 }
 
@@ -58,6 +94,87 @@ pub fn run(args: &ViewArgs) -> anyhow::Result<()> {
                  The next `projector run` replays {} from the earliest offset.",
                 module.hash(),
                 view.topics.join(", ")
+            );
+            Ok(())
+        }
+        ViewCommand::Quarantine { name, api, output } => {
+            let client = ApiClient::new(api)?;
+            let report: QuarantineReport = json_failure(
+                client.get_json(&format!("/v1/views/{}/quarantine", encode(name))),
+                *output,
+            )?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string(&report)?),
+                Output::Text if report.held.is_empty() => {
+                    println!("view {name} holds no subject in quarantine");
+                }
+                Output::Text => {
+                    println!(
+                        "view {name} holds {} subjects ({} records) in quarantine{}:",
+                        report.subjects,
+                        report.records,
+                        if report.truncated {
+                            "; the first are listed"
+                        } else {
+                            ""
+                        }
+                    );
+                    for held in &report.held {
+                        println!(
+                            "  {:?}: {} records, the first {}/{}@{} failed: {}: {}",
+                            held.subject,
+                            held.records,
+                            held.topic,
+                            held.partition,
+                            held.offset,
+                            held.class,
+                            held.message
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        ViewCommand::Release {
+            name,
+            subject,
+            api,
+            output,
+        } => {
+            let client = ApiClient::new(api)?;
+            let path = match subject {
+                Some(subject) => format!(
+                    "/v1/views/{}/quarantine/release?subject={}",
+                    encode(name),
+                    encode(subject)
+                ),
+                None => format!("/v1/views/{}/quarantine/release", encode(name)),
+            };
+            let report: ReleaseReport = json_failure(client.post_json(&path), *output)?;
+            if *output == Output::Json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else if report.subjects.is_empty() {
+                println!("view {name} holds no subject in quarantine");
+            }
+            let mut held = 0;
+            for released in &report.subjects {
+                held += released.still_held;
+                if *output == Output::Text {
+                    match &released.error {
+                        None => println!(
+                            "{:?}: {} records applied; released",
+                            released.subject, released.applied
+                        ),
+                        Some(error) => println!(
+                            "{:?}: {} records applied, {} still held: the next one failed again: {error}",
+                            released.subject, released.applied, released.still_held
+                        ),
+                    }
+                }
+            }
+            anyhow::ensure!(
+                held == 0,
+                "{held} records are still held in quarantine; fix what fails (the module, a limit) and release again"
             );
             Ok(())
         }

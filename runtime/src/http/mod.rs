@@ -10,6 +10,8 @@
 //! | `GET /v1/views` | per view: module, topics, rows, state, and per partition its checkpoint, high watermark and lag |
 //! | `GET /v1/views/{view}/samples` | the view's recent figures, one a second, for charts |
 //! | `GET /v1/views/{view}/failures` | the view's last failed records: where, why, and what the policy did |
+//! | `GET /v1/views/{view}/quarantine` | the subjects held by `on_error = "quarantine"` |
+//! | `POST /v1/views/{view}/quarantine/release?subject=` | apply a subject's held records (every subject's without it) |
 //! | `GET /v1/views/{view}/rows/{subject}` | the row, `ETag` and `If-None-Match` (304); 404 when absent |
 //! | `GET /v1/views/{view}/rows?prefix=&after=&limit=` | a page in subject order, with a `next` cursor |
 //! | `GET /v1/views/{view}/rows?index=&eq=&after=&limit=` | a page of rows whose index value equals `eq` |
@@ -36,11 +38,13 @@
 //! - `rows`: point reads, pages and index lookups;
 //! - `consistency`: `min_offsets` and the wait for them;
 //! - `watch`: the Server-Sent Events stream;
+//! - `quarantine`: held subjects and their release;
 //! - `console`: the web console's page and assets.
 
 mod consistency;
 mod console;
 mod ops;
+mod quarantine;
 mod rows;
 mod watch;
 
@@ -54,7 +58,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -64,6 +68,7 @@ use crate::store::StoreError;
 
 pub use consistency::{MAX_TIMEOUT_MS, Position};
 pub use ops::{FailuresReport, PartitionReport, SamplesReport, ViewReport, ViewsReport};
+pub use quarantine::{HeldSubject, QuarantineReport};
 pub use rows::{RowEntry, RowsPage};
 pub use watch::WatchEvent;
 
@@ -180,6 +185,16 @@ fn routes() -> Vec<(&'static str, Access, axum::routing::MethodRouter<ApiState>)
             "/v1/views/{view}/failures",
             Access::Guarded,
             get(ops::failures),
+        ),
+        (
+            "/v1/views/{view}/quarantine",
+            Access::Guarded,
+            get(quarantine::list),
+        ),
+        (
+            "/v1/views/{view}/quarantine/release",
+            Access::Guarded,
+            post(quarantine::release),
         ),
         ("/v1/views/{view}/rows", Access::Guarded, get(rows::list)),
         (
@@ -333,9 +348,17 @@ pub enum ApiError {
     /// No such route.
     #[error("no such route")]
     NoRoute,
-    /// Not a `GET`.
-    #[error("method not allowed: this API only answers GET")]
+    /// Not the route's method.
+    #[error("method not allowed: releases are POST, every other route is GET")]
     MethodNotAllowed,
+    /// The subject is not held in quarantine.
+    #[error("view {view} holds no record of subject {subject:?} in quarantine")]
+    NotQuarantined {
+        /// The view.
+        view: String,
+        /// The subject.
+        subject: String,
+    },
     /// Not ready, and why.
     #[error("not ready: {0}")]
     NotReady(String),
@@ -368,6 +391,7 @@ impl ApiError {
         match self {
             Self::UnknownView(_) => (StatusCode::NOT_FOUND, "unknown_view"),
             Self::NoRow { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            Self::NotQuarantined { .. } => (StatusCode::NOT_FOUND, "not_quarantined"),
             Self::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::NotYetApplied { .. } => (StatusCode::GATEWAY_TIMEOUT, "not_applied_yet"),

@@ -78,6 +78,12 @@ pub struct ViewReport {
     /// by it.
     #[serde(default)]
     pub dead_letters_held: u64,
+    /// Subjects held in quarantine now.
+    #[serde(default)]
+    pub quarantined_subjects: u64,
+    /// Records held in quarantine now, over every subject.
+    #[serde(default)]
+    pub quarantined_records: u64,
     /// How long the view has owned no partition of its topics, in
     /// milliseconds; absent while it owns some.
     #[serde(default)]
@@ -130,6 +136,8 @@ fn report(view: &RunningView) -> ViewReport {
             .map_or_else(|| "running".to_owned(), |err| format!("failed: {err}")),
         counters: serde_json::to_value(status.counters()).unwrap_or_default(),
         dead_letters_held: status.held_dead_letters(),
+        quarantined_subjects: status.quarantined().0,
+        quarantined_records: status.quarantined().1,
         unassigned_ms: status
             .unassigned_for()
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
@@ -279,6 +287,7 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
     let checkpoint = Family::<PartitionLabels, Gauge>::default();
     let rows = Family::<ViewLabels, Gauge>::default();
     let held = Family::<ViewLabels, Gauge>::default();
+    let quarantined = Family::<ViewLabels, Gauge>::default();
     let dropped_logs = Family::<ViewLabels, Counter>::default();
     let commit_failures = Family::<ViewLabels, Counter>::default();
     for view in state.views() {
@@ -291,6 +300,11 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
             view: info.name.clone(),
         })
         .set(i64::try_from(status.held_dead_letters()).unwrap_or(i64::MAX));
+        quarantined
+            .get_or_create(&ViewLabels {
+                view: info.name.clone(),
+            })
+            .set(i64::try_from(status.quarantined().1).unwrap_or(i64::MAX));
         let c = status.counters();
         dropped_logs
             .get_or_create(&ViewLabels {
@@ -311,6 +325,7 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
             ("retried", c.retries),
             ("refetched", c.refetches),
             ("gap", c.gaps),
+            ("quarantined", c.quarantined),
         ] {
             events
                 .get_or_create(&OutcomeLabels {
@@ -366,6 +381,11 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
         "dead_letters_held",
         "Failed records held for the dead-letter topic, not yet acknowledged",
         held,
+    );
+    registry.register(
+        "quarantined_records",
+        "Records held in quarantine now (on_error = \"quarantine\"), over every subject held",
+        quarantined,
     );
     registry.register("partition_lag", "High watermark minus checkpoint", lag);
     registry.register(

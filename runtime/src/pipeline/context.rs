@@ -288,17 +288,22 @@ impl<S: Store> ViewState<S> {
         all
     }
 
-    /// Hand the record at `offset` of `partition`, in `shard`, that failed
-    /// with `failure` to the view's policy: `skip` counts it, `dead-letter`
-    /// holds `letter()` in the pending batch, `stop` stops the shard on the
-    /// partition. The caller takes the record (advances past it). Returns
-    /// true when the partition is to be paused (every shard stopped).
+    /// Hand the record at `offset` of `partition`, in `shard`, of
+    /// `subject` (`None`: it has none), that failed with `failure` to the
+    /// view's policy: `skip` counts it, `dead-letter` holds `letter()` in
+    /// the pending batch, `quarantine` holds it under its subject (records
+    /// with none together, under the empty subject), `stop` stops the shard
+    /// on the partition. The caller takes the record (advances past it).
+    /// Returns true when the partition is to be paused (every shard
+    /// stopped).
+    #[allow(clippy::too_many_arguments)] // One record's place, failure and body.
     pub fn fail(
         &mut self,
         status: &ViewStatus,
         partition: &TopicPartition,
         offset: i64,
         shard: ShardId,
+        subject: Option<&str>,
         failure: &Failure,
         letter: impl FnOnce() -> Option<DeadLetter>,
     ) -> bool {
@@ -307,24 +312,37 @@ impl<S: Store> ViewState<S> {
         let record = |outcome| {
             status.record_failure((topic, number), offset, Some(shard), failure, outcome);
         };
-        match self.policy.kind() {
-            OnError::Skip => {
+        let kind = self.policy.kind();
+        // The record as kept, for the policies that keep it.
+        let kept = matches!(kind, OnError::DeadLetter | OnError::Quarantine)
+            .then(letter)
+            .flatten();
+        match (kind, kept) {
+            (OnError::Skip, _) => {
                 record(FailureOutcome::Skipped);
                 tracing::warn!(topic = %topic, partition = number, offset, class = failure.class, error = %failure.message, "record skipped");
                 status.count(|c| &c.skipped);
                 status.failed(topic, number, described, false);
                 false
             }
-            OnError::DeadLetter if let Some(letter) = letter() => {
+            (OnError::Quarantine, Some(letter)) => {
+                record(FailureOutcome::Quarantined);
+                let subject = subject.unwrap_or_default();
+                tracing::warn!(topic = %topic, partition = number, offset, subject, class = failure.class, error = %failure.message, "subject quarantined: this record and every later one of the subject are held until `projector view release`");
+                self.quarantine(subject, letter, status);
+                status.failed(topic, number, described, false);
+                false
+            }
+            (OnError::DeadLetter, Some(letter)) => {
                 record(FailureOutcome::DeadLettered);
                 self.hold_dead_letter(letter, status);
                 tracing::warn!(topic = %topic, partition = number, offset, class = failure.class, error = %failure.message, "record held for the dead-letter topic");
                 status.failed(topic, number, described, false);
                 false
             }
-            // A dead letter with no record to send cannot be held: stop,
-            // never lose it.
-            OnError::DeadLetter | OnError::Stop => {
+            // A dead letter or quarantined record with no record to keep
+            // cannot be held: stop, never lose it.
+            (OnError::DeadLetter | OnError::Quarantine | OnError::Stop, _) => {
                 record(FailureOutcome::Stopped);
                 let sharded = self.shards.count() > 1;
                 tracing::error!(
@@ -510,6 +528,70 @@ impl<S: Store> ViewState<S> {
         letters.hold(&mut self.batch, letter);
         status.dead_letters_held(letters.held());
         true
+    }
+
+    /// True when `subject` is held in quarantine: its records are held
+    /// behind the one that failed.
+    pub fn is_quarantined(&self, subject: &str) -> bool {
+        self.policy.holds(subject)
+    }
+
+    /// The subjects held in quarantine, in order.
+    pub fn quarantined_subjects(&mut self) -> Vec<String> {
+        self.policy
+            .quarantine()
+            .map(|quarantine| quarantine.subjects().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// Stop holding `subject`: its release begins.
+    pub fn lift_quarantine(&mut self, subject: &str) {
+        if let Some(quarantine) = self.policy.quarantine() {
+            quarantine.lift(subject);
+        }
+    }
+
+    /// `subject`'s record at `sequence` was applied on release: drop it in
+    /// the pending batch.
+    pub fn release_quarantined(&mut self, subject: &str, sequence: u64) {
+        self.batch.release_quarantined(subject, sequence);
+        self.batch_started.get_or_insert_with(Instant::now);
+    }
+
+    /// `subject`'s record at `sequence` failed again on release: keep it
+    /// (with its new failure) and the `records - 1` behind it, and hold the
+    /// subject again.
+    pub fn keep_quarantined(
+        &mut self,
+        subject: &str,
+        sequence: u64,
+        record: DeadLetter,
+        records: u64,
+        status: &ViewStatus,
+    ) {
+        self.batch.quarantine(subject, sequence, record);
+        self.batch_started.get_or_insert_with(Instant::now);
+        if let Some(quarantine) = self.policy.quarantine() {
+            quarantine.keep(subject, records);
+        }
+        self.report_quarantine(status);
+    }
+
+    /// Report how many subjects and records are held in quarantine.
+    pub fn report_quarantine(&mut self, status: &ViewStatus) {
+        if let Some(quarantine) = self.policy.quarantine() {
+            status.quarantine_held(quarantine.subject_count(), quarantine.record_count());
+        }
+    }
+
+    /// Hold `record` of `subject` in quarantine, in the pending batch.
+    pub fn quarantine(&mut self, subject: &str, record: DeadLetter, status: &ViewStatus) {
+        if let Some(quarantine) = self.policy.quarantine() {
+            quarantine.hold(&mut self.batch, subject, record);
+            status.count(|c| &c.quarantined);
+            status.quarantine_held(quarantine.subject_count(), quarantine.record_count());
+            self.batch_started.get_or_insert_with(Instant::now);
+        }
     }
 
     /// Take the dead letters' outcomes: acknowledged ones are released in

@@ -15,6 +15,8 @@ pub enum FailureOutcome {
     Skipped,
     /// Held for the dead-letter topic (`on_error = "dead-letter"`).
     DeadLettered,
+    /// Its subject held in quarantine (`on_error = "quarantine"`).
+    Quarantined,
     /// Its shard stopped on its partition (`on_error = "stop"`, or a dead
     /// letter its topic kept refusing).
     Stopped,

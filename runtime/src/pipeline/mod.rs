@@ -32,12 +32,15 @@
 //! - `source`: what the worker asks of where its records come from;
 //! - `gap`: offsets past the one due, proven before they are taken;
 //! - `policy`: what happens to a record that cannot be applied;
+//! - `control`: requests to the running worker (releasing quarantined
+//!   subjects);
 //! - `feed`: committed positions and row changes, for the query API;
 //! - `samples`: recent figures, one a second, for charts;
 //! - `status`: counters and per-partition state it reports.
 
 pub mod applier;
 pub mod context;
+pub mod control;
 pub mod cursor;
 pub mod failures;
 pub mod feed;
@@ -64,10 +67,11 @@ use crate::engine::{Instance, WitEvent};
 use crate::kafka;
 use crate::shard::{ShardId, Shards};
 use crate::shutdown::Shutdown;
-use crate::store::{Store, StoreError, ViewStore};
+use crate::store::{self, Store, StoreError, ViewStore};
 
 use applier::{Applier, Failure};
 use context::{ViewContext, ViewState, lock};
+use control::{Control, ControlQueue, Controls, ReleaseReport, SubjectRelease};
 use failures::FailureOutcome;
 use feed::ViewFeed;
 use gap::Verdict;
@@ -173,6 +177,8 @@ pub struct Worker<S: Store, A: Apply = Instance> {
     shards: Shards,
     /// The applier threads, when the shards apply in parallel.
     pool: Option<Pool>,
+    /// Requests from the API, when it has a way to send them.
+    controls: Option<ControlQueue>,
 }
 
 impl<S: Store, A: Apply> std::fmt::Debug for Worker<S, A> {
@@ -285,6 +291,13 @@ impl<S: Store, A: Apply> Worker<S, A> {
             letters.send_held();
             status.dead_letters_held(letters.held());
         }
+        if let Some(quarantine) = policy.quarantine() {
+            quarantine.load(&view).map_err(store_error)?;
+            status.quarantine_held(quarantine.subject_count(), quarantine.record_count());
+            if quarantine.subject_count() > 0 {
+                tracing::warn!(view = %name, subjects = quarantine.subject_count(), records = quarantine.record_count(), "subjects held in quarantine; `projector view release` applies their records");
+            }
+        }
         let positions = view
             .checkpoints()
             .map_err(store_error)?
@@ -308,6 +321,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             limits,
             shards,
             pool: None,
+            controls: None,
         })
     }
 
@@ -405,8 +419,136 @@ impl<S: Store, A: Apply> Worker<S, A> {
             }
             self.poll_dead_letters(consumer);
             self.commit_if_due(consumer)?;
+            self.serve_controls(consumer)?;
         }
         Ok(())
+    }
+
+    /// A way for the API to send this worker requests ([`control`]).
+    pub fn controls(&mut self) -> Controls {
+        let (controls, queue) = control::controls();
+        self.controls = Some(queue);
+        controls
+    }
+
+    /// Serve the requests waiting, if any.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn serve_controls(&mut self, source: &impl Source) -> Result<(), PipelineError> {
+        while let Some(control) = self.controls.as_ref().and_then(ControlQueue::next) {
+            match control {
+                Control::Release { subject, reply } => {
+                    let outcome = self.release(source, subject.as_deref());
+                    let answer = match &outcome {
+                        Ok(report) => Ok(report.clone()),
+                        Err(err) => Err(err.to_string()),
+                    };
+                    let _ = reply.send(answer);
+                    outcome?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Release `subject` from quarantine (every subject held when `None`):
+    /// its held records are applied in order with the current module, each
+    /// removed from the store in the batch that holds its change. One that
+    /// fails again stays held, with every record behind it, and the subject
+    /// stays quarantined. Commits before (so that the applier threads are
+    /// idle and everything held is durable) and after.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn release(
+        &mut self,
+        source: &impl Source,
+        subject: Option<&str>,
+    ) -> Result<ReleaseReport, PipelineError> {
+        self.commit(source)?;
+        let subjects: Vec<String> = {
+            let mut state = lock(&self.state);
+            match subject {
+                Some(subject) if state.is_quarantined(subject) => vec![subject.to_owned()],
+                Some(_) => Vec::new(),
+                None => state.quarantined_subjects(),
+            }
+        };
+        let mut report = ReleaseReport {
+            subjects: Vec::new(),
+        };
+        for subject in subjects {
+            let held = lock(&self.state)
+                .view()
+                .quarantined(Some(&subject))
+                .map_err(|source| self.store_error(source))?;
+            let total = u64::try_from(held.len()).unwrap_or(u64::MAX);
+            lock(&self.state).lift_quarantine(&subject);
+            let mut applied = 0;
+            let mut error = None;
+            for (_, sequence, record) in held {
+                match self.reapply(&subject, &record)? {
+                    Ok(()) => {
+                        self.status.count(|c| &c.applied);
+                        lock(&self.state).release_quarantined(&subject, sequence);
+                        applied += 1;
+                    }
+                    Err(failure) => {
+                        tracing::warn!(subject = %subject, origin = %record.origin, class = failure.class, error = %failure.message, "a released record failed again; it and those behind it stay held");
+                        self.status.record_failure(
+                            (&record.origin.topic, record.origin.partition),
+                            record.origin.offset,
+                            Some(self.shards.of_subject(&subject)),
+                            &failure,
+                            FailureOutcome::Quarantined,
+                        );
+                        error = Some(format!("{}: {}", failure.class, failure.message));
+                        let mut record = record;
+                        failure.class.clone_into(&mut record.class);
+                        record.message.clone_from(&failure.message);
+                        lock(&self.state).keep_quarantined(
+                            &subject,
+                            sequence,
+                            record,
+                            total - applied,
+                            &self.status,
+                        );
+                        break;
+                    }
+                }
+            }
+            tracing::info!(subject = %subject, applied, still_held = total - applied, "quarantined subject released");
+            report.subjects.push(SubjectRelease {
+                subject,
+                applied,
+                still_held: total - applied,
+                error,
+            });
+        }
+        lock(&self.state).report_quarantine(&self.status);
+        self.commit(source)?;
+        Ok(report)
+    }
+
+    /// Apply a record held in quarantine for `subject` again: decoded as
+    /// when it was consumed.
+    fn reapply(
+        &mut self,
+        subject: &str,
+        record: &store::DeadLetter,
+    ) -> Result<Result<(), Failure>, PipelineError> {
+        let message = policy::message_of(record);
+        match decode(&kafka::record(&message), kafka::headers(&message)) {
+            Ok(event) if self.subject_of(&event).as_deref() == Some(subject) => {
+                self.apply(&event, subject)
+            }
+            Ok(_) => Ok(Err(Failure::new(
+                "no-subject",
+                "the held record has no subject of its own",
+            ))),
+            Err(err) => Ok(Err(Failure::new("invalid-event", err.to_string()))),
+        }
     }
 
     /// Commit what is pending, wait (bounded) for the dead letters in
@@ -551,7 +693,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             || self.shards.of_unrouted(message.key(), partition.1),
             |(_, shard)| *shard,
         );
-        {
+        let quarantined = {
             let mut state = lock(&self.state);
             let taken = state
                 .cursor_in_memory(&partition)
@@ -573,7 +715,20 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 }
                 _ => {}
             }
-        }
+            let quarantined = routed
+                .as_ref()
+                .is_some_and(|(subject, _)| state.is_quarantined(subject));
+            if quarantined && self.pool.is_none() {
+                // Held behind the record of its subject that failed, in
+                // order; the partition goes on.
+                if let Some((subject, _)) = &routed {
+                    state.quarantine(subject, held_behind(message), &self.status);
+                }
+                state.advance(&partition, offset + 1);
+                return Ok(());
+            }
+            quarantined
+        };
         let (event, subject) = match (decoded, routed) {
             (Ok(event), Some((subject, _))) => (event, subject),
             (decoded, _) => {
@@ -588,7 +743,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
                         "the event has no subject (subject_from_key is off)",
                     ),
                 };
-                self.fail(source, message, &partition, shard, &failure);
+                self.fail(source, message, &partition, (shard, None), &failure);
                 return Ok(());
             }
         };
@@ -603,6 +758,10 @@ impl<S: Store, A: Apply> Worker<S, A> {
                     subject,
                     event,
                     letter,
+                    // Held by its thread, in the order of the subject's
+                    // records there, never here: records of the subject
+                    // already queued there come first.
+                    quarantined,
                 };
                 match pool.dispatch(job) {
                     Ok(()) => {
@@ -622,7 +781,13 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 self.status.count(|c| &c.applied);
                 lock(&self.state).advance(&partition, offset + 1);
             }
-            Err(failure) => self.fail(source, message, &partition, shard, &failure),
+            Err(failure) => self.fail(
+                source,
+                message,
+                &partition,
+                (shard, Some(&subject)),
+                &failure,
+            ),
         }
         Ok(())
     }
@@ -746,19 +911,27 @@ impl<S: Store, A: Apply> Worker<S, A> {
         source: &impl Source,
         message: &impl Message,
         partition: &TopicPartition,
-        shard: ShardId,
+        (shard, subject): (ShardId, Option<&str>),
         failure: &Failure,
     ) {
         let offset = message.offset();
         let pause = {
             let mut state = lock(&self.state);
-            let pause = state.fail(&self.status, partition, offset, shard, failure, || {
-                Some(policy::dead_letter_of(
-                    message,
-                    failure.class,
-                    &failure.message,
-                ))
-            });
+            let pause = state.fail(
+                &self.status,
+                partition,
+                offset,
+                shard,
+                subject,
+                failure,
+                || {
+                    Some(policy::dead_letter_of(
+                        message,
+                        failure.class,
+                        &failure.message,
+                    ))
+                },
+            );
             state.advance(partition, offset + 1);
             pause
         };
@@ -911,3 +1084,14 @@ fn give_offsets(source: &impl Source, offsets: &TopicPartitionList) {
         tracing::warn!(error = %err, "offset commit to Kafka could not be sent; the store holds the checkpoints");
     }
 }
+
+/// `message` as held in quarantine behind an earlier record of its subject
+/// that failed.
+pub(crate) fn held_behind(message: &impl Message) -> store::DeadLetter {
+    policy::dead_letter_of(message, HELD_BEHIND, HELD_BEHIND_MESSAGE)
+}
+
+/// The class of a record held behind an earlier failed one of its subject.
+pub const HELD_BEHIND: &str = "held-behind";
+pub(crate) const HELD_BEHIND_MESSAGE: &str =
+    "held behind an earlier record of its subject that failed";

@@ -53,6 +53,9 @@ pub enum ErrorPolicy {
     Skip,
     /// Hold the record, produce it to the dead-letter topic, and go on.
     DeadLetter(Box<DeadLetters>),
+    /// Hold the record's subject: it and every later record of the subject
+    /// wait in the store until released.
+    Quarantine(Quarantine),
 }
 
 /// Why the error policy could not start.
@@ -76,6 +79,7 @@ impl ErrorPolicy {
         Ok(match (config.on_error, &config.dead_letter_topic) {
             (OnError::Stop, _) => Self::Stop,
             (OnError::Skip, _) => Self::Skip,
+            (OnError::Quarantine, _) => Self::Quarantine(Quarantine::default()),
             (OnError::DeadLetter, topic) => {
                 // Config validation guarantees the topic; an empty name is
                 // refused by the broker check with the same error.
@@ -94,6 +98,7 @@ impl ErrorPolicy {
             Self::Stop => OnError::Stop,
             Self::Skip => OnError::Skip,
             Self::DeadLetter(_) => OnError::DeadLetter,
+            Self::Quarantine(_) => OnError::Quarantine,
         }
     }
 
@@ -101,7 +106,23 @@ impl ErrorPolicy {
     pub fn dead_letters(&mut self) -> Option<&mut DeadLetters> {
         match self {
             Self::DeadLetter(letters) => Some(letters),
-            Self::Stop | Self::Skip => None,
+            Self::Stop | Self::Skip | Self::Quarantine(_) => None,
+        }
+    }
+
+    /// The quarantine, when the policy is `quarantine`.
+    pub fn quarantine(&mut self) -> Option<&mut Quarantine> {
+        match self {
+            Self::Quarantine(quarantine) => Some(quarantine),
+            Self::Stop | Self::Skip | Self::DeadLetter(_) => None,
+        }
+    }
+
+    /// True when `subject` is held in quarantine: its records wait.
+    pub fn holds(&self, subject: &str) -> bool {
+        match self {
+            Self::Quarantine(quarantine) => quarantine.holds(subject),
+            Self::Stop | Self::Skip | Self::DeadLetter(_) => false,
         }
     }
 
@@ -110,7 +131,81 @@ impl ErrorPolicy {
     pub fn held_from(&self, partition: &TopicPartition) -> Option<i64> {
         match self {
             Self::DeadLetter(letters) => letters.held_from(partition),
-            Self::Stop | Self::Skip => None,
+            Self::Stop | Self::Skip | Self::Quarantine(_) => None,
+        }
+    }
+}
+
+/// The subjects a view holds in quarantine (`on_error = "quarantine"`).
+///
+/// A subject enters it with the record that failed; every later record of
+/// the subject is held behind it, in the order the view took them, in the
+/// same batch as the checkpoint that passes it: the partition and every
+/// other subject go on, and nothing held is lost. Releasing a subject
+/// applies its records in order with the current module, each one removed
+/// in the batch that holds its row change, so none is applied twice; one
+/// that fails again stays, with those behind it.
+#[derive(Debug, Default)]
+pub struct Quarantine {
+    /// Records held, per subject.
+    subjects: BTreeMap<String, u64>,
+    /// The sequence of the next record held: above every one stored.
+    next_sequence: u64,
+}
+
+impl Quarantine {
+    /// Pick up what the store holds.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn load(&mut self, view: &impl ViewStore) -> Result<(), StoreError> {
+        self.subjects.clear();
+        for (subject, sequence, _) in view.quarantined(None)? {
+            *self.subjects.entry(subject).or_default() += 1;
+            self.next_sequence = self.next_sequence.max(sequence + 1);
+        }
+        Ok(())
+    }
+
+    /// True when `subject` is held.
+    pub fn holds(&self, subject: &str) -> bool {
+        self.subjects.contains_key(subject)
+    }
+
+    /// Hold `record` of `subject` in `batch`, after every record of the
+    /// subject held before.
+    pub fn hold(&mut self, batch: &mut ViewBatch, subject: &str, record: DeadLetter) {
+        batch.quarantine(subject, self.next_sequence, record);
+        self.next_sequence += 1;
+        *self.subjects.entry(subject.to_owned()).or_default() += 1;
+    }
+
+    /// Subjects held now.
+    pub fn subject_count(&self) -> usize {
+        self.subjects.len()
+    }
+
+    /// Records held now, over every subject.
+    pub fn record_count(&self) -> u64 {
+        self.subjects.values().sum()
+    }
+
+    /// The subjects held, in order.
+    pub fn subjects(&self) -> impl Iterator<Item = &str> {
+        self.subjects.keys().map(String::as_str)
+    }
+
+    /// Stop holding `subject` (its release begins): its later records are
+    /// applied again. Returns how many records it had held.
+    pub fn lift(&mut self, subject: &str) -> Option<u64> {
+        self.subjects.remove(subject)
+    }
+
+    /// `subject` holds `records` again (a release stopped at one that
+    /// failed again).
+    pub fn keep(&mut self, subject: &str, records: u64) {
+        if records > 0 {
+            self.subjects.insert(subject.to_owned(), records);
         }
     }
 }
@@ -470,6 +565,34 @@ pub fn dead_letter_of(message: &impl Message, class: &str, reason: &str) -> Dead
         class: class.to_owned(),
         message: reason.to_owned(),
     }
+}
+
+/// The record a dead letter or quarantined record keeps, as a message
+/// again: what [`dead_letter_of`] took from it.
+pub fn message_of(record: &DeadLetter) -> rdkafka::message::OwnedMessage {
+    use rdkafka::message::{Header, OwnedHeaders, OwnedMessage, Timestamp};
+    let headers = (!record.headers.is_empty()).then(|| {
+        record.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(record.headers.len()),
+            |headers, (key, value)| {
+                headers.insert(Header {
+                    key,
+                    value: value.as_deref(),
+                })
+            },
+        )
+    });
+    OwnedMessage::new(
+        record.value.clone(),
+        record.key.clone(),
+        record.origin.topic.clone(),
+        record
+            .timestamp_ms
+            .map_or(Timestamp::NotAvailable, Timestamp::CreateTime),
+        record.origin.partition,
+        record.origin.offset,
+        headers,
+    )
 }
 
 #[cfg(test)]

@@ -111,9 +111,12 @@ pub struct Job {
     pub subject: String,
     /// The event.
     pub event: WitEvent,
-    /// The record as a dead letter (its failure filled in if it fails),
-    /// when the view's policy is `dead-letter`.
+    /// The record as kept (its failure filled in if it fails), when the
+    /// view's policy keeps failed records (`dead-letter`, `quarantine`).
     pub letter: Option<DeadLetter>,
+    /// Its subject was held in quarantine when the job was made: the
+    /// thread holds it behind the subject's earlier records.
+    pub quarantined: bool,
 }
 
 /// What a thread did with a job, until it is merged.
@@ -125,6 +128,8 @@ enum Done {
     },
     Unchanged,
     Failed(Box<(Job, Failure)>),
+    /// Held in quarantine behind an earlier record of its subject.
+    HeldBehind(Box<Job>),
     Passed,
     StoreFailed(crate::store::StoreError),
 }
@@ -246,6 +251,9 @@ impl<A: Apply, S: Store> Thread<A, S> {
         // Shards stopped on a partition since the last commit, found here
         // before the worker knows.
         let mut stopped: HashSet<(ShardId, TopicPartition)> = HashSet::new();
+        // Subjects quarantined since the last commit, found here before the
+        // worker knows: their later records are held behind.
+        let mut quarantined: HashSet<String> = HashSet::new();
         let mut epoch = self.in_flight.epoch();
         let mut done: Vec<Done> = Vec::new();
         loop {
@@ -272,9 +280,10 @@ impl<A: Apply, S: Store> Thread<A, S> {
                 // Committed: the store has everything changed before.
                 changed.clear();
                 stopped.clear();
+                quarantined.clear();
                 epoch = now;
             }
-            done.push(self.apply(job, &mut changed, &mut stopped));
+            done.push(self.apply(job, &mut changed, &mut stopped, &mut quarantined));
             if done.len() >= MERGE_EVERY {
                 self.merge(&mut done);
             }
@@ -286,9 +295,13 @@ impl<A: Apply, S: Store> Thread<A, S> {
         job: Job,
         changed: &mut HashMap<String, Option<StoredRow>>,
         stopped: &mut HashSet<(ShardId, TopicPartition)>,
+        quarantined: &mut HashSet<String>,
     ) -> Done {
         if stopped.contains(&(job.shard, job.partition.clone())) {
             return Done::Passed;
+        }
+        if job.quarantined || quarantined.contains(&job.subject) {
+            return Done::HeldBehind(Box::new(job));
         }
         let before = match changed.get(&job.subject) {
             Some(row) => row.clone(),
@@ -315,10 +328,17 @@ impl<A: Apply, S: Store> Thread<A, S> {
                 Done::Unchanged
             }
             Err(failure) => {
-                if self.policy == OnError::Stop {
+                match self.policy {
                     // Later records of the shard on this partition wait
                     // for the restart, as the worker leaves them.
-                    stopped.insert((job.shard, job.partition.clone()));
+                    OnError::Stop => {
+                        stopped.insert((job.shard, job.partition.clone()));
+                    }
+                    // Later records of the subject are held behind it.
+                    OnError::Quarantine => {
+                        quarantined.insert(job.subject.clone());
+                    }
+                    OnError::Skip | OnError::DeadLetter => {}
                 }
                 Done::Failed(Box::new((job, failure)))
             }
@@ -345,6 +365,7 @@ impl<A: Apply, S: Store> Thread<A, S> {
                             &job.partition,
                             job.offset,
                             job.shard,
+                            Some(&job.subject),
                             &failure,
                             || {
                                 job.letter.map(|mut letter| {
@@ -358,6 +379,20 @@ impl<A: Apply, S: Store> Thread<A, S> {
                             state.pause_later(job.partition);
                         }
                     }
+                    Done::HeldBehind(job) => {
+                        let Job {
+                            subject, letter, ..
+                        } = *job;
+                        if let Some(mut letter) = letter {
+                            super::HELD_BEHIND.clone_into(&mut letter.class);
+                            super::HELD_BEHIND_MESSAGE.clone_into(&mut letter.message);
+                            state.quarantine(&subject, letter, &self.status);
+                        } else {
+                            // Jobs travel with their record under
+                            // `quarantine` (`keeps_records`).
+                            tracing::error!(subject = %subject, "a record to hold in quarantine came without its body");
+                        }
+                    }
                     Done::StoreFailed(err) => state.store_failed(err),
                 }
             }
@@ -366,8 +401,8 @@ impl<A: Apply, S: Store> Thread<A, S> {
     }
 }
 
-/// True when records of a view with `policy` travel with their job as
-/// dead letters, ready to be held if they fail.
+/// True when records of a view with `policy` travel with their job, ready
+/// to be held if they fail (as dead letters, or in quarantine).
 pub fn keeps_records(policy: OnError) -> bool {
-    policy == OnError::DeadLetter
+    matches!(policy, OnError::DeadLetter | OnError::Quarantine)
 }

@@ -95,6 +95,9 @@ pub struct Counters {
     /// failed on the way. The store holds the checkpoints, so a failed
     /// commit only means redeliveries for a partition's next owner.
     pub offset_commit_failures: AtomicU64,
+    /// Records held in quarantine since start: the ones that failed and
+    /// those held behind them.
+    pub quarantined: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -122,6 +125,8 @@ pub struct CounterValues {
     pub guest_logs_dropped: u64,
     /// Offset commits to Kafka that failed.
     pub offset_commit_failures: u64,
+    /// Records held in quarantine since start.
+    pub quarantined: u64,
 }
 
 impl PartitionStatus {
@@ -176,6 +181,8 @@ pub struct ViewStatus {
     fatal: Mutex<Option<String>>,
     assignments: AtomicU64,
     held_dead_letters: AtomicU64,
+    /// Subjects and records held in quarantine now.
+    quarantine: (AtomicU64, AtomicU64),
     /// Since when the view owns no partition: from its start (before it
     /// joined its group), or from the rebalance that took its last one.
     unassigned_since: Mutex<Option<Instant>>,
@@ -199,6 +206,7 @@ impl Default for ViewStatus {
             fatal: Mutex::default(),
             assignments: AtomicU64::default(),
             held_dead_letters: AtomicU64::default(),
+            quarantine: (AtomicU64::default(), AtomicU64::default()),
             unassigned_since: Mutex::new(Some(Instant::now())),
             partition_counts: Mutex::default(),
             coordinators: Mutex::default(),
@@ -234,6 +242,7 @@ impl ViewStatus {
             batches: load(&c.batches),
             guest_logs_dropped: load(&c.guest_logs_dropped),
             offset_commit_failures: load(&c.offset_commit_failures),
+            quarantined: load(&c.quarantined),
         }
     }
 
@@ -458,6 +467,24 @@ impl ViewStatus {
     pub fn dead_letters_held(&self, held: usize) {
         self.held_dead_letters
             .store(u64::try_from(held).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Record that `subjects` subjects with `records` records in all are
+    /// held in quarantine.
+    pub fn quarantine_held(&self, subjects: usize, records: u64) {
+        self.quarantine.0.store(
+            u64::try_from(subjects).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.quarantine.1.store(records, Ordering::Relaxed);
+    }
+
+    /// Subjects and records held in quarantine now.
+    pub fn quarantined(&self) -> (u64, u64) {
+        (
+            self.quarantine.0.load(Ordering::Relaxed),
+            self.quarantine.1.load(Ordering::Relaxed),
+        )
     }
 
     /// Failed records held for the dead-letter topic, not yet acknowledged.

@@ -9,6 +9,7 @@
 //! | `m/rows` | the number of rows (u64 BE) |
 //! | `o/<topic>/<partition>/<offset i64 BE>` | a held dead letter: format byte, then key, value, headers, timestamp, class and message (lengths u32 BE, absent values flagged) |
 //! | `d/<topic>/<partition>` | of a dead-letter topic: the offset below which this view's records there are released (i64 BE) |
+//! | `q/<subject length u32 BE><subject><sequence u64 BE>` | a record held by `on_error = "quarantine"`: its origin (topic, partition i32 BE, offset i64 BE), then as a held dead letter |
 //!
 //! The index key carries the value's length, so values and subjects may
 //! contain any byte (`/` included) and a lookup is one prefix scan.
@@ -24,6 +25,8 @@ pub(super) const INDEX_PREFIX: &[u8] = b"x/";
 
 pub(super) const DEAD_LETTER_PREFIX: &[u8] = b"o/";
 pub(super) const DEAD_LETTER_POSITION_PREFIX: &[u8] = b"d/";
+
+pub(super) const QUARANTINE_PREFIX: &[u8] = b"q/";
 
 pub(super) const ROW_COUNT_KEY: &[u8] = b"m/rows";
 
@@ -185,7 +188,82 @@ pub(super) fn decode_dead_letter(key: &[u8], value: &[u8]) -> Result<DeadLetter,
     let partition = partition
         .parse()
         .map_err(|_| "the partition is not a number")?;
+    decode_held_record(
+        Origin {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+        },
+        &mut Reader(value),
+    )
+}
+
+/// The key prefix of `subject`'s quarantined records.
+pub(super) fn quarantine_prefix(subject: &str) -> Vec<u8> {
+    let len = u32::try_from(subject.len()).unwrap_or(u32::MAX);
+    [QUARANTINE_PREFIX, &len.to_be_bytes(), subject.as_bytes()].concat()
+}
+
+pub(super) fn quarantine_key(subject: &str, sequence: u64) -> Vec<u8> {
+    let mut key = quarantine_prefix(subject);
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+pub(super) fn encode_quarantined(record: &DeadLetter) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_bytes(&mut out, Some(record.origin.topic.as_bytes()));
+    out.extend_from_slice(&record.origin.partition.to_be_bytes());
+    out.extend_from_slice(&record.origin.offset.to_be_bytes());
+    out.extend_from_slice(&encode_dead_letter(record));
+    out
+}
+
+/// The subject, sequence and record of a quarantine entry.
+pub(super) fn decode_quarantined(
+    key: &[u8],
+    value: &[u8],
+) -> Result<(String, u64, DeadLetter), String> {
+    let mut key_reader = Reader(
+        key.strip_prefix(QUARANTINE_PREFIX)
+            .ok_or("not a quarantine key")?,
+    );
+    let len = usize::try_from(key_reader.u32("subject length")?)
+        .map_err(|_| "subject too long".to_owned())?;
+    let subject = String::from_utf8(key_reader.take(len, "subject")?.to_vec())
+        .map_err(|_| "the subject is not UTF-8".to_owned())?;
+    let sequence = u64::from_be_bytes(
+        key_reader
+            .take(8, "sequence")?
+            .try_into()
+            .map_err(|_| "bad sequence".to_owned())?,
+    );
+    if !key_reader.0.is_empty() {
+        return Err("trailing bytes in the key".to_owned());
+    }
     let mut reader = Reader(value);
+    let topic = reader.text("topic")?;
+    let partition = i32::from_be_bytes(
+        reader
+            .take(4, "partition")?
+            .try_into()
+            .map_err(|_| "bad partition".to_owned())?,
+    );
+    let offset = decode_offset(reader.take(8, "offset")?)?;
+    let record = decode_held_record(
+        Origin {
+            topic,
+            partition,
+            offset,
+        },
+        &mut reader,
+    )?;
+    Ok((subject, sequence, record))
+}
+
+/// A record held for later (a dead letter, a quarantined event) at
+/// `origin`, from what [`encode_dead_letter`] wrote.
+fn decode_held_record(origin: Origin, reader: &mut Reader<'_>) -> Result<DeadLetter, String> {
     match reader.take(1, "format")? {
         [DEAD_LETTER_FORMAT] => {}
         [other] => return Err(format!("unknown dead-letter format {other}")),
@@ -206,11 +284,7 @@ pub(super) fn decode_dead_letter(key: &[u8], value: &[u8]) -> Result<DeadLetter,
         return Err("trailing bytes".to_owned());
     }
     Ok(DeadLetter {
-        origin: Origin {
-            topic: topic.to_owned(),
-            partition,
-            offset,
-        },
+        origin,
         key: key_bytes,
         value: value_bytes,
         headers,
@@ -362,6 +436,24 @@ mod tests {
                 "a dead letter cut at {cut} must not decode"
             );
         }
+        // The same record quarantined under a subject.
+        let key = quarantine_key("a/b", 7);
+        assert!(key.starts_with(&quarantine_prefix("a/b")));
+        assert!(!key.starts_with(&quarantine_prefix("a")));
+        let bytes = encode_quarantined(&letter);
+        assert_eq!(
+            decode_quarantined(&key, &bytes).unwrap(),
+            ("a/b".to_owned(), 7, letter)
+        );
+        for cut in 0..bytes.len() {
+            assert!(
+                decode_quarantined(&key, &bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        assert!(decode_quarantined(&key[..key.len() - 1], &bytes).is_err());
+        // Sequences order a subject's records.
+        assert!(quarantine_key("s", 2) < quarantine_key("s", 10));
         let position = dead_letter_position_key("dlq", 2);
         assert_eq!(
             parse_dead_letter_position(&position, &encode_offset(7)).unwrap(),

@@ -114,6 +114,9 @@ pub struct ViewBatch {
     /// Per dead-letter `(topic, partition)`, the offset below which every
     /// record this view produced there is released.
     dead_letter_positions: BTreeMap<(String, i32), i64>,
+    /// Quarantined records to hold (`Some`) or to release once applied
+    /// (`None`), by subject and sequence.
+    quarantine: BTreeMap<(String, u64), Option<DeadLetter>>,
 }
 
 impl ViewBatch {
@@ -205,6 +208,24 @@ impl ViewBatch {
         &self.dead_letter_positions
     }
 
+    /// Hold `record` in quarantine under `subject` at `sequence` (its place
+    /// among the subject's held records).
+    pub fn quarantine(&mut self, subject: &str, sequence: u64, record: DeadLetter) {
+        self.quarantine
+            .insert((subject.to_owned(), sequence), Some(record));
+    }
+
+    /// Release `subject`'s quarantined record at `sequence`: it was applied.
+    pub fn release_quarantined(&mut self, subject: &str, sequence: u64) {
+        self.quarantine.insert((subject.to_owned(), sequence), None);
+    }
+
+    /// The quarantined records this batch holds (`Some`) or releases
+    /// (`None`).
+    pub fn quarantined(&self) -> &BTreeMap<(String, u64), Option<DeadLetter>> {
+        &self.quarantine
+    }
+
     /// True when the batch changes nothing.
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
@@ -212,6 +233,7 @@ impl ViewBatch {
             && self.shard_checkpoints.is_empty()
             && self.dead_letters.is_empty()
             && self.dead_letter_positions.is_empty()
+            && self.quarantine.is_empty()
     }
 
     /// The row changes, by subject.
@@ -354,6 +376,14 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// Per dead-letter `(topic, partition)`, the offset below which every
     /// record this view produced there is released.
     fn dead_letter_positions(&self) -> Result<BTreeMap<(String, i32), i64>, StoreError>;
+
+    /// The records held in quarantine, by subject then in the order they
+    /// were held: `(subject, sequence, record)`. With `subject`, that
+    /// subject's only.
+    fn quarantined(
+        &self,
+        subject: Option<&str>,
+    ) -> Result<Vec<(String, u64, DeadLetter)>, StoreError>;
 
     /// Write `batch` atomically (durable after [`Store::flush`]).
     fn commit(&self, batch: &ViewBatch) -> Result<(), StoreError>;

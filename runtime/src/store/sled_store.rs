@@ -382,6 +382,23 @@ impl ViewStore for SledView {
             .collect()
     }
 
+    fn quarantined(
+        &self,
+        subject: Option<&str>,
+    ) -> Result<Vec<(String, u64, DeadLetter)>, StoreError> {
+        let prefix =
+            subject.map_or_else(|| keys::QUARANTINE_PREFIX.to_vec(), keys::quarantine_prefix);
+        self.tree
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (key, value) = entry.map_err(backend("scan quarantine"))?;
+                keys::decode_quarantined(&key, &value).map_err(|reason| self.corrupt(&key, reason))
+            })
+            // A subject's prefix also matches no longer subject: its length
+            // is in it.
+            .collect()
+    }
+
     fn dead_letter_positions(&self) -> Result<BTreeMap<(String, i32), i64>, StoreError> {
         self.tree
             .scan_prefix(keys::DEAD_LETTER_POSITION_PREFIX)
@@ -440,6 +457,13 @@ impl ViewStore for SledView {
             let key = keys::dead_letter_key(origin);
             match letter {
                 Some(letter) => writes.insert(key, keys::encode_dead_letter(letter)),
+                None => writes.remove(key),
+            }
+        }
+        for ((subject, sequence), record) in batch.quarantined() {
+            let key = keys::quarantine_key(subject, *sequence);
+            match record {
+                Some(record) => writes.insert(key, keys::encode_quarantined(record)),
                 None => writes.remove(key),
             }
         }

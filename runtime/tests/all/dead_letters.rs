@@ -28,7 +28,7 @@ const DLQ: &str = "counter-dlq";
 
 /// A source that does what it is told and nothing else: the records come
 /// from the test.
-struct Quiet;
+pub(crate) struct Quiet;
 
 impl Source for Quiet {
     fn take_partitions(&self, _: &[(TopicPartition, Offset)], _: bool) -> Result<(), KafkaError> {

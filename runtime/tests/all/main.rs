@@ -41,5 +41,6 @@ mod managed;
 mod model;
 pub(crate) mod pipeline;
 mod policies;
+mod quarantine;
 mod restart;
 mod shards;

@@ -1,0 +1,147 @@
+//! A view's quarantine (`on_error = "quarantine"`): the subjects it holds,
+//! and releasing them.
+//!
+//! - `GET /v1/views/{view}/quarantine`: each subject held, with how many
+//!   records wait and why the first one failed (at most
+//!   [`MAX_SUBJECTS`] subjects; `truncated` says when there are more).
+//! - `POST /v1/views/{view}/quarantine/release[?subject=S]`: the view's
+//!   worker applies the held records of `S` (of every subject without it)
+//!   in order with the current module, and answers what it did.
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiState, bad_request};
+use crate::config::OnError;
+use crate::pipeline::control::{ControlError, ReleaseReport};
+use crate::service::RunningView;
+use crate::store::ViewStore;
+
+/// The most subjects one answer lists.
+pub const MAX_SUBJECTS: usize = 1000;
+
+/// One subject held.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HeldSubject {
+    /// The subject (empty: records that had none).
+    pub subject: String,
+    /// Records held for it.
+    pub records: u64,
+    /// Where the first one came from: topic, partition, offset.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Why it failed.
+    pub class: String,
+    /// What failed.
+    pub message: String,
+}
+
+/// The body of `GET /v1/views/{view}/quarantine`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct QuarantineReport {
+    /// Subjects held.
+    pub subjects: u64,
+    /// Records held, over every subject.
+    pub records: u64,
+    /// The subjects, in order, at most [`MAX_SUBJECTS`].
+    pub held: Vec<HeldSubject>,
+    /// True when more subjects are held than listed.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReleaseQuery {
+    subject: Option<String>,
+}
+
+fn quarantining<'a>(state: &'a ApiState, name: &str) -> Result<&'a RunningView, ApiError> {
+    let view = state.view(name)?;
+    if view.info.on_error != OnError::Quarantine {
+        return Err(ApiError::BadRequest(format!(
+            "view {name} does not quarantine: its on_error is {:?}; set on_error = \"quarantine\"",
+            view.info.on_error
+        )));
+    }
+    Ok(view)
+}
+
+pub(super) async fn list(
+    State(state): State<ApiState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<QuarantineReport>, ApiError> {
+    let Path(name) = path.map_err(bad_request)?;
+    let view = quarantining(&state, &name)?;
+    let rows = view.rows.clone();
+    let held = tokio::task::spawn_blocking(move || rows.quarantined(None))
+        .await
+        .map_err(|err| ApiError::Internal(format!("the read task failed: {err}")))??;
+    let (subjects, records) = view.status.quarantined();
+    let mut listed: Vec<HeldSubject> = Vec::new();
+    let mut truncated = false;
+    for (subject, _, record) in held {
+        if let Some(last) = listed.last_mut()
+            && last.subject == subject
+        {
+            last.records += 1;
+            continue;
+        }
+        if listed.len() == MAX_SUBJECTS {
+            truncated = true;
+            break;
+        }
+        listed.push(HeldSubject {
+            subject,
+            records: 1,
+            topic: record.origin.topic,
+            partition: record.origin.partition,
+            offset: record.origin.offset,
+            class: record.class,
+            message: record.message,
+        });
+    }
+    Ok(Json(QuarantineReport {
+        subjects,
+        records,
+        held: listed,
+        truncated,
+    }))
+}
+
+pub(super) async fn release(
+    State(state): State<ApiState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ReleaseQuery>, QueryRejection>,
+) -> Result<Json<ReleaseReport>, ApiError> {
+    let Path(name) = path.map_err(bad_request)?;
+    let Query(query) = query.map_err(bad_request)?;
+    let view = quarantining(&state, &name)?;
+    let controls = view
+        .controls
+        .as_ref()
+        .ok_or_else(|| ApiError::NotReady(format!("view {name} takes no requests here")))?;
+    if let Some(subject) = &query.subject
+        && !view
+            .rows
+            .quarantined(Some(subject))
+            .map(|held| !held.is_empty())
+            .unwrap_or(true)
+    {
+        return Err(ApiError::NotQuarantined {
+            view: name,
+            subject: subject.clone(),
+        });
+    }
+    match controls.release(query.subject).await {
+        Ok(report) => Ok(Json(report)),
+        Err(ControlError::Stopped) => Err(ApiError::NotReady(format!(
+            "view {name} is not running; its held records are kept for the next start"
+        ))),
+        Err(ControlError::Refused(reason)) => Err(ApiError::Internal(reason)),
+    }
+}
