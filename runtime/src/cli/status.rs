@@ -48,6 +48,12 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                         view.dead_letters_held
                     );
                 }
+                if view.quarantined_subjects > 0 {
+                    println!(
+                        "  quarantined: {} subjects, {} records held (`projector view quarantine {}` lists them, `projector view release {}` applies them)",
+                        view.quarantined_subjects, view.quarantined_records, view.name, view.name
+                    );
+                }
                 if let Some(unassigned) = view.unassigned_ms {
                     let verdict = if unassigned >= view.max_unassigned_ms {
                         "NOT READY: another member of the group holds its partitions"

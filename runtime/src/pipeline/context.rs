@@ -58,6 +58,9 @@ pub struct ViewState<S: Store> {
     cursors: HashMap<TopicPartition, Cursor>,
     /// Partitions whose cursor moved since the last commit.
     moved: BTreeSet<TopicPartition>,
+    /// Partitions whose records held in quarantine were released since the
+    /// last commit: their Kafka offset may move.
+    unheld: BTreeSet<TopicPartition>,
     /// Per partition, the shards halted on it by `on_error = "stop"` and
     /// where: kept for the whole run, also across reassignments.
     stops: HashMap<TopicPartition, BTreeMap<ShardId, i64>>,
@@ -102,6 +105,7 @@ impl<S: Store> ViewState<S> {
             shards,
             cursors: HashMap::new(),
             moved: BTreeSet::new(),
+            unheld: BTreeSet::new(),
             stops: HashMap::new(),
             assigned: BTreeSet::new(),
             in_flight: Arc::default(),
@@ -490,13 +494,14 @@ impl<S: Store> ViewState<S> {
             status.committed(topic, *partition, *next);
             moved.insert((topic.clone(), *partition), *next);
         }
-        for (origin, _) in self
+        let released = self
             .batch
             .dead_letters()
             .iter()
             .filter(|(_, l)| l.is_none())
-        {
-            let partition = (origin.topic.clone(), origin.partition);
+            .map(|(origin, _)| (origin.topic.clone(), origin.partition))
+            .chain(std::mem::take(&mut self.unheld));
+        for partition in released {
             if let Some(cursor) = self.cursors.get(&partition) {
                 moved.entry(partition).or_insert(cursor.position());
             }
@@ -554,6 +559,14 @@ impl<S: Store> ViewState<S> {
     /// `subject`'s record at `sequence` was applied on release: drop it in
     /// the pending batch.
     pub fn release_quarantined(&mut self, subject: &str, sequence: u64) {
+        if let Some(partition) = self
+            .policy
+            .quarantine()
+            .and_then(|quarantine| quarantine.released(subject, sequence))
+        {
+            // Its offset may be committed to Kafka now.
+            self.unheld.insert(partition);
+        }
         self.batch.release_quarantined(subject, sequence);
         self.batch_started.get_or_insert_with(Instant::now);
     }

@@ -131,7 +131,8 @@ impl ErrorPolicy {
     pub fn held_from(&self, partition: &TopicPartition) -> Option<i64> {
         match self {
             Self::DeadLetter(letters) => letters.held_from(partition),
-            Self::Stop | Self::Skip | Self::Quarantine(_) => None,
+            Self::Quarantine(quarantine) => quarantine.held_from(partition),
+            Self::Stop | Self::Skip => None,
         }
     }
 }
@@ -145,10 +146,20 @@ impl ErrorPolicy {
 /// applies its records in order with the current module, each one removed
 /// in the batch that holds its row change, so none is applied twice; one
 /// that fails again stays, with those behind it.
+///
+/// The offset committed to Kafka for a partition never passes a record of
+/// it held here, as for dead letters: a runtime that takes the partition
+/// over reads it again, so a held record lives on when this runtime's
+/// store does not.
 #[derive(Debug, Default)]
 pub struct Quarantine {
     /// Records held, per subject.
     subjects: BTreeMap<String, u64>,
+    /// The origins held, per subject, by sequence.
+    origins: BTreeMap<String, BTreeMap<u64, Origin>>,
+    /// The held offsets of each source partition, with how many records
+    /// hold each (one, unless a record was taken twice).
+    by_partition: BTreeMap<TopicPartition, BTreeMap<i64, u32>>,
     /// The sequence of the next record held: above every one stored.
     next_sequence: u64,
 }
@@ -159,12 +170,58 @@ impl Quarantine {
     /// # Errors
     /// When the store cannot be read.
     pub fn load(&mut self, view: &impl ViewStore) -> Result<(), StoreError> {
-        self.subjects.clear();
-        for (subject, sequence, _) in view.quarantined(None)? {
-            *self.subjects.entry(subject).or_default() += 1;
+        *self = Self::default();
+        for (subject, sequence, record) in view.quarantined(None)? {
+            self.track(&subject, sequence, record.origin);
             self.next_sequence = self.next_sequence.max(sequence + 1);
         }
         Ok(())
+    }
+
+    fn track(&mut self, subject: &str, sequence: u64, origin: Origin) {
+        *self.subjects.entry(subject.to_owned()).or_default() += 1;
+        *self
+            .by_partition
+            .entry((origin.topic.clone(), origin.partition))
+            .or_default()
+            .entry(origin.offset)
+            .or_default() += 1;
+        self.origins
+            .entry(subject.to_owned())
+            .or_default()
+            .insert(sequence, origin);
+    }
+
+    /// `subject`'s record at `sequence` is no longer held (applied on
+    /// release). Returns the partition it came from.
+    pub fn released(&mut self, subject: &str, sequence: u64) -> Option<TopicPartition> {
+        let origin = self
+            .origins
+            .get_mut(subject)
+            .and_then(|origins| origins.remove(&sequence))?;
+        if self.origins.get(subject).is_some_and(BTreeMap::is_empty) {
+            self.origins.remove(subject);
+        }
+        let key = (origin.topic, origin.partition);
+        if let Some(offsets) = self.by_partition.get_mut(&key) {
+            if let Some(count) = offsets.get_mut(&origin.offset) {
+                *count -= 1;
+                if *count == 0 {
+                    offsets.remove(&origin.offset);
+                }
+            }
+            if offsets.is_empty() {
+                self.by_partition.remove(&key);
+            }
+        }
+        Some(key)
+    }
+
+    /// The lowest offset of `partition` held.
+    pub fn held_from(&self, partition: &TopicPartition) -> Option<i64> {
+        self.by_partition
+            .get(partition)
+            .and_then(|offsets| offsets.keys().next().copied())
     }
 
     /// True when `subject` is held.
@@ -175,9 +232,10 @@ impl Quarantine {
     /// Hold `record` of `subject` in `batch`, after every record of the
     /// subject held before.
     pub fn hold(&mut self, batch: &mut ViewBatch, subject: &str, record: DeadLetter) {
-        batch.quarantine(subject, self.next_sequence, record);
+        let sequence = self.next_sequence;
         self.next_sequence += 1;
-        *self.subjects.entry(subject.to_owned()).or_default() += 1;
+        self.track(subject, sequence, record.origin.clone());
+        batch.quarantine(subject, sequence, record);
     }
 
     /// Subjects held now.

@@ -14,7 +14,60 @@ use projector::engine::{Engine, EngineConfig};
 use projector::pipeline::policy::ErrorPolicy;
 use projector::pipeline::{BatchLimits, ViewStatus, Worker};
 use projector::store::{SledStore, Store, ViewStore};
-use rdkafka::message::{OwnedMessage, Timestamp};
+use rdkafka::message::{Message, OwnedMessage, Timestamp};
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use projector::pipeline::{Source, TopicPartition};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// A source that delivers nothing by itself and records the offsets the
+/// worker gives Kafka.
+#[derive(Default)]
+struct Recording(Mutex<BTreeMap<i32, i64>>);
+
+impl Recording {
+    fn record(&self, offsets: &TopicPartitionList) {
+        let mut committed = self.0.lock().unwrap();
+        for element in offsets.elements() {
+            if let Offset::Offset(offset) = element.offset() {
+                committed.insert(element.partition(), offset);
+            }
+        }
+    }
+
+    fn committed(&self) -> BTreeMap<i32, i64> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl Source for Recording {
+    fn take_partitions(&self, _: &[(TopicPartition, Offset)], _: bool) -> Result<(), KafkaError> {
+        Ok(())
+    }
+    fn drop_partitions(&self, _: &[TopicPartition], _: bool) -> Result<(), KafkaError> {
+        Ok(())
+    }
+    fn seek(&self, _: &str, _: i32, _: i64) -> Result<(), KafkaError> {
+        Ok(())
+    }
+    fn pause(&self, _: &str, _: i32) -> Result<(), KafkaError> {
+        Ok(())
+    }
+    fn low_watermark(&self, _: &str, _: i32) -> Result<i64, KafkaError> {
+        Ok(0)
+    }
+    fn commit_offsets(&self, offsets: &TopicPartitionList) -> Result<(), KafkaError> {
+        self.record(offsets);
+        Ok(())
+    }
+    fn commit_offsets_now(&self, offsets: &TopicPartitionList) -> Result<(), KafkaError> {
+        self.record(offsets);
+        Ok(())
+    }
+}
 
 use crate::dead_letters::Quiet;
 use crate::kit::{TempDir, hash_of, view};
@@ -137,10 +190,11 @@ fn scenario(shards: u32, threads: usize) {
     // The events of `a` from the poison on, in the order the worker takes
     // them: partition by partition as delivered below.
     let (mut worker, status) = open(&store, SMALL_LIMIT, shards, threads);
+    let kafka = Recording::default();
     for message in &all {
-        worker.handle(&Quiet, message).unwrap();
+        worker.handle(&kafka, message).unwrap();
     }
-    worker.commit(&Quiet).unwrap();
+    worker.commit(&kafka).unwrap();
     let view = rows(&store, shards);
     // `b` flowed on everywhere: 10 events on each of 3 partitions.
     assert_eq!(
@@ -192,8 +246,21 @@ fn scenario(shards: u32, threads: usize) {
         u64::try_from(held.len()).unwrap()
     );
     // Every partition's checkpoint moved past everything: held is handled.
+    // The offset given to Kafka stops at the first record held there, so a
+    // runtime that takes the partition over reads it again.
     for partition in 0..PARTITIONS {
         assert_eq!(view.checkpoint(TOPIC, partition).unwrap(), Some(20));
+        let first_held = held
+            .iter()
+            .filter(|(_, _, r)| r.origin.partition == partition)
+            .map(|(_, _, r)| r.origin.offset)
+            .min()
+            .unwrap_or(20);
+        assert_eq!(
+            kafka.committed().get(&partition),
+            Some(&first_held),
+            "partition {partition}"
+        );
     }
 
     // A crash: the hold is in the store.
@@ -233,7 +300,13 @@ fn scenario(shards: u32, threads: usize) {
     // The operator raises the limit and releases: every held event applied
     // once, in order; the huge row first, then the counts on top of it.
     let (mut worker, status) = open(&store, LARGE_LIMIT, shards, threads);
-    let report = worker.release(&Quiet, None).unwrap();
+    let kafka = Recording::default();
+    let report = worker.release(&kafka, None).unwrap();
+    // Nothing is held back any more.
+    assert_eq!(
+        kafka.committed(),
+        (0..PARTITIONS).map(|p| (p, 20)).collect()
+    );
     assert_eq!(
         report.subjects[0].applied,
         u64::try_from(held.len()).unwrap(),
@@ -280,4 +353,174 @@ fn quarantine_holds_only_the_failing_subject_and_release_applies_it_once_in_orde
 #[test]
 fn quarantine_holds_only_the_failing_subject_on_parallel_shards() {
     scenario(4, 2);
+}
+
+/// Write the config of a runtime applying `quarantined` on `broker`, with
+/// its API on `port` and rows capped at `max_row_bytes`.
+fn runtime_config(
+    dir: &TempDir,
+    broker: &crate::kit::Broker,
+    port: u16,
+    max_row_bytes: usize,
+) -> std::path::PathBuf {
+    let config = dir.0.join("projector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n\
+             [engine]\nmax_row_bytes = {max_row_bytes}\n\
+             [broker]\nbootstrap_servers = \"{}\"\n\n\
+             [[views]]\nname = \"quarantined\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\non_error = \"quarantine\"\n",
+            broker.bootstrap(),
+            projector_examples::MISBEHAVING.path
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn views(api: &str) -> Option<serde_json::Value> {
+    let mut response = ureq::get(&format!("{api}/v1/views")).call().ok()?;
+    let report: serde_json::Value = response.body_mut().read_json().ok()?;
+    Some(report["views"][0].clone())
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(args)
+        .output()
+        .expect("the projector binary runs")
+}
+
+#[test]
+fn a_quarantined_subject_survives_a_sigkill_and_view_release_applies_it_after_the_fix() {
+    let broker = crate::kit::Broker::new(&[(TOPIC, PARTITIONS)]);
+    for message in records() {
+        let (subject, ty) = (
+            std::str::from_utf8(message.key().unwrap())
+                .unwrap()
+                .to_owned(),
+            if message.payload() == Some(HUGE.to_string().as_bytes()) {
+                "misbehave.huge-row"
+            } else {
+                "tick"
+            },
+        );
+        broker.publish(
+            TOPIC,
+            message.partition(),
+            ty,
+            &format!("e-{}-{}", message.partition(), message.offset()),
+            Some(&subject),
+            message.payload().unwrap(),
+        );
+    }
+    broker.flush();
+    let total = u64::try_from(records().len()).unwrap();
+    let dir = TempDir::new("quarantine-cli");
+    let port = crate::kit::free_port();
+    let api = format!("http://127.0.0.1:{port}");
+    let log = dir.0.join("runs.log");
+    let config = runtime_config(&dir, &broker, port, SMALL_LIMIT);
+    let mut child = crate::crash::spawn(&config, &log);
+    let caught_up = |api: &str| {
+        views(api).is_some_and(|view| {
+            view["partitions"].as_array().is_some_and(|p| {
+                p.iter()
+                    .filter_map(|p| p["checkpoint"].as_u64())
+                    .sum::<u64>()
+                    == total
+            })
+        })
+    };
+    crate::kit::wait_until(
+        "the view caught up",
+        std::time::Duration::from_secs(60),
+        || caught_up(&api),
+    );
+    let view = views(&api).unwrap();
+    let held = view["quarantined_records"].as_u64().unwrap();
+    assert_eq!(view["quarantined_subjects"], 1, "{view}");
+    // At least the poison and the five later events of `a` on its own
+    // partition; those on the other partitions too if they came after it.
+    assert!(held >= 6, "{view}");
+    assert_eq!(view["counters"]["quarantined"], held);
+
+    let listed = cli(&["view", "quarantine", "quarantined", "--api", &api]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(
+        text.contains("\"a\"") && text.contains("row-too-large"),
+        "{text}"
+    );
+    assert!(!text.contains("\"b\""), "{text}");
+
+    // SIGKILL, then the same runtime again: the hold is in the store.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut child = crate::crash::spawn(&config, &log);
+    crate::kit::wait_until(
+        "the restart caught up",
+        std::time::Duration::from_secs(60),
+        || caught_up(&api),
+    );
+    assert_eq!(views(&api).unwrap()["quarantined_records"], held);
+    // Released with the same limit: it fails again, nothing moves, and the
+    // command says so with its exit status.
+    let release = cli(&["view", "release", "quarantined", "a", "--api", &api]);
+    assert!(!release.status.success());
+    let text = String::from_utf8_lossy(&release.stdout);
+    assert!(
+        text.contains("still held") && text.contains("row-too-large"),
+        "{text}"
+    );
+    assert_eq!(views(&api).unwrap()["quarantined_records"], held);
+    crate::kit::sigterm(&child);
+    assert!(child.wait().unwrap().success());
+
+    // The operator raises the limit; the release applies every held event.
+    let config = runtime_config(&dir, &broker, port, LARGE_LIMIT);
+    let mut child = crate::crash::spawn(&config, &log);
+    crate::kit::wait_until(
+        "the fixed runtime caught up",
+        std::time::Duration::from_secs(60),
+        || caught_up(&api),
+    );
+    let release = cli(&[
+        "view",
+        "release",
+        "quarantined",
+        "--api",
+        &api,
+        "--output",
+        "json",
+    ]);
+    assert!(
+        release.status.success(),
+        "{}",
+        String::from_utf8_lossy(&release.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&release.stdout).unwrap();
+    assert_eq!(report["subjects"][0]["subject"], "a");
+    assert_eq!(report["subjects"][0]["applied"], held, "{report}");
+    assert_eq!(report["subjects"][0]["still_held"], 0);
+    let view = views(&api).unwrap();
+    assert_eq!(view["quarantined_records"], 0, "{view}");
+    let row: serde_json::Value = ureq::get(&format!("{api}/v1/views/quarantined/rows/a"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    assert_eq!(
+        row["count"],
+        held - 1,
+        "the huge row, then the events behind it"
+    );
+    crate::kit::sigterm(&child);
+    assert!(child.wait().unwrap().success());
 }

@@ -147,6 +147,7 @@ function badges(view, samples) {
   if (samples && lagRising(samples)) list.push(["warn", "lag rising"]);
   if (view.unassigned_ms !== undefined && view.unassigned_ms !== null) list.push(["warn", "owns no partition"]);
   if (view.dead_letters_held > 0) list.push(["warn", `${number(view.dead_letters_held)} dead letters held`]);
+  if (view.quarantined_subjects > 0) list.push(["warn", `${number(view.quarantined_subjects)} subject${view.quarantined_subjects > 1 ? "s" : ""} quarantined`]);
   return list;
 }
 
@@ -230,7 +231,7 @@ function failureTable(report) {
 }
 
 function counterFigures(counters) {
-  const names = ["applied", "duplicates", "skipped", "dead_lettered", "stopped", "retries", "refetches", "gaps", "batches", "offset_commit_failures", "guest_logs_dropped"];
+  const names = ["applied", "duplicates", "skipped", "dead_lettered", "quarantined", "stopped", "retries", "refetches", "gaps", "batches", "offset_commit_failures", "guest_logs_dropped"];
   return figures(names.filter((n) => n in counters).map((n) => [n.replaceAll("_", " "), number(counters[n]), `counter-${n}`]));
 }
 
@@ -269,6 +270,7 @@ async function showView(name) {
       ["group", view.group, "group"],
       ["topics", view.topics.join(", "), "topics"],
       ["dead letters held", number(view.dead_letters_held), "held"],
+      ["quarantined", `${number(view.quarantined_subjects)} subjects, ${number(view.quarantined_records)} records`, "quarantined"],
       ["events/s", rate(now), "rate"],
     ]),
     el("div", { class: "pair" },
