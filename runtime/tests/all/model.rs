@@ -2,7 +2,10 @@
 //! the real worker (real wasm `event-counter`, real sled store) with random
 //! sequences of what a consumer does to it (deliver, redeliver the last
 //! records, move back, commit, restart losing the pending batch, revoke and
-//! reassign partitions), from an in-memory log, then delivers the rest.
+//! reassign partitions, release quarantined subjects), from an in-memory
+//! log, then delivers the rest. A few events fail until healed: under
+//! `stop` they stop their shard on their partition, under `quarantine` they
+//! hold their subject until a release after the heal.
 //!
 //! The log is laid out the way brokers lay it out: records in batches of 1
 //! to 6, and now and then an offset with no record (a transaction marker, a
@@ -19,10 +22,11 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
+use projector::apply::Apply;
 use projector::config::OnError;
-use projector::engine::{Engine, EngineConfig, Module};
+use projector::engine::{ApplyError, Engine, EngineConfig, Instance, Module, WitEvent};
 use projector::pipeline::policy::ErrorPolicy;
 use projector::pipeline::{BatchLimits, Source, TopicPartition, ViewStatus, Worker};
 use projector::store::{SledStore, SledView, ViewStore};
@@ -44,6 +48,48 @@ static MODULE: LazyLock<Arc<Module>> = LazyLock::new(|| {
         .load_file(Path::new(projector_examples::EVENT_COUNTER.path))
         .expect("event-counter loads")
 });
+
+/// The real `event-counter` component, refusing the events of the
+/// records in `failing` (by partition and offset) until they are healed:
+/// a projection that fails on valid events, as a bug fixed later does.
+struct Poisonable {
+    inner: Instance,
+    failing: Arc<Mutex<BTreeSet<(i32, i64)>>>,
+}
+
+impl Apply for Poisonable {
+    fn module_hash(&self) -> &str {
+        self.inner.module_hash()
+    }
+
+    fn apply(
+        &mut self,
+        state: Option<&String>,
+        event: &WitEvent,
+    ) -> Result<projector_sdk::RawUpdate, ApplyError> {
+        let origin = (event.origin.partition, event.origin.offset);
+        if self.failing.lock().unwrap().contains(&origin) {
+            return Err(ApplyError::Guest {
+                code: "poisoned".to_owned(),
+                message: format!("the model refuses {origin:?} until healed"),
+            });
+        }
+        Apply::apply(&mut self.inner, state, event)
+    }
+
+    fn take_logs(&mut self) -> Vec<projector_sdk::LogRecord> {
+        Apply::take_logs(&mut self.inner)
+    }
+
+    fn fork(&self) -> Self {
+        Self {
+            inner: self.inner.fork(),
+            failing: Arc::clone(&self.failing),
+        }
+    }
+}
+
+type ModelWorker = Worker<SledStore, Poisonable>;
 
 /// What a consumer does to the worker.
 #[derive(Debug, Clone)]
@@ -68,6 +114,11 @@ enum Op {
     Revoke { partition: i32 },
     /// The partition is assigned again.
     Assign { partition: i32 },
+    /// `projector view release` of every quarantined subject.
+    Release,
+    /// Check that the store holds records in quarantine (or none): for
+    /// the fixed cases, to see the poison take effect.
+    ExpectQuarantined(bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -80,6 +131,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<bool>().prop_map(|heal| Op::Restart { heal }),
         1 => partition.clone().prop_map(|partition| Op::Revoke { partition }),
         1 => partition.prop_map(|partition| Op::Assign { partition }),
+        1 => Just(Op::Release),
     ]
 }
 
@@ -96,10 +148,14 @@ struct Layout {
     /// Threads applying the shards in parallel (1 to 3; 1: the worker
     /// applies them itself).
     threads: usize,
-    /// The events (by publication index) delivered broken, not a
-    /// CloudEvent, until a restart heals them (the operator fixed what
-    /// made them fail): each stops its shard on its partition meanwhile.
+    /// The events (by publication index) that fail until a restart heals
+    /// them (the operator fixed what made them fail). With `stop` they are
+    /// delivered broken, not a CloudEvent, and each stops its shard on its
+    /// partition meanwhile; with `quarantine` the projection refuses them,
+    /// and each holds its subject until a release after the heal.
     poisoned: BTreeSet<usize>,
+    /// The view's policy: `stop` or `quarantine`.
+    policy: OnError,
 }
 
 impl Layout {
@@ -111,6 +167,7 @@ impl Layout {
             shards: 1,
             threads: 1,
             poisoned: BTreeSet::new(),
+            policy: OnError::Stop,
         }
     }
 }
@@ -122,14 +179,18 @@ fn layout() -> impl Strategy<Value = Layout> {
         1..=4_u32,
         1..=3_usize,
         proptest::collection::btree_set(0..EVENTS, 0..3),
+        prop_oneof![Just(OnError::Stop), Just(OnError::Quarantine)],
     )
-        .prop_map(|(batches, holes, shards, threads, poisoned)| Layout {
-            batches,
-            holes,
-            shards,
-            threads,
-            poisoned,
-        })
+        .prop_map(
+            |(batches, holes, shards, threads, poisoned, policy)| Layout {
+                batches,
+                holes,
+                shards,
+                threads,
+                poisoned,
+                policy,
+            },
+        )
 }
 
 /// One partition of the log.
@@ -161,6 +222,11 @@ struct Log {
     poisoned: RefCell<BTreeSet<(i32, i64)>>,
     /// Partitions the worker paused (every shard stopped on them).
     paused: RefCell<BTreeSet<i32>>,
+    /// The view's policy.
+    policy: OnError,
+    /// Under `quarantine`: the records the projection refuses (shared with
+    /// each of its instances), until healed.
+    failing: Arc<Mutex<BTreeSet<(i32, i64)>>>,
     /// The view's shard count.
     shards: u32,
     /// Its applier threads.
@@ -230,11 +296,32 @@ impl Log {
             committed: RefCell::default(),
             rows: RefCell::default(),
             violations: RefCell::default(),
-            poisoned: RefCell::new(poisoned),
+            failing: Arc::new(Mutex::new(if layout.policy == OnError::Quarantine {
+                poisoned.clone()
+            } else {
+                BTreeSet::new()
+            })),
+            poisoned: RefCell::new(if layout.policy == OnError::Stop {
+                poisoned
+            } else {
+                BTreeSet::new()
+            }),
+            policy: layout.policy,
             paused: RefCell::default(),
             shards: layout.shards,
             threads: layout.threads,
         }
+    }
+
+    /// The operator fixes what made the poisoned records fail.
+    fn heal(&self) {
+        self.poisoned.borrow_mut().clear();
+        self.failing.lock().unwrap().clear();
+    }
+
+    /// True while some poisoned record still fails.
+    fn unhealed(&self) -> bool {
+        !self.poisoned.borrow().is_empty() || !self.failing.lock().unwrap().is_empty()
     }
 
     fn partition(&self, partition: i32) -> &PartitionLog {
@@ -279,7 +366,7 @@ impl Log {
 
     /// Deliver the next record of `partition` from its position; false
     /// when it is unassigned or at its end.
-    fn deliver_next(&self, worker: &mut Worker<SledStore>, partition: i32) -> bool {
+    fn deliver_next(&self, worker: &mut ModelWorker, partition: i32) -> bool {
         if self.paused.borrow().contains(&partition) {
             return false;
         }
@@ -295,7 +382,7 @@ impl Log {
     }
 
     /// Deliver `record` to the worker.
-    fn deliver(&self, worker: &mut Worker<SledStore>, record: &OwnedMessage) {
+    fn deliver(&self, worker: &mut ModelWorker, record: &OwnedMessage) {
         if self
             .poisoned
             .borrow()
@@ -411,26 +498,37 @@ fn topic_partitions(partitions: &[i32]) -> Vec<TopicPartition> {
     partitions.iter().map(|p| (TOPIC.to_owned(), *p)).collect()
 }
 
-fn open_worker(store: &Arc<SledStore>, log: &Log) -> Worker<SledStore> {
+fn open_worker(store: &Arc<SledStore>, log: &Log) -> ModelWorker {
     let mut config = view(
         "counter",
         projector_examples::EVENT_COUNTER.path,
         &[TOPIC],
-        OnError::Stop,
+        log.policy,
     );
     config.shards = Some(log.shards);
+    let policy = match log.policy {
+        OnError::Quarantine => {
+            ErrorPolicy::connect(&config, &projector::config::BrokerConfig::default())
+                .expect("quarantine needs no broker")
+        }
+        _ => ErrorPolicy::Stop,
+    };
     let limits = BatchLimits {
         max_records: 4,
         // Only full batches and explicit commits: deterministic.
         linger: std::time::Duration::from_secs(3600),
     };
+    let projection = Poisonable {
+        inner: MODULE.instance(),
+        failing: Arc::clone(&log.failing),
+    };
     let worker = Worker::open(
         config,
-        MODULE.instance(),
+        projection,
         Arc::clone(store),
         Arc::new(ViewStatus::default()),
         limits,
-        ErrorPolicy::Stop,
+        policy,
     )
     .expect("worker opens")
     .parallel(log.threads)
@@ -483,9 +581,16 @@ fn run(layout: &Layout, ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Restart { heal } => {
                 drop(worker);
                 if heal {
-                    log.poisoned.borrow_mut().clear();
+                    log.heal();
                 }
                 worker = open_worker(&store, &log);
+            }
+            Op::Release => {
+                worker.release(&log, None).expect("the store works");
+            }
+            Op::ExpectQuarantined(expected) => {
+                let held = worker.rows().quarantined(None).unwrap();
+                prop_assert_eq!(!held.is_empty(), expected, "held: {:?}", held.len());
             }
             Op::Revoke { partition } => {
                 if log.position(partition).is_some() {
@@ -503,11 +608,17 @@ fn run(layout: &Layout, ops: &[Op]) -> Result<(), TestCaseError> {
     }
     // What was poisoned is healed: the operator fixes it and restarts, and
     // the shards that stopped on it take it from there.
-    if !log.poisoned.borrow().is_empty() {
-        log.poisoned.borrow_mut().clear();
+    if log.unhealed() {
+        log.heal();
         drop(worker);
         worker = open_worker(&store, &log);
     }
+    // Quarantined subjects are released once healed; none is left held.
+    worker.release(&log, None).expect("the store works");
+    prop_assert!(
+        worker.rows().quarantined(None).unwrap().is_empty(),
+        "records left in quarantine after the release"
+    );
     // Then the consumer settles: every partition assigned, delivered to its
     // end. Each delivery is a record applied, a duplicate, or a record
     // dropped for a seek that reads from further back; a bound on them
@@ -767,6 +878,7 @@ fn a_stopped_shard_holds_back_only_its_own_records_on(threads: usize) {
         shards: 4,
         threads,
         poisoned: [7].into(),
+        policy: OnError::Stop,
     };
     let dir = TempDir::new("model-shard-stop");
     let store = Arc::new(SledStore::open(&dir.0.join("store")).expect("store opens"));
@@ -794,7 +906,7 @@ fn a_stopped_shard_holds_back_only_its_own_records_on(threads: usize) {
         .count();
     assert!(passed_by > 0, "other shards have records after the poison");
 
-    let deliver_all = |worker: &mut Worker<SledStore>| {
+    let deliver_all = |worker: &mut ModelWorker| {
         for p in 0..PARTITIONS {
             while log.deliver_next(worker, p) {}
         }
@@ -838,4 +950,51 @@ fn a_stopped_shard_holds_back_only_its_own_records_on(threads: usize) {
     let discrepancies = oracle_discrepancies(&worker.rows(), &stream);
     assert!(discrepancies.is_empty(), "{discrepancies:#?}");
     assert!(log.violations.borrow().is_empty());
+}
+
+/// Quarantine in the model: two events fail in the projection and hold
+/// their subjects while the rest flows; a release before the fix moves
+/// nothing; a restart loses the pending batch (the holds in it are taken
+/// again); after the fix a release applies everything held, and the view
+/// equals the oracle with every offset given back durable.
+#[test]
+fn quarantined_subjects_are_released_after_the_fix_and_the_view_matches_the_model() {
+    for threads in [1, 2] {
+        let layout = Layout {
+            batches: vec![2, 3],
+            holes: vec![0, 1],
+            shards: 4,
+            threads,
+            poisoned: [7, 31].into(),
+            policy: OnError::Quarantine,
+        };
+        let deliver = |partition| Op::Deliver {
+            partition,
+            count: 11,
+        };
+        run(
+            &layout,
+            &[
+                deliver(0),
+                deliver(1),
+                deliver(2),
+                Op::Commit,
+                Op::ExpectQuarantined(true),
+                Op::Release,
+                Op::ExpectQuarantined(true),
+                deliver(0),
+                deliver(1),
+                Op::Restart { heal: false },
+                deliver(2),
+                deliver(0),
+                Op::Commit,
+                Op::Restart { heal: true },
+                deliver(1),
+                Op::Release,
+                Op::ExpectQuarantined(false),
+                deliver(2),
+            ],
+        )
+        .unwrap();
+    }
 }
