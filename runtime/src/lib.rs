@@ -39,6 +39,7 @@ pub mod files;
 pub mod http;
 pub mod kafka;
 pub mod pipeline;
+pub mod scenario;
 pub mod secrets;
 pub mod service;
 pub mod shard;

@@ -45,6 +45,17 @@ pub struct Report {
     pub imports: Vec<String>,
     /// Its exports.
     pub exports: Vec<String>,
+    /// Its exports beyond `apply`, with why they are accepted.
+    pub ignored_exports: Vec<IgnoredExport>,
+}
+
+/// An export the runtime never calls.
+#[derive(Debug, Serialize)]
+pub struct IgnoredExport {
+    /// Its name.
+    pub name: String,
+    /// Why it is accepted.
+    pub reason: &'static str,
 }
 
 /// Run `projector inspect`.
@@ -80,6 +91,14 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
         compile_ms: started.elapsed().as_millis(),
         imports: module.imports().to_vec(),
         exports: module.exports().to_vec(),
+        ignored_exports: module
+            .ignored_exports()
+            .into_iter()
+            .map(|(name, reason)| IgnoredExport {
+                name: name.to_owned(),
+                reason,
+            })
+            .collect(),
     };
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -89,6 +108,9 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
             println!("  size     {} bytes", report.size_bytes);
             println!("  compiled in {} ms", report.compile_ms);
             println!("  exports  {}", report.exports.join(", "));
+            for ignored in &report.ignored_exports {
+                println!("    {} ignored: {}", ignored.name, ignored.reason);
+            }
             println!("  imports  (all allowed)");
             for import in &report.imports {
                 println!("    {import}");

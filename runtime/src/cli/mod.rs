@@ -11,6 +11,7 @@ pub mod query;
 pub mod run;
 pub mod secret;
 pub mod status;
+pub mod test;
 pub mod view;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -39,6 +40,9 @@ pub enum Command {
     View(view::ViewArgs),
     /// Check a projection component against the WIT world and describe it.
     Inspect(inspect::InspectArgs),
+    /// Test a built component through the real engine: over CloudEvents
+    /// from a file (checked against expected rows), or over scenario files.
+    Test(test::TestArgs),
     /// Read rows of a running runtime's view: one by subject, a page, or by
     /// index value.
     Query(query::QueryArgs),
@@ -95,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(&args),
         Command::View(args) => view::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Test(args) => test::run(&args),
         Command::Query(args) => query::query(&args),
         Command::Watch(args) => query::watch(&args),
         Command::Secret(args) => secret::run(&args),

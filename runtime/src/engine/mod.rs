@@ -47,6 +47,18 @@ pub use config::EngineConfig;
 pub use error::{ApplyError, ConfigError, EngineError, LoadError};
 pub use row::check_row;
 
+/// Why an export beyond the world's `apply` is accepted. A toolchain may
+/// add its own; the runtime calls only `apply`, so none can change what a
+/// projection does.
+pub fn ignored_export_reason(name: &str) -> &'static str {
+    match name {
+        "exports" => {
+            "componentize-py's initialisation entry, run once when the component is built; never called by the runtime"
+        }
+        _ => "not part of the projection world; never called by the runtime",
+    }
+}
+
 use bindings::{Projection, ProjectionPre, WitUpdate};
 use host::HostState;
 use ticker::EpochTicker;
@@ -254,6 +266,16 @@ impl Module {
     /// The component's exports.
     pub fn exports(&self) -> &[String] {
         &self.exports
+    }
+
+    /// The component's exports beyond the world's `apply`, each with why
+    /// it is accepted: the runtime never calls them.
+    pub fn ignored_exports(&self) -> Vec<(&str, &'static str)> {
+        self.exports
+            .iter()
+            .filter(|name| name.as_str() != "apply")
+            .map(|name| (name.as_str(), ignored_export_reason(name)))
+            .collect()
     }
 
     /// A reusable instance. It is instantiated on its first call.

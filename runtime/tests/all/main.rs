@@ -29,6 +29,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api;
+mod authors;
 mod cli;
 mod console;
 pub(crate) mod crash;

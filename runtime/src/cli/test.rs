@@ -1,0 +1,350 @@
+//! `projector test MODULE.wasm`: the language-neutral test of a built
+//! component, through the real engine and the SDK's mock host (rows and
+//! checkpoints kept as the runtime keeps them).
+//!
+//! - `--events EVENTS.jsonl`: CloudEvents in structured-mode JSON, one per
+//!   line (blank lines and `#` comments skipped), each with optional
+//!   `topic`, `partition`, `offset` and `key` beside its attributes. Prints
+//!   every failure with its class and the resulting rows; with `--expect
+//!   ROWS.json` (an object of subject → row) compares the rows as JSON and
+//!   exits with status 1 on a difference, showing it.
+//! - `--scenarios PATH...`: scenario files (`docs/scenarios.md`), the same
+//!   files the SDKs' mock hosts run against the source; exits with status 1
+//!   when a step fails.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use projector_sdk::testing::{EventBuilder, MockHost, Outcome};
+use serde_json::Value;
+
+use super::Output;
+use crate::engine::testing::WasmApplier;
+use crate::engine::{Engine, EngineConfig, Module};
+use crate::scenario;
+
+/// Arguments of `projector test`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).multiple(true).args(["events", "scenarios"])))]
+pub struct TestArgs {
+    /// The component (`.wasm`) to test.
+    pub module: PathBuf,
+    /// CloudEvents to apply, structured-mode JSON, one per line.
+    #[arg(long, value_name = "EVENTS.jsonl")]
+    pub events: Option<PathBuf>,
+    /// The rows the events must leave: a JSON object of subject to row.
+    #[arg(long, value_name = "ROWS.json", requires = "events")]
+    pub expect: Option<PathBuf>,
+    /// Scenario files, or directories of them (`*.json`).
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub scenarios: Vec<PathBuf>,
+    /// Use the Kafka key as the subject of events that have none.
+    #[arg(long)]
+    pub subject_from_key: bool,
+    /// Where compiled code is cached, so a component is compiled once per
+    /// machine (a Python or JavaScript component takes seconds). Default:
+    /// `$XDG_CACHE_HOME/projector/compiled`, else
+    /// `~/.cache/projector/compiled`.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile without the disk cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// Attributes of a line that are not CloudEvents extensions.
+const PLACEMENT: [&str; 4] = ["topic", "partition", "offset", "key"];
+const KNOWN: [&str; 10] = [
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "datacontenttype",
+    "dataschema",
+    "data",
+    "data_base64",
+];
+
+/// The event of one line of an events file.
+fn event_of(line: &str, at: &str) -> anyhow::Result<EventBuilder> {
+    let value: Value =
+        serde_json::from_str(line).with_context(|| format!("{at}: not a JSON object"))?;
+    let Value::Object(fields) = value else {
+        anyhow::bail!("{at}: not a JSON object");
+    };
+    let text = |name: &str| -> anyhow::Result<Option<String>> {
+        match fields.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(other) => anyhow::bail!("{at}: `{name}` must be a string, not {other}"),
+        }
+    };
+    let ty = text("type")?.with_context(|| format!("{at}: the event has no `type`"))?;
+    let mut builder = EventBuilder::new(ty);
+    if let Some(id) = text("id")? {
+        builder = builder.id(id);
+    }
+    if let Some(source) = text("source")? {
+        builder = builder.source(source);
+    }
+    if let Some(specversion) = text("specversion")? {
+        builder = builder.specversion(specversion);
+    }
+    if let Some(subject) = text("subject")? {
+        builder = builder.subject(subject);
+    }
+    if let Some(time) = text("time")? {
+        builder = builder.time(time);
+    }
+    if let Some(schema) = text("dataschema")? {
+        builder = builder.dataschema(schema);
+    }
+    let content_type = text("datacontenttype")?;
+    match (fields.get("data"), text("data_base64")?) {
+        (Some(_), Some(_)) => anyhow::bail!("{at}: both `data` and `data_base64`"),
+        (Some(Value::Null) | None, None) => {}
+        (Some(data), None) => {
+            // As the runtime decodes a structured-mode event: JSON data is
+            // its JSON text, a string with another content type its text.
+            let json = content_type.as_deref().is_none_or(|t| t.contains("json"));
+            let bytes = match data {
+                Value::String(text) if !json => text.clone().into_bytes(),
+                other => other.to_string().into_bytes(),
+            };
+            builder = builder.data(
+                content_type.unwrap_or_else(|| "application/json".to_owned()),
+                bytes,
+            );
+        }
+        (_, Some(encoded)) => {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .with_context(|| format!("{at}: `data_base64` is not base64"))?;
+            builder = builder.data(
+                content_type.unwrap_or_else(|| "application/octet-stream".to_owned()),
+                bytes,
+            );
+        }
+    }
+    if let Some(topic) = text("topic")? {
+        builder = builder.topic(topic);
+    }
+    for (name, setter) in [("partition", 0), ("offset", 1)] {
+        match fields.get(name) {
+            None | Some(Value::Null) => {}
+            Some(value) => {
+                let number = value
+                    .as_i64()
+                    .with_context(|| format!("{at}: `{name}` must be an integer"))?;
+                builder = if setter == 0 {
+                    builder.partition(
+                        i32::try_from(number)
+                            .with_context(|| format!("{at}: `partition` out of range"))?,
+                    )
+                } else {
+                    builder.offset(number)
+                };
+            }
+        }
+    }
+    if fields.contains_key("key") {
+        builder = builder.key(text("key")?.as_deref().map(str::as_bytes));
+    }
+    for (name, value) in &fields {
+        if KNOWN.contains(&name.as_str()) || PLACEMENT.contains(&name.as_str()) {
+            continue;
+        }
+        let value = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_owned);
+        builder = builder.extension(name.clone(), value);
+    }
+    Ok(builder)
+}
+
+fn host(module: &Arc<Module>, subject_from_key: bool) -> MockHost<WasmApplier> {
+    MockHost::new(WasmApplier::new(module.instance())).with_subject_from_key(subject_from_key)
+}
+
+fn run_events(args: &TestArgs, module: &Arc<Module>, path: &Path) -> anyhow::Result<bool> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read events {}", path.display()))?;
+    let mut host = host(module, args.subject_from_key);
+    let mut failures = Vec::new();
+    let mut applied = 0;
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = format!("{}:{}", path.display(), index + 1);
+        match host.publish(event_of(line, &at)?) {
+            Outcome::Applied { .. } => applied += 1,
+            Outcome::Duplicate { origin, next_offset } => failures.push(serde_json::json!({
+                "line": index + 1,
+                "origin": format!("{}/{}@{}", origin.topic, origin.partition, origin.offset),
+                "class": "duplicate",
+                "message": format!("at or below the partition's next offset {next_offset}: not applied again"),
+            })),
+            Outcome::Failed(failure) => failures.push(serde_json::json!({
+                "line": index + 1,
+                "class": scenario::failure_code(&failure),
+                "message": failure.to_string(),
+            })),
+        }
+    }
+    let rows: BTreeMap<String, Value> = host
+        .rows()
+        .map(|(subject, row)| {
+            (
+                subject.to_owned(),
+                serde_json::from_str(row).unwrap_or(Value::String(row.to_owned())),
+            )
+        })
+        .collect();
+    let difference = match &args.expect {
+        None => None,
+        Some(expect) => {
+            let expected: BTreeMap<String, Value> = serde_json::from_str(
+                &std::fs::read_to_string(expect)
+                    .with_context(|| format!("cannot read {}", expect.display()))?,
+            )
+            .with_context(|| {
+                format!("{}: not a JSON object of subject to row", expect.display())
+            })?;
+            let mut lines = Vec::new();
+            for (subject, row) in &expected {
+                match rows.get(subject) {
+                    None => lines.push(format!("- {subject}: expected {row}, but it has no row")),
+                    Some(actual) if actual != row => {
+                        lines.push(format!(
+                            "~ {subject}: expected {row}\n           but got  {actual}"
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (subject, row) in &rows {
+                if !expected.contains_key(subject) {
+                    lines.push(format!("+ {subject}: not expected, but the row is {row}"));
+                }
+            }
+            Some(lines)
+        }
+    };
+    let passed = difference.as_ref().is_none_or(Vec::is_empty);
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({
+                "applied": applied,
+                "failures": failures,
+                "rows": rows,
+                "difference": difference,
+                "passed": passed,
+            })
+        ),
+        Output::Text => {
+            println!("{applied} events applied, {} not", failures.len());
+            for failure in &failures {
+                println!(
+                    "  line {}: {}: {}",
+                    failure["line"],
+                    failure["class"].as_str().unwrap_or_default(),
+                    failure["message"].as_str().unwrap_or_default()
+                );
+            }
+            println!("rows:");
+            for (subject, row) in &rows {
+                println!("  {subject}: {row}");
+            }
+            if let Some(lines) = &difference {
+                if lines.is_empty() {
+                    println!("the rows are as expected");
+                } else {
+                    println!(
+                        "the rows differ from {}:",
+                        args.expect
+                            .as_ref()
+                            .map_or_else(String::new, |p| p.display().to_string())
+                    );
+                    for line in lines {
+                        println!("  {line}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(passed)
+}
+
+fn run_scenarios(args: &TestArgs, module: &Arc<Module>) -> anyhow::Result<bool> {
+    let mut passed = true;
+    let mut count = 0;
+    for path in scenario::files(&args.scenarios)? {
+        for one in scenario::load(&path)? {
+            count += 1;
+            let mut host = host(module, one.subject_from_key || args.subject_from_key);
+            match scenario::run(&one, &mut host) {
+                Ok(()) => println!("ok      {}: {}", path.display(), one.scenario),
+                Err(err) => {
+                    passed = false;
+                    println!("FAILED  {}: {err}", path.display());
+                }
+            }
+        }
+    }
+    anyhow::ensure!(count > 0, "no scenario found in {:?}", args.scenarios);
+    println!(
+        "{count} scenarios {}",
+        if passed { "passed" } else { "run, some failed" }
+    );
+    Ok(passed)
+}
+
+/// `$XDG_CACHE_HOME/projector/compiled`, else `$HOME/.cache/projector/compiled`.
+fn default_cache() -> Option<PathBuf> {
+    let non_empty = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    non_empty("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .map(|cache| cache.join("projector").join("compiled"))
+}
+
+/// Run `projector test`.
+pub fn run(args: &TestArgs) -> anyhow::Result<()> {
+    let cache_dir = if args.no_cache {
+        None
+    } else {
+        args.cache_dir.clone().or_else(default_cache)
+    };
+    if let Some(dir) = &cache_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the cache directory {}", dir.display()))?;
+    }
+    let engine = Engine::new(EngineConfig {
+        cache_dir,
+        ..EngineConfig::default()
+    })?;
+    let module = engine
+        .load_file(&args.module)
+        .with_context(|| format!("module {}", args.module.display()))?;
+    let mut passed = true;
+    if let Some(events) = &args.events {
+        passed &= run_events(args, &module, events)?;
+    }
+    if !args.scenarios.is_empty() {
+        passed &= run_scenarios(args, &module)?;
+    }
+    anyhow::ensure!(passed, "the component does not do what the test expects");
+    Ok(())
+}

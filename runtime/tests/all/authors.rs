@@ -1,0 +1,199 @@
+//! Projections written in Python: the SDK's and the examples' mock-host
+//! tests under pytest, the examples built into components with
+//! componentize-py (`--stub-wasi`), and the same scenario files run on those
+//! components through the real engine by `projector test`, with hostile
+//! guests among them.
+//!
+//! The toolchain (a venv with componentize-py and pytest) is installed by
+//! `scripts/install-test-tools.sh` under `$PROJECTOR_TOOLS/python`; without
+//! it these tests fail, naming the script.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::kit::TempDir;
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the runtime lives in the repository")
+        .to_owned()
+}
+
+/// The venv `scripts/install-test-tools.sh` made.
+fn python_tools() -> PathBuf {
+    let tools = std::env::var_os("PROJECTOR_TOOLS").map_or_else(
+        || {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/projector-tools")
+        },
+        PathBuf::from,
+    );
+    let python = tools.join("python");
+    assert!(
+        python.join("bin/componentize-py").exists() && python.join("bin/python").exists(),
+        "no Python toolchain at {}: scripts/install-test-tools.sh installs componentize-py and pytest there",
+        python.display()
+    );
+    python
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Build the Python example `name` into `out/<name>.wasm`, as its README
+/// says.
+fn build(name: &str, out: &Path) -> PathBuf {
+    let example = repository().join("guest-examples").join(name);
+    let wasm = out.join(format!("{name}.wasm"));
+    let output = Command::new(python_tools().join("bin/componentize-py"))
+        .current_dir(&example)
+        .args(["-d", "../../wit", "-w", "projection", "componentize", "app"])
+        .args(["-p", ".", "-p", "../../sdk-python", "--stub-wasi", "-o"])
+        .arg(&wasm)
+        .output()
+        .expect("componentize-py runs");
+    assert!(
+        output.status.success(),
+        "building {name}: {}",
+        text(&output)
+    );
+    wasm
+}
+
+/// `projector test` with `args`, caching compiled code in `cache`.
+fn projector_test(cache: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_projector"))
+        .arg("test")
+        .args(args)
+        .arg("--cache-dir")
+        .arg(cache)
+        .output()
+        .expect("the projector binary runs")
+}
+
+#[test]
+fn the_python_sdk_and_examples_pass_their_mock_host_tests() {
+    let root = repository();
+    let output = Command::new(python_tools().join("bin/python"))
+        .current_dir(&root)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .args([
+            "sdk-python/tests",
+            "guest-examples/order-totals-py/tests",
+            "guest-examples/misbehaving-py/tests",
+        ])
+        .output()
+        .expect("pytest runs");
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    // The count is what the files hold: a test file gone missing shows.
+    assert!(report.contains("9 passed"), "{report}");
+}
+
+#[test]
+fn the_python_examples_pass_the_same_scenarios_as_components_under_projector_test() {
+    let dir = TempDir::new("authors-python");
+    let cache = dir.0.join("compiled");
+    let totals = build("order-totals-py", &dir.0);
+    let example = repository().join("guest-examples/order-totals-py");
+    let path = |name: &str| example.join(name).display().to_string();
+    let wasm = totals.display().to_string();
+
+    // The engine takes the component as it is: its WASI imports stubbed
+    // away, its one extra export (componentize-py's init) named.
+    let inspect = Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["inspect", &wasm, "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(inspect.status.success(), "{}", text(&inspect));
+    let report: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(report["ignored_exports"][0]["name"], "exports", "{report}");
+    assert!(
+        report["ignored_exports"][0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("componentize-py"),
+        "{report}"
+    );
+    assert_eq!(
+        report["imports"],
+        serde_json::json!([
+            "projector:projection/log@0.1.0",
+            "projector:projection/types@0.1.0"
+        ])
+    );
+
+    // The scenario files pytest ran on the source pass on the component.
+    let scenarios = projector_test(&cache, &[&wasm, "--scenarios", &path("scenarios")]);
+    assert!(scenarios.status.success(), "{}", text(&scenarios));
+    assert!(
+        text(&scenarios).contains("4 scenarios passed"),
+        "{}",
+        text(&scenarios)
+    );
+
+    // The sample events leave the expected rows...
+    let events = projector_test(
+        &cache,
+        &[
+            &wasm,
+            "--events",
+            &path("events.jsonl"),
+            "--expect",
+            &path("expected-rows.json"),
+        ],
+    );
+    assert!(events.status.success(), "{}", text(&events));
+    let shown = text(&events);
+    assert!(shown.contains("the rows are as expected"), "{shown}");
+    assert!(shown.contains("line 6: invalid-data"), "{shown}");
+    // ...and a wrong expectation fails, showing the difference.
+    let wrong = dir.0.join("wrong-rows.json");
+    std::fs::write(
+        &wrong,
+        r#"{"alice": {"orderCount": 2, "totalCents": 750, "lastOrderId": "o-3"}, "carol": {}}"#,
+    )
+    .unwrap();
+    let failing = projector_test(
+        &cache,
+        &[
+            &wasm,
+            "--events",
+            &path("events.jsonl"),
+            "--expect",
+            wrong.to_str().unwrap(),
+        ],
+    );
+    assert!(!failing.status.success());
+    let shown = text(&failing);
+    assert!(shown.contains("~ alice: expected"), "{shown}");
+    assert!(shown.contains("- carol"), "{shown}");
+    assert!(shown.contains("+ bob"), "{shown}");
+
+    // Hostile Python: each misbehaviour fails alone with its class, the
+    // instance is replaced and the next event applies.
+    let misbehaving = build("misbehaving-py", &dir.0);
+    let hostile = projector_test(
+        &cache,
+        &[
+            misbehaving.to_str().unwrap(),
+            "--scenarios",
+            repository()
+                .join("guest-examples/misbehaving-py/component-scenarios")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    assert!(hostile.status.success(), "{}", text(&hostile));
+    assert!(
+        text(&hostile).contains("1 scenario passed"),
+        "{}",
+        text(&hostile)
+    );
+}
