@@ -34,7 +34,7 @@ fn main() {
     let target_dir = out_dir.join("guests");
 
     for watched in [
-        "wit",
+        "sdk/wit",
         "sdk/src",
         "sdk/Cargo.toml",
         "Cargo.lock",

@@ -15,7 +15,7 @@ use crate::{Event, KafkaOrigin, RawProjection, Update};
 pub mod bindings {
     wit_bindgen::generate!({
         world: "projection",
-        path: "../wit",
+        path: "wit",
         pub_export_macro: true,
         export_macro_name: "__export_projection_world",
         default_bindings_module: "projector_sdk::abi::bindings",

@@ -7,6 +7,7 @@ pub mod client;
 pub mod demo;
 pub mod inspect;
 pub mod mock_broker;
+pub mod new;
 pub mod query;
 pub mod run;
 pub mod secret;
@@ -40,6 +41,9 @@ pub enum Command {
     View(view::ViewArgs),
     /// Check a projection component against the WIT world and describe it.
     Inspect(inspect::InspectArgs),
+    /// Scaffold a projection project (Rust or Python) in a new directory,
+    /// ready to test and build.
+    New(new::NewArgs),
     /// Test a built component through the real engine: over CloudEvents
     /// from a file (checked against expected rows), or over scenario files.
     Test(test::TestArgs),
@@ -100,6 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::View(args) => view::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Test(args) => test::run(&args),
+        Command::New(args) => new::run(&args),
         Command::Query(args) => query::query(&args),
         Command::Watch(args) => query::watch(&args),
         Command::Secret(args) => secret::run(&args),

@@ -304,8 +304,9 @@ fn run_scenarios(args: &TestArgs, module: &Arc<Module>) -> anyhow::Result<bool> 
         }
     }
     anyhow::ensure!(count > 0, "no scenario found in {:?}", args.scenarios);
+    let noun = if count == 1 { "scenario" } else { "scenarios" };
     println!(
-        "{count} scenarios {}",
+        "{count} {noun} {}",
         if passed { "passed" } else { "run, some failed" }
     );
     Ok(passed)

@@ -4,7 +4,7 @@
 
 wasmtime::component::bindgen!({
     world: "projection",
-    path: "../wit",
+    path: "../sdk/wit",
     additional_derives: [PartialEq, Eq],
 });
 

@@ -197,3 +197,145 @@ fn the_python_examples_pass_the_same_scenarios_as_components_under_projector_tes
         text(&hostile)
     );
 }
+
+/// `projector new NAME --lang LANG` in `dir`: the project's directory.
+fn scaffold(dir: &Path, lang: &str) -> PathBuf {
+    let output = Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["new", "cart-view", "--lang", lang, "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let project = dir.join("cart-view");
+    for file in [
+        "README.md",
+        ".gitignore",
+        "events.jsonl",
+        "expected-rows.json",
+        "scenarios/example.json",
+    ] {
+        assert!(project.join(file).exists(), "{lang}: no {file}");
+    }
+    // A second time, the directory exists: refused, nothing overwritten.
+    let again = Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["new", "cart-view", "--lang", lang, "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(text(&again).contains("exists already"), "{}", text(&again));
+    project
+}
+
+/// The scaffold's sample events and scenario pass on its built component.
+fn passes_projector_test(project: &Path, wasm: &Path, cache: &Path) {
+    let wasm = wasm.to_str().unwrap();
+    let path = |name: &str| project.join(name).display().to_string();
+    let output = projector_test(
+        cache,
+        &[
+            wasm,
+            "--scenarios",
+            &path("scenarios"),
+            "--events",
+            &path("events.jsonl"),
+            "--expect",
+            &path("expected-rows.json"),
+        ],
+    );
+    let shown = text(&output);
+    assert!(output.status.success(), "{shown}");
+    assert!(
+        shown.contains("the rows are as expected") && shown.contains("1 scenario passed"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_new_python_project_tests_and_builds_right_away() {
+    let dir = TempDir::new("new-python");
+    let project = scaffold(&dir.0, "python");
+    let tools = python_tools();
+    let tests = Command::new(tools.join("bin/python"))
+        .current_dir(&project)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"])
+        .output()
+        .unwrap();
+    assert!(tests.status.success(), "{}", text(&tests));
+    assert!(text(&tests).contains("3 passed"), "{}", text(&tests));
+    // Its own build script, with the toolchain on the PATH as its README says.
+    let path = format!(
+        "{}:{}",
+        tools.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let build = Command::new(project.join("build.sh"))
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "{}", text(&build));
+    passes_projector_test(
+        &project,
+        &project.join("cart-view.wasm"),
+        &dir.0.join("compiled"),
+    );
+}
+
+#[test]
+fn a_new_rust_project_tests_and_builds_right_away_outside_the_workspace() {
+    let dir = TempDir::new("new-rust");
+    let project = scaffold(&dir.0, "rust");
+    let target = dir.0.join("target");
+    let cargo = |args: &[&str]| {
+        let output = Command::new("cargo")
+            .current_dir(&project)
+            .args(args)
+            .env("CARGO_TARGET_DIR", &target)
+            // Not this workspace's build: its own toolchain file and lock.
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("CARGO_MANIFEST_DIR")
+            .output()
+            .expect("cargo runs");
+        assert!(output.status.success(), "cargo {args:?}: {}", text(&output));
+        text(&output)
+    };
+    let tests = cargo(&["test", "--quiet"]);
+    assert!(tests.contains("2 passed"), "{tests}");
+    cargo(&["build", "--release", "--target", "wasm32-wasip2", "--quiet"]);
+    passes_projector_test(
+        &project,
+        &target.join("wasm32-wasip2/release/cart_view.wasm"),
+        &dir.0.join("compiled"),
+    );
+}
+
+#[test]
+fn the_rust_sdk_packages_on_its_own() {
+    // What publishing it would check: the crate builds from its package
+    // alone (its WIT inside it, no workspace around it).
+    let dir = TempDir::new("sdk-package");
+    let output = Command::new("cargo")
+        .current_dir(repository())
+        .args([
+            "package",
+            "-p",
+            "projector-sdk",
+            "--allow-dirty",
+            "--target-dir",
+        ])
+        .arg(dir.0.join("target"))
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .output()
+        .expect("cargo runs");
+    assert!(output.status.success(), "{}", text(&output));
+    let listed = Command::new("tar")
+        .arg("tzf")
+        .arg(dir.0.join("target/package/projector-sdk-0.1.0.crate"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("projector-sdk-0.1.0/wit/projection.wit"),
+        "{}",
+        text(&listed)
+    );
+}
