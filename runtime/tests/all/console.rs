@@ -14,7 +14,7 @@
 //! `chromium-driver`, installed by `scripts/install-test-tools.sh`; without
 //! them the test fails, naming the script.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -99,31 +99,12 @@ impl Drop for Runtime {
     }
 }
 
-fn projector(home: &Path, args: &[&str], stdin: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_projector"))
-        .args(args)
-        .env("PROJECTOR_HOME", home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the projector binary runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 /// Start `projector run` over `broker` with the customers view and the
 /// same projection as `strict` (`on_error = "stop"`), its API on `port`
 /// guarded by [`TOKEN`].
 fn run_customers(dir: &TempDir, broker: &Broker, port: u16) -> Runtime {
     let home = dir.0.join("home");
-    let created = projector(
+    let created = crate::cli::projector_at(
         &home,
         &[
             "secret",

@@ -11,48 +11,17 @@ use std::time::{Duration, Instant};
 use projector::config::OnError;
 use projector::engine::{Engine, EngineConfig};
 use projector::pipeline::policy::ErrorPolicy;
-use projector::pipeline::{
-    BatchLimits, PartitionState, Source, TopicPartition, ViewStatus, Worker,
-};
+use projector::pipeline::{BatchLimits, PartitionState, ViewStatus, Worker};
 use projector::store::{SledStore, Store, ViewStore};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message, OwnedMessage, Timestamp};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::kit::{Broker, TempDir, view, wait_until};
+use crate::kit::{Broker, QUIET, TempDir, view, wait_until};
 
 const TOPIC: &str = "events";
 const DLQ: &str = "counter-dlq";
-
-/// A source that does what it is told and nothing else: the records come
-/// from the test.
-pub(crate) struct Quiet;
-
-impl Source for Quiet {
-    fn take_partitions(&self, _: &[(TopicPartition, Offset)], _: bool) -> Result<(), KafkaError> {
-        Ok(())
-    }
-    fn drop_partitions(&self, _: &[TopicPartition], _: bool) -> Result<(), KafkaError> {
-        Ok(())
-    }
-    fn seek(&self, _: &str, _: i32, _: i64) -> Result<(), KafkaError> {
-        Ok(())
-    }
-    fn pause(&self, _: &str, _: i32) -> Result<(), KafkaError> {
-        Ok(())
-    }
-    fn low_watermark(&self, _: &str, _: i32) -> Result<i64, KafkaError> {
-        Ok(0)
-    }
-    fn commit_offsets(&self, _: &TopicPartitionList) -> Result<(), KafkaError> {
-        Ok(())
-    }
-    fn commit_offsets_now(&self, _: &TopicPartitionList) -> Result<(), KafkaError> {
-        Ok(())
-    }
-}
 
 /// Record `offset` of partition 0: a CloudEvent for `s-0` when `good`, else
 /// bytes that are no CloudEvent at all.
@@ -123,7 +92,7 @@ fn open_worker(
         policy,
     )
     .expect("worker opens");
-    worker.assign(&Quiet, &[(TOPIC.to_owned(), 0)], false);
+    worker.assign(&QUIET, &[(TOPIC.to_owned(), 0)], false);
     worker
 }
 
@@ -173,12 +142,12 @@ fn dead_letters_are_written_once_across_a_crash_after_their_acknowledgement() {
     let mut worker = open_worker(&broker, &store, &status);
     for offset in 0..RECORDS {
         worker
-            .handle(&Quiet, &record(offset, !is_bad(offset)))
+            .handle(&QUIET, &record(offset, !is_bad(offset)))
             .unwrap();
     }
     // The batch with the held records and the checkpoint past them is
     // durable; the dead letters leave now, many in flight.
-    worker.commit(&Quiet).unwrap();
+    worker.commit(&QUIET).unwrap();
     let bad: Vec<i64> = (0..RECORDS).filter(|o| is_bad(*o)).collect();
     wait_until(
         "the dead letters in their topic",
@@ -207,7 +176,7 @@ fn dead_letters_are_written_once_across_a_crash_after_their_acknowledgement() {
     // again.
     let status = Arc::new(ViewStatus::default());
     let mut worker = open_worker(&broker, &store, &status);
-    worker.finish(&Quiet).unwrap();
+    worker.finish(&QUIET).unwrap();
     assert_eq!(rows.held_dead_letters().unwrap().len(), 0, "all released");
     assert_eq!(
         dead_lettered_offsets(&broker),
@@ -233,11 +202,11 @@ fn dead_letters_held_but_never_sent_are_sent_after_a_crash() {
     let mut worker = open_worker(&broker, &store, &status);
     for offset in 0..RECORDS / 2 {
         worker
-            .handle(&Quiet, &record(offset, !is_bad(offset)))
+            .handle(&QUIET, &record(offset, !is_bad(offset)))
             .unwrap();
     }
-    worker.commit(&Quiet).unwrap();
-    worker.finish(&Quiet).unwrap();
+    worker.commit(&QUIET).unwrap();
+    worker.finish(&QUIET).unwrap();
     let first: Vec<i64> = (0..RECORDS / 2).filter(|o| is_bad(*o)).collect();
     assert_eq!(dead_lettered_offsets(&broker), first);
     broker.cluster().request_errors(
@@ -246,12 +215,12 @@ fn dead_letters_held_but_never_sent_are_sent_after_a_crash() {
     );
     for offset in RECORDS / 2..RECORDS {
         worker
-            .handle(&Quiet, &record(offset, !is_bad(offset)))
+            .handle(&QUIET, &record(offset, !is_bad(offset)))
             .unwrap();
     }
-    worker.commit(&Quiet).unwrap();
+    worker.commit(&QUIET).unwrap();
     wait_until("the refusals", Duration::from_secs(30), || {
-        worker.poll_dead_letters(&Quiet);
+        worker.poll_dead_letters(&QUIET);
         status.counters().dead_lettered == u64::try_from(first.len()).unwrap()
             && status.held_dead_letters() == 10
             && status.partitions()[&(TOPIC.to_owned(), 0)].state == PartitionState::Stopped
@@ -267,10 +236,10 @@ fn dead_letters_held_but_never_sent_are_sent_after_a_crash() {
     // message.timeout.ms, 2 s here), then leave.
     assert_eq!(status.held_dead_letters(), 10);
     wait_until("the held records produced", Duration::from_secs(30), || {
-        worker.poll_dead_letters(&Quiet);
+        worker.poll_dead_letters(&QUIET);
         status.held_dead_letters() == 0
     });
-    worker.finish(&Quiet).unwrap();
+    worker.finish(&QUIET).unwrap();
     let all: Vec<i64> = (0..RECORDS).filter(|o| is_bad(*o)).collect();
     assert_eq!(dead_lettered_offsets(&broker), all, "each written once");
     assert_eq!(status.held_dead_letters(), 0);
@@ -290,13 +259,13 @@ fn a_dead_letter_in_flight_at_a_crash_that_lands_after_the_restart_is_not_produc
     let mut worker = open_worker(&broker, &store, &status);
     for offset in 0..RECORDS {
         worker
-            .handle(&Quiet, &record(offset, !is_bad(offset)))
+            .handle(&QUIET, &record(offset, !is_bad(offset)))
             .unwrap();
     }
-    worker.commit(&Quiet).unwrap();
+    worker.commit(&QUIET).unwrap();
     let bad: Vec<i64> = (0..RECORDS).filter(|o| is_bad(*o)).collect();
     wait_until("the refusals", Duration::from_secs(30), || {
-        worker.poll_dead_letters(&Quiet);
+        worker.poll_dead_letters(&QUIET);
         status.partitions()[&(TOPIC.to_owned(), 0)].state == PartitionState::Stopped
     });
     drop(worker);
@@ -313,7 +282,7 @@ fn a_dead_letter_in_flight_at_a_crash_that_lands_after_the_restart_is_not_produc
     // would have done so by now)...
     let started = Instant::now();
     while started.elapsed() < Duration::from_millis(700) {
-        worker.poll_dead_letters(&Quiet);
+        worker.poll_dead_letters(&QUIET);
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(status.held_dead_letters(), 20, "they settle, unsent");
@@ -343,11 +312,11 @@ fn a_dead_letter_in_flight_at_a_crash_that_lands_after_the_restart_is_not_produc
         "every held record released",
         Duration::from_secs(30),
         || {
-            worker.poll_dead_letters(&Quiet);
+            worker.poll_dead_letters(&QUIET);
             status.held_dead_letters() == 0
         },
     );
-    worker.finish(&Quiet).unwrap();
+    worker.finish(&QUIET).unwrap();
     let mut written = dead_lettered_offsets(&broker);
     assert_eq!(&written[..late.len()], late, "the late ones landed first");
     assert_eq!(&written[late.len()..], rest, "then the missing ones, once");
@@ -371,12 +340,12 @@ fn a_refused_dead_letter_stops_its_partition_and_is_delivered_when_the_topic_tak
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 1000],
     );
-    worker.handle(&Quiet, &record(0, false)).unwrap();
-    worker.handle(&Quiet, &record(1, true)).unwrap();
-    worker.commit(&Quiet).unwrap();
+    worker.handle(&QUIET, &record(0, false)).unwrap();
+    worker.handle(&QUIET, &record(1, true)).unwrap();
+    worker.commit(&QUIET).unwrap();
     // The view's max_attempts is 2: two refusals stop the partition.
     wait_until("the stop", Duration::from_secs(30), || {
-        worker.poll_dead_letters(&Quiet);
+        worker.poll_dead_letters(&QUIET);
         status.partitions()[&(TOPIC.to_owned(), 0)].state == PartitionState::Stopped
     });
     let partition = status.partitions()[&(TOPIC.to_owned(), 0)].clone();
@@ -396,10 +365,10 @@ fn a_refused_dead_letter_stops_its_partition_and_is_delivered_when_the_topic_tak
         .cluster()
         .clear_request_errors(RDKafkaApiKey::Produce);
     wait_until("the delivery", Duration::from_secs(30), || {
-        worker.poll_dead_letters(&Quiet);
+        worker.poll_dead_letters(&QUIET);
         status.counters().dead_lettered == 1
     });
-    worker.finish(&Quiet).unwrap();
+    worker.finish(&QUIET).unwrap();
     assert_eq!(status.held_dead_letters(), 0);
     assert_eq!(dead_lettered_offsets(&broker), vec![0]);
 }

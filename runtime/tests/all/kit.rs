@@ -505,3 +505,76 @@ pub fn sigterm(child: &std::process::Child) {
         .expect("kill runs");
     assert!(status.success(), "kill -TERM {} failed", child.id());
 }
+
+/// A record source that does what it is told and nothing else (the records
+/// come from the test), and keeps the offsets a worker gives Kafka.
+pub struct Recorder(std::sync::Mutex<std::collections::BTreeMap<i32, i64>>);
+
+/// A [`Recorder`] whose offsets nobody reads.
+pub static QUIET: Recorder = Recorder::new();
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recorder {
+    pub const fn new() -> Self {
+        Self(std::sync::Mutex::new(std::collections::BTreeMap::new()))
+    }
+
+    /// The last offset given for each partition.
+    pub fn committed(&self) -> std::collections::BTreeMap<i32, i64> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn record(&self, offsets: &rdkafka::TopicPartitionList) {
+        let mut committed = self.0.lock().unwrap();
+        for element in offsets.elements() {
+            if let rdkafka::Offset::Offset(offset) = element.offset() {
+                committed.insert(element.partition(), offset);
+            }
+        }
+    }
+}
+
+impl projector::pipeline::Source for Recorder {
+    fn take_partitions(
+        &self,
+        _: &[(projector::pipeline::TopicPartition, rdkafka::Offset)],
+        _: bool,
+    ) -> Result<(), rdkafka::error::KafkaError> {
+        Ok(())
+    }
+    fn drop_partitions(
+        &self,
+        _: &[projector::pipeline::TopicPartition],
+        _: bool,
+    ) -> Result<(), rdkafka::error::KafkaError> {
+        Ok(())
+    }
+    fn seek(&self, _: &str, _: i32, _: i64) -> Result<(), rdkafka::error::KafkaError> {
+        Ok(())
+    }
+    fn pause(&self, _: &str, _: i32) -> Result<(), rdkafka::error::KafkaError> {
+        Ok(())
+    }
+    fn low_watermark(&self, _: &str, _: i32) -> Result<i64, rdkafka::error::KafkaError> {
+        Ok(0)
+    }
+    fn commit_offsets(
+        &self,
+        offsets: &rdkafka::TopicPartitionList,
+    ) -> Result<(), rdkafka::error::KafkaError> {
+        self.record(offsets);
+        Ok(())
+    }
+    fn commit_offsets_now(
+        &self,
+        offsets: &rdkafka::TopicPartitionList,
+    ) -> Result<(), rdkafka::error::KafkaError> {
+        self.record(offsets);
+        Ok(())
+    }
+}

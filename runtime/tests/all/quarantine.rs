@@ -16,60 +16,7 @@ use projector::pipeline::{BatchLimits, ViewStatus, Worker};
 use projector::store::{SledStore, Store, ViewStore};
 use rdkafka::message::{Message, OwnedMessage, Timestamp};
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
-use projector::pipeline::{Source, TopicPartition};
-use rdkafka::error::KafkaError;
-use rdkafka::{Offset, TopicPartitionList};
-
-/// A source that delivers nothing by itself and records the offsets the
-/// worker gives Kafka.
-#[derive(Default)]
-struct Recording(Mutex<BTreeMap<i32, i64>>);
-
-impl Recording {
-    fn record(&self, offsets: &TopicPartitionList) {
-        let mut committed = self.0.lock().unwrap();
-        for element in offsets.elements() {
-            if let Offset::Offset(offset) = element.offset() {
-                committed.insert(element.partition(), offset);
-            }
-        }
-    }
-
-    fn committed(&self) -> BTreeMap<i32, i64> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-impl Source for Recording {
-    fn take_partitions(&self, _: &[(TopicPartition, Offset)], _: bool) -> Result<(), KafkaError> {
-        Ok(())
-    }
-    fn drop_partitions(&self, _: &[TopicPartition], _: bool) -> Result<(), KafkaError> {
-        Ok(())
-    }
-    fn seek(&self, _: &str, _: i32, _: i64) -> Result<(), KafkaError> {
-        Ok(())
-    }
-    fn pause(&self, _: &str, _: i32) -> Result<(), KafkaError> {
-        Ok(())
-    }
-    fn low_watermark(&self, _: &str, _: i32) -> Result<i64, KafkaError> {
-        Ok(0)
-    }
-    fn commit_offsets(&self, offsets: &TopicPartitionList) -> Result<(), KafkaError> {
-        self.record(offsets);
-        Ok(())
-    }
-    fn commit_offsets_now(&self, offsets: &TopicPartitionList) -> Result<(), KafkaError> {
-        self.record(offsets);
-        Ok(())
-    }
-}
-
-use crate::dead_letters::Quiet;
+use crate::kit::{QUIET, Recorder};
 use crate::kit::{TempDir, hash_of, view};
 
 const TOPIC: &str = "events";
@@ -162,7 +109,7 @@ fn open(
     .parallel(threads)
     .expect("threads start");
     let partitions: Vec<_> = (0..PARTITIONS).map(|p| (TOPIC.to_owned(), p)).collect();
-    worker.assign(&Quiet, &partitions, false);
+    worker.assign(&QUIET, &partitions, false);
     (worker, status)
 }
 
@@ -190,7 +137,7 @@ fn scenario(shards: u32, threads: usize) {
     // The events of `a` from the poison on, in the order the worker takes
     // them: partition by partition as delivered below.
     let (mut worker, status) = open(&store, SMALL_LIMIT, shards, threads);
-    let kafka = Recording::default();
+    let kafka = Recorder::default();
     for message in &all {
         worker.handle(&kafka, message).unwrap();
     }
@@ -272,13 +219,13 @@ fn scenario(shards: u32, threads: usize) {
     );
     // Redelivered records are duplicates, not held twice.
     for message in &all {
-        worker.handle(&Quiet, message).unwrap();
+        worker.handle(&QUIET, message).unwrap();
     }
-    worker.commit(&Quiet).unwrap();
+    worker.commit(&QUIET).unwrap();
     assert_eq!(view.quarantined(Some("a")).unwrap().len(), held.len());
 
     // Released with the same limit: the first fails again; nothing moves.
-    let report = worker.release(&Quiet, Some("a")).unwrap();
+    let report = worker.release(&QUIET, Some("a")).unwrap();
     assert_eq!(report.subjects.len(), 1);
     assert_eq!(report.subjects[0].applied, 0);
     assert_eq!(
@@ -300,7 +247,7 @@ fn scenario(shards: u32, threads: usize) {
     // The operator raises the limit and releases: every held event applied
     // once, in order; the huge row first, then the counts on top of it.
     let (mut worker, status) = open(&store, LARGE_LIMIT, shards, threads);
-    let kafka = Recording::default();
+    let kafka = Recorder::default();
     let report = worker.release(&kafka, None).unwrap();
     // Nothing is held back any more.
     assert_eq!(
@@ -323,21 +270,21 @@ fn scenario(shards: u32, threads: usize) {
     );
     // New events of `a` apply again at once.
     worker
-        .handle(&Quiet, &record(0, 20, "a", "tick", "{}"))
+        .handle(&QUIET, &record(0, 20, "a", "tick", "{}"))
         .unwrap();
-    worker.commit(&Quiet).unwrap();
+    worker.commit(&QUIET).unwrap();
     assert_eq!(
         count_of(&view, "a"),
         Some(u64::try_from(held.len()).unwrap())
     );
     // A second release finds nothing; a restart applies nothing again.
-    assert!(worker.release(&Quiet, None).unwrap().subjects.is_empty());
+    assert!(worker.release(&QUIET, None).unwrap().subjects.is_empty());
     drop(worker);
     let (mut worker, _) = open(&store, LARGE_LIMIT, shards, threads);
     for message in &all {
-        worker.handle(&Quiet, message).unwrap();
+        worker.handle(&QUIET, message).unwrap();
     }
-    worker.commit(&Quiet).unwrap();
+    worker.commit(&QUIET).unwrap();
     assert_eq!(
         count_of(&view, "a"),
         Some(u64::try_from(held.len()).unwrap())
