@@ -152,6 +152,13 @@ fn is_project_name(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
+/// True for the files written as they are: the vendored sources and the
+/// WIT (their braces are code, not placeholders).
+fn is_verbatim(path: &str) -> bool {
+    (path.starts_with("vendor/") && (path.ends_with(".rs") || path.ends_with(".py")))
+        || path.ends_with(".wit")
+}
+
 /// The files of a `lang` project called `name`, with their text.
 pub fn files(name: &str, lang: Lang) -> Vec<(&'static str, String)> {
     let crate_name = name.replace('-', "_");
@@ -168,11 +175,7 @@ pub fn files(name: &str, lang: Lang) -> Vec<(&'static str, String)> {
         .iter()
         .chain(specific)
         .map(|(path, text)| {
-            // Vendored sources are written as they are.
-            let verbatim = (path.starts_with("vendor/")
-                && (path.ends_with(".rs") || path.ends_with(".py")))
-                || path.ends_with(".wit");
-            let text = if verbatim {
+            let text = if is_verbatim(path) {
                 (*text).to_owned()
             } else {
                 fill(text)
@@ -253,7 +256,7 @@ mod tests {
     fn every_placeholder_is_filled() {
         for lang in [Lang::Rust, Lang::Python] {
             for (path, text) in files("cart-view", lang) {
-                if path.ends_with(".rs") && path.starts_with("vendor/") {
+                if is_verbatim(path) {
                     continue;
                 }
                 for placeholder in ["{name}", "{crate}", "{version}"] {
