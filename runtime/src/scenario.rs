@@ -37,13 +37,13 @@ pub struct Scenario {
     pub steps: Vec<Step>,
 }
 
-/// One step.
+/// One step: an object with one of the keys below (and `expect` beside
+/// `publish` and `redeliver`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum Step {
     /// Publish an event (it gets its partition's next offset unless it says
     /// otherwise), with what should happen.
-    #[serde(untagged)]
     Publish {
         /// The event.
         publish: Box<Publish>,
@@ -52,7 +52,6 @@ pub enum Step {
         expect: Option<Expect>,
     },
     /// Deliver a published event again.
-    #[serde(untagged)]
     Redeliver {
         /// Where it was published.
         redeliver: At,
@@ -61,13 +60,11 @@ pub enum Step {
         expect: Option<Expect>,
     },
     /// The row of a subject is this JSON value.
-    #[serde(untagged)]
     ExpectRow {
         /// The subject and the row.
         expect_row: ExpectRow,
     },
     /// The subject has no row.
-    #[serde(untagged)]
     ExpectNoRow {
         /// The subject.
         expect_no_row: Subject,

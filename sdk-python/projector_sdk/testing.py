@@ -15,6 +15,7 @@ runtime and the Rust SDK's ``MockHost`` do, with no Kafka and no runtime.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
@@ -143,8 +144,8 @@ class MockHost:
         """Append the event to its partition, as a producer would, and
         deliver it. It gets the partition's next offset unless the builder
         set one, an id unless it set one, and its subject as key."""
-        event = builder._event
-        event = Event(**{**event.__dict__, "origin": KafkaOrigin(**event.origin.__dict__), "extensions": list(event.extensions)})
+        # A copy: the builder may be published again.
+        event = copy.deepcopy(builder._event)
         if not builder._id_set:
             self._next_id += 1
             event.id = f"evt-{self._next_id}"

@@ -138,23 +138,22 @@ fn event_of(line: &str, at: &str) -> anyhow::Result<EventBuilder> {
     if let Some(topic) = text("topic")? {
         builder = builder.topic(topic);
     }
-    for (name, setter) in [("partition", 0), ("offset", 1)] {
+    let integer = |name: &str| -> anyhow::Result<Option<i64>> {
         match fields.get(name) {
-            None | Some(Value::Null) => {}
-            Some(value) => {
-                let number = value
-                    .as_i64()
-                    .with_context(|| format!("{at}: `{name}` must be an integer"))?;
-                builder = if setter == 0 {
-                    builder.partition(
-                        i32::try_from(number)
-                            .with_context(|| format!("{at}: `partition` out of range"))?,
-                    )
-                } else {
-                    builder.offset(number)
-                };
-            }
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => value
+                .as_i64()
+                .map(Some)
+                .with_context(|| format!("{at}: `{name}` must be an integer")),
         }
+    };
+    if let Some(partition) = integer("partition")? {
+        builder = builder.partition(
+            i32::try_from(partition).with_context(|| format!("{at}: `partition` out of range"))?,
+        );
+    }
+    if let Some(offset) = integer("offset")? {
+        builder = builder.offset(offset);
     }
     if fields.contains_key("key") {
         builder = builder.key(text("key")?.as_deref().map(str::as_bytes));

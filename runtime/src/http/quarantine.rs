@@ -125,19 +125,15 @@ pub(super) async fn release(
         .controls
         .as_ref()
         .ok_or_else(|| ApiError::NotReady(format!("view {name} takes no requests here")))?;
-    if let Some(subject) = &query.subject
-        && !view
-            .rows
-            .quarantined(Some(subject))
-            .map(|held| !held.is_empty())
-            .unwrap_or(true)
-    {
-        return Err(ApiError::NotQuarantined {
-            view: name,
-            subject: subject.clone(),
-        });
-    }
-    match controls.release(query.subject).await {
+    match controls.release(query.subject.clone()).await {
+        // The worker releases only what it holds: a subject it does not
+        // hold comes back with nothing done.
+        Ok(report) if report.subjects.is_empty() && query.subject.is_some() => {
+            Err(ApiError::NotQuarantined {
+                view: name,
+                subject: query.subject.unwrap_or_default(),
+            })
+        }
         Ok(report) => Ok(Json(report)),
         Err(ControlError::Stopped) => Err(ApiError::NotReady(format!(
             "view {name} is not running; its held records are kept for the next start"

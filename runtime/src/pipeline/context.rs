@@ -572,20 +572,19 @@ impl<S: Store> ViewState<S> {
     }
 
     /// `subject`'s record at `sequence` failed again on release: keep it
-    /// (with its new failure) and the `records - 1` behind it, and hold the
-    /// subject again.
+    /// (with its new failure) and those behind it, and hold the subject
+    /// again.
     pub fn keep_quarantined(
         &mut self,
         subject: &str,
         sequence: u64,
         record: DeadLetter,
-        records: u64,
         status: &ViewStatus,
     ) {
         self.batch.quarantine(subject, sequence, record);
         self.batch_started.get_or_insert_with(Instant::now);
         if let Some(quarantine) = self.policy.quarantine() {
-            quarantine.keep(subject, records);
+            quarantine.keep(subject);
         }
         self.report_quarantine(status);
     }
@@ -602,9 +601,9 @@ impl<S: Store> ViewState<S> {
         if let Some(quarantine) = self.policy.quarantine() {
             quarantine.hold(&mut self.batch, subject, record);
             status.count(|c| &c.quarantined);
-            status.quarantine_held(quarantine.subject_count(), quarantine.record_count());
             self.batch_started.get_or_insert_with(Instant::now);
         }
+        self.report_quarantine(status);
     }
 
     /// Take the dead letters' outcomes: acknowledged ones are released in

@@ -511,7 +511,6 @@ impl<S: Store, A: Apply> Worker<S, A> {
                             &subject,
                             sequence,
                             record,
-                            total - applied,
                             &self.status,
                         );
                         break;

@@ -153,8 +153,9 @@ impl ErrorPolicy {
 /// store does not.
 #[derive(Debug, Default)]
 pub struct Quarantine {
-    /// Records held, per subject.
-    subjects: BTreeMap<String, u64>,
+    /// The subjects held: their later records are held behind. A subject
+    /// being released is not, though its records are still in `origins`.
+    held: BTreeSet<String>,
     /// The origins held, per subject, by sequence.
     origins: BTreeMap<String, BTreeMap<u64, Origin>>,
     /// The held offsets of each source partition, with how many records
@@ -179,7 +180,7 @@ impl Quarantine {
     }
 
     fn track(&mut self, subject: &str, sequence: u64, origin: Origin) {
-        *self.subjects.entry(subject.to_owned()).or_default() += 1;
+        self.held.insert(subject.to_owned());
         *self
             .by_partition
             .entry((origin.topic.clone(), origin.partition))
@@ -226,7 +227,7 @@ impl Quarantine {
 
     /// True when `subject` is held.
     pub fn holds(&self, subject: &str) -> bool {
-        self.subjects.contains_key(subject)
+        self.held.contains(subject)
     }
 
     /// Hold `record` of `subject` in `batch`, after every record of the
@@ -240,31 +241,32 @@ impl Quarantine {
 
     /// Subjects held now.
     pub fn subject_count(&self) -> usize {
-        self.subjects.len()
+        self.held.len()
     }
 
     /// Records held now, over every subject.
     pub fn record_count(&self) -> u64 {
-        self.subjects.values().sum()
+        self.origins
+            .values()
+            .map(|origins| u64::try_from(origins.len()).unwrap_or(u64::MAX))
+            .sum()
     }
 
     /// The subjects held, in order.
     pub fn subjects(&self) -> impl Iterator<Item = &str> {
-        self.subjects.keys().map(String::as_str)
+        self.held.iter().map(String::as_str)
     }
 
     /// Stop holding `subject` (its release begins): its later records are
-    /// applied again. Returns how many records it had held.
-    pub fn lift(&mut self, subject: &str) -> Option<u64> {
-        self.subjects.remove(subject)
+    /// applied again.
+    pub fn lift(&mut self, subject: &str) {
+        self.held.remove(subject);
     }
 
-    /// `subject` holds `records` again (a release stopped at one that
-    /// failed again).
-    pub fn keep(&mut self, subject: &str, records: u64) {
-        if records > 0 {
-            self.subjects.insert(subject.to_owned(), records);
-        }
+    /// Hold `subject` again: a release stopped at one of its records that
+    /// failed again, and it and those behind it stay.
+    pub fn keep(&mut self, subject: &str) {
+        self.held.insert(subject.to_owned());
     }
 }
 

@@ -331,6 +331,17 @@ pub(crate) fn projector_at(home: &std::path::Path, args: &[&str], stdin: &str) -
     child.wait_with_output().unwrap()
 }
 
+/// Store `value` as key `key` of secret `name` in `home`, typed on
+/// standard input as a user would.
+pub(crate) fn store_secret(home: &std::path::Path, name: &str, key: &str, value: &str) {
+    let output = projector_at(
+        home,
+        &["secret", "create", "generic", name, "--from-stdin", key],
+        &format!("{value}\n"),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
 #[test]
 fn secrets_are_created_listed_and_deleted_without_printing_values() {
     let home = crate::kit::TempDir::new("cli-secrets");
@@ -421,19 +432,7 @@ fn query_and_watch_read_a_running_view() {
     broker.flush();
     wait_committed(&service.statuses()["customers"], 5);
     let home = TempDir::new("cli-query-home");
-    let secret = projector_at(
-        &home.0,
-        &[
-            "secret",
-            "create",
-            "generic",
-            "api",
-            "--from-stdin",
-            "token",
-        ],
-        "t0ken\n",
-    );
-    assert!(secret.status.success(), "{}", stderr(&secret));
+    store_secret(&home.0, "api", "token", "t0ken");
     let api = Api::start(&service, Some("t0ken"));
     let query = |args: &[&str]| {
         let mut all = vec!["query", "customers"];

@@ -104,23 +104,7 @@ impl Drop for Runtime {
 /// guarded by [`TOKEN`].
 fn run_customers(dir: &TempDir, broker: &Broker, port: u16) -> Runtime {
     let home = dir.0.join("home");
-    let created = crate::cli::projector_at(
-        &home,
-        &[
-            "secret",
-            "create",
-            "generic",
-            "api",
-            "--from-stdin",
-            "token",
-        ],
-        &format!("{TOKEN}\n"),
-    );
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+    crate::cli::store_secret(&home, "api", "token", TOKEN);
     let config = dir.0.join("projector.toml");
     std::fs::write(
         &config,

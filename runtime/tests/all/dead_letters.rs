@@ -127,6 +127,15 @@ fn dead_lettered_offsets(broker: &Broker) -> Vec<i64> {
     offsets
 }
 
+/// Hand the records at `offsets` to `worker`, every tenth bad.
+fn handle_records(worker: &mut Worker<SledStore>, offsets: std::ops::Range<i64>) {
+    for offset in offsets {
+        worker
+            .handle(&QUIET, &record(offset, !is_bad(offset)))
+            .unwrap();
+    }
+}
+
 /// Every tenth record of 200 is bad.
 const RECORDS: i64 = 200;
 fn is_bad(offset: i64) -> bool {
@@ -140,11 +149,7 @@ fn dead_letters_are_written_once_across_a_crash_after_their_acknowledgement() {
     let store = Arc::new(SledStore::open(&dir.0.join("store")).unwrap());
     let status = Arc::new(ViewStatus::default());
     let mut worker = open_worker(&broker, &store, &status);
-    for offset in 0..RECORDS {
-        worker
-            .handle(&QUIET, &record(offset, !is_bad(offset)))
-            .unwrap();
-    }
+    handle_records(&mut worker, 0..RECORDS);
     // The batch with the held records and the checkpoint past them is
     // durable; the dead letters leave now, many in flight.
     worker.commit(&QUIET).unwrap();
@@ -200,11 +205,7 @@ fn dead_letters_held_but_never_sent_are_sent_after_a_crash() {
     // stay held when the process dies.
     let status = Arc::new(ViewStatus::default());
     let mut worker = open_worker(&broker, &store, &status);
-    for offset in 0..RECORDS / 2 {
-        worker
-            .handle(&QUIET, &record(offset, !is_bad(offset)))
-            .unwrap();
-    }
+    handle_records(&mut worker, 0..RECORDS / 2);
     worker.commit(&QUIET).unwrap();
     worker.finish(&QUIET).unwrap();
     let first: Vec<i64> = (0..RECORDS / 2).filter(|o| is_bad(*o)).collect();
@@ -213,11 +214,7 @@ fn dead_letters_held_but_never_sent_are_sent_after_a_crash() {
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 1000],
     );
-    for offset in RECORDS / 2..RECORDS {
-        worker
-            .handle(&QUIET, &record(offset, !is_bad(offset)))
-            .unwrap();
-    }
+    handle_records(&mut worker, RECORDS / 2..RECORDS);
     worker.commit(&QUIET).unwrap();
     wait_until("the refusals", Duration::from_secs(30), || {
         worker.poll_dead_letters(&QUIET);
@@ -257,11 +254,7 @@ fn a_dead_letter_in_flight_at_a_crash_that_lands_after_the_restart_is_not_produc
     );
     let status = Arc::new(ViewStatus::default());
     let mut worker = open_worker(&broker, &store, &status);
-    for offset in 0..RECORDS {
-        worker
-            .handle(&QUIET, &record(offset, !is_bad(offset)))
-            .unwrap();
-    }
+    handle_records(&mut worker, 0..RECORDS);
     worker.commit(&QUIET).unwrap();
     let bad: Vec<i64> = (0..RECORDS).filter(|o| is_bad(*o)).collect();
     wait_until("the refusals", Duration::from_secs(30), || {

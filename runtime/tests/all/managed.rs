@@ -26,19 +26,7 @@ fn configure_with(
     password: &str,
     ca_file: &std::path::Path,
 ) {
-    let output = projector_at(
-        &home.0,
-        &[
-            "secret",
-            "create",
-            "generic",
-            "confluent",
-            "--from-stdin",
-            "api-secret",
-        ],
-        &format!("{password}\n"),
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
+    crate::cli::store_secret(&home.0, "confluent", "api-secret", password);
     let output = projector_at(
         &home.0,
         &[
