@@ -1,0 +1,126 @@
+/**
+ * A mock host for `node --test`: it keeps rows and checkpoints exactly as
+ * the runtime and the Rust SDK's `MockHost` do, with no Kafka and no runtime.
+ *
+ * - An event at or below a partition's checkpoint is a redelivery: a
+ *   duplicate, not applied again.
+ * - A `set` row must serialise to JSON (`invalid-row` otherwise).
+ * - An event with no subject fails with `no-subject`, unless the host uses
+ *   the Kafka key as the subject (`subjectFromKey`).
+ * - Clock and random reads throw `nondeterministic` inside `apply`, as in
+ *   the component.
+ * - A failed event moves the checkpoint past it (the runtime hands it to the
+ *   view's policy and goes on) and is kept in `failures`.
+ *
+ * @module
+ */
+import { Event, type Json, type KafkaOrigin, type LogLevel, type Projection, type RawUpdate } from "./index.js";
+/** The event was applied. */
+export interface Applied {
+    outcome: "applied";
+    subject: string;
+    origin: KafkaOrigin;
+    update: RawUpdate;
+}
+/** A redelivery at or below the partition's checkpoint. */
+export interface Duplicate {
+    outcome: "duplicate";
+    origin: KafkaOrigin;
+    nextOffset: number;
+}
+/**
+ * The event failed; `code` is the projection's error code, or `no-subject`,
+ * `invalid-row`, `panic` (any other exception).
+ */
+export interface Failed {
+    outcome: "failed";
+    code: string;
+    message: string;
+    event: Event;
+}
+/** What delivering one event did. */
+export type Outcome = Applied | Duplicate | Failed;
+/** One record the projection logged. */
+export interface LogRecord {
+    level: LogLevel;
+    message: string;
+}
+/** An event to publish: `new EventBuilder("OrderPlaced").subject("c-1").dataJson({...})`. */
+export declare class EventBuilder {
+    /** @internal */ readonly fields: {
+        id?: string;
+        type: string;
+        source: string;
+        subject?: string;
+        time?: string;
+        datacontenttype?: string;
+        dataschema?: string;
+        extensions: Array<[string, string]>;
+        data?: Uint8Array;
+        topic: string;
+        partition: number;
+        offset?: number;
+        key?: Uint8Array | null;
+        timestampMs?: number;
+    };
+    constructor(type: string);
+    id(value: string): this;
+    source(value: string): this;
+    subject(value: string): this;
+    time(value: string): this;
+    dataschema(value: string): this;
+    extension(name: string, value: string): this;
+    /** JSON data, sent as `application/json`. */
+    dataJson(value: Json | object): this;
+    /** Raw data with its media type. */
+    data(contentType: string, data: Uint8Array | string): this;
+    topic(value: string): this;
+    partition(value: number): this;
+    /** The offset; by default the partition's next one. */
+    offset(value: number): this;
+    /** The Kafka key; by default the subject. `null` for none. */
+    key(value: Uint8Array | string | null): this;
+    timestampMs(value: number): this;
+}
+/** Options of a {@link MockHost}. */
+export interface MockHostOptions {
+    /** Use the Kafka key as the subject of an event that has none. */
+    subjectFromKey?: boolean;
+}
+/** Applies events with a projection and keeps the view. */
+export declare class MockHost<Row = Json> {
+    private readonly projection;
+    /** The rows, as the JSON text the runtime would store. */
+    readonly rows: Map<string, string>;
+    /** Everything the projection logged. */
+    readonly logs: LogRecord[];
+    /** Every failed event, in order. */
+    readonly failures: Failed[];
+    private readonly checkpoints;
+    private readonly published;
+    private nextId;
+    private readonly subjectFromKey;
+    constructor(projection: Projection<Row>, options?: MockHostOptions);
+    /**
+     * Append the event to its partition, as a producer would, and deliver it.
+     * It gets the partition's next offset unless the builder set one, an id
+     * unless it set one, and its subject as key unless it set one.
+     */
+    publish(builder: EventBuilder): Outcome;
+    /**
+     * Deliver the event published at `(topic, partition, offset)` again, as
+     * Kafka does after a rebalance or a crash.
+     */
+    redeliver(topic: string, partition: number, offset: number): Outcome;
+    /** Deliver `event` exactly as given, with its own origin. */
+    deliver(event: Event): Outcome;
+    private fail;
+    /** The row of `subject` parsed from JSON, or `undefined`. */
+    row(subject: string): Row | undefined;
+    /** The row of `subject`; throws when there is none. */
+    expectRow(subject: string): Row;
+    /** Throws when `subject` has a row. */
+    expectNoRow(subject: string): void;
+    /** The next offset of `(topic, partition)`, if it saw any. */
+    checkpoint(topic: string, partition: number): number | undefined;
+}

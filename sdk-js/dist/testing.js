@@ -1,0 +1,208 @@
+/**
+ * A mock host for `node --test`: it keeps rows and checkpoints exactly as
+ * the runtime and the Rust SDK's `MockHost` do, with no Kafka and no runtime.
+ *
+ * - An event at or below a partition's checkpoint is a redelivery: a
+ *   duplicate, not applied again.
+ * - A `set` row must serialise to JSON (`invalid-row` otherwise).
+ * - An event with no subject fails with `no-subject`, unless the host uses
+ *   the Kafka key as the subject (`subjectFromKey`).
+ * - Clock and random reads throw `nondeterministic` inside `apply`, as in
+ *   the component.
+ * - A failed event moves the checkpoint past it (the runtime hands it to the
+ *   view's policy and goes on) and is kept in `failures`.
+ *
+ * @module
+ */
+import { Event, ProjectionError, applyRaw, routeLog } from "./index.js";
+import { frozen } from "./determinism.js";
+const encoder = new TextEncoder();
+/** An event to publish: `new EventBuilder("OrderPlaced").subject("c-1").dataJson({...})`. */
+export class EventBuilder {
+    /** @internal */ fields;
+    constructor(type) {
+        this.fields = { type, source: "/tests", extensions: [], topic: "events", partition: 0 };
+    }
+    id(value) {
+        this.fields.id = value;
+        return this;
+    }
+    source(value) {
+        this.fields.source = value;
+        return this;
+    }
+    subject(value) {
+        this.fields.subject = value;
+        return this;
+    }
+    time(value) {
+        this.fields.time = value;
+        return this;
+    }
+    dataschema(value) {
+        this.fields.dataschema = value;
+        return this;
+    }
+    extension(name, value) {
+        this.fields.extensions.push([name, value]);
+        return this;
+    }
+    /** JSON data, sent as `application/json`. */
+    dataJson(value) {
+        this.fields.datacontenttype = "application/json";
+        this.fields.data = encoder.encode(JSON.stringify(value));
+        return this;
+    }
+    /** Raw data with its media type. */
+    data(contentType, data) {
+        this.fields.datacontenttype = contentType;
+        this.fields.data = typeof data === "string" ? encoder.encode(data) : data;
+        return this;
+    }
+    topic(value) {
+        this.fields.topic = value;
+        return this;
+    }
+    partition(value) {
+        this.fields.partition = value;
+        return this;
+    }
+    /** The offset; by default the partition's next one. */
+    offset(value) {
+        this.fields.offset = value;
+        return this;
+    }
+    /** The Kafka key; by default the subject. `null` for none. */
+    key(value) {
+        this.fields.key = typeof value === "string" ? encoder.encode(value) : value;
+        return this;
+    }
+    timestampMs(value) {
+        this.fields.timestampMs = value;
+        return this;
+    }
+}
+const place = (topic, partition) => `${partition}\u0000${topic}`;
+/** Applies events with a projection and keeps the view. */
+export class MockHost {
+    projection;
+    /** The rows, as the JSON text the runtime would store. */
+    rows = new Map();
+    /** Everything the projection logged. */
+    logs = [];
+    /** Every failed event, in order. */
+    failures = [];
+    checkpoints = new Map();
+    published = new Map();
+    nextId = 0;
+    subjectFromKey;
+    constructor(projection, options = {}) {
+        this.projection = projection;
+        this.subjectFromKey = options.subjectFromKey ?? false;
+    }
+    /**
+     * Append the event to its partition, as a producer would, and deliver it.
+     * It gets the partition's next offset unless the builder set one, an id
+     * unless it set one, and its subject as key unless it set one.
+     */
+    publish(builder) {
+        const f = builder.fields;
+        const log = this.published.get(place(f.topic, f.partition)) ?? [];
+        this.published.set(place(f.topic, f.partition), log);
+        const offset = f.offset ?? (log.length === 0 ? 0 : Math.max(...log.map((e) => e.origin.offset)) + 1);
+        const key = f.key === undefined ? (f.subject === undefined ? undefined : encoder.encode(f.subject)) : (f.key ?? undefined);
+        const event = new Event({
+            id: f.id ?? `evt-${++this.nextId}`,
+            type: f.type,
+            source: f.source,
+            subject: f.subject,
+            time: f.time,
+            datacontenttype: f.datacontenttype,
+            dataschema: f.dataschema,
+            extensions: f.extensions.map(([name, value]) => [name, value]),
+            data: f.data?.slice(),
+            origin: { topic: f.topic, partition: f.partition, offset, key, timestampMs: f.timestampMs },
+        });
+        log.push(event);
+        return this.deliver(event);
+    }
+    /**
+     * Deliver the event published at `(topic, partition, offset)` again, as
+     * Kafka does after a rebalance or a crash.
+     */
+    redeliver(topic, partition, offset) {
+        const event = this.published.get(place(topic, partition))?.findLast((e) => e.origin.offset === offset);
+        if (event === undefined) {
+            throw new Error(`nothing was published at ${topic}/${partition}@${offset}`);
+        }
+        return this.deliver(event);
+    }
+    /** Deliver `event` exactly as given, with its own origin. */
+    deliver(event) {
+        const origin = event.origin;
+        const at = place(origin.topic, origin.partition);
+        const nextOffset = this.checkpoints.get(at);
+        if (nextOffset !== undefined && origin.offset < nextOffset) {
+            return { outcome: "duplicate", origin, nextOffset };
+        }
+        this.checkpoints.set(at, origin.offset + 1);
+        let subject = event.subject;
+        if (subject === undefined && this.subjectFromKey && origin.key !== undefined) {
+            subject = new TextDecoder().decode(origin.key);
+        }
+        if (subject === undefined) {
+            return this.fail("no-subject", "the event has no subject", event);
+        }
+        routeLog((level, message) => this.logs.push({ level, message }));
+        let update;
+        try {
+            update = frozen(() => applyRaw(this.projection, this.rows.get(subject), event));
+        }
+        catch (thrown) {
+            if (thrown instanceof ProjectionError) {
+                return this.fail(thrown.code, thrown.message, event);
+            }
+            const message = thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : `thrown value: ${String(thrown)}`;
+            return this.fail("panic", message, event);
+        }
+        finally {
+            routeLog(() => { });
+        }
+        if (update.tag === "set") {
+            this.rows.set(subject, update.val);
+        }
+        else if (update.tag === "delete") {
+            this.rows.delete(subject);
+        }
+        return { outcome: "applied", subject, origin, update };
+    }
+    fail(code, message, event) {
+        const failed = { outcome: "failed", code, message, event };
+        this.failures.push(failed);
+        return failed;
+    }
+    /** The row of `subject` parsed from JSON, or `undefined`. */
+    row(subject) {
+        const text = this.rows.get(subject);
+        return text === undefined ? undefined : JSON.parse(text);
+    }
+    /** The row of `subject`; throws when there is none. */
+    expectRow(subject) {
+        const text = this.rows.get(subject);
+        if (text === undefined) {
+            throw new Error(`no row for ${JSON.stringify(subject)}; rows: ${JSON.stringify([...this.rows.keys()].sort())}`);
+        }
+        return JSON.parse(text);
+    }
+    /** Throws when `subject` has a row. */
+    expectNoRow(subject) {
+        const text = this.rows.get(subject);
+        if (text !== undefined) {
+            throw new Error(`${JSON.stringify(subject)} has a row: ${text}`);
+        }
+    }
+    /** The next offset of `(topic, partition)`, if it saw any. */
+    checkpoint(topic, partition) {
+        return this.checkpoints.get(place(topic, partition));
+    }
+}

@@ -1,0 +1,290 @@
+/**
+ * A mock host for `node --test`: it keeps rows and checkpoints exactly as
+ * the runtime and the Rust SDK's `MockHost` do, with no Kafka and no runtime.
+ *
+ * - An event at or below a partition's checkpoint is a redelivery: a
+ *   duplicate, not applied again.
+ * - A `set` row must serialise to JSON (`invalid-row` otherwise).
+ * - An event with no subject fails with `no-subject`, unless the host uses
+ *   the Kafka key as the subject (`subjectFromKey`).
+ * - Clock and random reads throw `nondeterministic` inside `apply`, as in
+ *   the component.
+ * - A failed event moves the checkpoint past it (the runtime hands it to the
+ *   view's policy and goes on) and is kept in `failures`.
+ *
+ * @module
+ */
+
+import { Event, ProjectionError, applyRaw, routeLog, type Json, type KafkaOrigin, type LogLevel, type Projection, type RawUpdate } from "./index.js";
+import { frozen } from "./determinism.js";
+
+/** The event was applied. */
+export interface Applied {
+  outcome: "applied";
+  subject: string;
+  origin: KafkaOrigin;
+  update: RawUpdate;
+}
+
+/** A redelivery at or below the partition's checkpoint. */
+export interface Duplicate {
+  outcome: "duplicate";
+  origin: KafkaOrigin;
+  nextOffset: number;
+}
+
+/**
+ * The event failed; `code` is the projection's error code, or `no-subject`,
+ * `invalid-row`, `panic` (any other exception).
+ */
+export interface Failed {
+  outcome: "failed";
+  code: string;
+  message: string;
+  event: Event;
+}
+
+/** What delivering one event did. */
+export type Outcome = Applied | Duplicate | Failed;
+
+/** One record the projection logged. */
+export interface LogRecord {
+  level: LogLevel;
+  message: string;
+}
+
+const encoder = new TextEncoder();
+
+/** An event to publish: `new EventBuilder("OrderPlaced").subject("c-1").dataJson({...})`. */
+export class EventBuilder {
+  /** @internal */ readonly fields: {
+    id?: string;
+    type: string;
+    source: string;
+    subject?: string;
+    time?: string;
+    datacontenttype?: string;
+    dataschema?: string;
+    extensions: Array<[string, string]>;
+    data?: Uint8Array;
+    topic: string;
+    partition: number;
+    offset?: number;
+    key?: Uint8Array | null;
+    timestampMs?: number;
+  };
+
+  constructor(type: string) {
+    this.fields = { type, source: "/tests", extensions: [], topic: "events", partition: 0 };
+  }
+
+  id(value: string): this {
+    this.fields.id = value;
+    return this;
+  }
+
+  source(value: string): this {
+    this.fields.source = value;
+    return this;
+  }
+
+  subject(value: string): this {
+    this.fields.subject = value;
+    return this;
+  }
+
+  time(value: string): this {
+    this.fields.time = value;
+    return this;
+  }
+
+  dataschema(value: string): this {
+    this.fields.dataschema = value;
+    return this;
+  }
+
+  extension(name: string, value: string): this {
+    this.fields.extensions.push([name, value]);
+    return this;
+  }
+
+  /** JSON data, sent as `application/json`. */
+  dataJson(value: Json | object): this {
+    this.fields.datacontenttype = "application/json";
+    this.fields.data = encoder.encode(JSON.stringify(value));
+    return this;
+  }
+
+  /** Raw data with its media type. */
+  data(contentType: string, data: Uint8Array | string): this {
+    this.fields.datacontenttype = contentType;
+    this.fields.data = typeof data === "string" ? encoder.encode(data) : data;
+    return this;
+  }
+
+  topic(value: string): this {
+    this.fields.topic = value;
+    return this;
+  }
+
+  partition(value: number): this {
+    this.fields.partition = value;
+    return this;
+  }
+
+  /** The offset; by default the partition's next one. */
+  offset(value: number): this {
+    this.fields.offset = value;
+    return this;
+  }
+
+  /** The Kafka key; by default the subject. `null` for none. */
+  key(value: Uint8Array | string | null): this {
+    this.fields.key = typeof value === "string" ? encoder.encode(value) : value;
+    return this;
+  }
+
+  timestampMs(value: number): this {
+    this.fields.timestampMs = value;
+    return this;
+  }
+}
+
+const place = (topic: string, partition: number) => `${partition}\u0000${topic}`;
+
+/** Options of a {@link MockHost}. */
+export interface MockHostOptions {
+  /** Use the Kafka key as the subject of an event that has none. */
+  subjectFromKey?: boolean;
+}
+
+/** Applies events with a projection and keeps the view. */
+export class MockHost<Row = Json> {
+  /** The rows, as the JSON text the runtime would store. */
+  readonly rows = new Map<string, string>();
+  /** Everything the projection logged. */
+  readonly logs: LogRecord[] = [];
+  /** Every failed event, in order. */
+  readonly failures: Failed[] = [];
+  private readonly checkpoints = new Map<string, number>();
+  private readonly published = new Map<string, Event[]>();
+  private nextId = 0;
+  private readonly subjectFromKey: boolean;
+
+  constructor(
+    private readonly projection: Projection<Row>,
+    options: MockHostOptions = {},
+  ) {
+    this.subjectFromKey = options.subjectFromKey ?? false;
+  }
+
+  /**
+   * Append the event to its partition, as a producer would, and deliver it.
+   * It gets the partition's next offset unless the builder set one, an id
+   * unless it set one, and its subject as key unless it set one.
+   */
+  publish(builder: EventBuilder): Outcome {
+    const f = builder.fields;
+    const log = this.published.get(place(f.topic, f.partition)) ?? [];
+    this.published.set(place(f.topic, f.partition), log);
+    const offset = f.offset ?? (log.length === 0 ? 0 : Math.max(...log.map((e) => e.origin.offset)) + 1);
+    const key = f.key === undefined ? (f.subject === undefined ? undefined : encoder.encode(f.subject)) : (f.key ?? undefined);
+    const event = new Event({
+      id: f.id ?? `evt-${++this.nextId}`,
+      type: f.type,
+      source: f.source,
+      subject: f.subject,
+      time: f.time,
+      datacontenttype: f.datacontenttype,
+      dataschema: f.dataschema,
+      extensions: f.extensions.map(([name, value]) => [name, value]),
+      data: f.data?.slice(),
+      origin: { topic: f.topic, partition: f.partition, offset, key, timestampMs: f.timestampMs },
+    });
+    log.push(event);
+    return this.deliver(event);
+  }
+
+  /**
+   * Deliver the event published at `(topic, partition, offset)` again, as
+   * Kafka does after a rebalance or a crash.
+   */
+  redeliver(topic: string, partition: number, offset: number): Outcome {
+    const event = this.published.get(place(topic, partition))?.findLast((e) => e.origin.offset === offset);
+    if (event === undefined) {
+      throw new Error(`nothing was published at ${topic}/${partition}@${offset}`);
+    }
+    return this.deliver(event);
+  }
+
+  /** Deliver `event` exactly as given, with its own origin. */
+  deliver(event: Event): Outcome {
+    const origin = event.origin;
+    const at = place(origin.topic, origin.partition);
+    const nextOffset = this.checkpoints.get(at);
+    if (nextOffset !== undefined && origin.offset < nextOffset) {
+      return { outcome: "duplicate", origin, nextOffset };
+    }
+    this.checkpoints.set(at, origin.offset + 1);
+    let subject = event.subject;
+    if (subject === undefined && this.subjectFromKey && origin.key !== undefined) {
+      subject = new TextDecoder().decode(origin.key);
+    }
+    if (subject === undefined) {
+      return this.fail("no-subject", "the event has no subject", event);
+    }
+    routeLog((level, message) => this.logs.push({ level, message }));
+    let update: RawUpdate;
+    try {
+      update = frozen(() => applyRaw(this.projection, this.rows.get(subject), event));
+    } catch (thrown) {
+      if (thrown instanceof ProjectionError) {
+        return this.fail(thrown.code, thrown.message, event);
+      }
+      const message = thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : `thrown value: ${String(thrown)}`;
+      return this.fail("panic", message, event);
+    } finally {
+      routeLog(() => {});
+    }
+    if (update.tag === "set") {
+      this.rows.set(subject, update.val);
+    } else if (update.tag === "delete") {
+      this.rows.delete(subject);
+    }
+    return { outcome: "applied", subject, origin, update };
+  }
+
+  private fail(code: string, message: string, event: Event): Failed {
+    const failed: Failed = { outcome: "failed", code, message, event };
+    this.failures.push(failed);
+    return failed;
+  }
+
+  /** The row of `subject` parsed from JSON, or `undefined`. */
+  row(subject: string): Row | undefined {
+    const text = this.rows.get(subject);
+    return text === undefined ? undefined : (JSON.parse(text) as Row);
+  }
+
+  /** The row of `subject`; throws when there is none. */
+  expectRow(subject: string): Row {
+    const text = this.rows.get(subject);
+    if (text === undefined) {
+      throw new Error(`no row for ${JSON.stringify(subject)}; rows: ${JSON.stringify([...this.rows.keys()].sort())}`);
+    }
+    return JSON.parse(text) as Row;
+  }
+
+  /** Throws when `subject` has a row. */
+  expectNoRow(subject: string): void {
+    const text = this.rows.get(subject);
+    if (text !== undefined) {
+      throw new Error(`${JSON.stringify(subject)} has a row: ${text}`);
+    }
+  }
+
+  /** The next offset of `(topic, partition)`, if it saw any. */
+  checkpoint(topic: string, partition: number): number | undefined {
+    return this.checkpoints.get(place(topic, partition));
+  }
+}
