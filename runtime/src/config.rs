@@ -359,16 +359,22 @@ fn default_on_error() -> OnError {
     OnError::Stop
 }
 
+// The retry defaults are the engine's (`Retry::default`), which `projector
+// test` uses too.
 fn default_max_attempts() -> u32 {
-    3
+    crate::engine::Retry::default().max_attempts
 }
 
 fn default_initial_backoff_ms() -> u64 {
-    100
+    millis(crate::engine::Retry::default().initial_backoff)
 }
 
 fn default_max_backoff_ms() -> u64 {
-    5000
+    millis(crate::engine::Retry::default().max_backoff)
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl ViewConfig {

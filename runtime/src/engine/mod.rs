@@ -29,6 +29,7 @@ pub mod config;
 pub mod error;
 mod host;
 mod imports;
+mod retry;
 mod row;
 pub mod testing;
 mod ticker;
@@ -45,6 +46,7 @@ use wasmtime::{Store, Trap};
 pub use bindings::{WitEvent, WitKafkaOrigin};
 pub use config::EngineConfig;
 pub use error::{ApplyError, ConfigError, EngineError, LoadError};
+pub use retry::Retry;
 pub use row::check_row;
 
 /// Why an export beyond the world's `apply` is accepted. A toolchain may
@@ -359,6 +361,15 @@ impl Instance {
     /// Counters of this instance.
     pub fn stats(&self) -> InstanceStats {
         self.stats
+    }
+
+    /// The linear memory the live instance holds, in bytes (all its
+    /// memories together, as the memory cap counts them); `None` before its
+    /// first call or after a failure discarded it.
+    pub fn memory_bytes(&self) -> Option<usize> {
+        self.live
+            .as_ref()
+            .map(|live| live.store.data().limiter.in_use())
     }
 
     /// Log records emitted by the guest since the last call to this method.

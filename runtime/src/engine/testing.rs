@@ -15,21 +15,34 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use projector_sdk::testing::{Applier, MockHost};
+use projector_sdk::testing::{Applier, FailureCode, MockHost};
 use projector_sdk::{Event, LogRecord, RawUpdate};
 
-use super::{ApplyError, Engine, EngineConfig, Instance, LoadError, WitEvent};
+use super::{ApplyError, Engine, EngineConfig, Instance, LoadError, Retry, WitEvent};
 
 /// Applies events through a wasm [`Instance`].
 #[derive(Debug)]
 pub struct WasmApplier {
     instance: Instance,
+    retry: Option<Retry>,
 }
 
 impl WasmApplier {
-    /// An applier running `instance`.
+    /// An applier running `instance`; every failure is reported as it
+    /// happens.
     pub fn new(instance: Instance) -> Self {
-        Self { instance }
+        Self {
+            instance,
+            retry: None,
+        }
+    }
+
+    /// Retry transient failures (a deadline missed on a busy machine) as a
+    /// view does, so a failure reported is one the runtime would report.
+    #[must_use]
+    pub fn with_retry(mut self, retry: Retry) -> Self {
+        self.retry = Some(retry);
+        self
     }
 
     /// The instance, for its counters.
@@ -43,11 +56,27 @@ impl Applier for WasmApplier {
 
     fn apply(&mut self, state: Option<&str>, event: &Event) -> Result<RawUpdate, ApplyError> {
         let state = state.map(str::to_owned);
-        self.instance.apply(state.as_ref(), &WitEvent::from(event))
+        let event = WitEvent::from(event);
+        match self.retry {
+            Some(retry) => retry.run(|| self.instance.apply(state.as_ref(), &event), |_, _, _| {}),
+            None => self.instance.apply(state.as_ref(), &event),
+        }
     }
 
     fn take_logs(&mut self) -> Vec<LogRecord> {
         self.instance.take_logs()
+    }
+}
+
+impl FailureCode for ApplyError {
+    /// The projection's own code for its error, `panic` for a guest panic,
+    /// and the engine's class otherwise.
+    fn failure_code(&self) -> &str {
+        match self {
+            ApplyError::Guest { code, .. } => code,
+            ApplyError::Panic { .. } => "panic",
+            other => other.class(),
+        }
     }
 }
 

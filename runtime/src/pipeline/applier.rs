@@ -13,7 +13,7 @@ use projector_sdk::{Level, Update};
 use super::status::ViewStatus;
 use crate::apply::Apply;
 use crate::config::ViewConfig;
-use crate::engine::{ApplyError, WitEvent};
+use crate::engine::{ApplyError, Retry, WitEvent};
 use crate::store::StoredRow;
 
 /// A record that could not be applied, and why.
@@ -41,25 +41,6 @@ impl From<ApplyError> for Failure {
     }
 }
 
-/// How transient failures are retried.
-#[derive(Debug, Clone, Copy)]
-struct Retry {
-    max_attempts: u32,
-    initial_backoff_ms: u64,
-    max_backoff_ms: u64,
-}
-
-impl Retry {
-    fn backoff(self, attempt: u32) -> Duration {
-        let factor = 1_u64 << attempt.saturating_sub(1).min(20);
-        Duration::from_millis(
-            self.initial_backoff_ms
-                .saturating_mul(factor)
-                .min(self.max_backoff_ms),
-        )
-    }
-}
-
 /// Applies records with one instance of a view's projection.
 #[derive(Debug)]
 pub struct Applier<A> {
@@ -76,8 +57,8 @@ impl<A: Apply> Applier<A> {
             projection,
             retry: Retry {
                 max_attempts: config.max_attempts,
-                initial_backoff_ms: config.initial_backoff_ms,
-                max_backoff_ms: config.max_backoff_ms,
+                initial_backoff: Duration::from_millis(config.initial_backoff_ms),
+                max_backoff: Duration::from_millis(config.max_backoff_ms),
             },
             status,
         }
@@ -128,36 +109,37 @@ impl<A: Apply> Applier<A> {
         event: &WitEvent,
         subject: &str,
     ) -> Result<Update<String>, ApplyError> {
-        let mut attempt = 1;
-        loop {
-            let started = Instant::now();
-            let result = self.projection.apply(state, event);
-            self.status
-                .histograms
-                .apply_seconds
-                .observe(started.elapsed().as_secs_f64());
-            for record in self.projection.take_logs() {
-                log_guest(&record, subject, event);
-            }
-            let dropped = self.projection.take_dropped_logs();
-            if dropped > 0 {
-                self.status
-                    .counters
-                    .guest_logs_dropped
-                    .fetch_add(dropped, Ordering::Relaxed);
-                tracing::warn!(target: "projector::guest", subject, event = %event.id, dropped, "guest log records dropped (over max_log_records_per_call)");
-            }
-            match result {
-                Err(err) if err.is_transient() && attempt < self.retry.max_attempts => {
-                    let wait = self.retry.backoff(attempt);
-                    tracing::warn!(subject, event = %event.id, attempt, error = %err, ?wait, "transient failure; retrying");
-                    self.status.count(|c| &c.retries);
-                    std::thread::sleep(wait);
-                    attempt += 1;
+        let Self {
+            projection,
+            retry,
+            status,
+        } = self;
+        retry.run(
+            || {
+                let started = Instant::now();
+                let result = projection.apply(state, event);
+                status
+                    .histograms
+                    .apply_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                for record in projection.take_logs() {
+                    log_guest(&record, subject, event);
                 }
-                other => return other,
-            }
-        }
+                let dropped = projection.take_dropped_logs();
+                if dropped > 0 {
+                    status
+                        .counters
+                        .guest_logs_dropped
+                        .fetch_add(dropped, Ordering::Relaxed);
+                    tracing::warn!(target: "projector::guest", subject, event = %event.id, dropped, "guest log records dropped (over max_log_records_per_call)");
+                }
+                result
+            },
+            |attempt, err, wait| {
+                tracing::warn!(subject, event = %event.id, attempt, error = %err, ?wait, "transient failure; retrying");
+                status.count(|c| &c.retries);
+            },
+        )
     }
 }
 
