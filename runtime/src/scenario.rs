@@ -18,7 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
-use projector_sdk::testing::{Applier, EventBuilder, Failure, MockHost, Outcome};
+use projector_sdk::testing::{Applier, EventBuilder, MockHost, Outcome};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -237,17 +237,6 @@ fn collect(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The failure code of `failure`, as scenario files name it.
-pub fn failure_code(failure: &Failure<ApplyError>) -> String {
-    match failure {
-        Failure::Applier(ApplyError::Guest { code, .. }) => code.clone(),
-        Failure::Applier(ApplyError::Panic { .. }) => "panic".to_owned(),
-        Failure::Applier(other) => other.class().to_owned(),
-        Failure::InvalidRow(_) => "invalid-row".to_owned(),
-        Failure::NoSubject => "no-subject".to_owned(),
-    }
-}
-
 fn builder(publish: &Publish) -> EventBuilder {
     let mut builder = EventBuilder::new(publish.ty.clone());
     if let Some(id) = &publish.id {
@@ -304,7 +293,7 @@ fn check(outcome: &Outcome<ApplyError>, expect: Option<&Expect>) -> Result<(), S
         Outcome::Duplicate { next_offset, .. } => {
             format!("a duplicate (the partition's next offset is {next_offset})")
         }
-        Outcome::Failed(failure) => format!("failed: {}: {failure}", failure_code(failure)),
+        Outcome::Failed(failure) => format!("failed: {}: {failure}", failure.code()),
     };
     let ok = match (expect, outcome) {
         (Expect::Kind(kind), Outcome::Applied { .. }) if kind == "applied" => true,
@@ -314,7 +303,7 @@ fn check(outcome: &Outcome<ApplyError>, expect: Option<&Expect>) -> Result<(), S
                 "unknown expectation {kind:?}: \"applied\", \"duplicate\" or {{\"failed\": CODE}}"
             ));
         }
-        (Expect::Failed { failed }, Outcome::Failed(failure)) => failure_code(failure) == *failed,
+        (Expect::Failed { failed }, Outcome::Failed(failure)) => failure.code() == failed,
         _ => false,
     };
     if ok {

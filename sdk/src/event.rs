@@ -45,7 +45,11 @@ pub struct Event {
     pub dataschema: Option<String>,
     /// Extension attributes as name/value pairs, in the order received.
     pub extensions: Vec<(String, String)>,
-    /// The payload.
+    /// The payload, as bytes. For a structured-mode record (the whole event
+    /// as one JSON document) it is the JSON text of the document's `data`
+    /// member, or the decoded bytes of its `data_base64`; for a binary-mode
+    /// record (attributes in `ce_` headers) it is the record's value.
+    /// [`Event::data_json`] parses it.
     pub data: Option<Vec<u8>>,
     /// The Kafka record the event was decoded from.
     pub origin: KafkaOrigin,

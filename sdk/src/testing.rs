@@ -52,7 +52,7 @@ pub const DEFAULT_TOPIC: &str = "events";
 /// Something that applies one event to one row: the projection under test.
 pub trait Applier {
     /// Why an event could not be applied.
-    type Error: std::error::Error + Clone + 'static;
+    type Error: std::error::Error + FailureCode + Clone + 'static;
 
     /// Apply `event` to `state`, the subject's current row as JSON text.
     fn apply(&mut self, state: Option<&str>, event: &Event) -> Result<RawUpdate, Self::Error>;
@@ -62,6 +62,24 @@ pub trait Applier {
 }
 
 pub use crate::native::{NativeApplier, NativeError};
+
+/// The code of an applier's error, as scenario files, `projector test` and
+/// the other languages' mock hosts name it: the projection's own code
+/// ([`Error::code`](crate::Error), such as `invalid-data`), `panic`, or the
+/// engine's class of the failure (`deadline-exceeded`, `guest-trap`, ...).
+pub trait FailureCode {
+    /// The code.
+    fn failure_code(&self) -> &str;
+}
+
+impl FailureCode for NativeError {
+    fn failure_code(&self) -> &str {
+        match self {
+            NativeError::Guest(err) => &err.code,
+            NativeError::Panic(_) => "panic",
+        }
+    }
+}
 
 impl<P: RawProjection> Applier for NativeApplier<P> {
     type Error = NativeError;
@@ -247,6 +265,16 @@ impl<E: fmt::Debug> Outcome<E> {
         }
     }
 
+    /// The failure's code, if the event failed: `Some("invalid-data")` for
+    /// the SDK's [`Error::invalid_data`](crate::Error::invalid_data), and so
+    /// on ([`Failure::code`]).
+    pub fn failure_code(&self) -> Option<&str>
+    where
+        E: FailureCode,
+    {
+        self.failure().map(Failure::code)
+    }
+
     /// The update the projection returned.
     ///
     /// # Panics
@@ -270,6 +298,18 @@ pub enum Failure<E> {
     /// The event has no subject (and the host does not fall back to the key,
     /// or the event has no key either).
     NoSubject,
+}
+
+impl<E: FailureCode> Failure<E> {
+    /// The failure's code: the applier's ([`FailureCode`]), `invalid-row`
+    /// or `no-subject`.
+    pub fn code(&self) -> &str {
+        match self {
+            Failure::Applier(err) => err.failure_code(),
+            Failure::InvalidRow(_) => "invalid-row",
+            Failure::NoSubject => "no-subject",
+        }
+    }
 }
 
 impl<E: fmt::Display> fmt::Display for Failure<E> {
