@@ -6,9 +6,10 @@ import { scenarioTests } from "projector-sdk/scenarios";
 
 import { CustomerView, type Customer } from "../src/customer-view.js";
 
-// The scenario files, on the mock host; `projector test` runs the same
-// files on the compiled component.
-scenarioTests(test, ["scenarios"], () => new CustomerView());
+// The customer view's language-neutral scenarios, on the mock host;
+// `projector test` runs the same files on the Rust, TypeScript and Python
+// components.
+scenarioTests(test, ["../customer-view/scenarios"], () => new CustomerView());
 
 test("a change to an unknown customer is ignored with a warning", () => {
   const host = new MockHost<Customer>(new CustomerView());

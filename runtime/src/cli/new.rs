@@ -1,4 +1,4 @@
-//! `projector new NAME --lang rust|python`: scaffold a projection project in
+//! `projector new NAME --lang rust|python|ts|js`: scaffold a projection project in
 //! a new directory, ready to test and build: the source with one handler, a
 //! mock-host test, sample events with the rows they leave, a scenario file,
 //! the build command, a README and a `.gitignore`.
@@ -7,7 +7,8 @@
 //! this `projector` was built with (`vendor/`, `wit/`), so it builds with
 //! no checkout of this repository and no package registry for the SDK.
 //! Rust projects still fetch `serde` and `wit-bindgen` from crates.io;
-//! Python projects need componentize-py and pytest (their README says how).
+//! Python projects need componentize-py and pytest, TypeScript and
+//! JavaScript projects Node.js 20 and `npm install` (their READMEs say how).
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,10 @@ pub enum Lang {
     Rust,
     /// Python, with `projector_sdk` and componentize-py.
     Python,
+    /// TypeScript, with `projector-sdk` (npm) and componentize-js.
+    Ts,
+    /// JavaScript, with `projector-sdk` (npm) and componentize-js.
+    Js,
 }
 
 /// Arguments of `projector new`.
@@ -39,6 +44,15 @@ pub struct NewArgs {
 
 const WIT: &str = include_str!("../../../sdk/wit/projection.wit");
 
+/// The files of one language's scaffold.
+struct Scaffold {
+    /// Written with `{name}`, `{crate}` and `{version}` filled in.
+    templates: &'static [(&'static str, &'static str)],
+    /// Written as they are: the vendored SDK and the WIT (their braces are
+    /// code, not placeholders).
+    vendored: &'static [(&'static str, &'static str)],
+}
+
 /// Files every scaffold has.
 const COMMON: [(&str, &str); 4] = [
     (".gitignore", include_str!("scaffold/gitignore")),
@@ -53,95 +67,201 @@ const COMMON: [(&str, &str); 4] = [
     ),
 ];
 
-const PYTHON: [(&str, &str); 12] = [
-    (
-        "projection.py",
-        include_str!("scaffold/python_projection.py"),
-    ),
-    ("app.py", include_str!("scaffold/python_app.py")),
-    (
-        "tests/test_projection.py",
-        include_str!("scaffold/python_test.py"),
-    ),
-    (
-        "tests/conftest.py",
-        include_str!("scaffold/python_conftest.py"),
-    ),
-    ("build.sh", include_str!("scaffold/python_build.sh")),
-    ("README.md", include_str!("scaffold/python_readme.md")),
-    ("wit/projection.wit", WIT),
-    (
-        "vendor/projector_sdk/__init__.py",
-        include_str!("../../../sdk-python/projector_sdk/__init__.py"),
-    ),
-    (
-        "vendor/projector_sdk/_determinism.py",
-        include_str!("../../../sdk-python/projector_sdk/_determinism.py"),
-    ),
-    (
-        "vendor/projector_sdk/component.py",
-        include_str!("../../../sdk-python/projector_sdk/component.py"),
-    ),
-    (
-        "vendor/projector_sdk/testing.py",
-        include_str!("../../../sdk-python/projector_sdk/testing.py"),
-    ),
-    (
-        "vendor/projector_sdk/scenarios.py",
-        include_str!("../../../sdk-python/projector_sdk/scenarios.py"),
-    ),
-];
+const PYTHON: Scaffold = Scaffold {
+    templates: &[
+        (
+            "projection.py",
+            include_str!("scaffold/python_projection.py"),
+        ),
+        ("app.py", include_str!("scaffold/python_app.py")),
+        (
+            "tests/test_projection.py",
+            include_str!("scaffold/python_test.py"),
+        ),
+        (
+            "tests/conftest.py",
+            include_str!("scaffold/python_conftest.py"),
+        ),
+        ("build.sh", include_str!("scaffold/python_build.sh")),
+        ("README.md", include_str!("scaffold/python_readme.md")),
+    ],
+    vendored: &[
+        ("wit/projection.wit", WIT),
+        (
+            "vendor/projector_sdk/__init__.py",
+            include_str!("../../../sdk-python/projector_sdk/__init__.py"),
+        ),
+        (
+            "vendor/projector_sdk/_determinism.py",
+            include_str!("../../../sdk-python/projector_sdk/_determinism.py"),
+        ),
+        (
+            "vendor/projector_sdk/component.py",
+            include_str!("../../../sdk-python/projector_sdk/component.py"),
+        ),
+        (
+            "vendor/projector_sdk/testing.py",
+            include_str!("../../../sdk-python/projector_sdk/testing.py"),
+        ),
+        (
+            "vendor/projector_sdk/scenarios.py",
+            include_str!("../../../sdk-python/projector_sdk/scenarios.py"),
+        ),
+    ],
+};
 
-const RUST: [(&str, &str); 15] = [
-    ("Cargo.toml", include_str!("scaffold/rust_cargo.toml")),
+const RUST: Scaffold = Scaffold {
+    templates: &[
+        ("Cargo.toml", include_str!("scaffold/rust_cargo.toml")),
+        (
+            "rust-toolchain.toml",
+            include_str!("scaffold/rust_toolchain.toml"),
+        ),
+        ("src/lib.rs", include_str!("scaffold/rust_lib.rs")),
+        ("README.md", include_str!("scaffold/rust_readme.md")),
+        (
+            "vendor/projector-sdk/Cargo.toml",
+            include_str!("scaffold/sdk_cargo.toml"),
+        ),
+    ],
+    vendored: &[
+        ("vendor/projector-sdk/wit/projection.wit", WIT),
+        (
+            "vendor/projector-sdk/src/abi.rs",
+            include_str!("../../../sdk/src/abi.rs"),
+        ),
+        (
+            "vendor/projector-sdk/src/error.rs",
+            include_str!("../../../sdk/src/error.rs"),
+        ),
+        (
+            "vendor/projector-sdk/src/event.rs",
+            include_str!("../../../sdk/src/event.rs"),
+        ),
+        (
+            "vendor/projector-sdk/src/lib.rs",
+            include_str!("../../../sdk/src/lib.rs"),
+        ),
+        (
+            "vendor/projector-sdk/src/log.rs",
+            include_str!("../../../sdk/src/log.rs"),
+        ),
+        (
+            "vendor/projector-sdk/src/native.rs",
+            include_str!("../../../sdk/src/native.rs"),
+        ),
+        (
+            "vendor/projector-sdk/src/projection.rs",
+            include_str!("../../../sdk/src/projection.rs"),
+        ),
+        (
+            "vendor/projector-sdk/src/testing.rs",
+            include_str!("../../../sdk/src/testing.rs"),
+        ),
+        (
+            "vendor/projector-sdk/src/update.rs",
+            include_str!("../../../sdk/src/update.rs"),
+        ),
+    ],
+};
+
+/// The JavaScript SDK as a scaffold vendors it: its built modules, their
+/// declarations, the WIT and its generated types, and the build command.
+const JS_SDK: [(&str, &str); 16] = [
     (
-        "rust-toolchain.toml",
-        include_str!("scaffold/rust_toolchain.toml"),
+        "vendor/projector-sdk/dist/component.d.ts",
+        include_str!("../../../sdk-js/dist/component.d.ts"),
     ),
-    ("src/lib.rs", include_str!("scaffold/rust_lib.rs")),
-    ("README.md", include_str!("scaffold/rust_readme.md")),
     (
-        "vendor/projector-sdk/Cargo.toml",
-        include_str!("scaffold/sdk_cargo.toml"),
+        "vendor/projector-sdk/dist/component.js",
+        include_str!("../../../sdk-js/dist/component.js"),
+    ),
+    (
+        "vendor/projector-sdk/dist/determinism.d.ts",
+        include_str!("../../../sdk-js/dist/determinism.d.ts"),
+    ),
+    (
+        "vendor/projector-sdk/dist/determinism.js",
+        include_str!("../../../sdk-js/dist/determinism.js"),
+    ),
+    (
+        "vendor/projector-sdk/dist/index.d.ts",
+        include_str!("../../../sdk-js/dist/index.d.ts"),
+    ),
+    (
+        "vendor/projector-sdk/dist/index.js",
+        include_str!("../../../sdk-js/dist/index.js"),
+    ),
+    (
+        "vendor/projector-sdk/dist/scenarios.d.ts",
+        include_str!("../../../sdk-js/dist/scenarios.d.ts"),
+    ),
+    (
+        "vendor/projector-sdk/dist/scenarios.js",
+        include_str!("../../../sdk-js/dist/scenarios.js"),
+    ),
+    (
+        "vendor/projector-sdk/dist/testing.d.ts",
+        include_str!("../../../sdk-js/dist/testing.d.ts"),
+    ),
+    (
+        "vendor/projector-sdk/dist/testing.js",
+        include_str!("../../../sdk-js/dist/testing.js"),
+    ),
+    (
+        "vendor/projector-sdk/wit-types/projection.d.ts",
+        include_str!("../../../sdk-js/wit-types/projection.d.ts"),
+    ),
+    (
+        "vendor/projector-sdk/wit-types/interfaces/projector-projection-log.d.ts",
+        include_str!("../../../sdk-js/wit-types/interfaces/projector-projection-log.d.ts"),
+    ),
+    (
+        "vendor/projector-sdk/wit-types/interfaces/projector-projection-types.d.ts",
+        include_str!("../../../sdk-js/wit-types/interfaces/projector-projection-types.d.ts"),
+    ),
+    (
+        "vendor/projector-sdk/bin/projector-componentize.js",
+        include_str!("../../../sdk-js/bin/projector-componentize.js"),
+    ),
+    (
+        "vendor/projector-sdk/package.json",
+        include_str!("../../../sdk-js/package.json"),
     ),
     ("vendor/projector-sdk/wit/projection.wit", WIT),
-    (
-        "vendor/projector-sdk/src/abi.rs",
-        include_str!("../../../sdk/src/abi.rs"),
-    ),
-    (
-        "vendor/projector-sdk/src/error.rs",
-        include_str!("../../../sdk/src/error.rs"),
-    ),
-    (
-        "vendor/projector-sdk/src/event.rs",
-        include_str!("../../../sdk/src/event.rs"),
-    ),
-    (
-        "vendor/projector-sdk/src/lib.rs",
-        include_str!("../../../sdk/src/lib.rs"),
-    ),
-    (
-        "vendor/projector-sdk/src/log.rs",
-        include_str!("../../../sdk/src/log.rs"),
-    ),
-    (
-        "vendor/projector-sdk/src/native.rs",
-        include_str!("../../../sdk/src/native.rs"),
-    ),
-    (
-        "vendor/projector-sdk/src/projection.rs",
-        include_str!("../../../sdk/src/projection.rs"),
-    ),
-    (
-        "vendor/projector-sdk/src/testing.rs",
-        include_str!("../../../sdk/src/testing.rs"),
-    ),
-    (
-        "vendor/projector-sdk/src/update.rs",
-        include_str!("../../../sdk/src/update.rs"),
-    ),
 ];
+
+const TYPESCRIPT: Scaffold = Scaffold {
+    templates: &[
+        ("package.json", include_str!("scaffold/ts_package.json")),
+        ("tsconfig.json", include_str!("scaffold/ts_tsconfig.json")),
+        (
+            "src/projection.ts",
+            include_str!("scaffold/ts_projection.ts"),
+        ),
+        ("src/app.ts", include_str!("scaffold/ts_app.ts")),
+        (
+            "test/projection.test.ts",
+            include_str!("scaffold/ts_test.ts"),
+        ),
+        ("README.md", include_str!("scaffold/ts_readme.md")),
+    ],
+    vendored: &JS_SDK,
+};
+
+const JAVASCRIPT: Scaffold = Scaffold {
+    templates: &[
+        ("package.json", include_str!("scaffold/js_package.json")),
+        ("projection.js", include_str!("scaffold/js_projection.js")),
+        ("app.js", include_str!("scaffold/js_app.js")),
+        (
+            "test/projection.test.js",
+            include_str!("scaffold/js_test.js"),
+        ),
+        ("README.md", include_str!("scaffold/js_readme.md")),
+    ],
+    vendored: &JS_SDK,
+};
 
 /// True for a name a project, a crate and a component may all carry.
 fn is_project_name(name: &str) -> bool {
@@ -152,11 +272,33 @@ fn is_project_name(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-/// True for the files written as they are: the vendored sources and the
-/// WIT (their braces are code, not placeholders).
-fn is_verbatim(path: &str) -> bool {
-    (path.starts_with("vendor/") && (path.ends_with(".rs") || path.ends_with(".py")))
-        || path.ends_with(".wit")
+impl Lang {
+    fn scaffold(self) -> &'static Scaffold {
+        match self {
+            Lang::Rust => &RUST,
+            Lang::Python => &PYTHON,
+            Lang::Ts => &TYPESCRIPT,
+            Lang::Js => &JAVASCRIPT,
+        }
+    }
+
+    /// What to run in the new project first.
+    fn next_steps(self) -> &'static str {
+        match self {
+            Lang::Rust => "cargo test && cargo build --release --target wasm32-wasip2",
+            Lang::Python => "python -m pytest tests && ./build.sh",
+            Lang::Ts | Lang::Js => "npm install && npm test && npm run build",
+        }
+    }
+
+    fn article_and_name(self) -> &'static str {
+        match self {
+            Lang::Rust => "a Rust",
+            Lang::Python => "a Python",
+            Lang::Ts => "a TypeScript",
+            Lang::Js => "a JavaScript",
+        }
+    }
 }
 
 /// The files of a `lang` project called `name`, with their text.
@@ -167,22 +309,16 @@ pub fn files(name: &str, lang: Lang) -> Vec<(&'static str, String)> {
             .replace("{crate}", &crate_name)
             .replace("{version}", env!("CARGO_PKG_VERSION"))
     };
-    let specific: &[(&str, &str)] = match lang {
-        Lang::Python => &PYTHON,
-        Lang::Rust => &RUST,
-    };
-    COMMON
+    let scaffold = lang.scaffold();
+    let templates = COMMON
         .iter()
-        .chain(specific)
-        .map(|(path, text)| {
-            let text = if is_verbatim(path) {
-                (*text).to_owned()
-            } else {
-                fill(text)
-            };
-            (*path, text)
-        })
-        .collect()
+        .chain(scaffold.templates)
+        .map(|(path, text)| (*path, fill(text)));
+    let vendored = scaffold
+        .vendored
+        .iter()
+        .map(|(path, text)| (*path, (*text).to_owned()));
+    templates.chain(vendored).collect()
 }
 
 /// Run `projector new`.
@@ -204,18 +340,12 @@ pub fn run(args: &NewArgs) -> anyhow::Result<()> {
     if args.lang == Lang::Python {
         make_executable(&root.join("build.sh"))?;
     }
-    let next = match args.lang {
-        Lang::Rust => "cargo test && cargo build --release --target wasm32-wasip2",
-        Lang::Python => "python -m pytest tests && ./build.sh",
-    };
     println!(
-        "made {} ({} projection); next: cd {} && {next}",
+        "made {} ({} projection); next: cd {} && {}",
         root.display(),
-        match args.lang {
-            Lang::Rust => "a Rust",
-            Lang::Python => "a Python",
-        },
-        root.display()
+        args.lang.article_and_name(),
+        root.display(),
+        args.lang.next_steps()
     );
     Ok(())
 }
@@ -254,9 +384,14 @@ mod tests {
 
     #[test]
     fn every_placeholder_is_filled() {
-        for lang in [Lang::Rust, Lang::Python] {
+        for lang in [Lang::Rust, Lang::Python, Lang::Ts, Lang::Js] {
+            let scaffold = lang.scaffold();
             for (path, text) in files("cart-view", lang) {
-                if is_verbatim(path) {
+                if scaffold
+                    .vendored
+                    .iter()
+                    .any(|(vendored, _)| *vendored == path)
+                {
                     continue;
                 }
                 for placeholder in ["{name}", "{crate}", "{version}"] {
@@ -264,5 +399,47 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod vendoring {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The files under `dir` (relative to `root`), sorted.
+    fn listed(root: &Path, dir: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut pending = vec![root.join(dir)];
+        while let Some(at) = pending.pop() {
+            for entry in std::fs::read_dir(&at).unwrap().map(Result::unwrap) {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    found.push(path.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn the_js_scaffold_vendors_every_built_file_of_the_sdk() {
+        let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk-js");
+        let mut expected: Vec<String> = ["dist", "wit-types", "bin"]
+            .iter()
+            .flat_map(|dir| listed(&sdk, dir))
+            .chain(["package.json".to_owned(), "wit/projection.wit".to_owned()])
+            .collect();
+        expected.sort();
+        let mut vendored: Vec<String> = JS_SDK
+            .iter()
+            .map(|(path, _)| path.trim_start_matches("vendor/projector-sdk/").to_owned())
+            .collect();
+        vendored.sort();
+        assert_eq!(vendored, expected);
     }
 }

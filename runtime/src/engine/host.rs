@@ -95,6 +95,12 @@ impl MemoryLimiter {
             refused: None,
         }
     }
+
+    /// The bytes of linear memory the instance holds now, all memories
+    /// together.
+    pub(crate) fn in_use(&self) -> usize {
+        self.in_use
+    }
 }
 
 impl ResourceLimiter for MemoryLimiter {

@@ -1,0 +1,297 @@
+//! TypeScript and JavaScript: the SDK's and the examples' `node --test`
+//! tests, the SDK's generated files checked against their sources, the
+//! examples built with `projector-componentize` (esbuild, then
+//! componentize-js) and run by `projector test`, and `projector new --lang
+//! ts|js` projects.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{passes_projector_test, projector_test, repository, scaffold, text};
+use crate::kit::TempDir;
+
+/// The npm workspace's `node_modules/.bin`, which
+/// `scripts/install-test-tools.sh` fills with `npm ci`.
+fn node_bin() -> PathBuf {
+    let bin = repository().join("node_modules/.bin");
+    for tool in ["tsc", "projector-componentize", "esbuild"] {
+        assert!(
+            bin.join(tool).exists(),
+            "no {tool} in {}: scripts/install-test-tools.sh installs the npm workspace's packages (npm ci)",
+            bin.display()
+        );
+    }
+    bin
+}
+
+/// `npm ARGS` in `dir`, which must succeed; its output.
+fn npm(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("npm")
+        .current_dir(dir)
+        .args(args)
+        .args(["--no-audit", "--no-fund"])
+        .output()
+        .expect("npm runs (scripts/install-test-tools.sh installs Node.js)");
+    let shown = text(&output);
+    assert!(
+        output.status.success(),
+        "npm {args:?} in {}: {shown}",
+        dir.display()
+    );
+    shown
+}
+
+/// The number of passed tests `node --test` reported in `report`, per run.
+fn passed(report: &str) -> Vec<u32> {
+    report
+        .lines()
+        .filter_map(|line| line.strip_prefix("# pass "))
+        .map(|count| count.trim().parse().expect("a count"))
+        .collect()
+}
+
+/// Build the example `name` (its entry module `entry`) into
+/// `out/<name>.wasm`, type-checking TypeScript first as its build does.
+fn build(name: &str, entry: &str, out: &Path) -> PathBuf {
+    let bin = node_bin();
+    let example = repository().join("guest-examples").join(name);
+    if entry.ends_with(".ts") {
+        let check = Command::new(bin.join("tsc"))
+            .current_dir(&example)
+            .args(["-p", "tsconfig.json", "--noEmit"])
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "tsc {name}: {}", text(&check));
+    }
+    let wasm = out.join(format!("{name}.wasm"));
+    let output = Command::new(bin.join("projector-componentize"))
+        .current_dir(&example)
+        .arg(entry)
+        .arg("-o")
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "building {name}: {}",
+        text(&output)
+    );
+    wasm
+}
+
+#[test]
+fn the_js_sdk_and_examples_pass_their_mock_host_tests() {
+    node_bin();
+    let report = npm(&repository(), &["test", "--workspaces"]);
+    // Per workspace, in the order package.json names them: the counts are
+    // what the files hold, so a test file gone missing shows.
+    assert_eq!(passed(&report), [10, 6, 2], "{report}");
+    assert!(!report.contains("\nnot ok"), "{report}");
+}
+
+#[test]
+fn the_js_sdks_checked_in_build_is_what_its_sources_make() {
+    // dist/ and wit-types/ are generated (tsc; jco's type generator from
+    // the WIT) and checked in, so that `projector new` can vendor them and
+    // JavaScript authors need no compiler: they must not drift. The sources
+    // are built in a copy with the same layout (tsc writes paths relative to
+    // its output), inside the repository so that the workspace's packages
+    // resolve.
+    let bin = node_bin();
+    let sdk = repository().join("sdk-js");
+    let copy = repository().join("target/sdk-js-check");
+    std::fs::remove_dir_all(&copy).ok();
+    std::fs::create_dir_all(copy.join("wit")).unwrap();
+    let copied = Command::new("cp")
+        .arg("-r")
+        .args(["src", "scripts", "tsconfig.json", "package.json"].map(|name| sdk.join(name)))
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(copied.status.success(), "{}", text(&copied));
+    std::fs::copy(
+        sdk.join("wit/projection.wit"),
+        copy.join("wit/projection.wit"),
+    )
+    .unwrap();
+    let generated = Command::new("node")
+        .current_dir(&copy)
+        .arg("scripts/generate-wit-types.mjs")
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", text(&generated));
+    let compiled = Command::new(bin.join("tsc"))
+        .current_dir(&copy)
+        .args(["-p", "tsconfig.json"])
+        .output()
+        .unwrap();
+    assert!(compiled.status.success(), "{}", text(&compiled));
+    for tree in ["dist", "wit-types"] {
+        let diff = Command::new("diff")
+            .args(["-r", "-u"])
+            .arg(sdk.join(tree))
+            .arg(copy.join(tree))
+            .output()
+            .unwrap();
+        assert!(
+            diff.status.success(),
+            "sdk-js/{tree} is not what its sources make: run `npm run build` in sdk-js\n{}",
+            text(&diff)
+        );
+    }
+}
+
+#[test]
+fn the_js_examples_pass_the_same_scenarios_as_components_under_projector_test() {
+    let dir = TempDir::new("authors-js");
+    let cache = dir.0.join("compiled");
+    let customers = build("customer-view-ts", "src/app.ts", &dir.0);
+    let example = repository().join("guest-examples/customer-view-ts");
+    let path = |name: &str| example.join(name).display().to_string();
+    let wasm = customers.display().to_string();
+
+    // The component imports the world's interfaces and nothing else: every
+    // WASI feature of componentize-js is off, and it adds no export.
+    let inspect = Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["inspect", &wasm, "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(inspect.status.success(), "{}", text(&inspect));
+    let report: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        report["imports"],
+        serde_json::json!([
+            "projector:projection/log@0.1.0",
+            "projector:projection/types@0.1.0"
+        ]),
+        "{report}"
+    );
+    assert_eq!(report["ignored_exports"], serde_json::json!([]), "{report}");
+
+    // The customer view's language-neutral scenarios, which node --test ran
+    // on the source, pass on the component, and on the Rust original's.
+    let shared = repository().join("guest-examples/customer-view/scenarios");
+    let shared = shared.to_str().unwrap();
+    let rust = projector_test(
+        &cache,
+        &[
+            projector_examples::CUSTOMER_VIEW.path,
+            "--scenarios",
+            shared,
+        ],
+    );
+    assert!(rust.status.success(), "{}", text(&rust));
+    assert!(
+        text(&rust).contains("4 scenarios passed"),
+        "{}",
+        text(&rust)
+    );
+    let scenarios = projector_test(&cache, &[&wasm, "--scenarios", shared]);
+    assert!(scenarios.status.success(), "{}", text(&scenarios));
+    assert!(
+        text(&scenarios).contains("4 scenarios passed"),
+        "{}",
+        text(&scenarios)
+    );
+
+    // The sample events leave the expected rows; a wrong expectation fails,
+    // showing the difference.
+    let events = projector_test(
+        &cache,
+        &[
+            &wasm,
+            "--events",
+            &path("events.jsonl"),
+            "--expect",
+            &path("expected-rows.json"),
+        ],
+    );
+    assert!(events.status.success(), "{}", text(&events));
+    assert!(
+        text(&events).contains("the rows are as expected"),
+        "{}",
+        text(&events)
+    );
+    let wrong = dir.0.join("wrong-rows.json");
+    std::fs::write(
+        &wrong,
+        r#"{"c-1": {"customerId": "c-1", "email": "alice@example.com", "name": "alice"}, "c-3": {}}"#,
+    )
+    .unwrap();
+    let failing = projector_test(
+        &cache,
+        &[
+            &wasm,
+            "--events",
+            &path("events.jsonl"),
+            "--expect",
+            wrong.to_str().unwrap(),
+        ],
+    );
+    assert!(!failing.status.success());
+    let shown = text(&failing);
+    assert!(shown.contains("~ c-1: expected"), "{shown}");
+    assert!(shown.contains("- c-3"), "{shown}");
+    assert!(shown.contains("+ c-2"), "{shown}");
+
+    // Hostile JavaScript: each misbehaviour fails alone with its class, the
+    // instance is replaced and the next event applies.
+    let misbehaving = build("misbehaving-js", "app.js", &dir.0);
+    let hostile = projector_test(
+        &cache,
+        &[
+            misbehaving.to_str().unwrap(),
+            "--scenarios",
+            repository()
+                .join("guest-examples/misbehaving-js/component-scenarios")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    assert!(hostile.status.success(), "{}", text(&hostile));
+    assert!(
+        text(&hostile).contains("1 scenario passed"),
+        "{}",
+        text(&hostile)
+    );
+}
+
+/// `npm install` in a new project: its toolchain from the registry (npm's
+/// cache serves what the workspace's install fetched), the vendored SDK
+/// linked from `vendor/`.
+fn npm_install(project: &Path) {
+    npm(project, &["install", "--prefer-offline"]);
+    assert!(
+        project
+            .join("node_modules/.bin/projector-componentize")
+            .exists(),
+        "the vendored SDK's build command is linked"
+    );
+}
+
+/// `projector new --lang LANG`, then its tests, its build and `projector
+/// test` on the result, as its README says.
+fn new_project_tests_and_builds(lang: &str, tests: u32) {
+    let dir = TempDir::new(&format!("new-{lang}"));
+    let project = scaffold(&dir.0, lang);
+    assert!(project.join("vendor/projector-sdk/dist/index.js").exists());
+    npm_install(&project);
+    let report = npm(&project, &["test"]);
+    assert_eq!(passed(&report), [tests], "{report}");
+    npm(&project, &["run", "build"]);
+    passes_projector_test(
+        &project,
+        &project.join("cart-view.wasm"),
+        &dir.0.join("compiled"),
+    );
+}
+
+#[test]
+fn a_new_typescript_project_tests_and_builds_right_away() {
+    new_project_tests_and_builds("ts", 3);
+}
+
+#[test]
+fn a_new_javascript_project_tests_and_builds_right_away() {
+    new_project_tests_and_builds("js", 3);
+}
