@@ -208,6 +208,7 @@ fn dead_lettered(broker: &Broker) -> BTreeMap<(i32, i64), usize> {
 
 #[test]
 fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
+    let _cores = crate::kit::cores_to_myself();
     let seed = env_or(
         "PROJECTOR_CRASH_SEED",
         std::time::SystemTime::now()

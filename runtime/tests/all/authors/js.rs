@@ -81,6 +81,7 @@ fn build(name: &str, entry: &str, out: &Path) -> PathBuf {
 
 #[test]
 fn the_js_sdk_and_examples_pass_their_mock_host_tests() {
+    let _cores = crate::kit::cores_shared();
     node_bin();
     let report = npm(&repository(), &["test", "--workspaces"]);
     // Per workspace, in the order package.json names them: the counts are
@@ -91,6 +92,7 @@ fn the_js_sdk_and_examples_pass_their_mock_host_tests() {
 
 #[test]
 fn the_js_sdks_checked_in_build_is_what_its_sources_make() {
+    let _cores = crate::kit::cores_shared();
     // dist/ and wit-types/ are generated (tsc; jco's type generator from
     // the WIT) and checked in, so that `projector new` can vendor them and
     // JavaScript authors need no compiler: they must not drift. The sources
@@ -143,6 +145,7 @@ fn the_js_sdks_checked_in_build_is_what_its_sources_make() {
 
 #[test]
 fn the_js_examples_pass_the_same_scenarios_as_components_under_projector_test() {
+    let _cores = crate::kit::cores_shared();
     let dir = TempDir::new("authors-js");
     let cache = dir.0.join("compiled");
     let customers = build("customer-view-ts", "src/app.ts", &dir.0);
@@ -288,10 +291,12 @@ fn new_project_tests_and_builds(lang: &str, tests: u32) {
 
 #[test]
 fn a_new_typescript_project_tests_and_builds_right_away() {
+    let _cores = crate::kit::cores_shared();
     new_project_tests_and_builds("ts", 3);
 }
 
 #[test]
 fn a_new_javascript_project_tests_and_builds_right_away() {
+    let _cores = crate::kit::cores_shared();
     new_project_tests_and_builds("js", 3);
 }

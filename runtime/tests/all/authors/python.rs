@@ -41,6 +41,7 @@ fn build(name: &str, out: &Path) -> PathBuf {
 
 #[test]
 fn the_python_sdk_and_examples_pass_their_mock_host_tests() {
+    let _cores = crate::kit::cores_shared();
     let root = repository();
     let output = Command::new(python_tools().join("bin/python"))
         .current_dir(&root)
@@ -61,6 +62,7 @@ fn the_python_sdk_and_examples_pass_their_mock_host_tests() {
 
 #[test]
 fn the_python_examples_pass_the_same_scenarios_as_components_under_projector_test() {
+    let _cores = crate::kit::cores_shared();
     let dir = TempDir::new("authors-python");
     let cache = dir.0.join("compiled");
     let totals = build("order-totals-py", &dir.0);
@@ -184,6 +186,7 @@ fn the_python_examples_pass_the_same_scenarios_as_components_under_projector_tes
 
 #[test]
 fn a_new_python_project_tests_and_builds_right_away() {
+    let _cores = crate::kit::cores_shared();
     let dir = TempDir::new("new-python");
     let project = scaffold(&dir.0, "python");
     let tools = python_tools();

@@ -8,6 +8,7 @@ use crate::kit::TempDir;
 
 #[test]
 fn a_new_rust_project_tests_and_builds_right_away_outside_the_workspace() {
+    let _cores = crate::kit::cores_shared();
     let dir = TempDir::new("new-rust");
     let project = scaffold(&dir.0, "rust");
     let target = dir.0.join("target");
@@ -36,6 +37,7 @@ fn a_new_rust_project_tests_and_builds_right_away_outside_the_workspace() {
 
 #[test]
 fn the_rust_sdk_packages_on_its_own() {
+    let _cores = crate::kit::cores_shared();
     // What publishing it would check: the crate builds from its package
     // alone (its WIT inside it, no workspace around it).
     let dir = TempDir::new("sdk-package");
