@@ -55,6 +55,16 @@ fn projector_test(cache: &Path, args: &[&str]) -> Output {
         .expect("the projector binary runs")
 }
 
+/// `projector test` with `args`, which must succeed and say `says`; its
+/// output.
+fn passes(cache: &Path, args: &[&str], says: &str) -> String {
+    let output = projector_test(cache, args);
+    let shown = text(&output);
+    assert!(output.status.success(), "{shown}");
+    assert!(shown.contains(says), "{shown}");
+    shown
+}
+
 /// `projector new NAME --lang LANG` in `dir`: the project's directory.
 fn scaffold(dir: &Path, lang: &str) -> PathBuf {
     let output = Command::new(env!("CARGO_BIN_EXE_projector"))
