@@ -36,6 +36,12 @@ pub trait Apply {
         0
     }
 
+    /// Instances replaced since the last call of this because their memory
+    /// kept growing (see the engine's recycle mark).
+    fn take_recycled(&mut self) -> u64 {
+        0
+    }
+
     /// Another instance of the same projection, for another thread: the
     /// shards of a view apply in parallel, each thread with its own.
     fn fork(&self) -> Self
@@ -58,6 +64,10 @@ impl Apply for Instance {
 
     fn take_dropped_logs(&mut self) -> u64 {
         Instance::take_dropped_logs(self)
+    }
+
+    fn take_recycled(&mut self) -> u64 {
+        Instance::take_recycled(self)
     }
 
     fn fork(&self) -> Self {

@@ -12,6 +12,7 @@
 //! | `misbehave.huge-row`      | sets a row of `data` bytes (a JSON number, e.g. `8388608`) |
 //! | `misbehave.error`         | returns a guest error with code `rejected`         |
 //! | `misbehave.log-flood`     | logs `data` records (a JSON number) and counts     |
+//! | `misbehave.leak`          | leaks `data` bytes (a JSON number) and counts, as a language runtime that never frees |
 //! | anything else             | counts: `{"count": n}`                             |
 //!
 //! The trap, endless loop, memory bomb and stack overflow are meaningful only
@@ -77,6 +78,12 @@ impl RawProjection for Misbehaving {
                 "refusing event {} on purpose",
                 event.id
             ))),
+            "misbehave.leak" => {
+                let bytes: usize = event.data_json()?;
+                // Touched, so the memory is really taken, then never freed.
+                std::hint::black_box(Vec::leak(vec![1_u8; bytes]));
+                count(state)
+            }
             "misbehave.log-flood" => {
                 let records: u64 = event.data_json()?;
                 for i in 0..records {

@@ -11,6 +11,15 @@
 //!   calls. After a failure that may have left it in a bad state (a trap, a
 //!   panic, the deadline, the memory cap, a stack overflow) it is discarded
 //!   and the next call gets a fresh one from the pre-linked component.
+//! - An instance is also replaced when its linear memory keeps growing
+//!   across calls, as language runtimes that leak or defer their garbage
+//!   do (componentize-js keeps about 750 bytes per call): after a
+//!   successful call that leaves it above its *recycle mark* (half way from
+//!   the memory its first call left to the cap), and when a call of a used
+//!   instance hits the cap, which is then run again, once, on a fresh
+//!   instance. Only a call that exceeds the cap on a fresh instance is the
+//!   event's `memory-exceeded`. A projection is a pure function of (row,
+//!   event), so no instance carries anything a call may depend on.
 //! - Every failure is an [`ApplyError`], never a host panic.
 //! - A `set` row is valid JSON of at most `max_row_bytes`.
 //!
@@ -288,6 +297,7 @@ impl Module {
             logs: Vec::new(),
             stats: InstanceStats::default(),
             dropped_unreported: 0,
+            recycled_unreported: 0,
         }
     }
 
@@ -311,7 +321,12 @@ impl Module {
                 .map_err(|err| ApplyError::Instantiate {
                     reason: format!("{err:#}"),
                 })?;
-        Ok(Live { store, projection })
+        Ok(Live {
+            store,
+            projection,
+            calls: 0,
+            recycle_mark: None,
+        })
     }
 }
 
@@ -324,11 +339,42 @@ pub struct InstanceStats {
     pub instantiations: u64,
     /// Log records dropped because a call logged too many.
     pub dropped_logs: u64,
+    /// Instances replaced after a successful call because their linear
+    /// memory had grown past their recycle mark.
+    pub recycled: u64,
+    /// Calls that exceeded the memory cap on a used instance and were run
+    /// again on a fresh one.
+    pub memory_retries: u64,
 }
 
 struct Live {
     store: Store<HostState>,
     projection: Projection,
+    /// Calls this instance has served, failed ones included.
+    calls: u64,
+    /// Linear memory past which the instance is replaced after a call: half
+    /// way from what its first successful call left to the cap. Set by that
+    /// call.
+    recycle_mark: Option<usize>,
+}
+
+impl Live {
+    fn memory_bytes(&self) -> usize {
+        self.store.data().limiter.in_use()
+    }
+
+    /// After a successful call: whether the instance has outgrown its mark
+    /// (setting the mark after its first one).
+    fn outgrown(&mut self, cap: usize) -> bool {
+        let in_use = self.memory_bytes();
+        match self.recycle_mark {
+            Some(mark) => in_use > mark,
+            None => {
+                self.recycle_mark = Some(in_use + cap.saturating_sub(in_use) / 2);
+                false
+            }
+        }
+    }
 }
 
 /// One projection instance, reused across calls; not shared between threads
@@ -340,6 +386,9 @@ pub struct Instance {
     stats: InstanceStats,
     /// Log records dropped since [`Instance::take_dropped_logs`] last ran.
     dropped_unreported: u64,
+    /// Instances replaced for their memory since [`Instance::take_recycled`]
+    /// last ran.
+    recycled_unreported: u64,
 }
 
 impl std::fmt::Debug for Instance {
@@ -367,9 +416,7 @@ impl Instance {
     /// memories together, as the memory cap counts them); `None` before its
     /// first call or after a failure discarded it.
     pub fn memory_bytes(&self) -> Option<usize> {
-        self.live
-            .as_ref()
-            .map(|live| live.store.data().limiter.in_use())
+        self.live.as_ref().map(Live::memory_bytes)
     }
 
     /// Log records emitted by the guest since the last call to this method.
@@ -383,21 +430,59 @@ impl Instance {
         std::mem::take(&mut self.dropped_unreported)
     }
 
+    /// Instances replaced because their memory grew (past the recycle mark,
+    /// or to the cap on a used instance) since the last call of this.
+    pub fn take_recycled(&mut self) -> u64 {
+        std::mem::take(&mut self.recycled_unreported)
+    }
+
     /// Apply `event` to `state`, the subject's current row as JSON text.
+    ///
+    /// A call that exceeds the memory cap on an instance that served calls
+    /// before is run again on a fresh instance (the memory may be the
+    /// instance's history, not the event's); its logs are those of the
+    /// second run.
     pub fn apply(
         &mut self,
         state: Option<&String>,
         event: &WitEvent,
     ) -> Result<RawUpdate, ApplyError> {
+        let logs_before = self.logs.len();
+        match self.call(state, event) {
+            (Err(ApplyError::MemoryExceeded { .. }), Served::Before) => {
+                self.logs.truncate(logs_before);
+                self.stats.memory_retries += 1;
+                self.recycled_unreported += 1;
+                self.call(state, event).0
+            }
+            (outcome, _) => outcome,
+        }
+    }
+
+    /// One call, on the live instance or a new one; says which.
+    fn call(
+        &mut self,
+        state: Option<&String>,
+        event: &WitEvent,
+    ) -> (Result<RawUpdate, ApplyError>, Served) {
         let shared = Arc::clone(&self.module.shared);
         let config = &shared.config;
         let live = match &mut self.live {
             Some(live) => live,
             empty @ None => {
                 self.stats.instantiations += 1;
-                empty.insert(self.module.instantiate()?)
+                match self.module.instantiate() {
+                    Ok(live) => empty.insert(live),
+                    Err(err) => return (Err(err), Served::Nothing),
+                }
             }
         };
+        let served = if live.calls == 0 {
+            Served::Nothing
+        } else {
+            Served::Before
+        };
+        live.calls += 1;
         self.stats.calls += 1;
         live.store.data_mut().begin_call();
         live.store.set_epoch_deadline(config.deadline_ticks());
@@ -417,13 +502,27 @@ impl Instance {
             }),
             Err(err) => Err(classify(&err, host, config)),
         };
-        if let Err(err) = &outcome
-            && err.discards_instance()
-        {
+        let discard = match &outcome {
+            Err(err) if err.discards_instance() => true,
+            _ if live.outgrown(config.max_memory_bytes) => {
+                self.stats.recycled += 1;
+                self.recycled_unreported += 1;
+                true
+            }
+            _ => false,
+        };
+        if discard {
             self.live = None;
         }
-        outcome
+        (outcome, served)
     }
+}
+
+/// Whether an instance had served calls before the one at hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Served {
+    Nothing,
+    Before,
 }
 
 fn check_update(update: WitUpdate, config: &EngineConfig) -> Result<RawUpdate, ApplyError> {

@@ -289,6 +289,7 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
     let held = Family::<ViewLabels, Gauge>::default();
     let quarantined = Family::<ViewLabels, Gauge>::default();
     let dropped_logs = Family::<ViewLabels, Counter>::default();
+    let recycled = Family::<ViewLabels, Counter>::default();
     let commit_failures = Family::<ViewLabels, Counter>::default();
     for view in state.views() {
         let (info, status) = (&view.info, &view.status);
@@ -311,6 +312,11 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
                 view: info.name.clone(),
             })
             .inc_by(c.guest_logs_dropped);
+        recycled
+            .get_or_create(&ViewLabels {
+                view: info.name.clone(),
+            })
+            .inc_by(c.instances_recycled);
         commit_failures
             .get_or_create(&ViewLabels {
                 view: info.name.clone(),
@@ -371,6 +377,11 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
         "guest_logs_dropped",
         "Guest log records dropped because a call logged more than max_log_records_per_call",
         dropped_logs,
+    );
+    registry.register(
+        "instances_recycled",
+        "Projection instances replaced because their linear memory kept growing across calls (a language runtime that does not give memory back)",
+        recycled,
     );
     registry.register(
         "offset_commit_failures",

@@ -133,6 +133,14 @@ impl<A: Apply> Applier<A> {
                         .fetch_add(dropped, Ordering::Relaxed);
                     tracing::warn!(target: "projector::guest", subject, event = %event.id, dropped, "guest log records dropped (over max_log_records_per_call)");
                 }
+                let recycled = projection.take_recycled();
+                if recycled > 0 {
+                    status
+                        .counters
+                        .instances_recycled
+                        .fetch_add(recycled, Ordering::Relaxed);
+                    tracing::debug!(subject, event = %event.id, recycled, "projection instance replaced: its memory kept growing");
+                }
                 result
             },
             |attempt, err, wait| {

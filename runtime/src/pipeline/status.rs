@@ -91,6 +91,10 @@ pub struct Counters {
     /// Guest log records dropped because a call logged more than
     /// `max_log_records_per_call`.
     pub guest_logs_dropped: AtomicU64,
+    /// Projection instances replaced because their linear memory kept
+    /// growing across calls (past the engine's recycle mark, or to the cap
+    /// on a used instance, whose event then ran again on a fresh one).
+    pub instances_recycled: AtomicU64,
     /// Offset commits to Kafka that the group coordinator refused or that
     /// failed on the way. The store holds the checkpoints, so a failed
     /// commit only means redeliveries for a partition's next owner.
@@ -123,6 +127,8 @@ pub struct CounterValues {
     pub batches: u64,
     /// Guest log records dropped.
     pub guest_logs_dropped: u64,
+    /// Projection instances replaced because their memory kept growing.
+    pub instances_recycled: u64,
     /// Offset commits to Kafka that failed.
     pub offset_commit_failures: u64,
     /// Records held in quarantine since start.
@@ -241,6 +247,7 @@ impl ViewStatus {
             gaps: load(&c.gaps),
             batches: load(&c.batches),
             guest_logs_dropped: load(&c.guest_logs_dropped),
+            instances_recycled: load(&c.instances_recycled),
             offset_commit_failures: load(&c.offset_commit_failures),
             quarantined: load(&c.quarantined),
         }

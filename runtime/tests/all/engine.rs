@@ -146,6 +146,71 @@ fn memory_bomb_hits_the_cap() {
     assert_serves_next_event(&mut host);
 }
 
+fn leak(bytes: usize) -> EventBuilder {
+    misbehave("leak").data_json(&bytes)
+}
+
+/// A guest whose memory only grows, as a language runtime that never frees
+/// (componentize-js keeps about 750 bytes per call), is replaced before it
+/// reaches the cap, and no event fails for it.
+#[test]
+fn an_instance_whose_memory_keeps_growing_is_replaced_before_the_cap() {
+    let cap = 8 << 20;
+    let mut host = misbehaving(EngineConfig {
+        max_memory_bytes: cap,
+        ..EngineConfig::default()
+    });
+    // 200 calls of 256 KiB each: 50 MiB in all, six times the cap.
+    for call in 0..200 {
+        let outcome = host.publish(leak(256 << 10));
+        assert!(outcome.is_applied(), "call {call}: {outcome:?}");
+        let memory = host.applier_mut().instance().memory_bytes();
+        assert!(memory.is_none_or(|bytes| bytes <= cap), "{memory:?}");
+    }
+    assert_eq!(host.expect_row::<serde_json::Value>("victim")["count"], 200);
+    let stats = host.applier_mut().instance().stats();
+    // The leak took effect: no one instance could have held it.
+    assert!(stats.recycled >= 6, "{stats:?}");
+    assert_eq!(stats.memory_retries, 0, "{stats:?}");
+    assert_eq!(stats.instantiations, stats.recycled + 1, "{stats:?}");
+}
+
+/// A call that reaches the cap on a used instance runs again on a fresh
+/// one: the memory may be the instance's history, not the event's. Only an
+/// event that exceeds the cap on a fresh instance too is `memory-exceeded`.
+#[test]
+fn a_used_instance_at_the_cap_runs_the_event_again_on_a_fresh_one() {
+    let cap = 8 << 20;
+    let mut host = misbehaving(EngineConfig {
+        max_memory_bytes: cap,
+        ..EngineConfig::default()
+    });
+    assert!(host.publish(leak(1024)).is_applied());
+    let first = host.applier_mut().instance().memory_bytes().unwrap();
+    let room = cap - first;
+    // Stays under the recycle mark (half the room): the instance is kept.
+    assert!(host.publish(leak(room / 4)).is_applied());
+    let kept = host.applier_mut().instance().stats();
+    assert_eq!((kept.instantiations, kept.recycled), (1, 0), "{kept:?}");
+
+    // Fits a fresh instance, not this one.
+    let outcome = host.publish(leak(room * 7 / 8));
+    assert!(outcome.is_applied(), "{outcome:?}");
+    let stats = host.applier_mut().instance().stats();
+    assert_eq!(stats.memory_retries, 1, "{stats:?}");
+    assert_eq!(stats.instantiations, 2, "{stats:?}");
+    assert_eq!(host.expect_row::<serde_json::Value>("victim")["count"], 3);
+
+    // A memory bomb exceeds the cap on the fresh instance too.
+    let outcome = host.publish(misbehave("memory-bomb"));
+    assert!(
+        matches!(applier_error(&outcome), ApplyError::MemoryExceeded { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(host.applier_mut().instance().stats().memory_retries, 2);
+    assert_serves_next_event(&mut host);
+}
+
 #[test]
 fn deep_recursion_is_a_stack_overflow() {
     let mut host = misbehaving(EngineConfig::default());

@@ -444,6 +444,58 @@ fn stop_halts_the_partition_at_the_failing_record_and_again_after_restart() {
     service.stop();
 }
 
+/// A projection whose memory only grows (a language runtime that does not
+/// give memory back) never fails an event for it: its instance is replaced
+/// before the cap, and the replacements are counted.
+#[test]
+fn a_projection_whose_memory_keeps_growing_loses_no_event() {
+    let broker = Broker::new(&[(TOPIC, 1)]);
+    let dir = TempDir::new("leak");
+    // 100 events leaking 256 KiB each: three times what the cap holds.
+    let events = 100;
+    for i in 0..events {
+        let id = format!("l{i}");
+        broker.publish(TOPIC, 0, "misbehave.leak", &id, Some("leaky"), b"262144");
+    }
+    broker.flush();
+    let misbehaving = view(
+        "misbehaving",
+        projector_examples::MISBEHAVING.path,
+        &[TOPIC],
+        OnError::Stop,
+    );
+    let engine = EngineConfig {
+        max_memory_bytes: 8 << 20,
+        ..engine()
+    };
+    let service = start(&broker, &dir, vec![misbehaving], engine);
+    let status = service.statuses()["misbehaving"].clone();
+    wait_for(
+        &status,
+        Duration::from_secs(60),
+        "every event applied, or a stop",
+        |s| s.counters().applied == events || s.counters().stopped > 0,
+    );
+    let counters = status.counters();
+    assert_eq!(
+        (counters.applied, counters.stopped),
+        (events, 0),
+        "{counters:?}"
+    );
+    assert!(counters.instances_recycled >= 2, "{counters:?}");
+    assert_eq!(count_of(&service, "leaky"), Some(events));
+    let api = crate::kit::Api::start(&service, None);
+    let (code, _, metrics) = api.get_with("/metrics", &[]);
+    assert_eq!(code, 200);
+    let line = format!(
+        "projector_instances_recycled_total{{view=\"misbehaving\"}} {}",
+        counters.instances_recycled
+    );
+    assert!(metrics.contains(&line), "{metrics}");
+    drop(api);
+    service.stop();
+}
+
 #[test]
 fn dropped_guest_logs_are_counted_in_the_status_and_the_metrics() {
     let broker = Broker::new(&[(TOPIC, 1)]);
