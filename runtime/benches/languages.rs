@@ -3,11 +3,18 @@
 //! `customer-view-py`), each built into a component by its own toolchain and
 //! run by the same engine: what an author's choice of language costs.
 //!
-//! For each: the component's size, its cold compile (Cranelift, no cache),
-//! its load from the compiled-code cache (a new engine over a warm cache
-//! directory, as a restart or a second `projector test` sees it), its first
-//! call (instantiation included), calls per second on a reused instance with
-//! the `apply` benchmark's input, and the linear memory the instance holds.
+//! For each: the component's size, its build by its toolchain, its cold
+//! compile (Cranelift, no cache), its load from the compiled-code cache (a
+//! new engine over a warm cache directory, as a restart or a second
+//! `projector test` sees it), its first call (instantiation included),
+//! calls per second on a reused instance with the `apply` benchmark's input,
+//! calls per second with the same input but an event type the projection
+//! ignores (the fixed cost of a call in that language: the event lifted into
+//! the guest, the row parsed, the SDK's glue), calls per second of a no-op
+//! component built by the same toolchain without the SDK (the toolchain's
+//! own floor), the linear memory an instance holds after its first call
+//! and what it keeps per call, and how often the engine replaced the
+//! instance for its memory during the timed calls.
 //!
 //! Run: `cargo bench -p projector --bench languages`. It builds the
 //! TypeScript and Python components first, with the toolchains
@@ -27,6 +34,14 @@ use projector::engine::{Engine, EngineConfig, WitEvent};
 
 mod common;
 use common::{event, rate, row};
+
+/// The benchmark's event with a type customer-view ignores.
+fn ignored_event() -> projector_sdk::Event {
+    projector_sdk::Event {
+        ty: "CustomerViewed".into(),
+        ..event()
+    }
+}
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -58,48 +73,160 @@ fn run(what: &str, command: &mut Command) {
     );
 }
 
-/// The TypeScript port, built as its `npm run build` does.
-fn build_typescript(out: &Path) -> Vec<u8> {
-    let example = repository().join("guest-examples/customer-view-ts");
-    let wasm = out.join("customer-view-ts.wasm");
+/// `projector-componentize ENTRY -o WASM` run in `dir`, as `npm run build`
+/// does.
+fn componentize_js(dir: &Path, entry: &str, wasm: &Path) -> Vec<u8> {
     run(
         "projector-componentize",
         Command::new(repository().join("node_modules/.bin/projector-componentize"))
-            .current_dir(&example)
-            .arg("src/app.ts")
+            .current_dir(dir)
+            .arg(entry)
             .arg("-o")
-            .arg(&wasm),
+            .arg(wasm),
     );
-    std::fs::read(&wasm).unwrap_or_else(|err| panic!("{}: {err}", wasm.display()))
+    std::fs::read(wasm).unwrap_or_else(|err| panic!("{}: {err}", wasm.display()))
 }
 
-/// The Python port, built as its README says.
-fn build_python(out: &Path) -> Vec<u8> {
-    let example = repository().join("guest-examples/customer-view-py");
-    let wasm = out.join("customer-view-py.wasm");
+/// componentize-py building `module` in `dir`, with the SDK on its path, as
+/// the Python examples' READMEs say.
+fn componentize_py(dir: &Path, module: &str, wasm: &Path) -> Vec<u8> {
+    let repository = repository();
     run(
         "componentize-py",
         Command::new(tools().join("python/bin/componentize-py"))
-            .current_dir(&example)
-            .args(["-d", "../../wit", "-w", "projection", "componentize", "app"])
-            .args(["-p", ".", "-p", "../../sdk-python", "--stub-wasi", "-o"])
-            .arg(&wasm),
+            .current_dir(dir)
+            .arg("-d")
+            .arg(repository.join("wit"))
+            .args(["-w", "projection", "componentize", module, "-p", "."])
+            .arg("-p")
+            .arg(repository.join("sdk-python"))
+            .args(["--stub-wasi", "-o"])
+            .arg(wasm),
     );
-    std::fs::read(&wasm).unwrap_or_else(|err| panic!("{}: {err}", wasm.display()))
+    std::fs::read(wasm).unwrap_or_else(|err| panic!("{}: {err}", wasm.display()))
+}
+
+/// One language's customer-view, with what the benchmark compares it to.
+struct Port {
+    language: &'static str,
+    wasm: Vec<u8>,
+    /// How long its toolchain took to build it; `None` for Rust, built by
+    /// the examples' build script before the benchmark starts.
+    build_time: Option<Duration>,
+    /// A no-op component built by the same toolchain without the SDK;
+    /// `None` for Rust, whose floor is its `ignored/s` (its SDK's glue is a
+    /// few field copies).
+    no_op: Option<Vec<u8>>,
+}
+
+/// `build` timed.
+fn timed(build: impl FnOnce() -> Vec<u8>) -> (Vec<u8>, Option<Duration>) {
+    let started = Instant::now();
+    let wasm = build();
+    (wasm, Some(started.elapsed()))
+}
+
+/// The TypeScript port, built as its `npm run build` does.
+fn typescript(out: &Path) -> Port {
+    let example = repository().join("guest-examples/customer-view-ts");
+    let (wasm, build_time) =
+        timed(|| componentize_js(&example, "src/app.ts", &out.join("customer-view-ts.wasm")));
+    Port {
+        language: "typescript",
+        wasm,
+        build_time,
+        no_op: Some(build_javascript_no_op(out)),
+    }
+}
+
+/// The Python port, built as its README says.
+fn python(out: &Path) -> Port {
+    let example = repository().join("guest-examples/customer-view-py");
+    let (wasm, build_time) =
+        timed(|| componentize_py(&example, "app", &out.join("customer-view-py.wasm")));
+    Port {
+        language: "python",
+        wasm,
+        build_time,
+        no_op: Some(build_python_no_op(out)),
+    }
+}
+
+/// A JavaScript component whose `apply` returns `ignore` at once, with no
+/// SDK: the floor of a call that componentize-js sets, whatever the
+/// projection does.
+fn build_javascript_no_op(out: &Path) -> Vec<u8> {
+    let dir = out.join("no-op-js");
+    write(
+        &dir.join("app.js"),
+        "export const apply = (state, event) => ({ tag: \"ignore\" });\n",
+    );
+    componentize_js(&dir, "app.js", &out.join("no-op-js.wasm"))
+}
+
+/// The same in Python, with componentize-py's generated bindings only.
+fn build_python_no_op(out: &Path) -> Vec<u8> {
+    let dir = out.join("no-op-py");
+    write(
+        &dir.join("app.py"),
+        "from wit_world.imports import types\n\n\nclass WitWorld:\n    def apply(self, state, event):\n        return types.Update_Ignore()\n",
+    );
+    componentize_py(&dir, "app", &out.join("no-op-py.wasm"))
+}
+
+fn write(path: &Path, text: &str) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display()));
+    }
+    std::fs::write(path, text).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
 }
 
 /// What one language's component measured.
 struct Figures {
     language: &'static str,
     megabytes: f64,
+    build_time: Option<Duration>,
     cold_compile: Duration,
     cached_load: Duration,
     first_call: Duration,
     calls_per_second: f64,
+    /// Calls per second with an event the projection ignores (same row and
+    /// data, a type it does not handle): the fixed cost of a call, its
+    /// event crossing into the guest, the row parsed, the SDK's glue.
+    ignored_per_second: f64,
+    /// Calls per second of a component in the same language whose `apply`
+    /// returns `ignore` at once, with no SDK: the toolchain's own floor.
+    no_op_per_second: Option<f64>,
+    /// Linear memory after the first call.
     memory_bytes: usize,
+    /// Linear memory the instance keeps per call (over 10,000 calls).
+    kept_per_call: f64,
+    /// Instances replaced for their memory during the timed calls.
+    recycled: u64,
 }
 
-fn measure(language: &'static str, wasm: &[u8], cache: &Path, c: &mut Criterion) -> Figures {
+/// Calls per second of `wasm`, which must ignore the benchmark's input.
+fn no_op_rate(language: &str, wasm: &[u8]) -> f64 {
+    let engine = Engine::new(EngineConfig::default()).unwrap_or_else(|err| panic!("engine: {err}"));
+    let module = engine
+        .load(wasm)
+        .unwrap_or_else(|err| panic!("{language} no-op: {err}"));
+    let mut instance = module.instance();
+    let row = row();
+    let event = WitEvent::from(&event());
+    assert_eq!(
+        instance.apply(Some(&row), &event).ok(),
+        Some(projector_sdk::Update::Ignore),
+        "{language}: the no-op component ignores every event"
+    );
+    rate(Duration::from_secs(3), || {
+        let _ = std::hint::black_box(instance.apply(Some(&row), &event));
+    })
+}
+
+fn measure(port: &Port, cache: &Path, c: &mut Criterion) -> Figures {
+    let language = port.language;
+    let wasm = port.wasm.as_slice();
     let cold = Engine::new(EngineConfig::default()).unwrap_or_else(|err| panic!("engine: {err}"));
     let started = Instant::now();
     cold.load(wasm)
@@ -133,6 +260,24 @@ fn measure(language: &'static str, wasm: &[u8], cache: &Path, c: &mut Criterion)
         .apply(Some(&row), &event)
         .unwrap_or_else(|err| panic!("{language}: first call: {err}"));
     let first_call = started.elapsed();
+    let memory_bytes = instance
+        .memory_bytes()
+        .unwrap_or_else(|| panic!("{language}: the instance is live"));
+    // What the instance keeps per call: 10,000 calls, below its recycle
+    // mark for every language here.
+    for _ in 0..10_000 {
+        let _ = std::hint::black_box(instance.apply(Some(&row), &event));
+    }
+    assert_eq!(
+        instance.stats().instantiations,
+        1,
+        "{language}: replaced within 10,000 calls"
+    );
+    let kept_per_call = instance
+        .memory_bytes()
+        .unwrap_or_else(|| panic!("{language}: the instance is live"))
+        .saturating_sub(memory_bytes) as f64
+        / 10_000.0;
 
     let mut group = c.benchmark_group("customer-view apply by language");
     group.bench_function(language, |b| {
@@ -142,17 +287,31 @@ fn measure(language: &'static str, wasm: &[u8], cache: &Path, c: &mut Criterion)
     let calls_per_second = rate(Duration::from_secs(3), || {
         let _ = std::hint::black_box(instance.apply(Some(&row), &event));
     });
-    let memory_bytes = instance
-        .memory_bytes()
-        .unwrap_or_else(|| panic!("{language}: the instance is live"));
+    let ignored = WitEvent::from(&ignored_event());
+    assert_eq!(
+        instance.apply(Some(&row), &ignored).ok(),
+        Some(projector_sdk::Update::Ignore),
+        "{language}: an event type customer-view does not handle is ignored"
+    );
+    let ignored_per_second = rate(Duration::from_secs(3), || {
+        let _ = std::hint::black_box(instance.apply(Some(&row), &ignored));
+    });
+    let recycled = instance.stats().recycled;
+    drop(instance);
+    let no_op_per_second = port.no_op.as_deref().map(|wasm| no_op_rate(language, wasm));
     Figures {
         language,
         megabytes: wasm.len() as f64 / 1e6,
+        build_time: port.build_time,
         cold_compile,
         cached_load,
         first_call,
         calls_per_second,
+        ignored_per_second,
+        no_op_per_second,
         memory_bytes,
+        kept_per_call,
+        recycled,
     }
 }
 
@@ -162,26 +321,38 @@ fn bench(c: &mut Criterion) {
     let cache = out.join("cache");
     // A cold start each run: the cache is made here.
     let _ = std::fs::remove_dir_all(&cache);
-    let components = [
-        ("rust", projector_examples::CUSTOMER_VIEW.wasm.to_vec()),
-        ("typescript", build_typescript(&out)),
-        ("python", build_python(&out)),
+    let ports = [
+        Port {
+            language: "rust",
+            wasm: projector_examples::CUSTOMER_VIEW.wasm.to_vec(),
+            build_time: None,
+            no_op: None,
+        },
+        typescript(&out),
+        python(&out),
     ];
 
     // The three must agree before they are timed.
     let engine = Engine::new(EngineConfig::default()).unwrap_or_else(|err| panic!("engine: {err}"));
     let row = row();
     let event = WitEvent::from(&event());
-    let outputs: Vec<_> = components
+    let outputs: Vec<_> = ports
         .iter()
-        .map(|(language, wasm)| {
+        .map(|Port { language, wasm, .. }| {
             let module = engine
                 .load(wasm)
                 .unwrap_or_else(|err| panic!("{language}: {err}"));
+            // Compared as JSON values: each language writes an object's
+            // members in its own order (Rust in field order, JavaScript and
+            // Python in insertion order), an order JSON gives no meaning.
             module
                 .instance()
                 .apply(Some(&row), &event)
                 .unwrap_or_else(|err| panic!("{language}: {err}"))
+                .map(|text| {
+                    serde_json::from_str::<serde_json::Value>(&text)
+                        .unwrap_or_else(|err| panic!("{language}: a row that is not JSON: {err}"))
+                })
         })
         .collect();
     assert!(
@@ -190,37 +361,56 @@ fn bench(c: &mut Criterion) {
     );
     drop(engine);
 
-    let figures: Vec<Figures> = components
-        .iter()
-        .map(|(language, wasm)| measure(language, wasm, &cache, c))
-        .collect();
+    let figures: Vec<Figures> = ports.iter().map(|port| measure(port, &cache, c)).collect();
     let rust = figures[0].calls_per_second;
     println!(
         "customer-view by language, one core (input: row {} bytes):",
         row.len()
     );
+    println!("  building and loading:");
     println!(
-        "  {:<11} {:>9} {:>13} {:>12} {:>11} {:>12} {:>8} {:>11}",
+        "  {:<11} {:>8} {:>8} {:>13} {:>12} {:>11} {:>11} {:>12} {:>9}",
         "language",
         "size MB",
+        "build",
         "cold compile",
         "cached load",
         "first call",
-        "calls/s",
-        "/ rust",
-        "memory MiB"
+        "memory MiB",
+        "kept B/call",
+        "recycled"
     );
+    let or_dash = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
     for f in &figures {
         println!(
-            "  {:<11} {:>9.1} {:>11.2} s {:>9.0} ms {:>8.1} ms {:>12.0} {:>8.3} {:>11.1}",
+            "  {:<11} {:>8.1} {:>8} {:>11.2} s {:>9.0} ms {:>8.1} ms {:>11.1} {:>12.0} {:>9}",
             f.language,
             f.megabytes,
+            or_dash(
+                f.build_time
+                    .map(|time| format!("{:.1} s", time.as_secs_f64()))
+            ),
             f.cold_compile.as_secs_f64(),
             f.cached_load.as_secs_f64() * 1e3,
             f.first_call.as_secs_f64() * 1e3,
+            f.memory_bytes as f64 / (1024.0 * 1024.0),
+            f.kept_per_call,
+            f.recycled,
+        );
+    }
+    println!("  calls on one instance:");
+    println!(
+        "  {:<11} {:>12} {:>8} {:>12} {:>12}",
+        "language", "calls/s", "/ rust", "ignored/s", "no-op/s"
+    );
+    for f in &figures {
+        println!(
+            "  {:<11} {:>12.0} {:>8.3} {:>12.0} {:>12}",
+            f.language,
             f.calls_per_second,
             f.calls_per_second / rust,
-            f.memory_bytes as f64 / (1024.0 * 1024.0),
+            f.ignored_per_second,
+            or_dash(f.no_op_per_second.map(|rate| format!("{rate:.0}"))),
         );
     }
 }
