@@ -95,6 +95,16 @@ fn engine() -> EngineConfig {
     }
 }
 
+/// The view `misbehaving` of the misbehaving example.
+fn misbehaving_view(topics: &[&str], policy: OnError) -> projector::config::ViewConfig {
+    view(
+        "misbehaving",
+        projector_examples::MISBEHAVING.path,
+        topics,
+        policy,
+    )
+}
+
 fn module_hash() -> String {
     crate::kit::hash_of(&projector_examples::MISBEHAVING)
 }
@@ -121,12 +131,7 @@ fn run_until_handled(
     projector::service::Service,
     std::sync::Arc<projector::pipeline::ViewStatus>,
 ) {
-    let misbehaving = view(
-        "misbehaving",
-        projector_examples::MISBEHAVING.path,
-        &[TOPIC],
-        policy,
-    );
+    let misbehaving = misbehaving_view(&[TOPIC], policy);
     let service = start(broker, dir, vec![misbehaving], engine());
     let status = service.statuses()["misbehaving"].clone();
     wait_for(&status, Duration::from_secs(60), "all handled", |s| {
@@ -291,12 +296,7 @@ fn malformed_records_are_dead_lettered_with_their_reason_and_nothing_is_lost() {
     broker.publish(TOPIC, 0, "count", "after", Some("a"), b"{}");
     broker.flush();
 
-    let misbehaving = view(
-        "misbehaving",
-        projector_examples::MISBEHAVING.path,
-        &[TOPIC],
-        OnError::DeadLetter,
-    );
+    let misbehaving = misbehaving_view(&[TOPIC], OnError::DeadLetter);
     let service = start(&broker, &dir, vec![misbehaving], engine());
     let status = service.statuses()["misbehaving"].clone();
     let records = i64::try_from(malformed.len()).unwrap() + 2;
@@ -396,12 +396,7 @@ fn stop_halts_the_partition_at_the_failing_record_and_again_after_restart() {
     publish_mixed(&broker);
     broker.publish("other", 0, "count", "o0", Some("b"), b"{}");
     broker.flush();
-    let misbehaving = view(
-        "misbehaving",
-        projector_examples::MISBEHAVING.path,
-        &[TOPIC, "other"],
-        OnError::Stop,
-    );
+    let misbehaving = misbehaving_view(&[TOPIC, "other"], OnError::Stop);
     let service = start(&broker, &dir, vec![misbehaving.clone()], engine());
     let status = service.statuses()["misbehaving"].clone();
     wait_for(&status, Duration::from_secs(60), "the stop", |s| {
@@ -458,12 +453,7 @@ fn a_projection_whose_memory_keeps_growing_loses_no_event() {
         broker.publish(TOPIC, 0, "misbehave.leak", &id, Some("leaky"), b"262144");
     }
     broker.flush();
-    let misbehaving = view(
-        "misbehaving",
-        projector_examples::MISBEHAVING.path,
-        &[TOPIC],
-        OnError::Stop,
-    );
+    let misbehaving = misbehaving_view(&[TOPIC], OnError::Stop);
     let engine = EngineConfig {
         max_memory_bytes: 8 << 20,
         ..engine()
@@ -505,12 +495,7 @@ fn dropped_guest_logs_are_counted_in_the_status_and_the_metrics() {
         broker.publish(TOPIC, 0, "misbehave.log-flood", id, Some("noisy"), b"25");
     }
     broker.flush();
-    let misbehaving = view(
-        "misbehaving",
-        projector_examples::MISBEHAVING.path,
-        &[TOPIC],
-        OnError::Stop,
-    );
+    let misbehaving = misbehaving_view(&[TOPIC], OnError::Stop);
     let engine = EngineConfig {
         max_log_records_per_call: 10,
         ..engine()
