@@ -193,6 +193,7 @@ fn the_js_examples_pass_the_same_scenarios_as_components_under_projector_test() 
     );
 
     a_js_instance_is_replaced_before_its_memory_runs_out(&customers, &cache);
+    super::runs_as_a_view_like_the_rust_original(&customers);
 
     // The sample events leave the expected rows; a wrong expectation fails,
     // showing the difference.

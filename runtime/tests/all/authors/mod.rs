@@ -2,7 +2,8 @@
 //! examples under their own test runners, the examples built into
 //! components with their language's toolchain and the same scenario files
 //! run on those components through the real engine by `projector test`
-//! (hostile guests among them), and `projector new` projects that test and
+//! (hostile guests among them), the ports of customer-view run as views
+//! beside the Rust original, and `projector new` projects that test and
 //! build right away.
 //!
 //! The toolchains are installed by `scripts/install-test-tools.sh`: a venv
@@ -17,6 +18,12 @@ mod rust;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
+
+use projector::config::OnError;
+use projector::store::{Store, ViewStore};
+
+use crate::kit::{Broker, TempDir, start, view, wait_committed, wait_for};
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -116,4 +123,123 @@ fn passes_projector_test(project: &Path, wasm: &Path, cache: &Path) {
         shown.contains("the rows are as expected") && shown.contains("1 scenario passed"),
         "{shown}"
     );
+}
+
+/// The port of customer-view at `wasm` and the Rust original, as two views
+/// of one runtime on one topic, fed as an application feeds it: three
+/// partitions, an idempotent producer batching for 5 ms, 600 events of 40
+/// customers (created, renamed, moved, some deleted and then changed), one
+/// in 19 malformed (a name that is not a string). Both views apply and skip
+/// the same records and leave the same rows, as JSON values. Each subject
+/// stays on one partition: across partitions the order of a subject's
+/// events is the consumer's, and could differ between the two views.
+fn runs_as_a_view_like_the_rust_original(wasm: &Path) {
+    const TOPIC: &str = "customers";
+    const EVENTS: u64 = 600;
+    const CUSTOMERS: u64 = 40;
+    let broker = Broker::new(&[(TOPIC, 3)]).application_producer();
+    let mut malformed = 0;
+    for i in 0..EVENTS {
+        let customer = i % CUSTOMERS;
+        let subject = format!("c-{customer}");
+        let round = i / CUSTOMERS;
+        // After the customer's creation, so that it is refused, not ignored
+        // as a change to an unknown customer.
+        let (ty, data) = if round > 0 && i % 19 == 7 {
+            malformed += 1;
+            ("CustomerNameChanged", serde_json::json!({"newName": 42}))
+        } else if round == 0 {
+            let name = format!("Customer {customer}");
+            let email = format!("{subject}@example.com");
+            (
+                "CustomerCreated",
+                serde_json::json!({"email": email, "name": name}),
+            )
+        } else if round == 9 && customer.is_multiple_of(4) {
+            ("CustomerDeleted", serde_json::Value::Null)
+        } else if round % 2 == 1 {
+            let name = format!("Customer {customer}, rename {round}");
+            ("CustomerNameChanged", serde_json::json!({"newName": name}))
+        } else {
+            let street = format!("{round} Main Street");
+            let address = serde_json::json!({"street": street, "city": "Springfield"});
+            (
+                "CustomerAddressChanged",
+                serde_json::json!({"newAddress": address}),
+            )
+        };
+        let partition = i32::try_from(customer % 3).unwrap();
+        let data = serde_json::to_vec(&data).unwrap();
+        broker.publish(
+            TOPIC,
+            partition,
+            ty,
+            &format!("e-{i}"),
+            Some(&subject),
+            &data,
+        );
+    }
+    broker.flush();
+
+    let dir = TempDir::new("authors-view");
+    let rust = projector_examples::CUSTOMER_VIEW.path;
+    let port = wasm.to_str().unwrap();
+    let views = [("rust", rust), ("port", port)];
+    let service = start(
+        &broker,
+        &dir,
+        views
+            .iter()
+            .map(|(name, module)| view(name, module, &[TOPIC], OnError::Skip))
+            .collect(),
+        projector::engine::EngineConfig::default(),
+    );
+    let mut rows = Vec::new();
+    let mut handled = Vec::new();
+    for (name, module) in views {
+        let status = service.statuses()[name].clone();
+        wait_for(
+            &status,
+            Duration::from_secs(120),
+            &format!("view {name}: {EVENTS} records handled"),
+            |s| s.counters().applied + s.counters().skipped == EVENTS,
+        );
+        wait_committed(&status, i64::try_from(EVENTS).unwrap());
+        let counters = status.counters();
+        handled.push((counters.applied, counters.skipped));
+        let hash = sha2_hex(&std::fs::read(module).unwrap());
+        let store = service.store().open_view(name, &hash, &[], None).unwrap();
+        let subjects: Vec<_> = (0..CUSTOMERS)
+            .map(|customer| {
+                store
+                    .row(&format!("c-{customer}"))
+                    .unwrap()
+                    .map(|row| serde_json::from_str::<serde_json::Value>(&row.json).unwrap())
+            })
+            .collect();
+        rows.push(subjects);
+    }
+    // The workload took effect: most malformed events refused (those of a
+    // deleted customer are ignored), some customers deleted.
+    let skipped = handled[0].1;
+    assert!(
+        skipped > malformed / 2 && skipped <= malformed,
+        "{handled:?}"
+    );
+    let kept = rows[0].iter().flatten().count();
+    assert!(kept > 0 && kept < 40, "{kept} rows: {:?}", rows[0]);
+    assert_eq!(
+        handled[0], handled[1],
+        "(applied, skipped) of the original and the port"
+    );
+    assert_eq!(
+        rows[0], rows[1],
+        "the port's rows differ from the Rust original's"
+    );
+    service.stop();
+}
+
+fn sha2_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }

@@ -139,8 +139,6 @@ fn the_python_examples_pass_the_same_scenarios_as_components_under_projector_tes
     assert!(shown.contains("- carol"), "{shown}");
     assert!(shown.contains("+ bob"), "{shown}");
 
-    // Hostile Python: each misbehaviour fails alone with its class, the
-    // instance is replaced and the next event applies.
     // The customer view's language-neutral scenarios pass on the Python
     // port, as on the Rust original and the TypeScript port.
     let customers = build("customer-view-py", &dir.0);
@@ -156,7 +154,10 @@ fn the_python_examples_pass_the_same_scenarios_as_components_under_projector_tes
         ],
         "4 scenarios passed",
     );
+    super::runs_as_a_view_like_the_rust_original(&customers);
 
+    // Hostile Python: each misbehaviour fails alone with its class, the
+    // instance is replaced and the next event applies.
     let misbehaving = build("misbehaving-py", &dir.0);
     passes(
         &cache,
