@@ -13,8 +13,8 @@
 //!   and the next call gets a fresh one from the pre-linked component.
 //! - An instance is also replaced when its linear memory keeps growing
 //!   across calls, as language runtimes that leak or defer their garbage
-//!   do (componentize-js keeps about 750 bytes per call): after a
-//!   successful call that leaves it above its *recycle mark* (half way from
+//!   do (componentize-js keeps about 840 bytes per call): after a call
+//!   that keeps it but leaves it above its *recycle mark* (half way from
 //!   the memory its first call left to the cap), and when a call of a used
 //!   instance hits the cap, which is then run again, once, on a fresh
 //!   instance. Only a call that exceeds the cap on a fresh instance is the
@@ -324,7 +324,6 @@ impl Module {
         Ok(Live {
             store,
             projection,
-            calls: 0,
             recycle_mark: None,
         })
     }
@@ -339,7 +338,7 @@ pub struct InstanceStats {
     pub instantiations: u64,
     /// Log records dropped because a call logged too many.
     pub dropped_logs: u64,
-    /// Instances replaced after a successful call because their linear
+    /// Instances replaced after a call that kept them because their linear
     /// memory had grown past their recycle mark.
     pub recycled: u64,
     /// Calls that exceeded the memory cap on a used instance and were run
@@ -350,11 +349,10 @@ pub struct InstanceStats {
 struct Live {
     store: Store<HostState>,
     projection: Projection,
-    /// Calls this instance has served, failed ones included.
-    calls: u64,
     /// Linear memory past which the instance is replaced after a call: half
-    /// way from what its first successful call left to the cap. Set by that
-    /// call.
+    /// way from what its first call left to the cap. Set by that call, so an
+    /// instance without one has served no call (a call that does not keep
+    /// the instance drops it).
     recycle_mark: Option<usize>,
 }
 
@@ -363,8 +361,8 @@ impl Live {
         self.store.data().limiter.in_use()
     }
 
-    /// After a successful call: whether the instance has outgrown its mark
-    /// (setting the mark after its first one).
+    /// After a call that keeps the instance: whether it has outgrown its
+    /// mark (setting the mark after its first call).
     fn outgrown(&mut self, cap: usize) -> bool {
         let in_use = self.memory_bytes();
         match self.recycle_mark {
@@ -477,12 +475,11 @@ impl Instance {
                 }
             }
         };
-        let served = if live.calls == 0 {
+        let served = if live.recycle_mark.is_none() {
             Served::Nothing
         } else {
             Served::Before
         };
-        live.calls += 1;
         self.stats.calls += 1;
         live.store.data_mut().begin_call();
         live.store.set_epoch_deadline(config.deadline_ticks());

@@ -151,7 +151,7 @@ fn leak(bytes: usize) -> EventBuilder {
 }
 
 /// A guest whose memory only grows, as a language runtime that never frees
-/// (componentize-js keeps about 750 bytes per call), is replaced before it
+/// (componentize-js keeps about 840 bytes per call), is replaced before it
 /// reaches the cap, and no event fails for it.
 #[test]
 fn an_instance_whose_memory_keeps_growing_is_replaced_before_the_cap() {

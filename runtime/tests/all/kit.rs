@@ -380,8 +380,13 @@ pub fn wait_applied(status: &ViewStatus, applied: u64) {
 
 /// The module hash the runtime records for `example`.
 pub fn hash_of(example: &projector_examples::Example) -> String {
+    module_hash(example.wasm)
+}
+
+/// The module hash the runtime records for the component `wasm`.
+pub fn module_hash(wasm: &[u8]) -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(example.wasm))
+    hex::encode(sha2::Sha256::digest(wasm))
 }
 
 /// The HTTP API of a running [`Service`], served on a free loopback port

@@ -247,7 +247,7 @@ fn the_js_examples_pass_the_same_scenarios_as_components_under_projector_test() 
     );
 }
 
-/// componentize-js keeps about 750 bytes of linear memory per call and
+/// componentize-js keeps about 840 bytes of linear memory per call and
 /// never gives them back (measured: a no-op component grows as fast). Under
 /// a 16 MiB cap, with about 9 MiB taken by a fresh instance, its ~10,000th
 /// call would fail `memory-exceeded`; the engine replaces the instance

@@ -23,7 +23,7 @@ use std::time::Duration;
 use projector::config::OnError;
 use projector::store::{Store, ViewStore};
 
-use crate::kit::{Broker, TempDir, start, view, wait_committed, wait_for};
+use crate::kit::{Broker, TempDir, module_hash, start, view, wait_committed, wait_for};
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -207,7 +207,7 @@ fn runs_as_a_view_like_the_rust_original(wasm: &Path) {
         wait_committed(&status, i64::try_from(EVENTS).unwrap());
         let counters = status.counters();
         handled.push((counters.applied, counters.skipped));
-        let hash = sha2_hex(&std::fs::read(module).unwrap());
+        let hash = module_hash(&std::fs::read(module).unwrap());
         let store = service.store().open_view(name, &hash, &[], None).unwrap();
         let subjects: Vec<_> = (0..CUSTOMERS)
             .map(|customer| {
@@ -237,9 +237,4 @@ fn runs_as_a_view_like_the_rust_original(wasm: &Path) {
         "the port's rows differ from the Rust original's"
     );
     service.stop();
-}
-
-fn sha2_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
 }
