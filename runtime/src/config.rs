@@ -311,7 +311,9 @@ pub struct ViewConfig {
     #[serde(default = "default_on_error")]
     pub on_error: OnError,
     /// Where `dead-letter` sends failed records. Required with
-    /// `on_error = "dead-letter"`, refused otherwise.
+    /// `on_error = "dead-letter"`; optional with `quarantine`, where it
+    /// receives the records `projector view discard` takes out (without
+    /// it they are dropped); refused otherwise.
     #[serde(default)]
     pub dead_letter_topic: Option<String>,
     /// Attempts for a transient failure (such as a deadline exceeded) before
@@ -622,7 +624,7 @@ fn validate_view(view: &ViewConfig, at: &str) -> Result<(), ConfigError> {
                 "nothing",
             ));
         }
-        (OnError::DeadLetter, Some(topic)) => {
+        (OnError::DeadLetter | OnError::Quarantine, Some(topic)) => {
             if !is_topic_name(topic) {
                 return Err(invalid(
                     format!("{at}.dead_letter_topic"),
@@ -641,7 +643,7 @@ fn validate_view(view: &ViewConfig, at: &str) -> Result<(), ConfigError> {
         (_, Some(topic)) => {
             return Err(invalid(
                 format!("{at}.dead_letter_topic"),
-                "absent unless on_error = \"dead-letter\"",
+                "absent unless on_error = \"dead-letter\" or \"quarantine\"",
                 format!("{topic:?}"),
             ));
         }

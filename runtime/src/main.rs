@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", projector::cli::describe_error(&err));
-            ExitCode::FAILURE
+            ExitCode::from(projector::cli::exit_status(&err))
         }
     }
 }

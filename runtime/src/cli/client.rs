@@ -110,8 +110,10 @@ impl ApiClient {
         self.answer(request.call())
     }
 
-    /// `POST path_and_query` with no body, as JSON of type `T`; any status
-    /// but 2xx is an error carrying the server's message.
+    /// `POST path_and_query` with an empty JSON body, as JSON of type `T`;
+    /// any status but 2xx is an error carrying the server's message. The
+    /// JSON content type is what the API asks of every request that
+    /// changes state (a web page cannot send it cross-site unasked).
     pub fn post_json<T: serde::de::DeserializeOwned>(
         &self,
         path_and_query: &str,
@@ -120,11 +122,12 @@ impl ApiClient {
         let mut request = ureq::post(&url)
             .config()
             .http_status_as_error(false)
-            .build();
+            .build()
+            .header("content-type", "application/json");
         if let Some(token) = &self.token {
             request = request.header("authorization", format!("Bearer {}", token.expose()));
         }
-        self.answer(request.send_empty())?
+        self.answer(request.send("{}"))?
             .body_mut()
             .read_json()
             .with_context(|| {

@@ -36,8 +36,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Show how each view and partition of a running runtime stands.
     Status(status::StatusArgs),
-    /// Manage a view: rebuild its stored state (the runtime stopped), list
-    /// and release its quarantine (the runtime running).
+    /// Manage a view: rebuild its stored state (the runtime stopped), list,
+    /// release and discard its quarantine (the runtime running).
     View(view::ViewArgs),
     /// Check a projection component against the WIT world and describe it.
     Inspect(inspect::InspectArgs),
@@ -83,6 +83,22 @@ pub fn describe_error(err: &anyhow::Error) -> String {
         text.push_str(&part);
     }
     text
+}
+
+/// A command that did part of what it was asked and says what is left:
+/// the binary exits with status 2 (1 is a failure that did nothing, such
+/// as an unreachable runtime).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Incomplete(pub String);
+
+/// The exit status for `err`: 2 when the command was [`Incomplete`], else 1.
+pub fn exit_status(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<Incomplete>().is_some() {
+        2
+    } else {
+        1
+    }
 }
 
 /// How a command prints its result.

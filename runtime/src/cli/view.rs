@@ -3,19 +3,21 @@
 //! and the shard count the config names now. Refused while a runtime holds
 //! the data directory.
 //!
-//! `projector view quarantine NAME` and `projector view release NAME
-//! [SUBJECT]`: the subjects a running view holds in quarantine, and
-//! applying their held records again (over the runtime's API).
+//! `projector view quarantine NAME`, `projector view release NAME
+//! [SUBJECT]` and `projector view discard NAME SUBJECT...`: the subjects a
+//! running view holds in quarantine, applying their held records again, and
+//! taking them out for good (to the view's dead-letter topic, else dropped),
+//! over the runtime's API.
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::Output;
-use super::client::{ApiArgs, ApiClient, encode, json_failure};
+use super::client::{ApiArgs, ApiClient, ApiFailure, encode, json_failure};
 use super::run::open;
+use super::{Incomplete, Output};
 use crate::config::Config;
 use crate::http::QuarantineReport;
-use crate::pipeline::control::ReleaseReport;
+use crate::pipeline::control::{ReleaseReport, SubjectDiscard};
 use crate::store::Store;
 
 /// Arguments of `projector view`.
@@ -53,12 +55,30 @@ pub enum ViewCommand {
     /// Apply the records a running view holds in quarantine for SUBJECT
     /// (for every subject without it), in order, with the module it runs
     /// now. A record that fails again stays held with those behind it; the
-    /// command then exits with status 1.
+    /// command then names the subjects still held and exits with status 2.
     Release {
         /// The view's name.
         name: String,
         /// The subject to release; every subject held when absent.
         subject: Option<String>,
+        /// Where the API is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Take the records a running view holds in quarantine for each SUBJECT
+    /// out for good: to the view's dead_letter_topic when it has one
+    /// (written once, with the dead-letter headers), else dropped and
+    /// logged by origin. "" names the records that had no subject or could
+    /// not be decoded. Exits with status 1 when a subject is not held.
+    Discard {
+        /// The view's name.
+        name: String,
+        /// The subjects to discard.
+        #[arg(required = true)]
+        subjects: Vec<String>,
         /// Where the API is.
         #[command(flatten)]
         api: ApiArgs,
@@ -157,8 +177,12 @@ pub fn run(args: &ViewArgs) -> anyhow::Result<()> {
                 println!("view {name} holds no subject in quarantine");
             }
             let mut held = 0;
+            let mut still: Vec<&str> = Vec::new();
             for released in &report.subjects {
                 held += released.still_held;
+                if released.still_held > 0 {
+                    still.push(&released.subject);
+                }
                 if *output == Output::Text {
                     match &released.error {
                         None => println!(
@@ -172,11 +196,87 @@ pub fn run(args: &ViewArgs) -> anyhow::Result<()> {
                     }
                 }
             }
-            anyhow::ensure!(
-                held == 0,
-                "{held} records are still held in quarantine; fix what fails (the module, a limit) and release again"
-            );
+            if held > 0 {
+                return Err(Incomplete(format!(
+                    "{} of {} subjects released; {held} records of {} still held ({}): fix what fails (the module, a limit) and release again, or take them out with `projector view discard {name} SUBJECT...`",
+                    report.subjects.len() - still.len(),
+                    report.subjects.len(),
+                    still.len(),
+                    still
+                        .iter()
+                        .map(|subject| format!("{subject:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .into());
+            }
             Ok(())
         }
+        ViewCommand::Discard {
+            name,
+            subjects,
+            api,
+            output,
+        } => discard(name, subjects, api, *output),
     }
+}
+
+/// `projector view discard`: one request per subject; every subject is
+/// tried, and the command fails when one was not held.
+fn discard(name: &str, subjects: &[String], api: &ApiArgs, output: Output) -> anyhow::Result<()> {
+    let client = ApiClient::new(api)?;
+    let mut reports = Vec::new();
+    let mut failed = Vec::new();
+    for subject in subjects {
+        let path = format!(
+            "/v1/views/{}/quarantine/discard?subject={}",
+            encode(name),
+            encode(subject)
+        );
+        match client.post_json::<SubjectDiscard>(&path) {
+            Ok(report) => {
+                if output == Output::Text {
+                    match &report.dead_letter_topic {
+                        Some(topic) => println!(
+                            "{:?}: {} records discarded to the dead-letter topic {topic}",
+                            report.subject, report.discarded
+                        ),
+                        None => println!(
+                            "{:?}: {} records discarded (dropped: the view has no dead_letter_topic; their origins are in the runtime's log)",
+                            report.subject, report.discarded
+                        ),
+                    }
+                }
+                reports.push(serde_json::to_value(&report)?);
+            }
+            Err(err) => {
+                let failure = err.downcast_ref::<ApiFailure>().cloned();
+                match failure {
+                    // Not held: said, and the others are still tried.
+                    Some(failure) if failure.code.as_deref() == Some("not_quarantined") => {
+                        if output == Output::Text {
+                            println!("{subject:?}: not held in quarantine");
+                        }
+                        reports.push(serde_json::json!({"subject": subject, "error": failure.message, "code": failure.code}));
+                        failed.push(subject.as_str());
+                    }
+                    _ => return json_failure(Err(err), output),
+                }
+            }
+        }
+    }
+    if output == Output::Json {
+        println!("{}", serde_json::json!({ "subjects": reports }));
+    }
+    anyhow::ensure!(
+        failed.is_empty(),
+        "{} of the subjects named are not held in quarantine: {}",
+        failed.len(),
+        failed
+            .iter()
+            .map(|subject| format!("{subject:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
 }

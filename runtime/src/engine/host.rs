@@ -196,7 +196,7 @@ impl LogBuffer {
 }
 
 /// Cut `text` to at most `max` bytes, at a character boundary, marking the cut.
-fn truncate(mut text: String, max: usize) -> String {
+pub(crate) fn truncate(mut text: String, max: usize) -> String {
     if text.len() > max {
         let mut end = max.saturating_sub(3);
         while !text.is_char_boundary(end) {

@@ -493,9 +493,11 @@ impl Instance {
 
         let outcome = match result {
             Ok(Ok(update)) => check_update(update, config),
+            // Bounded as log records and panics are: the message travels
+            // in a dead letter's headers, which a broker may refuse whole.
             Ok(Err(err)) => Err(ApplyError::Guest {
-                code: err.code,
-                message: err.message,
+                code: host::truncate(err.code, config.max_log_record_bytes),
+                message: host::truncate(err.message, config.max_log_record_bytes),
             }),
             Err(err) => Err(classify(&err, host, config)),
         };

@@ -12,6 +12,7 @@
 //! | `GET /v1/views/{view}/failures` | the view's last failed records: where, why, and what the policy did |
 //! | `GET /v1/views/{view}/quarantine` | the subjects held by `on_error = "quarantine"` |
 //! | `POST /v1/views/{view}/quarantine/release?subject=` | apply a subject's held records (every subject's without it) |
+//! | `POST /v1/views/{view}/quarantine/discard?subject=` | take a subject's held records out: to the dead-letter topic, else dropped |
 //! | `GET /v1/views/{view}/rows/{subject}` | the row, `ETag` and `If-None-Match` (304); 404 when absent |
 //! | `GET /v1/views/{view}/rows?prefix=&after=&limit=` | a page in subject order, with a `next` cursor |
 //! | `GET /v1/views/{view}/rows?index=&eq=&after=&limit=` | a page of rows whose index value equals `eq` |
@@ -29,6 +30,10 @@
 //! - With `[http] token_secret`, every route but `/healthz` and `/readyz`
 //!   needs `Authorization: Bearer <token>`; the token is compared in
 //!   constant time and never logged.
+//! - A web page the operator visits cannot drive it: a request that changes
+//!   state needs `Content-Type: application/json` (415 otherwise), and
+//!   without a token a `Host` that is a DNS name is refused (403: DNS
+//!   rebinding). `/readyz` answers one word, never names or error text.
 //! - Request URIs are bounded (8 KiB) and bodies refused beyond 16 KiB;
 //!   watchers are bounded in number and each one's backlog is bounded.
 //!
@@ -74,7 +79,7 @@ pub use watch::WatchEvent;
 
 /// The longest request URI accepted, in bytes.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
-/// The largest request body accepted, in bytes (every route is a `GET`).
+/// The largest request body accepted, in bytes (no route reads a body).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Watch streams open at once, over all views.
 pub const MAX_WATCHERS: usize = 1024;
@@ -196,6 +201,11 @@ fn routes() -> Vec<(&'static str, Access, axum::routing::MethodRouter<ApiState>)
             Access::Guarded,
             post(quarantine::release),
         ),
+        (
+            "/v1/views/{view}/quarantine/discard",
+            Access::Guarded,
+            post(quarantine::discard),
+        ),
         ("/v1/views/{view}/rows", Access::Guarded, get(rows::list)),
         (
             "/v1/views/{view}/rows/{subject}",
@@ -273,7 +283,66 @@ async fn bound_uri(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// True when `host` (a `Host` header) names this machine without a DNS
+/// name: an IP address or `localhost`, with or without a port. A page that
+/// rebinds its own domain name to 127.0.0.1 sends that name, so it is
+/// refused.
+fn is_address_host(host: &str) -> bool {
+    if host.parse::<std::net::SocketAddr>().is_ok() || host.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.parse::<u16>().is_ok() => name,
+        _ => host,
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .strip_prefix('[')
+            .and_then(|name| name.strip_suffix(']'))
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+}
+
+/// Refuse what a web page the operator visits could make a browser send:
+/// without a token, a `Host` that is a DNS name (DNS rebinding: the page's
+/// own name resolved to this address) gets 403; a request that changes
+/// state (any method but GET and HEAD) without `Content-Type:
+/// application/json` gets 415, because a cross-site form or `text/plain`
+/// fetch cannot send that type without the browser asking first (CORS,
+/// which this API never grants).
+fn refuse_cross_site(state: &ApiState, request: &Request) -> Option<ApiError> {
+    if state.token.is_none() {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok());
+        if let Some(host) = host
+            && !is_address_host(host)
+        {
+            return Some(ApiError::Forbidden(
+                "without a token this API answers requests to an IP address or localhost only \
+                 (the Host header names a DNS name); set [http] token_secret to serve it by name",
+            ));
+        }
+    }
+    let method = request.method();
+    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Some(ApiError::UnsupportedMediaType);
+        }
+    }
+    None
+}
+
 async fn authorize(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    if let Some(refused) = refuse_cross_site(&state, &request) {
+        return refused.into_response();
+    }
     let Some(expected) = &state.token else {
         return next.run(request).await;
     };
@@ -339,17 +408,29 @@ pub enum ApiError {
     /// No or a wrong bearer token.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A request a web page could have made the operator's browser send.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// A request that changes state without a JSON content type.
+    #[error(
+        "a request that changes state must have Content-Type: application/json \
+         (so that a web page cannot send it cross-site)"
+    )]
+    UnsupportedMediaType,
     /// The URI is too long.
     #[error("the request URI is longer than {MAX_URI_BYTES} bytes")]
     UriTooLong,
     /// Too many watchers.
     #[error("too many open watch streams (at most {MAX_WATCHERS}); retry later")]
     TooManyWatchers,
+    /// The view's worker has too many requests waiting.
+    #[error("{0}")]
+    Busy(String),
     /// No such route.
     #[error("no such route")]
     NoRoute,
     /// Not the route's method.
-    #[error("method not allowed: releases are POST, every other route is GET")]
+    #[error("method not allowed: releases and discards are POST, every other route is GET")]
     MethodNotAllowed,
     /// The subject is not held in quarantine.
     #[error("view {view} holds no record of subject {subject:?} in quarantine")]
@@ -396,8 +477,13 @@ impl ApiError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::NotYetApplied { .. } => (StatusCode::GATEWAY_TIMEOUT, "not_applied_yet"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             Self::UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long"),
             Self::TooManyWatchers => (StatusCode::SERVICE_UNAVAILABLE, "too_many_watchers"),
+            Self::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store"),
@@ -454,6 +540,31 @@ mod tests {
             assert!(!answer.is_server_failure(), "{answer}");
         }
         assert!(ApiError::Internal("bug".to_owned()).is_server_failure());
+    }
+
+    #[test]
+    fn only_an_address_or_localhost_is_a_host_without_a_token() {
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "localhost",
+            "LOCALHOST:8080",
+            "[::1]:8080",
+            "[::1]",
+            "::1",
+            "10.0.0.7:80",
+        ] {
+            assert!(is_address_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io:8080",
+            "",
+        ] {
+            assert!(!is_address_host(host), "{host}");
+        }
     }
 
     #[test]

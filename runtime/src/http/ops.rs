@@ -201,30 +201,40 @@ pub(super) async fn views(State(state): State<ApiState>) -> Json<ViewsReport> {
 /// group, has owned no partition for longer than its bound, has a stopped
 /// partition, or has not caught up to where its partitions stood when it
 /// started.
-fn not_ready(info: &ViewInfo, status: &ViewStatus) -> Option<String> {
+/// Why a view is not ready: the word `/readyz` answers (open to probes, so
+/// it names no view, topic or error) and the detail it logs.
+fn not_ready(info: &ViewInfo, status: &ViewStatus) -> Option<(&'static str, String)> {
     let name = &info.name;
     if let Some(err) = status.fatal_error() {
-        return Some(format!("view {name} failed: {err}"));
+        return Some(("failed", format!("view {name} failed: {err}")));
     }
     if let Some(unassigned) = status.unassigned_for()
         && unassigned >= info.max_unassigned
     {
-        return Some(format!(
-            "view {name} has owned no partition of its topics for {} s (group {}): \
-             another member holds them, possibly one that died and has not expired yet",
-            unassigned.as_secs(),
-            info.group
+        return Some((
+            "unassigned",
+            format!(
+                "view {name} has owned no partition of its topics for {} s (group {}): \
+                 another member holds them, possibly one that died and has not expired yet",
+                unassigned.as_secs(),
+                info.group
+            ),
         ));
     }
     if !status.has_joined() {
-        return Some(format!("view {name} has not joined its consumer group yet"));
+        return Some((
+            "joining",
+            format!("view {name} has not joined its consumer group yet"),
+        ));
     }
+    let mut word = "catching-up";
     let behind: Vec<String> = status
         .partitions()
         .into_iter()
         .filter(|(_, p)| p.assigned)
         .filter_map(|((topic, partition), p)| {
             if p.state == PartitionState::Stopped {
+                word = "stopped";
                 Some(format!("{topic}/{partition} is stopped"))
             } else if !p.caught_up() {
                 Some(format!(
@@ -239,11 +249,16 @@ fn not_ready(info: &ViewInfo, status: &ViewStatus) -> Option<String> {
             }
         })
         .collect();
-    (!behind.is_empty()).then(|| format!("view {name}: {}", behind.join(", ")))
+    (!behind.is_empty()).then(|| (word, format!("view {name}: {}", behind.join(", "))))
 }
 
+/// `/readyz`: `ready`, or 503 with one word saying why not (`failed`,
+/// `unassigned`, `joining`, `stopped`, `catching-up`: the first view's
+/// that is not ready). Open to probes, so the answer names no view, topic
+/// or error; the reasons in full go to the log when readiness changes, and
+/// `/v1/views` (guarded) shows each view's state.
 pub(super) async fn readyz(State(state): State<ApiState>) -> Response {
-    let problems: Vec<String> = state
+    let problems: Vec<(&'static str, String)> = state
         .views()
         .filter_map(|view| not_ready(&view.info, &view.status))
         .collect();
@@ -252,13 +267,13 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> Response {
         if ready {
             tracing::info!("ready");
         } else {
-            tracing::info!(reason = %problems.join("; "), "not ready");
+            let reasons: Vec<&str> = problems.iter().map(|(_, reason)| reason.as_str()).collect();
+            tracing::info!(reason = %reasons.join("; "), "not ready");
         }
     }
-    if ready {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        ApiError::NotReady(problems.join("; ")).into_response()
+    match problems.first() {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some((word, _)) => ApiError::NotReady((*word).to_owned()).into_response(),
     }
 }
 
@@ -332,6 +347,7 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
             ("refetched", c.refetches),
             ("gap", c.gaps),
             ("quarantined", c.quarantined),
+            ("discarded", c.discarded),
         ] {
             events
                 .get_or_create(&OutcomeLabels {

@@ -7,6 +7,10 @@
 //! - `POST /v1/views/{view}/quarantine/release[?subject=S]`: the view's
 //!   worker applies the held records of `S` (of every subject without it)
 //!   in order with the current module, and answers what it did.
+//! - `POST /v1/views/{view}/quarantine/discard?subject=S`: the view's
+//!   worker takes `S`'s held records out of the quarantine, to its
+//!   dead-letter topic when it has one, else dropped (`subject=` names the
+//!   records that had no subject).
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -15,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiState, bad_request};
 use crate::config::OnError;
-use crate::pipeline::control::{ControlError, ReleaseReport};
+use crate::pipeline::control::{ControlError, ReleaseReport, SubjectDiscard};
 use crate::service::RunningView;
 use crate::store::ViewStore;
 
@@ -60,6 +64,12 @@ pub(super) struct ReleaseQuery {
     subject: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DiscardQuery {
+    subject: String,
+}
+
 fn quarantining<'a>(state: &'a ApiState, name: &str) -> Result<&'a RunningView, ApiError> {
     let view = state.view(name)?;
     if view.info.on_error != OnError::Quarantine {
@@ -78,15 +88,16 @@ pub(super) async fn list(
     let Path(name) = path.map_err(bad_request)?;
     let view = quarantining(&state, &name)?;
     let rows = view.rows.clone();
-    let held = tokio::task::spawn_blocking(move || rows.quarantined(None))
+    // Without the records' bodies: a listing never holds them in memory.
+    let held = tokio::task::spawn_blocking(move || rows.quarantine_summaries())
         .await
         .map_err(|err| ApiError::Internal(format!("the read task failed: {err}")))??;
     let (subjects, records) = view.status.quarantined();
     let mut listed: Vec<HeldSubject> = Vec::new();
     let mut truncated = false;
-    for (subject, _, record) in held {
+    for held in held {
         if let Some(last) = listed.last_mut()
-            && last.subject == subject
+            && last.subject == held.subject
         {
             last.records += 1;
             continue;
@@ -96,13 +107,13 @@ pub(super) async fn list(
             break;
         }
         listed.push(HeldSubject {
-            subject,
+            subject: held.subject,
             records: 1,
-            topic: record.origin.topic,
-            partition: record.origin.partition,
-            offset: record.origin.offset,
-            class: record.class,
-            message: record.message,
+            topic: held.origin.topic,
+            partition: held.origin.partition,
+            offset: held.origin.offset,
+            class: held.class,
+            message: held.message,
         });
     }
     Ok(Json(QuarantineReport {
@@ -135,9 +146,38 @@ pub(super) async fn release(
             })
         }
         Ok(report) => Ok(Json(report)),
-        Err(ControlError::Stopped) => Err(ApiError::NotReady(format!(
-            "view {name} is not running; its held records are kept for the next start"
-        ))),
-        Err(ControlError::Refused(reason)) => Err(ApiError::Internal(reason)),
+        Err(err) => Err(control_error(&name, err)),
+    }
+}
+
+pub(super) async fn discard(
+    State(state): State<ApiState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<DiscardQuery>, QueryRejection>,
+) -> Result<Json<SubjectDiscard>, ApiError> {
+    let Path(name) = path.map_err(bad_request)?;
+    let Query(query) = query.map_err(bad_request)?;
+    let view = quarantining(&state, &name)?;
+    let controls = view
+        .controls
+        .as_ref()
+        .ok_or_else(|| ApiError::NotReady(format!("view {name} takes no requests here")))?;
+    match controls.discard(query.subject.clone()).await {
+        Ok(Some(report)) => Ok(Json(report)),
+        Ok(None) => Err(ApiError::NotQuarantined {
+            view: name,
+            subject: query.subject,
+        }),
+        Err(err) => Err(control_error(&name, err)),
+    }
+}
+
+fn control_error(view: &str, err: ControlError) -> ApiError {
+    match err {
+        ControlError::Stopped => ApiError::NotReady(format!(
+            "view {view} is not running; its held records are kept for the next start"
+        )),
+        ControlError::Busy => ApiError::Busy(err.to_string()),
+        ControlError::Refused(reason) => ApiError::Internal(reason),
     }
 }

@@ -66,6 +66,10 @@ pub struct ViewState<S: Store> {
     stops: HashMap<TopicPartition, BTreeMap<ShardId, i64>>,
     /// Partitions currently assigned.
     assigned: BTreeSet<TopicPartition>,
+    /// Assigned partitions never applied from whose earliest offset could
+    /// not be read: not started (their records are ignored) until they are
+    /// assigned again.
+    unstartable: BTreeSet<TopicPartition>,
     /// Records handed to parallel appliers and not yet merged.
     in_flight: Arc<InFlight>,
     /// Partitions to pause, found stopped by an applier thread.
@@ -108,6 +112,7 @@ impl<S: Store> ViewState<S> {
             unheld: BTreeSet::new(),
             stops: HashMap::new(),
             assigned: BTreeSet::new(),
+            unstartable: BTreeSet::new(),
             in_flight: Arc::default(),
             pauses: Vec::new(),
             store_failure: None,
@@ -403,11 +408,21 @@ impl<S: Store> ViewState<S> {
     }
 
     /// True when every shard of `partition` is stopped (its cursor says;
-    /// the stops kept across reassignments only seed a new cursor).
+    /// the stops kept across reassignments only seed a new cursor), or the
+    /// partition could not be started.
     pub fn fully_stopped(&self, partition: &TopicPartition) -> bool {
-        self.cursors
-            .get(partition)
-            .is_some_and(|cursor| cursor.all_stopped(self.shards))
+        self.unstartable.contains(partition)
+            || self
+                .cursors
+                .get(partition)
+                .is_some_and(|cursor| cursor.all_stopped(self.shards))
+    }
+
+    /// `partition`, never applied from, cannot be started (its earliest
+    /// offset is unknown): its records are ignored until it is assigned
+    /// again.
+    pub fn unstartable(&mut self, partition: &TopicPartition) {
+        self.unstartable.insert(partition.clone());
     }
 
     /// Write the moved cursors' checkpoints into the pending batch.
@@ -549,6 +564,13 @@ impl<S: Store> ViewState<S> {
             .unwrap_or_default()
     }
 
+    /// How many records are held in quarantine for `subject`.
+    pub fn held_records_of(&mut self, subject: &str) -> u64 {
+        self.policy
+            .quarantine()
+            .map_or(0, |quarantine| quarantine.records_of(subject))
+    }
+
     /// Stop holding `subject`: its release begins.
     pub fn lift_quarantine(&mut self, subject: &str) {
         if let Some(quarantine) = self.policy.quarantine() {
@@ -587,6 +609,43 @@ impl<S: Store> ViewState<S> {
             quarantine.keep(subject);
         }
         self.report_quarantine(status);
+    }
+
+    /// Discard `subject`'s held `record` at `sequence` (the subject's
+    /// release has begun: [`Self::lift_quarantine`]): taken out of the
+    /// quarantine in the pending batch and, when the view has a
+    /// dead-letter topic, held for it in the same batch (written once, as
+    /// any dead letter); else dropped, logged by origin. Counted as
+    /// discarded either way. Returns the topic it goes to, if any.
+    pub fn discard_quarantined(
+        &mut self,
+        subject: &str,
+        sequence: u64,
+        record: DeadLetter,
+        status: &ViewStatus,
+    ) -> Option<String> {
+        let quarantine = self.policy.quarantine()?;
+        let origin = record.origin.clone();
+        let topic = quarantine
+            .discard(&mut self.batch, subject, sequence, record)
+            .map(str::to_owned);
+        match &topic {
+            Some(topic) => {
+                tracing::info!(subject, origin = %origin, topic = %topic, "quarantined record discarded to the dead-letter topic");
+            }
+            None => {
+                tracing::warn!(subject, origin = %origin, "quarantined record discarded: dropped (the view has no dead_letter_topic)");
+            }
+        }
+        // Its offset may be committed to Kafka now, unless it is held for
+        // the dead-letter topic (`held_from` says).
+        self.unheld.insert((origin.topic, origin.partition));
+        self.batch_started.get_or_insert_with(Instant::now);
+        status.count(|c| &c.discarded);
+        if let Some(letters) = self.policy.dead_letters() {
+            status.dead_letters_held(letters.held());
+        }
+        topic
     }
 
     /// Report how many subjects and records are held in quarantine.
@@ -646,7 +705,9 @@ impl<S: Store> ViewState<S> {
     /// lowest over the shards), else the earliest offset. Also the store's
     /// durable checkpoints of `partitions`, as offsets to commit to Kafka:
     /// they bring the group's offsets up to what the view holds (a crash
-    /// may have come between a flush and its offset commit), never past it.
+    /// may have come between a flush and its offset commit), never past it,
+    /// and never past a record the policy still holds
+    /// ([`ErrorPolicy::held_from`]).
     pub fn start_offsets(
         &mut self,
         partitions: &[TopicPartition],
@@ -658,6 +719,13 @@ impl<S: Store> ViewState<S> {
                 let (topic, number) = (&partition.0, partition.1);
                 match self.view.checkpoint(topic, number) {
                     Ok(Some(next)) => {
+                        // Never past a record the view still holds (a dead
+                        // letter not yet acknowledged, a quarantined record):
+                        // the group's next owner must read it again.
+                        let next = self
+                            .policy
+                            .held_from(partition)
+                            .map_or(next, |held| held.min(next));
                         if let Err(err) =
                             durable.add_partition_offset(topic, number, Offset::Offset(next))
                         {
@@ -697,6 +765,11 @@ impl<S: Store> ViewState<S> {
     ) -> Vec<TopicPartition> {
         if !incremental {
             self.assigned.clear();
+            self.unstartable.clear();
+        }
+        for partition in partitions {
+            // Assigned again: its start is looked up again.
+            self.unstartable.remove(partition);
         }
         self.assigned.extend(partitions.iter().cloned());
         status.assignment(partitions, incremental);
@@ -728,6 +801,7 @@ impl<S: Store> ViewState<S> {
         for partition in partitions {
             status.assigned(&partition.0, partition.1, false);
             self.assigned.remove(partition);
+            self.unstartable.remove(partition);
             self.cursors.remove(partition);
             self.moved.remove(partition);
             self.gaps.clear(partition);

@@ -1,9 +1,13 @@
 //! Requests to a running view's worker from outside its thread (the API):
-//! today, releasing subjects held in quarantine. The worker serves them
-//! between records, on its own thread, so a request never races the
-//! records it applies.
+//! releasing and discarding subjects held in quarantine. The worker serves
+//! them between records, on its own thread, so a request never races the
+//! records it applies. The queue is bounded ([`CAPACITY`]): a request that
+//! finds it full is refused at once, never queued without end.
 
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
+/// Requests waiting for the worker at most.
+pub const CAPACITY: usize = 16;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +22,26 @@ pub enum Control {
         /// Where the outcome goes.
         reply: tokio::sync::oneshot::Sender<Result<ReleaseReport, String>>,
     },
+    /// Discard `subject`'s held records: to the view's dead-letter topic
+    /// when it has one, else dropped.
+    Discard {
+        /// The subject (empty: the records that had none).
+        subject: String,
+        /// Where the outcome goes: `None` when the subject is not held.
+        reply: tokio::sync::oneshot::Sender<Result<Option<SubjectDiscard>, String>>,
+    },
+}
+
+/// What a discard did with one subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectDiscard {
+    /// The subject.
+    pub subject: String,
+    /// Held records taken out of the quarantine.
+    pub discarded: u64,
+    /// The dead-letter topic they are written to; `None`: dropped (the
+    /// view has no `dead_letter_topic`), each logged by origin.
+    pub dead_letter_topic: Option<String>,
 }
 
 /// What a release did, per subject.
@@ -43,7 +67,7 @@ pub struct SubjectRelease {
 
 /// The sending end, kept by the API.
 #[derive(Debug, Clone)]
-pub struct Controls(Sender<Control>);
+pub struct Controls(SyncSender<Control>);
 
 /// The receiving end, kept by the worker.
 #[derive(Debug)]
@@ -58,11 +82,14 @@ pub enum ControlError {
     /// The worker refused the request.
     #[error("{0}")]
     Refused(String),
+    /// Too many requests wait already.
+    #[error("the view's worker has {CAPACITY} requests waiting already; retry later")]
+    Busy,
 }
 
 /// A connected pair.
 pub fn controls() -> (Controls, ControlQueue) {
-    let (sender, receiver) = channel();
+    let (sender, receiver) = sync_channel(CAPACITY);
     (Controls(sender), ControlQueue(receiver))
 }
 
@@ -71,16 +98,35 @@ impl Controls {
     /// wait for its answer.
     ///
     /// # Errors
-    /// When the worker has stopped or failed to release.
+    /// When the worker has stopped, is busy, or failed to release.
     pub async fn release(&self, subject: Option<String>) -> Result<ReleaseReport, ControlError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.0
-            .send(Control::Release { subject, reply })
-            .map_err(|_| ControlError::Stopped)?;
+        self.send(Control::Release { subject, reply })?;
         answer
             .await
             .map_err(|_| ControlError::Stopped)?
             .map_err(ControlError::Refused)
+    }
+
+    /// Ask the worker to discard `subject`'s held records, and wait for its
+    /// answer (`None`: the subject is not held).
+    ///
+    /// # Errors
+    /// When the worker has stopped, is busy, or failed to discard.
+    pub async fn discard(&self, subject: String) -> Result<Option<SubjectDiscard>, ControlError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Control::Discard { subject, reply })?;
+        answer
+            .await
+            .map_err(|_| ControlError::Stopped)?
+            .map_err(ControlError::Refused)
+    }
+
+    fn send(&self, control: Control) -> Result<(), ControlError> {
+        self.0.try_send(control).map_err(|err| match err {
+            TrySendError::Full(_) => ControlError::Busy,
+            TrySendError::Disconnected(_) => ControlError::Stopped,
+        })
     }
 }
 

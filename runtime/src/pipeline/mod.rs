@@ -71,7 +71,7 @@ use crate::store::{self, Store, StoreError, ViewStore};
 
 use applier::{Applier, Failure};
 use context::{ViewContext, ViewState, lock};
-use control::{Control, ControlQueue, Controls, ReleaseReport, SubjectRelease};
+use control::{Control, ControlQueue, Controls, ReleaseReport, SubjectDiscard, SubjectRelease};
 use failures::FailureOutcome;
 use feed::ViewFeed;
 use gap::Verdict;
@@ -86,6 +86,10 @@ pub use status::{CounterValues, GapRange, PartitionState, PartitionStatus, ViewS
 /// How long a partition with records past its next offset may deliver
 /// nothing before it is read again from further back.
 const STALL_IDLE: Duration = Duration::from_secs(2);
+
+/// Held records a release or a discard reads, applies or moves per store
+/// batch: what it keeps in memory at once.
+pub const HELD_PER_BATCH: usize = 1000;
 
 /// How events are grouped into store batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -447,6 +451,15 @@ impl<S: Store, A: Apply> Worker<S, A> {
                     let _ = reply.send(answer);
                     outcome?;
                 }
+                Control::Discard { subject, reply } => {
+                    let outcome = self.discard(source, &subject);
+                    let answer = match &outcome {
+                        Ok(report) => Ok(report.clone()),
+                        Err(err) => Err(err.to_string()),
+                    };
+                    let _ = reply.send(answer);
+                    outcome?;
+                }
             }
         }
         Ok(())
@@ -454,10 +467,11 @@ impl<S: Store, A: Apply> Worker<S, A> {
 
     /// Release `subject` from quarantine (every subject held when `None`):
     /// its held records are applied in order with the current module, each
-    /// removed from the store in the batch that holds its change. One that
-    /// fails again stays held, with every record behind it, and the subject
-    /// stays quarantined. Commits before (so that the applier threads are
-    /// idle and everything held is durable) and after.
+    /// removed from the store in the batch that holds its change, at most
+    /// [`HELD_PER_BATCH`] per batch. One that fails again stays held, with
+    /// every record behind it, and the subject stays quarantined. Commits
+    /// before (so that the applier threads are idle and everything held is
+    /// durable) and after.
     ///
     /// # Errors
     /// When the store fails.
@@ -467,67 +481,143 @@ impl<S: Store, A: Apply> Worker<S, A> {
         subject: Option<&str>,
     ) -> Result<ReleaseReport, PipelineError> {
         self.commit(source)?;
-        let subjects: Vec<String> = {
-            let mut state = lock(&self.state);
-            match subject {
-                Some(subject) if state.is_quarantined(subject) => vec![subject.to_owned()],
-                Some(_) => Vec::new(),
-                None => state.quarantined_subjects(),
-            }
-        };
+        let subjects = self.held_subjects(subject);
         let mut report = ReleaseReport {
             subjects: Vec::new(),
         };
         for subject in subjects {
-            let held = lock(&self.state)
-                .view()
-                .quarantined(Some(&subject))
-                .map_err(|source| self.store_error(source))?;
-            let total = u64::try_from(held.len()).unwrap_or(u64::MAX);
-            lock(&self.state).lift_quarantine(&subject);
+            let total = {
+                let mut state = lock(&self.state);
+                let total = state.held_records_of(&subject);
+                state.lift_quarantine(&subject);
+                total
+            };
             let mut applied = 0;
             let mut error = None;
-            for (_, sequence, record) in held {
-                match self.reapply(&subject, &record)? {
-                    Ok(()) => {
-                        self.status.count(|c| &c.applied);
-                        lock(&self.state).release_quarantined(&subject, sequence);
-                        applied += 1;
-                    }
-                    Err(failure) => {
-                        tracing::warn!(subject = %subject, origin = %record.origin, class = failure.class, error = %failure.message, "a released record failed again; it and those behind it stay held");
-                        self.status.record_failure(
-                            (&record.origin.topic, record.origin.partition),
-                            record.origin.offset,
-                            Some(self.shards.of_subject(&subject)),
-                            &failure,
-                            FailureOutcome::Quarantined,
-                        );
-                        error = Some(format!("{}: {}", failure.class, failure.message));
-                        let mut record = record;
-                        failure.class.clone_into(&mut record.class);
-                        record.message.clone_from(&failure.message);
-                        lock(&self.state).keep_quarantined(
-                            &subject,
-                            sequence,
-                            record,
-                            &self.status,
-                        );
-                        break;
+            let mut from = 0;
+            'pages: loop {
+                let page = self.held_page(&subject, from)?;
+                let Some((last, _)) = page.last() else {
+                    break;
+                };
+                from = last + 1;
+                for (sequence, record) in page {
+                    match self.reapply(&subject, &record)? {
+                        Ok(()) => {
+                            self.status.count(|c| &c.applied);
+                            lock(&self.state).release_quarantined(&subject, sequence);
+                            applied += 1;
+                        }
+                        Err(failure) => {
+                            tracing::warn!(subject = %subject, origin = %record.origin, class = failure.class, error = %failure.message, "a released record failed again; it and those behind it stay held");
+                            self.status.record_failure(
+                                (&record.origin.topic, record.origin.partition),
+                                record.origin.offset,
+                                Some(self.shards.of_subject(&subject)),
+                                &failure,
+                                FailureOutcome::Quarantined,
+                            );
+                            error = Some(format!("{}: {}", failure.class, failure.message));
+                            let mut record = record;
+                            failure.class.clone_into(&mut record.class);
+                            record.message.clone_from(&failure.message);
+                            lock(&self.state).keep_quarantined(
+                                &subject,
+                                sequence,
+                                record,
+                                &self.status,
+                            );
+                            break 'pages;
+                        }
                     }
                 }
+                // What was applied leaves the store page by page.
+                self.commit(source)?;
             }
-            tracing::info!(subject = %subject, applied, still_held = total - applied, "quarantined subject released");
+            tracing::info!(subject = %subject, applied, still_held = total.saturating_sub(applied), "quarantined subject released");
             report.subjects.push(SubjectRelease {
                 subject,
                 applied,
-                still_held: total - applied,
+                still_held: total.saturating_sub(applied),
                 error,
             });
         }
         lock(&self.state).report_quarantine(&self.status);
         self.commit(source)?;
         Ok(report)
+    }
+
+    /// Discard `subject`'s records held in quarantine: each moves to the
+    /// view's dead-letter topic in the batch that removes it from the
+    /// quarantine (and is then written once, as any dead letter), or, with
+    /// no dead-letter topic, is dropped, counted and logged by origin; at
+    /// most [`HELD_PER_BATCH`] per batch. The subject is no longer held
+    /// after it. `None` when the subject is not held.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn discard(
+        &mut self,
+        source: &impl Source,
+        subject: &str,
+    ) -> Result<Option<SubjectDiscard>, PipelineError> {
+        self.commit(source)?;
+        if !lock(&self.state).is_quarantined(subject) {
+            return Ok(None);
+        }
+        lock(&self.state).lift_quarantine(subject);
+        let mut discarded = 0;
+        let mut dead_letter_topic = None;
+        let mut from = 0;
+        loop {
+            let page = self.held_page(subject, from)?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            from = last + 1;
+            let mut state = lock(&self.state);
+            for (sequence, record) in page {
+                dead_letter_topic =
+                    state.discard_quarantined(subject, sequence, record, &self.status);
+                discarded += 1;
+            }
+            drop(state);
+            self.commit(source)?;
+        }
+        lock(&self.state).report_quarantine(&self.status);
+        tracing::info!(
+            subject,
+            discarded,
+            to = dead_letter_topic.as_deref().unwrap_or("(dropped)"),
+            "quarantined subject discarded"
+        );
+        Ok(Some(SubjectDiscard {
+            subject: subject.to_owned(),
+            discarded,
+            dead_letter_topic,
+        }))
+    }
+
+    /// `subject` if it is held, or every subject held when `None`.
+    fn held_subjects(&self, subject: Option<&str>) -> Vec<String> {
+        let mut state = lock(&self.state);
+        match subject {
+            Some(subject) if state.is_quarantined(subject) => vec![subject.to_owned()],
+            Some(_) => Vec::new(),
+            None => state.quarantined_subjects(),
+        }
+    }
+
+    /// `subject`'s held records from `sequence` on: one page.
+    fn held_page(
+        &self,
+        subject: &str,
+        sequence: u64,
+    ) -> Result<Vec<(u64, store::DeadLetter)>, PipelineError> {
+        lock(&self.state)
+            .view()
+            .quarantined_from(subject, sequence, HELD_PER_BATCH)
+            .map_err(|source| self.store_error(source))
     }
 
     /// Apply a record held in quarantine for `subject` again: decoded as
@@ -664,19 +754,14 @@ impl<S: Store, A: Apply> Worker<S, A> {
         // Where this record should have been: the next offset, or for a
         // partition the view never applied from, its earliest offset.
         let due = match next {
-            Some(next) => Some(next),
-            None => match source.low_watermark(&partition.0, partition.1) {
-                Ok(low) => Some(low),
-                Err(err) => {
-                    tracing::warn!(topic = %partition.0, partition = partition.1, error = %err, "cannot read the partition's earliest offset; starting at the first record delivered");
-                    None
-                }
+            Some(next) => next,
+            None => match self.earliest_offset(source, &partition) {
+                Some(low) => low,
+                // Not known: the record is not taken as the start.
+                None => return Ok(()),
             },
         };
-        if let Some(due) = due
-            && offset > due
-            && !self.past_due(source, &partition, due, offset)
-        {
+        if offset > due && !self.past_due(source, &partition, due, offset) {
             return Ok(());
         }
         // The record's shard, and whether that shard takes it.
@@ -789,6 +874,48 @@ impl<S: Store, A: Apply> Worker<S, A> {
             ),
         }
         Ok(())
+    }
+
+    /// The earliest offset of `partition`, a partition the view never
+    /// applied from: where its first record is due. Read with the view's
+    /// retries; when it cannot be read, the partition is stopped (paused,
+    /// reported) until it is assigned again, rather than started at the
+    /// first record delivered, which may lie past records the broker
+    /// skipped.
+    fn earliest_offset(&mut self, source: &impl Source, partition: &TopicPartition) -> Option<i64> {
+        let (topic, number) = (&partition.0, partition.1);
+        let retry = crate::engine::Retry {
+            max_attempts: self.config.max_attempts.max(1),
+            initial_backoff: Duration::from_millis(self.config.initial_backoff_ms),
+            max_backoff: Duration::from_millis(self.config.max_backoff_ms),
+        };
+        let mut attempt = 1;
+        let error = loop {
+            match source.low_watermark(topic, number) {
+                Ok(low) => return Some(low),
+                Err(err) if attempt < retry.max_attempts => {
+                    let wait = retry.backoff(attempt);
+                    tracing::warn!(topic = %topic, partition = number, attempt, error = %err, ?wait, "cannot read the partition's earliest offset; retrying");
+                    self.status.count(|c| &c.retries);
+                    std::thread::sleep(wait);
+                    attempt += 1;
+                }
+                Err(err) => break err,
+            }
+        };
+        let described = format!(
+            "cannot read the partition's earliest offset ({error}) after {attempt} attempts: \
+             it is not started at the first record delivered, which may lie past records the \
+             broker skipped; it starts again when next assigned (a restart or a rebalance)"
+        );
+        tracing::error!(topic = %topic, partition = number, "{described}");
+        self.status.count(|c| &c.stopped);
+        self.status.failed(topic, number, described, true);
+        lock(&self.state).unstartable(partition);
+        if let Err(err) = source.pause(topic, number) {
+            tracing::error!(error = %err, "cannot pause the partition; its records are ignored");
+        }
+        None
     }
 
     /// The broker delivered `offset` on `partition` where `due` was. The

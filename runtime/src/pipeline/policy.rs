@@ -79,7 +79,14 @@ impl ErrorPolicy {
         Ok(match (config.on_error, &config.dead_letter_topic) {
             (OnError::Stop, _) => Self::Stop,
             (OnError::Skip, _) => Self::Skip,
-            (OnError::Quarantine, _) => Self::Quarantine(Quarantine::default()),
+            (OnError::Quarantine, None) => Self::Quarantine(Quarantine::default()),
+            (OnError::Quarantine, Some(topic)) => Self::Quarantine(Quarantine {
+                discards: Some(Box::new(DeadLetters::new(
+                    DeadLetterProducer::connect(broker, topic, &config.name)?,
+                    config,
+                ))),
+                ..Quarantine::default()
+            }),
             (OnError::DeadLetter, topic) => {
                 // Config validation guarantees the topic; an empty name is
                 // refused by the broker check with the same error.
@@ -102,11 +109,13 @@ impl ErrorPolicy {
         }
     }
 
-    /// The dead letters, when the policy has them.
+    /// The dead letters, when the policy has them: `dead-letter`'s, and
+    /// those a quarantine with a `dead_letter_topic` discards to.
     pub fn dead_letters(&mut self) -> Option<&mut DeadLetters> {
         match self {
             Self::DeadLetter(letters) => Some(letters),
-            Self::Stop | Self::Skip | Self::Quarantine(_) => None,
+            Self::Quarantine(quarantine) => quarantine.discards.as_deref_mut(),
+            Self::Stop | Self::Skip => None,
         }
     }
 
@@ -126,12 +135,22 @@ impl ErrorPolicy {
         }
     }
 
-    /// The lowest offset of `partition` held for the dead-letter topic: the
-    /// offset committed to Kafka must not pass it.
+    /// The lowest offset of `partition` the policy holds (for the
+    /// dead-letter topic, in quarantine): the offset committed to Kafka
+    /// must not pass it.
     pub fn held_from(&self, partition: &TopicPartition) -> Option<i64> {
         match self {
             Self::DeadLetter(letters) => letters.held_from(partition),
-            Self::Quarantine(quarantine) => quarantine.held_from(partition),
+            Self::Quarantine(quarantine) => {
+                let discarded = quarantine
+                    .discards
+                    .as_ref()
+                    .and_then(|letters| letters.held_from(partition));
+                match (quarantine.held_from(partition), discarded) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
             Self::Stop | Self::Skip => None,
         }
     }
@@ -151,8 +170,15 @@ impl ErrorPolicy {
 /// it held here, as for dead letters: a runtime that takes the partition
 /// over reads it again, so a held record lives on when this runtime's
 /// store does not.
+///
+/// Discarding a subject takes its held records out: to the view's
+/// `dead_letter_topic` when it has one (moved from the quarantine to the
+/// dead letters in one batch, then written once as any dead letter), else
+/// dropped, counted and logged by origin.
 #[derive(Debug, Default)]
 pub struct Quarantine {
+    /// Where discarded records go, when the view names a dead-letter topic.
+    discards: Option<Box<DeadLetters>>,
     /// The subjects held: their later records are held behind. A subject
     /// being released is not, though its records are still in `origins`.
     held: BTreeSet<String>,
@@ -171,10 +197,13 @@ impl Quarantine {
     /// # Errors
     /// When the store cannot be read.
     pub fn load(&mut self, view: &impl ViewStore) -> Result<(), StoreError> {
-        *self = Self::default();
-        for (subject, sequence, record) in view.quarantined(None)? {
-            self.track(&subject, sequence, record.origin);
-            self.next_sequence = self.next_sequence.max(sequence + 1);
+        self.held.clear();
+        self.origins.clear();
+        self.by_partition.clear();
+        self.next_sequence = 0;
+        for held in view.quarantine_summaries()? {
+            self.track(&held.subject, held.sequence, held.origin);
+            self.next_sequence = self.next_sequence.max(held.sequence + 1);
         }
         Ok(())
     }
@@ -252,6 +281,13 @@ impl Quarantine {
             .sum()
     }
 
+    /// Records held for `subject`.
+    pub fn records_of(&self, subject: &str) -> u64 {
+        self.origins.get(subject).map_or(0, |origins| {
+            u64::try_from(origins.len()).unwrap_or(u64::MAX)
+        })
+    }
+
     /// The subjects held, in order.
     pub fn subjects(&self) -> impl Iterator<Item = &str> {
         self.held.iter().map(String::as_str)
@@ -267,6 +303,29 @@ impl Quarantine {
     /// failed again, and it and those behind it stay.
     pub fn keep(&mut self, subject: &str) {
         self.held.insert(subject.to_owned());
+    }
+
+    /// True when discarded records go to a dead-letter topic.
+    pub fn discards_to_topic(&self) -> bool {
+        self.discards.is_some()
+    }
+
+    /// `subject`'s record at `sequence` is discarded: removed from the
+    /// quarantine in `batch` and, when the view has a dead-letter topic,
+    /// held for it in the same batch. Returns the dead-letter topic it goes
+    /// to, `None` when it is dropped.
+    pub fn discard(
+        &mut self,
+        batch: &mut ViewBatch,
+        subject: &str,
+        sequence: u64,
+        record: DeadLetter,
+    ) -> Option<&str> {
+        self.released(subject, sequence);
+        batch.release_quarantined(subject, sequence);
+        let letters = self.discards.as_deref_mut()?;
+        letters.hold(batch, record);
+        Some(letters.topic())
     }
 }
 

@@ -55,8 +55,9 @@ pub trait Source {
     /// partition the view never applied from starts.
     ///
     /// # Errors
-    /// When the source cannot tell; the worker then takes the first record
-    /// it gets as the start.
+    /// When the source cannot tell; the worker retries with the view's
+    /// backoff, then stops the partition until it is assigned again, never
+    /// taking the first record it gets as the start.
     fn low_watermark(&self, topic: &str, partition: i32) -> Result<i64, KafkaError>;
 
     /// Take note of `offsets` (the next offset per partition), which the

@@ -102,6 +102,9 @@ pub struct Counters {
     /// Records held in quarantine since start: the ones that failed and
     /// those held behind them.
     pub quarantined: AtomicU64,
+    /// Quarantined records discarded since start (`projector view
+    /// discard`): to the dead-letter topic, or dropped.
+    pub discarded: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -133,6 +136,8 @@ pub struct CounterValues {
     pub offset_commit_failures: u64,
     /// Records held in quarantine since start.
     pub quarantined: u64,
+    /// Quarantined records discarded since start.
+    pub discarded: u64,
 }
 
 impl PartitionStatus {
@@ -250,6 +255,7 @@ impl ViewStatus {
             instances_recycled: load(&c.instances_recycled),
             offset_commit_failures: load(&c.offset_commit_failures),
             quarantined: load(&c.quarantined),
+            discarded: load(&c.discarded),
         }
     }
 

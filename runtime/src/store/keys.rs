@@ -16,7 +16,7 @@
 
 use crate::config::IndexConfig;
 
-use super::{DeadLetter, Origin, StoredRow};
+use super::{DeadLetter, HeldSummary, Origin, StoredRow};
 use crate::shard::ShardId;
 
 pub(super) const ROW_PREFIX: &[u8] = b"r/";
@@ -224,6 +224,61 @@ pub(super) fn decode_quarantined(
     key: &[u8],
     value: &[u8],
 ) -> Result<(String, u64, DeadLetter), String> {
+    let (subject, sequence) = decode_quarantine_key(key)?;
+    let mut reader = Reader(value);
+    let origin = decode_quarantined_origin(&mut reader)?;
+    let record = decode_held_record(origin, &mut reader)?;
+    Ok((subject, sequence, record))
+}
+
+/// A quarantine entry without its record's body (key, value, headers):
+/// what a listing needs.
+pub(super) fn decode_quarantined_summary(key: &[u8], value: &[u8]) -> Result<HeldSummary, String> {
+    let (subject, sequence) = decode_quarantine_key(key)?;
+    let mut reader = Reader(value);
+    let origin = decode_quarantined_origin(&mut reader)?;
+    match reader.take(1, "format")? {
+        [DEAD_LETTER_FORMAT] => {}
+        [other] => return Err(format!("unknown dead-letter format {other}")),
+        _ => return Err("no format".to_owned()),
+    }
+    reader.bytes("key")?;
+    reader.bytes("value")?;
+    let count = reader.u32("header count")?;
+    for _ in 0..count {
+        reader.bytes("header name")?;
+        reader.bytes("header value")?;
+    }
+    reader.bytes("timestamp")?;
+    let class = reader.text("class")?;
+    let message = reader.text("message")?;
+    Ok(HeldSummary {
+        subject,
+        sequence,
+        origin,
+        class,
+        message,
+    })
+}
+
+fn decode_quarantined_origin(reader: &mut Reader<'_>) -> Result<Origin, String> {
+    let topic = reader.text("topic")?;
+    let partition = i32::from_be_bytes(
+        reader
+            .take(4, "partition")?
+            .try_into()
+            .map_err(|_| "bad partition".to_owned())?,
+    );
+    let offset = decode_offset(reader.take(8, "offset")?)?;
+    Ok(Origin {
+        topic,
+        partition,
+        offset,
+    })
+}
+
+/// The subject and sequence of a quarantine key.
+fn decode_quarantine_key(key: &[u8]) -> Result<(String, u64), String> {
     let mut key_reader = Reader(
         key.strip_prefix(QUARANTINE_PREFIX)
             .ok_or("not a quarantine key")?,
@@ -241,24 +296,7 @@ pub(super) fn decode_quarantined(
     if !key_reader.0.is_empty() {
         return Err("trailing bytes in the key".to_owned());
     }
-    let mut reader = Reader(value);
-    let topic = reader.text("topic")?;
-    let partition = i32::from_be_bytes(
-        reader
-            .take(4, "partition")?
-            .try_into()
-            .map_err(|_| "bad partition".to_owned())?,
-    );
-    let offset = decode_offset(reader.take(8, "offset")?)?;
-    let record = decode_held_record(
-        Origin {
-            topic,
-            partition,
-            offset,
-        },
-        &mut reader,
-    )?;
-    Ok((subject, sequence, record))
+    Ok((subject, sequence))
 }
 
 /// A record held for later (a dead letter, a quarantined event) at

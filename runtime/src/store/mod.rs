@@ -88,6 +88,21 @@ pub struct DeadLetter {
     pub message: String,
 }
 
+/// A record held in quarantine, without its body: what a listing shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldSummary {
+    /// The subject it is held under (empty: the record had none).
+    pub subject: String,
+    /// Its place among the view's held records.
+    pub sequence: u64,
+    /// Where the record came from.
+    pub origin: Origin,
+    /// Why it is held: its failure's class, or `held-behind`.
+    pub class: String,
+    /// What failed.
+    pub message: String,
+}
+
 /// The final change of one subject's row within a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowChange {
@@ -384,6 +399,19 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
         &self,
         subject: Option<&str>,
     ) -> Result<Vec<(String, u64, DeadLetter)>, StoreError>;
+
+    /// Every record held in quarantine, by subject then in the order they
+    /// were held, without their bodies.
+    fn quarantine_summaries(&self) -> Result<Vec<HeldSummary>, StoreError>;
+
+    /// `subject`'s records held in quarantine from `sequence` on, in
+    /// order, at most `limit`: `(sequence, record)`.
+    fn quarantined_from(
+        &self,
+        subject: &str,
+        sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, DeadLetter)>, StoreError>;
 
     /// Write `batch` atomically (durable after [`Store::flush`]).
     fn commit(&self, batch: &ViewBatch) -> Result<(), StoreError>;

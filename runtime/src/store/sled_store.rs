@@ -14,7 +14,7 @@ use crate::config::IndexConfig;
 use crate::shard::{ShardId, Shards};
 
 use super::keys::{self, CHECKPOINT_PREFIX};
-use super::{DeadLetter, Store, StoreError, StoredRow, ViewBatch, ViewStore};
+use super::{DeadLetter, HeldSummary, Store, StoreError, StoredRow, ViewBatch, ViewStore};
 
 /// The layout version written in the meta tree.
 const SCHEMA_VERSION: &[u8] = b"1";
@@ -396,6 +396,41 @@ impl ViewStore for SledView {
             })
             // A subject's prefix also matches no longer subject: its length
             // is in it.
+            .collect()
+    }
+
+    fn quarantine_summaries(&self) -> Result<Vec<HeldSummary>, StoreError> {
+        self.tree
+            .scan_prefix(keys::QUARANTINE_PREFIX)
+            .map(|entry| {
+                let (key, value) = entry.map_err(backend("scan quarantine"))?;
+                keys::decode_quarantined_summary(&key, &value)
+                    .map_err(|reason| self.corrupt(&key, reason))
+            })
+            .collect()
+    }
+
+    fn quarantined_from(
+        &self,
+        subject: &str,
+        sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
+        let prefix = keys::quarantine_prefix(subject);
+        self.tree
+            .range(keys::quarantine_key(subject, sequence)..)
+            .take_while(|entry| {
+                entry
+                    .as_ref()
+                    .map_or(true, |(key, _)| key.starts_with(&prefix))
+            })
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry.map_err(backend("scan quarantine"))?;
+                keys::decode_quarantined(&key, &value)
+                    .map(|(_, sequence, record)| (sequence, record))
+                    .map_err(|reason| self.corrupt(&key, reason))
+            })
             .collect()
     }
 

@@ -624,6 +624,129 @@ fn a_bearer_token_guards_everything_but_health() {
     service.stop();
 }
 
+/// Send `request` (a whole HTTP/1.1 request, as a browser would) to the
+/// API at `base`; the status and the body.
+fn raw(base: &str, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or_else(String::new, |(_, body)| body.to_owned());
+    (status, body)
+}
+
+#[test]
+fn a_web_page_the_operator_visits_cannot_drive_the_api() {
+    let broker = Broker::new(&[(TOPIC, 1)]);
+    let dir = TempDir::new("api-cross-site");
+    let mut quarantined = view(
+        "quarantined",
+        projector_examples::MISBEHAVING.path,
+        &[TOPIC],
+        OnError::Quarantine,
+    );
+    quarantined.group = Some("api-cross-site".to_owned());
+    let service = start(
+        &broker,
+        &dir,
+        vec![customers_view(), quarantined],
+        EngineConfig::default(),
+    );
+    let api = Api::start(&service, None);
+    let host = api.base.trim_start_matches("http://").to_owned();
+    let release = "/v1/views/quarantined/quarantine/release?subject=nobody";
+    // A cross-site form or `text/plain` fetch: refused before the route
+    // runs (the route would answer 404 not_quarantined).
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let (status, body) = raw(
+            &api.base,
+            &format!(
+                "POST {release} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+            ),
+        );
+        assert_eq!(status, 415, "{content_type}: {body}");
+        assert!(body.contains("unsupported_media_type"), "{body}");
+    }
+    let (status, body) = raw(
+        &api.base,
+        &format!(
+            "POST {release} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 415, "no content type: {body}");
+    // The same request as JSON reaches the route: the refusal above was the
+    // guard's, not the route's.
+    let (status, body) = raw(
+        &api.base,
+        &format!(
+            "POST {release} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        ),
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("not_quarantined"), "{body}");
+    // DNS rebinding: a page's own name resolved to this address. Without a
+    // token, only an address or localhost is served.
+    for (name, expected) in [
+        ("evil.example", 403),
+        ("127.0.0.1.nip.io", 403),
+        ("localhost", 200),
+        ("127.0.0.1", 200),
+    ] {
+        let port = host.rsplit_once(':').unwrap().1;
+        let (status, body) = raw(
+            &api.base,
+            &format!("GET /v1/views HTTP/1.1\r\nHost: {name}:{port}\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(status, expected, "{name}: {body}");
+    }
+    // Readiness is open to probes: one word, no view name or error text.
+    let (status, body) = raw(
+        &api.base,
+        &format!("GET /readyz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    );
+    if status == 503 {
+        assert!(
+            !body.contains("customers") && !body.contains("quarantined"),
+            "{body}"
+        );
+        let word = body.split("not ready: ").nth(1).unwrap_or_default();
+        assert!(
+            ["failed", "unassigned", "joining", "stopped", "catching-up"]
+                .iter()
+                .any(|w| word.starts_with(w)),
+            "{body}"
+        );
+    } else {
+        assert_eq!((status, body.as_str()), (200, "ready\n"));
+    }
+    drop(api);
+    // With a token, a name is served (the page cannot know the token).
+    let api = Api::start(&service, Some("s3cret-token"));
+    let port = api.base.rsplit_once(':').unwrap().1.to_owned();
+    let (status, body) = raw(
+        &api.base,
+        &format!(
+            "GET /v1/views HTTP/1.1\r\nHost: projector.internal:{port}\r\nAuthorization: Bearer s3cret-token\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    drop(api);
+    service.stop();
+}
+
 #[test]
 fn every_documented_route_is_served_and_the_document_is_the_checked_in_one() {
     let broker = Broker::new(&[(TOPIC, 1)]);

@@ -2,6 +2,9 @@
 //!
 //! - `api`: the HTTP query API, black-box, against a running runtime.
 //! - `cli`: the `projector` binary, run as a user runs it.
+//! - `committed`: the group's committed offsets, read by a plain consumer,
+//!   never pass a record the view holds (quarantined, or a dead letter not
+//!   yet acknowledged): stop, restart, rebalance, SIGKILL.
 //! - `crash`: the crash oracle: `projector run` killed with SIGKILL at random
 //!   moments on tansu, restarted, and checked against the oracle.
 //! - `dead_letters`: dead letters held with their checkpoint, in flight,
@@ -15,6 +18,8 @@
 //!   against an oracle fold of what was published; `kit` holds the broker,
 //!   producer and runtime helpers.
 //! - `policies`: stop, skip and dead-letter with every failure kind.
+//! - `start`: where a partition never applied from starts, also when its
+//!   earliest offset cannot be read.
 //! - `shards`: the subject hash against librdkafka's murmur2 partitioner,
 //!   and views split into shards.
 //! - `restart`: SIGKILL and restart in the same consumer group, with and
@@ -31,6 +36,7 @@
 mod api;
 mod authors;
 mod cli;
+mod committed;
 mod console;
 pub(crate) mod crash;
 mod dead_letters;
@@ -45,3 +51,4 @@ mod policies;
 mod quarantine;
 mod restart;
 mod shards;
+mod start;

@@ -471,3 +471,215 @@ fn a_quarantined_subject_survives_a_sigkill_and_view_release_applies_it_after_th
     crate::kit::sigterm(&child);
     assert!(child.wait().unwrap().success());
 }
+
+/// The origins in `topic` (a dead-letter topic), each with how many times
+/// it is there and its class header, read by a plain consumer from the
+/// start.
+pub(crate) fn dead_letter_origins(
+    broker: &crate::kit::Broker,
+    topic: &str,
+) -> std::collections::BTreeMap<(String, i32, i64), (usize, String)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "dead-letter-check")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut found = std::collections::BTreeMap::new();
+    let mut idle = std::time::Instant::now();
+    while idle.elapsed() < std::time::Duration::from_secs(3) {
+        if let Some(Ok(message)) = consumer.poll(std::time::Duration::from_millis(100)) {
+            idle = std::time::Instant::now();
+            let header = |name: &str| {
+                message
+                    .headers()
+                    .and_then(|h| h.iter().find(|h| h.key == name))
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default()
+            };
+            let origin = (
+                header("projector-error-topic"),
+                header("projector-error-partition").parse().unwrap_or(-1),
+                header("projector-error-offset").parse().unwrap_or(-1),
+            );
+            let entry = found
+                .entry(origin)
+                .or_insert((0, header("projector-error-class")));
+            entry.0 += 1;
+        }
+    }
+    found
+}
+
+#[test]
+fn discard_takes_every_held_record_out_to_the_dead_letter_topic_once_also_those_with_no_subject() {
+    const DLQ: &str = "quarantined-dlq";
+    let broker = crate::kit::Broker::new(&[(TOPIC, PARTITIONS), (DLQ, 1)]);
+    for message in records() {
+        let subject = std::str::from_utf8(message.key().unwrap())
+            .unwrap()
+            .to_owned();
+        let ty = if message.payload() == Some(HUGE.to_string().as_bytes()) {
+            "misbehave.huge-row"
+        } else {
+            "tick"
+        };
+        broker.publish(
+            TOPIC,
+            message.partition(),
+            ty,
+            &format!("e-{}-{}", message.partition(), message.offset()),
+            Some(&subject),
+            message.payload().unwrap(),
+        );
+    }
+    // Two records that can never be applied, held under the empty subject:
+    // one that is no CloudEvent, one with no subject.
+    broker.publish_raw(
+        TOPIC,
+        2,
+        Some(b"k"),
+        Some(b"not a cloud event"),
+        rdkafka::message::OwnedHeaders::new(),
+    );
+    broker.publish(TOPIC, 0, "tick", "no-subject", None, b"{}");
+    broker.flush();
+    let per_partition: Vec<i64> = (0..PARTITIONS)
+        .map(|p| {
+            records()
+                .iter()
+                .filter(|m| m.partition() == p)
+                .count()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    let unroutable = [
+        (TOPIC.to_owned(), 2, per_partition[2]),
+        (TOPIC.to_owned(), 0, per_partition[0]),
+    ];
+    let total = u64::try_from(records().len() + 2).unwrap();
+    let dir = TempDir::new("quarantine-discard");
+    let port = crate::kit::free_port();
+    let api = format!("http://127.0.0.1:{port}");
+    let log = dir.0.join("runs.log");
+    let config = runtime_config(&dir, &broker, port, SMALL_LIMIT);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}dead_letter_topic = \"{DLQ}\"\n")).unwrap();
+    let child = crate::crash::spawn(&config, &log);
+    crate::kit::wait_until(
+        "the view caught up",
+        std::time::Duration::from_secs(60),
+        || {
+            views(&api).is_some_and(|view| {
+                view["partitions"].as_array().is_some_and(|p| {
+                    p.iter()
+                        .filter_map(|p| p["checkpoint"].as_u64())
+                        .sum::<u64>()
+                        == total
+                })
+            })
+        },
+    );
+    let view = views(&api).unwrap();
+    assert_eq!(
+        view["quarantined_subjects"], 2,
+        "a and the empty subject: {view}"
+    );
+    let held_a = view["quarantined_records"].as_u64().unwrap() - 2;
+    // Nothing in the topic yet: quarantine holds, it does not dead-letter.
+    assert!(dead_letter_origins(&broker, DLQ).is_empty());
+
+    // A release of every subject: neither can be applied (the limit is
+    // the same, and the empty subject's records never can); the command
+    // says which subjects are still held, with status 2.
+    let release = cli(&["view", "release", "quarantined", "--api", &api]);
+    assert_eq!(release.status.code(), Some(2), "{release:?}");
+    let stderr = String::from_utf8_lossy(&release.stderr);
+    assert!(
+        stderr.contains("0 of 2 subjects released")
+            && stderr.contains("\"\", \"a\"")
+            && stderr.contains("projector view discard"),
+        "{stderr}"
+    );
+
+    // Discard the empty subject: both records go to the dead-letter topic,
+    // once each, with their own failure class.
+    let discard = cli(&["view", "discard", "quarantined", "", "--api", &api]);
+    assert!(discard.status.success(), "{discard:?}");
+    let stdout = String::from_utf8_lossy(&discard.stdout);
+    assert!(
+        stdout.contains("2 records discarded to the dead-letter topic quarantined-dlq"),
+        "{stdout}"
+    );
+    crate::kit::wait_until(
+        "the discarded records acknowledged",
+        std::time::Duration::from_secs(30),
+        || views(&api).is_some_and(|v| v["dead_letters_held"] == 0),
+    );
+    let letters = dead_letter_origins(&broker, DLQ);
+    let expected: std::collections::BTreeMap<_, _> = [
+        (unroutable[0].clone(), (1, "invalid-event".to_owned())),
+        (unroutable[1].clone(), (1, "no-subject".to_owned())),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(letters, expected);
+
+    // A subject that is not held: said, status 1, nothing else done.
+    let nobody = cli(&["view", "discard", "quarantined", "nobody", "--api", &api]);
+    assert_eq!(nobody.status.code(), Some(1), "{nobody:?}");
+    assert!(String::from_utf8_lossy(&nobody.stdout).contains("not held"));
+
+    // Discard `a` too: the quarantine is empty, every held record of it is
+    // in the topic once, and the counters say so.
+    let discard = cli(&[
+        "view",
+        "discard",
+        "quarantined",
+        "a",
+        "--api",
+        &api,
+        "--output",
+        "json",
+    ]);
+    assert!(discard.status.success(), "{discard:?}");
+    let report: serde_json::Value = serde_json::from_slice(&discard.stdout).unwrap();
+    assert_eq!(report["subjects"][0]["discarded"], held_a, "{report}");
+    assert_eq!(report["subjects"][0]["dead_letter_topic"], DLQ);
+    crate::kit::wait_until(
+        "every discarded record acknowledged",
+        std::time::Duration::from_secs(30),
+        || views(&api).is_some_and(|v| v["dead_letters_held"] == 0),
+    );
+    let view = views(&api).unwrap();
+    assert_eq!(view["quarantined_subjects"], 0, "{view}");
+    assert_eq!(view["quarantined_records"], 0, "{view}");
+    assert_eq!(view["counters"]["discarded"], held_a + 2, "{view}");
+    let letters = dead_letter_origins(&broker, DLQ);
+    assert_eq!(
+        u64::try_from(letters.len()).unwrap(),
+        held_a + 2,
+        "{letters:?}"
+    );
+    assert!(letters.values().all(|(n, _)| *n == 1), "{letters:?}");
+    assert_eq!(
+        letters
+            .iter()
+            .filter(|(_, (_, class))| class == "row-too-large")
+            .count(),
+        1,
+        "the poison keeps its class; those behind it are held-behind: {letters:?}"
+    );
+    crate::kit::sigterm(&child);
+    let mut child = child;
+    assert!(child.wait().unwrap().success());
+}
