@@ -418,7 +418,10 @@ impl<S: Store, A: Apply> Worker<S, A> {
             match consumer.poll(timeout) {
                 None if pending => self.commit(consumer)?,
                 None => {}
-                Some(Err(err)) => tracing::warn!(error = %err, "consumer error"),
+                Some(Err(err)) => {
+                    self.status.count(|c| &c.consumer_errors);
+                    tracing::warn!(error = %err, "consumer error");
+                }
                 Some(Ok(message)) => self.handle(consumer, &message)?,
             }
             self.poll_dead_letters(consumer);

@@ -105,6 +105,9 @@ pub struct Counters {
     /// Quarantined records discarded since start (`projector view
     /// discard`): to the dead-letter topic, or dropped.
     pub discarded: AtomicU64,
+    /// Errors the Kafka consumer reported to the view (brokers down, fetch
+    /// errors it does not retry itself); it goes on consuming.
+    pub consumer_errors: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -138,6 +141,8 @@ pub struct CounterValues {
     pub quarantined: u64,
     /// Quarantined records discarded since start.
     pub discarded: u64,
+    /// Errors the Kafka consumer reported.
+    pub consumer_errors: u64,
 }
 
 impl PartitionStatus {
@@ -256,6 +261,7 @@ impl ViewStatus {
             offset_commit_failures: load(&c.offset_commit_failures),
             quarantined: load(&c.quarantined),
             discarded: load(&c.discarded),
+            consumer_errors: load(&c.consumer_errors),
         }
     }
 

@@ -405,7 +405,18 @@ fn stop_halts_the_partition_at_the_failing_record_and_again_after_restart() {
     wait_for(&status, Duration::from_secs(30), "the other topic", |s| {
         s.counters().applied == 2
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // The stop is committed: the partition reports it, at the failing
+    // record.
+    wait_for(
+        &status,
+        Duration::from_secs(30),
+        "the stop committed",
+        |s| {
+            s.partitions()
+                .get(&(TOPIC.to_owned(), 0))
+                .is_some_and(|p| p.state == PartitionState::Stopped && p.checkpoint.is_some())
+        },
+    );
     let partition = status.partitions()[&(TOPIC.to_owned(), 0)].clone();
     assert_eq!(partition.state, PartitionState::Stopped);
     assert_eq!(
