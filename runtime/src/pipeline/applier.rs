@@ -10,36 +10,12 @@ use std::time::{Duration, Instant};
 
 use projector_sdk::{Level, Update};
 
+use super::failure::Failure;
 use super::status::ViewStatus;
 use crate::apply::Apply;
 use crate::config::ViewConfig;
 use crate::engine::{ApplyError, Retry, WitEvent};
 use crate::store::StoredRow;
-
-/// A record that could not be applied, and why.
-#[derive(Debug)]
-pub struct Failure {
-    /// The kind of failure, such as `invalid-event` or `guest-trap`.
-    pub class: &'static str,
-    /// What happened.
-    pub message: String,
-}
-
-impl Failure {
-    /// A failure of `class`.
-    pub fn new(class: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            class,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<ApplyError> for Failure {
-    fn from(err: ApplyError) -> Self {
-        Self::new(err.class(), err.to_string())
-    }
-}
 
 /// Applies records with one instance of a view's projection.
 #[derive(Debug)]

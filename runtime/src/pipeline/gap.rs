@@ -30,7 +30,7 @@
 
 use std::collections::HashMap;
 
-use super::context::TopicPartition;
+use super::topic_partition::TopicPartition;
 
 /// A partition being read again from before the offset that was due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,47 +1,64 @@
-//! The pipeline of one view: consume → decode → apply → batch → commit to
-//! the store → flush → commit offsets to Kafka.
+//! The pipeline of one view: consume → decode → route → apply → batch →
+//! commit to the store → flush → commit offsets to Kafka.
 //!
 //! # What it promises, and where
 //!
 //! - **G1, at-least-once.** Every record is applied or handed to the error
-//!   policy before its offset enters a checkpoint (`Worker::handle`).
+//!   policy before its offset enters a checkpoint (`Worker::handle`, and
+//!   the applier threads' results merged before every commit).
 //! - **G2, no double application.** Each partition starts at the view's
 //!   checkpoint on every assignment ([`rebalance::assign`]); a record
-//!   below the partition's next offset is counted as a duplicate and not
-//!   applied. Rows and checkpoints commit in one atomic batch.
-//! - **G3 and G5, serialised per subject, in partition order.** One worker
-//!   thread applies a view's records one at a time, in the order the
-//!   consumer delivers them, reading each row through the pending batch, so
-//!   no read-modify-write of a row overlaps another, even when one subject
+//!   below the partition's next offset, or below its shard's own
+//!   checkpoint, is counted as a duplicate and not applied. Rows and
+//!   checkpoints commit in one atomic batch.
+//! - **G3 and G5, serialised per subject, in partition order.** A subject
+//!   belongs to one shard and a shard to one applier (the worker itself,
+//!   or one of the view's applier threads, [`pool`]), which applies its
+//!   records one at a time in the order the consumer delivered them,
+//!   reading each row through what it changed since the last commit, so no
+//!   read-modify-write of a row overlaps another, even when one subject
 //!   arrives on several partitions.
 //! - **G4.** Offsets are committed to Kafka only after the batch holding
-//!   their rows was committed and flushed ([`context::ViewState::commit_batch`]),
-//!   by the worker and, on revocation, by [`rebalance::revoke`].
+//!   their rows was committed and flushed ([`state::ViewState::commit_batch`]),
+//!   by the worker and, on revocation, by [`rebalance::revoke`]; never past
+//!   a record the policy still holds ([`policy::ErrorPolicy::held_from`]),
+//!   on those paths and on assignment.
 //! - **G6.** A record that fails (invalid CloudEvent, no subject, any
-//!   [`ApplyError`]) goes to the view's policy after transient failures were
-//!   retried with backoff: `stop` halts and pauses its partition, `skip`
-//!   counts it, `dead-letter` produces it (acknowledged) before moving on.
-//!   A store failure stops the view, never silently.
+//!   `ApplyError`) goes to the view's policy after transient failures were
+//!   retried with backoff: `stop` halts its shard on its partition, `skip`
+//!   counts it, `dead-letter` holds it in the store and produces it,
+//!   `quarantine` holds its subject. A store failure stops the view, never
+//!   silently.
 //!
 //! # Layout
-//! - this file: the worker;
-//! - `context`: the state the worker shares with its consumer's callbacks,
-//!   and the consumer context;
+//! - this file: the worker: polling, routing, commits, release and discard;
+//! - `topic_partition`: how the pipeline names a partition;
+//! - `failure`: a record that could not be applied, and why;
+//! - `state`: what the worker, its consumer's callbacks and its applier
+//!   threads share;
+//! - `consumer_context`: the Kafka consumer's callbacks (rebalances,
+//!   statistics, librdkafka's log);
 //! - `rebalance`: the one rebalance path, for the consumer's callbacks and
 //!   for workers driven from memory;
 //! - `source`: what the worker asks of where its records come from;
+//! - `cursor`: one partition's position over the shards;
 //! - `gap`: offsets past the one due, proven before they are taken;
-//! - `policy`: what happens to a record that cannot be applied;
-//! - `control`: requests to the running worker (releasing quarantined
-//!   subjects);
+//! - `applier`: applying one record, with retries;
+//! - `pool`: the applier threads;
+//! - `policy`: what happens to a record that cannot be applied, and what
+//!   the policy holds;
+//! - `control`: requests to the running worker (release and discard of
+//!   quarantined subjects);
 //! - `feed`: committed positions and row changes, for the query API;
-//! - `samples`: recent figures, one a second, for charts;
+//! - `samples`, `ring`: recent figures, one a second, for charts;
+//! - `failures`: the last failed records;
 //! - `status`: counters and per-partition state it reports.
 
 pub mod applier;
-pub mod context;
+pub mod consumer_context;
 pub mod control;
 pub mod cursor;
+pub mod failure;
 pub mod failures;
 pub mod feed;
 pub mod gap;
@@ -51,7 +68,9 @@ pub mod rebalance;
 pub mod ring;
 pub mod samples;
 pub mod source;
+pub mod state;
 pub mod status;
+pub mod topic_partition;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,17 +88,19 @@ use crate::shard::{ShardId, Shards};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store, StoreError, ViewStore};
 
-use applier::{Applier, Failure};
-use context::{ViewContext, ViewState, lock};
+use applier::Applier;
+use consumer_context::ViewContext;
 use control::{Control, ControlQueue, Controls, ReleaseReport, SubjectDiscard, SubjectRelease};
+use failure::Failure;
 use failures::FailureOutcome;
 use feed::ViewFeed;
 use gap::Verdict;
 use policy::{ErrorPolicy, Outcome, PolicyError};
 use pool::{Job, Pool};
+use state::{ViewState, lock};
 
-pub use context::TopicPartition;
 pub use source::Source;
+pub use topic_partition::TopicPartition;
 
 pub use status::{CounterValues, GapRange, PartitionState, PartitionStatus, ViewStatus};
 

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::message::{Headers, Message};
 
-use super::context::TopicPartition;
+use super::topic_partition::TopicPartition;
 use crate::config::{BrokerConfig, OnError, ViewConfig};
 use crate::kafka::{DeadLetterError, DeadLetterProducer, DeadLetterTail};
 use crate::store::{DeadLetter, Origin, StoreError, ViewBatch, ViewStore};

@@ -26,9 +26,11 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use super::applier::{Applier, Failure};
-use super::context::{TopicPartition, ViewState, lock};
+use super::applier::Applier;
+use super::failure::Failure;
+use super::state::{ViewState, lock};
 use super::status::ViewStatus;
+use super::topic_partition::TopicPartition;
 use crate::apply::Apply;
 use crate::config::OnError;
 use crate::engine::WitEvent;

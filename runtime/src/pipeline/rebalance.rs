@@ -1,6 +1,6 @@
 //! The one rebalance path of a view: what happens when partitions are
 //! assigned to it or taken away. The Kafka consumer's callbacks
-//! ([`super::context::ViewContext`]) call it with the consumer as the
+//! ([`super::consumer_context::ViewContext`]) call it with the consumer as the
 //! source; the model test and the engine-only benchmark call it through
 //! [`super::Worker::assign`] and [`super::Worker::revoke`] with sources in
 //! memory. So the code under test is the code the consumer runs.
@@ -20,9 +20,10 @@
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
-use super::context::{TopicPartition, ViewState, lock};
 use super::source::Source;
+use super::state::{ViewState, lock};
 use super::status::ViewStatus;
+use super::topic_partition::TopicPartition;
 use crate::store::{Store, StoreError};
 
 /// `partitions` are assigned to the view (in addition to the ones it has,

@@ -12,7 +12,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::Duration;
 
-use super::context::TopicPartition;
+use super::topic_partition::TopicPartition;
 
 /// The controls the worker needs over its source of records.
 pub trait Source {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 
-use super::applier::Failure;
+use super::failure::Failure;
 use super::failures::{FailureOutcome, FailureRecord, Failures};
 use super::ring::unix_ms_now;
 use super::samples::{PartitionSample, Sample, Samples};
