@@ -204,6 +204,9 @@ pub struct Worker<S: Store, A: Apply = Instance> {
     pool: Option<Pool>,
     /// Requests from the API, when it has a way to send them.
     controls: Option<ControlQueue>,
+    /// True when the policy keeps failed records: a record handed to an
+    /// applier thread travels with its body.
+    keeps_records: bool,
 }
 
 impl<S: Store, A: Apply> std::fmt::Debug for Worker<S, A> {
@@ -278,8 +281,9 @@ impl<S: Store, A: Apply> Worker<S, A> {
     /// caller, through [`Worker::assign`], [`Worker::handle`],
     /// [`Worker::commit_if_due`] and [`Worker::revoke`], as the consumer's
     /// callbacks and [`Worker::run`] call them. Failed records go to
-    /// `policy`; its `on_error` in `config` is not read. A dead-letter
-    /// policy first picks up what the last run held.
+    /// `policy` (made from `config` by [`ErrorPolicy::connect`], or given
+    /// by a test). A policy with dead letters first picks up what the last
+    /// run held.
     pub fn open(
         config: ViewConfig,
         projection: A,
@@ -335,6 +339,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             })
             .collect();
         let feed = Arc::new(ViewFeed::new(positions, ViewFeed::DEFAULT_CAPACITY));
+        let keeps_records = policy.keeps_records();
         let state = Arc::new(Mutex::new(ViewState::new(store, view, feed, policy)));
         let applier = Applier::new(projection, &config, Arc::clone(&status));
         Ok(Self {
@@ -347,6 +352,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             shards,
             pool: None,
             controls: None,
+            keeps_records,
         })
     }
 
@@ -857,7 +863,8 @@ impl<S: Store, A: Apply> Worker<S, A> {
         };
         let (event, subject) = match &self.pool {
             Some(pool) => {
-                let letter = pool::keeps_records(self.config.on_error)
+                let letter = self
+                    .keeps_records
                     .then(|| policy::dead_letter_of(message, "", ""));
                 let job = Job {
                     partition: partition.clone(),

@@ -99,13 +99,48 @@ impl ErrorPolicy {
         })
     }
 
-    /// The policy's name, as configured.
-    pub fn kind(&self) -> OnError {
+    /// True when a failed record is kept (held for the dead-letter topic,
+    /// or in quarantine): its body must travel with it to whoever applies
+    /// it.
+    pub fn keeps_records(&self) -> bool {
+        matches!(self, Self::DeadLetter(_) | Self::Quarantine(_))
+    }
+
+    /// What an applier holds back after a record fails, until the worker
+    /// has merged the failure: the later records of its subject
+    /// (`quarantine`), of its shard on its partition (`stop`), or nothing.
+    pub fn held_back(&self) -> HeldBack {
         match self {
-            Self::Stop => OnError::Stop,
-            Self::Skip => OnError::Skip,
-            Self::DeadLetter(_) => OnError::DeadLetter,
-            Self::Quarantine(_) => OnError::Quarantine,
+            Self::Stop => HeldBack::ShardOnPartition,
+            Self::Quarantine(_) => HeldBack::Subject,
+            Self::Skip | Self::DeadLetter(_) => HeldBack::Nothing,
+        }
+    }
+
+    /// Take a record of `subject` (`None`: it has none) that failed:
+    /// `letter` is the record as kept, given when [`Self::keeps_records`].
+    /// `skip` passes it; `dead-letter` holds it in `batch` for its topic;
+    /// `quarantine` holds it in `batch` under its subject (records with
+    /// none together, under the empty subject), which is held from now on;
+    /// `stop`, and a holding policy given no record to hold, say that its
+    /// shard stops on its partition: never lose a record.
+    pub fn take(
+        &mut self,
+        batch: &mut ViewBatch,
+        subject: Option<&str>,
+        letter: Option<DeadLetter>,
+    ) -> Fate {
+        match (self, letter) {
+            (Self::Skip, _) => Fate::Skipped,
+            (Self::DeadLetter(letters), Some(letter)) => {
+                letters.hold(batch, letter);
+                Fate::DeadLettered
+            }
+            (Self::Quarantine(quarantine), Some(letter)) => {
+                quarantine.hold(batch, subject.unwrap_or_default(), letter);
+                Fate::Quarantined
+            }
+            (Self::Stop | Self::DeadLetter(_) | Self::Quarantine(_), _) => Fate::Stop,
         }
     }
 
@@ -154,6 +189,33 @@ impl ErrorPolicy {
             Self::Stop | Self::Skip => None,
         }
     }
+}
+
+/// What a failed record became ([`ErrorPolicy::take`]), for the caller to
+/// report and act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Counted and passed (`skip`).
+    Skipped,
+    /// Held in the pending batch for the dead-letter topic.
+    DeadLettered,
+    /// Held in the pending batch under its subject, which is held now.
+    Quarantined,
+    /// Not taken: its shard stops on its partition, and it is applied
+    /// again after a restart.
+    Stop,
+}
+
+/// What an applier holds back after a record fails, until the worker has
+/// merged the failure ([`ErrorPolicy::held_back`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldBack {
+    /// Nothing: later records are applied.
+    Nothing,
+    /// The later records of the failed record's subject.
+    Subject,
+    /// The later records of its shard on its partition.
+    ShardOnPartition,
 }
 
 /// The subjects a view holds in quarantine (`on_error = "quarantine"`).

@@ -28,11 +28,11 @@ use std::thread::JoinHandle;
 
 use super::applier::Applier;
 use super::failure::Failure;
+use super::policy::HeldBack;
 use super::state::{ViewState, lock};
 use super::status::ViewStatus;
 use super::topic_partition::TopicPartition;
 use crate::apply::Apply;
-use crate::config::OnError;
 use crate::engine::WitEvent;
 use crate::shard::ShardId;
 use crate::store::{DeadLetter, Store, StoredRow, ViewStore};
@@ -157,13 +157,13 @@ impl Pool {
         state: &Arc<Mutex<ViewState<S>>>,
         status: &Arc<ViewStatus>,
     ) -> std::io::Result<Self> {
-        let (shards, in_flight, view, policy) = {
+        let (shards, in_flight, view, held_back) = {
             let state = lock(state);
             (
                 state.shards(),
                 state.in_flight(),
                 state.view().clone(),
-                state.policy_kind(),
+                state.held_back(),
             )
         };
         let count = threads.clamp(1, shards.count() as usize);
@@ -173,7 +173,7 @@ impl Pool {
             let (sender, receiver) = mpsc::channel();
             let thread = Thread {
                 applier: applier.fork(),
-                policy,
+                held_back,
                 view: view.clone(),
                 state: Arc::clone(state),
                 status: Arc::clone(status),
@@ -225,7 +225,8 @@ impl Drop for Pool {
 /// One applier thread.
 struct Thread<A, S: Store> {
     applier: Applier<A>,
-    policy: OnError,
+    /// What a failure holds back until the worker merged it.
+    held_back: HeldBack,
     view: S::View,
     state: Arc<Mutex<ViewState<S>>>,
     status: Arc<ViewStatus>,
@@ -330,17 +331,17 @@ impl<A: Apply, S: Store> Thread<A, S> {
                 Done::Unchanged
             }
             Err(failure) => {
-                match self.policy {
+                match self.held_back {
                     // Later records of the shard on this partition wait
                     // for the restart, as the worker leaves them.
-                    OnError::Stop => {
+                    HeldBack::ShardOnPartition => {
                         stopped.insert((job.shard, job.partition.clone()));
                     }
                     // Later records of the subject are held behind it.
-                    OnError::Quarantine => {
+                    HeldBack::Subject => {
                         quarantined.insert(job.subject.clone());
                     }
-                    OnError::Skip | OnError::DeadLetter => {}
+                    HeldBack::Nothing => {}
                 }
                 Done::Failed(Box::new((job, failure)))
             }
@@ -391,7 +392,7 @@ impl<A: Apply, S: Store> Thread<A, S> {
                             state.quarantine(&subject, letter, &self.status);
                         } else {
                             // Jobs travel with their record under
-                            // `quarantine` (`keeps_records`).
+                            // `quarantine` (`ErrorPolicy::keeps_records`).
                             tracing::error!(subject = %subject, "a record to hold in quarantine came without its body");
                         }
                     }
@@ -401,10 +402,4 @@ impl<A: Apply, S: Store> Thread<A, S> {
         }
         self.in_flight.done(count);
     }
-}
-
-/// True when records of a view with `policy` travel with their job, ready
-/// to be held if they fail (as dead letters, or in quarantine).
-pub fn keeps_records(policy: OnError) -> bool {
-    matches!(policy, OnError::DeadLetter | OnError::Quarantine)
 }

@@ -29,11 +29,10 @@ use super::failure::Failure;
 use super::failures::FailureOutcome;
 use super::feed::{Change, ViewFeed};
 use super::gap::GapProbes;
-use super::policy::{DRAIN_TIMEOUT, ErrorPolicy, Outcome};
+use super::policy::{DRAIN_TIMEOUT, ErrorPolicy, Fate, HeldBack, Outcome};
 use super::pool::InFlight;
 use super::status::ViewStatus;
 use super::topic_partition::TopicPartition;
-use crate::config::OnError;
 use crate::shard::{ShardId, Shards};
 use crate::store::DeadLetter;
 use crate::store::{Store, StoreError, StoredRow, ViewBatch, ViewStore};
@@ -217,9 +216,14 @@ impl<S: Store> ViewState<S> {
                 .is_some_and(|started| started.elapsed() >= linger)
     }
 
-    /// What the view's policy does with a failed record.
-    pub fn policy_kind(&self) -> crate::config::OnError {
-        self.policy.kind()
+    /// What an applier holds back after a record fails.
+    pub fn held_back(&self) -> HeldBack {
+        self.policy.held_back()
+    }
+
+    /// True when a failed record is kept, so its body travels with it.
+    pub fn keeps_records(&self) -> bool {
+        self.policy.keeps_records()
     }
 
     /// The cursor of `partition`: in memory, else from the store's
@@ -315,37 +319,39 @@ impl<S: Store> ViewState<S> {
         let record = |outcome| {
             status.record_failure((topic, number), offset, Some(shard), failure, outcome);
         };
-        let kind = self.policy.kind();
         // The record as kept, for the policies that keep it.
-        let kept = matches!(kind, OnError::DeadLetter | OnError::Quarantine)
-            .then(letter)
-            .flatten();
-        match (kind, kept) {
-            (OnError::Skip, _) => {
+        let kept = if self.policy.keeps_records() {
+            letter()
+        } else {
+            None
+        };
+        match self.policy.take(&mut self.batch, subject, kept) {
+            Fate::Skipped => {
                 record(FailureOutcome::Skipped);
                 tracing::warn!(topic = %topic, partition = number, offset, class = failure.class, error = %failure.message, "record skipped");
                 status.count(|c| &c.skipped);
                 status.failed(topic, number, described, false);
                 false
             }
-            (OnError::Quarantine, Some(letter)) => {
+            Fate::Quarantined => {
                 record(FailureOutcome::Quarantined);
-                let subject = subject.unwrap_or_default();
-                tracing::warn!(topic = %topic, partition = number, offset, subject, class = failure.class, error = %failure.message, "subject quarantined: this record and every later one of the subject are held until `projector view release`");
-                self.quarantine(subject, letter, status);
+                tracing::warn!(topic = %topic, partition = number, offset, subject = subject.unwrap_or_default(), class = failure.class, error = %failure.message, "subject quarantined: this record and every later one of the subject are held until `projector view release`");
+                status.count(|c| &c.quarantined);
+                self.batch_started.get_or_insert_with(Instant::now);
+                self.report_quarantine(status);
                 status.failed(topic, number, described, false);
                 false
             }
-            (OnError::DeadLetter, Some(letter)) => {
+            Fate::DeadLettered => {
                 record(FailureOutcome::DeadLettered);
-                self.hold_dead_letter(letter, status);
+                if let Some(letters) = self.policy.dead_letters() {
+                    status.dead_letters_held(letters.held());
+                }
                 tracing::warn!(topic = %topic, partition = number, offset, class = failure.class, error = %failure.message, "record held for the dead-letter topic");
                 status.failed(topic, number, described, false);
                 false
             }
-            // A dead letter or quarantined record with no record to keep
-            // cannot be held: stop, never lose it.
-            (OnError::DeadLetter | OnError::Quarantine | OnError::Stop, _) => {
+            Fate::Stop => {
                 record(FailureOutcome::Stopped);
                 let sharded = self.shards.count() > 1;
                 tracing::error!(
@@ -531,17 +537,6 @@ impl<S: Store> ViewState<S> {
         }
         self.reset_batch();
         Ok(offsets)
-    }
-
-    /// Hold `letter` for the dead-letter topic in the pending batch. False
-    /// when the policy is not `dead-letter`.
-    pub fn hold_dead_letter(&mut self, letter: DeadLetter, status: &ViewStatus) -> bool {
-        let Some(letters) = self.policy.dead_letters() else {
-            return false;
-        };
-        letters.hold(&mut self.batch, letter);
-        status.dead_letters_held(letters.held());
-        true
     }
 
     /// True when `subject` is held in quarantine: its records are held
