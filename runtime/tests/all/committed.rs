@@ -18,7 +18,7 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::crash::spawn;
-use crate::kit::{Broker, TempDir, free_port, sigterm, wait_until};
+use crate::kit::{Broker, KillOnDrop, TempDir, free_port, wait_until};
 
 const TOPIC: &str = "held";
 const PARTITIONS: i32 = 2;
@@ -142,12 +142,8 @@ fn assigned(api: &str) -> Option<usize> {
 
 /// Start the runtime and wait until it took every record and owns every
 /// partition.
-fn run_to_the_end(
-    config: &std::path::Path,
-    log: &std::path::Path,
-    api: &str,
-) -> std::process::Child {
-    let child = spawn(config, log);
+fn run_to_the_end(config: &std::path::Path, log: &std::path::Path, api: &str) -> KillOnDrop {
+    let child = KillOnDrop(spawn(config, log));
     wait_until(
         "the view took every record and owns its partitions",
         Duration::from_secs(60),
@@ -213,8 +209,7 @@ fn the_committed_offset_never_passes_a_quarantined_record() {
         held > 1,
         "the poison and the records of p behind it are held: {held}"
     );
-    sigterm(&child);
-    assert!(spawn_wait(child));
+    assert!(child.stop());
     assert_eq!(
         group_committed(&broker, group),
         expected(),
@@ -237,8 +232,7 @@ fn the_committed_offset_never_passes_a_quarantined_record() {
         expected(),
         "after the assignment back"
     );
-    sigterm(&child);
-    assert!(spawn_wait(child));
+    assert!(child.stop());
     assert_eq!(
         group_committed(&broker, group),
         expected(),
@@ -246,9 +240,8 @@ fn the_committed_offset_never_passes_a_quarantined_record() {
     );
 
     // A SIGKILL, then a start: still held, still not passed.
-    let mut child = run_to_the_end(&config, &log, &api);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let child = run_to_the_end(&config, &log, &api);
+    child.kill();
     assert_eq!(
         group_committed(&broker, group),
         expected(),
@@ -265,8 +258,7 @@ fn the_committed_offset_never_passes_a_quarantined_record() {
         Some(held),
         "still held, none lost, none held twice"
     );
-    sigterm(&child);
-    assert!(spawn_wait(child));
+    assert!(child.stop());
 }
 
 #[test]
@@ -297,8 +289,7 @@ fn the_committed_offset_never_passes_a_dead_letter_not_yet_acknowledged() {
         view_report(&api)
             .is_some_and(|v| v["dead_letters_held"] == 1 && v["counters"]["dead_lettered"] == 0)
     });
-    sigterm(&child);
-    assert!(spawn_wait(child));
+    assert!(child.stop());
     assert_eq!(
         group_committed(&broker, group),
         expected(),
@@ -318,9 +309,7 @@ fn the_committed_offset_never_passes_a_dead_letter_not_yet_acknowledged() {
         expected(),
         "after the assignment back"
     );
-    let mut child = child;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     assert_eq!(
         group_committed(&broker, group),
         expected(),
@@ -342,10 +331,5 @@ fn the_committed_offset_never_passes_a_dead_letter_not_yet_acknowledged() {
                     == BTreeMap::from([(0, Some(RECORDS)), (1, Some(RECORDS))])
         },
     );
-    sigterm(&child);
-    assert!(spawn_wait(child));
-}
-
-fn spawn_wait(mut child: std::process::Child) -> bool {
-    child.wait().unwrap().success()
+    assert!(child.stop());
 }

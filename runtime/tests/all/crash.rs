@@ -265,14 +265,30 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
         malformed.extend(publish_until(&mut published, &broker, upto));
         let config = counter_config(&dir.0, &broker, port, &format!("crash-{kill}"));
         let mut child = spawn(&config, &log);
-        // Kill it anywhere from inside the start (module load, group join)
-        // to well into consuming the chunk.
-        let wait = Duration::from_millis(random.between(20, 1500));
-        std::thread::sleep(wait);
+        let started = Instant::now();
+        if kill % 2 == 1 {
+            // Every other kill aims at dead letters in flight: it waits (up
+            // to 3 s) until the view holds some, then lets the batch that
+            // holds them commit (10 ms at most) and their sends begin, and
+            // kills before the broker acknowledges them (tansu takes tens
+            // to hundreds of milliseconds). Whether it landed there is read
+            // from the next start's log below.
+            while started.elapsed() < Duration::from_secs(3)
+                && !dead_letters_held(&api).is_some_and(|held| held > 0)
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            std::thread::sleep(Duration::from_millis(random.between(10, 40)));
+        } else {
+            // Kill it anywhere from inside the start (module load, group
+            // join) to well into consuming the chunk.
+            std::thread::sleep(Duration::from_millis(random.between(20, 1500)));
+        }
         let before = committed(&api);
+        let held = dead_letters_held(&api);
         child.kill().unwrap();
         child.wait().unwrap();
-        progress.push((kill, wait.as_millis(), before));
+        progress.push((kill, started.elapsed().as_millis(), before, held, upto));
     }
     malformed.extend(publish_until(&mut published, &broker, events));
 
@@ -317,10 +333,39 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     let discrepancies = oracle_discrepancies(&view, &published);
     let rows = view.row_count();
     println!(
-        "crash oracle: seed {seed}: {kills} kills survived, {events} events, {rows} rows, {} discrepancies, {:.1} s; kills (n, ms after start, committed before the kill): {progress:?}",
+        "crash oracle: seed {seed}: {kills} kills survived, {events} events, {rows} rows, {} discrepancies, {:.1} s; kills (n, ms after start, committed before the kill, dead letters held, published): {progress:?}",
         discrepancies.len(),
         started.elapsed().as_secs_f64()
     );
+    // The kills landed where they matter: some while records were being
+    // applied (the view had committed part of what was published, and
+    // more than before), some while dead letters were held, which the next
+    // start found (its log says so).
+    let mut last = 0;
+    let mid_apply = progress
+        .iter()
+        .filter(|(_, _, before, _, upto)| {
+            let mid = before.is_some_and(|c| c > last && c < i64::try_from(*upto).unwrap());
+            last = before.unwrap_or(last).max(last);
+            mid
+        })
+        .count();
+    let held_at_kill = progress
+        .iter()
+        .filter(|(_, _, _, held, _)| held.is_some_and(|h| h > 0))
+        .count();
+    let recovered = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .matches("dead letters held by the last run")
+        .count();
+    println!(
+        "crash oracle: seed {seed}: {mid_apply} kills while applying, {held_at_kill} with dead letters held, {recovered} starts found dead letters held by the last run"
+    );
+    if kills >= 8 && (mid_apply == 0 || recovered == 0) {
+        failure(format!(
+            "the kills did not land where they matter: {mid_apply} while applying, {recovered} starts found dead letters held by the run before"
+        ));
+    }
     let letters = dead_lettered(&broker);
     let twice: Vec<_> = letters.iter().filter(|(_, n)| **n > 1).collect();
     let missing: Vec<_> = malformed

@@ -160,7 +160,12 @@ fn dead_letters_are_written_once_across_a_crash_after_their_acknowledgement() {
         || dead_lettered_offsets(&broker).len() == bad.len(),
     );
     // The process dies before it saw the acknowledgements: the store still
-    // holds every record (the crash window this test is about).
+    // holds every record (the crash window this test is about). Dropping
+    // the worker stands for the crash: it commits nothing, and its
+    // producer's flush on drop changes nothing, since every dead letter was
+    // acknowledged already (waited for above). A crash with dead letters in
+    // flight is a real SIGKILL in `crash::sigkill_*`, which checks that its
+    // kills land there.
     drop(worker);
     let rows = store
         .open_view(
@@ -222,6 +227,8 @@ fn dead_letters_held_but_never_sent_are_sent_after_a_crash() {
             && status.held_dead_letters() == 10
             && status.partitions()[&(TOPIC.to_owned(), 0)].state == PartitionState::Stopped
     });
+    // The crash: every held record was refused and waits for its retry, so
+    // none is in flight for the producer's flush on drop to deliver.
     drop(worker);
     broker
         .cluster()

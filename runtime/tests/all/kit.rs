@@ -602,3 +602,28 @@ pub fn cores_shared() -> std::sync::RwLockReadGuard<'static, ()> {
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// A child process killed when dropped: a test that fails half way leaves
+/// no `projector run` behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl KillOnDrop {
+    /// SIGTERM, then wait: true when it stopped cleanly.
+    pub fn stop(mut self) -> bool {
+        sigterm(&self.0);
+        self.0.wait().is_ok_and(|status| status.success())
+    }
+
+    /// SIGKILL, then wait.
+    pub fn kill(mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}

@@ -574,7 +574,7 @@ fn discard_takes_every_held_record_out_to_the_dead_letter_topic_once_also_those_
     let config = runtime_config(&dir, &broker, port, SMALL_LIMIT);
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, format!("{text}dead_letter_topic = \"{DLQ}\"\n")).unwrap();
-    let child = crate::crash::spawn(&config, &log);
+    let child = crate::kit::KillOnDrop(crate::crash::spawn(&config, &log));
     crate::kit::wait_until(
         "the view caught up",
         std::time::Duration::from_secs(60),
@@ -679,7 +679,5 @@ fn discard_takes_every_held_record_out_to_the_dead_letter_topic_once_also_those_
         1,
         "the poison keeps its class; those behind it are held-behind: {letters:?}"
     );
-    crate::kit::sigterm(&child);
-    let mut child = child;
-    assert!(child.wait().unwrap().success());
+    assert!(child.stop());
 }
