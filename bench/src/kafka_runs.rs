@@ -285,6 +285,90 @@ pub fn end_to_end(
     )
 }
 
+/// The high watermark of each partition of `topic` now.
+///
+/// # Errors
+/// When the broker cannot tell.
+fn topic_ends(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<(i32, i64)>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    partitions
+        .into_iter()
+        .map(|partition| {
+            let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+            Ok((partition, high))
+        })
+        .collect()
+}
+
+/// The records of `topic` from `from` (per partition, where it ended
+/// before) to its end now, read by a plain consumer: how many, and how
+/// many distinct origins (`projector-error-topic/partition/offset`) they
+/// name.
+///
+/// # Errors
+/// When the topic cannot be read.
+fn dead_letters_since(
+    bootstrap: &str,
+    topic: &str,
+    from: &[(i32, i64)],
+) -> anyhow::Result<(u64, u64)> {
+    use rdkafka::message::Headers;
+    let ends = topic_ends(bootstrap, topic)?;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set(
+            "group.id",
+            format!("bench-dlq-check-{}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    let mut left = 0;
+    for (&(partition, start), &(_, end)) in from.iter().zip(&ends) {
+        if end > start {
+            assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
+            left += end - start;
+        }
+    }
+    if left == 0 {
+        return Ok((0, 0));
+    }
+    consumer.assign(&assignment)?;
+    let mut origins = std::collections::BTreeSet::new();
+    let mut records = 0_u64;
+    let mut idle = Instant::now();
+    while records < u64::try_from(left)? && idle.elapsed() < Duration::from_secs(10) {
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message?;
+        idle = Instant::now();
+        records += 1;
+        let header = |name: &str| {
+            message
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == name))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        origins.insert((
+            header("projector-error-topic"),
+            header("projector-error-partition"),
+            header("projector-error-offset"),
+        ));
+    }
+    Ok((records, u64::try_from(origins.len())?))
+}
+
 /// The dead-letter topic of `input`'s view of `workload`, when it has one.
 pub fn dead_letter_topic(workload: Workload, input: Input) -> Option<String> {
     (input == Input::Application).then(|| format!("{}-dlq", input.topic(workload)))
@@ -398,6 +482,13 @@ impl ProjectionUser<EndToEnd> for ViewRun<'_> {
             self.threads,
             std::process::id()
         );
+        let letters_topic = dead_letter_topic(self.workload, self.input);
+        // Where the dead-letter topic ends before this run: what it adds is
+        // read back from there once it stopped.
+        let letters_from = letters_topic
+            .as_deref()
+            .map(|topic| topic_ends(self.bootstrap, topic))
+            .transpose()?;
         let view = RunningView::start_on(
             self.bootstrap,
             self.workload,
@@ -405,7 +496,7 @@ impl ProjectionUser<EndToEnd> for ViewRun<'_> {
             projection,
             self.dir,
             group,
-            dead_letter_topic(self.workload, self.input),
+            letters_topic.clone(),
             self.threads,
         )?;
         // Every record's offset is durable: events and malformed records.
@@ -453,6 +544,18 @@ impl ProjectionUser<EndToEnd> for ViewRun<'_> {
                 counters.gaps,
                 counters.skipped
             );
+        }
+        // What left the process, read back by a plain consumer, not the
+        // view's counter: each malformed record in the topic once.
+        if let (Some(topic), Some(from)) = (&letters_topic, &letters_from) {
+            let (records, distinct) = dead_letters_since(self.bootstrap, topic, from)?;
+            if records != self.malformed || distinct != self.malformed {
+                bail!(
+                    "view {}: the dead-letter topic {topic} got {records} records ({distinct} distinct origins) for {} malformed: the run is void",
+                    self.workload.name(),
+                    self.malformed
+                );
+            }
         }
         #[allow(clippy::cast_precision_loss)]
         let events_per_second = self.events as f64 / seconds;

@@ -274,7 +274,7 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
             // to hundreds of milliseconds). Whether it landed there is read
             // from the next start's log below.
             while started.elapsed() < Duration::from_secs(3)
-                && !dead_letters_held(&api).is_some_and(|held| held > 0)
+                && dead_letters_held(&api).is_none_or(|held| held == 0)
             {
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -488,4 +488,155 @@ fn a_survivor_takes_over_the_partitions_of_a_stopped_runtime() {
     let view = counter_view_of(&dir_b);
     let discrepancies = oracle_discrepancies(&view, &published);
     assert!(discrepancies.is_empty(), "{discrepancies:#?}");
+}
+
+/// The origins of every record in `topic` (all its partitions, read from
+/// the start by a plain consumer until nothing came for 5 s), with how many
+/// times each is there.
+fn dead_letter_origins(
+    broker: &Broker,
+    topic: &str,
+    partitions: i32,
+) -> BTreeMap<(i32, i64), usize> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "tail-dlq-check")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut found = BTreeMap::new();
+    let mut idle = Instant::now();
+    while idle.elapsed() < Duration::from_secs(5) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            idle = Instant::now();
+            let header = |name: &str| {
+                message
+                    .headers()
+                    .and_then(|h| h.iter().find(|h| h.key == name))
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default()
+            };
+            let origin = (
+                header("projector-error-partition").parse().unwrap_or(-1),
+                header("projector-error-offset").parse().unwrap_or(-1),
+            );
+            *found.entry(origin).or_insert(0) += 1;
+        }
+    }
+    found
+}
+
+/// A run with no crash, stopped with SIGTERM the moment its checkpoints
+/// reach the end of the input, which ends in a tail of failing records (so
+/// the last dead letters are still in flight at the stop): every record
+/// that failed, malformed ones (handled on the worker's thread) and ones
+/// the projection refused (on the applier threads), is in the dead-letter
+/// topic exactly once, read back by a plain consumer. tansu, an
+/// application's producer, 8 partitions with half the subjects spread over
+/// them, a dead-letter topic of 3 partitions.
+#[test]
+fn a_run_without_a_crash_writes_every_dead_letter_once_up_to_the_last_record() {
+    const LEDGER: &str = "ledger";
+    const LETTERS: &str = "ledger-dlq";
+    const EVENTS: usize = 20_000;
+    let _cores = crate::kit::cores_to_myself();
+    let broker = Broker::tansu(&[(LEDGER, 8), (LETTERS, 3)]).application_producer();
+    let mut next = [0_i64; 8];
+    let mut failing = Vec::new();
+    for n in 0..EVENTS {
+        let account = n * 7919 % 400;
+        let subject = format!("acct-{account}");
+        let partition = if account % 2 == 0 {
+            i32::try_from(n % 8).unwrap()
+        } else {
+            i32::try_from(account % 8).unwrap()
+        };
+        let slot = usize::try_from(partition).unwrap();
+        let tail = n >= EVENTS - 6;
+        if n % 89 == 40 || (tail && n % 2 == 0) {
+            broker.publish_raw(
+                LEDGER,
+                partition,
+                Some(subject.as_bytes()),
+                Some(b"not a cloud event"),
+                OwnedHeaders::new(),
+            );
+            failing.push((partition, next[slot]));
+            next[slot] += 1;
+        }
+        let refused = n % 97 == 50 || (tail && n % 2 == 1);
+        let ty = if refused { "misbehave.error" } else { "tick" };
+        broker.publish(
+            LEDGER,
+            partition,
+            ty,
+            &format!("e-{n}"),
+            Some(&subject),
+            b"{}",
+        );
+        if refused {
+            failing.push((partition, next[slot]));
+        }
+        next[slot] += 1;
+    }
+    broker.flush();
+    let total: i64 = next.iter().sum();
+    let dir = TempDir::new("dead-letter-tail");
+    let port = free_port();
+    let api = format!("http://127.0.0.1:{port}");
+    let config = dir.0.join("projector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n\
+             [broker]\nbootstrap_servers = \"{}\"\n\
+             settings = {{ \"fetch.wait.max.ms\" = \"50\" }}\n\n\
+             [[views]]\nname = \"ledger\"\nmodule = \"{}\"\ntopics = [\"{LEDGER}\"]\n\
+             on_error = \"dead-letter\"\ndead_letter_topic = \"{LETTERS}\"\n",
+            crate::kit::TANSU_GROUP_SETTINGS,
+            broker.bootstrap(),
+            projector_examples::MISBEHAVING.path
+        ),
+    )
+    .unwrap();
+    let child = crate::kit::KillOnDrop(spawn(&config, &dir.0.join("run.log")));
+    crate::kit::wait_until("every record taken", Duration::from_secs(300), || {
+        committed(&api) == Some(total)
+    });
+    // At once: the tail's dead letters may still be in flight.
+    let held_at_stop = dead_letters_held(&api);
+    assert!(child.stop(), "a clean stop");
+    let letters = dead_letter_origins(&broker, LETTERS, 3);
+    let expected: BTreeMap<(i32, i64), usize> = failing.iter().map(|o| (*o, 1)).collect();
+    let missing: Vec<_> = failing
+        .iter()
+        .filter(|o| !letters.contains_key(o))
+        .collect();
+    let extra: Vec<_> = letters
+        .iter()
+        .filter(|(o, n)| **n != 1 || !expected.contains_key(o))
+        .collect();
+    println!(
+        "dead-letter tail: {} failing records ({} at the end of the input), {} in the topic, held at the stop {held_at_stop:?}; missing {missing:?}, twice or unknown {extra:?}",
+        failing.len(),
+        6,
+        letters.len()
+    );
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}; twice or unknown {extra:?}"
+    );
+    for origin in failing.iter().rev().take(6) {
+        assert!(letters.contains_key(origin), "the tail's {origin:?}");
+    }
 }
