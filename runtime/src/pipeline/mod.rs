@@ -317,7 +317,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 view.commit(&recovered).map_err(store_error)?;
                 store.flush().map_err(store_error)?;
             }
-            letters.send_held();
+            letters.send_held(&view);
             status.dead_letters_held(letters.held());
         }
         if let Some(quarantine) = policy.quarantine() {

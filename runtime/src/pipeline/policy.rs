@@ -6,7 +6,8 @@
 //!
 //! - **Never lost (G1).** A failed record is *held* in the view's store, in
 //!   the same atomic batch as the checkpoint that moves past it, and
-//!   produced to the dead-letter topic only once that batch is durable.
+//!   produced to the dead-letter topic only once that batch is durable,
+//!   read back from the store (memory keeps only its origin and retries).
 //!   It stays held until the topic acknowledged it. The offset committed to
 //!   Kafka for its partition never passes a held record, so another
 //!   runtime taking the partition over starts at or before it.
@@ -410,10 +411,10 @@ pub enum Outcome {
     },
 }
 
-/// One held record.
+/// One held record: its body stays in the store (`o/` keys), read when it
+/// is sent.
 #[derive(Debug)]
 struct Held {
-    letter: DeadLetter,
     /// Failed deliveries so far.
     failures: u32,
     /// When to send it again after a failure; `None` while in flight.
@@ -427,7 +428,8 @@ pub struct DeadLetters {
     max_attempts: u32,
     initial_backoff: Duration,
     max_backoff: Duration,
-    /// Every held record, by origin.
+    /// Every held record, by origin; the records themselves are in the
+    /// store.
     held: BTreeMap<Origin, Held>,
     /// The held offsets of each source partition.
     by_partition: BTreeMap<TopicPartition, BTreeSet<i64>>,
@@ -502,17 +504,17 @@ impl DeadLetters {
                 batch.dead_letter_position(&topic, partition, end);
             }
         }
-        let held = view.held_dead_letters()?;
+        let held = view.held_dead_letter_origins()?;
         if !held.is_empty() {
             let started = Instant::now();
             let produced = self.producer.produced_origins(&from)?;
             let mut settling = BTreeSet::new();
-            for letter in held {
-                if produced.contains(&letter.origin) {
-                    batch.release_dead_letter(letter.origin);
+            for origin in held {
+                if produced.contains(&origin) {
+                    batch.release_dead_letter(origin);
                 } else {
-                    settling.insert(letter.origin.clone());
-                    self.keep(letter);
+                    settling.insert(origin.clone());
+                    self.keep(origin);
                 }
             }
             // With nothing settling, every record of this view below the
@@ -545,7 +547,13 @@ impl DeadLetters {
 
     /// Take the records of the last run that landed, and produce again
     /// those still missing once the wait is over.
-    fn settle(&mut self, batch: &mut ViewBatch, now: Instant, outcomes: &mut Vec<Outcome>) {
+    fn settle(
+        &mut self,
+        batch: &mut ViewBatch,
+        view: &impl ViewStore,
+        now: Instant,
+        outcomes: &mut Vec<Outcome>,
+    ) {
         let Some(settling) = &mut self.settling else {
             return;
         };
@@ -577,13 +585,12 @@ impl DeadLetters {
             );
         }
         for origin in missing {
-            self.send(&origin, now);
+            self.send(view, &origin, now);
         }
     }
 
-    /// Hold `letter` without sending it.
-    fn keep(&mut self, letter: DeadLetter) {
-        let origin = letter.origin.clone();
+    /// Hold the record of `origin` (in the store) without sending it.
+    fn keep(&mut self, origin: Origin) {
         self.by_partition
             .entry((origin.topic.clone(), origin.partition))
             .or_default()
@@ -591,7 +598,6 @@ impl DeadLetters {
         self.held.insert(
             origin,
             Held {
-                letter,
                 failures: 0,
                 retry_at: None,
             },
@@ -611,34 +617,40 @@ impl DeadLetters {
         }
     }
 
-    fn track(&mut self, letter: DeadLetter) {
-        self.unsent.push(letter.origin.clone());
-        self.keep(letter);
-    }
-
-    /// Hold `letter` in `batch`; it is sent once the batch is durable.
+    /// Hold `letter` in `batch`; it is sent once the batch is durable,
+    /// read back from the store then: only its origin stays in memory.
     pub fn hold(&mut self, batch: &mut ViewBatch, letter: DeadLetter) {
-        batch.hold_dead_letter(letter.clone());
-        self.track(letter);
+        let origin = letter.origin.clone();
+        batch.hold_dead_letter(letter);
+        self.unsent.push(origin.clone());
+        self.keep(origin);
     }
 
-    /// The batch that held the unsent records is durable: send them.
-    pub fn send_held(&mut self) {
+    /// The batch that held the unsent records is durable in `view`: send
+    /// them.
+    pub fn send_held(&mut self, view: &impl ViewStore) {
         let now = Instant::now();
         for origin in std::mem::take(&mut self.unsent) {
-            self.send(&origin, now);
+            self.send(view, &origin, now);
         }
     }
 
-    fn send(&mut self, origin: &Origin, now: Instant) {
+    fn send(&mut self, view: &impl ViewStore, origin: &Origin, now: Instant) {
         let Some(held) = self.held.get_mut(origin) else {
             return;
         };
         held.retry_at = None;
-        if let Err(err) = self.producer.send(&held.letter) {
+        let sent = match view.held_dead_letter(origin) {
+            Ok(Some(letter)) => self.producer.send(&letter).map_err(|err| err.to_string()),
+            // Held here but not in the store: a bug, never a reason to
+            // drop it; it is tried again after the backoff.
+            Ok(None) => Err("the held record is missing from the store".to_owned()),
+            Err(err) => Err(format!("cannot read the held record: {err}")),
+        };
+        if let Err(err) = sent {
             // Refused before it left (too large, the topic known to refuse
-            // it, queue full): the same as a failed delivery.
-            if let Some(outcome) = self.failed(origin, &err.to_string(), now) {
+            // it, queue full), or unreadable: the same as a failed delivery.
+            if let Some(outcome) = self.failed(origin, &err, now) {
                 self.refused.push(outcome);
             }
         }
@@ -668,7 +680,7 @@ impl DeadLetters {
     /// Take the outcomes reported since the last call: delivered records
     /// are released in `batch`; failed ones are scheduled again. Records
     /// whose retry is due are sent.
-    pub fn poll(&mut self, batch: &mut ViewBatch) -> Vec<Outcome> {
+    pub fn poll(&mut self, batch: &mut ViewBatch, view: &impl ViewStore) -> Vec<Outcome> {
         let topic = self.topic().to_owned();
         let now = Instant::now();
         let mut outcomes = std::mem::take(&mut self.refused);
@@ -693,7 +705,7 @@ impl DeadLetters {
                 }
             }
         }
-        self.settle(batch, now, &mut outcomes);
+        self.settle(batch, view, now, &mut outcomes);
         let due: Vec<Origin> = self
             .held
             .iter()
@@ -701,7 +713,7 @@ impl DeadLetters {
             .map(|(origin, _)| origin.clone())
             .collect();
         for origin in due {
-            self.send(&origin, now);
+            self.send(view, &origin, now);
         }
         outcomes.append(&mut self.refused);
         outcomes

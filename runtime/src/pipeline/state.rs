@@ -499,7 +499,7 @@ impl<S: Store> ViewState<S> {
         status.count(|c| &c.batches);
         if let Some(letters) = self.policy.dead_letters() {
             // Held in a durable batch now: send them.
-            letters.send_held();
+            letters.send_held(&self.view);
         }
         // Offsets to give Kafka: each partition the batch moved, and each
         // whose held dead letters it released; never past a record still
@@ -661,7 +661,7 @@ impl<S: Store> ViewState<S> {
         let Some(letters) = self.policy.dead_letters() else {
             return Vec::new();
         };
-        let outcomes = letters.poll(&mut self.batch);
+        let outcomes = letters.poll(&mut self.batch, &self.view);
         status.dead_letters_held(letters.held());
         let mut released = false;
         for outcome in &outcomes {

@@ -173,6 +173,11 @@ pub(super) fn encode_dead_letter(letter: &DeadLetter) -> Vec<u8> {
 }
 
 pub(super) fn decode_dead_letter(key: &[u8], value: &[u8]) -> Result<DeadLetter, String> {
+    decode_held_record(decode_dead_letter_key(key)?, &mut Reader(value))
+}
+
+/// The origin a dead letter's key names.
+pub(super) fn decode_dead_letter_key(key: &[u8]) -> Result<Origin, String> {
     let rest = key
         .strip_prefix(DEAD_LETTER_PREFIX)
         .ok_or("not a dead-letter key")?;
@@ -188,14 +193,11 @@ pub(super) fn decode_dead_letter(key: &[u8], value: &[u8]) -> Result<DeadLetter,
     let partition = partition
         .parse()
         .map_err(|_| "the partition is not a number")?;
-    decode_held_record(
-        Origin {
-            topic: topic.to_owned(),
-            partition,
-            offset,
-        },
-        &mut Reader(value),
-    )
+    Ok(Origin {
+        topic: topic.to_owned(),
+        partition,
+        offset,
+    })
 }
 
 /// The key prefix of `subject`'s quarantined records.

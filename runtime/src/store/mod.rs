@@ -388,6 +388,13 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// origin order.
     fn held_dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError>;
 
+    /// The origins of the dead letters held, in order, without reading the
+    /// records.
+    fn held_dead_letter_origins(&self) -> Result<Vec<Origin>, StoreError>;
+
+    /// The dead letter held for `origin`, if it is held.
+    fn held_dead_letter(&self, origin: &Origin) -> Result<Option<DeadLetter>, StoreError>;
+
     /// Per dead-letter `(topic, partition)`, the offset below which every
     /// record this view produced there is released.
     fn dead_letter_positions(&self) -> Result<BTreeMap<(String, i32), i64>, StoreError>;

@@ -14,7 +14,7 @@ use crate::config::IndexConfig;
 use crate::shard::{ShardId, Shards};
 
 use super::keys::{self, CHECKPOINT_PREFIX};
-use super::{DeadLetter, HeldSummary, Store, StoreError, StoredRow, ViewBatch, ViewStore};
+use super::{DeadLetter, HeldSummary, Origin, Store, StoreError, StoredRow, ViewBatch, ViewStore};
 
 /// The layout version written in the meta tree.
 const SCHEMA_VERSION: &[u8] = b"1";
@@ -397,6 +397,28 @@ impl ViewStore for SledView {
             // A subject's prefix also matches no longer subject: its length
             // is in it.
             .collect()
+    }
+
+    fn held_dead_letter_origins(&self) -> Result<Vec<Origin>, StoreError> {
+        self.tree
+            .scan_prefix(keys::DEAD_LETTER_PREFIX)
+            .keys()
+            .map(|key| {
+                let key = key.map_err(backend("scan dead letters"))?;
+                keys::decode_dead_letter_key(&key).map_err(|reason| self.corrupt(&key, reason))
+            })
+            .collect()
+    }
+
+    fn held_dead_letter(&self, origin: &Origin) -> Result<Option<DeadLetter>, StoreError> {
+        let key = keys::dead_letter_key(origin);
+        self.tree
+            .get(&key)
+            .map_err(backend("read a dead letter"))?
+            .map(|value| {
+                keys::decode_dead_letter(&key, &value).map_err(|reason| self.corrupt(&key, reason))
+            })
+            .transpose()
     }
 
     fn quarantine_summaries(&self) -> Result<Vec<HeldSummary>, StoreError> {
