@@ -6,7 +6,8 @@
 //! The page must ask for the token and refuse a wrong one, list the view,
 //! show its partitions and rows, show a dead-lettered record, and follow a
 //! row's change made by publishing an event; keyboard-only use and a narrow
-//! window are checked too. Screenshots of each step are saved under
+//! window are checked too. Markup fed through an error message, a subject
+//! and a row's fields must show as text and never run. Screenshots of each step are saved under
 //! `target/console-screenshots/`. The JSON the page reads is checked
 //! against the OpenAPI document's schemas.
 //!
@@ -402,6 +403,36 @@ fn the_console_signs_in_lists_the_view_and_follows_rows_failures_and_changes_in_
         scroll_to(&client, "#failures").await;
         screenshot(&client, "05-failure").await;
 
+        // Markup from the data is shown as text, never run: in an error
+        // message (a specversion the decoder quotes), a subject and a row.
+        let markup_version = "<img src=x onerror=\"window.__xss=1\">";
+        let headers = OwnedHeaders::new()
+            .insert(rdkafka::message::Header {
+                key: "ce_specversion",
+                value: Some(markup_version),
+            })
+            .insert(rdkafka::message::Header {
+                key: "ce_id",
+                value: Some("markup-1"),
+            });
+        broker.publish_raw(TOPIC, 2, Some(b"markup"), Some(b"{}"), headers);
+        let markup_subject = "<img src=y onerror=window.__xss=2>";
+        let data = json!({
+            "email": "markup@example.com",
+            "name": "<script>window.__xss=3</script>",
+            "address": {"street": "<b>bold</b>", "city": "Lima"},
+        });
+        broker.publish(
+            TOPIC,
+            0,
+            "com.example.CustomerCreated",
+            "created-markup",
+            Some(markup_subject),
+            data.to_string().as_bytes(),
+        );
+        broker.flush();
+        shows_text(&client, "#failures", "<img src=x onerror=").await;
+
         // An index lookup, then a row and its live change.
         let index = shown(&client, "#row-index").await;
         index.select_by_value("by_city").await.unwrap();
@@ -412,6 +443,21 @@ fn the_console_signs_in_lists_the_view_and_follows_rows_failures_and_changes_in_
         assert_eq!(
             count(&client, "#row-table tr[data-subject='customer-02']").await,
             0
+        );
+        shows_text(&client, "#row-table", markup_subject).await;
+        let ran = client
+            .execute("return window.__xss === undefined", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            ran,
+            Value::Bool(true),
+            "markup from the data ran in the page"
+        );
+        assert_eq!(
+            count(&client, "#row-table img, #failures img, #row-table script").await,
+            0,
+            "markup from the data became elements"
         );
         let row = shown(&client, "#row-table tr[data-subject='customer-03'] button").await;
         row.send_keys(&Key::Enter.to_string()).await.unwrap();
