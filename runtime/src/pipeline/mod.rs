@@ -65,6 +65,7 @@ pub mod gap;
 pub mod policy;
 pub mod pool;
 pub mod rebalance;
+pub mod record;
 pub mod ring;
 pub mod samples;
 pub mod source;
@@ -96,7 +97,8 @@ use failures::FailureOutcome;
 use feed::ViewFeed;
 use gap::Verdict;
 use policy::{ErrorPolicy, Outcome, PolicyError};
-use pool::{Job, Pool};
+use pool::Pool;
+use record::{Done, Job, RecordApplier};
 use state::{ViewState, lock};
 
 pub use source::Source;
@@ -195,7 +197,9 @@ pub type ViewConsumer<S> = BaseConsumer<ViewContext<S>>;
 pub struct Worker<S: Store, A: Apply = Instance> {
     name: String,
     config: ViewConfig,
-    applier: Applier<A>,
+    /// The record path on the worker's own thread: every record with one
+    /// applier, releases, and a record whose thread is gone.
+    applier: RecordApplier<A, S::View>,
     state: Arc<Mutex<ViewState<S>>>,
     status: Arc<ViewStatus>,
     limits: BatchLimits,
@@ -340,8 +344,17 @@ impl<S: Store, A: Apply> Worker<S, A> {
             .collect();
         let feed = Arc::new(ViewFeed::new(positions, ViewFeed::DEFAULT_CAPACITY));
         let keeps_records = policy.keeps_records();
-        let state = Arc::new(Mutex::new(ViewState::new(store, view, feed, policy)));
-        let applier = Applier::new(projection, &config, Arc::clone(&status));
+        let held_back = policy.held_back();
+        let rows = view.clone();
+        let state = ViewState::new(store, view, feed, policy);
+        let applier = RecordApplier::new(
+            Applier::new(projection, &config, Arc::clone(&status)),
+            rows,
+            held_back,
+            Arc::clone(&status),
+            state.in_flight(),
+        );
+        let state = Arc::new(Mutex::new(state));
         Ok(Self {
             name,
             config,
@@ -534,7 +547,6 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 for (sequence, record) in page {
                     match self.reapply(&subject, &record)? {
                         Ok(()) => {
-                            self.status.count(|c| &c.applied);
                             lock(&self.state).release_quarantined(&subject, sequence);
                             applied += 1;
                         }
@@ -650,23 +662,43 @@ impl<S: Store, A: Apply> Worker<S, A> {
             .map_err(|source| self.store_error(source))
     }
 
-    /// Apply a record held in quarantine for `subject` again: decoded as
-    /// when it was consumed.
+    /// Apply a record held in quarantine for `subject` again, decoded as
+    /// when it was consumed, on the worker's record path: a change is
+    /// merged into the pending batch, a failure returned (the release keeps
+    /// the record).
     fn reapply(
         &mut self,
         subject: &str,
         record: &store::DeadLetter,
     ) -> Result<Result<(), Failure>, PipelineError> {
         let message = policy::message_of(record);
-        match decode(&kafka::record(&message), kafka::headers(&message)) {
-            Ok(event) if self.subject_of(&event).as_deref() == Some(subject) => {
-                self.apply(&event, subject)
+        let event = match decode(&kafka::record(&message), kafka::headers(&message)) {
+            Ok(event) if self.subject_of(&event).as_deref() == Some(subject) => event,
+            Ok(_) => {
+                return Ok(Err(Failure::new(
+                    "no-subject",
+                    "the held record has no subject of its own",
+                )));
             }
-            Ok(_) => Ok(Err(Failure::new(
-                "no-subject",
-                "the held record has no subject of its own",
-            ))),
-            Err(err) => Ok(Err(Failure::new("invalid-event", err.to_string()))),
+            Err(err) => return Ok(Err(Failure::new("invalid-event", err.to_string()))),
+        };
+        let origin = &record.origin;
+        let job = Job {
+            partition: (origin.topic.clone(), origin.partition),
+            offset: origin.offset,
+            shard: self.shards.of_subject(subject),
+            subject: subject.to_owned(),
+            event,
+            letter: None,
+            quarantined: false,
+        };
+        match self.applier.apply(job) {
+            Done::Failed(failed) => Ok(Err(failed.1)),
+            Done::StoreFailed(err) => Err(self.store_error(err)),
+            done => {
+                record::merge(&mut lock(&self.state), &self.status, done, || None);
+                Ok(Ok(()))
+            }
         }
     }
 
@@ -829,19 +861,9 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 }
                 _ => {}
             }
-            let quarantined = routed
+            routed
                 .as_ref()
-                .is_some_and(|(subject, _)| state.is_quarantined(subject));
-            if quarantined && self.pool.is_none() {
-                // Held behind the record of its subject that failed, in
-                // order; the partition goes on.
-                if let Some((subject, _)) = &routed {
-                    state.quarantine(subject, held_behind(message), &self.status);
-                }
-                state.advance(&partition, offset + 1);
-                return Ok(());
-            }
-            quarantined
+                .is_some_and(|(subject, _)| state.is_quarantined(subject))
         };
         let (event, subject) = match (decoded, routed) {
             (Ok(event), Some((subject, _))) => (event, subject),
@@ -861,48 +883,51 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 return Ok(());
             }
         };
-        let (event, subject) = match &self.pool {
+        // Taken: a quarantined subject's record is held behind by whoever
+        // applies the subject, in the order of its records there (records
+        // of the subject already queued on a thread come first).
+        let job = Job {
+            partition: partition.clone(),
+            offset,
+            shard,
+            subject,
+            event,
+            letter: None,
+            quarantined,
+        };
+        let job = match &self.pool {
             Some(pool) => {
-                let letter = self
-                    .keeps_records
-                    .then(|| policy::dead_letter_of(message, "", ""));
+                // It travels with its record, should the policy keep it.
                 let job = Job {
-                    partition: partition.clone(),
-                    offset,
-                    shard,
-                    subject,
-                    event,
-                    letter,
-                    // Held by its thread, in the order of the subject's
-                    // records there, never here: records of the subject
-                    // already queued there come first.
-                    quarantined,
+                    letter: self
+                        .keeps_records
+                        .then(|| policy::dead_letter_of(message, "", "")),
+                    ..job
                 };
                 match pool.dispatch(job) {
                     Ok(()) => {
-                        // Taken: the commit waits for it to be applied.
+                        // The commit waits for it to be applied.
                         lock(&self.state).advance(&partition, offset + 1);
                         return Ok(());
                     }
-                    // Its thread is gone: apply it here.
-                    Err(job) => (job.event, job.subject),
+                    // Its thread is gone: applied here.
+                    Err(job) => *job,
                 }
             }
-            None => (event, subject),
+            None => job,
         };
-        let outcome = self.apply(&event, &subject)?;
-        match outcome {
-            Ok(()) => {
-                self.status.count(|c| &c.applied);
-                lock(&self.state).advance(&partition, offset + 1);
-            }
-            Err(failure) => self.fail(
-                source,
-                message,
-                &partition,
-                (shard, Some(&subject)),
-                &failure,
-            ),
+        let done = self.applier.apply(job);
+        let pause = {
+            let mut state = lock(&self.state);
+            state.advance(&partition, offset + 1);
+            record::merge(&mut state, &self.status, done, || {
+                Some(policy::dead_letter_of(message, "", ""))
+            })
+        };
+        if let Some((topic, number)) = pause
+            && let Err(err) = source.pause(&topic, number)
+        {
+            tracing::error!(error = %err, "cannot pause the stopped partition; its records are ignored");
         }
         Ok(())
     }
@@ -1030,26 +1055,6 @@ impl<S: Store, A: Apply> Worker<S, A> {
             if let Err(err) = source.seek(&partition.0, partition.1, from) {
                 tracing::error!(topic = %partition.0, partition = partition.1, from, error = %err, "cannot seek back before the next offset");
             }
-        }
-    }
-
-    /// Apply `event` to `subject`'s row. The outer error stops the view
-    /// (the store failed); the inner one is the record's own failure.
-    fn apply(
-        &mut self,
-        event: &WitEvent,
-        subject: &str,
-    ) -> Result<Result<(), Failure>, PipelineError> {
-        let before = lock(&self.state)
-            .current_row(subject)
-            .map_err(|source| self.store_error(source))?;
-        match self.applier.apply(before.as_ref(), event, subject) {
-            Ok(Some(after)) => {
-                lock(&self.state).change(subject, before, after);
-                Ok(Ok(()))
-            }
-            Ok(None) => Ok(Ok(())),
-            Err(failure) => Ok(Err(failure)),
         }
     }
 
@@ -1240,12 +1245,6 @@ fn give_offsets(source: &impl Source, offsets: &TopicPartitionList) {
         // redeliveries, which are recognised.
         tracing::warn!(error = %err, "offset commit to Kafka could not be sent; the store holds the checkpoints");
     }
-}
-
-/// `message` as held in quarantine behind an earlier record of its subject
-/// that failed.
-pub(crate) fn held_behind(message: &impl Message) -> store::DeadLetter {
-    policy::dead_letter_of(message, HELD_BEHIND, HELD_BEHIND_MESSAGE)
 }
 
 /// The class of a record held behind an earlier failed one of its subject.

@@ -14,28 +14,24 @@
 //!   record is applied and merged into the pending batch
 //!   ([`InFlight::wait_idle`]): the batch written with the checkpoints
 //!   holds every row change below them.
-//! - A failure goes to the view's policy when merged ([`ViewState::fail`]);
-//!   records of a shard that stopped, dispatched before the worker learned
-//!   of it, are passed over and left to the restart, as the worker does
-//!   itself. A store failure on a thread is handed to the worker, which
+//! - Each thread runs the view's one record path ([`RecordApplier`], the
+//!   same the worker runs when it applies itself) and merges what it did
+//!   in batches of up to [`MERGE_EVERY`]: a failure goes to the view's
+//!   policy when merged; records of a shard that stopped, dispatched
+//!   before the worker learned of it, are passed over and left to the
+//!   restart. A store failure on a thread is handed to the worker, which
 //!   stops the view with it.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use super::applier::Applier;
-use super::failure::Failure;
-use super::policy::HeldBack;
+use super::record::{self, Done, Job, RecordApplier};
 use super::state::{ViewState, lock};
 use super::status::ViewStatus;
-use super::topic_partition::TopicPartition;
 use crate::apply::Apply;
-use crate::engine::WitEvent;
-use crate::shard::ShardId;
-use crate::store::{DeadLetter, Store, StoredRow, ViewStore};
+use crate::store::Store;
 
 /// How many results a thread keeps before merging them into the batch
 /// (it also merges whenever it has nothing left to do).
@@ -95,45 +91,11 @@ impl InFlight {
         self.epoch.fetch_add(1, Ordering::Release);
     }
 
-    fn epoch(&self) -> u64 {
+    /// Commits so far: a record applier forgets what it changed when it
+    /// moves.
+    pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
-}
-
-/// One record for a thread to apply.
-#[derive(Debug)]
-pub struct Job {
-    /// Where it comes from.
-    pub partition: TopicPartition,
-    /// Its offset.
-    pub offset: i64,
-    /// Its subject's shard.
-    pub shard: ShardId,
-    /// Its subject.
-    pub subject: String,
-    /// The event.
-    pub event: WitEvent,
-    /// The record as kept (its failure filled in if it fails), when the
-    /// view's policy keeps failed records (`dead-letter`, `quarantine`).
-    pub letter: Option<DeadLetter>,
-    /// Its subject was held in quarantine when the job was made: the
-    /// thread holds it behind the subject's earlier records.
-    pub quarantined: bool,
-}
-
-/// What a thread did with a job, until it is merged.
-enum Done {
-    Changed {
-        subject: String,
-        before: Option<StoredRow>,
-        after: Option<StoredRow>,
-    },
-    Unchanged,
-    Failed(Box<(Job, Failure)>),
-    /// Held in quarantine behind an earlier record of its subject.
-    HeldBehind(Box<Job>),
-    Passed,
-    StoreFailed(crate::store::StoreError),
 }
 
 /// The applier threads of one view.
@@ -153,18 +115,13 @@ impl Pool {
     pub fn start<S: Store, A: Apply + Send + 'static>(
         name: &str,
         threads: usize,
-        applier: &Applier<A>,
+        applier: &RecordApplier<A, S::View>,
         state: &Arc<Mutex<ViewState<S>>>,
         status: &Arc<ViewStatus>,
     ) -> std::io::Result<Self> {
-        let (shards, in_flight, view, held_back) = {
+        let (shards, in_flight) = {
             let state = lock(state);
-            (
-                state.shards(),
-                state.in_flight(),
-                state.view().clone(),
-                state.held_back(),
-            )
+            (state.shards(), state.in_flight())
         };
         let count = threads.clamp(1, shards.count() as usize);
         let mut senders = Vec::with_capacity(count);
@@ -173,8 +130,6 @@ impl Pool {
             let (sender, receiver) = mpsc::channel();
             let thread = Thread {
                 applier: applier.fork(),
-                held_back,
-                view: view.clone(),
                 state: Arc::clone(state),
                 status: Arc::clone(status),
                 in_flight: Arc::clone(&in_flight),
@@ -222,12 +177,10 @@ impl Drop for Pool {
     }
 }
 
-/// One applier thread.
+/// One applier thread: the view's record path ([`RecordApplier`]) on its
+/// shards, merging what it did in batches.
 struct Thread<A, S: Store> {
-    applier: Applier<A>,
-    /// What a failure holds back until the worker merged it.
-    held_back: HeldBack,
-    view: S::View,
+    applier: RecordApplier<A, S::View>,
     state: Arc<Mutex<ViewState<S>>>,
     status: Arc<ViewStatus>,
     in_flight: Arc<InFlight>,
@@ -248,16 +201,6 @@ impl Drop for Unwinding {
 impl<A: Apply, S: Store> Thread<A, S> {
     fn run(mut self, jobs: &Receiver<Job>) {
         let _unwinding = Unwinding(Arc::clone(&self.in_flight));
-        // What this thread changed since the last commit, by subject: the
-        // rows as it left them (`None`: deleted).
-        let mut changed: HashMap<String, Option<StoredRow>> = HashMap::new();
-        // Shards stopped on a partition since the last commit, found here
-        // before the worker knows.
-        let mut stopped: HashSet<(ShardId, TopicPartition)> = HashSet::new();
-        // Subjects quarantined since the last commit, found here before the
-        // worker knows: their later records are held behind.
-        let mut quarantined: HashSet<String> = HashSet::new();
-        let mut epoch = self.in_flight.epoch();
         let mut done: Vec<Done> = Vec::new();
         loop {
             let job = if done.is_empty() {
@@ -278,72 +221,9 @@ impl<A: Apply, S: Store> Thread<A, S> {
                     }
                 }
             };
-            let now = self.in_flight.epoch();
-            if now != epoch {
-                // Committed: the store has everything changed before.
-                changed.clear();
-                stopped.clear();
-                quarantined.clear();
-                epoch = now;
-            }
-            done.push(self.apply(job, &mut changed, &mut stopped, &mut quarantined));
+            done.push(self.applier.apply(job));
             if done.len() >= MERGE_EVERY {
                 self.merge(&mut done);
-            }
-        }
-    }
-
-    fn apply(
-        &mut self,
-        job: Job,
-        changed: &mut HashMap<String, Option<StoredRow>>,
-        stopped: &mut HashSet<(ShardId, TopicPartition)>,
-        quarantined: &mut HashSet<String>,
-    ) -> Done {
-        if stopped.contains(&(job.shard, job.partition.clone())) {
-            return Done::Passed;
-        }
-        if job.quarantined || quarantined.contains(&job.subject) {
-            return Done::HeldBehind(Box::new(job));
-        }
-        let before = match changed.get(&job.subject) {
-            Some(row) => row.clone(),
-            None => match self.view.row(&job.subject) {
-                Ok(row) => row,
-                Err(err) => return Done::StoreFailed(err),
-            },
-        };
-        match self
-            .applier
-            .apply(before.as_ref(), &job.event, &job.subject)
-        {
-            Ok(Some(after)) => {
-                self.status.count(|c| &c.applied);
-                changed.insert(job.subject.clone(), after.clone());
-                Done::Changed {
-                    subject: job.subject,
-                    before,
-                    after,
-                }
-            }
-            Ok(None) => {
-                self.status.count(|c| &c.applied);
-                Done::Unchanged
-            }
-            Err(failure) => {
-                match self.held_back {
-                    // Later records of the shard on this partition wait
-                    // for the restart, as the worker leaves them.
-                    HeldBack::ShardOnPartition => {
-                        stopped.insert((job.shard, job.partition.clone()));
-                    }
-                    // Later records of the subject are held behind it.
-                    HeldBack::Subject => {
-                        quarantined.insert(job.subject.clone());
-                    }
-                    HeldBack::Nothing => {}
-                }
-                Done::Failed(Box::new((job, failure)))
             }
         }
     }
@@ -354,49 +234,9 @@ impl<A: Apply, S: Store> Thread<A, S> {
         {
             let mut state = lock(&self.state);
             for outcome in done.drain(..) {
-                match outcome {
-                    Done::Changed {
-                        subject,
-                        before,
-                        after,
-                    } => state.change(&subject, before, after),
-                    Done::Unchanged | Done::Passed => {}
-                    Done::Failed(failed) => {
-                        let (job, failure) = *failed;
-                        let pause = state.fail(
-                            &self.status,
-                            &job.partition,
-                            job.offset,
-                            job.shard,
-                            Some(&job.subject),
-                            &failure,
-                            || {
-                                job.letter.map(|mut letter| {
-                                    failure.class.clone_into(&mut letter.class);
-                                    letter.message.clone_from(&failure.message);
-                                    letter
-                                })
-                            },
-                        );
-                        if pause {
-                            state.pause_later(job.partition);
-                        }
-                    }
-                    Done::HeldBehind(job) => {
-                        let Job {
-                            subject, letter, ..
-                        } = *job;
-                        if let Some(mut letter) = letter {
-                            super::HELD_BEHIND.clone_into(&mut letter.class);
-                            super::HELD_BEHIND_MESSAGE.clone_into(&mut letter.message);
-                            state.quarantine(&subject, letter, &self.status);
-                        } else {
-                            // Jobs travel with their record under
-                            // `quarantine` (`ErrorPolicy::keeps_records`).
-                            tracing::error!(subject = %subject, "a record to hold in quarantine came without its body");
-                        }
-                    }
-                    Done::StoreFailed(err) => state.store_failed(err),
+                // A thread's jobs travel with their records.
+                if let Some(partition) = record::merge(&mut state, &self.status, outcome, || None) {
+                    state.pause_later(partition);
                 }
             }
         }

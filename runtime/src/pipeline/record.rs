@@ -1,0 +1,266 @@
+//! The one path of a routed record: applied to its subject's row, or held
+//! back, and what it did merged into the pending batch. The worker runs it
+//! itself (one applier, or a release) and each applier thread runs it for
+//! its shards ([`super::pool`]): the same code, so what happens to a record
+//! does not depend on how many threads apply.
+//!
+//! # What it promises
+//!
+//! - **G3, G5.** A [`RecordApplier`] applies one record at a time, in the
+//!   order it is given them, reading a row from what it changed since the
+//!   last commit, else from the store; its subjects are applied by no one
+//!   else.
+//! - **G1, G6.** A record that fails goes to the view's policy when it is
+//!   merged ([`merge`], through `ViewState::fail`); until then the applier
+//!   holds back what the policy says ([`HeldBack`]): later records of the
+//!   subject (`quarantine`, held behind it) or of the shard on its
+//!   partition (`stop`, left to the restart).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::applier::Applier;
+use super::failure::Failure;
+use super::policy::HeldBack;
+use super::pool::InFlight;
+use super::state::ViewState;
+use super::status::ViewStatus;
+use super::topic_partition::TopicPartition;
+use crate::apply::Apply;
+use crate::engine::WitEvent;
+use crate::shard::ShardId;
+use crate::store::{DeadLetter, Store, StoreError, StoredRow, ViewStore};
+
+/// One routed record to apply.
+#[derive(Debug)]
+pub struct Job {
+    /// Where it comes from.
+    pub partition: TopicPartition,
+    /// Its offset.
+    pub offset: i64,
+    /// Its subject's shard.
+    pub shard: ShardId,
+    /// Its subject.
+    pub subject: String,
+    /// The event.
+    pub event: WitEvent,
+    /// The record as kept (its failure filled in if it fails), when the
+    /// view's policy keeps failed records and the job goes to another
+    /// thread; the worker's own jobs keep their message instead, and give
+    /// it to [`merge`].
+    pub letter: Option<DeadLetter>,
+    /// Its subject was held in quarantine when the job was made: it is held
+    /// behind the subject's earlier records.
+    pub quarantined: bool,
+}
+
+/// What a [`RecordApplier`] did with a job, until it is merged.
+#[derive(Debug)]
+pub enum Done {
+    /// The row changed (`after: None`: deleted).
+    Changed {
+        /// The subject.
+        subject: String,
+        /// The row before.
+        before: Option<StoredRow>,
+        /// The row after.
+        after: Option<StoredRow>,
+    },
+    /// Applied; the row did not change.
+    Unchanged,
+    /// It failed: for the policy.
+    Failed(Box<(Job, Failure)>),
+    /// Held in quarantine behind an earlier record of its subject.
+    HeldBehind(Box<Job>),
+    /// Its shard stopped on its partition earlier in this batch: left to
+    /// the restart.
+    Passed,
+    /// The store could not be read: the view stops.
+    StoreFailed(StoreError),
+}
+
+/// Applies routed records with one instance of the projection, holding
+/// back what a failure holds back until the next commit.
+#[derive(Debug)]
+pub struct RecordApplier<A, V> {
+    applier: Applier<A>,
+    view: V,
+    held_back: HeldBack,
+    status: Arc<ViewStatus>,
+    in_flight: Arc<InFlight>,
+    /// The commit this applier's memory belongs to.
+    epoch: u64,
+    /// What it changed since the last commit, by subject: the rows as it
+    /// left them (`None`: deleted).
+    changed: HashMap<String, Option<StoredRow>>,
+    /// Shards stopped on a partition since the last commit.
+    stopped: HashSet<(ShardId, TopicPartition)>,
+    /// Subjects quarantined since the last commit.
+    quarantined: HashSet<String>,
+}
+
+impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
+    /// A record applier of `applier` over `view`'s rows, holding back what
+    /// `held_back` says after a failure, forgetting what it changed at each
+    /// commit `in_flight` counts.
+    pub fn new(
+        applier: Applier<A>,
+        view: V,
+        held_back: HeldBack,
+        status: Arc<ViewStatus>,
+        in_flight: Arc<InFlight>,
+    ) -> Self {
+        let epoch = in_flight.epoch();
+        Self {
+            applier,
+            view,
+            held_back,
+            status,
+            in_flight,
+            epoch,
+            changed: HashMap::new(),
+            stopped: HashSet::new(),
+            quarantined: HashSet::new(),
+        }
+    }
+
+    /// Another record applier of the same view, with its own instance of
+    /// the projection.
+    pub fn fork(&self) -> Self
+    where
+        V: Clone,
+    {
+        Self::new(
+            self.applier.fork(),
+            self.view.clone(),
+            self.held_back,
+            Arc::clone(&self.status),
+            Arc::clone(&self.in_flight),
+        )
+    }
+
+    /// What built the rows.
+    pub fn module_hash(&self) -> &str {
+        self.applier.module_hash()
+    }
+
+    /// Apply `job`, or hold it back.
+    pub fn apply(&mut self, job: Job) -> Done {
+        let now = self.in_flight.epoch();
+        if now != self.epoch {
+            // Committed: the store has everything changed before.
+            self.changed.clear();
+            self.stopped.clear();
+            self.quarantined.clear();
+            self.epoch = now;
+        }
+        if self.stopped.contains(&(job.shard, job.partition.clone())) {
+            return Done::Passed;
+        }
+        if job.quarantined || self.quarantined.contains(&job.subject) {
+            return Done::HeldBehind(Box::new(job));
+        }
+        let before = match self.changed.get(&job.subject) {
+            Some(row) => row.clone(),
+            None => match self.view.row(&job.subject) {
+                Ok(row) => row,
+                Err(err) => return Done::StoreFailed(err),
+            },
+        };
+        match self
+            .applier
+            .apply(before.as_ref(), &job.event, &job.subject)
+        {
+            Ok(Some(after)) => {
+                self.status.count(|c| &c.applied);
+                self.changed.insert(job.subject.clone(), after.clone());
+                Done::Changed {
+                    subject: job.subject,
+                    before,
+                    after,
+                }
+            }
+            Ok(None) => {
+                self.status.count(|c| &c.applied);
+                Done::Unchanged
+            }
+            Err(failure) => {
+                match self.held_back {
+                    // Later records of the shard on this partition wait
+                    // for the restart, as the worker leaves them.
+                    HeldBack::ShardOnPartition => {
+                        self.stopped.insert((job.shard, job.partition.clone()));
+                    }
+                    // Later records of the subject are held behind it.
+                    HeldBack::Subject => {
+                        self.quarantined.insert(job.subject.clone());
+                    }
+                    HeldBack::Nothing => {}
+                }
+                Done::Failed(Box::new((job, failure)))
+            }
+        }
+    }
+}
+
+/// Merge `done` into `state`'s pending batch. A job that travelled without
+/// its record gets it from `letter` if the policy keeps it (as a dead
+/// letter, or held in quarantine). Returns the partition to pause, when
+/// the failure stopped every shard of it.
+pub fn merge<S: Store>(
+    state: &mut ViewState<S>,
+    status: &ViewStatus,
+    done: Done,
+    letter: impl FnOnce() -> Option<DeadLetter>,
+) -> Option<TopicPartition> {
+    match done {
+        Done::Changed {
+            subject,
+            before,
+            after,
+        } => state.change(&subject, before, after),
+        Done::Unchanged | Done::Passed => {}
+        Done::Failed(failed) => {
+            let (job, failure) = *failed;
+            let pause = state.fail(
+                status,
+                &job.partition,
+                job.offset,
+                job.shard,
+                Some(&job.subject),
+                &failure,
+                || {
+                    job.letter.or_else(letter).map(|mut letter| {
+                        failure.class.clone_into(&mut letter.class);
+                        letter.message.clone_from(&failure.message);
+                        letter
+                    })
+                },
+            );
+            if pause {
+                return Some(job.partition);
+            }
+        }
+        Done::HeldBehind(job) => {
+            let Job {
+                subject,
+                letter: kept,
+                ..
+            } = *job;
+            match kept.or_else(letter) {
+                Some(mut record) => {
+                    super::HELD_BEHIND.clone_into(&mut record.class);
+                    super::HELD_BEHIND_MESSAGE.clone_into(&mut record.message);
+                    state.quarantine(&subject, record, status);
+                }
+                None => {
+                    // Records travel with their job, or come from the
+                    // worker's message, under `quarantine`.
+                    tracing::error!(subject = %subject, "a record to hold in quarantine came without its body");
+                }
+            }
+        }
+        Done::StoreFailed(err) => state.store_failed(err),
+    }
+    None
+}
