@@ -767,16 +767,6 @@ impl<S: Store, A: Apply> Worker<S, A> {
         }
     }
 
-    /// The next offset to take from `partition`: where its cursor is (in
-    /// memory, else from the store), `None` for a partition the view never
-    /// applied from.
-    fn next_offset(&self, partition: &TopicPartition) -> Result<Option<i64>, PipelineError> {
-        lock(&self.state)
-            .cursor(partition)
-            .map(|cursor| cursor.map(|c| c.next()))
-            .map_err(|source| self.store_error(source))
-    }
-
     /// Apply one record, or hand it to the error policy. A redelivered
     /// record is recognised and not applied again; a record past the
     /// partition's next offset makes `source` deliver from that offset
@@ -795,7 +785,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
         let span =
             tracing::debug_span!("record", topic = %partition.0, partition = partition.1, offset);
         let _entered = span.enter();
-        {
+        let next = {
             let mut state = lock(&self.state);
             if state.fully_stopped(&partition) {
                 // Fetched before the pause took effect; applied after a
@@ -803,8 +793,11 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 return Ok(());
             }
             state.note_delivery(&partition);
-        }
-        let next = self.next_offset(&partition)?;
+            state
+                .cursor(&partition)
+                .map(|cursor| cursor.map(|c| c.next()))
+                .map_err(|source| self.store_error(source))?
+        };
         if let Some(next) = next
             && offset < next
         {

@@ -18,7 +18,7 @@
 //!   committed to the store and flushed, with the offsets to give the group
 //!   before the partitions go (G4).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -37,6 +37,30 @@ use crate::shard::{ShardId, Shards};
 use crate::store::DeadLetter;
 use crate::store::{Store, StoreError, StoredRow, ViewBatch, ViewStore};
 
+/// What the view keeps about one partition.
+#[derive(Debug, Default)]
+struct Partition {
+    /// Assigned to the view now.
+    assigned: bool,
+    /// Where it stands over the shards, including work applied but not yet
+    /// committed; `None` until needed while assigned (read from the store
+    /// then), and after it is revoked (another runtime may move it).
+    cursor: Option<Cursor>,
+    /// Its cursor moved since the last commit.
+    moved: bool,
+    /// Records of it held in quarantine were released since the last
+    /// commit: its Kafka offset may move.
+    unheld: bool,
+    /// The shards halted on it by `on_error = "stop"`, and where: kept for
+    /// the whole run, also across reassignments.
+    stops: BTreeMap<ShardId, i64>,
+    /// Never applied from, and its earliest offset could not be read: not
+    /// started (its records are ignored) until it is assigned again.
+    unstartable: bool,
+    /// When it last delivered a record (or a read of it began).
+    delivered: Option<Instant>,
+}
+
 /// The view's state shared between the worker and the consumer callbacks.
 #[derive(Debug)]
 pub struct ViewState<S: Store> {
@@ -46,23 +70,9 @@ pub struct ViewState<S: Store> {
     view: S::View,
     /// How many shards the view is split into.
     shards: Shards,
-    /// Per assigned partition, where it stands over the shards, including
-    /// work applied but not yet committed to the store.
-    cursors: HashMap<TopicPartition, Cursor>,
-    /// Partitions whose cursor moved since the last commit.
-    moved: BTreeSet<TopicPartition>,
-    /// Partitions whose records held in quarantine were released since the
-    /// last commit: their Kafka offset may move.
-    unheld: BTreeSet<TopicPartition>,
-    /// Per partition, the shards halted on it by `on_error = "stop"` and
-    /// where: kept for the whole run, also across reassignments.
-    stops: HashMap<TopicPartition, BTreeMap<ShardId, i64>>,
-    /// Partitions currently assigned.
-    assigned: BTreeSet<TopicPartition>,
-    /// Assigned partitions never applied from whose earliest offset could
-    /// not be read: not started (their records are ignored) until they are
-    /// assigned again.
-    unstartable: BTreeSet<TopicPartition>,
+    /// Everything the view keeps about each partition it holds or held
+    /// this run: one owner for each piece of per-partition state.
+    partitions: BTreeMap<TopicPartition, Partition>,
     /// Records handed to parallel appliers and not yet merged.
     in_flight: Arc<InFlight>,
     /// Partitions to pause, found stopped by an applier thread.
@@ -71,8 +81,6 @@ pub struct ViewState<S: Store> {
     store_failure: Option<StoreError>,
     /// Partitions read again from before an offset the broker skipped.
     gaps: GapProbes,
-    /// When each partition last delivered a record.
-    delivered: HashMap<TopicPartition, Instant>,
     /// Applied and not yet committed.
     batch: ViewBatch,
     /// Records in `batch` (applied, skipped or dead-lettered).
@@ -100,17 +108,11 @@ impl<S: Store> ViewState<S> {
             store,
             view,
             shards,
-            cursors: HashMap::new(),
-            moved: BTreeSet::new(),
-            unheld: BTreeSet::new(),
-            stops: HashMap::new(),
-            assigned: BTreeSet::new(),
-            unstartable: BTreeSet::new(),
+            partitions: BTreeMap::new(),
             in_flight: Arc::default(),
             pauses: Vec::new(),
             store_failure: None,
             gaps: GapProbes::default(),
-            delivered: HashMap::new(),
             batch: ViewBatch::new(),
             batch_records: 0,
             batch_started: None,
@@ -164,7 +166,21 @@ impl<S: Store> ViewState<S> {
 
     /// The partitions assigned now.
     pub fn assigned_partitions(&self) -> impl Iterator<Item = &TopicPartition> {
-        self.assigned.iter()
+        self.partitions
+            .iter()
+            .filter(|(_, held)| held.assigned)
+            .map(|(partition, _)| partition)
+    }
+
+    /// What the view keeps about `partition`, made when first needed.
+    fn partition(&mut self, partition: &TopicPartition) -> &mut Partition {
+        if !self.partitions.contains_key(partition) {
+            self.partitions
+                .insert(partition.clone(), Partition::default());
+        }
+        self.partitions
+            .get_mut(partition)
+            .unwrap_or_else(|| unreachable!("inserted above"))
     }
 
     /// The partitions' gap probes.
@@ -175,19 +191,14 @@ impl<S: Store> ViewState<S> {
     /// Note that `partition` delivered a record now (or that a read of it
     /// began now, to give it its own quiet time).
     pub fn note_delivery(&mut self, partition: &TopicPartition) {
-        let now = Instant::now();
-        match self.delivered.get_mut(partition) {
-            Some(at) => *at = now,
-            None => {
-                self.delivered.insert(partition.clone(), now);
-            }
-        }
+        self.partition(partition).delivered = Some(Instant::now());
     }
 
     /// True when `partition` delivered nothing for `idle`.
     pub fn quiet_for(&self, partition: &TopicPartition, idle: std::time::Duration) -> bool {
-        self.delivered
+        self.partitions
             .get(partition)
+            .and_then(|held| held.delivered)
             .is_none_or(|at| at.elapsed() >= idle)
     }
 
@@ -236,28 +247,37 @@ impl<S: Store> ViewState<S> {
         &mut self,
         partition: &TopicPartition,
     ) -> Result<Option<&mut Cursor>, StoreError> {
-        if !self.cursors.contains_key(partition) {
+        let in_memory = self
+            .partitions
+            .get(partition)
+            .is_some_and(|held| held.cursor.is_some());
+        if !in_memory {
             let (topic, number) = (&partition.0, partition.1);
             let Some(next) = self.view.checkpoint(topic, number)? else {
                 return Ok(None);
             };
             let mut cursor = Cursor::new(next, self.view.shard_checkpoints(topic, number)?);
+            let held = self.partition(partition);
             // A shard stopped earlier in this run stays stopped, unless
             // another owner moved it on meanwhile: then its stop is over.
-            if let Some(stops) = self.stops.get_mut(partition) {
-                stops.retain(|shard, at| *at >= cursor.shard_next(*shard));
-                for shard in stops.keys() {
-                    cursor.stop(*shard, cursor.shard_next(*shard));
-                }
+            held.stops
+                .retain(|shard, at| *at >= cursor.shard_next(*shard));
+            for shard in held.stops.keys() {
+                cursor.stop(*shard, cursor.shard_next(*shard));
             }
-            self.cursors.insert(partition.clone(), cursor);
+            held.cursor = Some(cursor);
         }
-        Ok(self.cursors.get_mut(partition))
+        Ok(self
+            .partitions
+            .get_mut(partition)
+            .and_then(|held| held.cursor.as_mut()))
     }
 
     /// The cursor of `partition` if it is in memory.
     pub fn cursor_in_memory(&self, partition: &TopicPartition) -> Option<&Cursor> {
-        self.cursors.get(partition)
+        self.partitions
+            .get(partition)
+            .and_then(|held| held.cursor.as_ref())
     }
 
     /// Every record of `partition` below `next` is taken: move its cursor
@@ -266,11 +286,11 @@ impl<S: Store> ViewState<S> {
     pub fn advance(&mut self, partition: &TopicPartition, next: i64) {
         // The partition moved on: a gap probe of it, if any, is over.
         self.gaps.clear(partition);
-        self.cursors
-            .entry(partition.clone())
-            .or_insert_with(|| Cursor::new(next, BTreeMap::new()))
+        let held = self.partition(partition);
+        held.cursor
+            .get_or_insert_with(|| Cursor::new(next, BTreeMap::new()))
             .advance(next);
-        self.moved.insert(partition.clone());
+        held.moved = true;
         self.batch_records += 1;
         self.batch_started.get_or_insert_with(Instant::now);
     }
@@ -279,18 +299,15 @@ impl<S: Store> ViewState<S> {
     /// go on past it once the record is taken. Returns true when every
     /// shard of the partition is stopped now (the partition can be paused).
     fn stop(&mut self, partition: &TopicPartition, shard: ShardId, offset: i64) -> bool {
-        self.stops
-            .entry(partition.clone())
-            .or_default()
-            .entry(shard)
-            .or_insert(offset);
-        let cursor = self
-            .cursors
-            .entry(partition.clone())
-            .or_insert_with(|| Cursor::new(offset, BTreeMap::new()));
+        let shards = self.shards;
+        let held = self.partition(partition);
+        held.stops.entry(shard).or_insert(offset);
+        let cursor = held
+            .cursor
+            .get_or_insert_with(|| Cursor::new(offset, BTreeMap::new()));
         cursor.stop(shard, offset);
-        let all = cursor.all_stopped(self.shards);
-        self.moved.insert(partition.clone());
+        let all = cursor.all_stopped(shards);
+        held.moved = true;
         self.batch_started.get_or_insert_with(Instant::now);
         all
     }
@@ -398,11 +415,11 @@ impl<S: Store> ViewState<S> {
         for (shard, next) in &at {
             cursor.stop(*shard, *next);
         }
-        let stops = self.stops.entry(partition.clone()).or_default();
+        let held = self.partition(partition);
         for (shard, next) in &at {
-            stops.entry(*shard).or_insert(*next);
+            held.stops.entry(*shard).or_insert(*next);
         }
-        self.moved.insert(partition.clone());
+        held.moved = true;
         self.batch_started.get_or_insert_with(Instant::now);
         Ok(at.into_iter().map(|(shard, _)| shard).collect())
     }
@@ -411,24 +428,28 @@ impl<S: Store> ViewState<S> {
     /// the stops kept across reassignments only seed a new cursor), or the
     /// partition could not be started.
     pub fn fully_stopped(&self, partition: &TopicPartition) -> bool {
-        self.unstartable.contains(partition)
-            || self
-                .cursors
-                .get(partition)
-                .is_some_and(|cursor| cursor.all_stopped(self.shards))
+        self.partitions.get(partition).is_some_and(|held| {
+            held.unstartable
+                || held
+                    .cursor
+                    .as_ref()
+                    .is_some_and(|cursor| cursor.all_stopped(self.shards))
+        })
     }
 
     /// `partition`, never applied from, cannot be started (its earliest
     /// offset is unknown): its records are ignored until it is assigned
     /// again.
     pub fn unstartable(&mut self, partition: &TopicPartition) {
-        self.unstartable.insert(partition.clone());
+        self.partition(partition).unstartable = true;
     }
 
     /// Write the moved cursors' checkpoints into the pending batch.
     fn write_cursors(&mut self) {
-        for partition in std::mem::take(&mut self.moved) {
-            if let Some(cursor) = self.cursors.get_mut(&partition) {
+        for (partition, held) in &mut self.partitions {
+            if std::mem::take(&mut held.moved)
+                && let Some(cursor) = &mut held.cursor
+            {
                 cursor.write(&partition.0, partition.1, self.shards, &mut self.batch);
             }
         }
@@ -509,20 +530,27 @@ impl<S: Store> ViewState<S> {
             status.committed(topic, *partition, *next);
             moved.insert((topic.clone(), *partition), *next);
         }
-        let released = self
+        let released: BTreeSet<TopicPartition> = self
             .batch
             .dead_letters()
             .iter()
             .filter(|(_, l)| l.is_none())
             .map(|(origin, _)| (origin.topic.clone(), origin.partition))
-            .chain(std::mem::take(&mut self.unheld));
-        for partition in released {
-            if let Some(cursor) = self.cursors.get(&partition) {
-                moved.entry(partition).or_insert(cursor.position());
+            .collect();
+        for (partition, held) in &mut self.partitions {
+            let unheld = std::mem::take(&mut held.unheld);
+            if (unheld || released.contains(partition))
+                && let Some(cursor) = &held.cursor
+            {
+                moved.entry(partition.clone()).or_insert(cursor.position());
             }
         }
         for (partition, next) in moved {
-            if !self.assigned.contains(&partition) {
+            if !self
+                .partitions
+                .get(&partition)
+                .is_some_and(|held| held.assigned)
+            {
                 continue;
             }
             let next = self
@@ -576,7 +604,7 @@ impl<S: Store> ViewState<S> {
             .and_then(|quarantine| quarantine.released(subject, sequence))
         {
             // Its offset may be committed to Kafka now.
-            self.unheld.insert(partition);
+            self.partition(&partition).unheld = true;
         }
         self.batch.release_quarantined(subject, sequence);
         self.batch_started.get_or_insert_with(Instant::now);
@@ -628,7 +656,7 @@ impl<S: Store> ViewState<S> {
         }
         // Its offset may be committed to Kafka now, unless it is held for
         // the dead-letter topic (`held_from` says).
-        self.unheld.insert((origin.topic, origin.partition));
+        self.partition(&(origin.topic, origin.partition)).unheld = true;
         self.batch_started.get_or_insert_with(Instant::now);
         status.count(|c| &c.discarded);
         if let Some(letters) = self.policy.dead_letters() {
@@ -745,7 +773,9 @@ impl<S: Store> ViewState<S> {
 
     /// The assignment failed: no partition is assigned any more.
     pub fn drop_assignment(&mut self) {
-        self.assigned.clear();
+        for held in self.partitions.values_mut() {
+            held.assigned = false;
+        }
     }
 
     /// Record that `partitions` are now assigned (in addition to the
@@ -758,14 +788,17 @@ impl<S: Store> ViewState<S> {
         status: &ViewStatus,
     ) -> Vec<TopicPartition> {
         if !incremental {
-            self.assigned.clear();
-            self.unstartable.clear();
+            for held in self.partitions.values_mut() {
+                held.assigned = false;
+                held.unstartable = false;
+            }
         }
         for partition in partitions {
+            let held = self.partition(partition);
+            held.assigned = true;
             // Assigned again: its start is looked up again.
-            self.unstartable.remove(partition);
+            held.unstartable = false;
         }
-        self.assigned.extend(partitions.iter().cloned());
         status.assignment(partitions, incremental);
         partitions
             .iter()
@@ -794,12 +827,14 @@ impl<S: Store> ViewState<S> {
         let offsets = self.commit_batch(status);
         for partition in partitions {
             status.assigned(&partition.0, partition.1, false);
-            self.assigned.remove(partition);
-            self.unstartable.remove(partition);
-            self.cursors.remove(partition);
-            self.moved.remove(partition);
             self.gaps.clear(partition);
-            self.delivered.remove(partition);
+            if let Some(held) = self.partitions.get_mut(partition) {
+                // Only the stops of this run outlive the assignment.
+                *held = Partition {
+                    stops: std::mem::take(&mut held.stops),
+                    ..Partition::default()
+                };
+            }
         }
         offsets
     }
