@@ -9,9 +9,16 @@
 // | `misbehave.throw`       | throws an exception that is not a ProjectionError |
 // | `misbehave.clock`       | reads the clock                                   |
 // | `misbehave.random`      | reads a random number                             |
+// | `misbehave.captured-random` | calls `Math.random` taken at import           |
+// | `misbehave.captured-clock`  | calls `Date.now` taken at import              |
 // | `misbehave.error`       | refuses the event (`rejected`)                    |
 // | anything else           | counts: `{"count": n}`                            |
 import { ProjectionError, Update } from "projector-sdk";
+
+// Taken when the module is evaluated, after the SDK it imports: the guards
+// still refuse them inside `apply`.
+const capturedRandom = Math.random;
+const capturedNow = Date.now;
 
 /** @implements {import("projector-sdk").Projection<{count: number}>} */
 export class Misbehaving {
@@ -39,6 +46,10 @@ export class Misbehaving {
         return Update.set({ now: Date.now() });
       case "misbehave.random":
         return Update.set({ r: Math.random() });
+      case "misbehave.captured-random":
+        return Update.set({ r: capturedRandom() });
+      case "misbehave.captured-clock":
+        return Update.set({ now: capturedNow() });
       case "misbehave.error":
         throw ProjectionError.rejected(`refusing event ${event.id} on purpose`);
       default:

@@ -9,12 +9,22 @@ a hostile or buggy Python guest. The Python sibling of
 | ``misbehave.throw``       | raises an exception that is not a ProjectionError |
 | ``misbehave.clock``       | reads the clock                                |
 | ``misbehave.random``      | reads a random number                          |
+| ``misbehave.captured-random`` | calls ``random()`` taken at import       |
+| ``misbehave.captured-clock``  | calls ``time()`` taken at import         |
+| ``misbehave.datetime``    | reads ``datetime.now()``                       |
+| ``misbehave.urandom``     | reads ``os.urandom()``                         |
+| ``misbehave.uuid``        | makes a ``uuid.uuid4()``                       |
 | ``misbehave.error``       | refuses the event (``rejected``)               |
 | anything else           | counts: ``{"count": n}``                         |
 """
 
+import os
 import random
 import time
+import uuid
+from datetime import datetime
+from random import random as captured_random
+from time import time as captured_time
 
 from projector_sdk import ProjectionError, Set
 
@@ -36,6 +46,16 @@ class Misbehaving:
             return Set({"now": time.time()})
         if kind == "misbehave.random":
             return Set({"r": random.random()})
+        if kind == "misbehave.captured-random":
+            return Set({"r": captured_random()})
+        if kind == "misbehave.captured-clock":
+            return Set({"now": captured_time()})
+        if kind == "misbehave.datetime":
+            return Set({"now": datetime.now().isoformat()})
+        if kind == "misbehave.urandom":
+            return Set({"r": os.urandom(4).hex()})
+        if kind == "misbehave.uuid":
+            return Set({"id": str(uuid.uuid4())})
         if kind == "misbehave.error":
             raise ProjectionError.rejected(f"refusing event {event.id} on purpose")
         count = (state or {}).get("count", 0)

@@ -19,6 +19,10 @@
 import { log as hostLog, reportPanic } from "projector:projection/log@0.1.0";
 import { Event, ProjectionError, applyRaw, routeLog } from "./index.js";
 import { freeze } from "./determinism.js";
+// Refused from the moment the glue is evaluated, before the projection's own
+// module (which the entry imports after it), so that a function it takes at
+// import (`const random = Math.random`) is refused too.
+freeze();
 /** The event as the SDK shows it: offsets as numbers, the rest as given. */
 function fromWit(event) {
     const origin = event.origin;
@@ -64,7 +68,6 @@ function describeThrown(thrown) {
  */
 export function component(projection) {
     routeLog((level, message) => hostLog(level, message));
-    freeze();
     return (state, event) => {
         try {
             return applyRaw(projection, state, fromWit(event));

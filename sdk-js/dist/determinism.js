@@ -6,81 +6,108 @@
  * state advances per call, so its values would depend on the instance's
  * history; with `clocks` disabled, the clock reads would be meaningless.)
  *
+ * The guards replace `Date`, `Math.random`, `performance.now` and
+ * `crypto.getRandomValues`/`randomUUID` when this SDK is first evaluated,
+ * so a projection module that imports the SDK (its imports are evaluated
+ * before its own code) gets the guards even when it keeps a function at
+ * import (`const random = Math.random`). Outside a projection call they call
+ * through to the originals: the mock host refuses them only while it applies
+ * ({@link frozen}), the component always ({@link freeze}).
+ *
  * @module
  */
 import { ProjectionError } from "./index.js";
-function refuse(what, instead) {
-    return () => {
-        throw new ProjectionError(ProjectionError.NONDETERMINISTIC, `${what} is not available in a projection: apply must be a pure function of (row, event); ${instead}`);
-    };
-}
 const useEventTime = "use the event's `time` or its Kafka timestamp";
 const useEventId = "derive what you need from the event (its id)";
-/** What freezing replaces: (object, property, replacement). */
-function patches() {
-    const found = [];
-    const OriginalDate = globalThis.Date;
-    const refuseNow = refuse("new Date() (the current time)", useEventTime);
-    const FrozenDate = new Proxy(OriginalDate, {
-        construct(target, args, newTarget) {
-            if (args.length === 0) {
-                refuseNow();
-            }
-            return Reflect.construct(target, args, newTarget);
-        },
-        apply() {
-            return refuse("Date() (the current time)", useEventTime)();
-        },
-        get(target, property, receiver) {
-            if (property === "now") {
-                return refuse("Date.now()", useEventTime);
-            }
-            return Reflect.get(target, property, receiver);
-        },
-    });
-    found.push({ target: globalThis, name: "Date", value: FrozenDate });
-    found.push({ target: Math, name: "random", value: refuse("Math.random()", useEventId) });
-    const performance = globalThis.performance;
-    if (performance !== undefined) {
-        found.push({ target: performance, name: "now", value: refuse("performance.now()", useEventTime) });
-    }
-    const crypto = globalThis.crypto;
-    if (crypto !== undefined) {
-        found.push({ target: crypto, name: "getRandomValues", value: refuse("crypto.getRandomValues()", useEventId) });
-        found.push({ target: crypto, name: "randomUUID", value: refuse("crypto.randomUUID()", useEventId) });
-    }
-    return found;
+/** Calls of the mock host in progress. */
+let depth = 0;
+/** True in the component: refused for good. */
+let always = false;
+function refusing() {
+    return always || depth > 0;
 }
-function install(patch) {
-    Object.defineProperty(patch.target, patch.name, {
-        value: patch.value,
+function refusal(what, instead) {
+    return new ProjectionError(ProjectionError.NONDETERMINISTIC, `${what} is not available in a projection: apply must be a pure function of (row, event); ${instead}`);
+}
+function install(target, name, value) {
+    Object.defineProperty(target, name, {
+        value,
         writable: true,
         configurable: true,
         enumerable: false,
     });
 }
-/** Replace the clock and randomness reads for good (the component). */
-export function freeze() {
-    patches().forEach(install);
+/** Replace `target[name]`, a function, with one that refuses while refusing. */
+function guard(target, name, what, instead) {
+    const original = target[name];
+    if (typeof original !== "function") {
+        return;
+    }
+    install(target, name, function guarded(...args) {
+        if (refusing()) {
+            throw refusal(what, instead);
+        }
+        return original.apply(this, args);
+    });
 }
-/** Replace them for the duration of `call` (the mock host), then restore them. */
+/** Installed once per global scope, however many copies of the SDK load. */
+const INSTALLED = Symbol.for("projector-sdk.determinism-guards");
+function installGuards() {
+    const global = globalThis;
+    if (global[INSTALLED]) {
+        return;
+    }
+    global[INSTALLED] = true;
+    const OriginalDate = globalThis.Date;
+    const GuardedDate = new Proxy(OriginalDate, {
+        construct(target, args, newTarget) {
+            if (args.length === 0 && refusing()) {
+                throw refusal("new Date() (the current time)", useEventTime);
+            }
+            return Reflect.construct(target, args, newTarget);
+        },
+        apply(target, self, args) {
+            if (refusing()) {
+                throw refusal("Date() (the current time)", useEventTime);
+            }
+            return Reflect.apply(target, self, args);
+        },
+        get(target, property, receiver) {
+            if (property === "now") {
+                return function now() {
+                    if (refusing()) {
+                        throw refusal("Date.now()", useEventTime);
+                    }
+                    return target.now();
+                };
+            }
+            return Reflect.get(target, property, receiver);
+        },
+    });
+    install(globalThis, "Date", GuardedDate);
+    guard(Math, "random", "Math.random()", useEventId);
+    if (global.performance !== undefined) {
+        guard(global.performance, "now", "performance.now()", useEventTime);
+    }
+    if (global.crypto !== undefined) {
+        guard(global.crypto, "getRandomValues", "crypto.getRandomValues()", useEventId);
+        guard(global.crypto, "randomUUID", "crypto.randomUUID()", useEventId);
+    }
+}
+/** Refuse the clock and randomness reads for good (the component). */
+export function freeze() {
+    installGuards();
+    always = true;
+}
+/** Refuse them for the duration of `call` (the mock host). */
 export function frozen(call) {
-    const saved = patches().map((patch) => ({
-        patch,
-        own: Object.getOwnPropertyDescriptor(patch.target, patch.name),
-    }));
-    saved.forEach(({ patch }) => install(patch));
+    installGuards();
+    depth += 1;
     try {
         return call();
     }
     finally {
-        for (const { patch, own } of saved) {
-            if (own === undefined) {
-                delete patch.target[patch.name];
-            }
-            else {
-                Object.defineProperty(patch.target, patch.name, own);
-            }
-        }
+        depth -= 1;
     }
 }
+installGuards();

@@ -27,6 +27,11 @@ import type {
 import { Event, ProjectionError, applyRaw, routeLog, type Projection } from "./index.js";
 import { freeze } from "./determinism.js";
 
+// Refused from the moment the glue is evaluated, before the projection's own
+// module (which the entry imports after it), so that a function it takes at
+// import (`const random = Math.random`) is refused too.
+freeze();
+
 /** The event as the SDK shows it: offsets as numbers, the rest as given. */
 function fromWit(event: WitEvent): Event {
   const origin = event.origin;
@@ -75,7 +80,6 @@ export function component<Row>(
   projection: Projection<Row>,
 ): (state: string | undefined, event: WitEvent) => WitUpdate {
   routeLog((level, message) => hostLog(level, message));
-  freeze();
   return (state, event) => {
     try {
       return applyRaw(projection, state, fromWit(event));

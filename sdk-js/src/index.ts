@@ -30,11 +30,16 @@
  * Determinism: inside `apply`, `Date.now()`, `new Date()` with no argument,
  * `performance.now()`, `Math.random()` and `crypto.getRandomValues()` throw
  * a `nondeterministic` ProjectionError, in the component and in the mock host
- * alike. The component has no clock, randomness, filesystem or network:
+ * alike, also when the projection took the function at import
+ * (`const random = Math.random`) after importing this SDK. The component has no clock, randomness, filesystem or network:
  * componentize-js is run with every WASI feature disabled.
  *
  * @module
  */
+
+// The clock and randomness guards, installed as soon as the SDK is evaluated
+// (they refuse only inside a projection call; see `determinism`).
+import "./determinism.js";
 
 /** A JSON value: what a row is, and what `Event.dataJson` returns. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };

@@ -232,3 +232,7 @@ class _Log:
 
 #: ``log.info("...")`` and its siblings.
 log = _Log()
+
+# The clock and randomness guards, installed as soon as the SDK is imported
+# (they refuse only inside a projection call; see `_determinism`).
+from . import _determinism  # noqa: E402,F401

@@ -19,6 +19,11 @@ from wit_world.imports import types
 from . import Event, KafkaOrigin, Projection, ProjectionError, apply_raw, log
 from ._determinism import freeze
 
+# Refused from the moment the glue is imported, before the projection's own
+# module (which ``app.py`` imports after it), so that a function it takes at
+# import (``from random import random``) is the guarded one.
+freeze()
+
 _LEVELS = {
     "trace": wit_log.Level.TRACE,
     "debug": wit_log.Level.DEBUG,
@@ -67,7 +72,6 @@ def world(projection: Projection) -> type:
     """The ``WitWorld`` class componentize-py exports, applying with
     ``projection``."""
     log._route(lambda level, message: wit_log.log(_LEVELS.get(level, wit_log.Level.INFO), message))
-    freeze()
 
     class WitWorld(wit_world.WitWorld):
         def apply(self, state, event):

@@ -10,11 +10,18 @@ import { Misbehaving } from "../misbehaving.js";
 
 test("failures have their codes and the rest counts", () => {
   const host = new MockHost(new Misbehaving());
-  const codes = ["tick", "misbehave.throw", "misbehave.clock", "misbehave.random", "misbehave.error", "tick"].map((type) => {
+  const kinds = [
+    "tick", "misbehave.throw", "misbehave.clock", "misbehave.random",
+    "misbehave.captured-random", "misbehave.captured-clock", "misbehave.error", "tick",
+  ];
+  const codes = kinds.map((type) => {
     const outcome = host.publish(new EventBuilder(type).subject("s"));
     return outcome.outcome === "failed" ? outcome.code : outcome.outcome;
   });
-  assert.deepEqual(codes, ["applied", "panic", "nondeterministic", "nondeterministic", "rejected", "applied"]);
+  assert.deepEqual(codes, [
+    "applied", "panic", "nondeterministic", "nondeterministic",
+    "nondeterministic", "nondeterministic", "rejected", "applied",
+  ]);
   assert.deepEqual(host.expectRow("s"), { count: 2 });
   assert.match(host.failures[0].message, /TypeError: misbehaving on purpose/);
 });
