@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use customer_view::CustomerView;
-use projector::engine::{Engine, EngineConfig, WitEvent};
+use projector::engine::{Engine, EngineConfig};
+use projector::event::Event;
 use projector_sdk::RawProjection;
 use projector_sdk::projection::Typed;
 
@@ -28,7 +29,7 @@ fn bench(c: &mut Criterion) {
     let mut instance = module.instance();
     let row = row();
     let sdk_event = event();
-    let wit_event = WitEvent::from(&sdk_event);
+    let event = Event::from(&sdk_event);
     println!(
         "input: row {} bytes, event data {} bytes",
         row.len(),
@@ -36,7 +37,7 @@ fn bench(c: &mut Criterion) {
     );
     // Both paths must agree before we time them.
     let wasm_out = instance
-        .apply(Some(&row), &wit_event)
+        .apply(Some(&row), &event)
         .unwrap_or_else(|err| panic!("wasm: {err}"));
     let native_out = Typed::<CustomerView>::apply(Some(&row), &sdk_event)
         .unwrap_or_else(|err| panic!("native: {err}"));
@@ -44,7 +45,7 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("customer-view apply");
     group.bench_function("wasm", |b| {
-        b.iter(|| instance.apply(Some(&row), &wit_event));
+        b.iter(|| instance.apply(Some(&row), &event));
     });
     group.bench_function("native", |b| {
         b.iter(|| Typed::<CustomerView>::apply(Some(&row), &sdk_event));
@@ -53,7 +54,7 @@ fn bench(c: &mut Criterion) {
 
     let window = Duration::from_secs(3);
     let wasm = rate(window, || {
-        let _ = std::hint::black_box(instance.apply(Some(&row), &wit_event));
+        let _ = std::hint::black_box(instance.apply(Some(&row), &event));
     });
     let native = rate(window, || {
         let _ = std::hint::black_box(Typed::<CustomerView>::apply(Some(&row), &sdk_event));
@@ -61,8 +62,9 @@ fn bench(c: &mut Criterion) {
     // The same event with a type the projection ignores before parsing
     // anything: what remains is the cost of crossing the boundary (lowering
     // the event, lifting the update) and of the engine's bookkeeping.
-    let mut ignored = wit_event.clone();
-    ignored.type_ = "SomethingElse".into();
+    let mut ignored = sdk_event.clone();
+    ignored.ty = "SomethingElse".into();
+    let ignored = Event::from(&ignored);
     let boundary = rate(window, || {
         let _ = std::hint::black_box(instance.apply(Some(&row), &ignored));
     });

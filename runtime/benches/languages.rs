@@ -30,7 +30,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use projector::engine::{Engine, EngineConfig, WitEvent};
+use projector::engine::{Engine, EngineConfig};
+use projector::event::Event;
 
 mod common;
 use common::{event, rate, row};
@@ -213,7 +214,7 @@ fn no_op_rate(language: &str, wasm: &[u8]) -> f64 {
         .unwrap_or_else(|err| panic!("{language} no-op: {err}"));
     let mut instance = module.instance();
     let row = row();
-    let event = WitEvent::from(&event());
+    let event = Event::from(&event());
     assert_eq!(
         instance.apply(Some(&row), &event).ok(),
         Some(projector_sdk::Update::Ignore),
@@ -253,7 +254,7 @@ fn measure(port: &Port, cache: &Path, c: &mut Criterion) -> Figures {
     let cached_load = started.elapsed();
 
     let row = row();
-    let event = WitEvent::from(&event());
+    let event = Event::from(&event());
     let mut instance = module.instance();
     let started = Instant::now();
     instance
@@ -287,7 +288,7 @@ fn measure(port: &Port, cache: &Path, c: &mut Criterion) -> Figures {
     let calls_per_second = rate(Duration::from_secs(3), || {
         let _ = std::hint::black_box(instance.apply(Some(&row), &event));
     });
-    let ignored = WitEvent::from(&ignored_event());
+    let ignored = Event::from(&ignored_event());
     assert_eq!(
         instance.apply(Some(&row), &ignored).ok(),
         Some(projector_sdk::Update::Ignore),
@@ -335,7 +336,7 @@ fn bench(c: &mut Criterion) {
     // The three must agree before they are timed.
     let engine = Engine::new(EngineConfig::default()).unwrap_or_else(|err| panic!("engine: {err}"));
     let row = row();
-    let event = WitEvent::from(&event());
+    let event = Event::from(&event());
     let outputs: Vec<_> = ports
         .iter()
         .map(|Port { language, wasm, .. }| {

@@ -13,7 +13,8 @@
 use projector_sdk::native::{NativeApplier, NativeError};
 use projector_sdk::{LogRecord, RawProjection, RawUpdate, Update};
 
-use crate::engine::{ApplyError, EngineConfig, Instance, WitEvent, check_row};
+use crate::engine::{ApplyError, EngineConfig, Instance, check_row};
+use crate::event::Event;
 
 /// Applies events to rows for one view's worker.
 pub trait Apply {
@@ -25,7 +26,7 @@ pub trait Apply {
     ///
     /// # Errors
     /// The projection's failure, typed.
-    fn apply(&mut self, state: Option<&String>, event: &WitEvent) -> Result<RawUpdate, ApplyError>;
+    fn apply(&mut self, state: Option<&String>, event: &Event) -> Result<RawUpdate, ApplyError>;
 
     /// The log records emitted since the last call, oldest first.
     fn take_logs(&mut self) -> Vec<LogRecord>;
@@ -54,7 +55,7 @@ impl Apply for Instance {
         self.module().hash()
     }
 
-    fn apply(&mut self, state: Option<&String>, event: &WitEvent) -> Result<RawUpdate, ApplyError> {
+    fn apply(&mut self, state: Option<&String>, event: &Event) -> Result<RawUpdate, ApplyError> {
         Instance::apply(self, state, event)
     }
 
@@ -109,7 +110,7 @@ impl<P: RawProjection> Apply for NativeProjection<P> {
         &self.hash
     }
 
-    fn apply(&mut self, state: Option<&String>, event: &WitEvent) -> Result<RawUpdate, ApplyError> {
+    fn apply(&mut self, state: Option<&String>, event: &Event) -> Result<RawUpdate, ApplyError> {
         let event = projector_sdk::Event::from(event);
         match self.applier.apply(state.map(String::as_str), &event) {
             Ok(Update::Set(row)) => check_row(row, self.max_row_bytes).map(Update::Set),

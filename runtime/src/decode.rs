@@ -25,6 +25,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::engine::{WitEvent, WitKafkaOrigin};
+use crate::event::Event;
 
 /// The only CloudEvents version accepted.
 pub const SPEC_VERSION: &str = "1.0";
@@ -101,6 +102,13 @@ impl Record<'_> {
 
 /// Decode `record`, whose headers are `headers` (name, value) in order.
 pub fn decode<'h>(
+    record: &Record<'_>,
+    headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+) -> Result<Event, DecodeError> {
+    decode_wit(record, headers).map(Event::from_wit)
+}
+
+fn decode_wit<'h>(
     record: &Record<'_>,
     headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
 ) -> Result<WitEvent, DecodeError> {
@@ -349,6 +357,14 @@ fn structured_data(value: Value, datacontenttype: Option<&str>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The decoder's record, to look at every field.
+    fn decode<'h>(
+        record: &Record<'_>,
+        headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+    ) -> Result<WitEvent, DecodeError> {
+        super::decode(record, headers).map(Event::into_wit)
+    }
 
     fn record(value: Option<&[u8]>) -> Record<'_> {
         Record {

@@ -35,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod engine;
+pub mod event;
 pub mod files;
 pub mod http;
 pub mod kafka;

@@ -52,7 +52,8 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, types::ComponentItem};
 use wasmtime::{Store, Trap};
 
-pub use bindings::{WitEvent, WitKafkaOrigin};
+use crate::event::Event;
+pub(crate) use bindings::{WitEvent, WitKafkaOrigin};
 pub use config::EngineConfig;
 pub use error::{ApplyError, ConfigError, EngineError, LoadError};
 pub use retry::Retry;
@@ -443,8 +444,9 @@ impl Instance {
     pub fn apply(
         &mut self,
         state: Option<&String>,
-        event: &WitEvent,
+        event: &Event,
     ) -> Result<RawUpdate, ApplyError> {
+        let event = event.wit();
         let logs_before = self.logs.len();
         match self.call(state, event) {
             (Err(ApplyError::MemoryExceeded { .. }), Served::Before) => {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use projector_sdk::testing::{Applier, FailureCode, MockHost};
 use projector_sdk::{Event, LogRecord, RawUpdate};
 
-use super::{ApplyError, Engine, EngineConfig, Instance, LoadError, Retry, WitEvent};
+use super::{ApplyError, Engine, EngineConfig, Instance, LoadError, Retry};
 
 /// Applies events through a wasm [`Instance`].
 #[derive(Debug)]
@@ -56,7 +56,7 @@ impl Applier for WasmApplier {
 
     fn apply(&mut self, state: Option<&str>, event: &Event) -> Result<RawUpdate, ApplyError> {
         let state = state.map(str::to_owned);
-        let event = WitEvent::from(event);
+        let event = crate::event::Event::from(event);
         match self.retry {
             Some(retry) => retry.run(|| self.instance.apply(state.as_ref(), &event), |_, _, _| {}),
             None => self.instance.apply(state.as_ref(), &event),

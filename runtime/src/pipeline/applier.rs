@@ -14,7 +14,8 @@ use super::failure::Failure;
 use super::status::ViewStatus;
 use crate::apply::Apply;
 use crate::config::ViewConfig;
-use crate::engine::{ApplyError, Retry, WitEvent};
+use crate::engine::{ApplyError, Retry};
+use crate::event::Event;
 use crate::store::StoredRow;
 
 /// Applies records with one instance of a view's projection.
@@ -62,7 +63,7 @@ impl<A: Apply> Applier<A> {
     pub fn apply(
         &mut self,
         before: Option<&StoredRow>,
-        event: &WitEvent,
+        event: &Event,
         subject: &str,
     ) -> Result<Option<Option<StoredRow>>, Failure> {
         let update = self
@@ -72,7 +73,7 @@ impl<A: Apply> Applier<A> {
             Update::Set(json) => Some(Some(StoredRow {
                 json,
                 version: before.map_or(1, |row| row.version + 1),
-                last_event_id: event.id.clone(),
+                last_event_id: event.id().to_owned(),
             })),
             Update::Delete => before.is_some().then_some(None),
             Update::Ignore => None,
@@ -82,7 +83,7 @@ impl<A: Apply> Applier<A> {
     fn apply_with_retries(
         &mut self,
         state: Option<&String>,
-        event: &WitEvent,
+        event: &Event,
         subject: &str,
     ) -> Result<Update<String>, ApplyError> {
         let Self {
@@ -107,7 +108,7 @@ impl<A: Apply> Applier<A> {
                         .counters
                         .guest_logs_dropped
                         .fetch_add(dropped, Ordering::Relaxed);
-                    tracing::warn!(target: "projector::guest", subject, event = %event.id, dropped, "guest log records dropped (over max_log_records_per_call)");
+                    tracing::warn!(target: "projector::guest", subject, event = %event.id(), dropped, "guest log records dropped (over max_log_records_per_call)");
                 }
                 let recycled = projection.take_recycled();
                 if recycled > 0 {
@@ -115,20 +116,20 @@ impl<A: Apply> Applier<A> {
                         .counters
                         .instances_recycled
                         .fetch_add(recycled, Ordering::Relaxed);
-                    tracing::debug!(subject, event = %event.id, recycled, "projection instance replaced: its memory kept growing");
+                    tracing::debug!(subject, event = %event.id(), recycled, "projection instance replaced: its memory kept growing");
                 }
                 result
             },
             |attempt, err, wait| {
-                tracing::warn!(subject, event = %event.id, attempt, error = %err, ?wait, "transient failure; retrying");
+                tracing::warn!(subject, event = %event.id(), attempt, error = %err, ?wait, "transient failure; retrying");
                 status.count(|c| &c.retries);
             },
         )
     }
 }
 
-fn log_guest(record: &projector_sdk::LogRecord, subject: &str, event: &WitEvent) {
-    let (id, offset) = (&event.id, event.origin.offset);
+fn log_guest(record: &projector_sdk::LogRecord, subject: &str, event: &Event) {
+    let (id, offset) = (event.id(), event.offset());
     let message = &record.message;
     match record.level {
         Level::Trace => {

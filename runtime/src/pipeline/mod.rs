@@ -83,7 +83,8 @@ use rdkafka::message::Message;
 use crate::apply::Apply;
 use crate::config::{BrokerConfig, ViewConfig};
 use crate::decode::decode;
-use crate::engine::{Instance, WitEvent};
+use crate::engine::Instance;
+use crate::event::Event;
 use crate::kafka;
 use crate::shard::{ShardId, Shards};
 use crate::shutdown::Shutdown;
@@ -1051,11 +1052,11 @@ impl<S: Store, A: Apply> Worker<S, A> {
         }
     }
 
-    fn subject_of(&self, event: &WitEvent) -> Option<String> {
-        match (&event.subject, &event.origin.key) {
-            (Some(subject), _) => Some(subject.clone()),
+    fn subject_of(&self, event: &Event) -> Option<String> {
+        match (event.subject(), event.key()) {
+            (Some(subject), _) => Some(subject.to_owned()),
             (None, Some(key)) if self.config.subject_from_key => {
-                String::from_utf8(key.clone()).ok()
+                String::from_utf8(key.to_vec()).ok()
             }
             _ => None,
         }

@@ -27,7 +27,7 @@ use super::state::ViewState;
 use super::status::ViewStatus;
 use super::topic_partition::TopicPartition;
 use crate::apply::Apply;
-use crate::engine::WitEvent;
+use crate::event::Event;
 use crate::shard::ShardId;
 use crate::store::{DeadLetter, Store, StoreError, StoredRow, ViewStore};
 
@@ -43,7 +43,7 @@ pub struct Job {
     /// Its subject.
     pub subject: String,
     /// The event.
-    pub event: WitEvent,
+    pub event: Event,
     /// The record as kept (its failure filled in if it fails), when the
     /// view's policy keeps failed records and the job goes to another
     /// thread; the worker's own jobs keep their message instead, and give

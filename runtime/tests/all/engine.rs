@@ -354,7 +354,7 @@ fn compiled_code_is_cached_on_disk() {
         .unwrap();
     assert_eq!(compiled_artifacts(&dir), artifacts);
     let mut instance = module.instance();
-    let event = projector::engine::WitEvent::from(&projector_sdk::Event {
+    let event = projector::event::Event::from(&projector_sdk::Event {
         ty: "CustomerDeleted".into(),
         ..Default::default()
     });

@@ -26,7 +26,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use projector::apply::Apply;
 use projector::config::OnError;
-use projector::engine::{ApplyError, Engine, EngineConfig, Instance, Module, WitEvent};
+use projector::engine::{ApplyError, Engine, EngineConfig, Instance, Module};
+use projector::event::Event;
 use projector::pipeline::policy::ErrorPolicy;
 use projector::pipeline::{BatchLimits, Source, TopicPartition, ViewStatus, Worker};
 use projector::store::{SledStore, SledView, ViewStore};
@@ -65,9 +66,9 @@ impl Apply for Poisonable {
     fn apply(
         &mut self,
         state: Option<&String>,
-        event: &WitEvent,
+        event: &Event,
     ) -> Result<projector_sdk::RawUpdate, ApplyError> {
-        let origin = (event.origin.partition, event.origin.offset);
+        let origin = (event.partition(), event.offset());
         if self.failing.lock().unwrap().contains(&origin) {
             return Err(ApplyError::Guest {
                 code: "poisoned".to_owned(),

@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use projector::engine::{Engine, EngineConfig, WitEvent};
+use projector::engine::{Engine, EngineConfig};
+use projector::event::Event;
 
 use super::{passes, passes_projector_test, projector_test, repository, scaffold, text};
 use crate::kit::TempDir;
@@ -261,7 +262,7 @@ fn a_js_instance_is_replaced_before_its_memory_runs_out(wasm: &Path, cache: &Pat
     .unwrap();
     let module = engine.load(&std::fs::read(wasm).unwrap()).unwrap();
     let mut instance = module.instance();
-    let event = WitEvent::from(&projector_sdk::Event {
+    let event = Event::from(&projector_sdk::Event {
         id: "e-1".into(),
         source: "/crm".into(),
         specversion: "1.0".into(),
