@@ -20,7 +20,7 @@
 //! name = "customers"
 //! module = "customer_view.wasm"
 //! topics = ["customers"]
-//! on_error = "dead-letter"             # stop | skip | dead-letter
+//! on_error = "dead-letter"             # stop | skip | dead-letter | quarantine
 //! dead_letter_topic = "customers-dlq"
 //! subject_from_key = false
 //! indexes = [{ name = "by_email", pointer = "/email" }]
@@ -789,6 +789,26 @@ mod tests {
         assert_eq!(view.on_error, OnError::DeadLetter);
         assert_eq!(view.group(), "g1");
         assert_eq!(view.indexes[0].pointer, "/email");
+    }
+
+    #[test]
+    fn a_quarantine_may_name_where_its_discards_go_and_no_other_topic() {
+        let config = Config::parse(&format!(
+            "{MINIMAL}on_error = \"quarantine\"\ndead_letter_topic = \"customers-dlq\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.views[0].dead_letter_topic.as_deref(),
+            Some("customers-dlq")
+        );
+        let message = error(&format!(
+            "{MINIMAL}on_error = \"quarantine\"\ndead_letter_topic = \"customers\"\n"
+        ));
+        assert!(message.contains("views[0].dead_letter_topic"), "{message}");
+        let message = error(&format!(
+            "{MINIMAL}on_error = \"skip\"\ndead_letter_topic = \"dlq\"\n"
+        ));
+        assert!(message.contains("views[0].dead_letter_topic"), "{message}");
     }
 
     #[test]
