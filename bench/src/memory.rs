@@ -63,6 +63,10 @@ impl Source for MemorySource {
         Ok(())
     }
 
+    fn resume(&self, _topic: &str, _partition: i32) -> Result<(), KafkaError> {
+        Ok(())
+    }
+
     fn low_watermark(&self, _topic: &str, _partition: i32) -> Result<i64, KafkaError> {
         Ok(0)
     }

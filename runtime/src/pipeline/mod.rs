@@ -45,6 +45,7 @@
 //! - `gap`: offsets past the one due, proven before they are taken;
 //! - `applier`: applying one record, with retries;
 //! - `pool`: the applier threads;
+//! - `in_flight`: records handed to them and not yet merged, and commits;
 //! - `policy`: what happens to a record that cannot be applied, and what
 //!   the policy holds;
 //! - `control`: requests to the running worker (release and discard of
@@ -62,6 +63,7 @@ pub mod failure;
 pub mod failures;
 pub mod feed;
 pub mod gap;
+pub mod in_flight;
 pub mod policy;
 pub mod pool;
 pub mod rebalance;
@@ -76,7 +78,6 @@ pub mod topic_partition;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 
@@ -102,7 +103,8 @@ use pool::Pool;
 use record::{Done, Job, RecordApplier};
 use state::{ViewState, lock};
 
-pub use source::Source;
+pub use record::HELD_BEHIND;
+pub use source::{Source, give_offsets};
 pub use topic_partition::TopicPartition;
 
 pub use status::{CounterValues, GapRange, PartitionState, PartitionStatus, ViewStatus};
@@ -170,6 +172,25 @@ pub enum PipelineError {
         topic: String,
         /// Why.
         reason: String,
+    },
+    /// The store holds records an earlier error policy held, which the
+    /// policy configured now would neither send nor release: starting would
+    /// let the group's offset pass them.
+    #[error(
+        "view {view}: the store holds {count} {what} from an earlier on_error, which on_error = \
+         {configured} does not handle; {remedy}"
+    )]
+    HeldByAnotherPolicy {
+        /// The view.
+        view: String,
+        /// How many records.
+        count: usize,
+        /// What they are.
+        what: &'static str,
+        /// The policy configured now, as written in the config.
+        configured: String,
+        /// What to do.
+        remedy: &'static str,
     },
     /// The view's applier threads could not be started, or one died.
     #[error("view {view}: applier threads: {reason}")]
@@ -311,6 +332,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             )
             .map_err(store_error)?;
         let shards = view.shards();
+        Self::check_held_records(&name, &config, &view, &mut policy)?;
         if let Some(letters) = policy.dead_letters() {
             let recovered = letters
                 .recover(&view)
@@ -368,6 +390,50 @@ impl<S: Store, A: Apply> Worker<S, A> {
             controls: None,
             keeps_records,
         })
+    }
+
+    /// Refuse to start when the store holds records that `policy` would
+    /// neither send nor release (an earlier `on_error` held them): the
+    /// group's offset would pass them, and nothing would ever write them.
+    fn check_held_records(
+        name: &str,
+        config: &ViewConfig,
+        view: &S::View,
+        policy: &mut ErrorPolicy,
+    ) -> Result<(), PipelineError> {
+        let store_error = |source| PipelineError::Store {
+            view: name.to_owned(),
+            source,
+        };
+        if policy.dead_letters().is_none() {
+            let count = view.held_dead_letter_origins().map_err(store_error)?.len();
+            if count > 0 {
+                return Err(PipelineError::HeldByAnotherPolicy {
+                    view: name.to_owned(),
+                    count,
+                    what: "dead letters not yet written to their topic",
+                    configured: serde_json::to_string(&config.on_error).unwrap_or_default(),
+                    remedy: "set on_error = \"dead-letter\" (or \"quarantine\" with a \
+                             dead_letter_topic) back until they are written, or rebuild the view \
+                             (`projector view rebuild`), which drops them",
+                });
+            }
+        }
+        if policy.quarantine().is_none() {
+            let count = view.quarantine_summaries().map_err(store_error)?.len();
+            if count > 0 {
+                return Err(PipelineError::HeldByAnotherPolicy {
+                    view: name.to_owned(),
+                    count,
+                    what: "records held in quarantine",
+                    configured: serde_json::to_string(&config.on_error).unwrap_or_default(),
+                    remedy: "set on_error = \"quarantine\" back, then release or discard them \
+                             (`projector view release`, `projector view discard`), or rebuild \
+                             the view (`projector view rebuild`), which drops them",
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Partitions `partitions` are assigned to this worker (in addition to
@@ -910,7 +976,11 @@ impl<S: Store, A: Apply> Worker<S, A> {
             }
             None => job,
         };
-        let done = self.applier.apply(job);
+        let done = match self.applier.apply(job) {
+            // Not taken: the view stops, and resumes before this record.
+            Done::StoreFailed(err) => return Err(self.store_error(err)),
+            done => done,
+        };
         let pause = {
             let mut state = lock(&self.state);
             state.advance(&partition, offset + 1);
@@ -1229,19 +1299,3 @@ impl OwnershipWatch {
         }
     }
 }
-
-/// Give `offsets`, durable in the store already, to `source`.
-fn give_offsets(source: &impl Source, offsets: &TopicPartitionList) {
-    if offsets.count() > 0
-        && let Err(err) = source.commit_offsets(offsets)
-    {
-        // The store holds the checkpoint; a missed Kafka commit only means
-        // redeliveries, which are recognised.
-        tracing::warn!(error = %err, "offset commit to Kafka could not be sent; the store holds the checkpoints");
-    }
-}
-
-/// The class of a record held behind an earlier failed one of its subject.
-pub const HELD_BEHIND: &str = "held-behind";
-pub(crate) const HELD_BEHIND_MESSAGE: &str =
-    "held behind an earlier record of its subject that failed";

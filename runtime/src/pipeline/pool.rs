@@ -22,11 +22,11 @@
 //!   restart. A store failure on a thread is handed to the worker, which
 //!   stops the view with it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use super::in_flight::InFlight;
 use super::record::{self, Done, Job, RecordApplier};
 use super::state::{ViewState, lock};
 use super::status::ViewStatus;
@@ -36,67 +36,6 @@ use crate::store::Store;
 /// How many results a thread keeps before merging them into the batch
 /// (it also merges whenever it has nothing left to do).
 const MERGE_EVERY: usize = 64;
-
-/// Records dispatched and not yet merged, and how many commits there have
-/// been: the worker waits for the first to reach zero before it commits,
-/// and the threads forget what they changed when the second moves.
-#[derive(Debug, Default)]
-pub struct InFlight {
-    /// Records in flight.
-    count: Mutex<u64>,
-    idle: Condvar,
-    /// Commits so far: read by the threads for every record, so not
-    /// behind the lock.
-    epoch: AtomicU64,
-    /// Set when an applier thread died: its records will never be merged.
-    broken: AtomicBool,
-}
-
-impl InFlight {
-    fn add(&self) {
-        *self.count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-    }
-
-    fn done(&self, count: u64) {
-        let mut left = self.count.lock().unwrap_or_else(PoisonError::into_inner);
-        *left = left.saturating_sub(count);
-        if *left == 0 {
-            self.idle.notify_all();
-        }
-    }
-
-    /// Wait until every dispatched record is merged into the batch.
-    /// False when an applier thread died instead: the batch misses records
-    /// and must never be committed.
-    pub fn wait_idle(&self) -> bool {
-        let mut left = self.count.lock().unwrap_or_else(PoisonError::into_inner);
-        while *left > 0 && !self.is_broken() {
-            left = self.idle.wait(left).unwrap_or_else(PoisonError::into_inner);
-        }
-        !self.is_broken()
-    }
-
-    fn is_broken(&self) -> bool {
-        self.broken.load(Ordering::Acquire)
-    }
-
-    fn break_off(&self) {
-        self.broken.store(true, Ordering::Release);
-        let _count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
-        self.idle.notify_all();
-    }
-
-    /// A batch was committed: everything changed before is in the store.
-    pub fn committed(&self) {
-        self.epoch.fetch_add(1, Ordering::Release);
-    }
-
-    /// Commits so far: a record applier forgets what it changed when it
-    /// moves.
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
-    }
-}
 
 /// The applier threads of one view.
 #[derive(Debug)]

@@ -10,9 +10,10 @@
 //! - **Assignment (G2).** Each partition starts at the next offset the view
 //!   knows: what it applied in memory, else the store's checkpoint, else the
 //!   partition's start. A partition stopped by `on_error = "stop"` is paused
-//!   again. The store's checkpoints are committed to Kafka then, so the
-//!   group's offsets catch up with a flush whose offset commit a crash cut
-//!   off.
+//!   again; one paused because its start was unknown is resumed. The store's
+//!   checkpoints are committed to Kafka then, never past a record the policy
+//!   still holds, so the group's offsets catch up with a flush whose offset
+//!   commit a crash cut off.
 //! - **Revocation (G4).** The pending batch is committed to the store and
 //!   flushed, and its offsets committed to Kafka synchronously, before the
 //!   partitions go, so that the next owner's group offsets are current.
@@ -20,7 +21,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
-use super::source::Source;
+use super::source::{Source, give_offsets};
 use super::state::{ViewState, lock};
 use super::status::ViewStatus;
 use super::topic_partition::TopicPartition;
@@ -43,10 +44,15 @@ pub fn assign<S: Store>(
         tracing::error!(error = %err, "cannot apply the new assignment");
         return;
     }
-    let stopped = guard.assigned(partitions, incremental, status);
+    let assigned = guard.assigned(partitions, incremental, status);
     drop(guard);
-    super::give_offsets(source, &durable);
-    for (topic, partition) in &stopped {
+    give_offsets(source, &durable);
+    for (topic, partition) in &assigned.restarted {
+        if let Err(err) = source.resume(topic, *partition) {
+            tracing::error!(topic = %topic, partition, error = %err, "cannot resume a partition that starts again");
+        }
+    }
+    for (topic, partition) in &assigned.stopped {
         if let Err(err) = source.pause(topic, *partition) {
             tracing::error!(topic = %topic, partition, error = %err, "cannot pause a stopped partition; its records are ignored");
         }

@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use super::applier::Applier;
 use super::failure::Failure;
+use super::in_flight::InFlight;
 use super::policy::HeldBack;
-use super::pool::InFlight;
 use super::state::ViewState;
 use super::status::ViewStatus;
 use super::topic_partition::TopicPartition;
@@ -30,6 +30,12 @@ use crate::apply::Apply;
 use crate::event::Event;
 use crate::shard::ShardId;
 use crate::store::{DeadLetter, Store, StoreError, StoredRow, ViewStore};
+
+/// The class of a record held behind an earlier failed one of its subject.
+pub const HELD_BEHIND: &str = "held-behind";
+/// What a record held behind says.
+pub(crate) const HELD_BEHIND_MESSAGE: &str =
+    "held behind an earlier record of its subject that failed";
 
 /// One routed record to apply.
 #[derive(Debug)]
@@ -249,8 +255,8 @@ pub fn merge<S: Store>(
             } = *job;
             match kept.or_else(letter) {
                 Some(mut record) => {
-                    super::HELD_BEHIND.clone_into(&mut record.class);
-                    super::HELD_BEHIND_MESSAGE.clone_into(&mut record.message);
+                    HELD_BEHIND.clone_into(&mut record.class);
+                    HELD_BEHIND_MESSAGE.clone_into(&mut record.message);
                     state.quarantine(&subject, record, status);
                 }
                 None => {

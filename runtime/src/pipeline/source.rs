@@ -51,6 +51,12 @@ pub trait Source {
     /// partition's records itself.
     fn pause(&self, topic: &str, partition: i32) -> Result<(), KafkaError>;
 
+    /// Deliver `partition` of `topic` again after a pause.
+    ///
+    /// # Errors
+    /// When the source cannot resume; the worker logs it.
+    fn resume(&self, topic: &str, partition: i32) -> Result<(), KafkaError>;
+
     /// The earliest offset `partition` of `topic` holds now: where a
     /// partition the view never applied from starts.
     ///
@@ -127,6 +133,10 @@ impl<C: ConsumerContext> Source for BaseConsumer<C> {
         Consumer::pause(self, &partition_list(&[(topic.to_owned(), partition)]))
     }
 
+    fn resume(&self, topic: &str, partition: i32) -> Result<(), KafkaError> {
+        Consumer::resume(self, &partition_list(&[(topic.to_owned(), partition)]))
+    }
+
     fn low_watermark(&self, topic: &str, partition: i32) -> Result<i64, KafkaError> {
         Consumer::fetch_watermarks(self, topic, partition, Duration::from_secs(10))
             .map(|(low, _high)| low)
@@ -138,5 +148,16 @@ impl<C: ConsumerContext> Source for BaseConsumer<C> {
 
     fn commit_offsets_now(&self, offsets: &TopicPartitionList) -> Result<(), KafkaError> {
         Consumer::commit(self, offsets, CommitMode::Sync)
+    }
+}
+
+/// Give `offsets`, durable in the store already, to `source`.
+pub fn give_offsets(source: &impl Source, offsets: &TopicPartitionList) {
+    if offsets.count() > 0
+        && let Err(err) = source.commit_offsets(offsets)
+    {
+        // The store holds the checkpoint; a missed Kafka commit only means
+        // redeliveries, which are recognised.
+        tracing::warn!(error = %err, "offset commit to Kafka could not be sent; the store holds the checkpoints");
     }
 }

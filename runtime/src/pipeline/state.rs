@@ -29,13 +29,23 @@ use super::failure::Failure;
 use super::failures::FailureOutcome;
 use super::feed::{Change, ViewFeed};
 use super::gap::GapProbes;
+use super::in_flight::InFlight;
 use super::policy::{DRAIN_TIMEOUT, ErrorPolicy, Fate, HeldBack, Outcome};
-use super::pool::InFlight;
 use super::status::ViewStatus;
 use super::topic_partition::TopicPartition;
 use crate::shard::{ShardId, Shards};
 use crate::store::DeadLetter;
 use crate::store::{Store, StoreError, StoredRow, ViewBatch, ViewStore};
+
+/// What an assignment found among the partitions it brought.
+#[derive(Debug, Default)]
+pub struct Assigned {
+    /// Stopped ones, to pause again.
+    pub stopped: Vec<TopicPartition>,
+    /// Ones paused earlier in this run because their start was unknown,
+    /// to resume: they start again.
+    pub restarted: Vec<TopicPartition>,
+}
 
 /// What the view keeps about one partition.
 #[derive(Debug, Default)]
@@ -498,6 +508,18 @@ impl<S: Store> ViewState<S> {
     /// offsets to commit to Kafka: the batch's checkpoints of partitions
     /// still assigned.
     pub fn commit_batch(&mut self, status: &ViewStatus) -> Result<TopicPartitionList, StoreError> {
+        if let Some(failure) = &self.store_failure {
+            // An applier could not read a row: the batch misses its record
+            // and must never be committed (the worker stops the view with
+            // the failure itself).
+            return Err(StoreError::Backend {
+                operation: "commit",
+                reason: format!(
+                    "an applier could not read the store ({failure}); the pending batch misses \
+                     records and is not committed"
+                ),
+            });
+        }
         let mut offsets = TopicPartitionList::new();
         self.write_cursors();
         if self.batch.is_empty() {
@@ -651,7 +673,7 @@ impl<S: Store> ViewState<S> {
                 tracing::info!(subject, origin = %origin, topic = %topic, "quarantined record discarded to the dead-letter topic");
             }
             None => {
-                tracing::warn!(subject, origin = %origin, "quarantined record discarded: dropped (the view has no dead_letter_topic)");
+                tracing::warn!(subject, origin = %origin, "quarantined record discarded: dropped with the batch that removes it (the view has no dead_letter_topic)");
             }
         }
         // Its offset may be committed to Kafka now, unless it is held for
@@ -780,31 +802,40 @@ impl<S: Store> ViewState<S> {
 
     /// Record that `partitions` are now assigned (in addition to the
     /// others when `incremental`). Returns those of them that are stopped,
-    /// to pause.
+    /// to pause, and those to resume.
     pub fn assigned(
         &mut self,
         partitions: &[TopicPartition],
         incremental: bool,
         status: &ViewStatus,
-    ) -> Vec<TopicPartition> {
+    ) -> Assigned {
         if !incremental {
             for held in self.partitions.values_mut() {
                 held.assigned = false;
-                held.unstartable = false;
             }
         }
+        let mut restarted = Vec::new();
         for partition in partitions {
             let held = self.partition(partition);
             held.assigned = true;
-            // Assigned again: its start is looked up again.
-            held.unstartable = false;
+            // Assigned again: its start is looked up again, and it is no
+            // longer stopped for it.
+            if std::mem::take(&mut held.unstartable) {
+                if held.stops.is_empty() {
+                    status.running(&partition.0, partition.1);
+                }
+                restarted.push(partition.clone());
+            }
         }
         status.assignment(partitions, incremental);
-        partitions
-            .iter()
-            .filter(|p| self.fully_stopped(p))
-            .cloned()
-            .collect()
+        Assigned {
+            stopped: partitions
+                .iter()
+                .filter(|p| self.fully_stopped(p))
+                .cloned()
+                .collect(),
+            restarted,
+        }
     }
 
     /// Give up `partitions`: commit the pending batch to the store and

@@ -415,6 +415,14 @@ impl ViewStatus {
         });
     }
 
+    /// Record that `partition` of `topic` runs again (a partition stopped
+    /// for a reason an assignment ends); its last error stays.
+    pub fn running(&self, topic: &str, partition: i32) {
+        self.with_partition(topic, partition, |status| {
+            status.state = PartitionState::Running;
+        });
+    }
+
     /// Record a failure on `(topic, partition)`; `stop` halts it.
     pub fn failed(&self, topic: &str, partition: i32, error: String, stop: bool) {
         self.with_partition(topic, partition, |status| {

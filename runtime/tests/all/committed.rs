@@ -143,13 +143,53 @@ fn assigned(api: &str) -> Option<usize> {
 /// Start the runtime and wait until it took every record and owns every
 /// partition.
 fn run_to_the_end(config: &std::path::Path, log: &std::path::Path, api: &str) -> KillOnDrop {
+    run_until(config, log, api, RECORDS * 2)
+}
+
+/// Start the runtime and wait until it took `total` records and owns every
+/// partition.
+fn run_until(config: &std::path::Path, log: &std::path::Path, api: &str, total: i64) -> KillOnDrop {
     let child = KillOnDrop(spawn(config, log));
     wait_until(
         "the view took every record and owns its partitions",
         Duration::from_secs(60),
-        || checkpoints(api) == Some(RECORDS * 2) && assigned(api) == Some(2),
+        || checkpoints(api) == Some(total) && assigned(api) == Some(2),
     );
     child
+}
+
+/// Point the view at consumer group `group`, a new one: it has no offsets,
+/// so what the next start commits on assignment is seen for itself.
+fn use_group(config: &std::path::Path, group: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|line| !line.starts_with("group = "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(config, format!("{text}group = \"{group}\"\n")).unwrap();
+}
+
+/// Start the runtime in the new consumer group `group` and wait until its
+/// assignment's commit arrived (partition 1 at `p1`: that commit alone
+/// sets it, nothing is consumed); the group's offsets then.
+fn start_in_new_group(
+    broker: &Broker,
+    group: &str,
+    (config, log, api): (&std::path::Path, &std::path::Path, &str),
+    (total, p1): (i64, i64),
+) -> (KillOnDrop, BTreeMap<i32, Option<i64>>) {
+    use_group(config, group);
+    assert_eq!(
+        group_committed(broker, group),
+        BTreeMap::from([(0, None), (1, None)]),
+        "a new group"
+    );
+    let child = run_until(config, log, api, total);
+    wait_until("the assignment's commit", Duration::from_secs(30), || {
+        group_committed(broker, group).get(&1) == Some(&Some(p1))
+    });
+    (child, group_committed(broker, group))
 }
 
 /// What the tests expect of the group after each step: partition 0 held at
@@ -191,6 +231,7 @@ fn rebalance(broker: &Broker, group: &str, api: &str) -> BTreeMap<i32, Option<i6
 
 #[test]
 fn the_committed_offset_never_passes_a_quarantined_record() {
+    const MORE: i64 = 20_000;
     let broker = Broker::new(&[(TOPIC, PARTITIONS)]);
     publish(&broker, false);
     let dir = TempDir::new("committed-quarantine");
@@ -216,15 +257,18 @@ fn the_committed_offset_never_passes_a_quarantined_record() {
         "after the first clean stop"
     );
 
-    // A second start in the same data directory: the assignment commits
-    // the store's checkpoints, never past what is held.
-    let child = run_to_the_end(&config, &log, &api);
-    assert_eq!(
-        group_committed(&broker, group),
-        expected(),
-        "after the assignment of a restart"
+    // The same data directory in a new group: its assignment commits the
+    // store's checkpoints, never past what is held.
+    let group = "projector-held-again";
+    let (child, committed) = start_in_new_group(
+        &broker,
+        group,
+        (&config, &log, &api),
+        (RECORDS * 2, RECORDS),
     );
-    // Another member joins: the revocation commits, then the assignment.
+    assert_eq!(committed, expected(), "after the assignment of a restart");
+    // Another member joins: the revocation commits (synchronously, before
+    // the newcomer gets its partition), then the assignment back.
     let during = rebalance(&broker, group, &api);
     assert_eq!(during, expected(), "after the revocation");
     assert_eq!(
@@ -239,26 +283,72 @@ fn the_committed_offset_never_passes_a_quarantined_record() {
         "after the second clean stop"
     );
 
-    // A SIGKILL, then a start: still held, still not passed.
-    let child = run_to_the_end(&config, &log, &api);
+    // A SIGKILL while records are being applied (confirmed from the API):
+    // the group keeps what was committed, never past the held record.
+    for offset in 0..MORE {
+        let subject = format!("s-{}", offset % 5);
+        broker.publish(
+            TOPIC,
+            1,
+            "tick",
+            &format!("more-{offset}"),
+            Some(&subject),
+            b"{}",
+        );
+    }
+    broker.flush();
+    let total = RECORDS * 2 + MORE;
+    let child = KillOnDrop(spawn(&config, &log));
+    wait_until("mid-stream", Duration::from_secs(60), || {
+        checkpoints(&api).is_some_and(|taken| taken > RECORDS * 2 + 100 && taken < total)
+    });
     child.kill();
-    assert_eq!(
-        group_committed(&broker, group),
-        expected(),
-        "after a SIGKILL"
+    let after_kill = group_committed(&broker, group);
+    assert_eq!(after_kill[&0], Some(POISON), "after a SIGKILL mid-stream");
+    assert!(
+        after_kill[&1].is_some_and(|p1| (RECORDS..=RECORDS + MORE).contains(&p1)),
+        "{after_kill:?}"
     );
-    let child = run_to_the_end(&config, &log, &api);
+    let child = run_until(&config, &log, &api, total);
+    wait_until("the last batch's commit", Duration::from_secs(30), || {
+        group_committed(&broker, group).get(&1) == Some(&Some(RECORDS + MORE))
+    });
     assert_eq!(
-        group_committed(&broker, group),
-        expected(),
-        "after the start that followed it"
+        group_committed(&broker, group)[&0],
+        Some(POISON),
+        "after the start that followed the SIGKILL"
     );
     assert_eq!(
         view_report(&api).unwrap()["quarantined_records"].as_u64(),
         Some(held),
         "still held, none lost, none held twice"
     );
+
+    // Discarded (the view has no dead-letter topic: dropped, logged by
+    // origin), the held records no longer hold the group back.
+    let discard = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["view", "discard", "held", "p", "--api", &api])
+        .output()
+        .unwrap();
+    assert!(discard.status.success(), "{discard:?}");
+    assert!(
+        String::from_utf8_lossy(&discard.stdout)
+            .contains(&format!("{held} records discarded (dropped")),
+        "{discard:?}"
+    );
+    wait_until(
+        "the offset past the discarded records",
+        Duration::from_secs(30),
+        || group_committed(&broker, group).get(&0) == Some(&Some(RECORDS)),
+    );
+    assert_eq!(view_report(&api).unwrap()["quarantined_records"], 0);
     assert!(child.stop());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("quarantined record discarded")
+            && logged.contains(&format!("{TOPIC}/0@{POISON}")),
+        "each dropped record is logged by origin"
+    );
 }
 
 #[test]
@@ -296,12 +386,16 @@ fn the_committed_offset_never_passes_a_dead_letter_not_yet_acknowledged() {
         "after the first clean stop"
     );
 
-    let child = run_to_the_end(&config, &log, &api);
-    assert_eq!(
-        group_committed(&broker, group),
-        expected(),
-        "after the assignment of a restart"
+    // The same data directory in a new group: its assignment commits the
+    // store's checkpoints, never past what is held.
+    let group = "projector-held-again";
+    let (child, committed) = start_in_new_group(
+        &broker,
+        group,
+        (&config, &log, &api),
+        (RECORDS * 2, RECORDS),
     );
+    assert_eq!(committed, expected(), "after the assignment of a restart");
     let during = rebalance(&broker, group, &api);
     assert_eq!(during, expected(), "after the revocation");
     assert_eq!(

@@ -565,6 +565,9 @@ impl projector::pipeline::Source for Recorder {
     fn pause(&self, _: &str, _: i32) -> Result<(), rdkafka::error::KafkaError> {
         Ok(())
     }
+    fn resume(&self, _: &str, _: i32) -> Result<(), rdkafka::error::KafkaError> {
+        Ok(())
+    }
     fn low_watermark(&self, _: &str, _: i32) -> Result<i64, rdkafka::error::KafkaError> {
         Ok(0)
     }

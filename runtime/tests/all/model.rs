@@ -463,6 +463,10 @@ impl Source for Log {
         Ok(())
     }
 
+    fn resume(&self, _topic: &str, _partition: i32) -> Result<(), KafkaError> {
+        Ok(())
+    }
+
     fn low_watermark(&self, _topic: &str, _partition: i32) -> Result<i64, KafkaError> {
         Ok(0)
     }

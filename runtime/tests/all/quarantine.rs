@@ -799,3 +799,50 @@ fn a_sigkill_while_records_are_applied_and_held_loses_none_and_holds_none_twice(
     assert_eq!(count("c"), totals["c"]);
     assert!(child.stop());
 }
+
+#[test]
+fn a_view_whose_policy_no_longer_holds_its_held_records_refuses_to_start() {
+    let dir = TempDir::new("quarantine-policy-changed");
+    let store = Arc::new(SledStore::open(&dir.0.join("store")).unwrap());
+    let (mut worker, status) = open(&store, SMALL_LIMIT, 1, 1);
+    for message in &records() {
+        worker.handle(&QUIET, message).unwrap();
+    }
+    worker.commit(&QUIET).unwrap();
+    let held = status.quarantined().1;
+    assert!(held > 0);
+    drop(worker);
+    // The operator switches the view to `skip`: the held records would be
+    // neither released nor sent, and the group's offset would pass them.
+    let mut config = view(
+        "quarantined",
+        projector_examples::MISBEHAVING.path,
+        &[TOPIC],
+        OnError::Skip,
+    );
+    config.shards = Some(1);
+    let module = Engine::new(EngineConfig::default())
+        .unwrap()
+        .load_file(Path::new(projector_examples::MISBEHAVING.path))
+        .unwrap();
+    let policy = ErrorPolicy::connect(&config, &BrokerConfig::default()).unwrap();
+    let refused = Worker::open(
+        config,
+        module.instance(),
+        Arc::clone(&store),
+        Arc::new(ViewStatus::default()),
+        BatchLimits::default(),
+        policy,
+    )
+    .expect_err("the view must not start");
+    let message = refused.to_string();
+    assert!(
+        message.contains(&format!("{held} records held in quarantine"))
+            && message.contains("on_error = \"skip\"")
+            && message.contains("projector view discard"),
+        "{message}"
+    );
+    // Nothing was dropped: the quarantine policy finds them all again.
+    let (_worker, status) = open(&store, SMALL_LIMIT, 1, 1);
+    assert_eq!(status.quarantined().1, held);
+}

@@ -62,6 +62,10 @@ impl Source for FlakySource {
         self.paused.set(true);
         Ok(())
     }
+    fn resume(&self, _: &str, _: i32) -> Result<(), KafkaError> {
+        self.paused.set(false);
+        Ok(())
+    }
     fn low_watermark(&self, _: &str, _: i32) -> Result<i64, KafkaError> {
         self.lookups.set(self.lookups.get() + 1);
         if self.failures.get() > 0 {
@@ -188,9 +192,15 @@ fn a_lookup_that_keeps_failing_stops_the_partition_until_it_is_assigned_again() 
             .contains("earliest offset"),
         "{reported:?}"
     );
-    // Assigned again (a rebalance, a restart): the lookup answers, and the
-    // partition starts at its earliest offset.
+    // Assigned again (a rebalance, a restart): it is resumed and reported
+    // running, the lookup answers, and the partition starts at its
+    // earliest offset.
     worker.assign(&source, &partition, false);
+    assert!(!source.paused.get(), "resumed");
+    assert_eq!(
+        status.partitions()[&(TOPIC.to_owned(), 0)].state,
+        PartitionState::Running
+    );
     for offset in 0..3 {
         worker.handle(&source, &tick(offset)).unwrap();
     }
