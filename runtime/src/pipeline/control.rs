@@ -136,3 +136,52 @@ impl ControlQueue {
         self.0.try_recv().ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_refuses_at_once() {
+        let (controls, queue) = controls();
+        let mut replies = Vec::new();
+        for _ in 0..CAPACITY {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            replies.push(answer);
+            controls
+                .send(Control::Release {
+                    subject: None,
+                    reply,
+                })
+                .expect("room in the queue");
+        }
+        let (reply, _answer) = tokio::sync::oneshot::channel();
+        assert!(matches!(
+            controls.send(Control::Release {
+                subject: None,
+                reply
+            }),
+            Err(ControlError::Busy)
+        ));
+        // Served, the queue takes requests again.
+        assert!(queue.next().is_some());
+        let (reply, _answer) = tokio::sync::oneshot::channel();
+        assert!(
+            controls
+                .send(Control::Discard {
+                    subject: String::new(),
+                    reply
+                })
+                .is_ok()
+        );
+        drop(queue);
+        let (reply, _answer) = tokio::sync::oneshot::channel();
+        assert!(matches!(
+            controls.send(Control::Release {
+                subject: None,
+                reply
+            }),
+            Err(ControlError::Stopped)
+        ));
+    }
+}

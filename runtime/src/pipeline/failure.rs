@@ -14,13 +14,44 @@ pub struct Failure {
     pub message: String,
 }
 
+/// The longest failure message kept, in bytes: it travels in a dead
+/// letter's `projector-error-message` header and in the status, and a
+/// broker may refuse a record whose headers are too large. Longer ones are
+/// cut at a character boundary and marked.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
 impl Failure {
-    /// A failure of `class`.
+    /// A failure of `class`, its message cut to [`MAX_MESSAGE_BYTES`].
     pub fn new(class: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            class,
-            message: message.into(),
+        let mut message = message.into();
+        if message.len() > MAX_MESSAGE_BYTES {
+            let mut end = MAX_MESSAGE_BYTES - 3;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str("...");
         }
+        Self { class, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_message_is_cut_at_a_character_boundary() {
+        let long = "é".repeat(MAX_MESSAGE_BYTES);
+        let failure = Failure::new("guest-error", long);
+        assert!(failure.message.len() <= MAX_MESSAGE_BYTES);
+        assert!(failure.message.ends_with("..."));
+        assert_eq!(Failure::new("x", "short").message, "short");
+        let from_guest = Failure::from(ApplyError::Guest {
+            code: "rejected".to_owned(),
+            message: "x".repeat(1 << 20),
+        });
+        assert!(from_guest.message.len() <= MAX_MESSAGE_BYTES);
     }
 }
 

@@ -797,6 +797,29 @@ fn a_sigkill_while_records_are_applied_and_held_loses_none_and_holds_none_twice(
     );
     assert_eq!(count("b"), totals["b"]);
     assert_eq!(count("c"), totals["c"]);
+    // Thousands held: a discard takes them out a page (1,000) at a time,
+    // all of them (no dead-letter topic here: dropped, counted).
+    assert!(held > 2 * 1000, "enough for several pages: {held}");
+    let discard = cli(&[
+        "view",
+        "discard",
+        "quarantined",
+        "a",
+        "--api",
+        &api,
+        "--output",
+        "json",
+    ]);
+    assert!(discard.status.success(), "{discard:?}");
+    let report: serde_json::Value = serde_json::from_slice(&discard.stdout).unwrap();
+    assert_eq!(report["subjects"][0]["discarded"], held, "{report}");
+    assert_eq!(
+        report["subjects"][0]["dead_letter_topic"],
+        serde_json::Value::Null
+    );
+    let view = views(&api).unwrap();
+    assert_eq!(view["quarantined_records"], 0, "{view}");
+    assert_eq!(view["counters"]["discarded"], held, "{view}");
     assert!(child.stop());
 }
 
