@@ -100,7 +100,7 @@ pub enum LoadError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
     /// The projection returned an error for this event.
-    #[error("the projection refused the event: {code}: {message}")]
+    #[error("the projection refused the event: {message}")]
     Guest {
         /// The guest's machine-readable code.
         code: String,
@@ -164,7 +164,28 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
-    /// A short, stable class for metrics, logs and dead-letter headers.
+    /// The class a failed record is reported with: [`Self::class`], but for
+    /// an event the projection refused, `guest-` and the projection's own
+    /// code (`guest-rejected`, `guest-invalid-data`) when the code is a
+    /// plain token (lower-case letters, digits, `-`, `_` or `.`, at most 64),
+    /// so that dead letters and failures can be told apart by it; else
+    /// `guest-error`.
+    pub fn failure_class(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            ApplyError::Guest { code, .. }
+                if !code.is_empty()
+                    && code.len() <= 64
+                    && code.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b)
+                    }) =>
+            {
+                std::borrow::Cow::Owned(format!("guest-{code}"))
+            }
+            other => std::borrow::Cow::Borrowed(other.class()),
+        }
+    }
+
+    /// A short, stable class for metrics and logs: one per kind of error.
     pub fn class(&self) -> &'static str {
         match self {
             ApplyError::Guest { .. } => "guest-error",

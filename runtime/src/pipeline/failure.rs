@@ -3,13 +3,17 @@
 //! applier, the policy and the status share it without depending on each
 //! other.
 
+use std::borrow::Cow;
+
 use crate::engine::ApplyError;
 
 /// A record that could not be applied, and why.
 #[derive(Debug)]
 pub struct Failure {
-    /// The kind of failure, such as `invalid-event` or `guest-trap`.
-    pub class: &'static str,
+    /// The kind of failure, such as `invalid-event`, `guest-trap`, or for
+    /// an event the projection refused, `guest-` and its own code
+    /// (`guest-rejected`).
+    pub class: Cow<'static, str>,
     /// What happened.
     pub message: String,
 }
@@ -22,7 +26,7 @@ pub const MAX_MESSAGE_BYTES: usize = 4096;
 
 impl Failure {
     /// A failure of `class`, its message cut to [`MAX_MESSAGE_BYTES`].
-    pub fn new(class: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(class: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         let mut message = message.into();
         if message.len() > MAX_MESSAGE_BYTES {
             let mut end = MAX_MESSAGE_BYTES - 3;
@@ -32,7 +36,10 @@ impl Failure {
             message.truncate(end);
             message.push_str("...");
         }
-        Self { class, message }
+        Self {
+            class: class.into(),
+            message,
+        }
     }
 }
 
@@ -52,11 +59,18 @@ mod tests {
             message: "x".repeat(1 << 20),
         });
         assert!(from_guest.message.len() <= MAX_MESSAGE_BYTES);
+        assert_eq!(from_guest.class, "guest-rejected");
+        assert!(
+            from_guest
+                .message
+                .starts_with("the projection refused the event: xxx"),
+            "the code is in the class, not repeated in the message"
+        );
     }
 }
 
 impl From<ApplyError> for Failure {
     fn from(err: ApplyError) -> Self {
-        Self::new(err.class(), err.to_string())
+        Self::new(err.failure_class(), err.to_string())
     }
 }

@@ -618,7 +618,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
                             applied += 1;
                         }
                         Err(failure) => {
-                            tracing::warn!(subject = %subject, origin = %record.origin, class = failure.class, error = %failure.message, "a released record failed again; it and those behind it stay held");
+                            tracing::warn!(subject = %subject, origin = %record.origin, class = %failure.class, error = %failure.message, "a released record failed again; it and those behind it stay held");
                             self.status.record_failure(
                                 (&record.origin.topic, record.origin.partition),
                                 record.origin.offset,
@@ -628,7 +628,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
                             );
                             error = Some(format!("{}: {}", failure.class, failure.message));
                             let mut record = record;
-                            failure.class.clone_into(&mut record.class);
+                            failure.class.as_ref().clone_into(&mut record.class);
                             record.message.clone_from(&failure.message);
                             lock(&self.state).keep_quarantined(
                                 &subject,
@@ -1153,7 +1153,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 || {
                     Some(policy::dead_letter_of(
                         message,
-                        failure.class,
+                        &failure.class,
                         &failure.message,
                     ))
                 },
@@ -1169,7 +1169,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
     /// Stop every shard of `partition` where it is (a dead letter its topic
     /// keeps refusing): nothing more is taken from it until a restart.
     fn halt(&mut self, source: &impl Source, partition: &TopicPartition, failure: &Failure) {
-        tracing::error!(topic = %partition.0, partition = partition.1, class = failure.class, error = %failure.message, "partition stopped; it resumes after a restart");
+        tracing::error!(topic = %partition.0, partition = partition.1, class = %failure.class, error = %failure.message, "partition stopped; it resumes after a restart");
         self.status.count(|c| &c.stopped);
         self.status.failed(
             &partition.0,

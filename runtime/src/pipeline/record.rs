@@ -237,7 +237,7 @@ pub fn merge<S: Store>(
                 &failure,
                 || {
                     job.letter.or_else(letter).map(|mut letter| {
-                        failure.class.clone_into(&mut letter.class);
+                        failure.class.as_ref().clone_into(&mut letter.class);
                         letter.message.clone_from(&failure.message);
                         letter
                     })

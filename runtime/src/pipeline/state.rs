@@ -355,14 +355,14 @@ impl<S: Store> ViewState<S> {
         match self.policy.take(&mut self.batch, subject, kept) {
             Fate::Skipped => {
                 record(FailureOutcome::Skipped);
-                tracing::warn!(topic = %topic, partition = number, offset, class = failure.class, error = %failure.message, "record skipped");
+                tracing::warn!(topic = %topic, partition = number, offset, class = %failure.class, error = %failure.message, "record skipped");
                 status.count(|c| &c.skipped);
                 status.failed(topic, number, described, false);
                 false
             }
             Fate::Quarantined => {
                 record(FailureOutcome::Quarantined);
-                tracing::warn!(topic = %topic, partition = number, offset, subject = subject.unwrap_or_default(), class = failure.class, error = %failure.message, "subject quarantined: this record and every later one of the subject are held until `projector view release`");
+                tracing::warn!(topic = %topic, partition = number, offset, subject = subject.unwrap_or_default(), class = %failure.class, error = %failure.message, "subject quarantined: this record and every later one of the subject are held until `projector view release`");
                 status.count(|c| &c.quarantined);
                 self.batch_started.get_or_insert_with(Instant::now);
                 self.report_quarantine(status);
@@ -374,7 +374,7 @@ impl<S: Store> ViewState<S> {
                 if let Some(letters) = self.policy.dead_letters() {
                     status.dead_letters_held(letters.held());
                 }
-                tracing::warn!(topic = %topic, partition = number, offset, class = failure.class, error = %failure.message, "record held for the dead-letter topic");
+                tracing::warn!(topic = %topic, partition = number, offset, class = %failure.class, error = %failure.message, "record held for the dead-letter topic");
                 status.failed(topic, number, described, false);
                 false
             }
@@ -382,7 +382,7 @@ impl<S: Store> ViewState<S> {
                 record(FailureOutcome::Stopped);
                 let sharded = self.shards.count() > 1;
                 tracing::error!(
-                    topic = %topic, partition = number, offset, shard = %shard, class = failure.class, error = %failure.message,
+                    topic = %topic, partition = number, offset, shard = %shard, class = %failure.class, error = %failure.message,
                     "{}",
                     if sharded {
                         "shard stopped on this partition; the other shards go on, and it resumes at this record after a restart"

@@ -449,7 +449,7 @@ impl ViewStatus {
             partition,
             offset,
             shard: shard.map(|shard| shard.0),
-            class: failure.class.to_owned(),
+            class: failure.class.to_string(),
             message: failure.message.clone(),
             outcome,
         });

@@ -79,7 +79,7 @@ fn publish_mixed(broker: &Broker) -> Vec<(i64, &'static str)> {
         (10, "stack-overflow"),
         (11, "invalid-row"),
         (12, "row-too-large"),
-        (13, "guest-error"),
+        (13, "guest-rejected"),
     ]
 }
 
@@ -168,7 +168,7 @@ fn skip_counts_every_failure_and_applies_the_rest() {
             .last_error
             .as_deref()
             .unwrap_or_default()
-            .contains("guest-error"),
+            .contains("guest-rejected: the projection refused the event: refusing"),
         "{partition:?}"
     );
     service.stop();
