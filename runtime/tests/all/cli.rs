@@ -96,6 +96,16 @@ fn demo_runs_the_whole_flow_with_nothing_installed() {
     assert!(text.contains("97 applied, 5 dead-lettered"), "{text}");
     assert!(text.contains("45 customer rows"), "{text}");
     assert!(text.contains("customer-00000 (version 3)"), "{text}");
+    // Written to pipes: plain text, the report on standard output and the
+    // log on standard error, apart.
+    let log = stderr(&output);
+    assert!(log.contains(" INFO "), "the demo logs: {log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a piped log: {log:?}"
+    );
+    assert!(!text.contains('\u{1b}'), "colour codes in the piped report");
+    assert!(!text.contains(" INFO "), "log lines in the report: {text}");
 }
 
 #[test]
