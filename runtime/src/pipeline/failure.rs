@@ -43,6 +43,12 @@ impl Failure {
     }
 }
 
+impl From<ApplyError> for Failure {
+    fn from(err: ApplyError) -> Self {
+        Self::new(err.failure_class(), err.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,11 +72,5 @@ mod tests {
                 .starts_with("the projection refused the event: xxx"),
             "the code is in the class, not repeated in the message"
         );
-    }
-}
-
-impl From<ApplyError> for Failure {
-    fn from(err: ApplyError) -> Self {
-        Self::new(err.failure_class(), err.to_string())
     }
 }
