@@ -22,15 +22,40 @@ pub fn encode(text: &str) -> String {
     utf8_percent_encode(text, UNRESERVED).to_string()
 }
 
-/// How to reach the API.
+/// How to reach the API: `--api` and `--token-secret` when given, else
+/// the runtime's own `projector.toml` (`-c`, by default the one in the
+/// current directory when there is one): its `[http] bind` and
+/// `token_secret`; else `http://127.0.0.1:8080` and no token.
 #[derive(Debug, Args)]
 pub struct ApiArgs {
-    /// The runtime's HTTP address (its `[http] bind`).
-    #[arg(long, default_value = "http://127.0.0.1:8080", value_name = "URL")]
-    pub api: String,
-    /// A stored secret (`NAME/KEY`) holding the API's bearer token.
+    /// The runtime's HTTP address; default: `[http] bind` of the config,
+    /// else `http://127.0.0.1:8080`.
+    #[arg(long, value_name = "URL")]
+    pub api: Option<String>,
+    /// A stored secret (`NAME/KEY`) holding the API's bearer token;
+    /// default: `PROJECTOR_API_TOKEN`, else the config's `[http]
+    /// token_secret`.
     #[arg(long, value_name = "NAME/KEY")]
     pub token_secret: Option<SecretRef>,
+    /// The runtime's configuration file, read for its API address and
+    /// token. Default `projector.toml` when it exists.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+/// The API address of a runtime listening on `bind`: its own address, or
+/// loopback when it listens on every interface.
+fn api_url(bind: std::net::SocketAddr) -> String {
+    let host = match bind.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        }
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(host, bind.port()))
 }
 
 /// A client of one runtime's API.
@@ -82,19 +107,50 @@ impl ApiClient {
     /// A client for `args`. The token comes from `--token-secret`, else from
     /// `PROJECTOR_API_TOKEN`.
     pub fn new(args: &ApiArgs) -> anyhow::Result<Self> {
-        let token = match &args.token_secret {
-            Some(reference) => Some(
-                SecretStore::from_env()
-                    .and_then(|store| store.resolve(reference))
-                    .with_context(|| format!("--token-secret {reference}"))?,
+        let http = match &args.config {
+            Some(path) => Some(
+                crate::config::Config::load(path)
+                    .with_context(|| format!("-c {}", path.display()))?
+                    .http,
             ),
-            None => std::env::var("PROJECTOR_API_TOKEN")
+            None => {
+                let default = std::path::Path::new("projector.toml");
+                if default.exists() {
+                    Some(
+                        crate::config::Config::load(default)
+                            .context("./projector.toml (give --api or -c to use another)")?
+                            .http,
+                    )
+                } else {
+                    None
+                }
+            }
+        };
+        let resolve = |reference: &SecretRef, what: &str| {
+            SecretStore::from_env()
+                .and_then(|store| store.resolve(reference))
+                .with_context(|| format!("{what} {reference}"))
+        };
+        let token = match &args.token_secret {
+            Some(reference) => Some(resolve(reference, "--token-secret")?),
+            None => match std::env::var("PROJECTOR_API_TOKEN")
                 .ok()
                 .filter(|token| !token.is_empty())
-                .map(SecretValue::new),
+            {
+                Some(token) => Some(SecretValue::new(&token)),
+                None => match http.as_ref().and_then(|http| http.token_secret.as_ref()) {
+                    Some(reference) => Some(resolve(reference, "[http] token_secret")?),
+                    None => None,
+                },
+            },
+        };
+        let base = match (&args.api, &http) {
+            (Some(api), _) => api.clone(),
+            (None, Some(http)) => api_url(http.bind),
+            (None, None) => "http://127.0.0.1:8080".to_owned(),
         };
         Ok(Self {
-            base: args.api.trim_end_matches('/').to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
             token,
         })
     }

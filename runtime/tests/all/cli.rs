@@ -186,6 +186,23 @@ fn run_stops_gracefully_on_sigterm_with_rows_durable() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     check_http_endpoints(port);
+    // The commands that talk to a runtime find its API in its config: with
+    // -c, and from the config's own directory without it (the port is not
+    // the default one, so neither could guess it).
+    let status = projector(&["status", "-c", config.to_str().unwrap(), "--output", "json"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(
+        stdout(&status).contains("\"counter\""),
+        "{}",
+        stdout(&status)
+    );
+    let here = Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["query", "counter", "s1"])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    assert!(here.status.success(), "{}", stderr(&here));
+    assert!(stdout(&here).contains("count"), "{}", stdout(&here));
     let rebuild = ["view", "rebuild", "counter", "-c"];
     let config_arg = config.to_str().unwrap();
     let refused = projector(&[&rebuild[..], &[config_arg]].concat());
