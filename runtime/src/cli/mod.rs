@@ -41,7 +41,8 @@ pub enum Command {
     View(view::ViewArgs),
     /// Check a projection component against the WIT world and describe it.
     Inspect(inspect::InspectArgs),
-    /// Scaffold a projection project (Rust or Python) in a new directory,
+    /// Scaffold a projection project (Rust, TypeScript, JavaScript or
+    /// Python) in a new directory,
     /// ready to test and build.
     New(new::NewArgs),
     /// Test a built component through the real engine: over CloudEvents

@@ -576,3 +576,18 @@ fn run_refuses_to_start_when_the_api_token_secret_is_missing() {
         "{message}"
     );
 }
+
+#[test]
+fn new_says_every_language_it_scaffolds() {
+    let help = projector(&["--help"]);
+    let text = stdout(&help);
+    assert!(
+        text.contains("Rust, TypeScript, JavaScript or Python"),
+        "{text}"
+    );
+    let help = projector(&["new", "--help"]);
+    let text = stdout(&help);
+    for lang in ["rust", "ts", "js", "python"] {
+        assert!(text.contains(lang), "{lang}: {text}");
+    }
+}

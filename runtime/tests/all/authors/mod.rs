@@ -80,6 +80,18 @@ fn scaffold(dir: &Path, lang: &str) -> PathBuf {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
+    if lang == "python" {
+        // The first steps it prints work on a machine with only Python:
+        // pytest comes from the venv they make.
+        assert!(
+            text(&output).contains(
+                "python -m venv .venv && .venv/bin/pip install componentize-py==0.25.1 pytest \
+                 && .venv/bin/python -m pytest tests"
+            ),
+            "{}",
+            text(&output)
+        );
+    }
     let project = dir.join("cart-view");
     for file in [
         "README.md",
