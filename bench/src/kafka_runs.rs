@@ -318,11 +318,14 @@ fn origins_in(
     }
     consumer.assign(&assignment)?;
     let mut origins = BTreeMap::new();
+    // Up to 10 s for the first record, then until nothing came for 3 s.
     let mut idle = Instant::now();
-    while idle.elapsed() < Duration::from_secs(3) {
+    let mut quiet = Duration::from_secs(10);
+    while idle.elapsed() < quiet {
         let Some(message) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
+        quiet = Duration::from_secs(3);
         let message = message?;
         idle = Instant::now();
         let header = |name: &str| {

@@ -23,9 +23,10 @@ pub fn encode(text: &str) -> String {
 }
 
 /// How to reach the API: `--api` and `--token-secret` when given, else
-/// the runtime's own `projector.toml` (`-c`, by default the one in the
-/// current directory when there is one): its `[http] bind` and
-/// `token_secret`; else `http://127.0.0.1:8080` and no token.
+/// the runtime's own `projector.toml` (`-c`, or with no `--api` the one in
+/// the current directory when there is one): its `[http] bind` and
+/// `token_secret`; else `http://127.0.0.1:8080` and no token. With `--api`
+/// and no `-c`, no config is read.
 #[derive(Debug, Args)]
 pub struct ApiArgs {
     /// The runtime's HTTP address; default: `[http] bind` of the config,
@@ -105,20 +106,28 @@ pub fn json_failure<T>(result: anyhow::Result<T>, output: super::Output) -> anyh
 
 impl ApiClient {
     /// A client for `args`. The token comes from `--token-secret`, else from
-    /// `PROJECTOR_API_TOKEN`.
+    /// `PROJECTOR_API_TOKEN`, else from the config's `[http] token_secret`
+    /// when a config is read (see [`ApiArgs`]).
     pub fn new(args: &ApiArgs) -> anyhow::Result<Self> {
-        let http = match &args.config {
-            Some(path) => Some(
+        // The config is read when it names the runtime: given with -c, or,
+        // with no --api, the one in the current directory. With --api and no
+        // -c it is not read at all: its token is never sent to another
+        // address, and a broken local file does not stand in the way.
+        let http = match (&args.config, &args.api) {
+            (Some(path), _) => Some(
                 crate::config::Config::load(path)
                     .with_context(|| format!("-c {}", path.display()))?
                     .http,
             ),
-            None => {
+            (None, Some(_)) => None,
+            (None, None) => {
                 let default = std::path::Path::new("projector.toml");
                 if default.exists() {
                     Some(
                         crate::config::Config::load(default)
-                            .context("./projector.toml (give --api or -c to use another)")?
+                            .context(
+                                "./projector.toml (give -c FILE, or --api URL to read no config)",
+                            )?
                             .http,
                     )
                 } else {

@@ -287,7 +287,7 @@ impl Lang {
         match self {
             Lang::Rust => "cargo test && cargo build --release --target wasm32-wasip2",
             Lang::Python => {
-                "python -m venv .venv && .venv/bin/pip install componentize-py==0.25.1 pytest \
+                "python3 -m venv .venv && .venv/bin/pip install componentize-py==0.25.1 pytest \
                  && .venv/bin/python -m pytest tests && PATH=.venv/bin:$PATH ./build.sh"
             }
             Lang::Ts | Lang::Js => "npm install && npm test && npm run build",

@@ -163,29 +163,49 @@ pub enum ApplyError {
     },
 }
 
+/// True when a guest's failure `code` can stand in a class: a plain token
+/// that does not make one of the engine's own classes.
+fn is_class_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+        && !matches!(code, "trap" | "panic" | "error")
+}
+
 impl ApplyError {
     /// The class a failed record is reported with: [`Self::class`], but for
     /// an event the projection refused, `guest-` and the projection's own
     /// code (`guest-rejected`, `guest-invalid-data`) when the code is a
-    /// plain token (lower-case letters, digits, `-`, `_` or `.`, at most 64),
-    /// so that dead letters and failures can be told apart by it; else
-    /// `guest-error`.
+    /// plain token (lower-case letters, digits, `-`, `_` or `.`, at most 64)
+    /// that does not make one of the engine's own classes (`guest-trap`,
+    /// `guest-panic`, `guest-error`), so that dead letters and failures can
+    /// be told apart by it; else `guest-error`, with the code in the
+    /// message ([`Self::failure_message`]).
     pub fn failure_class(&self) -> std::borrow::Cow<'static, str> {
         match self {
-            ApplyError::Guest { code, .. }
-                if !code.is_empty()
-                    && code.len() <= 64
-                    && code.bytes().all(|b| {
-                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b)
-                    }) =>
-            {
+            ApplyError::Guest { code, .. } if is_class_code(code) => {
                 std::borrow::Cow::Owned(format!("guest-{code}"))
             }
             other => std::borrow::Cow::Borrowed(other.class()),
         }
     }
 
-    /// A short, stable class for metrics and logs: one per kind of error.
+    /// The message a failed record is reported with: this error's, and for
+    /// a refusal whose code is not in its class ([`Self::failure_class`]),
+    /// the code too.
+    pub fn failure_message(&self) -> String {
+        match self {
+            ApplyError::Guest { code, message } if !is_class_code(code) => {
+                format!("the projection refused the event (code {code:?}): {message}")
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// A short, stable class: one per kind of error (what `projector test`
+    /// and the metrics group by).
     pub fn class(&self) -> &'static str {
         match self {
             ApplyError::Guest { .. } => "guest-error",

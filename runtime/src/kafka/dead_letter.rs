@@ -356,9 +356,14 @@ impl std::fmt::Debug for DeadLetterTail {
 }
 
 impl DeadLetterTail {
-    /// Follow `topic` from `from`, an offset per partition. Each offset is
-    /// where the partition ended at some moment (its high watermark), so a
-    /// read from it begins at a batch's first record on every broker.
+    /// Follow `topic` from `from`, an offset per partition: where the scan at
+    /// start began. On a broker that answers a read beginning inside a batch
+    /// with the next batch (tansu 0.6), and that reports a high watermark
+    /// inside the last batch, the tail may skip the rest of the batch it
+    /// begins in; what it is for, records that land after the scan, comes
+    /// in later batches, and what that batch held was there for the scan,
+    /// which reads from further back until the broker answers at or before
+    /// its start.
     ///
     /// # Errors
     /// When the reader cannot be created or assigned.

@@ -45,7 +45,7 @@ impl Failure {
 
 impl From<ApplyError> for Failure {
     fn from(err: ApplyError) -> Self {
-        Self::new(err.failure_class(), err.to_string())
+        Self::new(err.failure_class(), err.failure_message())
     }
 }
 
@@ -72,5 +72,19 @@ mod tests {
                 .starts_with("the projection refused the event: xxx"),
             "the code is in the class, not repeated in the message"
         );
+        // A code that would pass for one of the engine's own classes, or is
+        // no plain token, is not a class: it stays in the message.
+        for code in ["trap", "Not A Token"] {
+            let failure = Failure::from(ApplyError::Guest {
+                code: code.to_owned(),
+                message: "m".to_owned(),
+            });
+            assert_eq!(failure.class, "guest-error");
+            assert!(
+                failure.message.contains(&format!("{code:?}")),
+                "{}",
+                failure.message
+            );
+        }
     }
 }

@@ -203,6 +203,30 @@ fn run_stops_gracefully_on_sigterm_with_rows_durable() {
         .unwrap();
     assert!(here.status.success(), "{}", stderr(&here));
     assert!(stdout(&here).contains("count"), "{}", stdout(&here));
+    // With --api and no -c, no config is read: a broken one where the
+    // command runs stands in no way (and no token of it would be sent).
+    let elsewhere = TempDir::new("cli-broken-config");
+    std::fs::write(elsewhere.0.join("projector.toml"), "this is not toml [").unwrap();
+    let broken = Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["status", "--api", &format!("http://127.0.0.1:{port}")])
+        .current_dir(&elsewhere.0)
+        .output()
+        .unwrap();
+    assert!(broken.status.success(), "{}", stderr(&broken));
+    let read = Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["status"])
+        .current_dir(&elsewhere.0)
+        .output()
+        .unwrap();
+    assert!(
+        !read.status.success(),
+        "without --api the broken config is read"
+    );
+    assert!(
+        stderr(&read).contains("projector.toml"),
+        "{}",
+        stderr(&read)
+    );
     let rebuild = ["view", "rebuild", "counter", "-c"];
     let config_arg = config.to_str().unwrap();
     let refused = projector(&[&rebuild[..], &[config_arg]].concat());
@@ -587,7 +611,7 @@ fn new_says_every_language_it_scaffolds() {
     );
     let help = projector(&["new", "--help"]);
     let text = stdout(&help);
-    for lang in ["rust", "ts", "js", "python"] {
+    for lang in ["- rust:", "- ts:", "- js:", "- python:"] {
         assert!(text.contains(lang), "{lang}: {text}");
     }
 }

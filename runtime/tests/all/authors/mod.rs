@@ -85,7 +85,7 @@ fn scaffold(dir: &Path, lang: &str) -> PathBuf {
         // pytest comes from the venv they make.
         assert!(
             text(&output).contains(
-                "python -m venv .venv && .venv/bin/pip install componentize-py==0.25.1 pytest \
+                "python3 -m venv .venv && .venv/bin/pip install componentize-py==0.25.1 pytest \
                  && .venv/bin/python -m pytest tests"
             ),
             "{}",
