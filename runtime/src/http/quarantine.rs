@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiState, bad_request};
 use crate::config::OnError;
-use crate::pipeline::control::{ControlError, ReleaseReport, SubjectDiscard};
+use crate::pipeline::control::{ControlError, Controls, ReleaseReport, SubjectDiscard};
 use crate::service::RunningView;
 use crate::store::ViewStore;
 
@@ -131,11 +131,7 @@ pub(super) async fn release(
 ) -> Result<Json<ReleaseReport>, ApiError> {
     let Path(name) = path.map_err(bad_request)?;
     let Query(query) = query.map_err(bad_request)?;
-    let view = quarantining(&state, &name)?;
-    let controls = view
-        .controls
-        .as_ref()
-        .ok_or_else(|| ApiError::NotReady(format!("view {name} takes no requests here")))?;
+    let controls = controls_of(&state, &name)?;
     match controls.release(query.subject.clone()).await {
         // The worker releases only what it holds: a subject it does not
         // hold comes back with nothing done.
@@ -157,11 +153,7 @@ pub(super) async fn discard(
 ) -> Result<Json<SubjectDiscard>, ApiError> {
     let Path(name) = path.map_err(bad_request)?;
     let Query(query) = query.map_err(bad_request)?;
-    let view = quarantining(&state, &name)?;
-    let controls = view
-        .controls
-        .as_ref()
-        .ok_or_else(|| ApiError::NotReady(format!("view {name} takes no requests here")))?;
+    let controls = controls_of(&state, &name)?;
     match controls.discard(query.subject.clone()).await {
         Ok(Some(report)) => Ok(Json(report)),
         Ok(None) => Err(ApiError::NotQuarantined {
@@ -170,6 +162,14 @@ pub(super) async fn discard(
         }),
         Err(err) => Err(control_error(&name, err)),
     }
+}
+
+/// The request queue of the quarantining view `name`'s worker.
+fn controls_of<'a>(state: &'a ApiState, name: &str) -> Result<&'a Controls, ApiError> {
+    quarantining(state, name)?
+        .controls
+        .as_ref()
+        .ok_or_else(|| ApiError::NotReady(format!("view {name} takes no requests here")))
 }
 
 fn control_error(view: &str, err: ControlError) -> ApiError {

@@ -170,40 +170,15 @@ fn broker_holds(broker: &Broker) -> usize {
 /// The origin `(partition, offset)` of every record in the dead-letter
 /// topic, with how many times each is there.
 fn dead_lettered(broker: &Broker) -> BTreeMap<(i32, i64), usize> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::{Headers, Message};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", "crash-dlq-check")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut assignment = rdkafka::TopicPartitionList::new();
-    assignment
-        .add_partition_offset(DEAD_LETTERS, 0, rdkafka::Offset::Beginning)
-        .unwrap();
-    consumer.assign(&assignment).unwrap();
-    let mut found = BTreeMap::new();
-    let mut idle = Instant::now();
-    while idle.elapsed() < Duration::from_secs(5) {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
-            idle = Instant::now();
-            let header = |name: &str| {
-                message
-                    .headers()
-                    .and_then(|h| h.iter().find(|h| h.key == name))
-                    .and_then(|h| h.value)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_default()
-            };
-            let origin = (
-                header("projector-error-partition").parse().unwrap_or(-1),
-                header("projector-error-offset").parse().unwrap_or(-1),
-            );
-            *found.entry(origin).or_insert(0) += 1;
-        }
-    }
+    by_place(crate::kit::dead_letters_in(broker, DEAD_LETTERS, 1))
+}
+
+/// Origins as `(partition, offset)`, with their counts.
+fn by_place(found: BTreeMap<(String, i32, i64), (usize, String)>) -> BTreeMap<(i32, i64), usize> {
     found
+        .into_iter()
+        .map(|((_, partition, offset), (count, _))| ((partition, offset), count))
+        .collect()
 }
 
 #[test]
@@ -490,52 +465,6 @@ fn a_survivor_takes_over_the_partitions_of_a_stopped_runtime() {
     assert!(discrepancies.is_empty(), "{discrepancies:#?}");
 }
 
-/// The origins of every record in `topic` (all its partitions, read from
-/// the start by a plain consumer until nothing came for 5 s), with how many
-/// times each is there.
-fn dead_letter_origins(
-    broker: &Broker,
-    topic: &str,
-    partitions: i32,
-) -> BTreeMap<(i32, i64), usize> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::{Headers, Message};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", "tail-dlq-check")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut assignment = rdkafka::TopicPartitionList::new();
-    for partition in 0..partitions {
-        assignment
-            .add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
-    let mut found = BTreeMap::new();
-    let mut idle = Instant::now();
-    while idle.elapsed() < Duration::from_secs(5) {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
-            idle = Instant::now();
-            let header = |name: &str| {
-                message
-                    .headers()
-                    .and_then(|h| h.iter().find(|h| h.key == name))
-                    .and_then(|h| h.value)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_default()
-            };
-            let origin = (
-                header("projector-error-partition").parse().unwrap_or(-1),
-                header("projector-error-offset").parse().unwrap_or(-1),
-            );
-            *found.entry(origin).or_insert(0) += 1;
-        }
-    }
-    found
-}
-
 /// A run with no crash, stopped with SIGTERM the moment its checkpoints
 /// reach the end of the input, which ends in a tail of failing records (so
 /// the last dead letters are still in flight at the stop): every record
@@ -616,7 +545,7 @@ fn a_run_without_a_crash_writes_every_dead_letter_once_up_to_the_last_record() {
     // At once: the tail's dead letters may still be in flight.
     let held_at_stop = dead_letters_held(&api);
     assert!(child.stop(), "a clean stop");
-    let letters = dead_letter_origins(&broker, LETTERS, 3);
+    let letters = by_place(crate::kit::dead_letters_in(&broker, LETTERS, 3));
     let expected: BTreeMap<(i32, i64), usize> = failing.iter().map(|o| (*o, 1)).collect();
     let missing: Vec<_> = failing
         .iter()

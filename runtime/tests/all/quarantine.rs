@@ -472,51 +472,13 @@ fn a_quarantined_subject_survives_a_sigkill_and_view_release_applies_it_after_th
     assert!(child.wait().unwrap().success());
 }
 
-/// The origins in `topic` (a dead-letter topic), each with how many times
-/// it is there and its class header, read by a plain consumer from the
-/// start.
-pub(crate) fn dead_letter_origins(
+/// The origins in the dead-letter topic `topic` (one partition), each with
+/// how many times it is there and its class.
+fn dead_letter_origins(
     broker: &crate::kit::Broker,
     topic: &str,
 ) -> std::collections::BTreeMap<(String, i32, i64), (usize, String)> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Headers;
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", "dead-letter-check")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut assignment = rdkafka::TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
-        .unwrap();
-    consumer.assign(&assignment).unwrap();
-    let mut found = std::collections::BTreeMap::new();
-    let mut idle = std::time::Instant::now();
-    while idle.elapsed() < std::time::Duration::from_secs(3) {
-        if let Some(Ok(message)) = consumer.poll(std::time::Duration::from_millis(100)) {
-            idle = std::time::Instant::now();
-            let header = |name: &str| {
-                message
-                    .headers()
-                    .and_then(|h| h.iter().find(|h| h.key == name))
-                    .and_then(|h| h.value)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_default()
-            };
-            let origin = (
-                header("projector-error-topic"),
-                header("projector-error-partition").parse().unwrap_or(-1),
-                header("projector-error-offset").parse().unwrap_or(-1),
-            );
-            let entry = found
-                .entry(origin)
-                .or_insert((0, header("projector-error-class")));
-            entry.0 += 1;
-        }
-    }
-    found
+    crate::kit::dead_letters_in(broker, topic, 1)
 }
 
 #[test]
