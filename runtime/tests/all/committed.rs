@@ -192,6 +192,29 @@ fn start_in_new_group(
     (child, group_committed(broker, group))
 }
 
+/// The same data directory in the new consumer group `group`: its
+/// assignment commits the store's checkpoints, never past what is held;
+/// then another member joins, so the revocation commits (synchronously,
+/// before the newcomer gets its partition) and the assignment back. The
+/// group's offsets are checked after each; the runtime is left running.
+fn restart_and_rebalance(
+    broker: &Broker,
+    group: &str,
+    files: (&std::path::Path, &std::path::Path, &str),
+) -> KillOnDrop {
+    let api = files.2;
+    let (child, committed) = start_in_new_group(broker, group, files, (RECORDS * 2, RECORDS));
+    assert_eq!(committed, expected(), "after the assignment of a restart");
+    let during = rebalance(broker, group, api);
+    assert_eq!(during, expected(), "after the revocation");
+    assert_eq!(
+        group_committed(broker, group),
+        expected(),
+        "after the assignment back"
+    );
+    child
+}
+
 /// What the tests expect of the group after each step: partition 0 held at
 /// the poison, partition 1 at its end.
 fn expected() -> BTreeMap<i32, Option<i64>> {
@@ -257,25 +280,8 @@ fn the_committed_offset_never_passes_a_quarantined_record() {
         "after the first clean stop"
     );
 
-    // The same data directory in a new group: its assignment commits the
-    // store's checkpoints, never past what is held.
     let group = "projector-held-again";
-    let (child, committed) = start_in_new_group(
-        &broker,
-        group,
-        (&config, &log, &api),
-        (RECORDS * 2, RECORDS),
-    );
-    assert_eq!(committed, expected(), "after the assignment of a restart");
-    // Another member joins: the revocation commits (synchronously, before
-    // the newcomer gets its partition), then the assignment back.
-    let during = rebalance(&broker, group, &api);
-    assert_eq!(during, expected(), "after the revocation");
-    assert_eq!(
-        group_committed(&broker, group),
-        expected(),
-        "after the assignment back"
-    );
+    let child = restart_and_rebalance(&broker, group, (&config, &log, &api));
     assert!(child.stop());
     assert_eq!(
         group_committed(&broker, group),
@@ -386,23 +392,8 @@ fn the_committed_offset_never_passes_a_dead_letter_not_yet_acknowledged() {
         "after the first clean stop"
     );
 
-    // The same data directory in a new group: its assignment commits the
-    // store's checkpoints, never past what is held.
     let group = "projector-held-again";
-    let (child, committed) = start_in_new_group(
-        &broker,
-        group,
-        (&config, &log, &api),
-        (RECORDS * 2, RECORDS),
-    );
-    assert_eq!(committed, expected(), "after the assignment of a restart");
-    let during = rebalance(&broker, group, &api);
-    assert_eq!(during, expected(), "after the revocation");
-    assert_eq!(
-        group_committed(&broker, group),
-        expected(),
-        "after the assignment back"
-    );
+    let child = restart_and_rebalance(&broker, group, (&config, &log, &api));
     child.kill();
     assert_eq!(
         group_committed(&broker, group),

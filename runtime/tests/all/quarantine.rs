@@ -332,6 +332,23 @@ fn views(api: &str) -> Option<serde_json::Value> {
     Some(report["views"][0].clone())
 }
 
+/// `projector view discard quarantined SUBJECT --output json`, which must
+/// succeed: its report.
+fn discard_as_json(api: &str, subject: &str) -> serde_json::Value {
+    let discard = cli(&[
+        "view",
+        "discard",
+        "quarantined",
+        subject,
+        "--api",
+        api,
+        "--output",
+        "json",
+    ]);
+    assert!(discard.status.success(), "{discard:?}");
+    serde_json::from_slice(&discard.stdout).unwrap()
+}
+
 fn cli(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
         .args(args)
@@ -603,18 +620,7 @@ fn discard_takes_every_held_record_out_to_the_dead_letter_topic_once_also_those_
 
     // Discard `a` too: the quarantine is empty, every held record of it is
     // in the topic once, and the counters say so.
-    let discard = cli(&[
-        "view",
-        "discard",
-        "quarantined",
-        "a",
-        "--api",
-        &api,
-        "--output",
-        "json",
-    ]);
-    assert!(discard.status.success(), "{discard:?}");
-    let report: serde_json::Value = serde_json::from_slice(&discard.stdout).unwrap();
+    let report = discard_as_json(&api, "a");
     assert_eq!(report["subjects"][0]["discarded"], held_a, "{report}");
     assert_eq!(report["subjects"][0]["dead_letter_topic"], DLQ);
     crate::kit::wait_until(
@@ -762,18 +768,7 @@ fn a_sigkill_while_records_are_applied_and_held_loses_none_and_holds_none_twice(
     // Thousands held: a discard takes them out a page (1,000) at a time,
     // all of them (no dead-letter topic here: dropped, counted).
     assert!(held > 2 * 1000, "enough for several pages: {held}");
-    let discard = cli(&[
-        "view",
-        "discard",
-        "quarantined",
-        "a",
-        "--api",
-        &api,
-        "--output",
-        "json",
-    ]);
-    assert!(discard.status.success(), "{discard:?}");
-    let report: serde_json::Value = serde_json::from_slice(&discard.stdout).unwrap();
+    let report = discard_as_json(&api, "a");
     assert_eq!(report["subjects"][0]["discarded"], held, "{report}");
     assert_eq!(
         report["subjects"][0]["dead_letter_topic"],
