@@ -380,6 +380,16 @@ fn millis(duration: std::time::Duration) -> u64 {
 }
 
 impl ViewConfig {
+    /// How the view retries what failed transiently: `max_attempts` calls
+    /// in all, from `initial_backoff_ms` doubling to `max_backoff_ms`.
+    pub fn retry(&self) -> crate::engine::Retry {
+        crate::engine::Retry {
+            max_attempts: self.max_attempts.max(1),
+            initial_backoff: std::time::Duration::from_millis(self.initial_backoff_ms),
+            max_backoff: std::time::Duration::from_millis(self.max_backoff_ms),
+        }
+    }
+
     /// The consumer group: the configured one or `projector-<name>`.
     pub fn group(&self) -> String {
         self.group

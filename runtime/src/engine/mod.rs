@@ -56,6 +56,7 @@ use crate::event::Event;
 pub(crate) use bindings::{WitEvent, WitKafkaOrigin};
 pub use config::EngineConfig;
 pub use error::{ApplyError, ConfigError, EngineError, LoadError};
+pub(crate) use host::truncate;
 pub use retry::Retry;
 pub use row::check_row;
 

@@ -46,13 +46,23 @@ impl Retry {
     /// each retry before its wait.
     pub fn run<T>(
         &self,
-        mut call: impl FnMut() -> Result<T, ApplyError>,
-        mut retrying: impl FnMut(u32, &ApplyError, Duration),
+        call: impl FnMut() -> Result<T, ApplyError>,
+        retrying: impl FnMut(u32, &ApplyError, Duration),
     ) -> Result<T, ApplyError> {
+        self.run_while(call, ApplyError::is_transient, retrying)
+    }
+
+    /// [`Self::run`] for any error: `transient` says which are retried.
+    pub fn run_while<T, E>(
+        &self,
+        mut call: impl FnMut() -> Result<T, E>,
+        transient: impl Fn(&E) -> bool,
+        mut retrying: impl FnMut(u32, &E, Duration),
+    ) -> Result<T, E> {
         let mut attempt = 1;
         loop {
             match call() {
-                Err(err) if err.is_transient() && attempt < self.max_attempts => {
+                Err(err) if transient(&err) && attempt < self.max_attempts => {
                     let wait = self.backoff(attempt);
                     retrying(attempt, &err, wait);
                     std::thread::sleep(wait);

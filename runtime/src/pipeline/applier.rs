@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use projector_sdk::{Level, Update};
 
@@ -32,11 +32,7 @@ impl<A: Apply> Applier<A> {
     pub fn new(projection: A, config: &ViewConfig, status: Arc<ViewStatus>) -> Self {
         Self {
             projection,
-            retry: Retry {
-                max_attempts: config.max_attempts,
-                initial_backoff: Duration::from_millis(config.initial_backoff_ms),
-                max_backoff: Duration::from_millis(config.max_backoff_ms),
-            },
+            retry: config.retry(),
             status,
         }
     }

@@ -27,18 +27,9 @@ pub const MAX_MESSAGE_BYTES: usize = 4096;
 impl Failure {
     /// A failure of `class`, its message cut to [`MAX_MESSAGE_BYTES`].
     pub fn new(class: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        let mut message = message.into();
-        if message.len() > MAX_MESSAGE_BYTES {
-            let mut end = MAX_MESSAGE_BYTES - 3;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push_str("...");
-        }
         Self {
             class: class.into(),
-            message,
+            message: crate::engine::truncate(message.into(), MAX_MESSAGE_BYTES),
         }
     }
 }

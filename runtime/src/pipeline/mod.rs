@@ -1004,27 +1004,21 @@ impl<S: Store, A: Apply> Worker<S, A> {
     /// skipped.
     fn earliest_offset(&mut self, source: &impl Source, partition: &TopicPartition) -> Option<i64> {
         let (topic, number) = (&partition.0, partition.1);
-        let retry = crate::engine::Retry {
-            max_attempts: self.config.max_attempts.max(1),
-            initial_backoff: Duration::from_millis(self.config.initial_backoff_ms),
-            max_backoff: Duration::from_millis(self.config.max_backoff_ms),
-        };
-        let mut attempt = 1;
-        let error = loop {
-            match source.low_watermark(topic, number) {
-                Ok(low) => return Some(low),
-                Err(err) if attempt < retry.max_attempts => {
-                    let wait = retry.backoff(attempt);
-                    tracing::warn!(topic = %topic, partition = number, attempt, error = %err, ?wait, "cannot read the partition's earliest offset; retrying");
-                    self.status.count(|c| &c.retries);
-                    std::thread::sleep(wait);
-                    attempt += 1;
-                }
-                Err(err) => break err,
-            }
+        let mut attempts = 1;
+        let error = match self.config.retry().run_while(
+            || source.low_watermark(topic, number),
+            |_| true,
+            |attempt, err, wait| {
+                attempts = attempt + 1;
+                tracing::warn!(topic = %topic, partition = number, attempt, error = %err, ?wait, "cannot read the partition's earliest offset; retrying");
+                self.status.count(|c| &c.retries);
+            },
+        ) {
+            Ok(low) => return Some(low),
+            Err(err) => err,
         };
         let described = format!(
-            "cannot read the partition's earliest offset ({error}) after {attempt} attempts: \
+            "cannot read the partition's earliest offset ({error}) after {attempts} attempts: \
              it is not started at the first record delivered, which may lie past records the \
              broker skipped; it starts again when next assigned (a restart or a rebalance)"
         );

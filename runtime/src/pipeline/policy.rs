@@ -182,10 +182,11 @@ impl ErrorPolicy {
                     .discards
                     .as_ref()
                     .and_then(|letters| letters.held_from(partition));
-                match (quarantine.held_from(partition), discarded) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                quarantine
+                    .held_from(partition)
+                    .into_iter()
+                    .chain(discarded)
+                    .min()
             }
             Self::Stop | Self::Skip => None,
         }
@@ -366,29 +367,6 @@ impl Quarantine {
     /// failed again, and it and those behind it stay.
     pub fn keep(&mut self, subject: &str) {
         self.held.insert(subject.to_owned());
-    }
-
-    /// True when discarded records go to a dead-letter topic.
-    pub fn discards_to_topic(&self) -> bool {
-        self.discards.is_some()
-    }
-
-    /// `subject`'s record at `sequence` is discarded: removed from the
-    /// quarantine in `batch` and, when the view has a dead-letter topic,
-    /// held for it in the same batch. Returns the dead-letter topic it goes
-    /// to, `None` when it is dropped.
-    pub fn discard(
-        &mut self,
-        batch: &mut ViewBatch,
-        subject: &str,
-        sequence: u64,
-        record: DeadLetter,
-    ) -> Option<&str> {
-        self.released(subject, sequence);
-        batch.release_quarantined(subject, sequence);
-        let letters = self.discards.as_deref_mut()?;
-        letters.hold(batch, record);
-        Some(letters.topic())
     }
 }
 

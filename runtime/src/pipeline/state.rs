@@ -212,17 +212,6 @@ impl<S: Store> ViewState<S> {
             .is_none_or(|at| at.elapsed() >= idle)
     }
 
-    /// The row of `subject` as the pending batch leaves it, else as stored.
-    ///
-    /// # Errors
-    /// When the store cannot be read.
-    pub fn current_row(&self, subject: &str) -> Result<Option<StoredRow>, StoreError> {
-        match self.batch.pending(subject) {
-            Some(pending) => Ok(pending.cloned()),
-            None => self.view.row(subject),
-        }
-    }
-
     /// True while a batch is pending.
     pub fn has_pending(&self) -> bool {
         self.batch_started.is_some()
@@ -663,11 +652,16 @@ impl<S: Store> ViewState<S> {
         record: DeadLetter,
         status: &ViewStatus,
     ) -> Option<String> {
-        let quarantine = self.policy.quarantine()?;
+        self.policy.quarantine()?;
         let origin = record.origin.clone();
-        let topic = quarantine
-            .discard(&mut self.batch, subject, sequence, record)
-            .map(str::to_owned);
+        // Out of the quarantine as a release takes it (its offset may be
+        // committed then, unless it is held for the dead-letter topic:
+        // `held_from` says), and held for that topic in the same batch.
+        self.release_quarantined(subject, sequence);
+        let topic = self.policy.dead_letters().map(|letters| {
+            letters.hold(&mut self.batch, record);
+            letters.topic().to_owned()
+        });
         match &topic {
             Some(topic) => {
                 tracing::info!(subject, origin = %origin, topic = %topic, "quarantined record discarded to the dead-letter topic");
@@ -676,10 +670,6 @@ impl<S: Store> ViewState<S> {
                 tracing::warn!(subject, origin = %origin, "quarantined record discarded: dropped with the batch that removes it (the view has no dead_letter_topic)");
             }
         }
-        // Its offset may be committed to Kafka now, unless it is held for
-        // the dead-letter topic (`held_from` says).
-        self.partition(&(origin.topic, origin.partition)).unheld = true;
-        self.batch_started.get_or_insert_with(Instant::now);
         status.count(|c| &c.discarded);
         if let Some(letters) = self.policy.dead_letters() {
             status.dead_letters_held(letters.held());

@@ -151,14 +151,6 @@ impl ViewBatch {
         }
     }
 
-    /// The row of `subject` as this batch leaves it, if the batch touches it:
-    /// `Some(None)` when the batch deletes it.
-    pub fn pending(&self, subject: &str) -> Option<Option<&StoredRow>> {
-        self.changes
-            .get(subject)
-            .map(|change| change.after.as_ref())
-    }
-
     /// Record that `(topic, partition)` is applied up to `next_offset`
     /// (exclusive).
     pub fn checkpoint(&mut self, topic: &str, partition: i32, next_offset: i64) {

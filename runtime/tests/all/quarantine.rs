@@ -349,6 +349,27 @@ fn discard_as_json(api: &str, subject: &str) -> serde_json::Value {
     serde_json::from_slice(&discard.stdout).unwrap()
 }
 
+/// Publish [`records`] to `broker`, at the same partitions (and so the same
+/// offsets in a fresh topic).
+fn publish_records(broker: &crate::kit::Broker) {
+    for message in records() {
+        let subject = std::str::from_utf8(message.key().unwrap()).unwrap();
+        let ty = if message.payload() == Some(HUGE.to_string().as_bytes()) {
+            "misbehave.huge-row"
+        } else {
+            "tick"
+        };
+        broker.publish(
+            TOPIC,
+            message.partition(),
+            ty,
+            &format!("e-{}-{}", message.partition(), message.offset()),
+            Some(subject),
+            message.payload().unwrap(),
+        );
+    }
+}
+
 fn cli(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
         .args(args)
@@ -359,26 +380,7 @@ fn cli(args: &[&str]) -> std::process::Output {
 #[test]
 fn a_quarantined_subject_survives_a_sigkill_and_view_release_applies_it_after_the_fix() {
     let broker = crate::kit::Broker::new(&[(TOPIC, PARTITIONS)]);
-    for message in records() {
-        let (subject, ty) = (
-            std::str::from_utf8(message.key().unwrap())
-                .unwrap()
-                .to_owned(),
-            if message.payload() == Some(HUGE.to_string().as_bytes()) {
-                "misbehave.huge-row"
-            } else {
-                "tick"
-            },
-        );
-        broker.publish(
-            TOPIC,
-            message.partition(),
-            ty,
-            &format!("e-{}-{}", message.partition(), message.offset()),
-            Some(&subject),
-            message.payload().unwrap(),
-        );
-    }
+    publish_records(&broker);
     broker.flush();
     let total = u64::try_from(records().len()).unwrap();
     let dir = TempDir::new("quarantine-cli");
@@ -502,24 +504,7 @@ fn dead_letter_origins(
 fn discard_takes_every_held_record_out_to_the_dead_letter_topic_once_also_those_with_no_subject() {
     const DLQ: &str = "quarantined-dlq";
     let broker = crate::kit::Broker::new(&[(TOPIC, PARTITIONS), (DLQ, 1)]);
-    for message in records() {
-        let subject = std::str::from_utf8(message.key().unwrap())
-            .unwrap()
-            .to_owned();
-        let ty = if message.payload() == Some(HUGE.to_string().as_bytes()) {
-            "misbehave.huge-row"
-        } else {
-            "tick"
-        };
-        broker.publish(
-            TOPIC,
-            message.partition(),
-            ty,
-            &format!("e-{}-{}", message.partition(), message.offset()),
-            Some(&subject),
-            message.payload().unwrap(),
-        );
-    }
+    publish_records(&broker);
     // Two records that can never be applied, held under the empty subject:
     // one that is no CloudEvent, one with no subject.
     broker.publish_raw(
