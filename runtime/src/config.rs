@@ -351,6 +351,75 @@ pub struct ViewConfig {
     /// is created; a view keeps its count until it is rebuilt.
     #[serde(default)]
     pub shards: Option<u32>,
+    /// Deduplication by CloudEvents identity (`source` and `id`, per
+    /// subject). Default off.
+    #[serde(default)]
+    pub dedup: Option<DedupConfig>,
+}
+
+/// `dedup = { keep = "7d", time = "record" }`: a view applies an event of
+/// a subject once per `(source, id)` within the window (the rule is
+/// [`projector_sdk::dedup`]'s).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupConfig {
+    /// What identifies an event: `source-id` (the only one, and the
+    /// default): its CloudEvents `source` and `id`.
+    #[serde(default = "default_dedup_by")]
+    pub by: String,
+    /// How long an identity is remembered, in stream time: a whole number
+    /// and a unit (`ms`, `s`, `m`, `h`, `d`). Default `7d`.
+    #[serde(default = "default_dedup_keep")]
+    pub keep: String,
+    /// The time events are measured by: `record` (the record's timestamp,
+    /// the default) or `event` (the CloudEvents `time`, else the record's).
+    #[serde(default = "default_dedup_time")]
+    pub time: String,
+}
+
+fn default_dedup_by() -> String {
+    "source-id".to_owned()
+}
+
+fn default_dedup_keep() -> String {
+    projector_sdk::dedup::Window::DEFAULT_KEEP.to_owned()
+}
+
+fn default_dedup_time() -> String {
+    projector_sdk::dedup::TimeSource::default()
+        .name()
+        .to_owned()
+}
+
+impl DedupConfig {
+    /// The window, checked.
+    ///
+    /// # Errors
+    /// A `by`, `keep` or `time` out of range, naming the key under `at`.
+    pub fn window(&self, at: &str) -> Result<projector_sdk::dedup::Window, ConfigError> {
+        if self.by != "source-id" {
+            return Err(invalid(
+                format!("{at}.dedup.by"),
+                "\"source-id\"",
+                format!("{:?}", self.by),
+            ));
+        }
+        let keep = projector_sdk::dedup::parse_keep(&self.keep).map_err(|_| {
+            invalid(
+                format!("{at}.dedup.keep"),
+                "a duration above zero: a whole number and a unit (ms, s, m, h, d), such as \"7d\"",
+                format!("{:?}", self.keep),
+            )
+        })?;
+        let time = projector_sdk::dedup::TimeSource::parse(&self.time).map_err(|_| {
+            invalid(
+                format!("{at}.dedup.time"),
+                "\"record\" or \"event\"",
+                format!("{:?}", self.time),
+            )
+        })?;
+        Ok(projector_sdk::dedup::Window::new(keep, time))
+    }
 }
 
 fn default_max_unassigned_ms() -> u64 {
@@ -586,6 +655,9 @@ pub fn is_topic_name(topic: &str) -> bool {
 }
 
 fn validate_view(view: &ViewConfig, at: &str) -> Result<(), ConfigError> {
+    if let Some(dedup) = &view.dedup {
+        dedup.window(at)?;
+    }
     if !is_name(&view.name) {
         return Err(invalid(
             format!("{at}.name"),

@@ -54,6 +54,17 @@ impl Event {
         self.wit.subject.as_deref()
     }
 
+    /// The CloudEvents `time`, as received, if it has one.
+    pub fn time(&self) -> Option<&str> {
+        self.wit.time.as_deref()
+    }
+
+    /// The Kafka record's timestamp (milliseconds since the epoch), if the
+    /// broker supplied one.
+    pub fn timestamp_ms(&self) -> Option<i64> {
+        self.wit.origin.timestamp_ms
+    }
+
     /// The Kafka record's key, if it had one.
     pub fn key(&self) -> Option<&[u8]> {
         self.wit.origin.key.as_deref()

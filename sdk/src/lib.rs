@@ -63,6 +63,7 @@
 #[cfg(target_family = "wasm")]
 extern crate self as projector_sdk;
 
+pub mod dedup;
 pub mod error;
 pub mod event;
 pub mod log;

@@ -283,6 +283,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             group_instance_id: None,
             max_unassigned_ms: 30_000,
             shards: None,
+            dedup: None,
         }],
         static_membership: true,
         instance_id: None,

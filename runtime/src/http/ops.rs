@@ -340,6 +340,7 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
         for (outcome, value) in [
             ("applied", c.applied),
             ("duplicate", c.duplicates),
+            ("duplicate_by_id", c.duplicates_by_id),
             ("skipped", c.skipped),
             ("dead_lettered", c.dead_lettered),
             ("stopped", c.stopped),

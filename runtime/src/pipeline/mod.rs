@@ -59,6 +59,7 @@ pub mod applier;
 pub mod consumer_context;
 pub mod control;
 pub mod cursor;
+pub mod dedup;
 pub mod failure;
 pub mod failures;
 pub mod feed;
@@ -233,6 +234,8 @@ pub struct Worker<S: Store, A: Apply = Instance> {
     /// True when the policy keeps failed records: a record handed to an
     /// applier thread travels with its body.
     keeps_records: bool,
+    /// Forgets identities past their window, with `dedup` on.
+    _expiry: Option<dedup::Expiry>,
 }
 
 impl<S: Store, A: Apply> std::fmt::Debug for Worker<S, A> {
@@ -369,13 +372,36 @@ impl<S: Store, A: Apply> Worker<S, A> {
         let keeps_records = policy.keeps_records();
         let held_back = policy.held_back();
         let rows = view.clone();
-        let state = ViewState::new(store, view, feed, policy);
+        let (dedup, expiry) = match &config.dedup {
+            None => (None, None),
+            Some(dedup) => {
+                let window = dedup.window(&format!("views.{name}")).map_err(|err| {
+                    PipelineError::Threads {
+                        view: name.clone(),
+                        reason: err.to_string(),
+                    }
+                })?;
+                let expiry = dedup::Expiry::start(&name, view.clone(), window).map_err(|err| {
+                    PipelineError::Threads {
+                        view: name.clone(),
+                        reason: format!("cannot start the dedup expiry: {err}"),
+                    }
+                })?;
+                let committed = view.stream_time().map_err(store_error)?;
+                (Some(dedup::Dedup::new(window, committed)), Some(expiry))
+            }
+        };
+        let mut state = ViewState::new(store, view, feed, policy);
+        if let Some(dedup) = &dedup {
+            state.keep_stream_time(dedup.clock());
+        }
         let applier = RecordApplier::new(
             Applier::new(projection, &config, Arc::clone(&status)),
             rows,
             held_back,
             Arc::clone(&status),
             state.in_flight(),
+            dedup,
         );
         let state = Arc::new(Mutex::new(state));
         Ok(Self {
@@ -389,6 +415,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             pool: None,
             controls: None,
             keeps_records,
+            _expiry: expiry,
         })
     }
 

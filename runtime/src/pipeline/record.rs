@@ -15,11 +15,16 @@
 //!   holds back what the policy says ([`HeldBack`]): later records of the
 //!   subject (`quarantine`, held behind it) or of the shard on its
 //!   partition (`stop`, left to the restart).
+//! - **Deduplication.** With `dedup` on, a copy of an event the subject
+//!   applied within the window is not applied ([`Done::Duplicate`]), and
+//!   an event applied is remembered in the batch of its row
+//!   ([`super::dedup`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::applier::Applier;
+use super::dedup::{Check, Dedup};
 use super::failure::Failure;
 use super::in_flight::InFlight;
 use super::policy::HeldBack;
@@ -29,7 +34,7 @@ use super::topic_partition::TopicPartition;
 use crate::apply::Apply;
 use crate::event::Event;
 use crate::shard::ShardId;
-use crate::store::{DeadLetter, Store, StoreError, StoredRow, ViewStore};
+use crate::store::{DeadLetter, Identity, Store, StoreError, StoredRow, ViewStore};
 
 /// The class of a record held behind an earlier failed one of its subject.
 pub const HELD_BEHIND: &str = "held-behind";
@@ -60,6 +65,9 @@ pub struct Job {
     pub quarantined: bool,
 }
 
+/// An applied event's identity to remember, and the time it counts from.
+pub type Remember = Option<(Identity, i64)>;
+
 /// What a [`RecordApplier`] did with a job, until it is merged.
 #[derive(Debug)]
 pub enum Done {
@@ -71,9 +79,17 @@ pub enum Done {
         before: Option<StoredRow>,
         /// The row after.
         after: Option<StoredRow>,
+        /// Its identity, with `dedup` on.
+        remember: Remember,
     },
     /// Applied; the row did not change.
-    Unchanged,
+    Unchanged {
+        /// Its identity, with `dedup` on.
+        remember: Remember,
+    },
+    /// A copy of an event its subject applied within the `dedup` window:
+    /// not applied, passed as if it were.
+    Duplicate,
     /// It failed: for the policy.
     Failed(Box<(Job, Failure)>),
     /// Held in quarantine behind an earlier record of its subject.
@@ -94,6 +110,7 @@ pub struct RecordApplier<A, V> {
     held_back: HeldBack,
     status: Arc<ViewStatus>,
     in_flight: Arc<InFlight>,
+    dedup: Option<Dedup>,
     /// The commit this applier's memory belongs to.
     epoch: u64,
     /// What it changed since the last commit, by subject: the rows as it
@@ -103,6 +120,8 @@ pub struct RecordApplier<A, V> {
     stopped: HashSet<(ShardId, TopicPartition)>,
     /// Subjects quarantined since the last commit.
     quarantined: HashSet<String>,
+    /// Identities it remembered since the last commit.
+    remembered: HashMap<Identity, i64>,
 }
 
 impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
@@ -115,6 +134,7 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
         held_back: HeldBack,
         status: Arc<ViewStatus>,
         in_flight: Arc<InFlight>,
+        dedup: Option<Dedup>,
     ) -> Self {
         let epoch = in_flight.epoch();
         Self {
@@ -123,10 +143,12 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
             held_back,
             status,
             in_flight,
+            dedup,
             epoch,
             changed: HashMap::new(),
             stopped: HashSet::new(),
             quarantined: HashSet::new(),
+            remembered: HashMap::new(),
         }
     }
 
@@ -142,6 +164,7 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
             self.held_back,
             Arc::clone(&self.status),
             Arc::clone(&self.in_flight),
+            self.dedup.clone(),
         )
     }
 
@@ -158,6 +181,7 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
             self.changed.clear();
             self.stopped.clear();
             self.quarantined.clear();
+            self.remembered.clear();
             self.epoch = now;
         }
         if self.stopped.contains(&(job.shard, job.partition.clone())) {
@@ -166,6 +190,25 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
         if job.quarantined || self.quarantined.contains(&job.subject) {
             return Done::HeldBehind(Box::new(job));
         }
+        let remember = match &self.dedup {
+            None => None,
+            Some(dedup) => {
+                let remembered = &self.remembered;
+                match dedup.check(
+                    &job.event,
+                    &job.subject,
+                    |identity| remembered.get(identity).copied(),
+                    &self.view,
+                ) {
+                    Ok(Check::Duplicate) => {
+                        self.status.count(|c| &c.duplicates_by_id);
+                        return Done::Duplicate;
+                    }
+                    Ok(Check::Apply { identity, time }) => Some((identity, time)),
+                    Err(err) => return Done::StoreFailed(err),
+                }
+            }
+        };
         let before = match self.changed.get(&job.subject) {
             Some(row) => row.clone(),
             None => match self.view.row(&job.subject) {
@@ -180,15 +223,18 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
             Ok(Some(after)) => {
                 self.status.count(|c| &c.applied);
                 self.changed.insert(job.subject.clone(), after.clone());
+                self.remember(remember.as_ref());
                 Done::Changed {
                     subject: job.subject,
                     before,
                     after,
+                    remember,
                 }
             }
             Ok(None) => {
                 self.status.count(|c| &c.applied);
-                Done::Unchanged
+                self.remember(remember.as_ref());
+                Done::Unchanged { remember }
             }
             Err(failure) => {
                 match self.held_back {
@@ -209,6 +255,14 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
     }
 }
 
+impl<A, V> RecordApplier<A, V> {
+    fn remember(&mut self, remember: Option<&(Identity, i64)>) {
+        if let Some((identity, time)) = remember {
+            self.remembered.insert(identity.clone(), *time);
+        }
+    }
+}
+
 /// Merge `done` into `state`'s pending batch. A job that travelled without
 /// its record gets it from `letter` if the policy keeps it (as a dead
 /// letter, or held in quarantine). Returns the partition to pause, when
@@ -224,8 +278,13 @@ pub fn merge<S: Store>(
             subject,
             before,
             after,
-        } => state.change(&subject, before, after),
-        Done::Unchanged | Done::Passed => {}
+            remember,
+        } => {
+            state.change(&subject, before, after);
+            state.remember(remember);
+        }
+        Done::Unchanged { remember } => state.remember(remember),
+        Done::Duplicate | Done::Passed => {}
         Done::Failed(failed) => {
             let (job, failure) = *failed;
             let pause = state.fail(

@@ -25,6 +25,7 @@ use std::time::Instant;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::cursor::Cursor;
+use super::dedup::StreamClock;
 use super::failure::Failure;
 use super::failures::FailureOutcome;
 use super::feed::{Change, ViewFeed};
@@ -106,6 +107,8 @@ pub struct ViewState<S: Store> {
     /// True when `journal` holds every change of `batch` (someone watched
     /// when the batch began).
     journal_complete: bool,
+    /// The view's stream time, with `dedup` on: committed with each batch.
+    stream_clock: Option<Arc<StreamClock>>,
 }
 
 impl<S: Store> ViewState<S> {
@@ -130,6 +133,7 @@ impl<S: Store> ViewState<S> {
             policy,
             journal: Vec::new(),
             journal_complete,
+            stream_clock: None,
         }
     }
 
@@ -454,6 +458,18 @@ impl<S: Store> ViewState<S> {
         }
     }
 
+    /// Remember an applied event's identity in the pending batch.
+    pub fn remember(&mut self, remember: super::record::Remember) {
+        if let Some((identity, time)) = remember {
+            self.batch.remember(identity, time);
+        }
+    }
+
+    /// Record the view's stream time with each batch (`dedup`).
+    pub fn keep_stream_time(&mut self, clock: Arc<StreamClock>) {
+        self.stream_clock = Some(clock);
+    }
+
     /// Record that `subject`'s row goes from `before` (as stored or
     /// pending) to `after`.
     pub fn change(&mut self, subject: &str, before: Option<StoredRow>, after: Option<StoredRow>) {
@@ -514,6 +530,9 @@ impl<S: Store> ViewState<S> {
         if self.batch.is_empty() {
             self.reset_batch();
             return Ok(offsets);
+        }
+        if let Some(now) = self.stream_clock.as_ref().and_then(|clock| clock.now()) {
+            self.batch.stream_time(now);
         }
         let started = Instant::now();
         let changes = self.changes_to_publish();

@@ -72,6 +72,9 @@ pub struct Counters {
     pub applied: AtomicU64,
     /// Redelivered events recognised and not applied again.
     pub duplicates: AtomicU64,
+    /// Copies of an applied event (same subject, `source` and `id`, any
+    /// offset) not applied again, with `dedup` on.
+    pub duplicates_by_id: AtomicU64,
     /// Failed events skipped (`on_error = "skip"`).
     pub skipped: AtomicU64,
     /// Failed events dead-lettered: acknowledged by the dead-letter topic.
@@ -117,6 +120,8 @@ pub struct CounterValues {
     pub applied: u64,
     /// Redeliveries not applied again.
     pub duplicates: u64,
+    /// Copies by CloudEvents identity not applied again (`dedup`).
+    pub duplicates_by_id: u64,
     /// Failed events skipped.
     pub skipped: u64,
     /// Failed events dead-lettered.
@@ -249,6 +254,7 @@ impl ViewStatus {
         CounterValues {
             applied: load(&c.applied),
             duplicates: load(&c.duplicates),
+            duplicates_by_id: load(&c.duplicates_by_id),
             skipped: load(&c.skipped),
             dead_lettered: load(&c.dead_lettered),
             stopped: load(&c.stopped),

@@ -132,6 +132,22 @@ pub struct ViewBatch {
     /// Quarantined records to hold (`Some`) or to release once applied
     /// (`None`), by subject and sequence.
     quarantine: BTreeMap<(String, u64), Option<DeadLetter>>,
+    /// Event identities applied, with the time each counts from.
+    identities: BTreeMap<Identity, i64>,
+    /// The view's stream time, when the batch moves it.
+    stream_time: Option<i64>,
+}
+
+/// An event's identity for one subject (its CloudEvents `source` and
+/// `id`), as the store keys it: what deduplication remembers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Identity(Vec<u8>);
+
+impl Identity {
+    /// The identity of the event `(source, id)` applied to `subject`.
+    pub fn new(subject: &str, source: &str, id: &str) -> Self {
+        Self(keys::identity_key(subject, source, id))
+    }
 }
 
 impl ViewBatch {
@@ -233,9 +249,32 @@ impl ViewBatch {
         &self.quarantine
     }
 
+    /// Remember that the event of `identity` was applied, counting its
+    /// window from `time` (milliseconds since the epoch).
+    pub fn remember(&mut self, identity: Identity, time: i64) {
+        self.identities.insert(identity, time);
+    }
+
+    /// The identities this batch remembers.
+    pub fn identities(&self) -> &BTreeMap<Identity, i64> {
+        &self.identities
+    }
+
+    /// Move the view's stream time to `time` (it never goes back).
+    pub fn stream_time(&mut self, time: i64) {
+        self.stream_time = Some(self.stream_time.map_or(time, |t| t.max(time)));
+    }
+
+    /// The stream time this batch records.
+    pub fn pending_stream_time(&self) -> Option<i64> {
+        self.stream_time
+    }
+
     /// True when the batch changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
+        self.identities.is_empty()
+            && self.stream_time.is_none()
+            && self.changes.is_empty()
             && self.checkpoints.is_empty()
             && self.shard_checkpoints.is_empty()
             && self.dead_letters.is_empty()
@@ -414,6 +453,25 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
 
     /// Write `batch` atomically (durable after [`Store::flush`]).
     fn commit(&self, batch: &ViewBatch) -> Result<(), StoreError>;
+
+    /// The time `identity` counts its window from, if it is remembered
+    /// (committed).
+    fn remembered(&self, identity: &Identity) -> Result<Option<i64>, StoreError>;
+
+    /// How many identities the view remembers (a scan: for tests and
+    /// reports, not for the record path).
+    fn remembered_count(&self) -> Result<u64, StoreError>;
+
+    /// The view's stream time as committed: the latest record time it
+    /// checked for duplicates.
+    fn stream_time(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Forget at most `limit` identities remembered at a time before
+    /// `before`, oldest first, each in a step of its own that never
+    /// removes one remembered again since (at a later time). Returns how
+    /// many expiry entries it went through; fewer than `limit` means none
+    /// is left before `before`.
+    fn forget_identities(&self, before: i64, limit: usize) -> Result<usize, StoreError>;
 
     /// Rows whose subject starts with `prefix`, in subject order, after
     /// `after` (exclusive), at most `limit`.

@@ -14,7 +14,9 @@ use crate::config::IndexConfig;
 use crate::shard::{ShardId, Shards};
 
 use super::keys::{self, CHECKPOINT_PREFIX};
-use super::{DeadLetter, HeldSummary, Origin, Store, StoreError, StoredRow, ViewBatch, ViewStore};
+use super::{
+    DeadLetter, HeldSummary, Identity, Origin, Store, StoreError, StoredRow, ViewBatch, ViewStore,
+};
 
 /// The layout version written in the meta tree.
 const SCHEMA_VERSION: &[u8] = b"1";
@@ -297,6 +299,10 @@ impl SledView {
         }
     }
 
+    fn decode_time(&self, key: &[u8], value: &[u8]) -> Result<i64, StoreError> {
+        keys::decode_offset(value).map_err(|reason| self.corrupt(key, reason))
+    }
+
     fn decode(&self, key: &[u8], value: &[u8]) -> Result<StoredRow, StoreError> {
         keys::decode_row(value).map_err(|reason| self.corrupt(key, reason))
     }
@@ -530,12 +536,73 @@ impl ViewStore for SledView {
                 &keys::encode_offset(*next)[..],
             );
         }
+        for (identity, time) in batch.identities() {
+            writes.insert(identity.0.as_slice(), &time.to_be_bytes()[..]);
+            writes.insert(keys::expiry_key(*time, &identity.0), &[] as &[u8]);
+        }
+        if let Some(time) = batch.pending_stream_time() {
+            let stored = self.stream_time()?;
+            if stored.is_none_or(|stored| stored < time) {
+                writes.insert(keys::STREAM_TIME_KEY, &time.to_be_bytes()[..]);
+            }
+        }
         writes.insert(keys::ROW_COUNT_KEY, &rows.to_be_bytes()[..]);
         self.tree
             .apply_batch(writes)
             .map_err(backend("commit batch"))?;
         self.row_count.store(rows, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn remembered(&self, identity: &Identity) -> Result<Option<i64>, StoreError> {
+        self.tree
+            .get(&identity.0)
+            .map_err(backend("read identity"))?
+            .map(|value| self.decode_time(&identity.0, &value))
+            .transpose()
+    }
+
+    fn remembered_count(&self) -> Result<u64, StoreError> {
+        let mut count = 0;
+        for key in self.tree.scan_prefix(keys::IDENTITY_PREFIX).keys() {
+            key.map_err(backend("count identities"))?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    fn stream_time(&self) -> Result<Option<i64>, StoreError> {
+        self.tree
+            .get(keys::STREAM_TIME_KEY)
+            .map_err(backend("read stream time"))?
+            .map(|value| self.decode_time(keys::STREAM_TIME_KEY, &value))
+            .transpose()
+    }
+
+    fn forget_identities(&self, before: i64, limit: usize) -> Result<usize, StoreError> {
+        let expired = self
+            .tree
+            .range(keys::EXPIRY_PREFIX.to_vec()..keys::expiry_bound(before))
+            .keys()
+            .take(limit)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend("read expiry entries"))?;
+        for entry in &expired {
+            let (time, identity) =
+                keys::parse_expiry_key(entry).map_err(|reason| self.corrupt(entry, reason))?;
+            // Only the entry of this time: an identity remembered again
+            // since (a copy applied after its window) stays.
+            let remembered = time.to_be_bytes();
+            // Err inside: it was remembered again, or forgotten already.
+            let _swapped = self
+                .tree
+                .compare_and_swap(&identity, Some(&remembered[..]), None as Option<&[u8]>)
+                .map_err(backend("forget identity"))?;
+            self.tree
+                .remove(entry)
+                .map_err(backend("forget expiry entry"))?;
+        }
+        Ok(expired.len())
     }
 
     fn scan(
@@ -675,6 +742,61 @@ mod tests {
         assert_eq!(
             store.open_view("v", "h2", &[], None).unwrap().row_count(),
             0
+        );
+    }
+
+    #[test]
+    fn identities_commit_with_their_rows_and_are_forgotten_only_at_the_time_remembered() {
+        let dir = TempDir::new("identities");
+        let store = SledStore::open(&dir.0).unwrap();
+        let view = store.open_view("v", "h", &[], None).unwrap();
+        let a = Identity::new("s1", "/src", "e1");
+        let b = Identity::new("s2", "/src", "e1");
+        let same_id_other_subject = Identity::new("s2", "/src", "e2");
+        assert_ne!(
+            Identity::new("s", "1/x", "y"),
+            Identity::new("s", "1", "/xy")
+        );
+        let mut batch = ViewBatch::new();
+        batch.change("s1", None, Some(row("{}", 1)));
+        batch.remember(a.clone(), 1_000);
+        batch.remember(b, 5_000);
+        batch.remember(same_id_other_subject.clone(), -50);
+        batch.stream_time(5_000);
+        view.commit(&batch).unwrap();
+        assert_eq!(view.remembered(&a).unwrap(), Some(1_000));
+        assert_eq!(view.remembered(&same_id_other_subject).unwrap(), Some(-50));
+        assert_eq!(
+            view.remembered(&Identity::new("s3", "/src", "e1")).unwrap(),
+            None
+        );
+        assert_eq!(view.stream_time().unwrap(), Some(5_000));
+        assert_eq!(view.remembered_count().unwrap(), 3);
+        // The stream time never goes back.
+        let mut batch = ViewBatch::new();
+        batch.stream_time(10);
+        view.commit(&batch).unwrap();
+        assert_eq!(view.stream_time().unwrap(), Some(5_000));
+
+        // `a` is remembered again, later, before the expiry of its first
+        // time runs: it stays.
+        let mut batch = ViewBatch::new();
+        batch.remember(a.clone(), 7_000);
+        view.commit(&batch).unwrap();
+        // Negative times sort first; 1_000 is forgotten only for a, which
+        // was remembered again: its entry at 1_000 goes, the identity stays.
+        assert_eq!(view.forget_identities(1_001, 1).unwrap(), 1);
+        assert_eq!(view.remembered(&same_id_other_subject).unwrap(), None);
+        assert_eq!(view.forget_identities(1_001, 10).unwrap(), 1);
+        assert_eq!(view.remembered(&a).unwrap(), Some(7_000));
+        assert_eq!(view.forget_identities(1_001, 10).unwrap(), 0);
+        assert_eq!(view.remembered_count().unwrap(), 2);
+        assert_eq!(view.forget_identities(7_001, 10).unwrap(), 2);
+        assert_eq!(view.remembered_count().unwrap(), 0);
+        assert_eq!(
+            view.tree.scan_prefix(keys::EXPIRY_PREFIX).count(),
+            0,
+            "no expiry entry left"
         );
     }
 

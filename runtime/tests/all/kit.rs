@@ -221,8 +221,25 @@ impl Broker {
         value: Option<&[u8]>,
         headers: OwnedHeaders,
     ) {
+        self.publish_raw_at(topic, partition, key, value, headers, None);
+    }
+
+    /// [`Broker::publish_raw`], with the record's timestamp when given
+    /// (else the producer's clock).
+    pub fn publish_raw_at(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: OwnedHeaders,
+        timestamp_ms: Option<i64>,
+    ) {
         let mut record: BaseRecord<'_, [u8], [u8]> =
             BaseRecord::to(topic).partition(partition).headers(headers);
+        if let Some(timestamp) = timestamp_ms {
+            record = record.timestamp(timestamp);
+        }
         if let Some(key) = key {
             record = record.key(key);
         }
@@ -294,6 +311,7 @@ pub fn view(name: &str, module: &str, topics: &[&str], on_error: OnError) -> Vie
         group_instance_id: None,
         max_unassigned_ms: 30_000,
         shards: None,
+        dedup: None,
     }
 }
 

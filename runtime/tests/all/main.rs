@@ -7,6 +7,8 @@
 //!   yet acknowledged): stop, restart, rebalance, SIGKILL.
 //! - `crash`: the crash oracle: `projector run` killed with SIGKILL at random
 //!   moments on tansu, restarted, and checked against the oracle.
+//! - `dedup`: deduplication by CloudEvents identity: re-sends across
+//!   partitions and restarts, the window, the expiry.
 //! - `dead_letters`: dead letters held with their checkpoint, in flight,
 //!   written once across a crash, refused and retried, a missing topic.
 //! - `engine`: the wasm engine against real components: the example
@@ -40,6 +42,7 @@ mod committed;
 mod console;
 pub(crate) mod crash;
 mod dead_letters;
+mod dedup;
 mod engine;
 mod front;
 mod hostile;

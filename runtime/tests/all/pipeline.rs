@@ -20,6 +20,9 @@ pub(crate) struct Stream {
     published: BTreeMap<String, Vec<(i32, i64, String)>>,
     offsets: BTreeMap<i32, i64>,
     next_index: usize,
+    /// Per event id re-sent, where its copies went: a view with `dedup`
+    /// applies whichever copy it reads first, the others never.
+    copies: BTreeMap<String, Vec<(i32, i64)>>,
 }
 
 /// How events are spread over partitions.
@@ -38,6 +41,10 @@ pub(crate) enum Partitioning {
 
 impl Partitioning {
     /// The partition of event `i`.
+    pub(crate) fn partition_of(self, i: usize, subjects: usize, partitions: i32) -> i32 {
+        self.partition(i, subjects, partitions)
+    }
+
     fn partition(self, i: usize, subjects: usize, partitions: i32) -> i32 {
         match self {
             Self::BySubject => i32::try_from(i % subjects).unwrap() % partitions,
@@ -88,6 +95,26 @@ impl Stream {
                 b"{}",
             );
         }
+    }
+
+    /// Publish event number `index` of the stream again (same subject,
+    /// source and id) to `partition`, at a new offset: an application's
+    /// re-send. The oracle leaves its offset out, as a view with `dedup`
+    /// does.
+    pub(crate) fn resend(
+        &mut self,
+        broker: &Broker,
+        index: usize,
+        subjects: usize,
+        partition: i32,
+    ) {
+        assert!(index < self.next_index, "event {index} was not published");
+        let subject = format!("s-{}", index % subjects);
+        let id = format!("e-{index}");
+        broker.publish(TOPIC, partition, "Tick", &id, Some(&subject), b"{}");
+        let offset = self.next_offset(partition);
+        self.copies.entry(id).or_default().push((partition, offset));
+        self.leave_gap(partition, 1);
     }
 
     /// Leave `count` offsets of `partition` without a record (a
@@ -159,36 +186,26 @@ pub(crate) struct Planned {
 /// its event count (an event applied twice), or rows no event made.
 pub(crate) fn oracle_discrepancies(view: &impl ViewStore, stream: &Stream) -> Vec<String> {
     let mut discrepancies = Vec::new();
-    for (subject, events) in &stream.published {
-        let expected =
-            Counter::expected(events.iter().map(|(p, o, id)| (TOPIC, *p, *o, id.as_str())));
+    for (subject, published) in &stream.published {
         let Some(row) = view.row(subject).unwrap() else {
             discrepancies.push(format!("{subject}: no row"));
             continue;
         };
         let actual: Counter = serde_json::from_str(&row.json).unwrap();
-        // Partitions interleave in any order, so the last event counted is
-        // the last one of one of the subject's partitions.
-        let last_of_a_partition = events.iter().enumerate().any(|(i, (p, _, id))| {
-            *id == actual.last_event_id && events[i + 1..].iter().all(|(later, _, _)| later != p)
-        });
-        if (actual.count, &actual.partitions) != (expected.count, &expected.partitions) {
-            discrepancies.push(format!(
-                "{subject}: counted {} (expected {}), per partition {:?} (expected {:?})",
-                actual.count, expected.count, actual.partitions, expected.partitions
-            ));
-        } else if !last_of_a_partition {
-            discrepancies.push(format!(
-                "{subject}: last event {} is not the last of any of its partitions",
-                actual.last_event_id
-            ));
-        } else if row.version != events.len() as u64 {
-            discrepancies.push(format!(
-                "{subject}: version {} for {} events (one version per event)",
-                row.version,
-                events.len()
-            ));
+        // With re-sent events, any one copy of each may be the one applied.
+        let mut first = None;
+        for events in stream.choices(published) {
+            match discrepancy(subject, &events, &actual, row.version) {
+                None => {
+                    first = None;
+                    break;
+                }
+                Some(found) => {
+                    first.get_or_insert(found);
+                }
+            }
         }
+        discrepancies.extend(first);
     }
     let rows = view.row_count();
     if rows != stream.published.len() as u64 {
@@ -198,6 +215,71 @@ pub(crate) fn oracle_discrepancies(view: &impl ViewStore, stream: &Stream) -> Ve
         ));
     }
     discrepancies
+}
+
+/// How the row of `subject` differs from the fold of `events`, if it does.
+fn discrepancy(
+    subject: &str,
+    events: &[(i32, i64, String)],
+    actual: &Counter,
+    version: u64,
+) -> Option<String> {
+    let expected = Counter::expected(events.iter().map(|(p, o, id)| (TOPIC, *p, *o, id.as_str())));
+    // Partitions interleave in any order, so the last event counted is
+    // the last one of one of the subject's partitions.
+    let last_of_a_partition = events.iter().enumerate().any(|(i, (p, _, id))| {
+        *id == actual.last_event_id && events[i + 1..].iter().all(|(later, _, _)| later != p)
+    });
+    if (actual.count, &actual.partitions) != (expected.count, &expected.partitions) {
+        Some(format!(
+            "{subject}: counted {} (expected {}), per partition {:?} (expected {:?})",
+            actual.count, expected.count, actual.partitions, expected.partitions
+        ))
+    } else if !last_of_a_partition {
+        Some(format!(
+            "{subject}: last event {} is not the last of any of its partitions",
+            actual.last_event_id
+        ))
+    } else if version != events.len() as u64 {
+        Some(format!(
+            "{subject}: version {version} for {} events (one version per event)",
+            events.len()
+        ))
+    } else {
+        None
+    }
+}
+
+impl Stream {
+    /// The event lists a view could have applied for one subject's
+    /// `published` events: each re-sent event at one of its places, each
+    /// list in partition and offset order (the order a fold needs).
+    fn choices(&self, published: &[(i32, i64, String)]) -> Vec<Vec<(i32, i64, String)>> {
+        let mut choices = vec![Vec::new()];
+        for (partition, offset, id) in published {
+            let places: Vec<(i32, i64)> = std::iter::once((*partition, *offset))
+                .chain(self.copies.get(id).into_iter().flatten().copied())
+                .collect();
+            choices = choices
+                .into_iter()
+                .flat_map(|chosen| {
+                    places.iter().map(move |(p, o)| {
+                        let mut next = chosen.clone();
+                        next.push((*p, *o, id.clone()));
+                        next
+                    })
+                })
+                .collect();
+            assert!(
+                choices.len() <= 4096,
+                "too many re-sends of one subject to check"
+            );
+        }
+        for events in &mut choices {
+            events.sort_by_key(|(p, o, _)| (*p, *o));
+        }
+        choices
+    }
 }
 
 fn assert_matches_oracle(

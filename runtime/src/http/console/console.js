@@ -231,7 +231,7 @@ function failureTable(report) {
 }
 
 function counterFigures(counters) {
-  const names = ["applied", "duplicates", "skipped", "dead_lettered", "quarantined", "discarded", "stopped", "retries", "refetches", "gaps", "batches", "offset_commit_failures", "consumer_errors", "guest_logs_dropped", "instances_recycled"];
+  const names = ["applied", "duplicates", "duplicates_by_id", "skipped", "dead_lettered", "quarantined", "discarded", "stopped", "retries", "refetches", "gaps", "batches", "offset_commit_failures", "consumer_errors", "guest_logs_dropped", "instances_recycled"];
   return figures(names.filter((n) => n in counters).map((n) => [n.replaceAll("_", " "), number(counters[n]), `counter-${n}`]));
 }
 
