@@ -18,6 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
+use projector_sdk::dedup::{TimeSource, Window, parse_keep};
 use projector_sdk::testing::{Applier, EventBuilder, MockHost, Outcome};
 use serde::Deserialize;
 use serde_json::Value;
@@ -33,8 +34,44 @@ pub struct Scenario {
     /// Use the Kafka key as the subject of events that have none.
     #[serde(default)]
     pub subject_from_key: bool,
+    /// Deduplicate by CloudEvents identity, as a view with `dedup` does.
+    #[serde(default)]
+    pub dedup: Option<ScenarioDedup>,
     /// Its steps, in order.
     pub steps: Vec<Step>,
+}
+
+/// A scenario's `dedup`: `{"keep": "7d", "time": "record"}`, each
+/// optional (those are the defaults, as in a view's config).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioDedup {
+    /// How long an identity is remembered, in stream time.
+    pub keep: Option<String>,
+    /// `record` or `event`.
+    pub time: Option<String>,
+}
+
+impl Scenario {
+    /// The dedup window the scenario asks for, if any.
+    ///
+    /// # Errors
+    /// A `keep` or `time` out of range.
+    pub fn dedup_window(&self) -> Result<Option<Window>, String> {
+        let Some(dedup) = &self.dedup else {
+            return Ok(None);
+        };
+        let keep = parse_keep(dedup.keep.as_deref().unwrap_or(Window::DEFAULT_KEEP))
+            .map_err(|err| format!("{}: dedup.keep: {err}", self.scenario))?;
+        let time = dedup
+            .time
+            .as_deref()
+            .map(TimeSource::parse)
+            .transpose()
+            .map_err(|err| format!("{}: dedup.time: {err}", self.scenario))?
+            .unwrap_or_default();
+        Ok(Some(Window::new(keep, time)))
+    }
 }
 
 /// One step: an object with one of the keys below (and `expect` beside
@@ -146,7 +183,8 @@ pub struct Subject {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Expect {
-    /// `"applied"` or `"duplicate"`.
+    /// `"applied"`, `"duplicate"` (a redelivered offset) or
+    /// `"duplicate-id"` (a copy by `source` and `id`, with `dedup`).
     Kind(String),
     /// `{"failed": CODE}`.
     Failed {
@@ -293,14 +331,20 @@ fn check(outcome: &Outcome<ApplyError>, expect: Option<&Expect>) -> Result<(), S
         Outcome::Duplicate { next_offset, .. } => {
             format!("a duplicate (the partition's next offset is {next_offset})")
         }
+        Outcome::DuplicateId { first_ms, .. } => format!(
+            "a copy of an event its subject applied (same source and id, its window from {first_ms} ms)"
+        ),
         Outcome::Failed(failure) => format!("failed: {}: {failure}", failure.code()),
     };
     let ok = match (expect, outcome) {
         (Expect::Kind(kind), Outcome::Applied { .. }) if kind == "applied" => true,
         (Expect::Kind(kind), Outcome::Duplicate { .. }) if kind == "duplicate" => true,
-        (Expect::Kind(kind), _) if kind != "applied" && kind != "duplicate" => {
+        (Expect::Kind(kind), Outcome::DuplicateId { .. }) if kind == "duplicate-id" => true,
+        (Expect::Kind(kind), _)
+            if !["applied", "duplicate", "duplicate-id"].contains(&kind.as_str()) =>
+        {
             return Err(format!(
-                "unknown expectation {kind:?}: \"applied\", \"duplicate\" or {{\"failed\": CODE}}"
+                "unknown expectation {kind:?}: \"applied\", \"duplicate\", \"duplicate-id\" or {{\"failed\": CODE}}"
             ));
         }
         (Expect::Failed { failed }, Outcome::Failed(failure)) => failure.code() == failed,
@@ -408,5 +452,37 @@ mod tests {
             "scenario": "s", "steps": [{"publish": {"type": "T", "subjet": "a"}}]
         }));
         assert!(unknown_field.is_err());
+    }
+
+    #[test]
+    fn a_scenarios_dedup_takes_the_views_defaults_and_refuses_a_bad_window() {
+        let parse = |dedup: serde_json::Value| {
+            serde_json::from_value::<Scenario>(serde_json::json!({
+                "scenario": "s", "dedup": dedup, "steps": []
+            }))
+            .map_err(|err| err.to_string())
+            .and_then(|scenario| scenario.dedup_window())
+        };
+        assert_eq!(
+            parse(serde_json::json!({})),
+            Ok(Some(Window::new(
+                std::time::Duration::from_secs(7 * 86_400),
+                TimeSource::Record
+            )))
+        );
+        assert_eq!(
+            parse(serde_json::json!({"keep": "90s", "time": "event"})),
+            Ok(Some(Window::new(
+                std::time::Duration::from_secs(90),
+                TimeSource::Event
+            )))
+        );
+        for bad in [
+            serde_json::json!({"keep": "7 weeks"}),
+            serde_json::json!({"time": "wall"}),
+            serde_json::json!({"kept": "7d"}),
+        ] {
+            assert!(parse(bad.clone()).is_err(), "{bad}");
+        }
     }
 }

@@ -18,8 +18,15 @@ export declare class ScenarioError extends Error {
 export interface Scenario {
     scenario?: string;
     subject_from_key?: boolean;
+    /** Deduplicate by CloudEvents identity, as a view's `dedup` does. */
+    dedup?: {
+        keep?: string;
+        time?: "record" | "event";
+    };
     steps: Array<Record<string, unknown>>;
 }
+/** A fresh mock host with the settings `scenario` asks for. */
+export declare function hostFor<Row>(scenario: Scenario, projection: Projection<Row>): MockHost<Row>;
 /** Run one scenario's steps on `host`; throws a {@link ScenarioError}. */
 export declare function run<Row>(scenario: Scenario, host: MockHost<Row>): void;
 /** The scenarios of a file: one scenario object, or a list of them. */

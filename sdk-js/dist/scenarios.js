@@ -10,12 +10,34 @@
  */
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { EventBuilder, MockHost } from "./testing.js";
+import { EventBuilder, MockHost, parseKeep } from "./testing.js";
 /** A step did not go as the scenario says. */
 export class ScenarioError extends Error {
     constructor(message) {
         super(message);
         this.name = "ScenarioError";
+    }
+}
+const SCENARIO_FIELDS = new Set(["scenario", "subject_from_key", "dedup", "steps"]);
+/** A fresh mock host with the settings `scenario` asks for. */
+export function hostFor(scenario, projection) {
+    const name = scenario.scenario ?? "scenario";
+    const unknown = Object.keys(scenario).filter((field) => !SCENARIO_FIELDS.has(field));
+    if (unknown.length > 0) {
+        throw new ScenarioError(`${name}: unknown scenario fields ${JSON.stringify(unknown)}`);
+    }
+    const extra = Object.keys(scenario.dedup ?? {}).filter((field) => field !== "keep" && field !== "time");
+    if (extra.length > 0) {
+        throw new ScenarioError(`${name}: unknown dedup fields ${JSON.stringify(extra)}; known: keep, time`);
+    }
+    try {
+        const dedup = scenario.dedup === undefined
+            ? undefined
+            : { keepMs: parseKeep(scenario.dedup.keep ?? "7d"), time: scenario.dedup.time ?? "record" };
+        return new MockHost(projection, { subjectFromKey: scenario.subject_from_key ?? false, dedup });
+    }
+    catch (err) {
+        throw new ScenarioError(`${name}: dedup: ${err instanceof Error ? err.message : String(err)}`);
     }
 }
 const PUBLISH_FIELDS = new Set([
@@ -66,7 +88,7 @@ function check(outcome, expect, where) {
         return;
     }
     let ok;
-    if (expect === "applied" || expect === "duplicate") {
+    if (expect === "applied" || expect === "duplicate" || expect === "duplicate-id") {
         ok = outcome.outcome === expect;
     }
     else if (typeof expect === "object" && expect !== null && Object.keys(expect).join() === "failed") {
@@ -157,7 +179,7 @@ export function runFiles(paths, projection) {
     let count = 0;
     for (const path of files(paths)) {
         for (const scenario of load(path)) {
-            run(scenario, new MockHost(projection(), { subjectFromKey: scenario.subject_from_key ?? false }));
+            run(scenario, hostFor(scenario, projection()));
             count += 1;
         }
     }
@@ -175,7 +197,7 @@ export function scenarioTests(test, paths, projection) {
     for (const path of files(paths)) {
         for (const scenario of load(path)) {
             test(`${path}: ${scenario.scenario ?? "scenario"}`, () => {
-                run(scenario, new MockHost(projection(), { subjectFromKey: scenario.subject_from_key ?? false }));
+                run(scenario, hostFor(scenario, projection()));
             });
         }
     }

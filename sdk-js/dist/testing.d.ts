@@ -11,6 +11,14 @@
  *   the component.
  * - A failed event moves the checkpoint past it (the runtime hands it to the
  *   view's policy and goes on) and is kept in `failures`.
+ * - With `dedup: { keepMs, time }`, a copy of an event the subject applied
+ *   (same `source` and `id`) within the window is a `duplicate-id`, not
+ *   applied: the runtime's rule for a view with `dedup = { keep, time }`
+ *   (the Rust SDK's `projector_sdk::dedup`). An event's time is its record
+ *   timestamp (`time: "record"`) or its CloudEvents `time`, else the
+ *   record's (`time: "event"`); the stream time is the latest time seen; a
+ *   copy is a duplicate while the stream time is less than `keepMs` past the
+ *   first copy's time.
  *
  * @module
  */
@@ -29,6 +37,16 @@ export interface Duplicate {
     nextOffset: number;
 }
 /**
+ * A copy of an event its subject applied (same `source` and `id`) within
+ * the dedup window: not applied.
+ */
+export interface DuplicateId {
+    outcome: "duplicate-id";
+    subject: string;
+    origin: KafkaOrigin;
+    firstMs: number;
+}
+/**
  * The event failed; `code` is the projection's error code, or `no-subject`,
  * `invalid-row`, `panic` (any other exception).
  */
@@ -39,7 +57,7 @@ export interface Failed {
     event: Event;
 }
 /** What delivering one event did. */
-export type Outcome = Applied | Duplicate | Failed;
+export type Outcome = Applied | Duplicate | DuplicateId | Failed;
 /** One record the projection logged. */
 export interface LogRecord {
     level: LogLevel;
@@ -82,11 +100,24 @@ export declare class EventBuilder {
     key(value: Uint8Array | string | null): this;
     timestampMs(value: number): this;
 }
+/** Deduplication by CloudEvents identity, as a view's `dedup` does. */
+export interface DedupOptions {
+    /** How long an identity is remembered, in milliseconds of stream time. */
+    keepMs: number;
+    /** The time events are measured by: `record` (default) or `event`. */
+    time?: "record" | "event";
+}
 /** Options of a {@link MockHost}. */
 export interface MockHostOptions {
     /** Use the Kafka key as the subject of an event that has none. */
     subjectFromKey?: boolean;
+    /** Deduplicate by CloudEvents identity. */
+    dedup?: DedupOptions;
 }
+/** Milliseconds of a window such as `"7d"`, `"12h"`, `"30m"`, `"90s"` or `"500ms"`. */
+export declare function parseKeep(text: string): number;
+/** Milliseconds since the epoch of an RFC 3339 date-time, or `undefined`. */
+export declare function rfc3339Ms(text: string): number | undefined;
 /** Applies events with a projection and keeps the view. */
 export declare class MockHost<Row = Json> {
     private readonly projection;
@@ -100,6 +131,9 @@ export declare class MockHost<Row = Json> {
     private readonly published;
     private nextId;
     private readonly subjectFromKey;
+    private readonly dedup;
+    private streamMs;
+    private readonly appliedIds;
     constructor(projection: Projection<Row>, options?: MockHostOptions);
     /**
      * Append the event to its partition, as a producer would, and deliver it.

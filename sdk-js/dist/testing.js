@@ -11,6 +11,14 @@
  *   the component.
  * - A failed event moves the checkpoint past it (the runtime hands it to the
  *   view's policy and goes on) and is kept in `failures`.
+ * - With `dedup: { keepMs, time }`, a copy of an event the subject applied
+ *   (same `source` and `id`) within the window is a `duplicate-id`, not
+ *   applied: the runtime's rule for a view with `dedup = { keep, time }`
+ *   (the Rust SDK's `projector_sdk::dedup`). An event's time is its record
+ *   timestamp (`time: "record"`) or its CloudEvents `time`, else the
+ *   record's (`time: "event"`); the stream time is the latest time seen; a
+ *   copy is a duplicate while the stream time is less than `keepMs` past the
+ *   first copy's time.
  *
  * @module
  */
@@ -83,6 +91,25 @@ export class EventBuilder {
     }
 }
 const place = (topic, partition) => `${partition}\u0000${topic}`;
+const KEEP = /^\s*(\d+)(ms|s|m|h|d)\s*$/;
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+/** Milliseconds of a window such as `"7d"`, `"12h"`, `"30m"`, `"90s"` or `"500ms"`. */
+export function parseKeep(text) {
+    const match = KEEP.exec(text);
+    if (match === null || Number(match[1]) === 0) {
+        throw new Error(`a duration above zero: a whole number and a unit (ms, s, m, h, d), found ${JSON.stringify(text)}`);
+    }
+    return Number(match[1]) * UNIT_MS[match[2]];
+}
+/** Milliseconds since the epoch of an RFC 3339 date-time, or `undefined`. */
+export function rfc3339Ms(text) {
+    if (!RFC3339.test(text)) {
+        return undefined;
+    }
+    const ms = Date.parse(text.replace(/^(.{10})[t ]/, "$1T").replace(/z$/, "Z"));
+    return Number.isNaN(ms) ? undefined : ms;
+}
 /** Applies events with a projection and keeps the view. */
 export class MockHost {
     projection;
@@ -96,9 +123,22 @@ export class MockHost {
     published = new Map();
     nextId = 0;
     subjectFromKey;
+    dedup;
+    streamMs;
+    appliedIds = new Map();
     constructor(projection, options = {}) {
         this.projection = projection;
         this.subjectFromKey = options.subjectFromKey ?? false;
+        if (options.dedup !== undefined) {
+            const { keepMs, time = "record" } = options.dedup;
+            if (!(keepMs > 0)) {
+                throw new Error(`dedup.keepMs must be above zero, found ${keepMs}`);
+            }
+            if (time !== "record" && time !== "event") {
+                throw new Error(`dedup.time must be "record" or "event", found ${JSON.stringify(time)}`);
+            }
+            this.dedup = { keepMs, time };
+        }
     }
     /**
      * Append the event to its partition, as a producer would, and deliver it.
@@ -153,6 +193,21 @@ export class MockHost {
         if (subject === undefined) {
             return this.fail("no-subject", "the event has no subject", event);
         }
+        const identity = JSON.stringify([subject, event.source, event.id]);
+        let remember;
+        if (this.dedup !== undefined) {
+            let time = origin.timestampMs;
+            if (this.dedup.time === "event" && event.time !== undefined) {
+                time = rfc3339Ms(event.time) ?? time;
+            }
+            time ??= this.streamMs ?? 0;
+            this.streamMs = this.streamMs === undefined ? time : Math.max(this.streamMs, time);
+            const first = this.appliedIds.get(identity);
+            if (first !== undefined && this.streamMs - first < this.dedup.keepMs) {
+                return { outcome: "duplicate-id", subject, origin, firstMs: first };
+            }
+            remember = time;
+        }
         routeLog((level, message) => this.logs.push({ level, message }));
         let update;
         try {
@@ -173,6 +228,9 @@ export class MockHost {
         }
         else if (update.tag === "delete") {
             this.rows.delete(subject);
+        }
+        if (remember !== undefined) {
+            this.appliedIds.set(identity, remember);
         }
         return { outcome: "applied", subject, origin, update };
     }

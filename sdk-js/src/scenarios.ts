@@ -13,7 +13,7 @@ import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 import type { Json, Projection } from "./index.js";
-import { EventBuilder, MockHost, type Outcome } from "./testing.js";
+import { EventBuilder, MockHost, parseKeep, type MockHostOptions, type Outcome } from "./testing.js";
 
 /** A step did not go as the scenario says. */
 export class ScenarioError extends Error {
@@ -27,7 +27,33 @@ export class ScenarioError extends Error {
 export interface Scenario {
   scenario?: string;
   subject_from_key?: boolean;
+  /** Deduplicate by CloudEvents identity, as a view's `dedup` does. */
+  dedup?: { keep?: string; time?: "record" | "event" };
   steps: Array<Record<string, unknown>>;
+}
+
+const SCENARIO_FIELDS = new Set(["scenario", "subject_from_key", "dedup", "steps"]);
+
+/** A fresh mock host with the settings `scenario` asks for. */
+export function hostFor<Row>(scenario: Scenario, projection: Projection<Row>): MockHost<Row> {
+  const name = scenario.scenario ?? "scenario";
+  const unknown = Object.keys(scenario).filter((field) => !SCENARIO_FIELDS.has(field));
+  if (unknown.length > 0) {
+    throw new ScenarioError(`${name}: unknown scenario fields ${JSON.stringify(unknown)}`);
+  }
+  const extra = Object.keys(scenario.dedup ?? {}).filter((field) => field !== "keep" && field !== "time");
+  if (extra.length > 0) {
+    throw new ScenarioError(`${name}: unknown dedup fields ${JSON.stringify(extra)}; known: keep, time`);
+  }
+  try {
+    const dedup: MockHostOptions["dedup"] =
+      scenario.dedup === undefined
+        ? undefined
+        : { keepMs: parseKeep(scenario.dedup.keep ?? "7d"), time: scenario.dedup.time ?? "record" };
+    return new MockHost(projection, { subjectFromKey: scenario.subject_from_key ?? false, dedup });
+  } catch (err) {
+    throw new ScenarioError(`${name}: dedup: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 const PUBLISH_FIELDS = new Set([
@@ -68,7 +94,7 @@ function check(outcome: Outcome, expect: unknown, where: string): void {
     return;
   }
   let ok: boolean;
-  if (expect === "applied" || expect === "duplicate") {
+  if (expect === "applied" || expect === "duplicate" || expect === "duplicate-id") {
     ok = outcome.outcome === expect;
   } else if (typeof expect === "object" && expect !== null && Object.keys(expect).join() === "failed") {
     ok = outcome.outcome === "failed" && outcome.code === (expect as { failed: unknown }).failed;
@@ -157,7 +183,7 @@ export function runFiles<Row>(paths: string[], projection: () => Projection<Row>
   let count = 0;
   for (const path of files(paths)) {
     for (const scenario of load(path)) {
-      run(scenario, new MockHost(projection(), { subjectFromKey: scenario.subject_from_key ?? false }));
+      run(scenario, hostFor(scenario, projection()));
       count += 1;
     }
   }
@@ -180,7 +206,7 @@ export function scenarioTests<Row>(
   for (const path of files(paths)) {
     for (const scenario of load(path)) {
       test(`${path}: ${scenario.scenario ?? "scenario"}`, () => {
-        run(scenario, new MockHost(projection(), { subjectFromKey: scenario.subject_from_key ?? false }));
+        run(scenario, hostFor(scenario, projection()));
       });
     }
   }

@@ -186,3 +186,33 @@ test("a scenario step that does not go as written fails, naming the step; unknow
   assert.throws(() => run({ steps: [{ publsh: { type: "tick" } }] }, host()), /unknown step/);
   assert.throws(() => run({ steps: [{ publish: { type: "tick", subject: "s" }, expect: "done" }] }, host()), /unknown expect "done"/);
 });
+
+test("with dedup, a copy within the window is not applied, a failed one is tried again, past the window it applies", () => {
+  const host = new MockHost(new Counting(), { dedup: { keepMs: 60_000 } });
+  const first = new EventBuilder("count").id("e1").subject("a").timestampMs(1_000);
+  assert.equal(host.publish(first).outcome, "applied");
+  const copy = host.publish(new EventBuilder("count").id("e1").subject("a").partition(1).timestampMs(60_999));
+  assert.deepEqual([copy.outcome, copy.outcome === "duplicate-id" && copy.firstMs], ["duplicate-id", 1_000]);
+  assert.deepEqual(JSON.parse(host.rows.get("a")!), { count: 1, last: "e1" });
+  // Another subject, or another source, is another event.
+  assert.equal(host.publish(new EventBuilder("count").id("e1").subject("b").timestampMs(2_000)).outcome, "applied");
+  assert.equal(host.publish(new EventBuilder("count").id("e1").source("/x").subject("a").timestampMs(2_000)).outcome, "applied");
+  // Past the window (the stream time 60 s after the first copy), a copy applies.
+  assert.equal(host.publish(new EventBuilder("count").id("e1").subject("a").timestampMs(61_000)).outcome, "applied");
+  assert.equal(JSON.parse(host.rows.get("a")!).count, 3);
+  // A failed event is not remembered: its copy is tried again.
+  const raw = new MockHost(new Raw(), { dedup: { keepMs: 60_000 } });
+  const bad = () => new EventBuilder("x").id("bad").subject("a").dataJson({ update: { kind: "nonsense" } });
+  assert.equal(raw.publish(bad()).outcome, "failed");
+  assert.equal(raw.publish(bad()).outcome, "failed");
+  // By event time, the copies' record times do not matter.
+  const byEvent = new MockHost(new Counting(), { dedup: { keepMs: 60_000, time: "event" } });
+  const at = "2026-12-06T10:00:00Z";
+  assert.equal(byEvent.publish(new EventBuilder("count").id("e1").subject("a").time(at).timestampMs(0)).outcome, "applied");
+  assert.equal(byEvent.publish(new EventBuilder("count").id("e1").subject("a").time(at).timestampMs(1e12)).outcome, "duplicate-id");
+  // Without dedup, a copy applies; a bad window is refused.
+  const plain = new MockHost(new Counting());
+  assert.equal(plain.publish(first).outcome, "applied");
+  assert.equal(plain.publish(new EventBuilder("count").id("e1").subject("a")).outcome, "applied");
+  assert.throws(() => new MockHost(new Counting(), { dedup: { keepMs: 0 } }), /above zero/);
+});

@@ -3,7 +3,9 @@ host here (``run_file``, or ``pytest`` through ``scenario_tests``) and by
 ``projector test COMPONENT.wasm FILES`` on the compiled component, so the
 same steps check the Python source and the shipped ``.wasm``.
 
-The format (``docs/scenarios.md``)::
+A scenario may ask for deduplication by CloudEvents identity, as a view's
+``dedup`` does: ``"dedup": {"keep": "7d", "time": "record"}`` (both
+optional). The format (``docs/scenarios.md``)::
 
     {"scenario": "what it shows",
      "steps": [
@@ -11,6 +13,7 @@ The format (``docs/scenarios.md``)::
         "expect": "applied"},
        {"redeliver": {"topic": "events", "partition": 0, "offset": 0},
         "expect": "duplicate"},
+       {"publish": {...the same "id" and "source"...}, "expect": "duplicate-id"},
        {"publish": {...}, "expect": {"failed": "invalid-data"}},
        {"expect_row": {"subject": "c-1", "row": {...}}},
        {"expect_no_row": {"subject": "c-2"}}
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List
 
 from . import Projection
-from .testing import Applied, Duplicate, EventBuilder, Failed, MockHost
+from .testing import Applied, Dedup, Duplicate, DuplicateId, EventBuilder, Failed, MockHost, parse_keep
 
 PUBLISH_FIELDS = {"type", "id", "source", "subject", "time", "dataschema", "extensions", "data",
                   "data_text", "topic", "partition", "offset", "key", "timestamp_ms"}
@@ -61,12 +64,35 @@ def _check(outcome: Any, expect: Any, where: str) -> None:
         ok = isinstance(outcome, Applied)
     elif expect == "duplicate":
         ok = isinstance(outcome, Duplicate)
+    elif expect == "duplicate-id":
+        ok = isinstance(outcome, DuplicateId)
     elif isinstance(expect, dict) and set(expect) == {"failed"}:
         ok = isinstance(outcome, Failed) and outcome.code == expect["failed"]
     else:
         raise ScenarioError(f"{where}: unknown expect {expect!r}")
     if not ok:
         raise ScenarioError(f"{where}: expected {expect!r}, got {outcome!r}")
+
+
+SCENARIO_FIELDS = {"scenario", "steps", "subject_from_key", "dedup"}
+
+
+def host_for(scenario: Dict[str, Any], projection: Projection) -> MockHost:
+    """A fresh mock host with the settings ``scenario`` asks for."""
+    unknown = set(scenario) - SCENARIO_FIELDS
+    if unknown:
+        raise ScenarioError(f"unknown scenario fields {sorted(unknown)}; known: {sorted(SCENARIO_FIELDS)}")
+    dedup = None
+    if "dedup" in scenario:
+        settings = scenario["dedup"]
+        unknown = set(settings) - {"keep", "time"}
+        if unknown:
+            raise ScenarioError(f"unknown dedup fields {sorted(unknown)}; known: keep, time")
+        try:
+            dedup = Dedup(keep_ms=parse_keep(settings.get("keep", "7d")), time=settings.get("time", "record"))
+        except ValueError as err:
+            raise ScenarioError(f"{scenario.get('scenario', 'scenario')}: dedup: {err}") from None
+    return MockHost(projection, subject_from_key=scenario.get("subject_from_key", False), dedup=dedup)
 
 
 def run(scenario: Dict[str, Any], host: MockHost) -> None:
@@ -113,6 +139,6 @@ def run_files(paths: Iterable[Path], projection: Callable[[], Projection]) -> in
     count = 0
     for path in files(paths):
         for scenario in load(path):
-            run(scenario, MockHost(projection(), subject_from_key=scenario.get("subject_from_key", False)))
+            run(scenario, host_for(scenario, projection()))
             count += 1
     return count

@@ -11,13 +11,23 @@ runtime and the Rust SDK's ``MockHost`` do, with no Kafka and no runtime.
   ``apply``, as in the component.
 - A failed event moves the checkpoint past it (the runtime hands it to the
   view's policy and goes on) and is kept in ``failures``.
+- With ``dedup=Dedup(keep_ms=...)``, a copy of an event the subject applied
+  (same ``source`` and ``id``) within the window is a ``DuplicateId``, not
+  applied: the runtime's rule for a view with ``dedup = { keep, time }``
+  (the Rust SDK's ``projector_sdk::dedup``). An event's time is its record
+  timestamp (``time="record"``) or its CloudEvents ``time``, else the
+  record's (``time="event"``); the stream time is the latest time seen; a
+  copy is a duplicate while the stream time is less than ``keep_ms`` past
+  the first copy's time.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import Event, KafkaOrigin, Projection, ProjectionError, apply_raw, log
@@ -43,6 +53,60 @@ class Duplicate:
 
 
 @dataclass
+class DuplicateId:
+    """A copy of an event its subject applied (same ``source`` and ``id``)
+    within the dedup window: not applied."""
+
+    subject: str
+    origin: KafkaOrigin
+    first_ms: int
+
+
+_KEEP = re.compile(r"^\s*(\d+)(ms|s|m|h|d)\s*$")
+_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_keep(text: str) -> int:
+    """Milliseconds of a window such as ``"7d"``, ``"12h"``, ``"30m"``,
+    ``"90s"`` or ``"500ms"``; raises ``ValueError`` for anything else or zero."""
+    match = _KEEP.match(text)
+    if match is None or int(match.group(1)) == 0:
+        raise ValueError(f"a duration above zero: a whole number and a unit (ms, s, m, h, d), found {text!r}")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def rfc3339_ms(text: str) -> Optional[int]:
+    """Milliseconds since the epoch of an RFC 3339 date-time, or ``None``."""
+    match = _RFC3339.match(text)
+    if match is None:
+        return None
+    date, clock, fraction, offset = match.groups()
+    try:
+        parsed = datetime.fromisoformat(f"{date}T{clock}{'+00:00' if offset in 'Zz' else offset}")
+    except ValueError:
+        return None
+    return int(parsed.timestamp()) * 1000 + (int((fraction + "00")[:3]) if fraction else 0)
+
+
+@dataclass
+class Dedup:
+    """Deduplication by CloudEvents identity: ``keep_ms`` of stream time,
+    measured by ``time`` (``"record"`` or ``"event"``)."""
+
+    keep_ms: int = 7 * 86_400_000
+    time: str = "record"
+
+    def __post_init__(self) -> None:
+        if self.time not in ("record", "event"):
+            raise ValueError(f'time must be "record" or "event", found {self.time!r}')
+        if self.keep_ms <= 0:
+            raise ValueError(f"keep_ms must be above zero, found {self.keep_ms}")
+
+
+@dataclass
 class Failed:
     """The event failed; ``code`` is the projection's error code, or
     ``no-subject``, ``invalid-row``, ``panic`` (any other exception)."""
@@ -52,7 +116,7 @@ class Failed:
     event: Event
 
 
-Outcome = Applied | Duplicate | Failed
+Outcome = Applied | Duplicate | DuplicateId | Failed
 
 
 class EventBuilder:
@@ -133,12 +197,15 @@ class MockHost:
 
     projection: Projection
     subject_from_key: bool = False
+    dedup: Optional[Dedup] = None
     rows: Dict[str, str] = field(default_factory=dict)
     checkpoints: Dict[Tuple[str, int], int] = field(default_factory=dict)
     logs: List[LogRecord] = field(default_factory=list)
     failures: List[Failed] = field(default_factory=list)
     _log: Dict[Tuple[str, int, int], Event] = field(default_factory=dict)
     _next_id: int = 0
+    _stream_ms: Optional[int] = None
+    _applied_ids: Dict[Tuple[str, str, str], int] = field(default_factory=dict)
 
     def publish(self, builder: EventBuilder) -> Outcome:
         """Append the event to its partition, as a producer would, and
@@ -182,6 +249,20 @@ class MockHost:
             subject = origin.key.decode("utf-8", errors="replace")
         if subject is None:
             return self._fail("no-subject", "the event has no subject", event)
+        identity = (subject, event.source, event.id)
+        remember: Optional[int] = None
+        if self.dedup is not None:
+            time = origin.timestamp_ms
+            if self.dedup.time == "event" and event.time is not None:
+                event_ms = rfc3339_ms(event.time)
+                time = event_ms if event_ms is not None else time
+            if time is None:
+                time = self._stream_ms if self._stream_ms is not None else 0
+            self._stream_ms = time if self._stream_ms is None else max(self._stream_ms, time)
+            first = self._applied_ids.get(identity)
+            if first is not None and self._stream_ms - first < self.dedup.keep_ms:
+                return DuplicateId(subject=subject, origin=origin, first_ms=first)
+            remember = time
         log._route(lambda level, message: self.logs.append(LogRecord(level, message)))
         try:
             with frozen():
@@ -197,6 +278,8 @@ class MockHost:
             self.rows[subject] = row
         elif kind == "delete":
             self.rows.pop(subject, None)
+        if remember is not None:
+            self._applied_ids[identity] = remember
         return Applied(subject=subject, origin=origin, update=(kind, row))
 
     def _fail(self, code: str, message: str, event: Event) -> Failed:

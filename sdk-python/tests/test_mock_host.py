@@ -64,3 +64,35 @@ def test_failures_carry_their_code_and_move_the_checkpoint():
 def test_the_key_stands_in_for_the_subject_when_asked():
     event = EventBuilder("set").key(b"k").data_json(1)
     assert MockHost(Rows(), subject_from_key=True).publish(event).subject == "k"
+
+
+def test_with_dedup_a_copy_within_the_window_is_not_applied_and_a_failed_one_is_tried_again():
+    from projector_sdk.testing import Dedup, DuplicateId, rfc3339_ms
+
+    host = MockHost(Rows(), dedup=Dedup(keep_ms=60_000))
+    first = EventBuilder("set").id("e1").subject("a").data_json({"n": 1}).timestamp_ms(1_000)
+    assert isinstance(host.publish(first), Applied)
+    copy = EventBuilder("set").id("e1").subject("a").data_json({"n": 2}).timestamp_ms(60_999).partition(1)
+    outcome = host.publish(copy)
+    assert isinstance(outcome, DuplicateId) and outcome.first_ms == 1_000, outcome
+    assert host.expect_row("a") == {"n": 1}
+    # The offset is passed all the same.
+    assert host.checkpoint("events", 1) == 1
+    # Another subject, or another source, is another event.
+    assert isinstance(host.publish(EventBuilder("set").id("e1").subject("b").data_json(1).timestamp_ms(2_000)), Applied)
+    assert isinstance(host.publish(EventBuilder("set").id("e1").source("/x").subject("a").data_json(3).timestamp_ms(2_000)), Applied)
+    # A failed event is not remembered: its copy is tried again.
+    assert isinstance(host.publish(EventBuilder("refuse").id("e9").subject("a").timestamp_ms(3_000)), Failed)
+    assert isinstance(host.publish(EventBuilder("refuse").id("e9").subject("a").timestamp_ms(3_001)), Failed)
+    # Past the window (the stream time 60 s after the first copy), a copy
+    # is applied.
+    assert isinstance(host.publish(EventBuilder("set").id("e1").subject("a").data_json(4).timestamp_ms(61_000)), Applied)
+    # Without dedup, a copy is applied.
+    plain = MockHost(Rows())
+    assert isinstance(plain.publish(first), Applied) and isinstance(plain.publish(copy), Applied)
+    # By event time, the copies' record times do not matter.
+    by_event = MockHost(Rows(), dedup=Dedup(keep_ms=60_000, time="event"))
+    at = "2026-12-06T10:00:00Z"
+    assert rfc3339_ms("2026-12-06T11:00:00.123+01:00") == rfc3339_ms(at) + 123
+    assert isinstance(by_event.publish(EventBuilder("set").id("e1").subject("a").data_json(1).time(at).timestamp_ms(0)), Applied)
+    assert isinstance(by_event.publish(EventBuilder("set").id("e1").subject("a").data_json(1).time(at).timestamp_ms(10**12)), DuplicateId)

@@ -10,7 +10,11 @@
 //! - an event without a subject is refused, unless the host falls back to
 //!   the Kafka key (a per-view choice in the runtime, off by default);
 //! - a failed event is recorded and passed over, as a view with
-//!   `on_error = "skip"` does.
+//!   `on_error = "skip"` does;
+//! - with [`MockHost::with_dedup`], a copy of an event the subject applied
+//!   (same `source` and `id`) within the window is not applied
+//!   ([`Outcome::DuplicateId`]), by the runtime's rule
+//!   ([`crate::dedup`]).
 //!
 //! It applies events through an [`Applier`]: [`NativeApplier`] calls the
 //! projection's Rust code directly, and the runtime's wasm test kit applies
@@ -42,6 +46,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::dedup::{StreamTime, Window};
 use crate::log::LogRecord;
 use crate::projection::Typed;
 use crate::{Event, KafkaOrigin, Projection, RawProjection, RawUpdate, Update};
@@ -242,6 +247,16 @@ pub enum Outcome<E> {
         /// The partition's checkpoint: the next offset to apply.
         next_offset: i64,
     },
+    /// A copy of an event its subject applied (same `source` and `id`)
+    /// within the dedup window: not applied ([`MockHost::with_dedup`]).
+    DuplicateId {
+        /// The subject.
+        subject: String,
+        /// Where the copy came from.
+        origin: KafkaOrigin,
+        /// The time the first copy's window counts from.
+        first_ms: i64,
+    },
     /// The event could not be applied; it is in [`MockHost::failures`].
     Failed(Failure<E>),
 }
@@ -255,6 +270,12 @@ impl<E: fmt::Debug> Outcome<E> {
     /// True if the event was a redelivery and was not applied.
     pub fn is_duplicate(&self) -> bool {
         matches!(self, Outcome::Duplicate { .. })
+    }
+
+    /// True if the event was a copy of one applied (same subject, `source`
+    /// and `id`) within the dedup window, and was not applied.
+    pub fn is_duplicate_id(&self) -> bool {
+        matches!(self, Outcome::DuplicateId { .. })
     }
 
     /// The failure, if the event failed.
@@ -341,6 +362,16 @@ pub struct MockHost<A: Applier> {
     failures: Vec<FailedEvent<A::Error>>,
     next_id: u64,
     subject_from_key: bool,
+    dedup: Option<DedupMemory>,
+}
+
+/// What a host with deduplication remembers.
+#[derive(Debug)]
+struct DedupMemory {
+    window: Window,
+    stream: StreamTime,
+    /// Per `(subject, source, id)` applied, the time it counts from.
+    applied: BTreeMap<(String, String, String), i64>,
 }
 
 impl<A: Applier> fmt::Debug for MockHost<A> {
@@ -375,7 +406,21 @@ impl<A: Applier> MockHost<A> {
             failures: Vec::new(),
             next_id: 0,
             subject_from_key: false,
+            dedup: None,
         }
+    }
+
+    /// Deduplicate by CloudEvents identity within `window`, as a view with
+    /// `dedup = { keep, time }` does. Without a record timestamp or event
+    /// time an event takes the stream time; the mock host has no clock of
+    /// its own to bound times by.
+    pub fn with_dedup(mut self, window: Window) -> Self {
+        self.dedup = Some(DedupMemory {
+            window,
+            stream: StreamTime::default(),
+            applied: BTreeMap::new(),
+        });
+        self
     }
 
     /// Use the Kafka key as the subject of events that have none.
@@ -455,6 +500,27 @@ impl<A: Applier> MockHost<A> {
         let Some(subject) = self.subject_of(&event) else {
             return self.fail(event, Failure::NoSubject);
         };
+        let identity = (subject.clone(), event.source.clone(), event.id.clone());
+        let remember = match &mut self.dedup {
+            None => None,
+            Some(memory) => {
+                let time = memory
+                    .window
+                    .time_of(event.time.as_deref(), event.origin.timestamp_ms);
+                let time = memory.stream.advance(time);
+                let stream = memory.stream.now().unwrap_or(time);
+                match memory.applied.get(&identity) {
+                    Some(&first_ms) if memory.window.remembers(first_ms, stream) => {
+                        return Outcome::DuplicateId {
+                            subject,
+                            origin: event.origin,
+                            first_ms,
+                        };
+                    }
+                    _ => Some(time),
+                }
+            }
+        };
         let result = self
             .applier
             .apply(self.rows.get(&subject).map(String::as_str), &event);
@@ -474,6 +540,9 @@ impl<A: Applier> MockHost<A> {
                         self.rows.remove(&subject);
                     }
                     Update::Ignore => {}
+                }
+                if let (Some(memory), Some(time)) = (&mut self.dedup, remember) {
+                    memory.applied.insert(identity, time);
                 }
                 Outcome::Applied {
                     subject,
@@ -568,5 +637,90 @@ impl<A: Applier> MockHost<A> {
     /// Every event that failed, oldest first.
     pub fn failures(&self) -> &[FailedEvent<A::Error>] {
         &self.failures
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::dedup::TimeSource;
+    use crate::{Error, Update};
+
+    /// Counts the events applied to each subject; refuses type `refuse`.
+    struct Count;
+
+    impl Projection for Count {
+        type Row = u64;
+
+        fn apply(state: Option<u64>, event: &Event) -> Result<Update<u64>, Error> {
+            if event.ty == "refuse" {
+                return Err(Error::rejected("no"));
+            }
+            Ok(Update::Set(state.unwrap_or(0) + 1))
+        }
+    }
+
+    fn tick(id: &str, subject: &str, record_ms: i64) -> EventBuilder {
+        EventBuilder::new("tick")
+            .id(id)
+            .subject(subject)
+            .timestamp_ms(record_ms)
+    }
+
+    #[test]
+    fn with_dedup_a_copy_within_the_window_is_not_applied_and_past_it_is() {
+        let window = Window::new(Duration::from_secs(60), TimeSource::Record);
+        let mut host = native::<Count>().with_dedup(window);
+        assert!(host.publish(tick("e1", "a", 1_000)).is_applied());
+        let copy = host.publish(tick("e1", "a", 60_999).partition(1));
+        assert!(
+            matches!(
+                copy,
+                Outcome::DuplicateId {
+                    first_ms: 1_000,
+                    ..
+                }
+            ),
+            "{copy:?}"
+        );
+        assert_eq!(
+            host.checkpoint("events", 1),
+            Some(1),
+            "its offset is passed"
+        );
+        assert_eq!(host.row::<u64>("a"), Some(1));
+        // Another subject, or another source, is another event.
+        assert!(host.publish(tick("e1", "b", 2_000)).is_applied());
+        assert!(
+            host.publish(tick("e1", "a", 2_000).source("/x"))
+                .is_applied()
+        );
+        // A failed event is not remembered: its copy is tried again.
+        let refused = || {
+            EventBuilder::new("refuse")
+                .id("e9")
+                .subject("a")
+                .timestamp_ms(3_000)
+        };
+        assert!(host.publish(refused()).failure().is_some());
+        assert!(host.publish(refused()).failure().is_some());
+        // Past the window, a copy is applied.
+        assert!(host.publish(tick("e1", "a", 61_000)).is_applied());
+        assert_eq!(host.row::<u64>("a"), Some(3));
+        // Without dedup, a copy is applied.
+        let mut plain = native::<Count>();
+        assert!(plain.publish(tick("e1", "a", 0)).is_applied());
+        assert!(plain.publish(tick("e1", "a", 0)).is_applied());
+        // By event time, the copies' record times do not matter.
+        let by_event = Window::new(Duration::from_secs(60), TimeSource::Event);
+        let mut host = native::<Count>().with_dedup(by_event);
+        let at = "2026-12-06T10:00:00Z";
+        assert!(host.publish(tick("e1", "a", 0).time(at)).is_applied());
+        assert!(
+            host.publish(tick("e1", "a", 1_000_000_000_000).time(at))
+                .is_duplicate_id()
+        );
     }
 }

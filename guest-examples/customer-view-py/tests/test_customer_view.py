@@ -13,7 +13,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "customer-view" / "scenarios"
 
 
 def test_the_shared_scenarios():
-    assert run_files([SCENARIOS], CustomerView) == 4
+    assert run_files([SCENARIOS], CustomerView) == 5
 
 
 def test_a_change_to_an_unknown_customer_is_ignored_with_a_warning():

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use projector_sdk::dedup::Window;
 use projector_sdk::testing::{EventBuilder, MockHost, Outcome};
 use serde_json::Value;
 
@@ -44,6 +45,21 @@ pub struct TestArgs {
     /// Use the Kafka key as the subject of events that have none.
     #[arg(long)]
     pub subject_from_key: bool,
+    /// Deduplicate by CloudEvents identity as a view with `dedup = { keep
+    /// = KEEP }` does (default 7d): a copy of an event the subject applied
+    /// (same source and id) within the window is not applied. A scenario
+    /// with `dedup` of its own keeps it.
+    #[arg(long, value_name = "KEEP", num_args = 0..=1, default_missing_value = projector_sdk::dedup::Window::DEFAULT_KEEP)]
+    pub dedup: Option<String>,
+    /// With `--dedup`, the time events are measured by: `record` (the
+    /// record's timestamp) or `event` (the CloudEvents `time`).
+    #[arg(
+        long,
+        value_name = "record|event",
+        default_value = "record",
+        requires = "dedup"
+    )]
+    pub dedup_time: String,
     /// Where compiled code is cached, so a component is compiled once per
     /// machine (a Python or JavaScript component takes seconds). Default:
     /// `$XDG_CACHE_HOME/projector/compiled`, else
@@ -174,15 +190,39 @@ fn event_of(line: &str, at: &str) -> anyhow::Result<EventBuilder> {
 /// retried as a view retries them by default, so a deadline missed once on
 /// a busy machine is not reported as the component's failure; an endless
 /// loop still is, after the same three attempts the runtime makes.
-fn host(module: &Arc<Module>, subject_from_key: bool) -> MockHost<WasmApplier> {
-    MockHost::new(WasmApplier::new(module.instance()).with_retry(Retry::default()))
-        .with_subject_from_key(subject_from_key)
+fn host(
+    module: &Arc<Module>,
+    subject_from_key: bool,
+    dedup: Option<Window>,
+) -> MockHost<WasmApplier> {
+    let host = MockHost::new(WasmApplier::new(module.instance()).with_retry(Retry::default()))
+        .with_subject_from_key(subject_from_key);
+    match dedup {
+        Some(window) => host.with_dedup(window),
+        None => host,
+    }
+}
+
+impl TestArgs {
+    /// The window `--dedup` asks for, checked.
+    fn dedup(&self) -> anyhow::Result<Option<Window>> {
+        self.dedup
+            .as_ref()
+            .map(|keep| {
+                let keep = projector_sdk::dedup::parse_keep(keep)
+                    .map_err(|err| anyhow::anyhow!("--dedup: {err}"))?;
+                let time = projector_sdk::dedup::TimeSource::parse(&self.dedup_time)
+                    .map_err(|err| anyhow::anyhow!("--dedup-time: {err}"))?;
+                Ok(Window::new(keep, time))
+            })
+            .transpose()
+    }
 }
 
 fn run_events(args: &TestArgs, module: &Arc<Module>, path: &Path) -> anyhow::Result<bool> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read events {}", path.display()))?;
-    let mut host = host(module, args.subject_from_key);
+    let mut host = host(module, args.subject_from_key, args.dedup()?);
     let mut failures = Vec::new();
     let mut applied = 0;
     for (index, line) in text.lines().enumerate() {
@@ -198,6 +238,12 @@ fn run_events(args: &TestArgs, module: &Arc<Module>, path: &Path) -> anyhow::Res
                 "origin": format!("{}/{}@{}", origin.topic, origin.partition, origin.offset),
                 "class": "duplicate",
                 "message": format!("at or below the partition's next offset {next_offset}: not applied again"),
+            })),
+            Outcome::DuplicateId { origin, subject, .. } => failures.push(serde_json::json!({
+                "line": index + 1,
+                "origin": format!("{}/{}@{}", origin.topic, origin.partition, origin.offset),
+                "class": "duplicate-id",
+                "message": format!("a copy of an event {subject:?} applied (same source and id) within the dedup window: not applied"),
             })),
             Outcome::Failed(failure) => failures.push(serde_json::json!({
                 "line": index + 1,
@@ -294,10 +340,22 @@ fn run_events(args: &TestArgs, module: &Arc<Module>, path: &Path) -> anyhow::Res
 fn run_scenarios(args: &TestArgs, module: &Arc<Module>) -> anyhow::Result<bool> {
     let mut passed = true;
     let mut count = 0;
+    let dedup = args.dedup()?;
     for path in scenario::files(&args.scenarios)? {
         for one in scenario::load(&path)? {
             count += 1;
-            let mut host = host(module, one.subject_from_key || args.subject_from_key);
+            let window = one
+                .dedup_window()
+                .map_err(|reason| scenario::ScenarioError::File {
+                    path: path.clone(),
+                    reason,
+                })?
+                .or(dedup);
+            let mut host = host(
+                module,
+                one.subject_from_key || args.subject_from_key,
+                window,
+            );
             match scenario::run(&one, &mut host) {
                 Ok(()) => println!("ok      {}: {}", path.display(), one.scenario),
                 Err(err) => {

@@ -41,13 +41,35 @@ const SUBJECTS: usize = 200;
 const DEAD_LETTERS: &str = "counter-dlq";
 /// One record in this many is malformed.
 const MALFORMED_EVERY: usize = 500;
+/// With deduplication on, one event in this many is re-sent.
+const RESEND_EVERY: usize = 100;
 
 /// Publish events over the test's subjects, half of them mis-partitioned,
 /// with a malformed record before every `MALFORMED_EVERY`th, until `total`
-/// events were published. Returns where the malformed records went.
-fn publish_until(stream: &mut Stream, broker: &Broker, total: usize) -> Vec<(i32, i64)> {
+/// events were published. With `resends`, one event in `RESEND_EVERY` is
+/// followed by a copy of an earlier one (same subject, source and id) on a
+/// partition it picks: one of the last fifty (often in the batch of the
+/// first copy), or of the last thousand, or any. Returns where the malformed records went.
+fn publish_until(
+    stream: &mut Stream,
+    broker: &Broker,
+    total: usize,
+    mut resends: Option<&mut Random>,
+) -> Vec<(i32, i64)> {
     let mut malformed = Vec::new();
     while stream.events() < total {
+        if let Some(random) = resends.as_deref_mut()
+            && stream.events() % RESEND_EVERY == RESEND_EVERY - 1
+        {
+            let last = stream.events() as u64 - 1;
+            let index = match random.between(0, 2) {
+                0 => last.saturating_sub(random.between(0, 50)),
+                1 => last.saturating_sub(random.between(0, 1_000)),
+                _ => random.between(0, last),
+            };
+            let partition = i32::try_from(random.between(0, PARTITIONS as u64 - 1)).unwrap();
+            stream.resend(broker, usize::try_from(index).unwrap(), SUBJECTS, partition);
+        }
         let partition = stream.next_partition(SUBJECTS, PARTITIONS, Partitioning::HalfMisplaced);
         if stream.events() % MALFORMED_EVERY == MALFORMED_EVERY / 2 {
             let offset = stream.next_offset(partition);
@@ -183,6 +205,17 @@ fn by_place(found: BTreeMap<(String, i32, i64), (usize, String)>) -> BTreeMap<(i
 
 #[test]
 fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
+    crash_oracle(false, 200_000, 20);
+}
+
+/// The crash oracle with `dedup` on and 1% of the events re-sent: the view
+/// applies one copy of each event, across every kill.
+#[test]
+fn with_dedup_sigkill_at_random_moments_applies_each_re_sent_event_once() {
+    crash_oracle(true, 50_000, 8);
+}
+
+fn crash_oracle(dedup: bool, default_events: u64, default_kills: u64) {
     let _cores = crate::kit::cores_to_myself();
     let seed = env_or(
         "PROJECTOR_CRASH_SEED",
@@ -192,12 +225,15 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
                 u64::try_from(d.as_nanos() % u128::from(u64::MAX)).unwrap_or(1) | 1
             }),
     );
-    let events = usize::try_from(env_or("PROJECTOR_CRASH_EVENTS", 200_000)).unwrap();
-    let kills = env_or("PROJECTOR_CRASH_KILLS", 20);
+    let events = usize::try_from(env_or("PROJECTOR_CRASH_EVENTS", default_events)).unwrap();
+    let kills = env_or("PROJECTOR_CRASH_KILLS", default_kills);
     println!(
-        "crash oracle: seed {seed}, {events} events, {kills} kills (replay with PROJECTOR_CRASH_SEED={seed})"
+        "crash oracle: seed {seed}, {events} events, {kills} kills, dedup {dedup} (replay with PROJECTOR_CRASH_SEED={seed})"
     );
     let mut random = Random(seed);
+    // The re-sends have a generator of their own, so that the kills land
+    // where they would without them.
+    let mut resends = dedup.then(|| Random(seed.rotate_left(17) | 1));
 
     // An application's producer: batches of many records, which tansu 0.6
     // reads from the next batch when a read begins inside one.
@@ -237,8 +273,13 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     for kill in 0..kills {
         // Publish while nothing consumes, then start a run.
         let upto = (published.events() + chunk).min(events);
-        malformed.extend(publish_until(&mut published, &broker, upto));
-        let config = counter_config(&dir.0, &broker, port, &format!("crash-{kill}"));
+        malformed.extend(publish_until(
+            &mut published,
+            &broker,
+            upto,
+            resends.as_mut(),
+        ));
+        let config = counter_config(&dir.0, &broker, port, &format!("crash-{kill}"), dedup);
         let mut child = spawn(&config, &log);
         let started = Instant::now();
         if kill % 2 == 1 {
@@ -265,12 +306,17 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
         child.wait().unwrap();
         progress.push((kill, started.elapsed().as_millis(), before, held, upto));
     }
-    malformed.extend(publish_until(&mut published, &broker, events));
+    malformed.extend(publish_until(
+        &mut published,
+        &broker,
+        events,
+        resends.as_mut(),
+    ));
 
     // A last run to the end, stopped cleanly.
-    let config = counter_config(&dir.0, &broker, port, &format!("crash-{kills}"));
+    let config = counter_config(&dir.0, &broker, port, &format!("crash-{kills}"), dedup);
     let mut child = spawn(&config, &log);
-    let total = i64::try_from(events + malformed.len()).unwrap();
+    let total = i64::try_from(events + malformed.len() + published.resent()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         // Everything applied, and no dead letter held: those of killed runs
@@ -307,6 +353,21 @@ fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     );
     let discrepancies = oracle_discrepancies(&view, &published);
     let rows = view.row_count();
+    if dedup {
+        // The re-sends were published and read (the committed total above
+        // counts them), and the view remembers one identity per event.
+        let remembered = view.remembered_count().unwrap();
+        println!(
+            "crash oracle: seed {seed}: {} re-sends, {remembered} identities remembered",
+            published.resent()
+        );
+        if published.resent() == 0 || remembered != events as u64 {
+            failure(format!(
+                "{} re-sends published, {remembered} identities remembered for {events} events",
+                published.resent()
+            ));
+        }
+    }
     println!(
         "crash oracle: seed {seed}: {kills} kills survived, {events} events, {rows} rows, {} discrepancies, {:.1} s; kills (n, ms after start, committed before the kill, dead letters held, published): {progress:?}",
         discrepancies.len(),
@@ -379,6 +440,7 @@ fn counter_config(
     broker: &Broker,
     port: u16,
     group: &str,
+    dedup: bool,
 ) -> std::path::PathBuf {
     let config = dir.join("projector.toml");
     std::fs::write(
@@ -388,10 +450,11 @@ fn counter_config(
              [broker]\nbootstrap_servers = \"{}\"\n\
              settings = {{ \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\", \"fetch.wait.max.ms\" = \"50\" }}\n\n\
              [[views]]\nname = \"counter\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\ngroup = \"{group}\"\n\
-             on_error = \"dead-letter\"\ndead_letter_topic = \"{DEAD_LETTERS}\"\n",
+             on_error = \"dead-letter\"\ndead_letter_topic = \"{DEAD_LETTERS}\"\n{}",
             crate::kit::TANSU_GROUP_SETTINGS,
             broker.bootstrap(),
-            projector_examples::EVENT_COUNTER.path
+            projector_examples::EVENT_COUNTER.path,
+            if dedup { "dedup = { keep = \"7d\" }\n" } else { "" }
         ),
     )
     .unwrap();
@@ -418,7 +481,7 @@ pub(crate) fn partitions_of(api: &str) -> Option<usize> {
 fn a_survivor_takes_over_the_partitions_of_a_stopped_runtime() {
     let broker = Broker::tansu(&[(TOPIC, PARTITIONS), (DEAD_LETTERS, 1)]).application_producer();
     let mut published = Stream::default();
-    let mut malformed = publish_until(&mut published, &broker, 20_000);
+    let mut malformed = publish_until(&mut published, &broker, 20_000, None);
     let (dir_a, dir_b) = (TempDir::new("failover-a"), TempDir::new("failover-b"));
     let (port_a, port_b) = (free_port(), free_port());
     let (api_a, api_b) = (
@@ -426,8 +489,14 @@ fn a_survivor_takes_over_the_partitions_of_a_stopped_runtime() {
         format!("http://127.0.0.1:{port_b}"),
     );
     let log = dir_a.0.join("runs.log");
-    let mut a = spawn(&counter_config(&dir_a.0, &broker, port_a, "failover"), &log);
-    let mut b = spawn(&counter_config(&dir_b.0, &broker, port_b, "failover"), &log);
+    let mut a = spawn(
+        &counter_config(&dir_a.0, &broker, port_a, "failover", false),
+        &log,
+    );
+    let mut b = spawn(
+        &counter_config(&dir_b.0, &broker, port_b, "failover", false),
+        &log,
+    );
     // Both hold partitions and both have applied some.
     let started = Instant::now();
     while !(committed(&api_a).is_some_and(|c| c > 0) && committed(&api_b).is_some_and(|c| c > 0)) {
@@ -444,7 +513,7 @@ fn a_survivor_takes_over_the_partitions_of_a_stopped_runtime() {
     // Stop a mid-stream; more events arrive meanwhile.
     sigterm(&a);
     assert!(a.wait().unwrap().success());
-    malformed.extend(publish_until(&mut published, &broker, 25_000));
+    malformed.extend(publish_until(&mut published, &broker, 25_000, None));
     let total = i64::try_from(published.events() + malformed.len()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     while committed(&api_b) != Some(total) {

@@ -63,6 +63,11 @@ impl Stream {
         self.next_index
     }
 
+    /// Copies re-sent so far ([`Stream::resend`]).
+    pub(crate) fn resent(&self) -> usize {
+        self.copies.values().map(Vec::len).sum()
+    }
+
     /// Publish `count` more events over `subjects` subjects.
     pub(crate) fn publish(
         &mut self,
@@ -271,8 +276,9 @@ impl Stream {
                 })
                 .collect();
             assert!(
-                choices.len() <= 4096,
-                "too many re-sends of one subject to check"
+                choices.len() <= 1 << 16,
+                "too many re-sends of one subject to check: {} choices at {id}",
+                choices.len()
             );
         }
         for events in &mut choices {

@@ -89,7 +89,7 @@ fn the_js_sdk_and_examples_pass_their_mock_host_tests() {
     let report = npm(&repository(), &["test", "--workspaces"]);
     // Per workspace, in the order package.json names them: the counts are
     // what the files hold, so a test file gone missing shows.
-    assert_eq!(passed(&report), [10, 6, 2], "{report}");
+    assert_eq!(passed(&report), [11, 7, 2], "{report}");
     assert!(!report.contains("\nnot ok"), "{report}");
 }
 
@@ -185,12 +185,12 @@ fn the_js_examples_pass_the_same_scenarios_as_components_under_projector_test() 
             "--scenarios",
             shared,
         ],
-        "4 scenarios passed",
+        "5 scenarios passed",
     );
     passes(
         &cache,
         &[&wasm, "--scenarios", shared],
-        "4 scenarios passed",
+        "5 scenarios passed",
     );
 
     a_js_instance_is_replaced_before_its_memory_runs_out(&customers, &cache);
