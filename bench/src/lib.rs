@@ -139,6 +139,8 @@ pub enum Part {
     Scaling,
     /// Restart after SIGKILL (on the largest scale).
     Restart,
+    /// Deduplication by CloudEvents identity, off against on (engine only).
+    Dedup,
 }
 
 impl Options {
@@ -279,12 +281,19 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
                         events,
                         subjects,
                         threads,
+                        false,
                         &dir(&format!("engine-{name}-{threads}t")),
                     )?,
                 });
             }
         }
     }
+
+    let dedup = if options.runs(Part::Dedup) {
+        Some(dedup_cost(events, subjects, &dir("dedup"))?)
+    } else {
+        None
+    };
 
     let store_bound = if options.runs(Part::Store) {
         step("store bound");
@@ -418,10 +427,44 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
         latency,
         scaling,
         restart,
+        dedup,
         ratios: Vec::new(),
     };
     results.compute_ratios();
     Ok(results)
+}
+
+/// Rounds of the dedup part: off and on alternately, so that the machine's
+/// drift falls on both.
+const DEDUP_ROUNDS: usize = 3;
+
+/// The engine-only run of customers in wasm (one thread), with
+/// deduplication off and on alternately, each in a fresh directory.
+fn dedup_cost(events: u64, subjects: u64, dir: &Path) -> anyhow::Result<report::DedupCost> {
+    let mut off = Vec::new();
+    let mut on = Vec::new();
+    for round in 0..DEDUP_ROUNDS {
+        for dedup in [false, true] {
+            step(&format!(
+                "dedup {} (round {} of {DEDUP_ROUNDS})",
+                if dedup { "on" } else { "off" },
+                round + 1
+            ));
+            let run_dir = dir.join(format!("{}-{round}", if dedup { "on" } else { "off" }));
+            let run = memory::run(
+                Workload::Customers,
+                Runner::Wasm,
+                events,
+                subjects,
+                1,
+                dedup,
+                &run_dir,
+            )?;
+            clean(&run_dir)?;
+            if dedup { &mut on } else { &mut off }.push(run);
+        }
+    }
+    Ok(report::DedupCost::from_runs(off, on))
 }
 
 /// Remove `dir`, if it exists.

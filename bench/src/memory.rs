@@ -102,6 +102,13 @@ pub struct EngineRun {
     pub row_bytes: usize,
     /// Threads applying the view's shards (1: the worker applies them).
     pub threads: usize,
+    /// Deduplication by CloudEvents identity was on (`keep = "7d"`).
+    pub dedup: bool,
+    /// The store's size on disk at the end, in bytes.
+    pub disk_bytes: u64,
+    /// With dedup, the memory its index of identities holds at the end,
+    /// in bytes.
+    pub dedup_index_bytes: usize,
 }
 
 /// Apply `events` generated events over `subjects` subjects to a fresh
@@ -116,6 +123,7 @@ pub fn run(
     events: u64,
     subjects: u64,
     threads: usize,
+    dedup: bool,
     dir: &Path,
 ) -> anyhow::Result<EngineRun> {
     views::with_projection(
@@ -127,6 +135,7 @@ pub fn run(
             events,
             subjects,
             threads,
+            dedup,
             dir,
         },
     )
@@ -137,6 +146,7 @@ struct Feed<'a> {
     events: u64,
     subjects: u64,
     threads: usize,
+    dedup: bool,
     dir: &'a Path,
 }
 
@@ -150,6 +160,13 @@ impl ProjectionUser<EngineRun> for Feed<'_> {
         // As many shards as partitions, as a new view of the topic gets.
         let mut config = crate::views::config(self.workload)?;
         config.shards = u32::try_from(crate::PARTITIONS).ok();
+        if self.dedup {
+            config.dedup = Some(projector::config::DedupConfig {
+                by: "source-id".to_owned(),
+                keep: "7d".to_owned(),
+                time: "record".to_owned(),
+            });
+        }
         let mut worker = Worker::open(
             config,
             projection,
@@ -231,11 +248,23 @@ impl ProjectionUser<EngineRun> for Feed<'_> {
             .map(|(_, row)| row.json.len() + row.last_event_id.len() + 13)
             .sum::<usize>()
             / sample.len().max(1);
+        let remembered = rows.identities(i64::MIN)?.len() as u64;
+        if self.dedup && remembered != self.events {
+            bail!(
+                "{remembered} identities remembered for {} events",
+                self.events
+            );
+        }
+        let row_count = rows.row_count();
+        let dedup_index_bytes = worker.dedup().map_or(0, |dedup| dedup.index_bytes());
         Ok(EngineRun {
+            dedup_index_bytes,
+            dedup: self.dedup,
+            disk_bytes: crate::system::disk_bytes(&self.dir.join("store")),
             events: self.events,
             seconds,
             events_per_second,
-            rows: rows.row_count(),
+            rows: row_count,
             batches: counters.batches,
             commit_seconds: commit_spent.as_secs_f64(),
             row_bytes,

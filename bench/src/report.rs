@@ -24,6 +24,65 @@ pub struct EngineOnly {
     pub run: EngineRun,
 }
 
+/// What deduplication costs: engine-only runs of customers in wasm (one
+/// thread), off and on alternately.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DedupCost {
+    /// The runs with it off.
+    pub off: Vec<EngineRun>,
+    /// The runs with it on (`keep = "7d"`: every event remembered).
+    pub on: Vec<EngineRun>,
+    /// The median rate off, events/s.
+    pub off_median: f64,
+    /// The median rate on, events/s.
+    pub on_median: f64,
+    /// On / off.
+    pub ratio: f64,
+    /// Microseconds each event costs more with it on (from the medians).
+    pub extra_micros_per_event: f64,
+    /// The store's size on disk with it on, less with it off, per event
+    /// remembered (medians of the runs), bytes.
+    pub disk_bytes_per_identity: f64,
+    /// The memory of the index of identities per identity it holds, bytes
+    /// (its tables' capacity at the end of a run, over the events).
+    pub memory_bytes_per_identity: f64,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => f64::midpoint(values[n / 2 - 1], values[n / 2]),
+    }
+}
+
+impl DedupCost {
+    /// The figures of `off` and `on`.
+    pub fn from_runs(off: Vec<EngineRun>, on: Vec<EngineRun>) -> Self {
+        let rate = |runs: &[EngineRun]| median(runs.iter().map(|r| r.events_per_second).collect());
+        #[allow(clippy::cast_precision_loss)] // Sizes and counts are far below 2^52.
+        let disk = |runs: &[EngineRun]| median(runs.iter().map(|r| r.disk_bytes as f64).collect());
+        let (off_median, on_median) = (rate(&off), rate(&on));
+        #[allow(clippy::cast_precision_loss)]
+        let events = on.first().map_or(1.0, |r| r.events.max(1) as f64);
+        Self {
+            off_median,
+            on_median,
+            ratio: on_median / off_median,
+            extra_micros_per_event: 1e6 / on_median - 1e6 / off_median,
+            disk_bytes_per_identity: (disk(&on) - disk(&off)) / events,
+            memory_bytes_per_identity: median(
+                on.iter()
+                    .map(|r| r.dedup_index_bytes as f64 / events)
+                    .collect(),
+            ),
+            off,
+            on,
+        }
+    }
+}
+
 /// The ratios the targets are stated in, and whether each is met.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Ratio {
@@ -73,6 +132,8 @@ pub struct Results {
     pub scaling: Vec<Scale>,
     /// Restart of the binary on the largest view.
     pub restart: Option<Restart>,
+    /// Deduplication by CloudEvents identity, off against on.
+    pub dedup: Option<DedupCost>,
     /// The targets.
     pub ratios: Vec<Ratio>,
 }
@@ -210,6 +271,14 @@ impl Results {
                 met: ratio <= 2.0,
             });
         }
+        if let Some(dedup) = &self.dedup {
+            ratios.push(Ratio {
+                name: "engine only with dedup on / off (customers, wasm, 1 thread)".to_owned(),
+                value: dedup.ratio,
+                target: 0.9,
+                met: dedup.ratio >= 0.9,
+            });
+        }
         self.ratios = ratios;
     }
 
@@ -266,6 +335,28 @@ impl Results {
                 ),
                 run.run.events_per_second,
                 run.run.seconds,
+            );
+        }
+        if let Some(dedup) = &self.dedup {
+            for (name, runs) in [("off", &dedup.off), ("on", &dedup.on)] {
+                for run in runs {
+                    row(
+                        format!("engine only: customers (Wasm; dedup {name})"),
+                        run.events_per_second,
+                        run.seconds,
+                    );
+                }
+            }
+            row(
+                format!(
+                    "dedup on / off: {:.2} (+{:.2} us/event; per identity {:.0} B disk, {:.0} B memory)",
+                    dedup.ratio,
+                    dedup.extra_micros_per_event,
+                    dedup.disk_bytes_per_identity,
+                    dedup.memory_bytes_per_identity
+                ),
+                dedup.on_median,
+                0.0,
             );
         }
         if let Some(bound) = &self.store_bound {

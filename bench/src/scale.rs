@@ -67,8 +67,15 @@ pub fn measure(subjects: u64, events: u64, dir: &Path) -> anyhow::Result<Scale> 
 /// # Errors
 /// When the run fails.
 pub fn child(subjects: u64, events: u64, dir: &Path) -> anyhow::Result<()> {
-    let run: EngineRun =
-        crate::memory::run(Workload::Customers, Runner::Wasm, events, subjects, 1, dir)?;
+    let run: EngineRun = crate::memory::run(
+        Workload::Customers,
+        Runner::Wasm,
+        events,
+        subjects,
+        1,
+        false,
+        dir,
+    )?;
     #[allow(clippy::cast_precision_loss)]
     let scale = Scale {
         subjects,

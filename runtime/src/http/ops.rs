@@ -78,6 +78,9 @@ pub struct ViewReport {
     /// by it.
     #[serde(default)]
     pub dead_letters_held: u64,
+    /// Event identities remembered for deduplication (`dedup`; 0 without).
+    #[serde(default)]
+    pub identities_remembered: u64,
     /// Subjects held in quarantine now.
     #[serde(default)]
     pub quarantined_subjects: u64,
@@ -136,6 +139,7 @@ fn report(view: &RunningView) -> ViewReport {
             .map_or_else(|| "running".to_owned(), |err| format!("failed: {err}")),
         counters: serde_json::to_value(status.counters()).unwrap_or_default(),
         dead_letters_held: status.held_dead_letters(),
+        identities_remembered: status.identities_remembered(),
         quarantined_subjects: status.quarantined().0,
         quarantined_records: status.quarantined().1,
         unassigned_ms: status
@@ -303,6 +307,7 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
     let rows = Family::<ViewLabels, Gauge>::default();
     let held = Family::<ViewLabels, Gauge>::default();
     let quarantined = Family::<ViewLabels, Gauge>::default();
+    let identities = Family::<ViewLabels, Gauge>::default();
     let dropped_logs = Family::<ViewLabels, Counter>::default();
     let recycled = Family::<ViewLabels, Counter>::default();
     let commit_failures = Family::<ViewLabels, Counter>::default();
@@ -321,6 +326,11 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
                 view: info.name.clone(),
             })
             .set(i64::try_from(status.quarantined().1).unwrap_or(i64::MAX));
+        identities
+            .get_or_create(&ViewLabels {
+                view: info.name.clone(),
+            })
+            .set(i64::try_from(status.identities_remembered()).unwrap_or(i64::MAX));
         let c = status.counters();
         dropped_logs
             .get_or_create(&ViewLabels {
@@ -409,6 +419,11 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
         "dead_letters_held",
         "Failed records held for the dead-letter topic, not yet acknowledged",
         held,
+    );
+    registry.register(
+        "dedup_identities",
+        "Event identities remembered for deduplication (dedup), inside the window",
+        identities,
     );
     registry.register(
         "quarantined_records",

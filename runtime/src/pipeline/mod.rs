@@ -381,14 +381,16 @@ impl<S: Store, A: Apply> Worker<S, A> {
                         reason: err.to_string(),
                     }
                 })?;
-                let expiry = dedup::Expiry::start(&name, view.clone(), window).map_err(|err| {
-                    PipelineError::Threads {
-                        view: name.clone(),
-                        reason: format!("cannot start the dedup expiry: {err}"),
-                    }
-                })?;
-                let committed = view.stream_time().map_err(store_error)?;
-                (Some(dedup::Dedup::new(window, committed)), Some(expiry))
+                let dedup =
+                    dedup::Dedup::open(window, &view, Arc::clone(&status)).map_err(store_error)?;
+                let expiry =
+                    dedup::Expiry::start(&name, view.clone(), dedup.clone()).map_err(|err| {
+                        PipelineError::Threads {
+                            view: name.clone(),
+                            reason: format!("cannot start the dedup expiry: {err}"),
+                        }
+                    })?;
+                (Some(dedup), Some(expiry))
             }
         };
         let mut state = ViewState::new(store, view, feed, policy);
@@ -486,6 +488,11 @@ impl<S: Store, A: Apply> Worker<S, A> {
     ) -> Result<(), PipelineError> {
         rebalance::revoke(&self.state, &self.status, source, partitions, incremental)
             .map_err(|source| self.store_error(source))
+    }
+
+    /// The view's deduplication by CloudEvents identity, when it is on.
+    pub fn dedup(&self) -> Option<&dedup::Dedup> {
+        self.applier.dedup()
     }
 
     /// The view's rows, for readers.

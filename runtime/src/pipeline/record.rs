@@ -120,8 +120,6 @@ pub struct RecordApplier<A, V> {
     stopped: HashSet<(ShardId, TopicPartition)>,
     /// Subjects quarantined since the last commit.
     quarantined: HashSet<String>,
-    /// Identities it remembered since the last commit.
-    remembered: HashMap<Identity, i64>,
 }
 
 impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
@@ -148,7 +146,6 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
             changed: HashMap::new(),
             stopped: HashSet::new(),
             quarantined: HashSet::new(),
-            remembered: HashMap::new(),
         }
     }
 
@@ -168,6 +165,11 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
         )
     }
 
+    /// The view's deduplication, when it is on.
+    pub fn dedup(&self) -> Option<&Dedup> {
+        self.dedup.as_ref()
+    }
+
     /// What built the rows.
     pub fn module_hash(&self) -> &str {
         self.applier.module_hash()
@@ -181,7 +183,6 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
             self.changed.clear();
             self.stopped.clear();
             self.quarantined.clear();
-            self.remembered.clear();
             self.epoch = now;
         }
         if self.stopped.contains(&(job.shard, job.partition.clone())) {
@@ -192,22 +193,13 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
         }
         let remember = match &self.dedup {
             None => None,
-            Some(dedup) => {
-                let remembered = &self.remembered;
-                match dedup.check(
-                    &job.event,
-                    &job.subject,
-                    |identity| remembered.get(identity).copied(),
-                    &self.view,
-                ) {
-                    Ok(Check::Duplicate) => {
-                        self.status.count(|c| &c.duplicates_by_id);
-                        return Done::Duplicate;
-                    }
-                    Ok(Check::Apply { identity, time }) => Some((identity, time)),
-                    Err(err) => return Done::StoreFailed(err),
+            Some(dedup) => match dedup.check(&job.event, &job.subject) {
+                Check::Duplicate => {
+                    self.status.count(|c| &c.duplicates_by_id);
+                    return Done::Duplicate;
                 }
-            }
+                Check::Apply { identity, time } => Some((identity, time)),
+            },
         };
         let before = match self.changed.get(&job.subject) {
             Some(row) => row.clone(),
@@ -256,9 +248,9 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
 }
 
 impl<A, V> RecordApplier<A, V> {
-    fn remember(&mut self, remember: Option<&(Identity, i64)>) {
-        if let Some((identity, time)) = remember {
-            self.remembered.insert(identity.clone(), *time);
+    fn remember(&self, remember: Option<&(Identity, i64)>) {
+        if let (Some(dedup), Some((identity, time))) = (&self.dedup, remember) {
+            dedup.remember(*identity, *time);
         }
     }
 }

@@ -202,6 +202,8 @@ pub struct ViewStatus {
     fatal: Mutex<Option<String>>,
     assignments: AtomicU64,
     held_dead_letters: AtomicU64,
+    /// Event identities remembered now (`dedup`).
+    pub(crate) identities: AtomicU64,
     /// Subjects and records held in quarantine now.
     quarantine: (AtomicU64, AtomicU64),
     /// Since when the view owns no partition: from its start (before it
@@ -227,6 +229,7 @@ impl Default for ViewStatus {
             fatal: Mutex::default(),
             assignments: AtomicU64::default(),
             held_dead_letters: AtomicU64::default(),
+            identities: AtomicU64::default(),
             quarantine: (AtomicU64::default(), AtomicU64::default()),
             unassigned_since: Mutex::new(Some(Instant::now())),
             partition_counts: Mutex::default(),
@@ -523,6 +526,11 @@ impl ViewStatus {
     /// Failed records held for the dead-letter topic, not yet acknowledged.
     pub fn held_dead_letters(&self) -> u64 {
         self.held_dead_letters.load(Ordering::Relaxed)
+    }
+
+    /// Event identities the view remembers now (0 without `dedup`).
+    pub fn identities_remembered(&self) -> u64 {
+        self.identities.load(Ordering::Relaxed)
     }
 
     /// Record that the whole view stopped, and why.

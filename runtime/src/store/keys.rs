@@ -10,8 +10,7 @@
 //! | `o/<topic>/<partition>/<offset i64 BE>` | a held dead letter: format byte, then key, value, headers, timestamp, class and message (lengths u32 BE, absent values flagged) |
 //! | `d/<topic>/<partition>` | of a dead-letter topic: the offset below which this view's records there are released (i64 BE) |
 //! | `q/<subject length u32 BE><subject><sequence u64 BE>` | a record held by `on_error = "quarantine"`: its origin (topic, partition i32 BE, offset i64 BE), then as a held dead letter |
-//! | `i/<subject length u32 BE><subject><source length u32 BE><source><id>` | an event identity applied (`dedup`): the time it counts from (i64 BE, milliseconds) |
-//! | `e/<time, sign bit flipped, u64 BE><the identity key without i/>` | empty: when that identity expires, in time order, for the expiry's range scan |
+//! | `j/<newest time, sign bit flipped, u64 BE><sequence u64 BE>` | the event identities one batch remembered (`dedup`): per identity its 16 bytes and the time it counts from (i64 BE, milliseconds); the key's time is the newest, so the records past a window are one range |
 //! | `m/stream-time` | the view's stream time (i64 BE): the latest record time it has checked for duplicates |
 //!
 //! The index key carries the value's length, so values and subjects may
@@ -19,7 +18,7 @@
 
 use crate::config::IndexConfig;
 
-use super::{DeadLetter, HeldSummary, Origin, StoredRow};
+use super::{DeadLetter, HeldSummary, Identity, Origin, StoredRow};
 use crate::shard::ShardId;
 
 pub(super) const ROW_PREFIX: &[u8] = b"r/";
@@ -33,47 +32,70 @@ pub(super) const QUARANTINE_PREFIX: &[u8] = b"q/";
 
 pub(super) const ROW_COUNT_KEY: &[u8] = b"m/rows";
 
-pub(super) const IDENTITY_PREFIX: &[u8] = b"i/";
-pub(super) const EXPIRY_PREFIX: &[u8] = b"e/";
+pub(super) const JOURNAL_PREFIX: &[u8] = b"j/";
 pub(super) const STREAM_TIME_KEY: &[u8] = b"m/stream-time";
-
-/// The key of an event identity: `i/`, the subject and the source with
-/// their lengths, then the id.
-pub(super) fn identity_key(subject: &str, source: &str, id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(10 + subject.len() + source.len() + id.len());
-    key.extend_from_slice(IDENTITY_PREFIX);
-    for part in [subject, source] {
-        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
-        key.extend_from_slice(&len.to_be_bytes());
-        key.extend_from_slice(part.as_bytes());
-    }
-    key.extend_from_slice(id.as_bytes());
-    key
-}
 
 /// A time as bytes that sort as the times do (the sign bit flipped).
 fn sortable_time(time: i64) -> [u8; 8] {
     (time.cast_unsigned() ^ (1 << 63)).to_be_bytes()
 }
 
-/// The expiry entry of `identity` (an [`identity_key`]) remembered at
-/// `time`.
-pub(super) fn expiry_key(time: i64, identity: &[u8]) -> Vec<u8> {
-    let suffix = identity.strip_prefix(IDENTITY_PREFIX).unwrap_or(identity);
-    [EXPIRY_PREFIX, &sortable_time(time), suffix].concat()
+/// The key of a batch's identity record: its newest time, then `sequence`
+/// (unique per record).
+pub(super) fn journal_key(newest: i64, sequence: u64) -> Vec<u8> {
+    [
+        JOURNAL_PREFIX,
+        &sortable_time(newest),
+        &sequence.to_be_bytes(),
+    ]
+    .concat()
 }
 
-/// Where the expiry entries of identities remembered before `time` end.
-pub(super) fn expiry_bound(time: i64) -> Vec<u8> {
-    [EXPIRY_PREFIX, &sortable_time(time)].concat()
+/// Where the identity records whose newest time is below `time` end.
+pub(super) fn journal_bound(time: i64) -> Vec<u8> {
+    [JOURNAL_PREFIX, &sortable_time(time)].concat()
 }
 
-/// The time and identity key of an expiry entry.
-pub(super) fn parse_expiry_key(key: &[u8]) -> Result<(i64, Vec<u8>), String> {
-    let rest = key.strip_prefix(EXPIRY_PREFIX).ok_or("not an expiry key")?;
-    let (time, suffix) = rest.split_at_checked(8).ok_or("no time in the key")?;
+/// The newest time of an identity record's key.
+pub(super) fn journal_newest(key: &[u8]) -> Result<i64, String> {
+    let rest = key
+        .strip_prefix(JOURNAL_PREFIX)
+        .ok_or("not a journal key")?;
+    let time = rest.get(..8).ok_or("no time in the key")?;
     let time = u64::from_be_bytes(time.try_into().map_err(|_| "bad time")?) ^ (1 << 63);
-    Ok((time.cast_signed(), [IDENTITY_PREFIX, suffix].concat()))
+    Ok(time.cast_signed())
+}
+
+const IDENTITY_ENTRY: usize = 16 + 8;
+
+/// A batch's identities: per identity its 16 bytes and its time (i64 BE).
+pub(super) fn encode_identities(entries: &[(Identity, i64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * IDENTITY_ENTRY);
+    for (identity, time) in entries {
+        out.extend_from_slice(&identity.0);
+        out.extend_from_slice(&time.to_be_bytes());
+    }
+    out
+}
+
+/// Reads what [`encode_identities`] wrote.
+pub(super) fn decode_identities(value: &[u8]) -> Result<Vec<(Identity, i64)>, String> {
+    if !value.len().is_multiple_of(IDENTITY_ENTRY) {
+        return Err(format!(
+            "{} bytes is not a whole number of {IDENTITY_ENTRY}-byte identities",
+            value.len()
+        ));
+    }
+    value
+        .chunks_exact(IDENTITY_ENTRY)
+        .map(|entry| {
+            let (identity, time) = entry.split_at(16);
+            Ok((
+                Identity(identity.try_into().map_err(|_| "bad identity")?),
+                i64::from_be_bytes(time.try_into().map_err(|_| "bad time")?),
+            ))
+        })
+        .collect()
 }
 
 const ROW_FORMAT: u8 = 1;

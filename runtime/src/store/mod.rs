@@ -133,20 +133,41 @@ pub struct ViewBatch {
     /// (`None`), by subject and sequence.
     quarantine: BTreeMap<(String, u64), Option<DeadLetter>>,
     /// Event identities applied, with the time each counts from.
-    identities: BTreeMap<Identity, i64>,
+    identities: Vec<(Identity, i64)>,
     /// The view's stream time, when the batch moves it.
     stream_time: Option<i64>,
 }
 
 /// An event's identity for one subject (its CloudEvents `source` and
-/// `id`), as the store keys it: what deduplication remembers.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Identity(Vec<u8>);
+/// `id`): the first 16 bytes of the SHA-256 of the three, each with its
+/// length. What deduplication remembers: fixed-size, and a collision, by
+/// chance or crafted by a producer, is out of reach (2^64 work at the
+/// least).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Identity([u8; 16]);
 
 impl Identity {
     /// The identity of the event `(source, id)` applied to `subject`.
     pub fn new(subject: &str, source: &str, id: &str) -> Self {
-        Self(keys::identity_key(subject, source, id))
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        for part in [subject, source, id] {
+            hash.update(u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+            hash.update(part.as_bytes());
+        }
+        let digest = hash.finalize();
+        let mut identity = [0; 16];
+        identity.copy_from_slice(&digest[..16]);
+        Self(identity)
+    }
+
+    /// Which of `stripes` (at least 1) holds it: its first bytes, evenly
+    /// spread since they are a hash's.
+    pub fn stripe(&self, stripes: usize) -> usize {
+        let head = u64::from_be_bytes([
+            self.0[0], self.0[1], self.0[2], self.0[3], self.0[4], self.0[5], self.0[6], self.0[7],
+        ]);
+        usize::try_from(head % u64::try_from(stripes.max(1)).unwrap_or(1)).unwrap_or(0)
     }
 }
 
@@ -252,11 +273,11 @@ impl ViewBatch {
     /// Remember that the event of `identity` was applied, counting its
     /// window from `time` (milliseconds since the epoch).
     pub fn remember(&mut self, identity: Identity, time: i64) {
-        self.identities.insert(identity, time);
+        self.identities.push((identity, time));
     }
 
-    /// The identities this batch remembers.
-    pub fn identities(&self) -> &BTreeMap<Identity, i64> {
+    /// The identities this batch remembers, in the order remembered.
+    pub fn identities(&self) -> &[(Identity, i64)] {
         &self.identities
     }
 
@@ -454,24 +475,19 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// Write `batch` atomically (durable after [`Store::flush`]).
     fn commit(&self, batch: &ViewBatch) -> Result<(), StoreError>;
 
-    /// The time `identity` counts its window from, if it is remembered
-    /// (committed).
-    fn remembered(&self, identity: &Identity) -> Result<Option<i64>, StoreError>;
-
-    /// How many identities the view remembers (a scan: for tests and
-    /// reports, not for the record path).
-    fn remembered_count(&self) -> Result<u64, StoreError>;
+    /// Every identity remembered at a time from `from` on, with its time,
+    /// oldest record first (an identity remembered again appears again,
+    /// later). What a view with `dedup` loads at start.
+    fn identities(&self, from: i64) -> Result<Vec<(Identity, i64)>, StoreError>;
 
     /// The view's stream time as committed: the latest record time it
     /// checked for duplicates.
     fn stream_time(&self) -> Result<Option<i64>, StoreError>;
 
-    /// Forget at most `limit` identities remembered at a time before
-    /// `before`, oldest first, each in a step of its own that never
-    /// removes one remembered again since (at a later time). Returns how
-    /// many expiry entries it went through; fewer than `limit` means none
-    /// is left before `before`.
-    fn forget_identities(&self, before: i64, limit: usize) -> Result<usize, StoreError>;
+    /// Forget the identity records whose newest time is before `before`
+    /// (a batch's identities are forgotten together, once the newest is
+    /// past the window). Returns how many records it removed.
+    fn forget_identities(&self, before: i64) -> Result<usize, StoreError>;
 
     /// Rows whose subject starts with `prefix`, in subject order, after
     /// `after` (exclusive), at most `limit`.

@@ -217,6 +217,7 @@ impl Store for SledStore {
         let row_count = self.row_count(name, &tree)?;
         Ok(SledView {
             name: Arc::from(name),
+            db: self.db.clone(),
             tree,
             indexes: Arc::from(indexes),
             row_count,
@@ -284,6 +285,7 @@ impl Store for SledStore {
 #[derive(Debug, Clone)]
 pub struct SledView {
     name: Arc<str>,
+    db: sled::Db,
     tree: sled::Tree,
     indexes: Arc<[IndexConfig]>,
     row_count: Arc<AtomicU64>,
@@ -536,9 +538,16 @@ impl ViewStore for SledView {
                 &keys::encode_offset(*next)[..],
             );
         }
-        for (identity, time) in batch.identities() {
-            writes.insert(identity.0.as_slice(), &time.to_be_bytes()[..]);
-            writes.insert(keys::expiry_key(*time, &identity.0), &[] as &[u8]);
+        let identities = batch.identities();
+        if let Some(newest) = identities.iter().map(|(_, time)| *time).max() {
+            let sequence = self
+                .db
+                .generate_id()
+                .map_err(backend("number identities"))?;
+            writes.insert(
+                keys::journal_key(newest, sequence),
+                keys::encode_identities(identities),
+            );
         }
         if let Some(time) = batch.pending_stream_time() {
             let stored = self.stream_time()?;
@@ -554,21 +563,18 @@ impl ViewStore for SledView {
         Ok(())
     }
 
-    fn remembered(&self, identity: &Identity) -> Result<Option<i64>, StoreError> {
-        self.tree
-            .get(&identity.0)
-            .map_err(backend("read identity"))?
-            .map(|value| self.decode_time(&identity.0, &value))
-            .transpose()
-    }
-
-    fn remembered_count(&self) -> Result<u64, StoreError> {
-        let mut count = 0;
-        for key in self.tree.scan_prefix(keys::IDENTITY_PREFIX).keys() {
-            key.map_err(backend("count identities"))?;
-            count += 1;
+    fn identities(&self, from: i64) -> Result<Vec<(Identity, i64)>, StoreError> {
+        let mut found = Vec::new();
+        for entry in self.tree.range(keys::journal_bound(from)..) {
+            let (key, value) = entry.map_err(backend("read identities"))?;
+            if !key.starts_with(keys::JOURNAL_PREFIX) {
+                break;
+            }
+            let entries =
+                keys::decode_identities(&value).map_err(|reason| self.corrupt(&key, reason))?;
+            found.extend(entries.into_iter().filter(|(_, time)| *time >= from));
         }
-        Ok(count)
+        Ok(found)
     }
 
     fn stream_time(&self) -> Result<Option<i64>, StoreError> {
@@ -579,30 +585,21 @@ impl ViewStore for SledView {
             .transpose()
     }
 
-    fn forget_identities(&self, before: i64, limit: usize) -> Result<usize, StoreError> {
-        let expired = self
+    fn forget_identities(&self, before: i64) -> Result<usize, StoreError> {
+        let mut forgotten = 0;
+        for key in self
             .tree
-            .range(keys::EXPIRY_PREFIX.to_vec()..keys::expiry_bound(before))
+            .range(keys::JOURNAL_PREFIX.to_vec()..keys::journal_bound(before))
             .keys()
-            .take(limit)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(backend("read expiry entries"))?;
-        for entry in &expired {
-            let (time, identity) =
-                keys::parse_expiry_key(entry).map_err(|reason| self.corrupt(entry, reason))?;
-            // Only the entry of this time: an identity remembered again
-            // since (a copy applied after its window) stays.
-            let remembered = time.to_be_bytes();
-            // Err inside: it was remembered again, or forgotten already.
-            let _swapped = self
-                .tree
-                .compare_and_swap(&identity, Some(&remembered[..]), None as Option<&[u8]>)
-                .map_err(backend("forget identity"))?;
+        {
+            let key = key.map_err(backend("read identity records"))?;
+            keys::journal_newest(&key).map_err(|reason| self.corrupt(&key, reason))?;
             self.tree
-                .remove(entry)
-                .map_err(backend("forget expiry entry"))?;
+                .remove(&key)
+                .map_err(backend("forget identities"))?;
+            forgotten += 1;
         }
-        Ok(expired.len())
+        Ok(forgotten)
     }
 
     fn scan(
@@ -746,58 +743,70 @@ mod tests {
     }
 
     #[test]
-    fn identities_commit_with_their_rows_and_are_forgotten_only_at_the_time_remembered() {
+    fn identities_commit_with_their_rows_survive_reopen_and_are_forgotten_a_record_at_a_time() {
         let dir = TempDir::new("identities");
-        let store = SledStore::open(&dir.0).unwrap();
-        let view = store.open_view("v", "h", &[], None).unwrap();
         let a = Identity::new("s1", "/src", "e1");
         let b = Identity::new("s2", "/src", "e1");
-        let same_id_other_subject = Identity::new("s2", "/src", "e2");
+        let c = Identity::new("s2", "/src", "e2");
+        // Each part keeps its length: no two splits of the same bytes meet.
         assert_ne!(
             Identity::new("s", "1/x", "y"),
             Identity::new("s", "1", "/xy")
         );
-        let mut batch = ViewBatch::new();
-        batch.change("s1", None, Some(row("{}", 1)));
-        batch.remember(a.clone(), 1_000);
-        batch.remember(b, 5_000);
-        batch.remember(same_id_other_subject.clone(), -50);
-        batch.stream_time(5_000);
-        view.commit(&batch).unwrap();
-        assert_eq!(view.remembered(&a).unwrap(), Some(1_000));
-        assert_eq!(view.remembered(&same_id_other_subject).unwrap(), Some(-50));
+        assert_ne!(Identity::new("ab", "", "c"), Identity::new("a", "b", "c"));
+        {
+            let store = SledStore::open(&dir.0).unwrap();
+            let view = store.open_view("v", "h", &[], None).unwrap();
+            let mut batch = ViewBatch::new();
+            batch.change("s1", None, Some(row("{}", 1)));
+            batch.remember(a, 1_000);
+            batch.remember(c, -50);
+            batch.stream_time(1_000);
+            view.commit(&batch).unwrap();
+            let mut batch = ViewBatch::new();
+            batch.remember(b, 5_000);
+            // `a` remembered again, later: it is in both records.
+            batch.remember(a, 7_000);
+            batch.stream_time(7_000);
+            view.commit(&batch).unwrap();
+            // The stream time never goes back.
+            let mut batch = ViewBatch::new();
+            batch.stream_time(10);
+            view.commit(&batch).unwrap();
+            store.flush().unwrap();
+        }
+        let store = reopen(&dir.0);
+        let view = store.open_view("v", "h", &[], None).unwrap();
+        assert_eq!(view.stream_time().unwrap(), Some(7_000));
         assert_eq!(
-            view.remembered(&Identity::new("s3", "/src", "e1")).unwrap(),
-            None
+            view.identities(i64::MIN).unwrap(),
+            vec![(a, 1_000), (c, -50), (b, 5_000), (a, 7_000)]
         );
-        assert_eq!(view.stream_time().unwrap(), Some(5_000));
-        assert_eq!(view.remembered_count().unwrap(), 3);
-        // The stream time never goes back.
-        let mut batch = ViewBatch::new();
-        batch.stream_time(10);
-        view.commit(&batch).unwrap();
-        assert_eq!(view.stream_time().unwrap(), Some(5_000));
-
-        // `a` is remembered again, later, before the expiry of its first
-        // time runs: it stays.
-        let mut batch = ViewBatch::new();
-        batch.remember(a.clone(), 7_000);
-        view.commit(&batch).unwrap();
-        // Negative times sort first; 1_000 is forgotten only for a, which
-        // was remembered again: its entry at 1_000 goes, the identity stays.
-        assert_eq!(view.forget_identities(1_001, 1).unwrap(), 1);
-        assert_eq!(view.remembered(&same_id_other_subject).unwrap(), None);
-        assert_eq!(view.forget_identities(1_001, 10).unwrap(), 1);
-        assert_eq!(view.remembered(&a).unwrap(), Some(7_000));
-        assert_eq!(view.forget_identities(1_001, 10).unwrap(), 0);
-        assert_eq!(view.remembered_count().unwrap(), 2);
-        assert_eq!(view.forget_identities(7_001, 10).unwrap(), 2);
-        assert_eq!(view.remembered_count().unwrap(), 0);
+        // From a time on: records older than it are not read, entries
+        // older than it in a newer record are left out.
         assert_eq!(
-            view.tree.scan_prefix(keys::EXPIRY_PREFIX).count(),
-            0,
-            "no expiry entry left"
+            view.identities(1_001).unwrap(),
+            vec![(b, 5_000), (a, 7_000)]
         );
+        // A record goes once its newest identity is before the bound.
+        assert_eq!(view.forget_identities(1_000).unwrap(), 0);
+        assert_eq!(view.forget_identities(1_001).unwrap(), 1);
+        assert_eq!(
+            view.identities(i64::MIN).unwrap(),
+            vec![(b, 5_000), (a, 7_000)]
+        );
+        assert_eq!(view.forget_identities(7_000).unwrap(), 0);
+        assert_eq!(view.forget_identities(i64::MAX).unwrap(), 1);
+        assert!(view.identities(i64::MIN).unwrap().is_empty());
+        // A rebuild forgets them with the rows.
+        let mut batch = ViewBatch::new();
+        batch.remember(a, 1);
+        batch.stream_time(1);
+        view.commit(&batch).unwrap();
+        store.reset_view("v", "h").unwrap();
+        let view = store.open_view("v", "h", &[], None).unwrap();
+        assert!(view.identities(i64::MIN).unwrap().is_empty());
+        assert_eq!(view.stream_time().unwrap(), None);
     }
 
     #[test]

@@ -109,21 +109,45 @@ fn an_applications_re_sends_are_applied_once_across_partitions_shards_and_restar
         (stream.events() as u64, resent),
         "each first copy applied, each re-send counted as a duplicate"
     );
+    // The same count in /metrics and /v1/views.
+    let api = crate::kit::Api::start(&service, None);
+    let (_, _, metrics) = api.get_with("/metrics", &[]);
+    let line =
+        format!("projector_events_total{{view=\"counter\",outcome=\"duplicate_by_id\"}} {resent}");
+    assert!(metrics.contains(&line), "{line} in {metrics}");
+    let (_, views) = api.get("/v1/views");
+    assert_eq!(
+        views["views"][0]["counters"]["duplicates_by_id"], resent,
+        "{views}"
+    );
+    assert_eq!(
+        views["views"][0]["identities_remembered"],
+        stream.events(),
+        "{views}"
+    );
+    drop(api);
+    assert_eq!(
+        status.identities_remembered(),
+        stream.events() as u64,
+        "one identity per event applied"
+    );
     let rows = service.views()[0].rows.clone();
     assert_eq!(service.stop()["counter"], Ok(()));
     let discrepancies = oracle_discrepancies(&rows, &stream);
     assert!(discrepancies.is_empty(), "{discrepancies:#?}");
-    let remembered = rows.remembered_count().unwrap();
-    assert_eq!(
-        remembered,
-        stream.events() as u64,
-        "one identity per event applied"
-    );
+    // The store holds each identity once: no copy was applied.
+    let stored = rows.identities(i64::MIN).unwrap();
+    assert_eq!(stored.len() as u64, stream.events() as u64);
     drop(rows);
 
     // A restart remembers: re-sends after it are duplicates too.
     let service = start(&broker, &dir, vec![config], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
+    assert_eq!(
+        status.identities_remembered(),
+        stream.events() as u64,
+        "the identities are loaded at start"
+    );
     for n in 0..5 {
         stream.resend(
             &broker,
@@ -245,9 +269,9 @@ fn a_copy_past_the_window_is_applied_and_the_expiry_forgets_what_is_past_it() {
     // The expiry forgets what the committed stream time is an hour past:
     // c/e3 in both, and a/e1's first time (a/e1 is remembered again from
     // its last copy in by_record, from t0 in by_event).
-    let rows = |view: usize| service.views()[view].rows.clone();
+    let remembered = |name: &str| service.statuses()[name].identities_remembered();
     crate::kit::wait_until("the expiry", Duration::from_secs(30), || {
-        rows(0).remembered_count().unwrap() == 2 && rows(1).remembered_count().unwrap() == 1
+        remembered("by_record") == 2 && remembered("by_event") == 1
     });
     let status = service.statuses();
     assert_eq!(status["by_record"].counters().applied, 4);
