@@ -102,7 +102,7 @@ pub struct EngineRun {
     pub row_bytes: usize,
     /// Threads applying the view's shards (1: the worker applies them).
     pub threads: usize,
-    /// Deduplication by CloudEvents identity was on (`keep = "7d"`).
+    /// Deduplication by CloudEvents identity was on (the default `keep`).
     pub dedup: bool,
     /// The store's size on disk at the end, in bytes.
     pub disk_bytes: u64,
@@ -163,7 +163,7 @@ impl ProjectionUser<EngineRun> for Feed<'_> {
         if self.dedup {
             config.dedup = Some(projector::config::DedupConfig {
                 by: "source-id".to_owned(),
-                keep: "7d".to_owned(),
+                keep: projector_sdk::dedup::Window::DEFAULT_KEEP.to_owned(),
                 time: "record".to_owned(),
             });
         }

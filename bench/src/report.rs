@@ -30,7 +30,7 @@ pub struct EngineOnly {
 pub struct DedupCost {
     /// The runs with it off.
     pub off: Vec<EngineRun>,
-    /// The runs with it on (`keep = "7d"`: every event remembered).
+    /// The runs with it on (the default `keep`; every event remembered).
     pub on: Vec<EngineRun>,
     /// The median rate off, events/s.
     pub off_median: f64,

@@ -357,7 +357,7 @@ pub struct ViewConfig {
     pub dedup: Option<DedupConfig>,
 }
 
-/// `dedup = { keep = "7d", time = "record" }`: a view applies an event of
+/// `dedup = { keep = "24h", time = "record" }`: a view applies an event of
 /// a subject once per `(source, id)` within the window (the rule is
 /// [`projector_sdk::dedup`]'s).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -368,7 +368,8 @@ pub struct DedupConfig {
     #[serde(default = "default_dedup_by")]
     pub by: String,
     /// How long an identity is remembered, in stream time: a whole number
-    /// and a unit (`ms`, `s`, `m`, `h`, `d`). Default `7d`.
+    /// and a unit (`ms`, `s`, `m`, `h`, `d`). Default `24h`
+    /// ([`projector_sdk::dedup::Window::DEFAULT_KEEP`] says why).
     #[serde(default = "default_dedup_keep")]
     pub keep: String,
     /// The time events are measured by: `record` (the record's timestamp,

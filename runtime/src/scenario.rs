@@ -41,7 +41,7 @@ pub struct Scenario {
     pub steps: Vec<Step>,
 }
 
-/// A scenario's `dedup`: `{"keep": "7d", "time": "record"}`, each
+/// A scenario's `dedup`: `{"keep": "24h", "time": "record"}`, each
 /// optional (those are the defaults, as in a view's config).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -466,7 +466,7 @@ mod tests {
         assert_eq!(
             parse(serde_json::json!({})),
             Ok(Some(Window::new(
-                std::time::Duration::from_secs(7 * 86_400),
+                std::time::Duration::from_secs(86_400),
                 TimeSource::Record
             )))
         );

@@ -49,7 +49,7 @@ export function hostFor<Row>(scenario: Scenario, projection: Projection<Row>): M
     const dedup: MockHostOptions["dedup"] =
       scenario.dedup === undefined
         ? undefined
-        : { keepMs: parseKeep(scenario.dedup.keep ?? "7d"), time: scenario.dedup.time ?? "record" };
+        : { keepMs: parseKeep(scenario.dedup.keep ?? "24h"), time: scenario.dedup.time ?? "record" };
     return new MockHost(projection, { subjectFromKey: scenario.subject_from_key ?? false, dedup });
   } catch (err) {
     throw new ScenarioError(`${name}: dedup: ${err instanceof Error ? err.message : String(err)}`);

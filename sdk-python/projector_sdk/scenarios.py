@@ -4,7 +4,7 @@ host here (``run_file``, or ``pytest`` through ``scenario_tests``) and by
 same steps check the Python source and the shipped ``.wasm``.
 
 A scenario may ask for deduplication by CloudEvents identity, as a view's
-``dedup`` does: ``"dedup": {"keep": "7d", "time": "record"}`` (both
+``dedup`` does: ``"dedup": {"keep": "24h", "time": "record"}`` (both
 optional). The format (``docs/scenarios.md``)::
 
     {"scenario": "what it shows",
@@ -89,7 +89,7 @@ def host_for(scenario: Dict[str, Any], projection: Projection) -> MockHost:
         if unknown:
             raise ScenarioError(f"unknown dedup fields {sorted(unknown)}; known: keep, time")
         try:
-            dedup = Dedup(keep_ms=parse_keep(settings.get("keep", "7d")), time=settings.get("time", "record"))
+            dedup = Dedup(keep_ms=parse_keep(settings.get("keep", "24h")), time=settings.get("time", "record"))
         except ValueError as err:
             raise ScenarioError(f"{scenario.get('scenario', 'scenario')}: dedup: {err}") from None
     return MockHost(projection, subject_from_key=scenario.get("subject_from_key", False), dedup=dedup)

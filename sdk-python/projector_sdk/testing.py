@@ -96,7 +96,7 @@ class Dedup:
     """Deduplication by CloudEvents identity: ``keep_ms`` of stream time,
     measured by ``time`` (``"record"`` or ``"event"``)."""
 
-    keep_ms: int = 7 * 86_400_000
+    keep_ms: int = 86_400_000
     time: str = "record"
 
     def __post_init__(self) -> None:

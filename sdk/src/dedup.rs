@@ -66,10 +66,12 @@ pub struct Window {
 }
 
 impl Window {
-    /// The default `keep`: seven days, Kafka's default retention, so that a
-    /// replay of a topic kept for the default time meets every copy of an
-    /// event within the window of the first.
-    pub const DEFAULT_KEEP: &'static str = "7d";
+    /// The default `keep`: a day. Producers re-send within minutes or
+    /// hours (a relay or bridge retrying after a timeout, one down for a
+    /// while); a view holds the identities of its window in memory, about
+    /// 40 bytes each, so a longer default would cost every view memory in
+    /// proportion to its rate (1,000 events/s kept a day: about 3.5 GB).
+    pub const DEFAULT_KEEP: &'static str = "24h";
 
     /// A window of `keep`, measured by `time`.
     pub fn new(keep: Duration, time: TimeSource) -> Self {

@@ -46,7 +46,7 @@ pub struct TestArgs {
     #[arg(long)]
     pub subject_from_key: bool,
     /// Deduplicate by CloudEvents identity as a view with `dedup = { keep
-    /// = KEEP }` does (default 7d): a copy of an event the subject applied
+    /// = KEEP }` does (default 24h): a copy of an event the subject applied
     /// (same source and id) within the window is not applied. A scenario
     /// with `dedup` of its own keeps it.
     #[arg(long, value_name = "KEEP", num_args = 0..=1, default_missing_value = projector_sdk::dedup::Window::DEFAULT_KEEP)]
