@@ -33,7 +33,7 @@ export function hostFor(scenario, projection) {
     try {
         const dedup = scenario.dedup === undefined
             ? undefined
-            : { keepMs: parseKeep(scenario.dedup.keep ?? "7d"), time: scenario.dedup.time ?? "record" };
+            : { keepMs: parseKeep(scenario.dedup.keep ?? "24h"), time: scenario.dedup.time ?? "record" };
         return new MockHost(projection, { subjectFromKey: scenario.subject_from_key ?? false, dedup });
     }
     catch (err) {
