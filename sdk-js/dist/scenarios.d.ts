@@ -20,9 +20,9 @@ export interface Scenario {
     subject_from_key?: boolean;
     /** Deduplicate by CloudEvents identity, as a view's `dedup` does. */
     dedup?: {
-        keep?: string;
-        time?: "record" | "event";
-    };
+        keep?: string | null;
+        time?: "record" | "event" | null;
+    } | null;
     steps: Array<Record<string, unknown>>;
 }
 /** A fresh mock host with the settings `scenario` asks for. */

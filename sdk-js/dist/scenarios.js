@@ -26,14 +26,15 @@ export function hostFor(scenario, projection) {
     if (unknown.length > 0) {
         throw new ScenarioError(`${name}: unknown scenario fields ${JSON.stringify(unknown)}`);
     }
-    const extra = Object.keys(scenario.dedup ?? {}).filter((field) => field !== "keep" && field !== "time");
+    const settings = scenario.dedup ?? undefined;
+    const extra = Object.keys(settings ?? {}).filter((field) => field !== "keep" && field !== "time");
     if (extra.length > 0) {
         throw new ScenarioError(`${name}: unknown dedup fields ${JSON.stringify(extra)}; known: keep, time`);
     }
     try {
-        const dedup = scenario.dedup === undefined
+        const dedup = settings === undefined
             ? undefined
-            : { keepMs: parseKeep(scenario.dedup.keep ?? "24h"), time: scenario.dedup.time ?? "record" };
+            : { keepMs: parseKeep(settings.keep ?? "24h"), time: settings.time ?? "record" };
         return new MockHost(projection, { subjectFromKey: scenario.subject_from_key ?? false, dedup });
     }
     catch (err) {

@@ -16,9 +16,9 @@
  *   applied: the runtime's rule for a view with `dedup = { keep, time }`
  *   (the Rust SDK's `projector_sdk::dedup`). An event's time is its record
  *   timestamp (`time: "record"`) or its CloudEvents `time`, else the
- *   record's (`time: "event"`); the stream time is the latest time seen; a
- *   copy is a duplicate while the stream time is less than `keepMs` past the
- *   first copy's time.
+ *   record's (`time: "event"`), else 0; a copy is a duplicate while its time
+ *   is less than `keepMs` after the first copy's (the mock host never
+ *   forgets; a runtime forgets what its watermark is past).
  *
  * @module
  */
@@ -132,7 +132,6 @@ export declare class MockHost<Row = Json> {
     private nextId;
     private readonly subjectFromKey;
     private readonly dedup;
-    private streamMs;
     private readonly appliedIds;
     constructor(projection: Projection<Row>, options?: MockHostOptions);
     /**

@@ -28,7 +28,7 @@ export interface Scenario {
   scenario?: string;
   subject_from_key?: boolean;
   /** Deduplicate by CloudEvents identity, as a view's `dedup` does. */
-  dedup?: { keep?: string; time?: "record" | "event" };
+  dedup?: { keep?: string | null; time?: "record" | "event" | null } | null;
   steps: Array<Record<string, unknown>>;
 }
 
@@ -41,15 +41,16 @@ export function hostFor<Row>(scenario: Scenario, projection: Projection<Row>): M
   if (unknown.length > 0) {
     throw new ScenarioError(`${name}: unknown scenario fields ${JSON.stringify(unknown)}`);
   }
-  const extra = Object.keys(scenario.dedup ?? {}).filter((field) => field !== "keep" && field !== "time");
+  const settings = scenario.dedup ?? undefined;
+  const extra = Object.keys(settings ?? {}).filter((field) => field !== "keep" && field !== "time");
   if (extra.length > 0) {
     throw new ScenarioError(`${name}: unknown dedup fields ${JSON.stringify(extra)}; known: keep, time`);
   }
   try {
     const dedup: MockHostOptions["dedup"] =
-      scenario.dedup === undefined
+      settings === undefined
         ? undefined
-        : { keepMs: parseKeep(scenario.dedup.keep ?? "24h"), time: scenario.dedup.time ?? "record" };
+        : { keepMs: parseKeep(settings.keep ?? "24h"), time: settings.time ?? "record" };
     return new MockHost(projection, { subjectFromKey: scenario.subject_from_key ?? false, dedup });
   } catch (err) {
     throw new ScenarioError(`${name}: dedup: ${err instanceof Error ? err.message : String(err)}`);

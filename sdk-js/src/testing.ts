@@ -16,9 +16,9 @@
  *   applied: the runtime's rule for a view with `dedup = { keep, time }`
  *   (the Rust SDK's `projector_sdk::dedup`). An event's time is its record
  *   timestamp (`time: "record"`) or its CloudEvents `time`, else the
- *   record's (`time: "event"`); the stream time is the latest time seen; a
- *   copy is a duplicate while the stream time is less than `keepMs` past the
- *   first copy's time.
+ *   record's (`time: "event"`), else 0; a copy is a duplicate while its time
+ *   is less than `keepMs` after the first copy's (the mock host never
+ *   forgets; a runtime forgets what its watermark is past).
  *
  * @module
  */
@@ -189,7 +189,14 @@ export interface MockHostOptions {
 
 const KEEP = /^\s*(\d+)(ms|s|m|h|d)\s*$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) {
+    return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  }
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
 
 /** Milliseconds of a window such as `"7d"`, `"12h"`, `"30m"`, `"90s"` or `"500ms"`. */
 export function parseKeep(text: string): number {
@@ -202,7 +209,12 @@ export function parseKeep(text: string): number {
 
 /** Milliseconds since the epoch of an RFC 3339 date-time, or `undefined`. */
 export function rfc3339Ms(text: string): number | undefined {
-  if (!RFC3339.test(text)) {
+  const match = RFC3339.exec(text);
+  if (match === null) {
+    return undefined;
+  }
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) {
     return undefined;
   }
   const ms = Date.parse(text.replace(/^(.{10})[t ]/, "$1T").replace(/z$/, "Z"));
@@ -222,7 +234,6 @@ export class MockHost<Row = Json> {
   private nextId = 0;
   private readonly subjectFromKey: boolean;
   private readonly dedup: DedupOptions | undefined;
-  private streamMs: number | undefined;
   private readonly appliedIds = new Map<string, number>();
 
   constructor(
@@ -304,10 +315,9 @@ export class MockHost<Row = Json> {
       if (this.dedup.time === "event" && event.time !== undefined) {
         time = rfc3339Ms(event.time) ?? time;
       }
-      time ??= this.streamMs ?? 0;
-      this.streamMs = this.streamMs === undefined ? time : Math.max(this.streamMs, time);
+      time ??= 0;
       const first = this.appliedIds.get(identity);
-      if (first !== undefined && this.streamMs - first < this.dedup.keepMs) {
+      if (first !== undefined && time - first < this.dedup.keepMs) {
         return { outcome: "duplicate-id", subject, origin, firstMs: first };
       }
       remember = time;

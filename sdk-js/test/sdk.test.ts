@@ -197,7 +197,7 @@ test("with dedup, a copy within the window is not applied, a failed one is tried
   // Another subject, or another source, is another event.
   assert.equal(host.publish(new EventBuilder("count").id("e1").subject("b").timestampMs(2_000)).outcome, "applied");
   assert.equal(host.publish(new EventBuilder("count").id("e1").source("/x").subject("a").timestampMs(2_000)).outcome, "applied");
-  // Past the window (the stream time 60 s after the first copy), a copy applies.
+  // Past the window (its own time 60 s after the first copy's), a copy applies.
   assert.equal(host.publish(new EventBuilder("count").id("e1").subject("a").timestampMs(61_000)).outcome, "applied");
   assert.equal(JSON.parse(host.rows.get("a")!).count, 3);
   // A failed event is not remembered: its copy is tried again.

@@ -83,14 +83,17 @@ def host_for(scenario: Dict[str, Any], projection: Projection) -> MockHost:
     if unknown:
         raise ScenarioError(f"unknown scenario fields {sorted(unknown)}; known: {sorted(SCENARIO_FIELDS)}")
     dedup = None
-    if "dedup" in scenario:
+    if scenario.get("dedup") is not None:
         settings = scenario["dedup"]
         unknown = set(settings) - {"keep", "time"}
         if unknown:
             raise ScenarioError(f"unknown dedup fields {sorted(unknown)}; known: keep, time")
         try:
-            dedup = Dedup(keep_ms=parse_keep(settings.get("keep", "24h")), time=settings.get("time", "record"))
-        except ValueError as err:
+            keep = settings.get("keep")
+            time = settings.get("time")
+            dedup = Dedup(keep_ms=parse_keep("24h" if keep is None else keep),
+                          time="record" if time is None else time)
+        except (TypeError, ValueError) as err:
             raise ScenarioError(f"{scenario.get('scenario', 'scenario')}: dedup: {err}") from None
     return MockHost(projection, subject_from_key=scenario.get("subject_from_key", False), dedup=dedup)
 

@@ -16,9 +16,9 @@ runtime and the Rust SDK's ``MockHost`` do, with no Kafka and no runtime.
   applied: the runtime's rule for a view with ``dedup = { keep, time }``
   (the Rust SDK's ``projector_sdk::dedup``). An event's time is its record
   timestamp (``time="record"``) or its CloudEvents ``time``, else the
-  record's (``time="event"``); the stream time is the latest time seen; a
-  copy is a duplicate while the stream time is less than ``keep_ms`` past
-  the first copy's time.
+  record's (``time="event"``), else 0; a copy is a duplicate while its time
+  is less than ``keep_ms`` after the first copy's (the mock host never
+  forgets; a runtime forgets what its watermark is past).
 """
 
 from __future__ import annotations
@@ -62,10 +62,10 @@ class DuplicateId:
     first_ms: int
 
 
-_KEEP = re.compile(r"^\s*(\d+)(ms|s|m|h|d)\s*$")
+_KEEP = re.compile(r"^\s*([0-9]+)(ms|s|m|h|d)\s*$")
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
+    r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
 
 
@@ -204,7 +204,6 @@ class MockHost:
     failures: List[Failed] = field(default_factory=list)
     _log: Dict[Tuple[str, int, int], Event] = field(default_factory=dict)
     _next_id: int = 0
-    _stream_ms: Optional[int] = None
     _applied_ids: Dict[Tuple[str, str, str], int] = field(default_factory=dict)
 
     def publish(self, builder: EventBuilder) -> Outcome:
@@ -257,10 +256,9 @@ class MockHost:
                 event_ms = rfc3339_ms(event.time)
                 time = event_ms if event_ms is not None else time
             if time is None:
-                time = self._stream_ms if self._stream_ms is not None else 0
-            self._stream_ms = time if self._stream_ms is None else max(self._stream_ms, time)
+                time = 0
             first = self._applied_ids.get(identity)
-            if first is not None and self._stream_ms - first < self.dedup.keep_ms:
+            if first is not None and time - first < self.dedup.keep_ms:
                 return DuplicateId(subject=subject, origin=origin, first_ms=first)
             remember = time
         log._route(lambda level, message: self.logs.append(LogRecord(level, message)))

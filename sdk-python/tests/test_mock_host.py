@@ -84,7 +84,7 @@ def test_with_dedup_a_copy_within_the_window_is_not_applied_and_a_failed_one_is_
     # A failed event is not remembered: its copy is tried again.
     assert isinstance(host.publish(EventBuilder("refuse").id("e9").subject("a").timestamp_ms(3_000)), Failed)
     assert isinstance(host.publish(EventBuilder("refuse").id("e9").subject("a").timestamp_ms(3_001)), Failed)
-    # Past the window (the stream time 60 s after the first copy), a copy
+    # Past the window (its own time 60 s after the first copy's), a copy
     # is applied.
     assert isinstance(host.publish(EventBuilder("set").id("e1").subject("a").data_json(4).timestamp_ms(61_000)), Applied)
     # Without dedup, a copy is applied.

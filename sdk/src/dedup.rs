@@ -11,16 +11,22 @@
 //!   the Kafka record's timestamp, so a copy re-sent later has its own;
 //!   with [`TimeSource::Event`] its CloudEvents `time` (RFC 3339), or the
 //!   record's timestamp when it has none or it does not parse. An event
-//!   with neither takes the stream time.
-//! - The view's **stream time** is the latest time among the events it has
-//!   checked; it never goes back. It moves before the check, so an event
-//!   checks against a stream time that includes its own.
+//!   with neither counts as time 0.
 //! - An event is a **duplicate** when an event of the same identity was
-//!   applied to the subject, and the stream time is less than `keep` past
-//!   the time of that first copy. A duplicate is not applied; an event
-//!   applied (set, delete or ignore) is remembered from its time. Failed
-//!   events are not remembered: a copy of one is tried again.
-//! - Past the window, a copy is applied, and remembered from its own time.
+//!   applied to the subject first at time `first`, and its own time is
+//!   less than `keep` after `first` (or before it). A duplicate is not
+//!   applied; an event applied (set, delete or ignore) is remembered from
+//!   its time. Failed events are not remembered: a copy of one is tried
+//!   again. A copy `keep` or more after the first is applied, and
+//!   remembered from its own time.
+//! - The window is measured between the copies, by their own times, so a
+//!   partition read late (catching up after an outage, a rebuild) is
+//!   judged as it was written.
+//! - A runtime forgets an identity once its **watermark** is `keep` past
+//!   it (the mock hosts never forget): the stream time of its slowest
+//!   partition still being read, never later than the machine's clock. So
+//!   with [`TimeSource::Event`], where copies carry the first's time, a
+//!   copy is caught until the view has read `keep` past the event's time.
 
 use std::time::Duration;
 
@@ -82,44 +88,19 @@ impl Window {
     }
 
     /// The time of an event whose CloudEvents `time` is `event_time` and
-    /// whose record's timestamp is `record_ms`, before the stream time
-    /// fills in a missing one.
-    pub fn time_of(&self, event_time: Option<&str>, record_ms: Option<i64>) -> Option<i64> {
+    /// whose record's timestamp is `record_ms`.
+    pub fn time_of(&self, event_time: Option<&str>, record_ms: Option<i64>) -> i64 {
         match self.time {
             TimeSource::Record => record_ms,
             TimeSource::Event => event_time.and_then(rfc3339_ms).or(record_ms),
         }
+        .unwrap_or(0)
     }
 
-    /// True while an identity first applied at `first` is remembered, at
-    /// stream time `stream`.
-    pub fn remembers(&self, first: i64, stream: i64) -> bool {
-        stream.saturating_sub(first) < self.keep_ms
-    }
-}
-
-/// A stream time moved by each event checked.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StreamTime(Option<i64>);
-
-impl StreamTime {
-    /// A stream time that starts at `time` (`None`: no event yet).
-    pub fn starting_at(time: Option<i64>) -> Self {
-        Self(time)
-    }
-
-    /// The stream time now.
-    pub fn now(self) -> Option<i64> {
-        self.0
-    }
-
-    /// Move to an event of time `time` (it never goes back) and return the
-    /// event's time, `time` or, when it has none, the stream time (0 before
-    /// any event had one).
-    pub fn advance(&mut self, time: Option<i64>) -> i64 {
-        let time = time.or(self.0).unwrap_or(0);
-        self.0 = Some(self.0.map_or(time, |now| now.max(time)));
-        time
+    /// True when an event of time `copy` is a copy, inside the window, of
+    /// one first applied at `first`.
+    pub fn is_duplicate(&self, first: i64, copy: i64) -> bool {
+        copy.saturating_sub(first) < self.keep_ms
     }
 }
 
@@ -137,7 +118,7 @@ pub fn parse_keep(text: &str) -> Result<Duration, String> {
     let digits = text.trim().bytes().take_while(u8::is_ascii_digit).count();
     let (number, unit) = text.trim().split_at(digits);
     let number: u64 = number.parse().map_err(|_| expected())?;
-    let unit_ms: u64 = match unit.trim() {
+    let unit_ms: u64 = match unit {
         "ms" => 1,
         "s" => 1_000,
         "m" => 60_000,
@@ -173,10 +154,11 @@ pub fn rfc3339_ms(text: &str) -> Option<i64> {
         && separator(16, b":");
     if !separated
         || !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
+        || day < 1
+        || day > days_in_month(year, month)
         || hour > 23
         || minute > 59
-        || second > 60
+        || second > 59
     {
         return None;
     }
@@ -215,6 +197,15 @@ pub fn rfc3339_ms(text: &str) -> Option<i64> {
     Some(seconds * 1_000 + millis)
 }
 
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +231,10 @@ mod tests {
             "2026-12-06T10:00:00.Z",
             "2026-12-06T10:00:00+0100",
             "2026-12-06T10:00:00Zjunk",
+            "2026-12-06T10:00:60Z",
+            "2026-12-06T24:00:00Z",
+            "2026-02-29T10:00:00Z",
+            "2026-04-31T10:00:00Z",
             "２026-12-06T10:00:00Z",
         ] {
             assert_eq!(rfc3339_ms(bad), None, "{bad:?}");
@@ -268,26 +263,20 @@ mod tests {
     }
 
     #[test]
-    fn the_window_counts_from_the_first_copy_in_stream_time() {
+    fn the_window_is_measured_between_the_copies_by_their_own_times() {
         let window = Window::new(Duration::from_secs(60), TimeSource::Record);
-        assert!(window.remembers(1_000, 1_000));
-        assert!(window.remembers(1_000, 60_999));
-        assert!(!window.remembers(1_000, 61_000));
+        assert!(window.is_duplicate(1_000, 1_000));
+        assert!(window.is_duplicate(1_000, 60_999));
+        assert!(!window.is_duplicate(1_000, 61_000));
+        assert!(
+            window.is_duplicate(1_000, -5_000_000),
+            "a copy before the first"
+        );
         let event = Window::new(Duration::from_secs(60), TimeSource::Event);
-        assert_eq!(
-            event.time_of(Some("1970-01-01T00:00:01Z"), Some(5)),
-            Some(1_000)
-        );
-        assert_eq!(event.time_of(Some("yesterday"), Some(5)), Some(5));
-        assert_eq!(
-            window.time_of(Some("1970-01-01T00:00:01Z"), Some(5)),
-            Some(5)
-        );
-        let mut stream = StreamTime::default();
-        assert_eq!(stream.advance(None), 0);
-        assert_eq!(stream.advance(Some(10)), 10);
-        assert_eq!(stream.advance(Some(4)), 4);
-        assert_eq!(stream.now(), Some(10));
-        assert_eq!(stream.advance(None), 10);
+        assert_eq!(event.time_of(Some("1970-01-01T00:00:01Z"), Some(5)), 1_000);
+        assert_eq!(event.time_of(Some("yesterday"), Some(5)), 5);
+        assert_eq!(event.time_of(None, None), 0);
+        assert_eq!(window.time_of(Some("1970-01-01T00:00:01Z"), Some(5)), 5);
+        assert_eq!(window.time_of(Some("1970-01-01T00:00:01Z"), None), 0);
     }
 }

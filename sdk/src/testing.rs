@@ -46,7 +46,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::dedup::{StreamTime, Window};
+use crate::dedup::Window;
 use crate::log::LogRecord;
 use crate::projection::Typed;
 use crate::{Event, KafkaOrigin, Projection, RawProjection, RawUpdate, Update};
@@ -365,12 +365,12 @@ pub struct MockHost<A: Applier> {
     dedup: Option<DedupMemory>,
 }
 
-/// What a host with deduplication remembers.
+/// What a host with deduplication remembers: per `(subject, source, id)`
+/// applied, the time it counts from. It never forgets (a runtime forgets
+/// what its watermark is past, which a copy inside the window never is).
 #[derive(Debug)]
 struct DedupMemory {
     window: Window,
-    stream: StreamTime,
-    /// Per `(subject, source, id)` applied, the time it counts from.
     applied: BTreeMap<(String, String, String), i64>,
 }
 
@@ -411,13 +411,10 @@ impl<A: Applier> MockHost<A> {
     }
 
     /// Deduplicate by CloudEvents identity within `window`, as a view with
-    /// `dedup = { keep, time }` does. Without a record timestamp or event
-    /// time an event takes the stream time; the mock host has no clock of
-    /// its own to bound times by.
+    /// `dedup = { keep, time }` does ([`crate::dedup`]).
     pub fn with_dedup(mut self, window: Window) -> Self {
         self.dedup = Some(DedupMemory {
             window,
-            stream: StreamTime::default(),
             applied: BTreeMap::new(),
         });
         self
@@ -507,10 +504,8 @@ impl<A: Applier> MockHost<A> {
                 let time = memory
                     .window
                     .time_of(event.time.as_deref(), event.origin.timestamp_ms);
-                let time = memory.stream.advance(time);
-                let stream = memory.stream.now().unwrap_or(time);
                 match memory.applied.get(&identity) {
-                    Some(&first_ms) if memory.window.remembers(first_ms, stream) => {
+                    Some(&first_ms) if memory.window.is_duplicate(first_ms, time) => {
                         return Outcome::DuplicateId {
                             subject,
                             origin: event.origin,

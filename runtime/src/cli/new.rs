@@ -131,6 +131,10 @@ const RUST: Scaffold = Scaffold {
             include_str!("../../../sdk/src/abi.rs"),
         ),
         (
+            "vendor/projector-sdk/src/dedup.rs",
+            include_str!("../../../sdk/src/dedup.rs"),
+        ),
+        (
             "vendor/projector-sdk/src/error.rs",
             include_str!("../../../sdk/src/error.rs"),
         ),

@@ -81,6 +81,11 @@ pub struct ViewReport {
     /// Event identities remembered for deduplication (`dedup`; 0 without).
     #[serde(default)]
     pub identities_remembered: u64,
+    /// The dedup watermark, milliseconds since the epoch: identities
+    /// `keep` older are forgotten (`dedup`; absent without, or before it
+    /// has read a record).
+    #[serde(default)]
+    pub dedup_watermark_ms: Option<i64>,
     /// Subjects held in quarantine now.
     #[serde(default)]
     pub quarantined_subjects: u64,
@@ -140,6 +145,7 @@ fn report(view: &RunningView) -> ViewReport {
         counters: serde_json::to_value(status.counters()).unwrap_or_default(),
         dead_letters_held: status.held_dead_letters(),
         identities_remembered: status.identities_remembered(),
+        dedup_watermark_ms: status.dedup_watermark(),
         quarantined_subjects: status.quarantined().0,
         quarantined_records: status.quarantined().1,
         unassigned_ms: status

@@ -1,23 +1,30 @@
 //! Deduplication by CloudEvents identity in a view (`dedup` in its
 //! config): the check on the record path, the identities it remembers, the
-//! view's stream time, and the expiry that forgets identities past their
-//! window in the background.
+//! view's watermark, and the expiry that forgets identities past it in the
+//! background.
 //!
 //! The rule is the SDK's ([`projector_sdk::dedup`]), which the mock hosts
-//! apply too; the runtime adds one bound: a record time later than the
-//! machine's clock moves the stream time only up to the clock, so one
+//! apply too: a copy is a duplicate when its own time is less than `keep`
+//! after the first copy's. What only a runtime does is forget: an identity
+//! goes once the view's **watermark** is `keep` past it. The watermark is
+//! the stream time (the latest record time read) of the slowest partition
+//! the view still reads (assigned, and its lag above zero or not known
+//! yet), or of the fastest when every one is caught up; never later than
+//! the machine's clock, so one
 //! producer with a clock far ahead cannot expire every identity at once.
+//! So a partition read late (after an outage, in a rebuild) holds its
+//! identities, and those of the others, until it catches up.
 //!
 //! # How identities are kept
 //!
-//! In memory, an index of the identities inside the window (16 bytes each,
+//! In memory, an index of the identities not yet forgotten (16 bytes each,
 //! [`Identity`], and the time they count from), split into stripes by the
 //! identity's first bytes so that applier threads seldom wait for each
-//! other, which the check reads with no store access; in the store, each batch's identities as one
-//! record, written in the batch's atomic commit, so a crash keeps the row
-//! and its identity or neither. A start loads the records inside the window
-//! into the index. The store's records are forgotten whole, once the newest
-//! identity of one is past the window.
+//! other, which the check reads with no store access; in the store, each
+//! batch's identities as one record, written in the batch's atomic commit,
+//! so a crash keeps the row and its identity or neither. A start loads the
+//! records the last expiry left. The store's records are forgotten whole,
+//! once the newest identity of one is past the watermark's window.
 //!
 //! # What it promises
 //!
@@ -27,49 +34,69 @@
 //!   applier), before the projection runs.
 //! - **Atomic with the row.** An identity is remembered in the batch that
 //!   holds its row change (or its checkpoint, for an `ignore`).
-//! - **Exact inside the window.** The check treats an identity past its
-//!   window as forgotten whether or not the expiry reached it yet, and the
-//!   expiry forgets only what the committed stream time is past: what is a
-//!   duplicate depends on the stream time, never on the expiry's pace.
+//! - **Exact for every copy not older than the watermark's window.** The
+//!   check compares the copies' own times; the expiry only forgets what the
+//!   watermark is `keep` past, which a copy read on a partition still
+//!   being read is not (unless a producer wrote it with a time older than
+//!   the partition's own by more than `keep`).
 //! - **In the background.** [`Expiry`] forgets on a thread of its own,
-//!   each time the committed stream time has moved a sixteenth of the
-//!   window; the view never waits for it (it holds one stripe's lock at a
-//!   time).
+//!   each time the watermark has moved a sixteenth of the window; it holds
+//!   one stripe (a 64th of the index) at a time.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use projector_sdk::dedup::Window;
 
 use super::status::ViewStatus;
+use super::topic_partition::TopicPartition;
 use crate::event::Event;
 use crate::store::{Identity, StoreError, ViewStore};
 
-/// No stream time yet.
-const NONE: i64 = i64::MIN;
-
-/// A view's deduplication: its window, its stream time and the identities
-/// it remembers, shared by every applier of the view.
+/// A view's deduplication: its window, its partitions' stream times and
+/// the identities it remembers, shared by every applier of the view.
 #[derive(Debug, Clone)]
 pub struct Dedup {
     window: Window,
-    clock: Arc<StreamClock>,
     index: Arc<Index>,
+    streams: Arc<StreamTimes>,
 }
 
-/// The stream time of a view, moved by every applier.
-#[derive(Debug)]
-pub struct StreamClock(AtomicI64);
+/// The latest record time read on each partition.
+#[derive(Debug, Default)]
+struct StreamTimes(RwLock<HashMap<TopicPartition, AtomicI64>>);
 
-impl StreamClock {
-    /// The stream time now (`None`: no record checked yet).
-    pub fn now(&self) -> Option<i64> {
-        Some(self.0.load(Ordering::Acquire)).filter(|t| *t != NONE)
+impl StreamTimes {
+    /// Move `partition`'s stream time to `time` (it never goes back).
+    fn advance(&self, partition: &TopicPartition, time: i64) {
+        {
+            let times = self.0.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(stream) = times.get(partition) {
+                stream.fetch_max(time, Ordering::Relaxed);
+                return;
+            }
+        }
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(partition.clone())
+            .or_insert_with(|| AtomicI64::new(time))
+            .fetch_max(time, Ordering::Relaxed);
+    }
+
+    /// Every partition's stream time.
+    fn now(&self) -> Vec<(TopicPartition, i64)> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(partition, time)| (partition.clone(), time.load(Ordering::Relaxed)))
+            .collect()
     }
 }
 
@@ -96,7 +123,7 @@ impl Hasher for IdentityHasher {
     }
 }
 
-/// The identities inside the window, in stripes.
+/// The identities remembered, in stripes.
 #[derive(Debug)]
 struct Index {
     stripes: Vec<Mutex<IdentityMap>>,
@@ -130,9 +157,9 @@ pub enum Check {
 }
 
 impl Dedup {
-    /// Deduplication by `window` for `view`: the stream time the store
-    /// committed, and the identities it remembers inside the window, whose
-    /// number `status` reports.
+    /// Deduplication by `window` for `view`, with the identities its store
+    /// remembers (those the last expiry left), whose number `status`
+    /// reports.
     ///
     /// # Errors
     /// When the store cannot be read.
@@ -141,33 +168,23 @@ impl Dedup {
         view: &impl ViewStore,
         status: Arc<ViewStatus>,
     ) -> Result<Self, StoreError> {
-        let committed = view.stream_time()?;
         status.identities.store(0, Ordering::Relaxed);
-        let index = Index {
-            stripes: (0..Index::STRIPES).map(|_| Mutex::default()).collect(),
-            status,
-        };
         let dedup = Self {
             window,
-            clock: Arc::new(StreamClock(AtomicI64::new(committed.unwrap_or(NONE)))),
-            index: Arc::new(index),
+            index: Arc::new(Index {
+                stripes: (0..Index::STRIPES).map(|_| Mutex::default()).collect(),
+                status,
+            }),
+            streams: Arc::default(),
         };
-        if let Some(stream) = committed {
-            for (identity, time) in view.identities(dedup.first_kept(stream))? {
-                dedup.remember(identity, time);
-            }
-        }
+        let from = view.forgotten_before()?.unwrap_or(i64::MIN);
+        view.each_identity(from, &mut |identity, time| dedup.remember(identity, time))?;
         Ok(dedup)
     }
 
     /// The window.
     pub fn window(&self) -> Window {
         self.window
-    }
-
-    /// The view's stream time.
-    pub fn clock(&self) -> Arc<StreamClock> {
-        Arc::clone(&self.clock)
     }
 
     /// How many identities the view remembers now.
@@ -188,33 +205,23 @@ impl Dedup {
             .sum()
     }
 
-    /// The earliest time an identity is kept at, at stream time `stream`.
-    fn first_kept(&self, stream: i64) -> i64 {
-        stream.saturating_sub(self.window.keep_ms).saturating_add(1)
-    }
-
-    /// Move the stream time to `event` of `subject` and check it against
-    /// the identities remembered.
-    pub fn check(&self, event: &Event, subject: &str) -> Check {
-        let wall = unix_ms_now();
-        let time = self
-            .window
-            .time_of(event.time(), event.timestamp_ms())
-            .map(|time| time.min(wall));
-        let (time, stream) = self.advance(time);
+    /// Check `event` of `subject`, read on `partition`, against the
+    /// identities remembered, and move the partition's stream time to it.
+    pub fn check(&self, event: &Event, subject: &str, partition: &TopicPartition) -> Check {
+        let time = self.window.time_of(event.time(), event.timestamp_ms());
+        self.streams.advance(partition, time);
         let identity = Identity::new(subject, event.source(), event.id());
         match self.index.stripe(&identity).get(&identity) {
-            Some(&first) if self.window.remembers(first, stream) => Check::Duplicate,
+            Some(&first) if self.window.is_duplicate(first, time) => Check::Duplicate,
             _ => Check::Apply { identity, time },
         }
     }
 
     /// Remember that the event of `identity` was applied, from `time` (a
-    /// later time than one remembered replaces it: a copy applied past the
-    /// window).
+    /// copy applied past the window replaces the time).
     pub fn remember(&self, identity: Identity, time: i64) {
-        let previous = self.index.stripe(&identity).insert(identity, time);
-        if previous.is_none() {
+        let mut stripe = self.index.stripe(&identity);
+        if stripe.insert(identity, time).is_none() {
             self.index.status.identities.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -227,27 +234,40 @@ impl Dedup {
             let mut stripe = stripe.lock().unwrap_or_else(PoisonError::into_inner);
             let had = stripe.len();
             stripe.retain(|_, time| *time >= before);
-            forgotten += (had - stripe.len()) as u64;
+            let gone = (had - stripe.len()) as u64;
+            self.index
+                .status
+                .identities
+                .fetch_sub(gone, Ordering::Relaxed);
+            forgotten += gone;
         }
-        self.index
-            .status
-            .identities
-            .fetch_sub(forgotten, Ordering::Relaxed);
         forgotten
     }
 
-    /// Move the stream time to a record of `time`, as
-    /// [`projector_sdk::dedup::StreamTime::advance`] does: returns the
-    /// record's time (the stream time when it has none, 0 before any) and
-    /// the stream time after it.
-    fn advance(&self, time: Option<i64>) -> (i64, i64) {
-        let time = match time {
-            Some(time) => time,
-            None => self.clock.now().unwrap_or(0),
-        };
-        let before = self.clock.0.fetch_max(time, Ordering::AcqRel);
-        (time, before.max(time))
+    /// The view's watermark now: see the module's documentation.
+    fn watermark(&self, now_ms: i64) -> Option<i64> {
+        let streams = self.streams.now();
+        let lagging: Vec<bool> = streams
+            .iter()
+            .map(|((topic, partition), _)| self.index.status.still_reading(topic, *partition))
+            .collect();
+        watermark(&streams, &lagging, now_ms)
     }
+}
+
+/// The watermark of partitions whose stream times are `streams` and of
+/// which `lagging` (in the same order) are still read: the slowest of
+/// those, else the fastest; at most `now_ms`.
+fn watermark(streams: &[(TopicPartition, i64)], lagging: &[bool], now_ms: i64) -> Option<i64> {
+    let slowest_lagging = streams
+        .iter()
+        .zip(lagging)
+        .filter(|(_, lags)| **lags)
+        .map(|((_, time), _)| *time)
+        .min();
+    slowest_lagging
+        .or_else(|| streams.iter().map(|(_, time)| *time).max())
+        .map(|time| time.min(now_ms))
 }
 
 fn unix_ms_now() -> i64 {
@@ -256,8 +276,8 @@ fn unix_ms_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Forgets a view's identities past their window, on a thread of its own,
-/// until dropped.
+/// Forgets a view's identities past the window of its watermark, on a
+/// thread of its own, until dropped.
 #[derive(Debug)]
 pub struct Expiry {
     stop: Option<mpsc::Sender<()>>,
@@ -265,11 +285,11 @@ pub struct Expiry {
 }
 
 impl Expiry {
-    /// How often it looks at the committed stream time.
+    /// How often it looks at the watermark.
     pub const EVERY: Duration = Duration::from_secs(1);
 
-    /// Start forgetting `dedup`'s identities past its window, in memory and
-    /// in `view`, by the stream time `view` committed.
+    /// Start forgetting `dedup`'s identities past its watermark's window,
+    /// in memory and in `view`.
     ///
     /// # Errors
     /// When the thread cannot be started.
@@ -280,7 +300,7 @@ impl Expiry {
             .name(format!("expiry-{name}"))
             .spawn(move || {
                 // The bound of the last pass: the next waits until the
-                // stream time has moved a sixteenth of the window past it.
+                // watermark has moved a sixteenth of the window past it.
                 let mut last: Option<i64> = None;
                 let step = (dedup.window.keep_ms / 16).max(1);
                 loop {
@@ -288,14 +308,13 @@ impl Expiry {
                         Err(RecvTimeoutError::Timeout) => {}
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                     }
-                    let before = match view.stream_time() {
-                        Ok(Some(stream)) => dedup.first_kept(stream),
-                        Ok(None) => continue,
-                        Err(err) => {
-                            tracing::warn!(view = %view_name, error = %err, "cannot read the stream time; identities are forgotten later");
-                            continue;
-                        }
+                    let Some(watermark) = dedup.watermark(unix_ms_now()) else {
+                        continue;
                     };
+                    dedup.index.status.set_dedup_watermark(watermark);
+                    let before = watermark
+                        .saturating_sub(dedup.window.keep_ms)
+                        .saturating_add(1);
                     if last.is_some_and(|last| before < last.saturating_add(step)) {
                         continue;
                     }
@@ -303,7 +322,7 @@ impl Expiry {
                     let forgotten = dedup.forget(before);
                     match view.forget_identities(before) {
                         Ok(records) => {
-                            tracing::debug!(view = %view_name, forgotten, records, "identities past their window forgotten");
+                            tracing::debug!(view = %view_name, forgotten, records, watermark, "identities past their window forgotten");
                         }
                         Err(err) => {
                             tracing::warn!(view = %view_name, error = %err, "cannot forget identities past their window in the store; trying again later");
@@ -326,5 +345,40 @@ impl Drop for Expiry {
             // A panic on it was logged by the panic hook; nothing to undo.
             let _ended = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(partition: i32, time: i64) -> (TopicPartition, i64) {
+        (("t".to_owned(), partition), time)
+    }
+
+    #[test]
+    fn the_watermark_is_the_slowest_lagging_partition_else_the_fastest_never_past_the_clock() {
+        let streams = [at(0, 1_000), at(1, 5_000), at(2, 9_000)];
+        // Partition 1 lags: it holds the watermark back, 0 (caught up,
+        // read long ago) does not.
+        assert_eq!(
+            watermark(&streams, &[false, true, false], 100_000),
+            Some(5_000)
+        );
+        assert_eq!(
+            watermark(&streams, &[true, true, false], 100_000),
+            Some(1_000)
+        );
+        // None lags: the fastest.
+        assert_eq!(
+            watermark(&streams, &[false, false, false], 100_000),
+            Some(9_000)
+        );
+        // A record time past the clock counts as the clock.
+        assert_eq!(
+            watermark(&streams, &[false, false, false], 7_000),
+            Some(7_000)
+        );
+        assert_eq!(watermark(&[], &[], 7_000), None);
     }
 }

@@ -393,10 +393,15 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 (Some(dedup), Some(expiry))
             }
         };
-        let mut state = ViewState::new(store, view, feed, policy);
-        if let Some(dedup) = &dedup {
-            state.keep_stream_time(dedup.clock());
+        if dedup.is_none() {
+            // Identities left by a run with dedup on would never expire,
+            // and would be stale should it come back on.
+            let forgotten = view.clear_identities().map_err(store_error)?;
+            if forgotten > 0 {
+                tracing::info!(view = %name, records = forgotten, "dedup is off: the identities an earlier run remembered are forgotten");
+            }
         }
+        let state = ViewState::new(store, view, feed, policy);
         let applier = RecordApplier::new(
             Applier::new(projection, &config, Arc::clone(&status)),
             rows,

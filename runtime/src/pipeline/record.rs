@@ -193,7 +193,7 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
         }
         let remember = match &self.dedup {
             None => None,
-            Some(dedup) => match dedup.check(&job.event, &job.subject) {
+            Some(dedup) => match dedup.check(&job.event, &job.subject, &job.partition) {
                 Check::Duplicate => {
                     self.status.count(|c| &c.duplicates_by_id);
                     return Done::Duplicate;

@@ -25,7 +25,6 @@ use std::time::Instant;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::cursor::Cursor;
-use super::dedup::StreamClock;
 use super::failure::Failure;
 use super::failures::FailureOutcome;
 use super::feed::{Change, ViewFeed};
@@ -107,8 +106,6 @@ pub struct ViewState<S: Store> {
     /// True when `journal` holds every change of `batch` (someone watched
     /// when the batch began).
     journal_complete: bool,
-    /// The view's stream time, with `dedup` on: committed with each batch.
-    stream_clock: Option<Arc<StreamClock>>,
 }
 
 impl<S: Store> ViewState<S> {
@@ -133,7 +130,6 @@ impl<S: Store> ViewState<S> {
             policy,
             journal: Vec::new(),
             journal_complete,
-            stream_clock: None,
         }
     }
 
@@ -465,11 +461,6 @@ impl<S: Store> ViewState<S> {
         }
     }
 
-    /// Record the view's stream time with each batch (`dedup`).
-    pub fn keep_stream_time(&mut self, clock: Arc<StreamClock>) {
-        self.stream_clock = Some(clock);
-    }
-
     /// Record that `subject`'s row goes from `before` (as stored or
     /// pending) to `after`.
     pub fn change(&mut self, subject: &str, before: Option<StoredRow>, after: Option<StoredRow>) {
@@ -531,9 +522,7 @@ impl<S: Store> ViewState<S> {
             self.reset_batch();
             return Ok(offsets);
         }
-        if let Some(now) = self.stream_clock.as_ref().and_then(|clock| clock.now()) {
-            self.batch.stream_time(now);
-        }
+
         let started = Instant::now();
         let changes = self.changes_to_publish();
         self.feed

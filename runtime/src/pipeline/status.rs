@@ -3,7 +3,7 @@
 //! writes it) and readers (status command, metrics, tests).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -204,6 +204,8 @@ pub struct ViewStatus {
     held_dead_letters: AtomicU64,
     /// Event identities remembered now (`dedup`).
     pub(crate) identities: AtomicU64,
+    /// The dedup watermark the expiry last found (`i64::MIN`: none).
+    dedup_watermark: AtomicI64,
     /// Subjects and records held in quarantine now.
     quarantine: (AtomicU64, AtomicU64),
     /// Since when the view owns no partition: from its start (before it
@@ -230,6 +232,7 @@ impl Default for ViewStatus {
             assignments: AtomicU64::default(),
             held_dead_letters: AtomicU64::default(),
             identities: AtomicU64::default(),
+            dedup_watermark: AtomicI64::new(i64::MIN),
             quarantine: (AtomicU64::default(), AtomicU64::default()),
             unassigned_since: Mutex::new(Some(Instant::now())),
             partition_counts: Mutex::default(),
@@ -526,6 +529,29 @@ impl ViewStatus {
     /// Failed records held for the dead-letter topic, not yet acknowledged.
     pub fn held_dead_letters(&self) -> u64 {
         self.held_dead_letters.load(Ordering::Relaxed)
+    }
+
+    /// True when `partition` of `topic` is assigned and not known to be
+    /// caught up: its lag is above zero, or not known yet (no high
+    /// watermark reported).
+    pub fn still_reading(&self, topic: &str, partition: i32) -> bool {
+        self.partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(topic.to_owned(), partition))
+            .is_some_and(|p| p.assigned && p.lag().is_none_or(|lag| lag > 0))
+    }
+
+    /// Record the dedup watermark the expiry found.
+    pub fn set_dedup_watermark(&self, watermark: i64) {
+        self.dedup_watermark.store(watermark, Ordering::Relaxed);
+    }
+
+    /// The dedup watermark (milliseconds since the epoch) the expiry last
+    /// found: identities `keep` older are forgotten. `None` without
+    /// `dedup`, or before it has read a record.
+    pub fn dedup_watermark(&self) -> Option<i64> {
+        Some(self.dedup_watermark.load(Ordering::Relaxed)).filter(|w| *w != i64::MIN)
     }
 
     /// Event identities the view remembers now (0 without `dedup`).

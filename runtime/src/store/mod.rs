@@ -134,8 +134,6 @@ pub struct ViewBatch {
     quarantine: BTreeMap<(String, u64), Option<DeadLetter>>,
     /// Event identities applied, with the time each counts from.
     identities: Vec<(Identity, i64)>,
-    /// The view's stream time, when the batch moves it.
-    stream_time: Option<i64>,
 }
 
 /// An event's identity for one subject (its CloudEvents `source` and
@@ -281,20 +279,9 @@ impl ViewBatch {
         &self.identities
     }
 
-    /// Move the view's stream time to `time` (it never goes back).
-    pub fn stream_time(&mut self, time: i64) {
-        self.stream_time = Some(self.stream_time.map_or(time, |t| t.max(time)));
-    }
-
-    /// The stream time this batch records.
-    pub fn pending_stream_time(&self) -> Option<i64> {
-        self.stream_time
-    }
-
     /// True when the batch changes nothing.
     pub fn is_empty(&self) -> bool {
         self.identities.is_empty()
-            && self.stream_time.is_none()
             && self.changes.is_empty()
             && self.checkpoints.is_empty()
             && self.shard_checkpoints.is_empty()
@@ -477,16 +464,34 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
 
     /// Every identity remembered at a time from `from` on, with its time,
     /// oldest record first (an identity remembered again appears again,
-    /// later). What a view with `dedup` loads at start.
-    fn identities(&self, from: i64) -> Result<Vec<(Identity, i64)>, StoreError>;
+    /// later).
+    fn identities(&self, from: i64) -> Result<Vec<(Identity, i64)>, StoreError> {
+        let mut found = Vec::new();
+        self.each_identity(from, &mut |identity, time| found.push((identity, time)))?;
+        Ok(found)
+    }
 
-    /// The view's stream time as committed: the latest record time it
-    /// checked for duplicates.
-    fn stream_time(&self) -> Result<Option<i64>, StoreError>;
+    /// [`ViewStore::identities`], one at a time to `found`, without
+    /// holding them all: what a view with `dedup` loads at start.
+    fn each_identity(
+        &self,
+        from: i64,
+        found: &mut dyn FnMut(Identity, i64),
+    ) -> Result<(), StoreError>;
+
+    /// The bound of the last [`ViewStore::forget_identities`]: the
+    /// identities remembered before it are forgotten.
+    fn forgotten_before(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Forget every identity record and the bound: what a view with
+    /// `dedup` off does with what a run with it on left. Returns how many
+    /// records it removed.
+    fn clear_identities(&self) -> Result<usize, StoreError>;
 
     /// Forget the identity records whose newest time is before `before`
     /// (a batch's identities are forgotten together, once the newest is
-    /// past the window). Returns how many records it removed.
+    /// past the window), and record `before` as the bound of what is
+    /// forgotten, in one atomic step. Returns how many records it removed.
     fn forget_identities(&self, before: i64) -> Result<usize, StoreError>;
 
     /// Rows whose subject starts with `prefix`, in subject order, after

@@ -549,12 +549,6 @@ impl ViewStore for SledView {
                 keys::encode_identities(identities),
             );
         }
-        if let Some(time) = batch.pending_stream_time() {
-            let stored = self.stream_time()?;
-            if stored.is_none_or(|stored| stored < time) {
-                writes.insert(keys::STREAM_TIME_KEY, &time.to_be_bytes()[..]);
-            }
-        }
         writes.insert(keys::ROW_COUNT_KEY, &rows.to_be_bytes()[..]);
         self.tree
             .apply_batch(writes)
@@ -563,8 +557,11 @@ impl ViewStore for SledView {
         Ok(())
     }
 
-    fn identities(&self, from: i64) -> Result<Vec<(Identity, i64)>, StoreError> {
-        let mut found = Vec::new();
+    fn each_identity(
+        &self,
+        from: i64,
+        found: &mut dyn FnMut(Identity, i64),
+    ) -> Result<(), StoreError> {
         for entry in self.tree.range(keys::journal_bound(from)..) {
             let (key, value) = entry.map_err(backend("read identities"))?;
             if !key.starts_with(keys::JOURNAL_PREFIX) {
@@ -572,20 +569,33 @@ impl ViewStore for SledView {
             }
             let entries =
                 keys::decode_identities(&value).map_err(|reason| self.corrupt(&key, reason))?;
-            found.extend(entries.into_iter().filter(|(_, time)| *time >= from));
+            for (identity, time) in entries {
+                if time >= from {
+                    found(identity, time);
+                }
+            }
         }
-        Ok(found)
+        Ok(())
     }
 
-    fn stream_time(&self) -> Result<Option<i64>, StoreError> {
+    fn forgotten_before(&self) -> Result<Option<i64>, StoreError> {
         self.tree
-            .get(keys::STREAM_TIME_KEY)
-            .map_err(backend("read stream time"))?
-            .map(|value| self.decode_time(keys::STREAM_TIME_KEY, &value))
+            .get(keys::FORGOTTEN_BEFORE_KEY)
+            .map_err(backend("read the identities' bound"))?
+            .map(|value| self.decode_time(keys::FORGOTTEN_BEFORE_KEY, &value))
             .transpose()
     }
 
+    fn clear_identities(&self) -> Result<usize, StoreError> {
+        let forgotten = self.forget_identities(i64::MAX)?;
+        self.tree
+            .remove(keys::FORGOTTEN_BEFORE_KEY)
+            .map_err(backend("forget identities"))?;
+        Ok(forgotten)
+    }
+
     fn forget_identities(&self, before: i64) -> Result<usize, StoreError> {
+        let mut writes = sled::Batch::default();
         let mut forgotten = 0;
         for key in self
             .tree
@@ -594,11 +604,15 @@ impl ViewStore for SledView {
         {
             let key = key.map_err(backend("read identity records"))?;
             keys::journal_newest(&key).map_err(|reason| self.corrupt(&key, reason))?;
-            self.tree
-                .remove(&key)
-                .map_err(backend("forget identities"))?;
+            writes.remove(key);
             forgotten += 1;
         }
+        if self.forgotten_before()?.is_none_or(|bound| bound < before) {
+            writes.insert(keys::FORGOTTEN_BEFORE_KEY, &before.to_be_bytes()[..]);
+        }
+        self.tree
+            .apply_batch(writes)
+            .map_err(backend("forget identities"))?;
         Ok(forgotten)
     }
 
@@ -761,23 +775,18 @@ mod tests {
             batch.change("s1", None, Some(row("{}", 1)));
             batch.remember(a, 1_000);
             batch.remember(c, -50);
-            batch.stream_time(1_000);
             view.commit(&batch).unwrap();
             let mut batch = ViewBatch::new();
             batch.remember(b, 5_000);
             // `a` remembered again, later: it is in both records.
             batch.remember(a, 7_000);
-            batch.stream_time(7_000);
-            view.commit(&batch).unwrap();
-            // The stream time never goes back.
-            let mut batch = ViewBatch::new();
-            batch.stream_time(10);
             view.commit(&batch).unwrap();
             store.flush().unwrap();
         }
         let store = reopen(&dir.0);
         let view = store.open_view("v", "h", &[], None).unwrap();
-        assert_eq!(view.stream_time().unwrap(), Some(7_000));
+        assert_eq!(view.row("s1").unwrap().map(|r| r.version), Some(1));
+        assert_eq!(view.forgotten_before().unwrap(), None);
         assert_eq!(
             view.identities(i64::MIN).unwrap(),
             vec![(a, 1_000), (c, -50), (b, 5_000), (a, 7_000)]
@@ -788,25 +797,35 @@ mod tests {
             view.identities(1_001).unwrap(),
             vec![(b, 5_000), (a, 7_000)]
         );
-        // A record goes once its newest identity is before the bound.
+        // A record goes once its newest identity is before the bound, and
+        // the bound is kept (a start loads nothing before it).
         assert_eq!(view.forget_identities(1_000).unwrap(), 0);
         assert_eq!(view.forget_identities(1_001).unwrap(), 1);
+        assert_eq!(view.forgotten_before().unwrap(), Some(1_001));
         assert_eq!(
             view.identities(i64::MIN).unwrap(),
             vec![(b, 5_000), (a, 7_000)]
         );
         assert_eq!(view.forget_identities(7_000).unwrap(), 0);
-        assert_eq!(view.forget_identities(i64::MAX).unwrap(), 1);
+        assert_eq!(view.forget_identities(500).unwrap(), 0);
+        assert_eq!(
+            view.forgotten_before().unwrap(),
+            Some(7_000),
+            "the bound never goes back"
+        );
+        // With dedup off, every record and the bound go.
+        assert_eq!(view.clear_identities().unwrap(), 1);
         assert!(view.identities(i64::MIN).unwrap().is_empty());
+        assert_eq!(view.forgotten_before().unwrap(), None);
         // A rebuild forgets them with the rows.
         let mut batch = ViewBatch::new();
         batch.remember(a, 1);
-        batch.stream_time(1);
         view.commit(&batch).unwrap();
+        view.forget_identities(0).unwrap();
         store.reset_view("v", "h").unwrap();
         let view = store.open_view("v", "h", &[], None).unwrap();
         assert!(view.identities(i64::MIN).unwrap().is_empty());
-        assert_eq!(view.stream_time().unwrap(), None);
+        assert_eq!(view.forgotten_before().unwrap(), None);
     }
 
     #[test]

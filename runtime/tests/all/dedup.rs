@@ -178,9 +178,15 @@ fn an_applications_re_sends_are_applied_once_across_partitions_shards_and_restar
     assert!(discrepancies.is_empty(), "{discrepancies:#?}");
 }
 
-/// Publish a Tick for `subject` with `id` to partition 0 of `topic`, with
-/// the record's timestamp and, when given, the event's `time`.
-fn tick_at(broker: &Broker, topic: &str, subject: &str, id: &str, record_ms: i64, time: &str) {
+/// Publish a Tick for `subject` with `id` to `partition` of `topic`, with
+/// the record's timestamp and the event's `time`.
+fn tick_at(
+    broker: &Broker,
+    (topic, partition): (&str, i32),
+    (subject, id): (&str, &str),
+    record_ms: i64,
+    time: &str,
+) {
     let headers = projector::kafka::binary_headers(&projector::kafka::OutgoingEvent {
         id,
         source: "/tests",
@@ -194,7 +200,7 @@ fn tick_at(broker: &Broker, topic: &str, subject: &str, id: &str, record_ms: i64
     });
     broker.publish_raw_at(
         topic,
-        0,
+        partition,
         Some(subject.as_bytes()),
         Some(b"{}"),
         headers,
@@ -202,35 +208,62 @@ fn tick_at(broker: &Broker, topic: &str, subject: &str, id: &str, record_ms: i64
     );
 }
 
+const HOUR: i64 = 3_600_000;
+
+/// RFC 3339 of `ms`, for whole seconds.
+fn rfc3339(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let seconds = ms.rem_euclid(86_400_000) / 1_000;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3_600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+/// `name`'s count of `subject`'s events.
+fn count_of(service: &projector::service::Service, name: &str, subject: &str) -> u64 {
+    let view = service
+        .views()
+        .iter()
+        .find(|view| view.info.name == name)
+        .unwrap()
+        .rows
+        .clone();
+    let row = view.row(subject).unwrap().unwrap();
+    serde_json::from_str::<serde_json::Value>(&row.json).unwrap()["count"]
+        .as_u64()
+        .unwrap()
+}
+
 #[test]
-fn a_copy_past_the_window_is_applied_and_the_expiry_forgets_what_is_past_it() {
-    const HOUR: i64 = 3_600_000;
+fn a_copy_past_the_window_is_applied_and_the_expiry_forgets_what_the_watermark_is_past() {
     let topic = "window";
     let broker = Broker::new(&[(topic, 1)]);
     let dir = TempDir::new("dedup-window");
     let t0 = 1_790_000_000_000_i64; // 2026-09-21, in the past
-    let time = |ms: i64| {
-        // RFC 3339 of ms, whole hours after t0.
-        let hours = (ms - t0) / HOUR;
-        format!("2026-09-21T{:02}:13:20Z", 14 + hours)
-    };
-    assert_eq!(projector_sdk::dedup::rfc3339_ms(&time(t0)), Some(t0));
-    // Record times a day apart from the event times: by record time, the
-    // copies of "a/e1" are 30 min and 2 h after it; by event time all are
-    // at t0, while "b/e2" moves the event stream time 2 h on.
+    assert_eq!(projector_sdk::dedup::rfc3339_ms(&rfc3339(t0)), Some(t0));
+    assert_eq!(rfc3339(t0), "2026-09-21T14:13:20Z");
+    // Record times a day after the event times. By record time the copies
+    // of a/e1 are 30 min and 90 min after the first; by event time they
+    // all carry the first's time.
     let base = t0 + 24 * HOUR;
-    tick_at(&broker, topic, "a", "e1", base, &time(t0));
-    tick_at(&broker, topic, "c", "e3", base, &time(t0));
-    tick_at(&broker, topic, "a", "e1", base + HOUR / 2, &time(t0));
-    tick_at(
-        &broker,
-        topic,
-        "b",
-        "e2",
-        base + 2 * HOUR,
-        &time(t0 + 2 * HOUR),
-    );
-    tick_at(&broker, topic, "a", "e1", base + 2 * HOUR, &time(t0));
+    let at = (topic, 0);
+    tick_at(&broker, at, ("a", "e1"), base, &rfc3339(t0));
+    tick_at(&broker, at, ("c", "e3"), base, &rfc3339(t0));
+    tick_at(&broker, at, ("a", "e1"), base + HOUR / 2, &rfc3339(t0));
+    tick_at(&broker, at, ("a", "e1"), base + 3 * HOUR / 2, &rfc3339(t0));
     broker.flush();
     let by_record = counter_with_dedup("by_record", topic, "1h", "record");
     let by_event = counter_with_dedup("by_event", topic, "1h", "event");
@@ -240,44 +273,145 @@ fn a_copy_past_the_window_is_applied_and_the_expiry_forgets_what_is_past_it() {
         vec![by_record, by_event],
         EngineConfig::default(),
     );
-    for name in ["by_record", "by_event"] {
-        let status = service.statuses()[name].clone();
-        wait_for(&status, Duration::from_secs(60), "five records", |s| {
-            checkpointed(s) == 5
+    let statuses = service.statuses();
+    for status in statuses.values() {
+        wait_for(status, Duration::from_secs(60), "four records", |s| {
+            checkpointed(s) == 4
         });
     }
-    let count_of = |view: usize, subject: &str| {
-        let row = service.views()[view].rows.row(subject).unwrap().unwrap();
-        serde_json::from_str::<serde_json::Value>(&row.json).unwrap()["count"]
-            .as_u64()
-            .unwrap()
-    };
-    // By record time: the copy 30 min later is a duplicate, the one 2 h
-    // later is past the window and applied.
-    assert_eq!(
-        service.statuses()["by_record"].counters().duplicates_by_id,
-        1
+    // By record time: the copy 30 min later is a duplicate, the one 90 min
+    // later is past the window by its own time, and applied. By event
+    // time both copies are duplicates: nothing has moved the watermark.
+    assert_eq!(statuses["by_record"].counters().duplicates_by_id, 1);
+    assert_eq!(count_of(&service, "by_record", "a"), 2);
+    assert_eq!(statuses["by_event"].counters().duplicates_by_id, 2);
+    assert_eq!(count_of(&service, "by_event", "a"), 1);
+
+    // b/e2, 3 h on, moves the watermark: the expiry forgets what it is an
+    // hour past, a/e1 and c/e3 in both views.
+    tick_at(
+        &broker,
+        at,
+        ("b", "e2"),
+        base + 3 * HOUR,
+        &rfc3339(t0 + 3 * HOUR),
     );
-    assert_eq!(count_of(0, "a"), 2);
-    // By event time: the copies carry the first's time; the first is
-    // remembered until the stream time (2 h on, from b) passes it by 1 h.
-    assert_eq!(
-        service.statuses()["by_event"].counters().duplicates_by_id,
-        1
-    );
-    assert_eq!(count_of(1, "a"), 2);
-    // The expiry forgets what the committed stream time is an hour past:
-    // c/e3 in both, and a/e1's first time (a/e1 is remembered again from
-    // its last copy in by_record, from t0 in by_event).
-    let remembered = |name: &str| service.statuses()[name].identities_remembered();
+    broker.flush();
+    let remembered = |name: &str| statuses[name].identities_remembered();
     crate::kit::wait_until("the expiry", Duration::from_secs(30), || {
-        remembered("by_record") == 2 && remembered("by_event") == 1
+        remembered("by_record") == 1 && remembered("by_event") == 1
     });
-    let status = service.statuses();
-    assert_eq!(status["by_record"].counters().applied, 4);
-    assert_eq!(status["by_event"].counters().applied, 4);
+    // Now a copy of a/e1 with its old event time is applied by event time
+    // too: the view has read an hour past it.
+    tick_at(&broker, at, ("a", "e1"), base + 3 * HOUR, &rfc3339(t0));
+    broker.flush();
+    for status in statuses.values() {
+        wait_for(status, Duration::from_secs(60), "six records", |s| {
+            checkpointed(s) == 6
+        });
+    }
+    assert_eq!(count_of(&service, "by_record", "a"), 3);
+    assert_eq!(count_of(&service, "by_event", "a"), 2);
+    assert_eq!(statuses["by_record"].counters().duplicates_by_id, 1);
+    assert_eq!(statuses["by_event"].counters().duplicates_by_id, 2);
     let stopped = service.stop();
     for name in ["by_record", "by_event"] {
         assert_eq!(stopped[name], Ok(()));
     }
+}
+
+#[test]
+fn a_partition_left_behind_holds_the_watermark_and_its_copies_stay_caught() {
+    // Partition 1 carries two-day-old records (a backlog after an outage)
+    // and stops one of its shards on a malformed record (on_error =
+    // "stop"), so it keeps records to read; partition 0 is live. The
+    // watermark stays at partition 1's time, not partition 0's: its
+    // identities are kept, and copies read there later are duplicates.
+    let topic = "late";
+    let broker = Broker::new(&[(topic, 2)]);
+    let dir = TempDir::new("dedup-late");
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let old = now - 48 * HOUR;
+    let shards = projector::shard::Shards::new(2).unwrap();
+    // A record with no key stops shard `partition % 2` of its partition.
+    let stopped = shards.of_unrouted(None, 1);
+    let going_on: Vec<String> = (0..400)
+        .map(|n| format!("s-{n}"))
+        .filter(|s| shards.of_subject(s) != stopped)
+        .take(100)
+        .collect();
+    for n in 0..20 {
+        let time = now - 60_000 + n;
+        tick_at(
+            &broker,
+            (topic, 0),
+            (&format!("live-{n}"), &format!("l{n}")),
+            time,
+            &rfc3339(time),
+        );
+    }
+    let old_at = |n: usize| old + i64::try_from(n).unwrap() * 10;
+    for (n, subject) in going_on.iter().enumerate() {
+        tick_at(
+            &broker,
+            (topic, 1),
+            (subject, &format!("e{n}")),
+            old_at(n),
+            &rfc3339(old),
+        );
+    }
+    broker.publish_raw(
+        topic,
+        1,
+        None,
+        Some(b"not a cloud event"),
+        rdkafka::message::OwnedHeaders::new(),
+    );
+    broker.flush();
+    let mut config = counter_with_dedup("late", topic, "1h", "record");
+    config.shards = Some(2);
+    config.on_error = OnError::Stop;
+    let service = start(&broker, &dir, vec![config], EngineConfig::default());
+    let status = service.statuses()["late"].clone();
+    wait_for(
+        &status,
+        Duration::from_secs(60),
+        "the records and the stop",
+        |s| s.counters().applied == 120 && s.counters().stopped == 1,
+    );
+    // Once the view knows partition 1 lags, the watermark is its stream
+    // time (its newest record read), two days behind partition 0's.
+    let newest = old_at(going_on.len() - 1);
+    crate::kit::wait_until(
+        "the watermark at partition 1",
+        Duration::from_secs(30),
+        || status.dedup_watermark() == Some(newest),
+    );
+    assert_eq!(status.identities_remembered(), 120, "none forgotten");
+    // Copies of partition 1's events, a second after their first by the
+    // producer's clock, read now: duplicates.
+    for (n, subject) in going_on.iter().enumerate().step_by(10) {
+        tick_at(
+            &broker,
+            (topic, 1),
+            (subject, &format!("e{n}")),
+            old_at(n) + 1_000,
+            &rfc3339(old),
+        );
+    }
+    broker.flush();
+    wait_for(&status, Duration::from_secs(60), "the copies", |s| {
+        s.counters().duplicates_by_id == 10
+    });
+    assert_eq!(status.counters().applied, 120);
+    for subject in &going_on {
+        assert_eq!(count_of(&service, "late", subject), 1, "{subject}");
+    }
+    assert_eq!(service.stop()["late"], Ok(()));
 }
