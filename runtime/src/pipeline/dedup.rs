@@ -100,6 +100,41 @@ impl StreamTimes {
     }
 }
 
+/// One applier's view of the stream times it last gave the view: it gives
+/// a partition's again only once it has moved a step (a second, or a
+/// sixteenth of the window if shorter), so that the shared times are
+/// touched about once a second per partition, not once a record. The
+/// watermark is then at most a step behind, which only delays forgetting.
+#[derive(Debug, Default)]
+pub struct StreamMarks(Vec<(TopicPartition, i64)>);
+
+impl StreamMarks {
+    fn advance(
+        &mut self,
+        streams: &StreamTimes,
+        window: Window,
+        partition: &TopicPartition,
+        time: i64,
+    ) {
+        let step = (window.keep_ms / 16).clamp(1, 1_000);
+        let mark = self
+            .0
+            .iter_mut()
+            .find(|(known, _)| known.1 == partition.1 && known.0 == partition.0);
+        match mark {
+            Some((_, given)) if time < given.saturating_add(step) => {}
+            Some((_, given)) => {
+                *given = time;
+                streams.advance(partition, time);
+            }
+            None => {
+                self.0.push((partition.clone(), time));
+                streams.advance(partition, time);
+            }
+        }
+    }
+}
+
 /// A map keyed by identities, hashed by the identity's own bytes (already
 /// a SHA-256's), not hashed again.
 type IdentityMap = HashMap<Identity, i64, BuildHasherDefault<IdentityHasher>>;
@@ -206,10 +241,17 @@ impl Dedup {
     }
 
     /// Check `event` of `subject`, read on `partition`, against the
-    /// identities remembered, and move the partition's stream time to it.
-    pub fn check(&self, event: &Event, subject: &str, partition: &TopicPartition) -> Check {
+    /// identities remembered, and move the partition's stream time to it
+    /// (through `marks`, the caller's own).
+    pub fn check(
+        &self,
+        event: &Event,
+        subject: &str,
+        partition: &TopicPartition,
+        marks: &mut StreamMarks,
+    ) -> Check {
         let time = self.window.time_of(event.time(), event.timestamp_ms());
-        self.streams.advance(partition, time);
+        marks.advance(&self.streams, self.window, partition, time);
         let identity = Identity::new(subject, event.source(), event.id());
         match self.index.stripe(&identity).get(&identity) {
             Some(&first) if self.window.is_duplicate(first, time) => Check::Duplicate,

@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::applier::Applier;
-use super::dedup::{Check, Dedup};
+use super::dedup::{Check, Dedup, StreamMarks};
 use super::failure::Failure;
 use super::in_flight::InFlight;
 use super::policy::HeldBack;
@@ -111,6 +111,8 @@ pub struct RecordApplier<A, V> {
     status: Arc<ViewStatus>,
     in_flight: Arc<InFlight>,
     dedup: Option<Dedup>,
+    /// The stream times it last gave the view's deduplication.
+    stream_marks: StreamMarks,
     /// The commit this applier's memory belongs to.
     epoch: u64,
     /// What it changed since the last commit, by subject: the rows as it
@@ -142,6 +144,7 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
             status,
             in_flight,
             dedup,
+            stream_marks: StreamMarks::default(),
             epoch,
             changed: HashMap::new(),
             stopped: HashSet::new(),
@@ -193,7 +196,12 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
         }
         let remember = match &self.dedup {
             None => None,
-            Some(dedup) => match dedup.check(&job.event, &job.subject, &job.partition) {
+            Some(dedup) => match dedup.check(
+                &job.event,
+                &job.subject,
+                &job.partition,
+                &mut self.stream_marks,
+            ) {
                 Check::Duplicate => {
                     self.status.count(|c| &c.duplicates_by_id);
                     return Done::Duplicate;
