@@ -250,3 +250,79 @@ fn runs_as_a_view_like_the_rust_original(wasm: &Path) {
     );
     service.stop();
 }
+
+#[test]
+fn projector_test_with_dedup_reports_a_copy_and_leaves_the_row_of_the_first() {
+    // A producer's re-send of a stale rename, at a new offset on another
+    // partition: with --dedup it is a duplicate-id and the row keeps the
+    // later rename; without, it is applied and brings the stale name back.
+    let dir = TempDir::new("test-dedup");
+    let events = dir.0.join("events.jsonl");
+    let line = |id: &str, ty: &str, data: &str, extra: &str| {
+        format!(
+            r#"{{"specversion": "1.0", "id": "{id}", "source": "/crm", "type": "{ty}", "subject": "c-1", "datacontenttype": "application/json", "data": {data}{extra}}}"#
+        )
+    };
+    std::fs::write(
+        &events,
+        [
+            line(
+                "e-1",
+                "CustomerCreated",
+                r#"{"email": "a@example.com", "name": "alice"}"#,
+                "",
+            ),
+            line("e-2", "CustomerNameChanged", r#"{"newName": "Alice"}"#, ""),
+            line("e-3", "CustomerNameChanged", r#"{"newName": "Alicia"}"#, ""),
+            line(
+                "e-2",
+                "CustomerNameChanged",
+                r#"{"newName": "Alice"}"#,
+                r#", "partition": 1"#,
+            ),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let cache = dir.0.join("compiled");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            projector_examples::CUSTOMER_VIEW.path,
+            "--events",
+            events.to_str().unwrap(),
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let output = projector_test(&cache, &args);
+        assert!(output.status.success(), "{}", text(&output));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let with = run(&["--dedup", "1h"]);
+    assert_eq!(with["rows"]["c-1"]["name"], "Alicia", "{with}");
+    let failures = with["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{with}");
+    assert_eq!(failures[0]["class"], "duplicate-id");
+    assert_eq!(failures[0]["line"], 4);
+    assert_eq!(failures[0]["origin"], "events/1@0");
+    let without = run(&[]);
+    assert_eq!(without["rows"]["c-1"]["name"], "Alice", "{without}");
+    assert_eq!(
+        without["failures"].as_array().unwrap().len(),
+        0,
+        "{without}"
+    );
+    // A window that is no duration is refused, naming the flag.
+    let refused = projector_test(
+        &cache,
+        &[
+            projector_examples::CUSTOMER_VIEW.path,
+            "--events",
+            events.to_str().unwrap(),
+            "--dedup",
+            "7 weeks",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("--dedup"), "{}", text(&refused));
+}
