@@ -164,8 +164,23 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
     assert_eq!(result["restart"]["rows"], 200);
     assert!(number(&result["restart"]["after_kill_seconds"], "restart") > 0.0);
 
+    // The dedup part: off and on alternately, every event remembered.
+    let dedup = &result["dedup"];
+    for (side, on) in [("off", false), ("on", true)] {
+        let runs = dedup[side].as_array().unwrap();
+        assert_eq!(runs.len(), 3, "{dedup}");
+        for run in runs {
+            assert_eq!(run["dedup"], on, "{run}");
+            rate(run, "dedup");
+            assert!(run["disk_bytes"].as_u64().unwrap() > 0, "{run}");
+            assert_eq!(run["dedup_index_bytes"].as_u64().unwrap() > 0, on, "{run}");
+        }
+    }
+    assert!(number(&dedup["ratio"], "dedup ratio") > 0.0);
+    assert!(number(&dedup["memory_bytes_per_identity"], "memory per identity") >= 24.0);
+
     let ratios = result["ratios"].as_array().unwrap();
-    assert_eq!(ratios.len(), 10, "{ratios:?}");
+    assert_eq!(ratios.len(), 11, "{ratios:?}");
     for ratio in ratios {
         let value = number(&ratio["value"], "ratio");
         let target = number(&ratio["target"], "target");
