@@ -322,7 +322,11 @@ fn builder(publish: &Publish) -> EventBuilder {
     builder
 }
 
-fn check(outcome: &Outcome<ApplyError>, expect: Option<&Expect>) -> Result<(), String> {
+/// Whether `outcome` is what `expect` says (anything, without one).
+///
+/// # Errors
+/// What happened instead, or an expectation that is not one.
+pub fn check(outcome: &Outcome<ApplyError>, expect: Option<&Expect>) -> Result<(), String> {
     let Some(expect) = expect else {
         return Ok(());
     };

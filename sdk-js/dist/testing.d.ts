@@ -22,13 +22,16 @@
  *
  * @module
  */
-import { Event, type Json, type KafkaOrigin, type LogLevel, type Projection, type RawUpdate } from "./index.js";
+import { Event, type Json, type KafkaOrigin, type LogLevel, type Projection, type RawUpdate, type Update } from "./index.js";
 /** The event was applied. */
-export interface Applied {
+export interface Applied<Row = Json> {
     outcome: "applied";
     subject: string;
     origin: KafkaOrigin;
-    update: RawUpdate;
+    /** What the projection returned, as an author's `Update` (the row parsed back from the JSON the runtime would store). */
+    update: Update<Row>;
+    /** The same, as the component returns it: the row as JSON text. */
+    rawUpdate: RawUpdate;
 }
 /** A redelivery at or below the partition's checkpoint. */
 export interface Duplicate {
@@ -57,7 +60,7 @@ export interface Failed {
     event: Event;
 }
 /** What delivering one event did. */
-export type Outcome = Applied | Duplicate | DuplicateId | Failed;
+export type Outcome<Row = Json> = Applied<Row> | Duplicate | DuplicateId | Failed;
 /** One record the projection logged. */
 export interface LogRecord {
     level: LogLevel;
@@ -139,14 +142,14 @@ export declare class MockHost<Row = Json> {
      * It gets the partition's next offset unless the builder set one, an id
      * unless it set one, and its subject as key unless it set one.
      */
-    publish(builder: EventBuilder): Outcome;
+    publish(builder: EventBuilder): Outcome<Row>;
     /**
      * Deliver the event published at `(topic, partition, offset)` again, as
      * Kafka does after a rebalance or a crash.
      */
-    redeliver(topic: string, partition: number, offset: number): Outcome;
+    redeliver(topic: string, partition: number, offset: number): Outcome<Row>;
     /** Deliver `event` exactly as given, with its own origin. */
-    deliver(event: Event): Outcome;
+    deliver(event: Event): Outcome<Row>;
     private fail;
     /** The row of `subject` parsed from JSON, or `undefined`. */
     row(subject: string): Row | undefined;

@@ -241,7 +241,8 @@ export class MockHost {
         if (remember !== undefined) {
             this.appliedIds.set(identity, remember);
         }
-        return { outcome: "applied", subject, origin, update };
+        const typed = update.tag === "set" ? { kind: "set", row: JSON.parse(update.val) } : { kind: update.tag };
+        return { outcome: "applied", subject, origin, update: typed, rawUpdate: update };
     }
     fail(code, message, event) {
         const failed = { outcome: "failed", code, message, event };

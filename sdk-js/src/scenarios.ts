@@ -90,7 +90,7 @@ function builder(fields: Record<string, unknown>, where: string): EventBuilder {
   return b;
 }
 
-function check(outcome: Outcome, expect: unknown, where: string): void {
+function check<Row>(outcome: Outcome<Row>, expect: unknown, where: string): void {
   if (expect === undefined) {
     return;
   }

@@ -23,15 +23,18 @@
  * @module
  */
 
-import { Event, ProjectionError, applyRaw, routeLog, type Json, type KafkaOrigin, type LogLevel, type Projection, type RawUpdate } from "./index.js";
+import { Event, ProjectionError, applyRaw, routeLog, type Json, type KafkaOrigin, type LogLevel, type Projection, type RawUpdate, type Update } from "./index.js";
 import { frozen } from "./determinism.js";
 
 /** The event was applied. */
-export interface Applied {
+export interface Applied<Row = Json> {
   outcome: "applied";
   subject: string;
   origin: KafkaOrigin;
-  update: RawUpdate;
+  /** What the projection returned, as an author's `Update` (the row parsed back from the JSON the runtime would store). */
+  update: Update<Row>;
+  /** The same, as the component returns it: the row as JSON text. */
+  rawUpdate: RawUpdate;
 }
 
 /** A redelivery at or below the partition's checkpoint. */
@@ -64,7 +67,7 @@ export interface Failed {
 }
 
 /** What delivering one event did. */
-export type Outcome = Applied | Duplicate | DuplicateId | Failed;
+export type Outcome<Row = Json> = Applied<Row> | Duplicate | DuplicateId | Failed;
 
 /** One record the projection logged. */
 export interface LogRecord {
@@ -258,7 +261,7 @@ export class MockHost<Row = Json> {
    * It gets the partition's next offset unless the builder set one, an id
    * unless it set one, and its subject as key unless it set one.
    */
-  publish(builder: EventBuilder): Outcome {
+  publish(builder: EventBuilder): Outcome<Row> {
     const f = builder.fields;
     const log = this.published.get(place(f.topic, f.partition)) ?? [];
     this.published.set(place(f.topic, f.partition), log);
@@ -284,7 +287,7 @@ export class MockHost<Row = Json> {
    * Deliver the event published at `(topic, partition, offset)` again, as
    * Kafka does after a rebalance or a crash.
    */
-  redeliver(topic: string, partition: number, offset: number): Outcome {
+  redeliver(topic: string, partition: number, offset: number): Outcome<Row> {
     const event = this.published.get(place(topic, partition))?.findLast((e) => e.origin.offset === offset);
     if (event === undefined) {
       throw new Error(`nothing was published at ${topic}/${partition}@${offset}`);
@@ -293,7 +296,7 @@ export class MockHost<Row = Json> {
   }
 
   /** Deliver `event` exactly as given, with its own origin. */
-  deliver(event: Event): Outcome {
+  deliver(event: Event): Outcome<Row> {
     const origin = event.origin;
     const at = place(origin.topic, origin.partition);
     const nextOffset = this.checkpoints.get(at);
@@ -343,7 +346,9 @@ export class MockHost<Row = Json> {
     if (remember !== undefined) {
       this.appliedIds.set(identity, remember);
     }
-    return { outcome: "applied", subject, origin, update };
+    const typed: Update<Row> =
+      update.tag === "set" ? { kind: "set", row: JSON.parse(update.val) as Row } : { kind: update.tag };
+    return { outcome: "applied", subject, origin, update: typed, rawUpdate: update };
   }
 
   private fail(code: string, message: string, event: Event): Failed {

@@ -66,11 +66,17 @@ test("an event with no subject is refused unless the key stands in for it", () =
 });
 
 test("set, delete and ignore change the row as they say; logs are kept", () => {
-  const host = new MockHost(new Counting());
-  host.publish(new EventBuilder("tick").subject("s").id("e-1"));
-  assert.deepEqual(host.publish(new EventBuilder("noop").subject("s")).outcome === "applied", true);
+  const host = new MockHost<Counter>(new Counting());
+  const set = host.publish(new EventBuilder("tick").subject("s").id("e-1"));
+  // The update as the author's type says, and as the component returns it.
+  assert.ok(set.outcome === "applied");
+  assert.equal(set.update.kind === "set" && set.update.row.count, 1);
+  assert.deepEqual(set.rawUpdate, { tag: "set", val: JSON.stringify({ count: 1, last: "e-1" }) });
+  const noop = host.publish(new EventBuilder("noop").subject("s"));
+  assert.deepEqual(noop.outcome === "applied" && noop.update, { kind: "ignore" });
   assert.deepEqual(host.expectRow("s"), { count: 1, last: "e-1" });
-  host.publish(new EventBuilder("reset").subject("s"));
+  const reset = host.publish(new EventBuilder("reset").subject("s"));
+  assert.deepEqual(reset.outcome === "applied" && reset.update, { kind: "delete" });
   host.expectNoRow("s");
   assert.throws(() => host.expectRow("s"), /no row for "s"/);
   assert.deepEqual(host.logs, [{ level: "info", message: "counting e-1" }]);

@@ -15,7 +15,7 @@ test("a change to an unknown customer is ignored with a warning", () => {
   const host = new MockHost<Customer>(new CustomerView());
   const outcome = host.publish(new EventBuilder("CustomerNameChanged").subject("c-9").dataJson({ newName: "x" }));
   assert.equal(outcome.outcome, "applied");
-  assert.deepEqual(outcome.outcome === "applied" && outcome.update, { tag: "ignore" });
+  assert.deepEqual(outcome.outcome === "applied" && outcome.update, { kind: "ignore" });
   assert.ok(host.logs.some((r) => r.level === "warn" && r.message.includes("unknown customer")), JSON.stringify(host.logs));
 });
 

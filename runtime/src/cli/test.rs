@@ -33,7 +33,11 @@ use crate::scenario;
 pub struct TestArgs {
     /// The component (`.wasm`) to test.
     pub module: PathBuf,
-    /// CloudEvents to apply, structured-mode JSON, one per line.
+    /// CloudEvents to apply, structured-mode JSON, one per line. A line may
+    /// say where its record goes (`topic`, `partition`, `offset`, `key`)
+    /// and what it should do (`expect`: `"applied"`, `"duplicate"`,
+    /// `"duplicate-id"` or `{"failed": CODE}`); the test fails when one does
+    /// not.
     #[arg(long, value_name = "EVENTS.jsonl")]
     pub events: Option<PathBuf>,
     /// The rows the events must leave: a JSON object of subject to row.
@@ -74,8 +78,9 @@ pub struct TestArgs {
     pub output: Output,
 }
 
-/// Attributes of a line that are not CloudEvents extensions.
-const PLACEMENT: [&str; 4] = ["topic", "partition", "offset", "key"];
+/// Attributes of a line that are not CloudEvents extensions: where the
+/// record goes, and what it should do (`expect`, as in scenario files).
+const PLACEMENT: [&str; 5] = ["topic", "partition", "offset", "key", "expect"];
 const KNOWN: [&str; 10] = [
     "specversion",
     "id",
@@ -186,6 +191,23 @@ fn event_of(line: &str, at: &str) -> anyhow::Result<EventBuilder> {
     Ok(builder)
 }
 
+/// What line `at` says its event should do: its `expect`, as in scenario
+/// files (`"applied"`, `{"failed": "rejected"}`, ...).
+fn expectation_of(line: &str, at: &str) -> anyhow::Result<Option<scenario::Expect>> {
+    let value: Value =
+        serde_json::from_str(line).with_context(|| format!("{at}: not a JSON object"))?;
+    value
+        .get("expect")
+        .map(|expect| {
+            serde_json::from_value(expect.clone()).map_err(|_| {
+                anyhow::anyhow!(
+                    "{at}: `expect` must be \"applied\", \"duplicate\", \"duplicate-id\" or {{\"failed\": CODE}}, not {expect}"
+                )
+            })
+        })
+        .transpose()
+}
+
 /// A mock host over a fresh instance of `module`. Transient failures are
 /// retried as a view retries them by default, so a deadline missed once on
 /// a busy machine is not reported as the component's failure; an endless
@@ -224,6 +246,7 @@ fn run_events(args: &TestArgs, module: &Arc<Module>, path: &Path) -> anyhow::Res
         .with_context(|| format!("cannot read events {}", path.display()))?;
     let mut host = host(module, args.subject_from_key, args.dedup()?);
     let mut failures = Vec::new();
+    let mut unexpected = Vec::new();
     let mut applied = 0;
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -231,7 +254,12 @@ fn run_events(args: &TestArgs, module: &Arc<Module>, path: &Path) -> anyhow::Res
             continue;
         }
         let at = format!("{}:{}", path.display(), index + 1);
-        match host.publish(event_of(line, &at)?) {
+        let expect = expectation_of(line, &at)?;
+        let outcome = host.publish(event_of(line, &at)?);
+        if let Err(reason) = scenario::check(&outcome, expect.as_ref()) {
+            unexpected.push(format!("line {}: {reason}", index + 1));
+        }
+        match outcome {
             Outcome::Applied { .. } => applied += 1,
             Outcome::Duplicate { origin, next_offset } => failures.push(serde_json::json!({
                 "line": index + 1,
@@ -291,13 +319,14 @@ fn run_events(args: &TestArgs, module: &Arc<Module>, path: &Path) -> anyhow::Res
             Some(lines)
         }
     };
-    let passed = difference.as_ref().is_none_or(Vec::is_empty);
+    let passed = difference.as_ref().is_none_or(Vec::is_empty) && unexpected.is_empty();
     match args.output {
         Output::Json => println!(
             "{}",
             serde_json::json!({
                 "applied": applied,
                 "failures": failures,
+                "unexpected": unexpected,
                 "rows": rows,
                 "difference": difference,
                 "passed": passed,
@@ -316,6 +345,9 @@ fn run_events(args: &TestArgs, module: &Arc<Module>, path: &Path) -> anyhow::Res
             println!("rows:");
             for (subject, row) in &rows {
                 println!("  {subject}: {row}");
+            }
+            for line in &unexpected {
+                println!("not as the events file expects: {line}");
             }
             if let Some(lines) = &difference {
                 if lines.is_empty() {

@@ -252,7 +252,7 @@ fn runs_as_a_view_like_the_rust_original(wasm: &Path) {
 }
 
 #[test]
-fn projector_test_with_dedup_reports_a_copy_and_leaves_the_row_of_the_first() {
+fn projector_test_with_dedup_reports_a_copy_and_an_events_line_can_expect_it() {
     // A producer's re-send of a stale rename, at a new offset on another
     // partition: with --dedup it is a duplicate-id and the row keeps the
     // later rename; without, it is applied and brings the stale name back.
@@ -278,7 +278,7 @@ fn projector_test_with_dedup_reports_a_copy_and_leaves_the_row_of_the_first() {
                 "e-2",
                 "CustomerNameChanged",
                 r#"{"newName": "Alice"}"#,
-                r#", "partition": 1"#,
+                r#", "partition": 1, "expect": "duplicate-id""#,
             ),
         ]
         .join("\n"),
@@ -295,21 +295,35 @@ fn projector_test_with_dedup_reports_a_copy_and_leaves_the_row_of_the_first() {
         ];
         args.extend_from_slice(extra);
         let output = projector_test(&cache, &args);
-        assert!(output.status.success(), "{}", text(&output));
-        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+        let report = serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap();
+        (output.status.success(), report)
     };
-    let with = run(&["--dedup", "1h"]);
+    let (passed, with) = run(&["--dedup", "1h"]);
+    assert!(passed, "{with}");
+    assert_eq!(with["unexpected"].as_array().unwrap().len(), 0, "{with}");
     assert_eq!(with["rows"]["c-1"]["name"], "Alicia", "{with}");
     let failures = with["failures"].as_array().unwrap();
     assert_eq!(failures.len(), 1, "{with}");
     assert_eq!(failures[0]["class"], "duplicate-id");
     assert_eq!(failures[0]["line"], 4);
     assert_eq!(failures[0]["origin"], "events/1@0");
-    let without = run(&[]);
+    // Without, the copy is applied, which its line does not expect: the
+    // test fails and says which line.
+    let (passed, without) = run(&[]);
+    assert!(!passed, "{without}");
     assert_eq!(without["rows"]["c-1"]["name"], "Alice", "{without}");
     assert_eq!(
         without["failures"].as_array().unwrap().len(),
         0,
+        "{without}"
+    );
+    let unexpected = without["unexpected"].as_array().unwrap();
+    assert_eq!(unexpected.len(), 1, "{without}");
+    assert!(
+        unexpected[0]
+            .as_str()
+            .unwrap()
+            .starts_with("line 4: expected"),
         "{without}"
     );
     // A window that is no duration is refused, naming the flag.
