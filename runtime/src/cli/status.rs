@@ -20,6 +20,26 @@ pub struct StatusArgs {
     pub output: Output,
 }
 
+/// The counters as `applied N, name N, ...`: `applied` first, then the
+/// others that are not zero, in name order.
+fn counters_line(counters: &serde_json::Value) -> String {
+    let Some(counters) = counters.as_object() else {
+        return counters.to_string();
+    };
+    let applied = counters
+        .get("applied")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    let mut parts = vec![format!("applied {applied}")];
+    parts.extend(
+        counters
+            .iter()
+            .filter(|(name, value)| *name != "applied" && value.as_u64().is_some_and(|n| n > 0))
+            .map(|(name, value)| format!("{} {value}", name.replace('_', " "))),
+    );
+    parts.join(", ")
+}
+
 /// Run `projector status`.
 pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     let report: ViewsReport = json_failure(
@@ -39,9 +59,23 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                     "  rows {}, shards {}, indexes {}",
                     view.rows,
                     view.shards,
-                    view.indexes.join(", ")
+                    if view.indexes.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        view.indexes.join(", ")
+                    }
                 );
-                println!("  counters {}", view.counters);
+                println!("  events since start: {}", counters_line(&view.counters));
+                if view.identities_remembered > 0 || view.dedup_watermark_ms.is_some() {
+                    println!(
+                        "  dedup: {} identities remembered, watermark {}",
+                        view.identities_remembered,
+                        view.dedup_watermark_ms.map_or_else(
+                            || "-".to_owned(),
+                            |ms| format!("{ms} ms since the epoch")
+                        )
+                    );
+                }
                 if view.dead_letters_held > 0 {
                     println!(
                         "  dead letters held (not yet acknowledged by the dead-letter topic): {}",

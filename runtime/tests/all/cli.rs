@@ -350,7 +350,15 @@ fn check_http_endpoints(port: u16) {
         .sum();
     assert_eq!(checkpoints, 100);
     let output = projector(&["status", "--api", &base]);
-    assert!(stdout(&output).contains("events/0"), "{}", stdout(&output));
+    let shown = stdout(&output);
+    assert!(shown.contains("events/0"), "{shown}");
+    // Counters read as words, not JSON; no index reads as none.
+    assert!(
+        shown.contains("events since start: applied 100, batches "),
+        "{shown}"
+    );
+    assert!(!shown.contains("\"applied\""), "{shown}");
+    assert!(shown.contains("indexes none"), "{shown}");
 
     let output = projector(&["status", "--api", "http://127.0.0.1:9"]);
     assert!(!output.status.success());
