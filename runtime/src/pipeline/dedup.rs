@@ -8,12 +8,13 @@
 //! after the first copy's. What only a runtime does is forget: an identity
 //! goes once the view's **watermark** is `keep` past it. The watermark is
 //! the stream time (the latest record time read) of the slowest partition
-//! the view still reads (assigned, and its lag above zero or not known
-//! yet), or of the fastest when every one is caught up; never later than
-//! the machine's clock, so one
-//! producer with a clock far ahead cannot expire every identity at once.
-//! So a partition read late (after an outage, in a rebuild) holds its
-//! identities, and those of the others, until it catches up.
+//! assigned and still read (its lag above zero, or not known yet), or of
+//! the fastest assigned partition when every one is caught up; never later
+//! than the machine's clock, so one producer with a clock far ahead cannot
+//! expire every identity at once. An assigned partition still read that no
+//! record has come from yet (a start, a rebalance) holds forgetting back
+//! until one does, and so does a stopped shard or a record held in
+//! quarantine (they are read again, or released, later).
 //!
 //! # How identities are kept
 //!
@@ -22,9 +23,11 @@
 //! identity's first bytes so that applier threads seldom wait for each
 //! other, which the check reads with no store access; in the store, each
 //! batch's identities as one record, written in the batch's atomic commit,
-//! so a crash keeps the row and its identity or neither. A start loads the
-//! records the last expiry left. The store's records are forgotten whole,
-//! once the newest identity of one is past the watermark's window.
+//! so a crash keeps the row and its identity or neither. A start loads
+//! every record left (an identity in several keeps its latest time). A
+//! pass of the expiry forgets, in memory, the identities older than the
+//! watermark's window, and in the store the records whose newest identity
+//! is: the store never holds less than the index.
 //!
 //! # What it promises
 //!
@@ -34,11 +37,11 @@
 //!   applier), before the projection runs.
 //! - **Atomic with the row.** An identity is remembered in the batch that
 //!   holds its row change (or its checkpoint, for an `ignore`).
-//! - **Exact for every copy not older than the watermark's window.** The
-//!   check compares the copies' own times; the expiry only forgets what the
-//!   watermark is `keep` past, which a copy read on a partition still
-//!   being read is not (unless a producer wrote it with a time older than
-//!   the partition's own by more than `keep`).
+//! - **Exact inside the window, while the watermark is not past it.** The
+//!   check compares the copies' own times; the expiry forgets only what
+//!   the watermark is `keep` past. A copy is missed only when it is read
+//!   after that: written, by its producer's clock, `keep` or more behind
+//!   what every partition still read has already delivered.
 //! - **In the background.** [`Expiry`] forgets on a thread of its own,
 //!   each time the watermark has moved a sixteenth of the window; it holds
 //!   one stripe (a 64th of the index) at a time.
@@ -193,8 +196,7 @@ pub enum Check {
 
 impl Dedup {
     /// Deduplication by `window` for `view`, with the identities its store
-    /// remembers (those the last expiry left), whose number `status`
-    /// reports.
+    /// remembers, whose number `status` reports.
     ///
     /// # Errors
     /// When the store cannot be read.
@@ -212,8 +214,20 @@ impl Dedup {
             }),
             streams: Arc::default(),
         };
-        let from = view.forgotten_before()?.unwrap_or(i64::MIN);
-        view.each_identity(from, &mut |identity, time| dedup.remember(identity, time))?;
+        view.each_identity(i64::MIN, &mut |identity, time| {
+            let mut stripe = dedup.index.stripe(&identity);
+            match stripe.get_mut(&identity) {
+                Some(known) => *known = (*known).max(time),
+                None => {
+                    stripe.insert(identity, time);
+                    dedup
+                        .index
+                        .status
+                        .identities
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })?;
         Ok(dedup)
     }
 
@@ -286,30 +300,44 @@ impl Dedup {
         forgotten
     }
 
-    /// The view's watermark now: see the module's documentation.
-    fn watermark(&self, now_ms: i64) -> Option<i64> {
+    /// The view's watermark now, and whether forgetting waits (a stopped
+    /// shard, a record held in quarantine): see the module's
+    /// documentation. `None` when nothing may be forgotten.
+    fn watermark(&self, now_ms: i64) -> (Option<i64>, bool) {
         let streams = self.streams.now();
-        let lagging: Vec<bool> = streams
-            .iter()
-            .map(|((topic, partition), _)| self.index.status.still_reading(topic, *partition))
+        let status = &self.index.status;
+        let mut waits = status.quarantined().1 > 0;
+        let partitions: Vec<(bool, Option<i64>)> = status
+            .assigned_partitions()
+            .into_iter()
+            .map(|(partition, reading, stopped)| {
+                waits |= stopped;
+                let time = streams
+                    .iter()
+                    .find(|(known, _)| *known == partition)
+                    .map(|(_, time)| *time);
+                (reading, time)
+            })
             .collect();
-        watermark(&streams, &lagging, now_ms)
+        (watermark(&partitions, now_ms), waits)
     }
 }
 
-/// The watermark of partitions whose stream times are `streams` and of
-/// which `lagging` (in the same order) are still read: the slowest of
-/// those, else the fastest; at most `now_ms`.
-fn watermark(streams: &[(TopicPartition, i64)], lagging: &[bool], now_ms: i64) -> Option<i64> {
-    let slowest_lagging = streams
-        .iter()
-        .zip(lagging)
-        .filter(|(_, lags)| **lags)
-        .map(|((_, time), _)| *time)
-        .min();
-    slowest_lagging
-        .or_else(|| streams.iter().map(|(_, time)| *time).max())
-        .map(|time| time.min(now_ms))
+/// The watermark of the assigned partitions, each `(still read, stream
+/// time)`: the slowest still read, else the fastest; at most `now_ms`.
+/// `None` when none is assigned, or one still read has no stream time yet.
+fn watermark(partitions: &[(bool, Option<i64>)], now_ms: i64) -> Option<i64> {
+    let mut slowest: Option<i64> = None;
+    let mut fastest: Option<i64> = None;
+    for (reading, time) in partitions {
+        match (reading, time) {
+            (true, None) => return None,
+            (true, Some(time)) => slowest = Some(slowest.map_or(*time, |s| s.min(*time))),
+            (false, Some(time)) => fastest = Some(fastest.map_or(*time, |f| f.max(*time))),
+            (false, None) => {}
+        }
+    }
+    slowest.or(fastest).map(|time| time.min(now_ms))
 }
 
 fn unix_ms_now() -> i64 {
@@ -350,10 +378,14 @@ impl Expiry {
                         Err(RecvTimeoutError::Timeout) => {}
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                     }
-                    let Some(watermark) = dedup.watermark(unix_ms_now()) else {
+                    let (watermark, waits) = dedup.watermark(unix_ms_now());
+                    let Some(watermark) = watermark else {
                         continue;
                     };
                     dedup.index.status.set_dedup_watermark(watermark);
+                    if waits {
+                        continue;
+                    }
                     let before = watermark
                         .saturating_sub(dedup.window.keep_ms)
                         .saturating_add(1);
@@ -394,33 +426,77 @@ impl Drop for Expiry {
 mod tests {
     use super::*;
 
-    fn at(partition: i32, time: i64) -> (TopicPartition, i64) {
-        (("t".to_owned(), partition), time)
-    }
-
     #[test]
-    fn the_watermark_is_the_slowest_lagging_partition_else_the_fastest_never_past_the_clock() {
-        let streams = [at(0, 1_000), at(1, 5_000), at(2, 9_000)];
-        // Partition 1 lags: it holds the watermark back, 0 (caught up,
-        // read long ago) does not.
+    fn the_watermark_is_the_slowest_partition_still_read_else_the_fastest_never_past_the_clock() {
+        let (read, caught_up) = (true, false);
+        // Partition 1 is still read: it holds the watermark back; 0 and 2
+        // are caught up.
+        let partitions = [
+            (caught_up, Some(1_000)),
+            (read, Some(5_000)),
+            (caught_up, Some(9_000)),
+        ];
+        assert_eq!(watermark(&partitions, 100_000), Some(5_000));
         assert_eq!(
-            watermark(&streams, &[false, true, false], 100_000),
-            Some(5_000)
-        );
-        assert_eq!(
-            watermark(&streams, &[true, true, false], 100_000),
+            watermark(&[(read, Some(1_000)), (read, Some(5_000))], 100_000),
             Some(1_000)
         );
-        // None lags: the fastest.
+        // Every one caught up: the fastest.
         assert_eq!(
-            watermark(&streams, &[false, false, false], 100_000),
+            watermark(
+                &[(caught_up, Some(1_000)), (caught_up, Some(9_000))],
+                100_000
+            ),
             Some(9_000)
         );
         // A record time past the clock counts as the clock.
+        assert_eq!(watermark(&[(caught_up, Some(9_000))], 7_000), Some(7_000));
+        // One still read that nothing came from yet holds everything back;
+        // one caught up that nothing came from does not count.
         assert_eq!(
-            watermark(&streams, &[false, false, false], 7_000),
-            Some(7_000)
+            watermark(&[(read, None), (caught_up, Some(9_000))], 100_000),
+            None
         );
-        assert_eq!(watermark(&[], &[], 7_000), None);
+        assert_eq!(
+            watermark(&[(caught_up, None), (caught_up, Some(9_000))], 100_000),
+            Some(9_000)
+        );
+        // None assigned: nothing to go by.
+        assert_eq!(watermark(&[], 7_000), None);
+    }
+
+    #[test]
+    fn a_start_keeps_the_latest_time_of_an_identity_whatever_order_its_records_come_in() {
+        use crate::store::{SledStore, Store, ViewBatch};
+        let dir = std::env::temp_dir().join(format!("projector-dedup-load-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        let store = SledStore::open(&dir).unwrap();
+        let view = store.open_view("v", "h", &[], None).unwrap();
+        let (x, y) = (
+            Identity::new("s", "/src", "x"),
+            Identity::new("s", "/src", "y"),
+        );
+        // A batch with x's first copy beside a live event (its record's
+        // newest time is 10,000), then one from a late partition where x
+        // was applied again past the window, at 5,000: that record sorts
+        // first.
+        let mut batch = ViewBatch::new();
+        batch.remember(x, 1_000);
+        batch.remember(y, 10_000);
+        view.commit(&batch).unwrap();
+        let mut batch = ViewBatch::new();
+        batch.remember(x, 5_000);
+        view.commit(&batch).unwrap();
+        let status = Arc::new(ViewStatus::default());
+        let window = Window::new(
+            Duration::from_secs(1),
+            projector_sdk::dedup::TimeSource::Record,
+        );
+        let dedup = Dedup::open(window, &view, Arc::clone(&status)).unwrap();
+        assert_eq!(dedup.index.stripe(&x).get(&x), Some(&5_000));
+        assert_eq!(dedup.index.stripe(&y).get(&y), Some(&10_000));
+        assert_eq!(status.identities_remembered(), 2);
+        drop((dedup, view, store));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

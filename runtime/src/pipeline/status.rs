@@ -14,6 +14,7 @@ use super::failure::Failure;
 use super::failures::{FailureOutcome, FailureRecord, Failures};
 use super::ring::unix_ms_now;
 use super::samples::{PartitionSample, Sample, Samples};
+use super::topic_partition::TopicPartition;
 use crate::shard::ShardId;
 
 /// State of one partition of a view.
@@ -531,15 +532,23 @@ impl ViewStatus {
         self.held_dead_letters.load(Ordering::Relaxed)
     }
 
-    /// True when `partition` of `topic` is assigned and not known to be
-    /// caught up: its lag is above zero, or not known yet (no high
-    /// watermark reported).
-    pub fn still_reading(&self, topic: &str, partition: i32) -> bool {
+    /// The partitions assigned now: per partition whether it is still
+    /// read (its lag above zero, or not known yet: no high watermark
+    /// reported) and whether a shard of it is stopped.
+    pub fn assigned_partitions(&self) -> Vec<(TopicPartition, bool, bool)> {
         self.partitions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&(topic.to_owned(), partition))
-            .is_some_and(|p| p.assigned && p.lag().is_none_or(|lag| lag > 0))
+            .iter()
+            .filter(|(_, p)| p.assigned)
+            .map(|(partition, p)| {
+                (
+                    partition.clone(),
+                    p.lag().is_none_or(|lag| lag > 0),
+                    !p.stopped_shards.is_empty(),
+                )
+            })
+            .collect()
     }
 
     /// Record the dedup watermark the expiry found.

@@ -11,7 +11,6 @@
 //! | `d/<topic>/<partition>` | of a dead-letter topic: the offset below which this view's records there are released (i64 BE) |
 //! | `q/<subject length u32 BE><subject><sequence u64 BE>` | a record held by `on_error = "quarantine"`: its origin (topic, partition i32 BE, offset i64 BE), then as a held dead letter |
 //! | `j/<newest time, sign bit flipped, u64 BE><sequence u64 BE>` | the event identities one batch remembered (`dedup`): per identity its 16 bytes and the time it counts from (i64 BE, milliseconds); the key's time is the newest, so the records past a window are one range |
-//! | `m/forgotten-before` | the bound of the identities the last expiry forgot (i64 BE): a start loads none remembered before it |
 //!
 //! The index key carries the value's length, so values and subjects may
 //! contain any byte (`/` included) and a lookup is one prefix scan.
@@ -33,7 +32,6 @@ pub(super) const QUARANTINE_PREFIX: &[u8] = b"q/";
 pub(super) const ROW_COUNT_KEY: &[u8] = b"m/rows";
 
 pub(super) const JOURNAL_PREFIX: &[u8] = b"j/";
-pub(super) const FORGOTTEN_BEFORE_KEY: &[u8] = b"m/forgotten-before";
 
 /// A time as bytes that sort as the times do (the sign bit flipped).
 fn sortable_time(time: i64) -> [u8; 8] {

@@ -463,8 +463,8 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
     fn commit(&self, batch: &ViewBatch) -> Result<(), StoreError>;
 
     /// Every identity remembered at a time from `from` on, with its time,
-    /// oldest record first (an identity remembered again appears again,
-    /// later).
+    /// record by record in the order of their newest time (an identity
+    /// remembered again appears in each record that holds it).
     fn identities(&self, from: i64) -> Result<Vec<(Identity, i64)>, StoreError> {
         let mut found = Vec::new();
         self.each_identity(from, &mut |identity, time| found.push((identity, time)))?;
@@ -479,19 +479,14 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
         found: &mut dyn FnMut(Identity, i64),
     ) -> Result<(), StoreError>;
 
-    /// The bound of the last [`ViewStore::forget_identities`]: the
-    /// identities remembered before it are forgotten.
-    fn forgotten_before(&self) -> Result<Option<i64>, StoreError>;
-
-    /// Forget every identity record and the bound: what a view with
-    /// `dedup` off does with what a run with it on left. Returns how many
-    /// records it removed.
+    /// Forget every identity record: what a view with `dedup` off does with
+    /// what a run with it on left. Returns how many records it removed.
     fn clear_identities(&self) -> Result<usize, StoreError>;
 
     /// Forget the identity records whose newest time is before `before`
     /// (a batch's identities are forgotten together, once the newest is
-    /// past the window), and record `before` as the bound of what is
-    /// forgotten, in one atomic step. Returns how many records it removed.
+    /// past the window), in one atomic step. Returns how many records it
+    /// removed.
     fn forget_identities(&self, before: i64) -> Result<usize, StoreError>;
 
     /// Rows whose subject starts with `prefix`, in subject order, after

@@ -301,10 +301,6 @@ impl SledView {
         }
     }
 
-    fn decode_time(&self, key: &[u8], value: &[u8]) -> Result<i64, StoreError> {
-        keys::decode_offset(value).map_err(|reason| self.corrupt(key, reason))
-    }
-
     fn decode(&self, key: &[u8], value: &[u8]) -> Result<StoredRow, StoreError> {
         keys::decode_row(value).map_err(|reason| self.corrupt(key, reason))
     }
@@ -578,18 +574,15 @@ impl ViewStore for SledView {
         Ok(())
     }
 
-    fn forgotten_before(&self) -> Result<Option<i64>, StoreError> {
-        self.tree
-            .get(keys::FORGOTTEN_BEFORE_KEY)
-            .map_err(backend("read the identities' bound"))?
-            .map(|value| self.decode_time(keys::FORGOTTEN_BEFORE_KEY, &value))
-            .transpose()
-    }
-
     fn clear_identities(&self) -> Result<usize, StoreError> {
-        let forgotten = self.forget_identities(i64::MAX)?;
+        let mut writes = sled::Batch::default();
+        let mut forgotten = 0;
+        for key in self.tree.scan_prefix(keys::JOURNAL_PREFIX).keys() {
+            writes.remove(key.map_err(backend("read identity records"))?);
+            forgotten += 1;
+        }
         self.tree
-            .remove(keys::FORGOTTEN_BEFORE_KEY)
+            .apply_batch(writes)
             .map_err(backend("forget identities"))?;
         Ok(forgotten)
     }
@@ -606,9 +599,6 @@ impl ViewStore for SledView {
             keys::journal_newest(&key).map_err(|reason| self.corrupt(&key, reason))?;
             writes.remove(key);
             forgotten += 1;
-        }
-        if self.forgotten_before()?.is_none_or(|bound| bound < before) {
-            writes.insert(keys::FORGOTTEN_BEFORE_KEY, &before.to_be_bytes()[..]);
         }
         self.tree
             .apply_batch(writes)
@@ -786,7 +776,6 @@ mod tests {
         let store = reopen(&dir.0);
         let view = store.open_view("v", "h", &[], None).unwrap();
         assert_eq!(view.row("s1").unwrap().map(|r| r.version), Some(1));
-        assert_eq!(view.forgotten_before().unwrap(), None);
         assert_eq!(
             view.identities(i64::MIN).unwrap(),
             vec![(a, 1_000), (c, -50), (b, 5_000), (a, 7_000)]
@@ -797,35 +786,27 @@ mod tests {
             view.identities(1_001).unwrap(),
             vec![(b, 5_000), (a, 7_000)]
         );
-        // A record goes once its newest identity is before the bound, and
-        // the bound is kept (a start loads nothing before it).
+        // A record goes once its newest identity is before the bound.
         assert_eq!(view.forget_identities(1_000).unwrap(), 0);
         assert_eq!(view.forget_identities(1_001).unwrap(), 1);
-        assert_eq!(view.forgotten_before().unwrap(), Some(1_001));
         assert_eq!(
             view.identities(i64::MIN).unwrap(),
             vec![(b, 5_000), (a, 7_000)]
         );
         assert_eq!(view.forget_identities(7_000).unwrap(), 0);
-        assert_eq!(view.forget_identities(500).unwrap(), 0);
-        assert_eq!(
-            view.forgotten_before().unwrap(),
-            Some(7_000),
-            "the bound never goes back"
-        );
-        // With dedup off, every record and the bound go.
-        assert_eq!(view.clear_identities().unwrap(), 1);
+        // With dedup off, every record goes, whatever its time.
+        let mut batch = ViewBatch::new();
+        batch.remember(c, i64::MAX);
+        view.commit(&batch).unwrap();
+        assert_eq!(view.clear_identities().unwrap(), 2);
         assert!(view.identities(i64::MIN).unwrap().is_empty());
-        assert_eq!(view.forgotten_before().unwrap(), None);
         // A rebuild forgets them with the rows.
         let mut batch = ViewBatch::new();
         batch.remember(a, 1);
         view.commit(&batch).unwrap();
-        view.forget_identities(0).unwrap();
         store.reset_view("v", "h").unwrap();
         let view = store.open_view("v", "h", &[], None).unwrap();
         assert!(view.identities(i64::MIN).unwrap().is_empty());
-        assert_eq!(view.forgotten_before().unwrap(), None);
     }
 
     #[test]
