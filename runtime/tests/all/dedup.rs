@@ -125,6 +125,22 @@ fn an_applications_re_sends_are_applied_once_across_partitions_shards_and_restar
         stream.events(),
         "{views}"
     );
+    // The watermark, once the expiry has looked: every partition has
+    // delivered, so it is a record time (the producer's clock: now).
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    crate::kit::wait_until(
+        "the watermark in /v1/views",
+        Duration::from_secs(30),
+        || {
+            let (_, views) = api.get("/v1/views");
+            views["views"][0]["dedup_watermark_ms"]
+                .as_u64()
+                .is_some_and(|watermark| u128::from(watermark) + 600_000 > started)
+        },
+    );
     drop(api);
     assert_eq!(
         status.identities_remembered(),
