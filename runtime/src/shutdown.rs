@@ -1,13 +1,17 @@
 //! Asking long-running threads to stop, and waiting for them: one flag that
-//! any number of threads watch ([`Shutdown`]), and a thread that runs until
-//! the flag is set and is then joined for its result ([`Stoppable`]).
+//! any number of threads watch ([`Shutdown`]), a thread that runs until
+//! the flag is set and is then joined for its result ([`Stoppable`]), and a
+//! thread that does one thing at a fixed period until it is dropped
+//! ([`Periodic`]).
 //!
 //! A thread that watches the flag finishes what it has in hand (a view
 //! commits its batch) and returns; nothing is cut off mid-way.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// A request to stop, shared by the threads that watch it. Clones share
 /// one flag.
@@ -88,6 +92,54 @@ impl<T: Send + 'static> Stoppable<T> {
     pub fn stop(self) -> Result<T, Panicked> {
         self.shutdown.request();
         self.join()
+    }
+}
+
+/// A named thread that calls `tick` every period until `tick` returns
+/// false or the [`Periodic`] is dropped; dropping it wakes the thread at
+/// once and waits for it.
+#[derive(Debug)]
+pub struct Periodic {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Periodic {
+    /// Call `tick` on a thread called `name` every `every`, first after one
+    /// period.
+    ///
+    /// # Errors
+    /// When the thread cannot be started.
+    pub fn start(
+        name: impl Into<String>,
+        every: Duration,
+        mut tick: impl FnMut() -> bool + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    if !tick() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Periodic {
+    fn drop(&mut self) {
+        // Closing the channel wakes the thread at once.
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            // A panic on it was logged by the panic hook; nothing to undo.
+            let _ended = thread.join();
+        }
     }
 }
 

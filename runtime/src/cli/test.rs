@@ -94,13 +94,16 @@ const KNOWN: [&str; 10] = [
     "data_base64",
 ];
 
-/// The event of one line of an events file.
-fn event_of(line: &str, at: &str) -> anyhow::Result<EventBuilder> {
-    let value: Value =
-        serde_json::from_str(line).with_context(|| format!("{at}: not a JSON object"))?;
-    let Value::Object(fields) = value else {
-        anyhow::bail!("{at}: not a JSON object");
-    };
+/// The fields of line `at` of an events file: a JSON object.
+fn fields_of(line: &str, at: &str) -> anyhow::Result<serde_json::Map<String, Value>> {
+    match serde_json::from_str(line).with_context(|| format!("{at}: not a JSON object"))? {
+        Value::Object(fields) => Ok(fields),
+        _ => anyhow::bail!("{at}: not a JSON object"),
+    }
+}
+
+/// The event of one line of an events file, from its `fields`.
+fn event_of(fields: &serde_json::Map<String, Value>, at: &str) -> anyhow::Result<EventBuilder> {
     let text = |name: &str| -> anyhow::Result<Option<String>> {
         match fields.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -179,7 +182,7 @@ fn event_of(line: &str, at: &str) -> anyhow::Result<EventBuilder> {
     if fields.contains_key("key") {
         builder = builder.key(text("key")?.as_deref().map(str::as_bytes));
     }
-    for (name, value) in &fields {
+    for (name, value) in fields {
         if KNOWN.contains(&name.as_str()) || PLACEMENT.contains(&name.as_str()) {
             continue;
         }
@@ -191,12 +194,13 @@ fn event_of(line: &str, at: &str) -> anyhow::Result<EventBuilder> {
     Ok(builder)
 }
 
-/// What line `at` says its event should do: its `expect`, as in scenario
+/// What line `at` (its `fields`) says its event should do: its `expect`, as in scenario
 /// files (`"applied"`, `{"failed": "rejected"}`, ...).
-fn expectation_of(line: &str, at: &str) -> anyhow::Result<Option<scenario::Expect>> {
-    let value: Value =
-        serde_json::from_str(line).with_context(|| format!("{at}: not a JSON object"))?;
-    value
+fn expectation_of(
+    fields: &serde_json::Map<String, Value>,
+    at: &str,
+) -> anyhow::Result<Option<scenario::Expect>> {
+    fields
         .get("expect")
         .map(|expect| {
             serde_json::from_value(expect.clone()).map_err(|_| {
@@ -254,8 +258,9 @@ fn run_events(args: &TestArgs, module: &Arc<Module>, path: &Path) -> anyhow::Res
             continue;
         }
         let at = format!("{}:{}", path.display(), index + 1);
-        let expect = expectation_of(line, &at)?;
-        let outcome = host.publish(event_of(line, &at)?);
+        let fields = fields_of(line, &at)?;
+        let expect = expectation_of(&fields, &at)?;
+        let outcome = host.publish(event_of(&fields, &at)?);
         if let Err(reason) = scenario::check(&outcome, expect.as_ref()) {
             unexpected.push(format!("line {}: {reason}", index + 1));
         }

@@ -49,9 +49,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use projector_sdk::dedup::Window;
@@ -59,6 +57,7 @@ use projector_sdk::dedup::Window;
 use super::status::ViewStatus;
 use super::topic_partition::TopicPartition;
 use crate::event::Event;
+use crate::shutdown::Periodic;
 use crate::store::{Identity, StoreError, ViewStore};
 
 /// A view's deduplication: its window, its partitions' stream times and
@@ -92,14 +91,13 @@ impl StreamTimes {
             .fetch_max(time, Ordering::Relaxed);
     }
 
-    /// Every partition's stream time.
-    fn now(&self) -> Vec<(TopicPartition, i64)> {
+    /// `partition`'s stream time, if a record of it was read.
+    fn get(&self, partition: &TopicPartition) -> Option<i64> {
         self.0
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(partition, time)| (partition.clone(), time.load(Ordering::Relaxed)))
-            .collect()
+            .get(partition)
+            .map(|time| time.load(Ordering::Relaxed))
     }
 }
 
@@ -215,30 +213,9 @@ impl Dedup {
             streams: Arc::default(),
         };
         view.each_identity(i64::MIN, &mut |identity, time| {
-            let mut stripe = dedup.index.stripe(&identity);
-            match stripe.get_mut(&identity) {
-                Some(known) => *known = (*known).max(time),
-                None => {
-                    stripe.insert(identity, time);
-                    dedup
-                        .index
-                        .status
-                        .identities
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            dedup.remember(identity, time);
         })?;
         Ok(dedup)
-    }
-
-    /// The window.
-    pub fn window(&self) -> Window {
-        self.window
-    }
-
-    /// How many identities the view remembers now.
-    pub fn remembered(&self) -> u64 {
-        self.index.status.identities_remembered()
     }
 
     /// The memory the index holds now, in bytes: each stripe's table (its
@@ -273,12 +250,18 @@ impl Dedup {
         }
     }
 
-    /// Remember that the event of `identity` was applied, from `time` (a
-    /// copy applied past the window replaces the time).
+    /// Remember that the event of `identity` was applied, from `time`; an
+    /// identity remembered already keeps the later time (a copy applied
+    /// past the window is later than its first; a start may load an
+    /// identity's records in any order).
     pub fn remember(&self, identity: Identity, time: i64) {
         let mut stripe = self.index.stripe(&identity);
-        if stripe.insert(identity, time).is_none() {
-            self.index.status.identities.fetch_add(1, Ordering::Relaxed);
+        match stripe.get_mut(&identity) {
+            Some(known) => *known = (*known).max(time),
+            None => {
+                stripe.insert(identity, time);
+                self.index.status.identities.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -304,7 +287,6 @@ impl Dedup {
     /// shard, a record held in quarantine): see the module's
     /// documentation. `None` when nothing may be forgotten.
     fn watermark(&self, now_ms: i64) -> (Option<i64>, bool) {
-        let streams = self.streams.now();
         let status = &self.index.status;
         let mut waits = status.quarantined().1 > 0;
         let partitions: Vec<(bool, Option<i64>)> = status
@@ -312,11 +294,7 @@ impl Dedup {
             .into_iter()
             .map(|(partition, reading, stopped)| {
                 waits |= stopped;
-                let time = streams
-                    .iter()
-                    .find(|(known, _)| *known == partition)
-                    .map(|(_, time)| *time);
-                (reading, time)
+                (reading, self.streams.get(&partition))
             })
             .collect();
         (watermark(&partitions, now_ms), waits)
@@ -350,8 +328,8 @@ fn unix_ms_now() -> i64 {
 /// thread of its own, until dropped.
 #[derive(Debug)]
 pub struct Expiry {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Kept for its drop, which stops the thread.
+    _thread: Periodic,
 }
 
 impl Expiry {
@@ -364,61 +342,37 @@ impl Expiry {
     /// # Errors
     /// When the thread cannot be started.
     pub fn start<V: ViewStore>(name: &str, view: V, dedup: Dedup) -> std::io::Result<Self> {
-        let (stop, stopped) = mpsc::channel::<()>();
         let view_name = name.to_owned();
-        let thread = std::thread::Builder::new()
-            .name(format!("expiry-{name}"))
-            .spawn(move || {
-                // The bound of the last pass: the next waits until the
-                // watermark has moved a sixteenth of the window past it.
-                let mut last: Option<i64> = None;
-                let step = (dedup.window.keep_ms / 16).max(1);
-                loop {
-                    match stopped.recv_timeout(Self::EVERY) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-                    }
-                    let (watermark, waits) = dedup.watermark(unix_ms_now());
-                    let Some(watermark) = watermark else {
-                        continue;
-                    };
-                    dedup.index.status.set_dedup_watermark(watermark);
-                    if waits {
-                        continue;
-                    }
-                    let before = watermark
-                        .saturating_sub(dedup.window.keep_ms)
-                        .saturating_add(1);
-                    if last.is_some_and(|last| before < last.saturating_add(step)) {
-                        continue;
-                    }
-                    last = Some(before);
-                    let forgotten = dedup.forget(before);
-                    match view.forget_identities(before) {
-                        Ok(records) => {
-                            tracing::debug!(view = %view_name, forgotten, records, watermark, "identities past their window forgotten");
-                        }
-                        Err(err) => {
-                            tracing::warn!(view = %view_name, error = %err, "cannot forget identities past their window in the store; trying again later");
-                            last = None;
-                        }
-                    }
+        // The bound of the last pass: the next waits until the watermark
+        // has moved a sixteenth of the window past it.
+        let mut last: Option<i64> = None;
+        let step = (dedup.window.keep_ms / 16).max(1);
+        Periodic::start(format!("expiry-{name}"), Self::EVERY, move || {
+            let (watermark, waits) = dedup.watermark(unix_ms_now());
+            let Some(watermark) = watermark else {
+                return true;
+            };
+            dedup.index.status.set_dedup_watermark(watermark);
+            let before = watermark
+                .saturating_sub(dedup.window.keep_ms)
+                .saturating_add(1);
+            if waits || last.is_some_and(|last| before < last.saturating_add(step)) {
+                return true;
+            }
+            last = Some(before);
+            let forgotten = dedup.forget(before);
+            match view.forget_identities(before) {
+                Ok(records) => {
+                    tracing::debug!(view = %view_name, forgotten, records, watermark, "identities past their window forgotten");
                 }
-            })?;
-        Ok(Self {
-            stop: Some(stop),
-            thread: Some(thread),
+                Err(err) => {
+                    tracing::warn!(view = %view_name, error = %err, "cannot forget identities past their window in the store; trying again later");
+                    last = None;
+                }
+            }
+            true
         })
-    }
-}
-
-impl Drop for Expiry {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            // A panic on it was logged by the panic hook; nothing to undo.
-            let _ended = thread.join();
-        }
+        .map(|thread| Self { _thread: thread })
     }
 }
 

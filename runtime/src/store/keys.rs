@@ -54,16 +54,6 @@ pub(super) fn journal_bound(time: i64) -> Vec<u8> {
     [JOURNAL_PREFIX, &sortable_time(time)].concat()
 }
 
-/// The newest time of an identity record's key.
-pub(super) fn journal_newest(key: &[u8]) -> Result<i64, String> {
-    let rest = key
-        .strip_prefix(JOURNAL_PREFIX)
-        .ok_or("not a journal key")?;
-    let time = rest.get(..8).ok_or("no time in the key")?;
-    let time = u64::from_be_bytes(time.try_into().map_err(|_| "bad time")?) ^ (1 << 63);
-    Ok(time.cast_signed())
-}
-
 const IDENTITY_ENTRY: usize = 16 + 8;
 
 /// A batch's identities: per identity its 16 bytes and its time (i64 BE).

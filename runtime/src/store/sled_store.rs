@@ -301,6 +301,23 @@ impl SledView {
         }
     }
 
+    /// Remove the identity records of `keys` in one atomic batch; how many.
+    fn remove_records(
+        &self,
+        keys: impl Iterator<Item = sled::Result<sled::IVec>>,
+    ) -> Result<usize, StoreError> {
+        let mut writes = sled::Batch::default();
+        let mut removed = 0;
+        for key in keys {
+            writes.remove(key.map_err(backend("read identity records"))?);
+            removed += 1;
+        }
+        self.tree
+            .apply_batch(writes)
+            .map_err(backend("forget identities"))?;
+        Ok(removed)
+    }
+
     fn decode(&self, key: &[u8], value: &[u8]) -> Result<StoredRow, StoreError> {
         keys::decode_row(value).map_err(|reason| self.corrupt(key, reason))
     }
@@ -575,35 +592,15 @@ impl ViewStore for SledView {
     }
 
     fn clear_identities(&self) -> Result<usize, StoreError> {
-        let mut writes = sled::Batch::default();
-        let mut forgotten = 0;
-        for key in self.tree.scan_prefix(keys::JOURNAL_PREFIX).keys() {
-            writes.remove(key.map_err(backend("read identity records"))?);
-            forgotten += 1;
-        }
-        self.tree
-            .apply_batch(writes)
-            .map_err(backend("forget identities"))?;
-        Ok(forgotten)
+        self.remove_records(self.tree.scan_prefix(keys::JOURNAL_PREFIX).keys())
     }
 
     fn forget_identities(&self, before: i64) -> Result<usize, StoreError> {
-        let mut writes = sled::Batch::default();
-        let mut forgotten = 0;
-        for key in self
-            .tree
-            .range(keys::JOURNAL_PREFIX.to_vec()..keys::journal_bound(before))
-            .keys()
-        {
-            let key = key.map_err(backend("read identity records"))?;
-            keys::journal_newest(&key).map_err(|reason| self.corrupt(&key, reason))?;
-            writes.remove(key);
-            forgotten += 1;
-        }
-        self.tree
-            .apply_batch(writes)
-            .map_err(backend("forget identities"))?;
-        Ok(forgotten)
+        self.remove_records(
+            self.tree
+                .range(keys::JOURNAL_PREFIX.to_vec()..keys::journal_bound(before))
+                .keys(),
+        )
     }
 
     fn scan(
