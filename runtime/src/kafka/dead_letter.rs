@@ -25,16 +25,15 @@
 //!   visible later), so a scan at start alone cannot prove them missing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::producer::BaseRecord;
+use rdkafka::{Offset, TopicPartitionList};
 
+use super::in_flight::InFlightProducer;
 use super::{Role, client_config_for};
 use crate::config::BrokerConfig;
 use crate::store::{DeadLetter, Origin};
@@ -75,49 +74,15 @@ pub enum DeadLetterError {
     },
 }
 
-/// The outcome of one dead letter.
-#[derive(Debug)]
-pub struct Delivery {
-    /// The failed record it carries.
-    pub origin: Origin,
-    /// Where the dead-letter topic holds it, or why it does not.
-    pub result: Result<(i32, i64), KafkaError>,
-}
-
-/// Collects delivery reports for the worker.
-#[derive(Default)]
-struct Reports {
-    deliveries: Mutex<Vec<Delivery>>,
-}
-
-impl ClientContext for Reports {}
-
-impl ProducerContext for Reports {
-    type DeliveryOpaque = Box<Origin>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, origin: Box<Origin>) {
-        let result = result
-            .as_ref()
-            .map(|message| (message.partition(), message.offset()))
-            .map_err(|(err, _)| err.clone());
-        self.deliveries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Delivery {
-                origin: *origin,
-                result,
-            });
-    }
-}
+/// The outcome of one dead letter: its tag is the failed record's origin.
+pub type Delivery = super::in_flight::Delivery<Origin>;
 
 /// Produces the failed records of one view to its dead-letter topic.
 pub struct DeadLetterProducer {
-    producer: ThreadedProducer<Reports>,
+    producer: InFlightProducer<Origin>,
     broker: BrokerConfig,
     topic: String,
     view: String,
-    /// The client's `message.timeout.ms`.
-    message_timeout: Duration,
 }
 
 impl std::fmt::Debug for DeadLetterProducer {
@@ -128,9 +93,6 @@ impl std::fmt::Debug for DeadLetterProducer {
             .finish_non_exhaustive()
     }
 }
-
-/// The client's `message.timeout.ms` unless the broker settings name one.
-const DEFAULT_MESSAGE_TIMEOUT_MS: u64 = 30_000;
 
 /// How long a metadata or watermark request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -159,36 +121,12 @@ impl DeadLetterProducer {
             topic: topic.to_owned(),
             source,
         };
-        let mut config = client_config_for(broker, Role::Producer);
-        let message_timeout = match broker.settings.get("message.timeout.ms") {
-            Some(ms) => {
-                Duration::from_millis(ms.trim().parse().unwrap_or(DEFAULT_MESSAGE_TIMEOUT_MS))
-            }
-            None => {
-                // How long a dead letter may be retried inside the client
-                // before its delivery fails; the view then sends it again.
-                config.set("message.timeout.ms", DEFAULT_MESSAGE_TIMEOUT_MS.to_string());
-                Duration::from_millis(DEFAULT_MESSAGE_TIMEOUT_MS)
-            }
-        };
-        let producer: ThreadedProducer<Reports> = config
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            // A dead letter is as large as the record that failed; the
-            // client's 1 MB default would refuse one the source topic held.
-            // The broker's own limit still applies.
-            .set("message.max.bytes", "104857600")
-            // A missing dead-letter topic is an error at start, not a topic
-            // made with the broker's defaults by the first dead letter.
-            .set("allow.auto.create.topics", "false")
-            .create_with_context(Reports::default())
-            .map_err(kafka)?;
+        let producer = InFlightProducer::connect(broker, &[]).map_err(kafka)?;
         let this = Self {
             producer,
             broker: broker.clone(),
             topic: topic.to_owned(),
             view: view.to_owned(),
-            message_timeout,
         };
         this.partitions()?;
         Ok(this)
@@ -203,7 +141,7 @@ impl DeadLetterProducer {
     /// topic: the client's `message.timeout.ms`, after which the client
     /// itself gives the record up.
     pub fn message_timeout(&self) -> Duration {
-        self.message_timeout
+        self.producer.message_timeout()
     }
 
     /// The topic's partitions, as the broker describes them now.
@@ -282,32 +220,13 @@ impl DeadLetterProducer {
         if let Some(timestamp) = letter.timestamp_ms {
             record = record.timestamp(timestamp);
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                    if Instant::now() < deadline =>
-                {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err((err, _)) => return Err(err),
-            }
-        }
+        self.producer.send(record)
     }
 
     /// The outcomes reported since the last call, in the order the broker
     /// reported them.
     pub fn take_deliveries(&self) -> Vec<Delivery> {
-        std::mem::take(
-            &mut *self
-                .producer
-                .context()
-                .deliveries
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+        self.producer.take_deliveries()
     }
 
     /// Wait at most `timeout` until every record sent has an outcome.

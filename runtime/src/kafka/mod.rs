@@ -1,7 +1,9 @@
 //! Kafka plumbing: client settings (TLS and SASL included), reading
 //! records for the decoder, binary-mode CloudEvent headers; `produce`: the
-//! acknowledged producer behind `projector publish`; `dead_letter`: a
-//! view's dead-letter topic (records in flight, origins read back);
+//! acknowledged producer behind `projector publish`; `in_flight`: a
+//! producer with many records in flight, each delivery checked, which the
+//! dead-letter topic and the changelog share; `dead_letter`: a view's
+//! dead-letter topic (records in flight, origins read back);
 //! `admin`: topics; `connect`: connection checks with a diagnosis.
 //! The consumer callbacks of a view live with the pipeline
 //! (`pipeline::context`).
@@ -19,6 +21,7 @@
 pub mod admin;
 pub mod connect;
 pub mod dead_letter;
+pub mod in_flight;
 mod produce;
 
 use rdkafka::ClientConfig;

@@ -663,7 +663,7 @@ impl DeadLetters {
         let now = Instant::now();
         let mut outcomes = std::mem::take(&mut self.refused);
         for delivery in self.producer.take_deliveries() {
-            let origin = delivery.origin;
+            let origin = delivery.tag;
             match delivery.result {
                 Ok((partition, offset)) => {
                     self.forget(&origin);
