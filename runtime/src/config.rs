@@ -355,6 +355,29 @@ pub struct ViewConfig {
     /// subject). Default off.
     #[serde(default)]
     pub dedup: Option<DedupConfig>,
+    /// The view's changelog topic: its state logged to Kafka, from which
+    /// a runtime with an empty (or lost) data directory restores it
+    /// without replaying the source topics. Default off.
+    #[serde(default)]
+    pub changelog: Option<ChangelogConfig>,
+}
+
+/// `changelog = { replication = 3 }` (or `changelog = {}`): the view's
+/// changes are logged to a compacted topic with one partition per shard.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangelogConfig {
+    /// The topic. Default `<group>-changelog`.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Replicas per partition when the runtime creates the topic. Default
+    /// 3, as a managed cluster has (set 1 for a one-broker cluster).
+    #[serde(default = "default_changelog_replication")]
+    pub replication: i32,
+}
+
+fn default_changelog_replication() -> i32 {
+    3
 }
 
 /// `dedup = { keep = "24h", time = "record" }`: a view applies an event of
@@ -465,6 +488,16 @@ impl ViewConfig {
         self.group
             .clone()
             .unwrap_or_else(|| format!("projector-{}", self.name))
+    }
+
+    /// The changelog topic, when the view has one.
+    pub fn changelog_topic(&self) -> Option<String> {
+        self.changelog.as_ref().map(|changelog| {
+            changelog
+                .topic
+                .clone()
+                .unwrap_or_else(|| format!("{}-changelog", self.group()))
+        })
     }
 }
 
@@ -658,6 +691,24 @@ pub fn is_topic_name(topic: &str) -> bool {
 fn validate_view(view: &ViewConfig, at: &str) -> Result<(), ConfigError> {
     if let Some(dedup) = &view.dedup {
         dedup.window(at)?;
+    }
+    if let Some(changelog) = &view.changelog {
+        if changelog.replication < 1 {
+            return Err(invalid(
+                format!("{at}.changelog.replication"),
+                "a whole number of replicas, at least 1",
+                changelog.replication.to_string(),
+            ));
+        }
+        if let Some(topic) = &changelog.topic
+            && (topic.is_empty() || view.topics.contains(topic))
+        {
+            return Err(invalid(
+                format!("{at}.changelog.topic"),
+                "a topic of its own, not one of the view's topics",
+                format!("{topic:?}"),
+            ));
+        }
     }
     if !is_name(&view.name) {
         return Err(invalid(

@@ -36,6 +36,7 @@ pub mod config;
 pub mod decode;
 pub mod engine;
 pub mod event;
+pub mod failpoint;
 pub mod files;
 pub mod http;
 pub mod kafka;

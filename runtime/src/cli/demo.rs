@@ -284,6 +284,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             max_unassigned_ms: 30_000,
             shards: None,
             dedup: None,
+            changelog: None,
         }],
         static_membership: true,
         instance_id: None,

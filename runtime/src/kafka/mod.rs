@@ -19,6 +19,7 @@
 //!   would warn about it on every start), and the other way round.
 
 pub mod admin;
+pub mod changelog;
 pub mod connect;
 pub mod dead_letter;
 pub mod in_flight;

@@ -341,7 +341,12 @@ impl Expiry {
     ///
     /// # Errors
     /// When the thread cannot be started.
-    pub fn start<V: ViewStore>(name: &str, view: V, dedup: Dedup) -> std::io::Result<Self> {
+    pub fn start<V: ViewStore>(
+        name: &str,
+        view: V,
+        dedup: Dedup,
+        changelog: Option<std::sync::Arc<super::changelog::Changelog>>,
+    ) -> std::io::Result<Self> {
         let view_name = name.to_owned();
         // The bound of the last pass: the next waits until the watermark
         // has moved a sixteenth of the window past it.
@@ -362,7 +367,15 @@ impl Expiry {
             last = Some(before);
             let forgotten = dedup.forget(before);
             match view.forget_identities(before) {
-                Ok(records) => {
+                Ok(removed) => {
+                    let records = removed.len();
+                    if let Some(changelog) = &changelog
+                        && let Err(err) = changelog.log_removals(&view, removed)
+                    {
+                        // The records stay in the changelog: a restore
+                        // brings them back, and they are forgotten again.
+                        tracing::warn!(view = %view_name, error = %err, "cannot log the identities forgotten to the changelog");
+                    }
                     tracing::debug!(view = %view_name, forgotten, records, watermark, "identities past their window forgotten");
                 }
                 Err(err) => {
@@ -435,11 +448,11 @@ mod tests {
         // was applied again past the window, at 5,000: that record sorts
         // first.
         let mut batch = ViewBatch::new();
-        batch.remember(x, 1_000);
-        batch.remember(y, 10_000);
+        batch.remember(x, 1_000, crate::shard::ShardId(0));
+        batch.remember(y, 10_000, crate::shard::ShardId(0));
         view.commit(&batch).unwrap();
         let mut batch = ViewBatch::new();
-        batch.remember(x, 5_000);
+        batch.remember(x, 5_000, crate::shard::ShardId(0));
         view.commit(&batch).unwrap();
         let status = Arc::new(ViewStatus::default());
         let window = Window::new(

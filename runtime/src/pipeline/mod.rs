@@ -56,6 +56,7 @@
 //! - `status`: counters and per-partition state it reports.
 
 pub mod applier;
+pub mod changelog;
 pub mod consumer_context;
 pub mod control;
 pub mod cursor;
@@ -93,6 +94,7 @@ use crate::shutdown::Shutdown;
 use crate::store::{self, Store, StoreError, ViewStore};
 
 use applier::Applier;
+use changelog::Changelog;
 use consumer_context::ViewContext;
 use control::{Control, ControlQueue, Controls, ReleaseReport, SubjectDiscard, SubjectRelease};
 use failure::Failure;
@@ -192,6 +194,14 @@ pub enum PipelineError {
         configured: String,
         /// What to do.
         remedy: &'static str,
+    },
+    /// The view's changelog cannot be used, or its restore failed.
+    #[error("view {view}: changelog: {reason}")]
+    Changelog {
+        /// The view.
+        view: String,
+        /// Why.
+        reason: String,
     },
     /// The view's applier threads could not be started, or one died.
     #[error("view {view}: applier threads: {reason}")]
@@ -293,7 +303,8 @@ impl<S: Store, A: Apply> Worker<S, A> {
         }
         let topics = config.topics.clone();
         let group = config.group();
-        let worker = Self::open(config, projection, store, status, limits, policy)?;
+        let changelog = Self::restore(broker, &config, &projection, &store)?;
+        let worker = Self::open_with(config, projection, store, status, limits, policy, changelog)?;
         let instance = worker.config.group_instance_id.clone();
         let consumer: ViewConsumer<S> = kafka::consumer_config(broker, &group, instance.as_deref())
             .create_with_context(ViewContext::new(
@@ -319,7 +330,61 @@ impl<S: Store, A: Apply> Worker<S, A> {
         store: Arc<S>,
         status: Arc<ViewStatus>,
         limits: BatchLimits,
+        policy: ErrorPolicy,
+    ) -> Result<Self, PipelineError> {
+        Self::open_with(config, projection, store, status, limits, policy, None)
+    }
+
+    /// Bring the view's store up to its changelog, when it has one
+    /// ([`Changelog::restore`]), before anything reads the store.
+    fn restore(
+        broker: &BrokerConfig,
+        config: &ViewConfig,
+        projection: &A,
+        store: &Arc<S>,
+    ) -> Result<Option<Arc<Changelog>>, PipelineError> {
+        if config.changelog.is_none() {
+            return Ok(None);
+        }
+        let name = config.name.clone();
+        let failed = |reason: String| PipelineError::Changelog {
+            view: name.clone(),
+            reason,
+        };
+        let view = store
+            .open_view(
+                &config.name,
+                projection.module_hash(),
+                &config.indexes,
+                config.shards.and_then(Shards::new),
+            )
+            .map_err(|source| PipelineError::Store {
+                view: name.clone(),
+                source,
+            })?;
+        let Some(changelog) = Changelog::open(broker, config, view.shards())
+            .map_err(|err| failed(err.to_string()))?
+        else {
+            return Ok(None);
+        };
+        changelog
+            .restore(&view)
+            .map_err(|err| failed(err.to_string()))?;
+        store.flush().map_err(|source| PipelineError::Store {
+            view: name.clone(),
+            source,
+        })?;
+        Ok(Some(Arc::new(changelog)))
+    }
+
+    fn open_with(
+        config: ViewConfig,
+        projection: A,
+        store: Arc<S>,
+        status: Arc<ViewStatus>,
+        limits: BatchLimits,
         mut policy: ErrorPolicy,
+        changelog: Option<Arc<Changelog>>,
     ) -> Result<Self, PipelineError> {
         let name = config.name.clone();
         let store_error = |source| PipelineError::Store {
@@ -384,24 +449,35 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 let dedup =
                     dedup::Dedup::open(window, &view, Arc::clone(&status)).map_err(store_error)?;
                 let expiry =
-                    dedup::Expiry::start(&name, view.clone(), dedup.clone()).map_err(|err| {
-                        PipelineError::Threads {
+                    dedup::Expiry::start(&name, view.clone(), dedup.clone(), changelog.clone())
+                        .map_err(|err| PipelineError::Threads {
                             view: name.clone(),
                             reason: format!("cannot start the dedup expiry: {err}"),
-                        }
-                    })?;
+                        })?;
                 (Some(dedup), Some(expiry))
             }
         };
         if dedup.is_none() {
             // Identities left by a run with dedup on would never expire,
             // and would be stale should it come back on.
-            let forgotten = view.clear_identities().map_err(store_error)?;
+            let removed = view.clear_identities().map_err(store_error)?;
+            let forgotten = removed.len();
+            if let Some(changelog) = &changelog {
+                changelog
+                    .log_removals(&view, removed)
+                    .map_err(|err| PipelineError::Changelog {
+                        view: name.clone(),
+                        reason: err.to_string(),
+                    })?;
+            }
             if forgotten > 0 {
                 tracing::info!(view = %name, records = forgotten, "dedup is off: the identities an earlier run remembered are forgotten");
             }
         }
-        let state = ViewState::new(store, view, feed, policy);
+        let mut state = ViewState::new(store, view, feed, policy);
+        if let Some(changelog) = changelog {
+            state.log_to(changelog);
+        }
         let applier = RecordApplier::new(
             Applier::new(projection, &config, Arc::clone(&status)),
             rows,

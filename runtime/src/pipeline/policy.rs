@@ -735,6 +735,8 @@ pub fn dead_letter_of(message: &impl Message, class: &str, reason: &str) -> Dead
             partition: message.partition(),
             offset: message.offset(),
         },
+        // Its shard is set where the pipeline knows it (`ViewState::fail`).
+        shard: None,
         key: message.key().map(<[u8]>::to_vec),
         value: message.payload().map(<[u8]>::to_vec),
         headers,

@@ -66,7 +66,7 @@ pub struct Job {
 }
 
 /// An applied event's identity to remember, and the time it counts from.
-pub type Remember = Option<(Identity, i64)>;
+pub type Remember = Option<(Identity, i64, ShardId)>;
 
 /// What a [`RecordApplier`] did with a job, until it is merged.
 #[derive(Debug)]
@@ -206,7 +206,7 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
                     self.status.count(|c| &c.duplicates_by_id);
                     return Done::Duplicate;
                 }
-                Check::Apply { identity, time } => Some((identity, time)),
+                Check::Apply { identity, time } => Some((identity, time, job.shard)),
             },
         };
         let before = match self.changed.get(&job.subject) {
@@ -256,8 +256,8 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
 }
 
 impl<A, V> RecordApplier<A, V> {
-    fn remember(&self, remember: Option<&(Identity, i64)>) {
-        if let (Some(dedup), Some((identity, time))) = (&self.dedup, remember) {
+    fn remember(&self, remember: Option<&(Identity, i64, ShardId)>) {
+        if let (Some(dedup), Some((identity, time, _))) = (&self.dedup, remember) {
             dedup.remember(*identity, *time);
         }
     }
@@ -310,10 +310,12 @@ pub fn merge<S: Store>(
             let Job {
                 subject,
                 letter: kept,
+                shard: job_shard,
                 ..
             } = *job;
             match kept.or_else(letter) {
                 Some(mut record) => {
+                    record.shard = Some(job_shard);
                     HELD_BEHIND.clone_into(&mut record.class);
                     HELD_BEHIND_MESSAGE.clone_into(&mut record.message);
                     state.quarantine(&subject, record, status);

@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::changelog::Changelog;
 use super::cursor::Cursor;
 use super::failure::Failure;
 use super::failures::FailureOutcome;
@@ -76,6 +77,9 @@ struct Partition {
 pub struct ViewState<S: Store> {
     /// The store.
     store: Arc<S>,
+    /// The view's changelog, which logs each batch before the store
+    /// commits it.
+    changelog: Option<Arc<Changelog>>,
     /// The view's tree.
     view: S::View,
     /// How many shards the view is split into.
@@ -116,6 +120,7 @@ impl<S: Store> ViewState<S> {
         let shards = view.shards();
         Self {
             store,
+            changelog: None,
             view,
             shards,
             partitions: BTreeMap::new(),
@@ -131,6 +136,11 @@ impl<S: Store> ViewState<S> {
             journal: Vec::new(),
             journal_complete,
         }
+    }
+
+    /// Log every batch to `changelog` before the store commits it.
+    pub fn log_to(&mut self, changelog: Arc<Changelog>) {
+        self.changelog = Some(changelog);
     }
 
     /// How many shards the view is split into.
@@ -337,7 +347,10 @@ impl<S: Store> ViewState<S> {
         };
         // The record as kept, for the policies that keep it.
         let kept = if self.policy.keeps_records() {
-            letter()
+            letter().map(|mut letter| {
+                letter.shard = Some(shard);
+                letter
+            })
         } else {
             None
         };
@@ -456,8 +469,8 @@ impl<S: Store> ViewState<S> {
 
     /// Remember an applied event's identity in the pending batch.
     pub fn remember(&mut self, remember: super::record::Remember) {
-        if let Some((identity, time)) = remember {
-            self.batch.remember(identity, time);
+        if let Some((identity, time, shard)) = remember {
+            self.batch.remember(identity, time, shard);
         }
     }
 
@@ -525,9 +538,30 @@ impl<S: Store> ViewState<S> {
 
         let started = Instant::now();
         let changes = self.changes_to_publish();
-        self.feed
-            .commit(|| self.view.commit(&self.batch), changes)?;
+        match &self.changelog {
+            None => self
+                .feed
+                .commit(|| self.view.commit(&self.batch), changes)?,
+            Some(changelog) => {
+                // The changelog first, acknowledged, then the store, under
+                // one lock: the store never holds what the changelog lacks.
+                let _writing = changelog.lock();
+                let mut prepared = self.view.prepare(&self.batch, true)?;
+                changelog
+                    .log(&mut prepared)
+                    .map_err(|err| StoreError::Backend {
+                        operation: "changelog",
+                        reason: format!(
+                            "the batch was not logged to its changelog, so it is not                              committed: {err}"
+                        ),
+                    })?;
+                crate::failpoint::hit("changelog-logged");
+                self.feed
+                    .commit(|| self.view.commit_prepared(prepared), changes)?;
+            }
+        }
         self.store.flush()?;
+        crate::failpoint::hit("store-flushed");
         self.in_flight.committed();
         self.feed.advance(self.batch.checkpoints());
         let histograms = &status.histograms;

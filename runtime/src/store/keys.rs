@@ -10,7 +10,16 @@
 //! | `o/<topic>/<partition>/<offset i64 BE>` | a held dead letter: format byte, then key, value, headers, timestamp, class and message (lengths u32 BE, absent values flagged) |
 //! | `d/<topic>/<partition>` | of a dead-letter topic: the offset below which this view's records there are released (i64 BE) |
 //! | `q/<subject length u32 BE><subject><sequence u64 BE>` | a record held by `on_error = "quarantine"`: its origin (topic, partition i32 BE, offset i64 BE), then as a held dead letter |
-//! | `j/<newest time, sign bit flipped, u64 BE><sequence u64 BE>` | the event identities one batch remembered (`dedup`): per identity its 16 bytes and the time it counts from (i64 BE, milliseconds); the key's time is the newest, so the records past a window are one range |
+//! | `j/<newest time, sign bit flipped, u64 BE><sequence u64 BE><shard u32 BE>` | the event identities one batch remembered for one shard (records written before the changelog have no shard) (`dedup`): per identity its 16 bytes and the time it counts from (i64 BE, milliseconds); the key's time is the newest, so the records past a window are one range |
+//! | `l/<shard>` | how far the view's changelog holds this store's changes of the shard: the offset after the last record of it acknowledged (i64 BE); never logged itself |
+//!
+//! The changelog (`pipeline::changelog`) logs `r/`, `o/`, `q/` and `j/`
+//! entries as they are, each to its shard's partition ([`logged_shard`]),
+//! and per shard one positions record under the key `p`
+//! ([`encode_positions`]): the shard's own checkpoint on every source
+//! partition and the dead-letter positions, from which a restore writes
+//! `c/`, `k/` and `d/` again. Index entries and the row count are derived
+//! again on restore, never logged.
 //!
 //! The index key carries the value's length, so values and subjects may
 //! contain any byte (`/` included) and a lookup is one prefix scan.
@@ -18,7 +27,8 @@
 use crate::config::IndexConfig;
 
 use super::{DeadLetter, HeldSummary, Identity, Origin, StoredRow};
-use crate::shard::ShardId;
+use crate::shard::{ShardId, Shards};
+use std::collections::BTreeMap;
 
 pub(super) const ROW_PREFIX: &[u8] = b"r/";
 pub(super) const CHECKPOINT_PREFIX: &[u8] = b"c/";
@@ -33,20 +43,149 @@ pub(super) const ROW_COUNT_KEY: &[u8] = b"m/rows";
 
 pub(super) const JOURNAL_PREFIX: &[u8] = b"j/";
 
+pub(super) const LOG_POSITION_PREFIX: &[u8] = b"l/";
+
+/// The changelog key of a shard's positions record.
+pub const POSITIONS_KEY: &[u8] = b"p";
+
 /// A time as bytes that sort as the times do (the sign bit flipped).
 fn sortable_time(time: i64) -> [u8; 8] {
     (time.cast_unsigned() ^ (1 << 63)).to_be_bytes()
 }
 
-/// The key of a batch's identity record: its newest time, then `sequence`
-/// (unique per record).
-pub(super) fn journal_key(newest: i64, sequence: u64) -> Vec<u8> {
+/// The key of a batch's identity record of `shard`: its newest time, then
+/// `sequence` (unique per record), then the shard.
+pub(super) fn journal_key(newest: i64, sequence: u64, shard: ShardId) -> Vec<u8> {
     [
         JOURNAL_PREFIX,
         &sortable_time(newest),
         &sequence.to_be_bytes(),
+        &shard.0.to_be_bytes(),
     ]
     .concat()
+}
+
+/// The shard of an identity record's key; `None` for a record written
+/// before identities were kept per shard.
+pub(super) fn journal_shard(key: &[u8]) -> Option<ShardId> {
+    let rest = key.strip_prefix(JOURNAL_PREFIX)?;
+    let shard: [u8; 4] = rest.get(16..20)?.try_into().ok()?;
+    Some(ShardId(u32::from_be_bytes(shard)))
+}
+
+/// The local key of how far the changelog holds `shard`'s changes.
+pub(super) fn log_position_key(shard: ShardId) -> Vec<u8> {
+    [LOG_POSITION_PREFIX, &shard.0.to_be_bytes()].concat()
+}
+
+/// The shard of a [`log_position_key`].
+pub(super) fn parse_log_position_key(key: &[u8]) -> Result<ShardId, String> {
+    let shard: [u8; 4] = key
+        .strip_prefix(LOG_POSITION_PREFIX)
+        .ok_or("not a changelog position key")?
+        .try_into()
+        .map_err(|_| "a changelog position key holds a 4-byte shard")?;
+    Ok(ShardId(u32::from_be_bytes(shard)))
+}
+
+/// One shard's positions, as its changelog record carries them: its own
+/// next offset on every source partition, and the dead-letter positions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardPositions {
+    /// Per source `(topic, partition)`, the shard's next offset.
+    pub checkpoints: BTreeMap<(String, i32), i64>,
+    /// Per dead-letter `(topic, partition)`, the offset below which every
+    /// record of the view there is released.
+    pub dead_letters: BTreeMap<(String, i32), i64>,
+}
+
+const POSITIONS_FORMAT: u8 = 1;
+
+/// A positions record: format byte, then two lists of (topic, partition
+/// i32 BE, offset i64 BE), each led by its count (u32 BE).
+pub(super) fn encode_positions(positions: &ShardPositions) -> Vec<u8> {
+    let mut out = vec![POSITIONS_FORMAT];
+    for list in [&positions.checkpoints, &positions.dead_letters] {
+        let count = u32::try_from(list.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&count.to_be_bytes());
+        for ((topic, partition), offset) in list {
+            put_bytes(&mut out, Some(topic.as_bytes()));
+            out.extend_from_slice(&partition.to_be_bytes());
+            out.extend_from_slice(&offset.to_be_bytes());
+        }
+    }
+    out
+}
+
+/// Reads what [`encode_positions`] wrote.
+pub fn decode_positions(value: &[u8]) -> Result<ShardPositions, String> {
+    let mut reader = Reader(value);
+    match reader.take(1, "format")? {
+        [POSITIONS_FORMAT] => {}
+        [other] => return Err(format!("unknown positions format {other}")),
+        _ => return Err("no format".to_owned()),
+    }
+    let mut lists = [BTreeMap::new(), BTreeMap::new()];
+    for list in &mut lists {
+        let count = reader.u32("count")?;
+        for _ in 0..count {
+            let topic = reader.text("topic")?;
+            let partition = i32::from_be_bytes(
+                reader
+                    .take(4, "partition")?
+                    .try_into()
+                    .map_err(|_| "bad partition")?,
+            );
+            let offset = decode_offset(reader.take(8, "offset")?)?;
+            list.insert((topic, partition), offset);
+        }
+    }
+    if !reader.0.is_empty() {
+        return Err("trailing bytes".to_owned());
+    }
+    let [checkpoints, dead_letters] = lists;
+    Ok(ShardPositions {
+        checkpoints,
+        dead_letters,
+    })
+}
+
+/// The shard whose changelog partition logs the entry `key` (with `value`,
+/// when it has one): a row's subject's, a held record's own, an identity
+/// record's. `None` for what is never logged as it is: index entries, the
+/// row count, checkpoints and dead-letter positions (a shard's positions
+/// record carries those), changelog positions.
+///
+/// # Errors
+/// When the entry does not decode.
+pub(super) fn logged_shard(
+    key: &[u8],
+    value: Option<&[u8]>,
+    shards: Shards,
+) -> Result<Option<ShardId>, String> {
+    if key.starts_with(ROW_PREFIX) {
+        return Ok(Some(shards.of_subject(&subject_of_row_key(key)?)));
+    }
+    if key.starts_with(JOURNAL_PREFIX) {
+        return Ok(Some(journal_shard(key).unwrap_or(ShardId(0))));
+    }
+    let held = if key.starts_with(DEAD_LETTER_PREFIX) {
+        let value = value.ok_or("a held dead letter without its record")?;
+        decode_dead_letter(key, value)?
+    } else if key.starts_with(QUARANTINE_PREFIX) {
+        let value = value.ok_or("a quarantined record without its record")?;
+        let (subject, _, record) = decode_quarantined(key, value)?;
+        if record.shard.is_none() && !subject.is_empty() {
+            return Ok(Some(shards.of_subject(&subject)));
+        }
+        record
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(held.shard.map_or_else(
+        || shards.of_unrouted(held.key.as_deref(), held.origin.partition),
+        |shard| ShardId(shard.0 % shards.count()),
+    )))
 }
 
 /// Where the identity records whose newest time is below `time` end.
@@ -159,7 +298,10 @@ pub(super) fn parse_dead_letter_position(
     ))
 }
 
-const DEAD_LETTER_FORMAT: u8 = 1;
+/// A held record written before records kept their shard.
+const DEAD_LETTER_FORMAT_UNSHARDED: u8 = 1;
+/// A held record with its shard (u32 BE) after the format byte.
+const DEAD_LETTER_FORMAT: u8 = 2;
 
 fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
@@ -212,7 +354,14 @@ impl<'a> Reader<'a> {
 }
 
 pub(super) fn encode_dead_letter(letter: &DeadLetter) -> Vec<u8> {
-    let mut out = vec![DEAD_LETTER_FORMAT];
+    let mut out = match letter.shard {
+        Some(shard) => {
+            let mut out = vec![DEAD_LETTER_FORMAT];
+            out.extend_from_slice(&shard.0.to_be_bytes());
+            out
+        }
+        None => vec![DEAD_LETTER_FORMAT_UNSHARDED],
+    };
     put_bytes(&mut out, letter.key.as_deref());
     put_bytes(&mut out, letter.value.as_deref());
     let count = u32::try_from(letter.headers.len()).unwrap_or(u32::MAX);
@@ -295,11 +444,7 @@ pub(super) fn decode_quarantined_summary(key: &[u8], value: &[u8]) -> Result<Hel
     let (subject, sequence) = decode_quarantine_key(key)?;
     let mut reader = Reader(value);
     let origin = decode_quarantined_origin(&mut reader)?;
-    match reader.take(1, "format")? {
-        [DEAD_LETTER_FORMAT] => {}
-        [other] => return Err(format!("unknown dead-letter format {other}")),
-        _ => return Err("no format".to_owned()),
-    }
+    held_record_shard(&mut reader)?;
     reader.bytes("key")?;
     reader.bytes("value")?;
     let count = reader.u32("header count")?;
@@ -357,14 +502,25 @@ fn decode_quarantine_key(key: &[u8]) -> Result<(String, u64), String> {
     Ok((subject, sequence))
 }
 
+/// A held record's format byte and, from format 2 on, its shard.
+fn held_record_shard(reader: &mut Reader<'_>) -> Result<Option<ShardId>, String> {
+    match reader.take(1, "format")? {
+        [DEAD_LETTER_FORMAT_UNSHARDED] => Ok(None),
+        [DEAD_LETTER_FORMAT] => {
+            let shard = reader.take(4, "shard")?;
+            Ok(Some(ShardId(u32::from_be_bytes(
+                shard.try_into().map_err(|_| "bad shard")?,
+            ))))
+        }
+        [other] => Err(format!("unknown dead-letter format {other}")),
+        _ => Err("no format".to_owned()),
+    }
+}
+
 /// A record held for later (a dead letter, a quarantined event) at
 /// `origin`, from what [`encode_dead_letter`] wrote.
 fn decode_held_record(origin: Origin, reader: &mut Reader<'_>) -> Result<DeadLetter, String> {
-    match reader.take(1, "format")? {
-        [DEAD_LETTER_FORMAT] => {}
-        [other] => return Err(format!("unknown dead-letter format {other}")),
-        _ => return Err("no format".to_owned()),
-    }
+    let shard = held_record_shard(reader)?;
     let key_bytes = reader.bytes("key")?.map(<[u8]>::to_vec);
     let value_bytes = reader.bytes("value")?.map(<[u8]>::to_vec);
     let count = reader.u32("header count")?;
@@ -381,6 +537,7 @@ fn decode_held_record(origin: Origin, reader: &mut Reader<'_>) -> Result<DeadLet
     }
     Ok(DeadLetter {
         origin,
+        shard,
         key: key_bytes,
         value: value_bytes,
         headers,
@@ -507,6 +664,7 @@ mod tests {
     #[test]
     fn dead_letters_round_trip_and_corruption_is_reported() {
         let letter = DeadLetter {
+            shard: Some(ShardId(3)),
             origin: Origin {
                 topic: "orders.eu".to_owned(),
                 partition: 3,

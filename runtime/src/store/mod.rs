@@ -74,6 +74,10 @@ impl std::fmt::Display for Origin {
 pub struct DeadLetter {
     /// Where the record came from.
     pub origin: Origin,
+    /// The shard of the view it belongs to, which logs it in its changelog
+    /// partition; `None` for one held before records kept it (its key's
+    /// or partition's shard then, as for a record with no subject).
+    pub shard: Option<ShardId>,
     /// Its key.
     pub key: Option<Vec<u8>>,
     /// Its value.
@@ -132,9 +136,73 @@ pub struct ViewBatch {
     /// Quarantined records to hold (`Some`) or to release once applied
     /// (`None`), by subject and sequence.
     quarantine: BTreeMap<(String, u64), Option<DeadLetter>>,
-    /// Event identities applied, with the time each counts from.
-    identities: Vec<(Identity, i64)>,
+    /// Event identities applied, with the time each counts from, per shard.
+    identities: BTreeMap<ShardId, Vec<(Identity, i64)>>,
 }
+
+/// One entry of a view's changelog: a key of the view's store, its value
+/// (`None`: removed), and the shard whose partition logs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// The shard.
+    pub shard: ShardId,
+    /// The key, as the store keeps it.
+    pub key: Vec<u8>,
+    /// The value, as the store keeps it; `None` removes the key.
+    pub value: Option<Vec<u8>>,
+}
+
+/// One write of a commit: a key, its value (`None`: removed) and, when the
+/// changelog logs it, the shard whose partition does.
+type Write = (Vec<u8>, Option<Vec<u8>>, Option<ShardId>);
+
+/// A batch made into the writes of one atomic store commit: what
+/// [`ViewStore::prepare`] returns and [`ViewStore::commit_prepared`]
+/// writes. Between the two, its changelog entries can be logged, and where
+/// the changelog holds them recorded ([`Prepared::logged_to`]), so that the
+/// commit and its changelog position are one atomic step.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// Every write, in order; `Some(shard)` where the changelog logs it.
+    writes: Vec<Write>,
+    /// The positions records, one per shard, when asked for.
+    positions: Vec<Logged>,
+    /// The view's row count after the batch, when it is one.
+    rows: Option<u64>,
+}
+
+impl Prepared {
+    /// What the changelog logs of this batch: each logged write, then each
+    /// shard's positions record (when prepared with positions), in the
+    /// order a restore must apply them.
+    pub fn logged(&self) -> impl Iterator<Item = Logged> + '_ {
+        self.writes
+            .iter()
+            .filter_map(|(key, value, shard)| {
+                shard.map(|shard| Logged {
+                    shard,
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+            })
+            .chain(self.positions.iter().cloned())
+    }
+
+    /// Record that the changelog holds this batch's entries of each shard
+    /// below the offset given (the next one after its last), in the same
+    /// commit.
+    pub fn logged_to(&mut self, ends: &BTreeMap<ShardId, i64>) {
+        for (shard, end) in ends {
+            self.writes.push((
+                keys::log_position_key(*shard),
+                Some(keys::encode_offset(*end).to_vec()),
+                None,
+            ));
+        }
+    }
+}
+
+pub use keys::{POSITIONS_KEY, ShardPositions, decode_positions};
 
 /// An event's identity for one subject (its CloudEvents `source` and
 /// `id`): the first 16 bytes of the SHA-256 of the three, each with its
@@ -268,14 +336,19 @@ impl ViewBatch {
         &self.quarantine
     }
 
-    /// Remember that the event of `identity` was applied, counting its
-    /// window from `time` (milliseconds since the epoch).
-    pub fn remember(&mut self, identity: Identity, time: i64) {
-        self.identities.push((identity, time));
+    /// Remember that the event of `identity` was applied to a subject of
+    /// `shard`, counting its window from `time` (milliseconds since the
+    /// epoch).
+    pub fn remember(&mut self, identity: Identity, time: i64, shard: ShardId) {
+        self.identities
+            .entry(shard)
+            .or_default()
+            .push((identity, time));
     }
 
-    /// The identities this batch remembers, in the order remembered.
-    pub fn identities(&self) -> &[(Identity, i64)] {
+    /// The identities this batch remembers, per shard in the order
+    /// remembered.
+    pub fn identities(&self) -> &BTreeMap<ShardId, Vec<(Identity, i64)>> {
         &self.identities
     }
 
@@ -460,7 +533,48 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<(u64, DeadLetter)>, StoreError>;
 
     /// Write `batch` atomically (durable after [`Store::flush`]).
-    fn commit(&self, batch: &ViewBatch) -> Result<(), StoreError>;
+    fn commit(&self, batch: &ViewBatch) -> Result<(), StoreError> {
+        self.commit_prepared(self.prepare(batch, false)?)
+    }
+
+    /// Make `batch` into the writes of one commit, each with the shard
+    /// whose changelog partition logs it; with `positions`, also every
+    /// shard's positions record as the batch leaves them.
+    fn prepare(&self, batch: &ViewBatch, positions: bool) -> Result<Prepared, StoreError>;
+
+    /// Write what [`ViewStore::prepare`] made, atomically.
+    fn commit_prepared(&self, prepared: Prepared) -> Result<(), StoreError>;
+
+    /// Per shard, how far the changelog holds this store's changes (the
+    /// offset after the last acknowledged record); shards never logged are
+    /// absent.
+    fn log_positions(&self) -> Result<BTreeMap<ShardId, i64>, StoreError>;
+
+    /// Every entry the changelog logs, as the store holds it now, then each
+    /// shard's positions record: what a first changelog gets, so that it
+    /// holds the whole view.
+    fn snapshot(&self, found: &mut dyn FnMut(Logged)) -> Result<(), StoreError>;
+
+    /// The value the store holds under `key`, as stored.
+    fn raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Each shard's positions record as the store holds them now.
+    fn positions(&self) -> Result<Vec<Logged>, StoreError>;
+
+    /// Write changelog entries (not positions records) as they are, in
+    /// order, in one atomic step: rows with their index entries and the
+    /// row count, held records and identity records as stored.
+    fn restore_entries(&self, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError>;
+
+    /// Write the checkpoints, shard checkpoints and dead-letter positions
+    /// that `positions` (per shard restored) give, over what the store
+    /// holds for the other shards, and where the changelog holds each
+    /// shard (`log_positions`), in one atomic step.
+    fn restore_positions(
+        &self,
+        positions: &BTreeMap<ShardId, ShardPositions>,
+        log_positions: &BTreeMap<ShardId, i64>,
+    ) -> Result<(), StoreError>;
 
     /// Every identity remembered at a time from `from` on, with its time,
     /// record by record in the order of their newest time (an identity
@@ -480,14 +594,15 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(), StoreError>;
 
     /// Forget every identity record: what a view with `dedup` off does with
-    /// what a run with it on left. Returns how many records it removed.
-    fn clear_identities(&self) -> Result<usize, StoreError>;
+    /// what a run with it on left. Returns the removals, as the changelog
+    /// logs them.
+    fn clear_identities(&self) -> Result<Vec<Logged>, StoreError>;
 
     /// Forget the identity records whose newest time is before `before`
     /// (a batch's identities are forgotten together, once the newest is
-    /// past the window), in one atomic step. Returns how many records it
-    /// removed.
-    fn forget_identities(&self, before: i64) -> Result<usize, StoreError>;
+    /// past the window), in one atomic step. Returns the removals, as the
+    /// changelog logs them.
+    fn forget_identities(&self, before: i64) -> Result<Vec<Logged>, StoreError>;
 
     /// Rows whose subject starts with `prefix`, in subject order, after
     /// `after` (exclusive), at most `limit`.

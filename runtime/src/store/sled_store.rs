@@ -15,7 +15,8 @@ use crate::shard::{ShardId, Shards};
 
 use super::keys::{self, CHECKPOINT_PREFIX};
 use super::{
-    DeadLetter, HeldSummary, Identity, Origin, Store, StoreError, StoredRow, ViewBatch, ViewStore,
+    DeadLetter, HeldSummary, Identity, Logged, Origin, Prepared, ShardPositions, Store, StoreError,
+    StoredRow, ViewBatch, ViewStore,
 };
 
 /// The layout version written in the meta tree.
@@ -91,10 +92,13 @@ impl SledStore {
         &self.path
     }
 
-    /// This store's instance id: made once, when first asked for, and kept
-    /// in the meta tree, so it is the same on every start with this data
-    /// directory and differs between directories (also between machines
-    /// whose directories have the same path). 16 hex digits.
+    /// This store's instance id: kept in the meta tree once made, and made
+    /// from the machine's host name and the data directory's absolute path
+    /// (16 hex digits of their SHA-256), so that it is the same on every
+    /// start with this directory, the same again after the directory was
+    /// lost and made anew at the same path (the group then gives the
+    /// runtime its place back instead of waiting for its ghost), and
+    /// differs between machines (their host names) and directories.
     ///
     /// # Errors
     /// When the meta tree cannot be read or written.
@@ -109,15 +113,13 @@ impl SledStore {
         }
         use sha2::{Digest, Sha256};
         let mut hash = Sha256::new();
-        hash.update(self.path.to_string_lossy().as_bytes());
-        hash.update(std::process::id().to_le_bytes());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
             .unwrap_or_default();
-        hash.update(now.as_nanos().to_le_bytes());
-        if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
-            hash.update(host.trim().as_bytes());
-        }
+        hash.update(host.trim().as_bytes());
+        hash.update([0]);
+        let path = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        hash.update(path.to_string_lossy().as_bytes());
         let id = hex::encode(&hash.finalize()[..8]);
         self.meta
             .insert(KEY, id.as_bytes())
@@ -301,21 +303,100 @@ impl SledView {
         }
     }
 
-    /// Remove the identity records of `keys` in one atomic batch; how many.
+    /// Remove the identity records of `keys` in one atomic batch; returns
+    /// what the changelog logs of it.
     fn remove_records(
         &self,
         keys: impl Iterator<Item = sled::Result<sled::IVec>>,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Vec<Logged>, StoreError> {
         let mut writes = sled::Batch::default();
-        let mut removed = 0;
+        let mut removed = Vec::new();
         for key in keys {
-            writes.remove(key.map_err(backend("read identity records"))?);
-            removed += 1;
+            let key = key.map_err(backend("read identity records"))?;
+            removed.push(Logged {
+                shard: keys::journal_shard(&key).unwrap_or(ShardId(0)),
+                key: key.to_vec(),
+                value: None,
+            });
+            writes.remove(key);
         }
         self.tree
             .apply_batch(writes)
             .map_err(backend("forget identities"))?;
         Ok(removed)
+    }
+
+    fn logged_shard(
+        &self,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<Option<ShardId>, StoreError> {
+        keys::logged_shard(key, value, self.shards).map_err(|reason| self.corrupt(key, reason))
+    }
+
+    /// Each shard's own checkpoint on every partition the view has one for,
+    /// and the dead-letter positions, as the store holds them, with `batch`
+    /// written over them when given.
+    fn shard_positions(
+        &self,
+        batch: Option<&ViewBatch>,
+    ) -> Result<BTreeMap<ShardId, ShardPositions>, StoreError> {
+        let mut partitions: BTreeMap<(String, i32), (i64, BTreeMap<ShardId, i64>)> =
+            BTreeMap::new();
+        for (topic, partition, next) in self.checkpoints()? {
+            let above = self.shard_checkpoints(&topic, partition)?;
+            partitions.insert((topic, partition), (next, above));
+        }
+        let mut dead_letters = self.dead_letter_positions()?;
+        if let Some(batch) = batch {
+            for ((topic, partition), next) in batch.checkpoints() {
+                // A batch that moves a partition writes every shard above
+                // it, and drops the rest.
+                let above = self.shards.all().filter_map(|shard| {
+                    batch
+                        .shard_checkpoints()
+                        .get(&(topic.clone(), *partition, shard))
+                        .copied()
+                        .flatten()
+                        .map(|at| (shard, at))
+                });
+                partitions.insert((topic.clone(), *partition), (*next, above.collect()));
+            }
+            for (place, next) in batch.dead_letter_positions() {
+                let position = dead_letters.entry(place.clone()).or_insert(*next);
+                *position = (*position).max(*next);
+            }
+        }
+        Ok(self
+            .shards
+            .all()
+            .map(|shard| {
+                let checkpoints = partitions
+                    .iter()
+                    .map(|(place, (next, above))| {
+                        (place.clone(), above.get(&shard).copied().unwrap_or(*next))
+                    })
+                    .collect();
+                (
+                    shard,
+                    ShardPositions {
+                        checkpoints,
+                        dead_letters: dead_letters.clone(),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    fn positions_records(positions: BTreeMap<ShardId, ShardPositions>) -> Vec<Logged> {
+        positions
+            .into_iter()
+            .map(|(shard, own)| Logged {
+                shard,
+                key: keys::POSITIONS_KEY.to_vec(),
+                value: Some(keys::encode_positions(&own)),
+            })
+            .collect()
     }
 
     fn decode(&self, key: &[u8], value: &[u8]) -> Result<StoredRow, StoreError> {
@@ -488,8 +569,9 @@ impl ViewStore for SledView {
             .collect()
     }
 
-    fn commit(&self, batch: &ViewBatch) -> Result<(), StoreError> {
-        let mut writes = sled::Batch::default();
+    fn prepare(&self, batch: &ViewBatch, positions: bool) -> Result<Prepared, StoreError> {
+        let shards = self.shards;
+        let mut writes = Vec::new();
         let mut rows = self.row_count.load(Ordering::Relaxed);
         for (subject, change) in batch.changes() {
             match (&change.before, &change.after) {
@@ -508,66 +590,296 @@ impl ViewStore for SledView {
                 .map(|row| keys::index_values(&row.json, &self.indexes))
                 .unwrap_or_default();
             for (index, value) in before.iter().filter(|entry| !after.contains(entry)) {
-                writes.remove(keys::index_key(index, value, subject));
+                writes.push((keys::index_key(index, value, subject), None, None));
             }
             for (index, value) in after.iter().filter(|entry| !before.contains(entry)) {
-                writes.insert(keys::index_key(index, value, subject), &[] as &[u8]);
+                writes.push((
+                    keys::index_key(index, value, subject),
+                    Some(Vec::new()),
+                    None,
+                ));
             }
-            match &change.after {
-                Some(row) => writes.insert(keys::row_key(subject), keys::encode_row(row)),
-                None => writes.remove(keys::row_key(subject)),
-            }
+            writes.push((
+                keys::row_key(subject),
+                change.after.as_ref().map(keys::encode_row),
+                Some(shards.of_subject(subject)),
+            ));
         }
         for ((topic, partition), next_offset) in batch.checkpoints() {
-            writes.insert(
+            writes.push((
                 keys::checkpoint_key(topic, *partition),
-                &keys::encode_offset(*next_offset)[..],
-            );
+                Some(keys::encode_offset(*next_offset).to_vec()),
+                None,
+            ));
         }
         for ((topic, partition, shard), next_offset) in batch.shard_checkpoints() {
-            let key = keys::shard_checkpoint_key(topic, *partition, *shard);
-            match next_offset {
-                Some(next) => writes.insert(key, &keys::encode_offset(*next)[..]),
-                None => writes.remove(key),
-            }
+            writes.push((
+                keys::shard_checkpoint_key(topic, *partition, *shard),
+                next_offset.map(|next| keys::encode_offset(next).to_vec()),
+                None,
+            ));
         }
-        for (origin, letter) in batch.dead_letters() {
-            let key = keys::dead_letter_key(origin);
-            match letter {
-                Some(letter) => writes.insert(key, keys::encode_dead_letter(letter)),
-                None => writes.remove(key),
-            }
-        }
-        for ((subject, sequence), record) in batch.quarantined() {
-            let key = keys::quarantine_key(subject, *sequence);
-            match record {
-                Some(record) => writes.insert(key, keys::encode_quarantined(record)),
-                None => writes.remove(key),
-            }
+        let held = batch
+            .dead_letters()
+            .iter()
+            .map(|(origin, letter)| {
+                (
+                    keys::dead_letter_key(origin),
+                    letter.as_ref().map(keys::encode_dead_letter),
+                )
+            })
+            .chain(
+                batch
+                    .quarantined()
+                    .iter()
+                    .map(|((subject, sequence), record)| {
+                        (
+                            keys::quarantine_key(subject, *sequence),
+                            record.as_ref().map(keys::encode_quarantined),
+                        )
+                    }),
+            );
+        for (key, value) in held {
+            // A release logs where the hold was logged: the held record
+            // says which shard.
+            let shard = match &value {
+                Some(value) => self.logged_shard(&key, Some(value))?,
+                None => match self.tree.get(&key).map_err(backend("read held record"))? {
+                    Some(stored) => self.logged_shard(&key, Some(&stored))?,
+                    None => None,
+                },
+            };
+            writes.push((key, value, shard));
         }
         for ((topic, partition), next) in batch.dead_letter_positions() {
-            writes.insert(
+            writes.push((
                 keys::dead_letter_position_key(topic, *partition),
-                &keys::encode_offset(*next)[..],
-            );
+                Some(keys::encode_offset(*next).to_vec()),
+                None,
+            ));
         }
-        let identities = batch.identities();
-        if let Some(newest) = identities.iter().map(|(_, time)| *time).max() {
-            let sequence = self
-                .db
-                .generate_id()
-                .map_err(backend("number identities"))?;
-            writes.insert(
-                keys::journal_key(newest, sequence),
-                keys::encode_identities(identities),
-            );
+        for (shard, identities) in batch.identities() {
+            if let Some(newest) = identities.iter().map(|(_, time)| *time).max() {
+                let sequence = self
+                    .db
+                    .generate_id()
+                    .map_err(backend("number identities"))?;
+                writes.push((
+                    keys::journal_key(newest, sequence, *shard),
+                    Some(keys::encode_identities(identities)),
+                    Some(*shard),
+                ));
+            }
+        }
+        writes.push((
+            keys::ROW_COUNT_KEY.to_vec(),
+            Some(rows.to_be_bytes().to_vec()),
+            None,
+        ));
+        let positions = if positions {
+            Self::positions_records(self.shard_positions(Some(batch))?)
+        } else {
+            Vec::new()
+        };
+        Ok(Prepared {
+            writes,
+            positions,
+            rows: Some(rows),
+        })
+    }
+
+    fn commit_prepared(&self, prepared: Prepared) -> Result<(), StoreError> {
+        let mut writes = sled::Batch::default();
+        for (key, value, _) in prepared.writes {
+            match value {
+                Some(value) => writes.insert(key, value),
+                None => writes.remove(key),
+            }
+        }
+        self.tree
+            .apply_batch(writes)
+            .map_err(backend("commit batch"))?;
+        if let Some(rows) = prepared.rows {
+            self.row_count.store(rows, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn log_positions(&self) -> Result<BTreeMap<ShardId, i64>, StoreError> {
+        self.tree
+            .scan_prefix(keys::LOG_POSITION_PREFIX)
+            .map(|entry| {
+                let (key, value) = entry.map_err(backend("scan changelog positions"))?;
+                let shard = keys::parse_log_position_key(&key)
+                    .map_err(|reason| self.corrupt(&key, reason))?;
+                let end =
+                    keys::decode_offset(&value).map_err(|reason| self.corrupt(&key, reason))?;
+                Ok((shard, end))
+            })
+            .collect()
+    }
+
+    fn snapshot(&self, found: &mut dyn FnMut(Logged)) -> Result<(), StoreError> {
+        for entry in &self.tree {
+            let (key, value) = entry.map_err(backend("read the view"))?;
+            if let Some(shard) = self.logged_shard(&key, Some(&value))? {
+                found(Logged {
+                    shard,
+                    key: key.to_vec(),
+                    value: Some(value.to_vec()),
+                });
+            }
+        }
+        for record in self.positions()? {
+            found(record);
+        }
+        Ok(())
+    }
+
+    fn raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .tree
+            .get(key)
+            .map_err(backend("read an entry"))?
+            .map(|value| value.to_vec()))
+    }
+
+    fn positions(&self) -> Result<Vec<Logged>, StoreError> {
+        Ok(Self::positions_records(self.shard_positions(None)?))
+    }
+
+    fn restore_entries(&self, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError> {
+        let mut writes = sled::Batch::default();
+        let mut rows = self.row_count.load(Ordering::Relaxed);
+        // Rows written earlier in this step, which the tree does not show
+        // yet.
+        let mut pending: HashMap<Vec<u8>, Option<StoredRow>> = HashMap::new();
+        for (key, value) in entries {
+            if key.starts_with(keys::ROW_PREFIX) {
+                let subject =
+                    keys::subject_of_row_key(key).map_err(|reason| self.corrupt(key, reason))?;
+                let before = match pending.get(key) {
+                    Some(row) => row.clone(),
+                    None => self.row(&subject)?,
+                };
+                let after = value
+                    .as_deref()
+                    .map(|value| self.decode(key, value))
+                    .transpose()?;
+                match (&before, &after) {
+                    (None, Some(_)) => rows += 1,
+                    (Some(_), None) => rows = rows.saturating_sub(1),
+                    _ => {}
+                }
+                let before_values = before
+                    .as_ref()
+                    .map(|row| keys::index_values(&row.json, &self.indexes))
+                    .unwrap_or_default();
+                let after_values = after
+                    .as_ref()
+                    .map(|row| keys::index_values(&row.json, &self.indexes))
+                    .unwrap_or_default();
+                for (index, value) in before_values
+                    .iter()
+                    .filter(|entry| !after_values.contains(entry))
+                {
+                    writes.remove(keys::index_key(index, value, &subject));
+                }
+                for (index, value) in after_values
+                    .iter()
+                    .filter(|entry| !before_values.contains(entry))
+                {
+                    writes.insert(keys::index_key(index, value, &subject), &[] as &[u8]);
+                }
+                pending.insert(key.clone(), after);
+            } else if self.logged_shard(key, value.as_deref()).is_err()
+                || !(key.starts_with(keys::DEAD_LETTER_PREFIX)
+                    || key.starts_with(keys::QUARANTINE_PREFIX)
+                    || key.starts_with(keys::JOURNAL_PREFIX))
+            {
+                return Err(self.corrupt(key, "not an entry a changelog logs"));
+            }
+            match value {
+                Some(value) => writes.insert(key.as_slice(), value.as_slice()),
+                None => writes.remove(key.as_slice()),
+            }
         }
         writes.insert(keys::ROW_COUNT_KEY, &rows.to_be_bytes()[..]);
         self.tree
             .apply_batch(writes)
-            .map_err(backend("commit batch"))?;
+            .map_err(backend("restore entries"))?;
         self.row_count.store(rows, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn restore_positions(
+        &self,
+        positions: &BTreeMap<ShardId, ShardPositions>,
+        log_positions: &BTreeMap<ShardId, i64>,
+    ) -> Result<(), StoreError> {
+        let mut owns = self.shard_positions(None)?;
+        for (shard, restored) in positions {
+            owns.insert(*shard, restored.clone());
+        }
+        let partitions: std::collections::BTreeSet<(String, i32)> = owns
+            .values()
+            .flat_map(|own| own.checkpoints.keys().cloned())
+            .collect();
+        let mut writes = sled::Batch::default();
+        for (topic, partition) in &partitions {
+            // A shard with no position on the partition applied nothing of
+            // it: it starts at the beginning.
+            let at = |shard: ShardId| {
+                owns.get(&shard)
+                    .and_then(|own| own.checkpoints.get(&(topic.clone(), *partition)))
+                    .copied()
+                    .unwrap_or(0)
+            };
+            let lowest = self.shards.all().map(at).min().unwrap_or(0);
+            writes.insert(
+                keys::checkpoint_key(topic, *partition),
+                &keys::encode_offset(lowest)[..],
+            );
+            for key in self
+                .tree
+                .scan_prefix(keys::shard_checkpoints_prefix(topic, *partition))
+                .keys()
+            {
+                writes.remove(key.map_err(backend("scan shard checkpoints"))?);
+            }
+            for shard in self.shards.all() {
+                if at(shard) > lowest {
+                    writes.insert(
+                        keys::shard_checkpoint_key(topic, *partition, shard),
+                        &keys::encode_offset(at(shard))[..],
+                    );
+                }
+            }
+        }
+        // The lowest of every shard's: a record one shard's release did not
+        // reach is looked for again, never taken as written.
+        let mut dead_letters: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for own in owns.values() {
+            for (place, next) in &own.dead_letters {
+                let lowest = dead_letters.entry(place.clone()).or_insert(*next);
+                *lowest = (*lowest).min(*next);
+            }
+        }
+        for ((topic, partition), next) in dead_letters {
+            writes.insert(
+                keys::dead_letter_position_key(&topic, partition),
+                &keys::encode_offset(next)[..],
+            );
+        }
+        for (shard, end) in log_positions {
+            writes.insert(
+                keys::log_position_key(*shard),
+                &keys::encode_offset(*end)[..],
+            );
+        }
+        self.tree
+            .apply_batch(writes)
+            .map_err(backend("restore positions"))
     }
 
     fn each_identity(
@@ -591,11 +903,11 @@ impl ViewStore for SledView {
         Ok(())
     }
 
-    fn clear_identities(&self) -> Result<usize, StoreError> {
+    fn clear_identities(&self) -> Result<Vec<Logged>, StoreError> {
         self.remove_records(self.tree.scan_prefix(keys::JOURNAL_PREFIX).keys())
     }
 
-    fn forget_identities(&self, before: i64) -> Result<usize, StoreError> {
+    fn forget_identities(&self, before: i64) -> Result<Vec<Logged>, StoreError> {
         self.remove_records(
             self.tree
                 .range(keys::JOURNAL_PREFIX.to_vec()..keys::journal_bound(before))
@@ -760,13 +1072,13 @@ mod tests {
             let view = store.open_view("v", "h", &[], None).unwrap();
             let mut batch = ViewBatch::new();
             batch.change("s1", None, Some(row("{}", 1)));
-            batch.remember(a, 1_000);
-            batch.remember(c, -50);
+            batch.remember(a, 1_000, ShardId(0));
+            batch.remember(c, -50, ShardId(0));
             view.commit(&batch).unwrap();
             let mut batch = ViewBatch::new();
-            batch.remember(b, 5_000);
+            batch.remember(b, 5_000, ShardId(0));
             // `a` remembered again, later: it is in both records.
-            batch.remember(a, 7_000);
+            batch.remember(a, 7_000, ShardId(0));
             view.commit(&batch).unwrap();
             store.flush().unwrap();
         }
@@ -784,22 +1096,22 @@ mod tests {
             vec![(b, 5_000), (a, 7_000)]
         );
         // A record goes once its newest identity is before the bound.
-        assert_eq!(view.forget_identities(1_000).unwrap(), 0);
-        assert_eq!(view.forget_identities(1_001).unwrap(), 1);
+        assert_eq!(view.forget_identities(1_000).unwrap().len(), 0);
+        assert_eq!(view.forget_identities(1_001).unwrap().len(), 1);
         assert_eq!(
             view.identities(i64::MIN).unwrap(),
             vec![(b, 5_000), (a, 7_000)]
         );
-        assert_eq!(view.forget_identities(7_000).unwrap(), 0);
+        assert_eq!(view.forget_identities(7_000).unwrap().len(), 0);
         // With dedup off, every record goes, whatever its time.
         let mut batch = ViewBatch::new();
-        batch.remember(c, i64::MAX);
+        batch.remember(c, i64::MAX, ShardId(0));
         view.commit(&batch).unwrap();
-        assert_eq!(view.clear_identities().unwrap(), 2);
+        assert_eq!(view.clear_identities().unwrap().len(), 2);
         assert!(view.identities(i64::MIN).unwrap().is_empty());
         // A rebuild forgets them with the rows.
         let mut batch = ViewBatch::new();
-        batch.remember(a, 1);
+        batch.remember(a, 1, ShardId(0));
         view.commit(&batch).unwrap();
         store.reset_view("v", "h").unwrap();
         let view = store.open_view("v", "h", &[], None).unwrap();
@@ -837,6 +1149,13 @@ mod tests {
         assert_eq!(first.len(), 16);
         // Same directory, another start: the same id.
         assert_eq!(reopen(&one.0).instance_id().unwrap(), first);
+        // The directory lost and made anew at the same path: the same id,
+        // so the group gives the runtime its place back.
+        std::fs::remove_dir_all(&one.0).unwrap();
+        assert_eq!(
+            SledStore::open(&one.0).unwrap().instance_id().unwrap(),
+            first
+        );
         assert_ne!(
             SledStore::open(&two.0).unwrap().instance_id().unwrap(),
             first

@@ -312,6 +312,7 @@ pub fn view(name: &str, module: &str, topics: &[&str], on_error: OnError) -> Vie
         max_unassigned_ms: 30_000,
         shards: None,
         dedup: None,
+        changelog: None,
     }
 }
 

@@ -37,6 +37,7 @@
 
 mod api;
 mod authors;
+mod changelog;
 mod cli;
 mod committed;
 mod console;

@@ -1,0 +1,44 @@
+//! Crash points for the crash tests: `PROJECTOR_FAILPOINT=NAME:N` makes the
+//! process abort (as a SIGKILL would end it: no destructor, no flush) the
+//! `N`th time it reaches the point `NAME`, after writing `failpoint NAME`
+//! to stderr so that a test can tell the crash landed there.
+//!
+//! Points: `changelog-logged` (a batch acknowledged by the changelog, not
+//! yet in the store), `store-flushed` (a batch durable in the store, its
+//! offsets not yet given to Kafka). Without the variable a point costs one
+//! atomic load.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+struct Armed {
+    name: String,
+    at: u64,
+    hits: AtomicU64,
+}
+
+fn armed() -> Option<&'static Armed> {
+    static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
+    ARMED
+        .get_or_init(|| {
+            let spec = std::env::var("PROJECTOR_FAILPOINT").ok()?;
+            let (name, at) = spec.split_once(':')?;
+            Some(Armed {
+                name: name.to_owned(),
+                at: at.parse().ok()?,
+                hits: AtomicU64::new(0),
+            })
+        })
+        .as_ref()
+}
+
+/// The process reached the point `name`.
+pub fn hit(name: &str) {
+    if let Some(armed) = armed()
+        && armed.name == name
+        && armed.hits.fetch_add(1, Ordering::Relaxed) + 1 == armed.at
+    {
+        eprintln!("failpoint {name}");
+        std::process::abort();
+    }
+}

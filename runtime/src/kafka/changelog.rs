@@ -1,0 +1,437 @@
+//! A view's changelog topic as Kafka sees it: created compacted with one
+//! partition per shard, checked when it exists, written a batch at a time,
+//! and read back a partition at a time.
+//!
+//! # What it promises
+//!
+//! - [`ChangelogTopic::ensure`] leaves a topic with exactly one partition
+//!   per shard and `cleanup.policy=compact`, or fails naming the topic and
+//!   what is wrong (its partition count, its cleanup policy, the ACL or
+//!   replication that refused its creation).
+//! - [`ChangelogTopic::write`] returns only once every record it was given
+//!   is acknowledged by all in-sync replicas, with where each shard's
+//!   partition ends after them; a record not acknowledged fails the whole
+//!   write. Records to one partition keep their order (idempotent
+//!   producer).
+//! - [`ChangelogTopic::read`] hands over every record of a partition from
+//!   an offset to the end the partition had when the read began, in order.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::BaseRecord;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::in_flight::InFlightProducer;
+use super::{Role, client_config, client_config_for};
+use crate::config::BrokerConfig;
+use crate::shard::ShardId;
+use crate::store::Logged;
+
+/// Why the changelog cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangelogError {
+    /// The topic exists with another partition count.
+    #[error(
+        "changelog topic {topic} has {found} partitions, but the view has {shards} shards (one \
+         partition per shard); delete the topic or name another in changelog.topic"
+    )]
+    Partitions {
+        /// The topic.
+        topic: String,
+        /// Partitions it has.
+        found: usize,
+        /// Shards of the view.
+        shards: u32,
+    },
+    /// The topic exists and is not compacted.
+    #[error(
+        "changelog topic {topic} has cleanup.policy={found}, but a changelog must be compacted \
+         (cleanup.policy=compact), or its rows would be deleted by retention; change the topic's \
+         setting or name another in changelog.topic"
+    )]
+    NotCompacted {
+        /// The topic.
+        topic: String,
+        /// Its cleanup policy.
+        found: String,
+    },
+    /// The topic could not be created.
+    #[error(
+        "changelog topic {topic} does not exist and cannot be created: {reason}; create it \
+         compacted with one partition per shard (`projector topic create {topic} --partitions N \
+         --compact`), or let this user create topics (the CreateTopics ACL)"
+    )]
+    Create {
+        /// The topic.
+        topic: String,
+        /// What the broker said.
+        reason: String,
+    },
+    /// A record was not acknowledged.
+    #[error("changelog topic {topic}: {records} records not acknowledged: {reason}")]
+    NotAcknowledged {
+        /// The topic.
+        topic: String,
+        /// How many.
+        records: usize,
+        /// The first error.
+        reason: String,
+    },
+    /// The client failed.
+    #[error("changelog topic {topic}: {source}")]
+    Kafka {
+        /// The topic.
+        topic: String,
+        /// The client's error.
+        #[source]
+        source: KafkaError,
+    },
+}
+
+/// What a read hands each record to: its offset, key and value.
+pub type Each<'a> = dyn FnMut(i64, &[u8], Option<&[u8]>) -> Result<(), String> + 'a;
+
+/// How long a metadata, admin or watermark request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A view's changelog topic and its producer.
+pub struct ChangelogTopic {
+    topic: String,
+    broker: BrokerConfig,
+    producer: InFlightProducer<()>,
+}
+
+impl std::fmt::Debug for ChangelogTopic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangelogTopic")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether [`ChangelogTopic::ensure`] found the topic or made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ensured {
+    /// It existed, as a changelog must be.
+    Found,
+    /// It was created.
+    Created,
+}
+
+impl ChangelogTopic {
+    /// The changelog `topic` of a view with `shards` shards on `broker`:
+    /// checked when it exists, created compacted with `replication`
+    /// replicas when it does not.
+    ///
+    /// # Errors
+    /// When it cannot be created, or exists and is not fit to be one.
+    pub fn ensure(
+        broker: &BrokerConfig,
+        topic: &str,
+        shards: u32,
+        replication: i32,
+    ) -> Result<(Self, Ensured), ChangelogError> {
+        let kafka = |source| ChangelogError::Kafka {
+            topic: topic.to_owned(),
+            source,
+        };
+        let producer = InFlightProducer::connect(
+            broker,
+            &[
+                // Many small records per batch: let the client gather them.
+                ("linger.ms", "2"),
+                ("compression.type", "lz4"),
+                ("batch.num.messages", "10000"),
+            ],
+        )
+        .map_err(kafka)?;
+        let this = Self {
+            topic: topic.to_owned(),
+            broker: broker.clone(),
+            producer,
+        };
+        let ensured = match super::topic_partitions(this.producer.client(), topic, REQUEST_TIMEOUT)
+        {
+            Ok(partitions) => {
+                if partitions.len() != shards as usize {
+                    return Err(ChangelogError::Partitions {
+                        topic: topic.to_owned(),
+                        found: partitions.len(),
+                        shards,
+                    });
+                }
+                this.check_compacted()?;
+                Ensured::Found
+            }
+            Err(reason) if reason.contains("does not exist") => {
+                this.create(shards, replication)?;
+                Ensured::Created
+            }
+            Err(reason) => {
+                return Err(ChangelogError::Create {
+                    topic: topic.to_owned(),
+                    reason,
+                });
+            }
+        };
+        Ok((this, ensured))
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn admin(&self) -> Result<AdminClient<rdkafka::client::DefaultClientContext>, ChangelogError> {
+        client_config(&self.broker)
+            .create()
+            .map_err(|source| ChangelogError::Kafka {
+                topic: self.topic.clone(),
+                source,
+            })
+    }
+
+    fn create(&self, shards: u32, replication: i32) -> Result<(), ChangelogError> {
+        let admin = self.admin()?;
+        let partitions = i32::try_from(shards).unwrap_or(i32::MAX);
+        let topic = NewTopic::new(
+            &self.topic,
+            partitions,
+            TopicReplication::Fixed(replication),
+        )
+        .set("cleanup.policy", "compact");
+        let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let create = |reason: String| ChangelogError::Create {
+            topic: self.topic.clone(),
+            reason,
+        };
+        let results = block_on(admin.create_topics([&topic], &options))
+            .map_err(create)?
+            .map_err(|err| create(err.to_string()))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code @ RDKafkaErrorCode::InvalidReplicationFactor)) => {
+                    return Err(create(format!(
+                        "{code} (changelog.replication = {replication} is more than the brokers \
+                         can hold)"
+                    )));
+                }
+                Err((_, code)) => return Err(create(code.to_string())),
+            }
+        }
+        tracing::info!(topic = %self.topic, partitions, replication, "changelog topic created, compacted");
+        Ok(())
+    }
+
+    /// Refuse a topic whose cleanup policy is not `compact`. A broker that
+    /// does not describe topic settings (librdkafka's mock cluster) is
+    /// taken at its word, with a warning.
+    fn check_compacted(&self) -> Result<(), ChangelogError> {
+        let admin = self.admin()?;
+        let options = AdminOptions::new().request_timeout(Some(REQUEST_TIMEOUT));
+        let described =
+            block_on(admin.describe_configs([&ResourceSpecifier::Topic(&self.topic)], &options));
+        let policy = match described {
+            Ok(Ok(results)) => results.into_iter().find_map(|result| {
+                result.ok().and_then(|resource| {
+                    resource
+                        .get("cleanup.policy")
+                        .and_then(|entry| entry.value.clone())
+                })
+            }),
+            Ok(Err(_)) | Err(_) => None,
+        };
+        match policy {
+            // tansu quotes the value it was created with.
+            Some(policy)
+                if policy
+                    .trim_matches('"')
+                    .split(',')
+                    .any(|p| p.trim() == "compact") =>
+            {
+                Ok(())
+            }
+            Some(policy) => Err(ChangelogError::NotCompacted {
+                topic: self.topic.clone(),
+                found: policy.trim_matches('"').to_owned(),
+            }),
+            None => {
+                tracing::warn!(topic = %self.topic, "the broker does not describe the changelog topic's cleanup.policy; it is taken to be compact");
+                Ok(())
+            }
+        }
+    }
+
+    /// Log `entries`, each to its shard's partition, and wait until every
+    /// one is acknowledged. Returns, per shard written, the offset after
+    /// its last record.
+    ///
+    /// # Errors
+    /// When a record is refused or not acknowledged within the client's
+    /// `message.timeout.ms`: then nothing of the write may be taken as
+    /// logged.
+    pub fn write(
+        &self,
+        entries: impl Iterator<Item = Logged>,
+    ) -> Result<BTreeMap<ShardId, i64>, ChangelogError> {
+        let mut sent = 0;
+        for entry in entries {
+            let partition = i32::try_from(entry.shard.0).unwrap_or(i32::MAX);
+            let mut record: BaseRecord<'_, [u8], [u8], Box<()>> =
+                BaseRecord::with_opaque_to(&self.topic, Box::new(()))
+                    .partition(partition)
+                    .key(&entry.key);
+            if let Some(value) = &entry.value {
+                record = record.payload(value);
+            }
+            self.producer
+                .send(record)
+                .map_err(|source| ChangelogError::Kafka {
+                    topic: self.topic.clone(),
+                    source,
+                })?;
+            sent += 1;
+        }
+        let mut ends = BTreeMap::new();
+        if sent == 0 {
+            return Ok(ends);
+        }
+        // The client gives a record up after message.timeout.ms; wait a
+        // little longer for its report.
+        let _ = self
+            .producer
+            .flush(self.producer.message_timeout() + Duration::from_secs(5));
+        let deliveries = self.producer.take_deliveries();
+        let mut failed = 0;
+        let mut reason = None;
+        for delivery in &deliveries {
+            match &delivery.result {
+                Ok((partition, offset)) => {
+                    let shard = ShardId(partition.unsigned_abs());
+                    let end = ends.entry(shard).or_insert(0);
+                    *end = (*end).max(offset + 1);
+                }
+                Err(err) => {
+                    failed += 1;
+                    reason.get_or_insert_with(|| err.to_string());
+                }
+            }
+        }
+        let missing = sent - deliveries.len().min(sent);
+        if failed > 0 || missing > 0 {
+            return Err(ChangelogError::NotAcknowledged {
+                topic: self.topic.clone(),
+                records: failed + missing,
+                reason: reason.unwrap_or_else(|| "still in flight after the wait".to_owned()),
+            });
+        }
+        Ok(ends)
+    }
+
+    /// The first and next offsets of `shard`'s partition now.
+    ///
+    /// # Errors
+    /// When the broker cannot tell.
+    pub fn watermarks(&self, shard: ShardId) -> Result<(i64, i64), ChangelogError> {
+        let partition = i32::try_from(shard.0).unwrap_or(i32::MAX);
+        self.producer
+            .client()
+            .fetch_watermarks(&self.topic, partition, REQUEST_TIMEOUT)
+            .map_err(|source| ChangelogError::Kafka {
+                topic: self.topic.clone(),
+                source,
+            })
+    }
+
+    /// Read `shard`'s partition from `from` to its end, handing each
+    /// record's offset, key and value (`None`: a tombstone) to `each`, in
+    /// order. `end` is the partition's next offset as last reported: the
+    /// read goes on past it while records come at once, since a broker may
+    /// report an end inside its last record batch (tansu 0.6). Returns the
+    /// offset after the last record read.
+    ///
+    /// # Errors
+    /// When the partition cannot be read.
+    pub fn read(
+        &self,
+        shard: ShardId,
+        from: i64,
+        end: i64,
+        each: &mut Each<'_>,
+    ) -> Result<i64, ChangelogError> {
+        let kafka = |source| ChangelogError::Kafka {
+            topic: self.topic.clone(),
+            source,
+        };
+        if from >= end {
+            return Ok(from);
+        }
+        let consumer: BaseConsumer = client_config_for(&self.broker, Role::Consumer)
+            .set("group.id", format!("{}-restore", self.topic))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(kafka)?;
+        let partition = i32::try_from(shard.0).unwrap_or(i32::MAX);
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(&self.topic, partition, Offset::Offset(from))
+            .map_err(kafka)?;
+        consumer.assign(&assignment).map_err(kafka)?;
+        let mut last_record = Instant::now();
+        let mut reached = from;
+        loop {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => {
+                    last_record = Instant::now();
+                    let offset = message.offset();
+                    reached = offset + 1;
+                    each(offset, message.key().unwrap_or_default(), message.payload()).map_err(
+                        |reason| ChangelogError::NotAcknowledged {
+                            topic: self.topic.clone(),
+                            records: 1,
+                            reason: format!(
+                                "the record at offset {offset} does not decode: {reason}"
+                            ),
+                        },
+                    )?;
+                }
+                Some(Err(err)) => return Err(kafka(err)),
+                // Past the end reported, and nothing more fetched: the end.
+                None if reached >= end => break,
+                None => {
+                    // Compaction leaves gaps up to the end; a partition
+                    // quiet for this long has nothing more before it.
+                    if last_record.elapsed() > QUIET {
+                        tracing::debug!(topic = %self.topic, partition, reached, end, "changelog partition quiet before its reported end; read to its end");
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(reached)
+    }
+}
+
+/// How long a read may get nothing before the partition is taken as read.
+const QUIET: Duration = Duration::from_secs(3);
+
+/// Wait for an admin request on this thread: the admin client's futures
+/// are driven by librdkafka's own threads, so a current-thread runtime
+/// only waits.
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map(|runtime| runtime.block_on(future))
+        .map_err(|err| format!("cannot wait for the broker's answer: {err}"))
+}

@@ -1,0 +1,321 @@
+//! A view's changelog: every committed batch logged to its shards'
+//! partitions before the store commits it, and the view restored from it
+//! when the store is behind.
+//!
+//! # What it promises
+//!
+//! - **Order of durability.** A batch's changelog records are acknowledged
+//!   before the store commits the batch (with, per shard, where the
+//!   changelog then ends: `l/<shard>`), and the store is flushed before any
+//!   offset goes to Kafka. So the store never holds a change the changelog
+//!   lacks, and Kafka's offsets never pass either (G4).
+//! - **A batch is whole or absent.** Each shard's records of a batch end
+//!   with its positions record (key `p`: the shard's checkpoints and the
+//!   dead-letter positions). A restore applies a partition's records up to
+//!   its last positions record only; records after it are a batch a crash
+//!   cut short, and are *reverted*: logged again with the values the store
+//!   holds, then a positions record, so that compaction, which keeps the
+//!   latest record of a key, keeps the store's (G2: no row ahead of its
+//!   checkpoint).
+//! - **Restore** runs before the view applies anything: from each shard's
+//!   `l/` (or the partition's start, for an empty store) to the end. The
+//!   rows, held records, identities and checkpoints come back; index
+//!   entries and the row count are derived again.
+//! - **A first changelog holds the whole view:** a store with state and a
+//!   changelog that holds nothing of it is logged whole first (a snapshot).
+//! - The expiry of dedup identities logs its removals under the same lock
+//!   as a batch, followed by positions records from the store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use crate::config::{BrokerConfig, ViewConfig};
+use crate::kafka::changelog::{ChangelogError, ChangelogTopic, Ensured};
+use crate::shard::{ShardId, Shards};
+use crate::store::{
+    Logged, POSITIONS_KEY, Prepared, ShardPositions, StoreError, ViewStore, decode_positions,
+};
+
+/// Why a changelog step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangelogFailure {
+    /// The topic or the broker.
+    #[error(transparent)]
+    Topic(#[from] ChangelogError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A record of the changelog does not decode.
+    #[error("changelog topic {topic}, partition {partition}: {reason}")]
+    Corrupt {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Records applied from the changelog.
+    pub records: u64,
+    /// Bytes of their keys and values.
+    pub bytes: u64,
+    /// Records after a shard's last positions record, logged again with
+    /// the store's values.
+    pub reverted: u64,
+    /// Entries logged by a snapshot of the store.
+    pub snapshot: u64,
+}
+
+/// How many restored records go into one store write.
+const RESTORE_CHUNK: usize = 4096;
+
+/// A view's changelog.
+#[derive(Debug)]
+pub struct Changelog {
+    topic: ChangelogTopic,
+    shards: Shards,
+    /// Held from a batch's log write through its store commit, and by the
+    /// expiry's writes: one writer of the topic at a time, so a positions
+    /// record is never older than a batch logged before it.
+    writing: Mutex<()>,
+}
+
+impl Changelog {
+    /// The changelog of `view` (its config), split into `shards`: the
+    /// topic checked, or created.
+    ///
+    /// # Errors
+    /// When the topic cannot be used.
+    pub fn open(
+        broker: &BrokerConfig,
+        view: &ViewConfig,
+        shards: Shards,
+    ) -> Result<Option<Self>, ChangelogError> {
+        let (Some(settings), Some(topic)) = (&view.changelog, view.changelog_topic()) else {
+            return Ok(None);
+        };
+        let (topic, ensured) =
+            ChangelogTopic::ensure(broker, &topic, shards.count(), settings.replication)?;
+        if ensured == Ensured::Found {
+            tracing::info!(view = %view.name, topic = %topic.topic(), "changelog topic found");
+        }
+        Ok(Some(Self {
+            topic,
+            shards,
+            writing: Mutex::new(()),
+        }))
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        self.topic.topic()
+    }
+
+    /// Hold the writer's lock.
+    pub fn lock(&self) -> MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Log `prepared`'s entries and record in it where each shard's
+    /// partition ends after them. The caller holds [`Changelog::lock`]
+    /// until the store committed it.
+    ///
+    /// # Errors
+    /// When a record is not acknowledged: the batch must not be committed.
+    pub fn log(&self, prepared: &mut Prepared) -> Result<(), ChangelogError> {
+        let ends = self.topic.write(prepared.logged())?;
+        prepared.logged_to(&ends);
+        Ok(())
+    }
+
+    /// Log `removed` (identity records the expiry forgot), then each
+    /// touched shard's positions record as the store holds them.
+    ///
+    /// # Errors
+    /// When the changelog or the store fails.
+    pub fn log_removals(
+        &self,
+        view: &impl ViewStore,
+        removed: Vec<Logged>,
+    ) -> Result<(), ChangelogFailure> {
+        if removed.is_empty() {
+            return Ok(());
+        }
+        let _writing = self.lock();
+        let touched: BTreeSet<ShardId> = removed.iter().map(|entry| entry.shard).collect();
+        let positions = view
+            .positions()?
+            .into_iter()
+            .filter(|record| touched.contains(&record.shard));
+        let ends = self.topic.write(removed.into_iter().chain(positions))?;
+        let mut prepared = Prepared::default();
+        prepared.logged_to(&ends);
+        view.commit_prepared(prepared)?;
+        Ok(())
+    }
+
+    /// Bring `view` up to its changelog before it applies anything: log
+    /// the whole store when the changelog holds nothing of it, restore
+    /// each shard from where the store's copy of it ends, and revert what a
+    /// crash left after a shard's last whole batch.
+    ///
+    /// # Errors
+    /// When the changelog cannot be read or written, or the store fails.
+    pub fn restore(&self, view: &impl ViewStore) -> Result<Restored, ChangelogFailure> {
+        let _writing = self.lock();
+        let started = Instant::now();
+        let mut restored = Restored::default();
+        let local = view.log_positions()?;
+        let mut ends = BTreeMap::new();
+        for shard in self.shards.all() {
+            ends.insert(shard, self.topic.watermarks(shard)?);
+        }
+        let holds_nothing = ends.values().all(|(low, high)| high <= low);
+        let lost = self.shards.all().any(|shard| {
+            local
+                .get(&shard)
+                .is_some_and(|at| ends.get(&shard).is_some_and(|(_, high)| high < at))
+        });
+        let has_state = !view.checkpoints()?.is_empty();
+        if has_state && (holds_nothing && local.is_empty() || lost) {
+            if lost {
+                tracing::warn!(topic = %self.topic(), "the changelog topic holds less than this store logged to it (deleted or re-created?); logging the whole view again");
+            }
+            let mut entries = Vec::new();
+            view.snapshot(&mut |entry| entries.push(entry))?;
+            restored.snapshot = entries.len() as u64;
+            let ends = self.topic.write(entries.into_iter())?;
+            let mut prepared = Prepared::default();
+            prepared.logged_to(&ends);
+            view.commit_prepared(prepared)?;
+            tracing::info!(topic = %self.topic(), entries = restored.snapshot, seconds = started.elapsed().as_secs_f64(), "the view's state logged whole to its changelog");
+            return Ok(restored);
+        }
+        let mut positions: BTreeMap<ShardId, ShardPositions> = BTreeMap::new();
+        let mut log_positions = BTreeMap::new();
+        let mut cut_short: Vec<(ShardId, Vec<u8>)> = Vec::new();
+        for shard in self.shards.all() {
+            let (low, high) = ends.get(&shard).copied().unwrap_or((0, 0));
+            let from = local.get(&shard).copied().unwrap_or(low).max(low);
+            if from >= high {
+                continue;
+            }
+            let last_whole = self.last_positions_record(shard, from, high)?;
+            let mut chunk = Vec::new();
+            let mut tail = Vec::new();
+            let mut shard_positions = None;
+            let mut corrupt = None;
+            let reached = self
+                .topic
+                .read(shard, from, high, &mut |offset, key, value| {
+                    if last_whole.is_none_or(|last| offset > last) {
+                        tail.push(key.to_vec());
+                        return Ok(());
+                    }
+                    restored.records += 1;
+                    restored.bytes += (key.len() + value.map_or(0, <[u8]>::len)) as u64;
+                    if key == POSITIONS_KEY {
+                        let value = value.ok_or("a positions record without a value")?;
+                        shard_positions = Some(decode_positions(value)?);
+                    } else {
+                        chunk.push((key.to_vec(), value.map(<[u8]>::to_vec)));
+                        if chunk.len() >= RESTORE_CHUNK
+                            && let Err(err) = view.restore_entries(&std::mem::take(&mut chunk))
+                        {
+                            corrupt.get_or_insert(err);
+                        }
+                    }
+                    Ok(())
+                });
+            let reached = reached.map_err(|err| match err {
+                ChangelogError::NotAcknowledged { reason, .. } => ChangelogFailure::Corrupt {
+                    topic: self.topic().to_owned(),
+                    partition: shard.0,
+                    reason,
+                },
+                other => ChangelogFailure::Topic(other),
+            })?;
+            if let Some(err) = corrupt {
+                return Err(err.into());
+            }
+            view.restore_entries(&chunk)?;
+            if let Some(own) = shard_positions {
+                positions.insert(shard, own);
+            }
+            log_positions.insert(shard, reached);
+            cut_short.extend(tail.into_iter().map(|key| (shard, key)));
+        }
+        if !positions.is_empty() || !log_positions.is_empty() {
+            view.restore_positions(&positions, &log_positions)?;
+        }
+        if !cut_short.is_empty() {
+            restored.reverted = cut_short.len() as u64;
+            let touched: BTreeSet<ShardId> = cut_short.iter().map(|(shard, _)| *shard).collect();
+            let mut reverts = Vec::new();
+            for (shard, key) in cut_short {
+                if key == POSITIONS_KEY {
+                    continue;
+                }
+                reverts.push(Logged {
+                    shard,
+                    value: view.raw(&key)?,
+                    key,
+                });
+            }
+            reverts.extend(
+                view.positions()?
+                    .into_iter()
+                    .filter(|record| touched.contains(&record.shard)),
+            );
+            let ends = self.topic.write(reverts.into_iter())?;
+            let mut prepared = Prepared::default();
+            prepared.logged_to(&ends);
+            view.commit_prepared(prepared)?;
+            tracing::warn!(topic = %self.topic(), records = restored.reverted, "records a crash left after a shard's last whole batch logged again with the store's values");
+        }
+        if restored.records > 0 {
+            let seconds = started.elapsed().as_secs_f64();
+            tracing::info!(
+                topic = %self.topic(),
+                records = restored.records,
+                bytes = restored.bytes,
+                rows = view.row_count(),
+                seconds,
+                "view restored from its changelog"
+            );
+        }
+        Ok(restored)
+    }
+
+    /// The offset of the last positions record of `shard`'s partition at or
+    /// after `from`: read back from the end, a window four times larger
+    /// each time, down to `from`.
+    fn last_positions_record(
+        &self,
+        shard: ShardId,
+        from: i64,
+        high: i64,
+    ) -> Result<Option<i64>, ChangelogError> {
+        let mut window = 64;
+        loop {
+            let start = high.saturating_sub(window).max(from);
+            let mut last = None;
+            self.topic.read(shard, start, high, &mut |offset, key, _| {
+                if key == POSITIONS_KEY {
+                    last = Some(offset);
+                }
+                Ok(())
+            })?;
+            if last.is_some() || start == from {
+                return Ok(last);
+            }
+            window = window.saturating_mul(4);
+        }
+    }
+}
