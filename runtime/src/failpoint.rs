@@ -3,9 +3,11 @@
 //! `N`th time it reaches the point `NAME`, after writing `failpoint NAME`
 //! to stderr so that a test can tell the crash landed there.
 //!
-//! Points: `changelog-logged` (a batch acknowledged by the changelog, not
-//! yet in the store), `store-flushed` (a batch durable in the store, its
-//! offsets not yet given to Kafka). Without the variable a point costs one
+//! Points: `changelog-partial` (half of a batch's changelog records
+//! acknowledged, the rest never sent: a batch a crash cut short),
+//! `changelog-logged` (a batch acknowledged by the changelog, not yet in
+//! the store), `store-flushed` (a batch durable in the store, its offsets
+//! not yet given to Kafka). Without the variable a point costs one
 //! atomic load.
 
 use std::sync::OnceLock;
@@ -32,13 +34,25 @@ fn armed() -> Option<&'static Armed> {
         .as_ref()
 }
 
-/// The process reached the point `name`.
+/// The process reached the point `name`: it aborts when this is the hit
+/// the variable names.
 pub fn hit(name: &str) {
-    if let Some(armed) = armed()
-        && armed.name == name
-        && armed.hits.fetch_add(1, Ordering::Relaxed) + 1 == armed.at
-    {
-        eprintln!("failpoint {name}");
-        std::process::abort();
+    if reached(name) {
+        abort(name);
     }
+}
+
+/// The process reached the point `name`: true when this is the hit the
+/// variable names, for a point that has something to do before it aborts
+/// ([`abort`]).
+pub fn reached(name: &str) -> bool {
+    armed().is_some_and(|armed| {
+        armed.name == name && armed.hits.fetch_add(1, Ordering::Relaxed) + 1 == armed.at
+    })
+}
+
+/// End the process at the point `name`, saying so on stderr.
+pub fn abort(name: &str) -> ! {
+    eprintln!("failpoint {name}");
+    std::process::abort();
 }

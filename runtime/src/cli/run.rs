@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use crate::config::Config;
+use crate::config::{BrokerConfig, Config};
 use crate::engine::Engine;
 use crate::http::{self, ApiState};
 use crate::pipeline::BatchLimits;
@@ -76,20 +76,29 @@ pub fn api_token(config: &Config) -> anyhow::Result<Option<SecretValue>> {
         .with_context(|| format!("[http] token_secret = \"{reference}\""))
 }
 
-/// Run `projector run`.
-pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let config = Config::load(&args.config)?;
-    // The file's [broker], else the stored one; the password resolved now,
-    // so that a missing secret fails the start, naming it.
+/// The broker `config` (read from `path`) names: its `[broker]`, else the
+/// stored one, with the password resolved now, so that a missing secret
+/// fails the command, naming it.
+///
+/// # Errors
+/// When there is none, or its secret cannot be read.
+pub fn broker_of(config: &Config, path: &std::path::Path) -> anyhow::Result<BrokerConfig> {
     let mut broker = match config.broker.clone() {
         Some(broker) => broker,
         None => {
             crate::stored_broker::load(&crate::secrets::home()?)
-                .with_context(|| format!("{} has no [broker] table", args.config.display()))?
+                .with_context(|| format!("{} has no [broker] table", path.display()))?
                 .broker
         }
     };
     super::broker::resolve(&mut broker)?;
+    Ok(broker)
+}
+
+/// Run `projector run`.
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    let broker = broker_of(&config, &args.config)?;
     let token = api_token(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

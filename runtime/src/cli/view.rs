@@ -92,6 +92,7 @@ pub enum ViewCommand {
 pub fn run(args: &ViewArgs) -> anyhow::Result<()> {
     match &args.command {
         ViewCommand::Rebuild { name, config } => {
+            let config_path = config;
             let config = Config::load(config)?;
             let view = config
                 .views
@@ -108,6 +109,28 @@ pub fn run(args: &ViewArgs) -> anyhow::Result<()> {
             let module = engine
                 .load_file(&view.module)
                 .with_context(|| format!("view {name}: module {}", view.module.display()))?;
+            let changelog = match &view.changelog {
+                None => None,
+                Some(_) => {
+                    let broker = super::run::broker_of(&config, config_path)?;
+                    let shards = store
+                        .view_shards(name)?
+                        .unwrap_or(crate::shard::Shards::ONE);
+                    crate::pipeline::changelog::Changelog::open(&broker, view, shards)
+                        .with_context(|| format!("view {name}: its changelog"))?
+                }
+            };
+            if let Some(changelog) = &changelog {
+                // First the changelog, so that a restore after a crash
+                // here never brings the old rows back.
+                let removed = changelog
+                    .reset(module.hash())
+                    .with_context(|| format!("view {name}: resetting its changelog"))?;
+                println!(
+                    "changelog {}: {removed} entries removed (tombstones written)",
+                    changelog.topic()
+                );
+            }
             let rows = store.reset_view(name, module.hash())?;
             println!(
                 "view {name} reset: {rows} rows and its checkpoints removed; module {} recorded. \

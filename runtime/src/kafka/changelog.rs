@@ -281,8 +281,16 @@ impl ChangelogTopic {
         &self,
         entries: impl Iterator<Item = Logged>,
     ) -> Result<BTreeMap<ShardId, i64>, ChangelogError> {
+        let entries: Vec<Logged> = entries.collect();
+        let half = entries.len() / 2;
         let mut sent = 0;
         for entry in entries {
+            if sent == half && half > 0 && crate::failpoint::reached("changelog-partial") {
+                // What a crash in the middle of a batch leaves: the records
+                // before it acknowledged, the rest never sent.
+                let _ = self.producer.flush(Duration::from_secs(30));
+                crate::failpoint::abort("changelog-partial");
+            }
             let partition = i32::try_from(entry.shard.0).unwrap_or(i32::MAX);
             let mut record: BaseRecord<'_, [u8], [u8], Box<()>> =
                 BaseRecord::with_opaque_to(&self.topic, Box::new(()))

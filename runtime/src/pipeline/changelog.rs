@@ -46,6 +46,21 @@ pub enum ChangelogFailure {
     /// The store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The changelog was written by another module than the view's.
+    #[error(
+        "changelog topic {topic} holds a view built by module {logged}, but the config names \
+         module {configured}; its rows may not match the new projection. Rebuild the view \
+         (`projector view rebuild`, which also resets its changelog), or point it back at the \
+         old module"
+    )]
+    ModuleChanged {
+        /// The topic.
+        topic: String,
+        /// The module the changelog's rows were built by.
+        logged: String,
+        /// The module configured.
+        configured: String,
+    },
     /// A record of the changelog does not decode.
     #[error("changelog topic {topic}, partition {partition}: {reason}")]
     Corrupt {
@@ -160,6 +175,50 @@ impl Changelog {
         Ok(())
     }
 
+    /// Empty the changelog for a rebuild by `module`: a tombstone for every
+    /// key it holds a value for, then per shard a positions record with no
+    /// checkpoint, so that a restore brings back nothing of the old view.
+    /// Returns how many keys it removed.
+    ///
+    /// # Errors
+    /// When the changelog cannot be read or written.
+    pub fn reset(&self, module: &str) -> Result<u64, ChangelogError> {
+        let _writing = self.lock();
+        let mut removals = Vec::new();
+        for shard in self.shards.all() {
+            let (low, high) = self.topic.watermarks(shard)?;
+            let mut present: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
+            self.topic.read(shard, low, high, &mut |_, key, value| {
+                if key != POSITIONS_KEY {
+                    present.insert(key.to_vec(), value.is_some());
+                }
+                Ok(())
+            })?;
+            removals.extend(
+                present
+                    .into_iter()
+                    .filter(|(_, present)| *present)
+                    .map(|(key, _)| Logged {
+                        shard,
+                        key,
+                        value: None,
+                    }),
+            );
+        }
+        let removed = removals.len() as u64;
+        let empty = ShardPositions {
+            module: module.to_owned(),
+            ..ShardPositions::default()
+        };
+        let positions = self.shards.all().map(|shard| Logged {
+            shard,
+            key: POSITIONS_KEY.to_vec(),
+            value: Some(crate::store::encode_positions(&empty)),
+        });
+        self.topic.write(removals.into_iter().chain(positions))?;
+        Ok(removed)
+    }
+
     /// Bring `view` up to its changelog before it applies anything: log
     /// the whole store when the changelog holds nothing of it, restore
     /// each shard from where the store's copy of it ends, and revert what a
@@ -206,7 +265,17 @@ impl Changelog {
             if from >= high {
                 continue;
             }
-            let last_whole = self.last_positions_record(shard, from, high)?;
+            let last_whole = match self.last_positions_record(shard, from, high)? {
+                Some((_, own)) if own.module != view.module_hash() => {
+                    // Nothing of it is applied.
+                    return Err(ChangelogFailure::ModuleChanged {
+                        topic: self.topic().to_owned(),
+                        logged: own.module,
+                        configured: view.module_hash().to_owned(),
+                    });
+                }
+                last => last.map(|(offset, _)| offset),
+            };
             let mut chunk = Vec::new();
             let mut tail = Vec::new();
             let mut shard_positions = None;
@@ -293,25 +362,27 @@ impl Changelog {
         Ok(restored)
     }
 
-    /// The offset of the last positions record of `shard`'s partition at or
-    /// after `from`: read back from the end, a window four times larger
+    /// The offset and content of the last positions record of `shard`'s
+    /// partition at or after `from`: read back from the end, a window four times larger
     /// each time, down to `from`.
     fn last_positions_record(
         &self,
         shard: ShardId,
         from: i64,
         high: i64,
-    ) -> Result<Option<i64>, ChangelogError> {
+    ) -> Result<Option<(i64, ShardPositions)>, ChangelogError> {
         let mut window = 64;
         loop {
             let start = high.saturating_sub(window).max(from);
             let mut last = None;
-            self.topic.read(shard, start, high, &mut |offset, key, _| {
-                if key == POSITIONS_KEY {
-                    last = Some(offset);
-                }
-                Ok(())
-            })?;
+            self.topic
+                .read(shard, start, high, &mut |offset, key, value| {
+                    if key == POSITIONS_KEY {
+                        let value = value.ok_or("a positions record without a value")?;
+                        last = Some((offset, decode_positions(value)?));
+                    }
+                    Ok(())
+                })?;
             if last.is_some() || start == from {
                 return Ok(last);
             }

@@ -92,6 +92,8 @@ pub(super) fn parse_log_position_key(key: &[u8]) -> Result<ShardId, String> {
 /// next offset on every source partition, and the dead-letter positions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShardPositions {
+    /// The hash of the module that built the shard's rows.
+    pub module: String,
     /// Per source `(topic, partition)`, the shard's next offset.
     pub checkpoints: BTreeMap<(String, i32), i64>,
     /// Per dead-letter `(topic, partition)`, the offset below which every
@@ -101,10 +103,12 @@ pub struct ShardPositions {
 
 const POSITIONS_FORMAT: u8 = 1;
 
-/// A positions record: format byte, then two lists of (topic, partition
-/// i32 BE, offset i64 BE), each led by its count (u32 BE).
-pub(super) fn encode_positions(positions: &ShardPositions) -> Vec<u8> {
+/// A positions record: format byte, the module hash, then two lists of
+/// (topic, partition i32 BE, offset i64 BE), each led by its count (u32
+/// BE).
+pub fn encode_positions(positions: &ShardPositions) -> Vec<u8> {
     let mut out = vec![POSITIONS_FORMAT];
+    put_bytes(&mut out, Some(positions.module.as_bytes()));
     for list in [&positions.checkpoints, &positions.dead_letters] {
         let count = u32::try_from(list.len()).unwrap_or(u32::MAX);
         out.extend_from_slice(&count.to_be_bytes());
@@ -125,6 +129,7 @@ pub fn decode_positions(value: &[u8]) -> Result<ShardPositions, String> {
         [other] => return Err(format!("unknown positions format {other}")),
         _ => return Err("no format".to_owned()),
     }
+    let module = reader.text("module")?;
     let mut lists = [BTreeMap::new(), BTreeMap::new()];
     for list in &mut lists {
         let count = reader.u32("count")?;
@@ -145,6 +150,7 @@ pub fn decode_positions(value: &[u8]) -> Result<ShardPositions, String> {
     }
     let [checkpoints, dead_letters] = lists;
     Ok(ShardPositions {
+        module,
         checkpoints,
         dead_letters,
     })

@@ -202,7 +202,7 @@ impl Prepared {
     }
 }
 
-pub use keys::{POSITIONS_KEY, ShardPositions, decode_positions};
+pub use keys::{POSITIONS_KEY, ShardPositions, decode_positions, encode_positions};
 
 /// An event's identity for one subject (its CloudEvents `source` and
 /// `id`): the first 16 bytes of the SHA-256 of the three, each with its
@@ -483,6 +483,9 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
 
     /// How many shards the view is split into.
     fn shards(&self) -> Shards;
+
+    /// The hash of the module the view is built by.
+    fn module_hash(&self) -> &str;
 
     /// The shards of the view whose checkpoint on `(topic, partition)` is
     /// above the partition's ([`ViewStore::checkpoint`], the lowest over

@@ -219,6 +219,7 @@ impl Store for SledStore {
         let row_count = self.row_count(name, &tree)?;
         Ok(SledView {
             name: Arc::from(name),
+            module: Arc::from(module_hash),
             db: self.db.clone(),
             tree,
             indexes: Arc::from(indexes),
@@ -287,6 +288,7 @@ impl Store for SledStore {
 #[derive(Debug, Clone)]
 pub struct SledView {
     name: Arc<str>,
+    module: Arc<str>,
     db: sled::Db,
     tree: sled::Tree,
     indexes: Arc<[IndexConfig]>,
@@ -380,6 +382,7 @@ impl SledView {
                 (
                     shard,
                     ShardPositions {
+                        module: self.module.to_string(),
                         checkpoints,
                         dead_letters: dead_letters.clone(),
                     },
@@ -456,6 +459,10 @@ impl ViewStore for SledView {
 
     fn shards(&self) -> Shards {
         self.shards
+    }
+
+    fn module_hash(&self) -> &str {
+        &self.module
     }
 
     fn shard_checkpoints(
@@ -792,12 +799,14 @@ impl ViewStore for SledView {
                     writes.insert(keys::index_key(index, value, &subject), &[] as &[u8]);
                 }
                 pending.insert(key.clone(), after);
-            } else if self.logged_shard(key, value.as_deref()).is_err()
-                || !(key.starts_with(keys::DEAD_LETTER_PREFIX)
-                    || key.starts_with(keys::QUARANTINE_PREFIX)
-                    || key.starts_with(keys::JOURNAL_PREFIX))
+            } else if !(key.starts_with(keys::DEAD_LETTER_PREFIX)
+                || key.starts_with(keys::QUARANTINE_PREFIX)
+                || key.starts_with(keys::JOURNAL_PREFIX))
             {
                 return Err(self.corrupt(key, "not an entry a changelog logs"));
+            } else if value.is_some() {
+                // A held record or identity record that decodes.
+                self.logged_shard(key, value.as_deref())?;
             }
             match value {
                 Some(value) => writes.insert(key.as_slice(), value.as_slice()),

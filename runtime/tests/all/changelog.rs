@@ -171,3 +171,121 @@ fn a_changelog_topic_with_another_partition_count_is_refused_at_start_naming_it(
         "{message}"
     );
 }
+
+/// What a plain consumer finds after each partition's last positions
+/// record: the records of a batch a crash cut short.
+fn records_after_the_last_positions(logged: &BTreeMap<i32, Vec<(Vec<u8>, bool)>>) -> usize {
+    logged
+        .values()
+        .map(|records| {
+            let last = records
+                .iter()
+                .rposition(|(key, _)| key == POSITIONS_KEY)
+                .map_or(0, |at| at + 1);
+            records.len() - last
+        })
+        .sum()
+}
+
+/// `projector run` with `config`, crashing at the failpoint `point` the
+/// `at`th time it is reached; asserts that it did.
+fn run_until_failpoint(config: &std::path::Path, log: &std::path::Path, point: &str, at: u32) {
+    let before = std::fs::read_to_string(log).unwrap_or_default().len();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .env("PROJECTOR_FAILPOINT", format!("{point}:{at}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(file))
+        .status()
+        .unwrap();
+    let written = std::fs::read_to_string(log).unwrap();
+    assert!(
+        !status.success() && written[before..].contains(&format!("failpoint {point}")),
+        "the run did not crash at {point}: {status}; its log:\n{}",
+        &written[before..]
+    );
+}
+
+#[test]
+fn crashes_between_the_changelog_and_the_store_lose_nothing_and_apply_nothing_twice() {
+    use crate::crash::{committed, counter_view_of, spawn};
+    use crate::kit::{free_port, sigterm, wait_until};
+    let host = crate::restart::MockHost::start_with(&[(TOPIC, 4), (CHANGELOG, 4)]);
+    let broker = Broker::at(host.bootstrap.clone()).application_producer();
+    let mut stream = Stream::default();
+    stream.publish(&broker, 3000, 60, 4, Partitioning::HalfMisplaced);
+    let dir = TempDir::new("changelog-crash");
+    let port = free_port();
+    let api = format!("http://127.0.0.1:{port}");
+    let config = dir.0.join("projector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\nstatic_membership = false\n\
+             [http]\nbind = \"127.0.0.1:{port}\"\n\
+             [broker]\nbootstrap_servers = \"{}\"\n\
+             settings = {{ \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\", \"fetch.wait.max.ms\" = \"10\" }}\n\n\
+             [[views]]\nname = \"counter\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\n\
+             max_unassigned_ms = 3000\nchangelog = {{ replication = 1 }}\n",
+            host.bootstrap,
+            projector_examples::EVENT_COUNTER.path
+        ),
+    )
+    .unwrap();
+    let log = dir.0.join("runs.log");
+
+    // A batch cut short: half its records in the changelog, then the crash.
+    run_until_failpoint(&config, &log, "changelog-partial", 3);
+    let cut = records_after_the_last_positions(&read_changelog(&broker, 4));
+    assert!(cut > 0, "the crash left no record after a positions record");
+    stream.publish(&broker, 500, 60, 4, Partitioning::HalfMisplaced);
+    // A batch in the changelog, not in the store.
+    run_until_failpoint(&config, &log, "changelog-logged", 2);
+    stream.publish(&broker, 500, 60, 4, Partitioning::HalfMisplaced);
+    // A batch in both, its offsets not given to Kafka.
+    run_until_failpoint(&config, &log, "store-flushed", 2);
+    let runs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        runs.contains("logged again with the store's values"),
+        "the start after the cut batch reverted nothing"
+    );
+    assert!(
+        runs.contains("view restored from its changelog"),
+        "the start after the batch logged but not stored restored nothing"
+    );
+
+    let mut child = spawn(&config, &log);
+    wait_until("every event", Duration::from_secs(120), || {
+        committed(&api) == Some(4000)
+    });
+    sigterm(&child);
+    child.wait().unwrap();
+    let discrepancies = oracle_discrepancies(&counter_view_of(&dir), &stream);
+    assert!(discrepancies.is_empty(), "{discrepancies:#?}");
+    // Nothing after a positions record is left: the cut batch was reverted.
+    assert_eq!(
+        records_after_the_last_positions(&read_changelog(&broker, 4)),
+        0
+    );
+
+    // The data directory lost: everything comes back from the changelog,
+    // and no event is applied again.
+    std::fs::remove_dir_all(dir.0.join("data")).unwrap();
+    let mut child = spawn(&config, &log);
+    wait_until("the restored view", Duration::from_secs(120), || {
+        committed(&api) == Some(4000)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let mut response = ureq::get(&format!("{api}/v1/views")).call().unwrap();
+    let report: serde_json::Value = response.body_mut().read_json().unwrap();
+    assert_eq!(report["views"][0]["counters"]["applied"], 0, "{report}");
+    sigterm(&child);
+    child.wait().unwrap();
+    let discrepancies = oracle_discrepancies(&counter_view_of(&dir), &stream);
+    assert!(discrepancies.is_empty(), "{discrepancies:#?}");
+}

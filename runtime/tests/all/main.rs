@@ -53,6 +53,6 @@ mod model;
 pub(crate) mod pipeline;
 mod policies;
 mod quarantine;
-mod restart;
+pub(crate) mod restart;
 mod shards;
 mod start;

@@ -28,15 +28,24 @@ const SUBJECTS: usize = 50;
 const SESSION_TIMEOUT_MS: u64 = 20_000;
 
 /// `projector mock-broker`, stopped on drop.
-struct MockHost {
+pub(crate) struct MockHost {
     child: Child,
-    bootstrap: String,
+    pub(crate) bootstrap: String,
 }
 
 impl MockHost {
     fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_projector"))
-            .args(["mock-broker", "--topic", &format!("{TOPIC}:{PARTITIONS}")])
+        Self::start_with(&[(TOPIC, PARTITIONS)])
+    }
+
+    /// A mock cluster in its own process, with `topics`.
+    pub(crate) fn start_with(topics: &[(&str, i32)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_projector"));
+        command.arg("mock-broker");
+        for (topic, partitions) in topics {
+            command.args(["--topic", &format!("{topic}:{partitions}")]);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
