@@ -17,7 +17,7 @@ use crate::config::{BrokerConfig, Config, OnError, ViewConfig};
 use crate::engine::{Engine, Module};
 use crate::pipeline::control::Controls;
 use crate::pipeline::feed::ViewFeed;
-use crate::pipeline::{BatchLimits, PipelineError, ViewStatus, Worker};
+use crate::pipeline::{BatchLimits, PipelineError, PreparedView, ViewConsumer, ViewStatus, Worker};
 use crate::store::{SledStore, SledView, ViewStore};
 
 /// What a running view is.
@@ -81,6 +81,18 @@ impl RunningView {
     }
 }
 
+/// How a view's thread begins: with its worker open, or with the restore
+/// from its changelog that opens it.
+enum Start {
+    Ready(
+        Box<(
+            Worker<SledStore, crate::engine::Instance>,
+            ViewConsumer<SledStore>,
+        )>,
+    ),
+    Restore(Box<PreparedView<SledStore, crate::engine::Instance>>),
+}
+
 /// The views of one runtime, running.
 #[derive(Debug)]
 pub struct Service {
@@ -123,7 +135,7 @@ impl Service {
             let view = &view;
             let module = Self::load_module(engine, view)?;
             let status = Arc::new(ViewStatus::default());
-            let (worker, consumer) = Worker::new(
+            let mut ready = Worker::prepare(
                 broker,
                 view.clone(),
                 module.instance(),
@@ -131,8 +143,28 @@ impl Service {
                 Arc::clone(&status),
                 limits,
             )?;
-            let mut worker = worker.parallel(config.engine.threads)?;
-            let controls = worker.controls();
+            let threads = config.engine.threads;
+            let (start, rows, feed, controls) = match ready.rows() {
+                // A restore from the changelog runs on the view's thread:
+                // the API answers meanwhile (503 for rows, with progress).
+                Some(rows) if ready.restores() => {
+                    let controls = ready.controls();
+                    let feed = ready.feed();
+                    (Start::Restore(Box::new(ready)), rows, feed, controls)
+                }
+                _ => {
+                    let (worker, consumer) = ready.start()?;
+                    let mut worker = worker.parallel(threads)?;
+                    let controls = worker.controls();
+                    let (rows, feed) = (worker.rows(), worker.feed());
+                    (
+                        Start::Ready(Box::new((worker, consumer))),
+                        rows,
+                        feed,
+                        controls,
+                    )
+                }
+            };
             infos.push(RunningView {
                 info: ViewInfo {
                     name: view.name.clone(),
@@ -148,11 +180,11 @@ impl Service {
                     max_unassigned: std::time::Duration::from_millis(view.max_unassigned_ms),
                 },
                 status: Arc::clone(&status),
-                rows: worker.rows(),
-                feed: worker.feed(),
+                rows,
+                feed,
                 controls: Some(controls),
             });
-            prepared.push((view.name.clone(), worker, consumer, status));
+            prepared.push((view.name.clone(), start, threads, status));
         }
         let mut service = Self {
             store,
@@ -162,9 +194,27 @@ impl Service {
             statuses: BTreeMap::new(),
             views: infos,
         };
-        for (name, worker, consumer, status) in prepared {
+        for (name, start, threads, status) in prepared {
+            let view_status = Arc::clone(&status);
+            let view_name = name.clone();
             let thread =
                 Stoppable::spawn(format!("view-{name}"), &service.shutdown, move |shutdown| {
+                    let (worker, consumer) = match start {
+                        Start::Ready(started) => *started,
+                        Start::Restore(ready) => {
+                            match ready
+                                .start()
+                                .and_then(|(worker, consumer)| Ok((worker.parallel(threads)?, consumer)))
+                            {
+                                Ok(started) => started,
+                                Err(err) => {
+                                    tracing::error!(view = %view_name, error = %err, "view could not start");
+                                    view_status.fatal(err.to_string());
+                                    return Err(err);
+                                }
+                            }
+                        }
+                    };
                     worker.run(&consumer, shutdown)
                 })
                 .with_context(|| format!("view {name}: cannot start its thread"))?;

@@ -65,6 +65,18 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                         view.indexes.join(", ")
                     }
                 );
+                if let Some(restoring) = &view.restoring {
+                    println!(
+                        "  restoring from its changelog: {} of about {} records, {:.1} MB, {:.0} records/s{}",
+                        restoring.records,
+                        restoring.total,
+                        restoring.bytes as f64 / 1e6,
+                        restoring.records_per_second,
+                        restoring
+                            .eta_seconds
+                            .map_or_else(String::new, |eta| format!(", about {eta:.0} s left"))
+                    );
+                }
                 println!("  events since start: {}", counters_line(&view.counters));
                 if view.identities_remembered > 0 || view.dedup_watermark_ms.is_some() {
                     println!(

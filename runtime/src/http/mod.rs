@@ -157,6 +157,21 @@ impl ApiState {
             .ok_or_else(|| ApiError::UnknownView(name.to_owned()))
     }
 
+    /// The view `name` for a read of its rows: a 404 when there is none, a
+    /// 503 while it is restoring from its changelog (its rows are not all
+    /// there yet, so an absent row would be a false 404).
+    fn serving_view(&self, name: &str) -> Result<&RunningView, ApiError> {
+        let view = self.view(name)?;
+        match view.status.restore_progress() {
+            Some(restoring) => Err(ApiError::Restoring {
+                view: name.to_owned(),
+                records: restoring.records,
+                total: restoring.total,
+            }),
+            None => Ok(view),
+        }
+    }
+
     /// End every open stream (watchers), as the server shuts down.
     pub fn close_streams(&self) {
         let _ = self.shutdown_sender.send(true);
@@ -443,6 +458,19 @@ pub enum ApiError {
     /// Not ready, and why.
     #[error("not ready: {0}")]
     NotReady(String),
+    /// The view is restoring from its changelog.
+    #[error(
+        "view {view} is restoring from its changelog ({records} of about {total} records); \
+         retry shortly"
+    )]
+    Restoring {
+        /// The view.
+        view: String,
+        /// Records restored so far.
+        records: u64,
+        /// Records to restore, about.
+        total: u64,
+    },
     /// The store failed.
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -486,6 +514,7 @@ impl ApiError {
             Self::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::Restoring { .. } => (StatusCode::SERVICE_UNAVAILABLE, "restoring"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -510,6 +539,11 @@ impl IntoResponse for ApiError {
             positions,
         };
         let mut response = (status, Json(body)).into_response();
+        if matches!(self, Self::Restoring { .. }) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if matches!(self, Self::Unauthorized(_)) {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

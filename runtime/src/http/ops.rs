@@ -99,8 +99,27 @@ pub struct ViewReport {
     /// How long it may own none before the runtime is not ready.
     #[serde(default)]
     pub max_unassigned_ms: u64,
+    /// The restore from its changelog under way; absent when none is.
+    #[serde(default)]
+    pub restoring: Option<RestoreReport>,
     /// Its partitions.
     pub partitions: Vec<PartitionReport>,
+}
+
+/// A restore from the changelog under way.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct RestoreReport {
+    /// Changelog records applied so far.
+    pub records: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Records the changelog holds to restore, by its offsets (compaction
+    /// makes the real count lower).
+    pub total: u64,
+    /// Records per second so far.
+    pub records_per_second: f64,
+    /// Seconds left at that rate, when it can tell.
+    pub eta_seconds: Option<f64>,
 }
 
 /// The body of `/v1/views`.
@@ -152,6 +171,13 @@ fn report(view: &RunningView) -> ViewReport {
             .unassigned_for()
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         max_unassigned_ms: u64::try_from(info.max_unassigned.as_millis()).unwrap_or(u64::MAX),
+        restoring: status.restore_progress().map(|r| RestoreReport {
+            records: r.records,
+            bytes: r.bytes,
+            total: r.total,
+            records_per_second: r.rate(),
+            eta_seconds: r.eta_seconds(),
+        }),
         partitions,
     }
 }
@@ -217,6 +243,15 @@ fn not_ready(info: &ViewInfo, status: &ViewStatus) -> Option<(&'static str, Stri
     let name = &info.name;
     if let Some(err) = status.fatal_error() {
         return Some(("failed", format!("view {name} failed: {err}")));
+    }
+    if let Some(restoring) = status.restore_progress() {
+        return Some((
+            "restoring",
+            format!(
+                "view {name} is restoring from its changelog ({} of about {} records)",
+                restoring.records, restoring.total
+            ),
+        ));
     }
     if let Some(unassigned) = status.unassigned_for()
         && unassigned >= info.max_unassigned

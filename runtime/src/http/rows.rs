@@ -99,7 +99,7 @@ pub(super) async fn get(
 ) -> Result<Response, ApiError> {
     let Path((view_name, subject)) = path.map_err(bad_request)?;
     let Query(query) = query.map_err(bad_request)?;
-    let view = state.view(&view_name)?;
+    let view = state.serving_view(&view_name)?;
     consistency::wait(view, query.min_offsets.as_deref(), query.timeout_ms).await?;
     let Some(row) = view.rows.row(&subject)? else {
         return Err(ApiError::NoRow {
@@ -182,7 +182,7 @@ pub(super) async fn list(
 ) -> Result<Json<RowsPage>, ApiError> {
     let Path(view_name) = path.map_err(bad_request)?;
     let Query(query) = query.map_err(bad_request)?;
-    let view = state.view(&view_name)?;
+    let view = state.serving_view(&view_name)?;
     let (selection, limit) = select(&query, &view.info.indexes)?;
     consistency::wait(view, query.min_offsets.as_deref(), query.timeout_ms).await?;
     let rows = view.rows.clone();

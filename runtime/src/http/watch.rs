@@ -155,7 +155,7 @@ pub(super) async fn watch(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Path((view_name, subject)) = path.map_err(bad_request)?;
     let Query(query) = query.map_err(bad_request)?;
-    let view = state.view(&view_name)?.clone();
+    let view = state.serving_view(&view_name)?.clone();
     consistency::wait(&view, query.min_offsets.as_deref(), query.timeout_ms).await?;
     let slot = Slot::acquire(&state.watchers)?;
     let (changes, row) = subscribe(&view, &subject);

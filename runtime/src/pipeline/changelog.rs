@@ -30,6 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use super::status::Restoring;
 use crate::config::{BrokerConfig, ViewConfig};
 use crate::kafka::changelog::{ChangelogError, ChangelogTopic, Ensured};
 use crate::shard::{ShardId, Shards};
@@ -226,7 +227,11 @@ impl Changelog {
     ///
     /// # Errors
     /// When the changelog cannot be read or written, or the store fails.
-    pub fn restore(&self, view: &impl ViewStore) -> Result<Restored, ChangelogFailure> {
+    pub fn restore(
+        &self,
+        view: &impl ViewStore,
+        progress: &dyn Fn(Restoring),
+    ) -> Result<Restored, ChangelogFailure> {
         let _writing = self.lock();
         let started = Instant::now();
         let mut restored = Restored::default();
@@ -256,6 +261,16 @@ impl Changelog {
             tracing::info!(topic = %self.topic(), entries = restored.snapshot, seconds = started.elapsed().as_secs_f64(), "the view's state logged whole to its changelog");
             return Ok(restored);
         }
+        let mut report = Restoring {
+            started,
+            ..Restoring::default()
+        };
+        for shard in self.shards.all() {
+            let (low, high) = ends.get(&shard).copied().unwrap_or((0, 0));
+            let from = local.get(&shard).copied().unwrap_or(low).max(low);
+            report.total += u64::try_from(high.saturating_sub(from)).unwrap_or(0);
+        }
+        progress(report);
         let mut positions: BTreeMap<ShardId, ShardPositions> = BTreeMap::new();
         let mut log_positions = BTreeMap::new();
         let mut cut_short: Vec<(ShardId, Vec<u8>)> = Vec::new();
@@ -289,6 +304,12 @@ impl Changelog {
                     }
                     restored.records += 1;
                     restored.bytes += (key.len() + value.map_or(0, <[u8]>::len)) as u64;
+                    crate::failpoint::hit("restore-record");
+                    if restored.records.is_multiple_of(1024) || restored.records == 1 {
+                        report.records = restored.records;
+                        report.bytes = restored.bytes;
+                        progress(report);
+                    }
                     if key == POSITIONS_KEY {
                         let value = value.ok_or("a positions record without a value")?;
                         shard_positions = Some(decode_positions(value)?);

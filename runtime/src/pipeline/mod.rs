@@ -248,6 +248,135 @@ pub struct Worker<S: Store, A: Apply = Instance> {
     _expiry: Option<dedup::Expiry>,
 }
 
+/// A view checked and ready to start ([`Worker::prepare`]): what
+/// [`PreparedView::start`] restores from the changelog and opens. Readers
+/// can have its feed and send it requests before it starts.
+pub struct PreparedView<S: Store, A: Apply> {
+    broker: BrokerConfig,
+    config: ViewConfig,
+    projection: A,
+    store: Arc<S>,
+    status: Arc<ViewStatus>,
+    limits: BatchLimits,
+    policy: ErrorPolicy,
+    changelog: Option<Arc<Changelog>>,
+    /// The view's rows, opened, when it has a changelog (restored on start).
+    rows: Option<S::View>,
+    feed: Arc<ViewFeed>,
+    controls: Option<ControlQueue>,
+}
+
+impl<S: Store, A: Apply> std::fmt::Debug for PreparedView<S, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedView")
+            .field("view", &self.config.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store, A: Apply> PreparedView<S, A> {
+    /// True when [`PreparedView::start`] restores the view from its
+    /// changelog: slow, so a service runs it on the view's thread.
+    pub fn restores(&self) -> bool {
+        self.changelog.is_some()
+    }
+
+    /// The view's rows for readers before it starts, when it
+    /// [restores](Self::restores).
+    pub fn rows(&self) -> Option<S::View> {
+        self.rows.clone()
+    }
+
+    /// The view's feed: committed positions and changes, for readers.
+    pub fn feed(&self) -> Arc<ViewFeed> {
+        Arc::clone(&self.feed)
+    }
+
+    /// Requests to the worker once it runs; they wait until then.
+    pub fn controls(&mut self) -> Controls {
+        let (controls, queue) = control::controls();
+        self.controls = Some(queue);
+        controls
+    }
+
+    /// Restore the store from the changelog (progress in the view's
+    /// status, readers answered 503 meanwhile), then open the worker and
+    /// its consumer, subscribed.
+    ///
+    /// # Errors
+    /// When the restore, the store or the client fails.
+    pub fn start(self) -> Result<(Worker<S, A>, ViewConsumer<S>), PipelineError> {
+        let Self {
+            broker,
+            config,
+            projection,
+            store,
+            status,
+            limits,
+            policy,
+            changelog,
+            rows: _,
+            feed,
+            controls,
+        } = self;
+        let name = config.name.clone();
+        let kafka_error = |source| PipelineError::Kafka {
+            view: name.clone(),
+            source,
+        };
+        if let Some(changelog) = &changelog {
+            let view = store
+                .open_view(
+                    &config.name,
+                    projection.module_hash(),
+                    &config.indexes,
+                    config.shards.and_then(Shards::new),
+                )
+                .map_err(|source| PipelineError::Store {
+                    view: name.clone(),
+                    source,
+                })?;
+            status.restoring(Some(status::Restoring::default()));
+            let restored = changelog.restore(&view, &|progress| {
+                status.restoring(Some(progress));
+            });
+            status.restoring(None);
+            restored.map_err(|err| PipelineError::Changelog {
+                view: name.clone(),
+                reason: err.to_string(),
+            })?;
+            store.flush().map_err(|source| PipelineError::Store {
+                view: name.clone(),
+                source,
+            })?;
+        }
+        let topics = config.topics.clone();
+        let group = config.group();
+        let mut worker = Worker::open_with(
+            config,
+            projection,
+            store,
+            status,
+            limits,
+            policy,
+            changelog,
+            Some(feed),
+        )?;
+        worker.controls = controls;
+        let instance = worker.config.group_instance_id.clone();
+        let consumer: ViewConsumer<S> =
+            kafka::consumer_config(&broker, &group, instance.as_deref())
+                .create_with_context(ViewContext::new(
+                    Arc::clone(&worker.state),
+                    Arc::clone(&worker.status),
+                ))
+                .map_err(kafka_error)?;
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(kafka_error)?;
+        Ok((worker, consumer))
+    }
+}
+
 impl<S: Store, A: Apply> std::fmt::Debug for Worker<S, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
@@ -258,20 +387,32 @@ impl<S: Store, A: Apply> std::fmt::Debug for Worker<S, A> {
 
 impl<S: Store, A: Apply> Worker<S, A> {
     /// A worker for `config`, applying `projection`, keeping rows in `store`,
-    /// with the Kafka consumer it applies records from.
+    /// with the Kafka consumer it applies records from:
+    /// [`Worker::prepare`], then [`PreparedView::start`].
     pub fn new(
+        broker: &BrokerConfig,
+        config: ViewConfig,
+        projection: A,
+        store: Arc<S>,
+        status: Arc<ViewStatus>,
+        limits: BatchLimits,
+    ) -> Result<(Self, ViewConsumer<S>), PipelineError> {
+        Self::prepare(broker, config, projection, store, status, limits)?.start()
+    }
+
+    /// Check what a start needs and decide what it leaves open: the error
+    /// policy connected (its dead-letter topic checked), the shard count of
+    /// a new view, the changelog topic checked or created. Quick, and fails
+    /// before anything runs; [`PreparedView::start`] does the rest.
+    pub fn prepare(
         broker: &BrokerConfig,
         mut config: ViewConfig,
         projection: A,
         store: Arc<S>,
         status: Arc<ViewStatus>,
         limits: BatchLimits,
-    ) -> Result<(Self, ViewConsumer<S>), PipelineError> {
+    ) -> Result<PreparedView<S, A>, PipelineError> {
         let name = config.name.clone();
-        let kafka_error = |source| PipelineError::Kafka {
-            view: name.clone(),
-            source,
-        };
         let policy =
             ErrorPolicy::connect(&config, broker).map_err(|source| PipelineError::Policy {
                 view: name.clone(),
@@ -301,20 +442,45 @@ impl<S: Store, A: Apply> Worker<S, A> {
             tracing::info!(view = %name, topic = %topic, shards = count, "a new view: as many shards as its first topic has partitions");
             config.shards = Some(count);
         }
-        let topics = config.topics.clone();
-        let group = config.group();
-        let changelog = Self::restore(broker, &config, &projection, &store)?;
-        let worker = Self::open_with(config, projection, store, status, limits, policy, changelog)?;
-        let instance = worker.config.group_instance_id.clone();
-        let consumer: ViewConsumer<S> = kafka::consumer_config(broker, &group, instance.as_deref())
-            .create_with_context(ViewContext::new(
-                Arc::clone(&worker.state),
-                Arc::clone(&worker.status),
-            ))
-            .map_err(kafka_error)?;
-        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).map_err(kafka_error)?;
-        Ok((worker, consumer))
+        let (changelog, rows) = match &config.changelog {
+            None => (None, None),
+            Some(_) => {
+                let view = store
+                    .open_view(
+                        &config.name,
+                        projection.module_hash(),
+                        &config.indexes,
+                        config.shards.and_then(Shards::new),
+                    )
+                    .map_err(|source| PipelineError::Store {
+                        view: name.clone(),
+                        source,
+                    })?;
+                let changelog = Changelog::open(broker, &config, view.shards())
+                    .map_err(|err| PipelineError::Changelog {
+                        view: name.clone(),
+                        reason: err.to_string(),
+                    })?
+                    .map(Arc::new);
+                (changelog, Some(view))
+            }
+        };
+        Ok(PreparedView {
+            broker: broker.clone(),
+            config,
+            projection,
+            store,
+            status,
+            limits,
+            policy,
+            changelog,
+            rows,
+            feed: Arc::new(ViewFeed::new(
+                feed::Positions::new(),
+                ViewFeed::DEFAULT_CAPACITY,
+            )),
+            controls: None,
+        })
     }
 
     /// A worker for `config` without a consumer: records come from the
@@ -332,51 +498,12 @@ impl<S: Store, A: Apply> Worker<S, A> {
         limits: BatchLimits,
         policy: ErrorPolicy,
     ) -> Result<Self, PipelineError> {
-        Self::open_with(config, projection, store, status, limits, policy, None)
+        Self::open_with(
+            config, projection, store, status, limits, policy, None, None,
+        )
     }
 
-    /// Bring the view's store up to its changelog, when it has one
-    /// ([`Changelog::restore`]), before anything reads the store.
-    fn restore(
-        broker: &BrokerConfig,
-        config: &ViewConfig,
-        projection: &A,
-        store: &Arc<S>,
-    ) -> Result<Option<Arc<Changelog>>, PipelineError> {
-        if config.changelog.is_none() {
-            return Ok(None);
-        }
-        let name = config.name.clone();
-        let failed = |reason: String| PipelineError::Changelog {
-            view: name.clone(),
-            reason,
-        };
-        let view = store
-            .open_view(
-                &config.name,
-                projection.module_hash(),
-                &config.indexes,
-                config.shards.and_then(Shards::new),
-            )
-            .map_err(|source| PipelineError::Store {
-                view: name.clone(),
-                source,
-            })?;
-        let Some(changelog) = Changelog::open(broker, config, view.shards())
-            .map_err(|err| failed(err.to_string()))?
-        else {
-            return Ok(None);
-        };
-        changelog
-            .restore(&view)
-            .map_err(|err| failed(err.to_string()))?;
-        store.flush().map_err(|source| PipelineError::Store {
-            view: name.clone(),
-            source,
-        })?;
-        Ok(Some(Arc::new(changelog)))
-    }
-
+    #[allow(clippy::too_many_arguments)] // `open`'s, and what a prepared start hands over.
     fn open_with(
         config: ViewConfig,
         projection: A,
@@ -385,6 +512,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
         limits: BatchLimits,
         mut policy: ErrorPolicy,
         changelog: Option<Arc<Changelog>>,
+        feed: Option<Arc<ViewFeed>>,
     ) -> Result<Self, PipelineError> {
         let name = config.name.clone();
         let store_error = |source| PipelineError::Store {
@@ -422,7 +550,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 tracing::warn!(view = %name, subjects = quarantine.subject_count(), records = quarantine.record_count(), "subjects held in quarantine; `projector view release` applies their records");
             }
         }
-        let positions = view
+        let positions: feed::Positions = view
             .checkpoints()
             .map_err(store_error)?
             .into_iter()
@@ -433,7 +561,14 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 ((topic, partition), next)
             })
             .collect();
-        let feed = Arc::new(ViewFeed::new(positions, ViewFeed::DEFAULT_CAPACITY));
+        let feed = match feed {
+            Some(feed) => {
+                // Readers had it before the store was restored.
+                feed.advance(positions.iter());
+                feed
+            }
+            None => Arc::new(ViewFeed::new(positions, ViewFeed::DEFAULT_CAPACITY)),
+        };
         let keeps_records = policy.keeps_records();
         let held_back = policy.held_back();
         let rows = view.clone();

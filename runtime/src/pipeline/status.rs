@@ -221,6 +221,50 @@ pub struct ViewStatus {
     pub samples: Samples,
     /// Recent failed records.
     pub failures: Failures,
+    /// The restore from the changelog under way, if one is.
+    restoring: Mutex<Option<Restoring>>,
+}
+
+/// A restore from the changelog under way: how far it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restoring {
+    /// When it began.
+    pub started: Instant,
+    /// Changelog records applied so far.
+    pub records: u64,
+    /// Their bytes (keys and values).
+    pub bytes: u64,
+    /// Records the changelog holds past where the store's copy ends, as
+    /// its offsets say (compaction makes the real count lower).
+    pub total: u64,
+}
+
+impl Default for Restoring {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            records: 0,
+            bytes: 0,
+            total: 0,
+        }
+    }
+}
+
+impl Restoring {
+    /// Records applied per second so far.
+    pub fn rate(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)] // A rate.
+        let records = self.records as f64;
+        records / self.started.elapsed().as_secs_f64().max(0.001)
+    }
+
+    /// Seconds left at the rate so far, when it can tell.
+    pub fn eta_seconds(&self) -> Option<f64> {
+        let rate = self.rate();
+        #[allow(clippy::cast_precision_loss)] // An estimate.
+        let left = self.total.saturating_sub(self.records) as f64;
+        (rate > 0.0).then(|| left / rate)
+    }
 }
 
 impl Default for ViewStatus {
@@ -234,6 +278,7 @@ impl Default for ViewStatus {
             held_dead_letters: AtomicU64::default(),
             identities: AtomicU64::default(),
             dedup_watermark: AtomicI64::new(i64::MIN),
+            restoring: Mutex::default(),
             quarantine: (AtomicU64::default(), AtomicU64::default()),
             unassigned_since: Mutex::new(Some(Instant::now())),
             partition_counts: Mutex::default(),
@@ -566,6 +611,23 @@ impl ViewStatus {
     /// Event identities the view remembers now (0 without `dedup`).
     pub fn identities_remembered(&self) -> u64 {
         self.identities.load(Ordering::Relaxed)
+    }
+
+    /// Record how far the restore from the changelog got (`None`: none
+    /// under way).
+    pub fn restoring(&self, progress: Option<Restoring>) {
+        *self
+            .restoring
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = progress;
+    }
+
+    /// The restore under way, if one is: rows are not served meanwhile.
+    pub fn restore_progress(&self) -> Option<Restoring> {
+        *self
+            .restoring
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Record that the whole view stopped, and why.

@@ -118,6 +118,13 @@ fn a_view_restored_from_its_changelog_with_an_empty_data_directory_equals_the_or
 
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
+    // The restore runs on the view's thread; the view joins its group after.
+    wait_for(
+        &status,
+        Duration::from_secs(60),
+        "restored and joined",
+        |s| s.has_joined(),
+    );
     {
         let view = service
             .store()
@@ -276,10 +283,56 @@ fn crashes_between_the_changelog_and_the_store_lose_nothing_and_apply_nothing_tw
     // The data directory lost: everything comes back from the changelog,
     // and no event is applied again.
     std::fs::remove_dir_all(dir.0.join("data")).unwrap();
-    let mut child = spawn(&config, &log);
+    // The restore paused at its 100th record, to look at it from outside.
+    let file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .env("PROJECTOR_FAILPOINT", "restore-record:100:4000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(file))
+        .spawn()
+        .unwrap();
+    let views = || -> Option<serde_json::Value> {
+        let mut response = ureq::get(&format!("{api}/v1/views")).call().ok()?;
+        response.body_mut().read_json().ok()
+    };
+    wait_until(
+        "the restore shows in /v1/views",
+        Duration::from_secs(60),
+        || {
+            views().is_some_and(|report| {
+                report["views"][0]["restoring"]["records"].as_u64() >= Some(1)
+            })
+        },
+    );
+    // Meanwhile: not ready, and a row that exists is a 503 with a
+    // Retry-After, never a 404.
+    let ready = ureq::get(&format!("{api}/readyz"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let mut row = ureq::get(&format!("{api}/v1/views/counter/rows/s-1"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(row.status(), 503);
+    assert_eq!(
+        row.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: serde_json::Value = row.body_mut().read_json().unwrap();
+    assert_eq!(body["code"], "restoring", "{body}");
     wait_until("the restored view", Duration::from_secs(120), || {
         committed(&api) == Some(4000)
     });
+    assert!(views().is_some_and(|report| report["views"][0]["restoring"].is_null()));
     std::thread::sleep(Duration::from_secs(2));
     let mut response = ureq::get(&format!("{api}/v1/views")).call().unwrap();
     let report: serde_json::Value = response.body_mut().read_json().unwrap();
