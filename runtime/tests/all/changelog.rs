@@ -342,3 +342,145 @@ fn crashes_between_the_changelog_and_the_store_lose_nothing_and_apply_nothing_tw
     let discrepancies = oracle_discrepancies(&counter_view_of(&dir), &stream);
     assert!(discrepancies.is_empty(), "{discrepancies:#?}");
 }
+
+/// Run an admin request against `broker`.
+fn admin<T>(
+    broker: &Broker,
+    request: impl AsyncFnOnce(
+        &rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,
+        &rdkafka::admin::AdminOptions,
+    ) -> T,
+) -> T {
+    let client: rdkafka::admin::AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()
+        .unwrap();
+    let options =
+        rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(request(&client, &options))
+}
+
+/// The cleanup policy the broker describes for `topic`.
+fn cleanup_policy(broker: &Broker, topic: &str) -> Option<String> {
+    admin(broker, async |client, options| {
+        let described = client
+            .describe_configs([&rdkafka::admin::ResourceSpecifier::Topic(topic)], options)
+            .await
+            .ok()?;
+        described.into_iter().find_map(|resource| {
+            resource
+                .ok()?
+                .get("cleanup.policy")?
+                .value
+                .clone()
+                .map(|v| v.trim_matches('"').to_owned())
+        })
+    })
+}
+
+#[test]
+fn on_tansu_a_view_comes_back_from_its_changelog_after_its_data_directory_and_source_topic_are_gone()
+ {
+    let broker = Broker::tansu(&[(TOPIC, 4)]).application_producer();
+    let mut stream = Stream::default();
+    stream.publish(&broker, 6000, 300, 4, Partitioning::HalfMisplaced);
+    let hash = crate::kit::hash_of(&projector_examples::EVENT_COUNTER);
+    let dir = TempDir::new("changelog-tansu");
+    {
+        let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
+        let status = service.statuses()["counter"].clone();
+        wait_applied(&status, 6000);
+        wait_for(&status, Duration::from_secs(30), "checkpoints", |s| {
+            s.partitions()
+                .values()
+                .map(|p| p.checkpoint.unwrap_or(0))
+                .sum::<i64>()
+                == 6000
+        });
+        assert_eq!(service.stop()["counter"], Ok(()));
+    }
+    // The runtime made the changelog topic compacted, as the broker says.
+    assert_eq!(
+        cleanup_policy(&broker, CHANGELOG).as_deref(),
+        Some("compact")
+    );
+    // The data directory is lost, and retention has emptied the source
+    // topic: it is deleted and made again, empty.
+    std::fs::remove_dir_all(&dir.0).unwrap();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    admin(&broker, async |client, options| {
+        for result in client.delete_topics(&[TOPIC], options).await.unwrap() {
+            result.unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    admin(&broker, async |client, options| {
+        let topic =
+            rdkafka::admin::NewTopic::new(TOPIC, 4, rdkafka::admin::TopicReplication::Fixed(1));
+        for result in client.create_topics([&topic], options).await.unwrap() {
+            result.unwrap();
+        }
+    });
+
+    // The fault took effect: the source topic holds nothing.
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "watermarks")
+        .create()
+        .unwrap();
+    for partition in 0..4 {
+        let (_, high) = reader
+            .fetch_watermarks(TOPIC, partition, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(high, 0, "{TOPIC}/{partition} still holds records");
+    }
+
+    let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
+    let status = service.statuses()["counter"].clone();
+    wait_for(
+        &status,
+        Duration::from_secs(60),
+        "restored and joined",
+        |s| s.has_joined(),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    {
+        let view = service
+            .store()
+            .open_view("counter", &hash, &[], None)
+            .unwrap();
+        let discrepancies = oracle_discrepancies(&view, &stream);
+        assert!(discrepancies.is_empty(), "{discrepancies:#?}");
+        assert_eq!(view.row_count(), 300);
+    }
+    let counters = status.counters();
+    assert_eq!(counters.applied, 0, "nothing was replayed");
+    assert_eq!(counters.duplicates, 0, "no source record was read again");
+    assert_eq!(service.stop()["counter"], Ok(()));
+}
+
+#[test]
+fn on_tansu_a_changelog_topic_that_is_not_compacted_is_refused_at_start_naming_it() {
+    let broker = Broker::tansu(&[(TOPIC, 4)]);
+    admin(&broker, async |client, options| {
+        let topic =
+            rdkafka::admin::NewTopic::new(CHANGELOG, 4, rdkafka::admin::TopicReplication::Fixed(1))
+                .set("cleanup.policy", "delete");
+        for result in client.create_topics([&topic], options).await.unwrap() {
+            result.unwrap();
+        }
+    });
+    let dir = TempDir::new("changelog-delete");
+    let Err(err) = try_start(&broker, &dir, vec![counter_view()], EngineConfig::default()) else {
+        panic!("a changelog topic with cleanup.policy=delete was taken");
+    };
+    let message = format!("{err:#}");
+    assert!(
+        message.contains(CHANGELOG) && message.contains("cleanup.policy=delete"),
+        "{message}"
+    );
+}
