@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::kit::{Broker, TempDir, start, try_start, view, wait_applied, wait_for};
+use crate::kit::{Broker, TempDir, start, try_start, view, wait_applied, wait_for, wait_until};
 use crate::pipeline::{Partitioning, Stream, TOPIC, oracle_discrepancies};
 
 const CHANGELOG: &str = "projector-counter-changelog";
@@ -483,4 +483,204 @@ fn on_tansu_a_changelog_topic_that_is_not_compacted_is_refused_at_start_naming_i
         message.contains(CHANGELOG) && message.contains("cleanup.policy=delete"),
         "{message}"
     );
+}
+
+/// The offsets group `group` committed on the source topic's 4 partitions,
+/// read with a plain consumer.
+fn group_committed(broker: &Broker, group: &str) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for partition in 0..4 {
+        list.add_partition(TOPIC, partition);
+    }
+    consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .unwrap()
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(offset) => Some((e.partition(), offset)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn checkpoint_sum(status: &projector::pipeline::ViewStatus) -> i64 {
+    status
+        .partitions()
+        .values()
+        .map(|p| p.checkpoint.unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn quarantined_records_come_back_from_the_changelog_with_their_order_and_failure() {
+    let broker = Broker::new(&[(TOPIC, 4), (CHANGELOG, 4)]);
+    let mut stream = Stream::default();
+    stream.publish(&broker, 1000, 40, 4, Partitioning::HalfMisplaced);
+    // Records that are no CloudEvent, some with a key and some without:
+    // held under the empty subject, each in its own shard's partition.
+    for i in 0..6 {
+        let key = format!("k-{i}");
+        broker.publish_raw(
+            TOPIC,
+            i % 4,
+            (i % 2 == 0).then_some(key.as_bytes()),
+            Some(b"not an event"),
+            rdkafka::message::OwnedHeaders::new(),
+        );
+    }
+    broker.flush();
+    let mut view_config = counter_view();
+    view_config.on_error = OnError::Quarantine;
+    let hash = crate::kit::hash_of(&projector_examples::EVENT_COUNTER);
+    let dir = TempDir::new("changelog-quarantine");
+    let held = {
+        let service = start(
+            &broker,
+            &dir,
+            vec![view_config.clone()],
+            EngineConfig::default(),
+        );
+        let status = service.statuses()["counter"].clone();
+        wait_for(
+            &status,
+            Duration::from_secs(60),
+            "every record taken",
+            |s| checkpoint_sum(s) == 1006 && s.quarantined().1 == 6,
+        );
+        let held = service
+            .store()
+            .open_view("counter", &hash, &[], None)
+            .unwrap()
+            .quarantine_summaries()
+            .unwrap();
+        assert_eq!(service.stop()["counter"], Ok(()));
+        held
+    };
+    assert_eq!(held.len(), 6);
+    std::fs::remove_dir_all(&dir.0).unwrap();
+    std::fs::create_dir_all(&dir.0).unwrap();
+
+    let service = start(&broker, &dir, vec![view_config], EngineConfig::default());
+    let status = service.statuses()["counter"].clone();
+    wait_for(
+        &status,
+        Duration::from_secs(60),
+        "restored and joined",
+        |s| s.has_joined(),
+    );
+    let view = service
+        .store()
+        .open_view("counter", &hash, &[], None)
+        .unwrap();
+    assert_eq!(view.quarantine_summaries().unwrap(), held);
+    assert_eq!(
+        status.quarantined(),
+        (1, 6),
+        "the held subject and its records"
+    );
+    let discrepancies = oracle_discrepancies(&view, &stream);
+    assert!(discrepancies.is_empty(), "{discrepancies:#?}");
+    assert_eq!(service.stop()["counter"], Ok(()));
+}
+
+#[test]
+fn no_offset_is_committed_past_a_batch_the_changelog_did_not_acknowledge() {
+    use rdkafka::mocking::MockCoordinator;
+    // The changelog's partitions on broker 2; the source topic and the
+    // group on broker 1.
+    let broker = Broker::with_brokers(2, &[(TOPIC, 4), (CHANGELOG, 4)]);
+    for partition in 0..4 {
+        broker
+            .cluster()
+            .partition_leader(TOPIC, partition, Some(1))
+            .unwrap();
+        broker
+            .cluster()
+            .partition_leader(CHANGELOG, partition, Some(2))
+            .unwrap();
+    }
+    broker
+        .cluster()
+        .coordinator(MockCoordinator::Group("projector-counter".to_owned()), 1)
+        .unwrap();
+    let mut settings = broker.config();
+    // A record the changelog does not take fails after 5 s, not 30.
+    settings
+        .settings
+        .insert("message.timeout.ms".to_owned(), "5000".to_owned());
+    let mut stream = Stream::default();
+    stream.publish(&broker, 1000, 40, 4, Partitioning::HalfMisplaced);
+    let hash = crate::kit::hash_of(&projector_examples::EVENT_COUNTER);
+    let dir = TempDir::new("changelog-refused");
+    let start = |dir: &TempDir| {
+        crate::kit::try_start_on(
+            &broker,
+            settings.clone(),
+            dir,
+            vec![counter_view()],
+            EngineConfig::default(),
+        )
+        .expect("service starts")
+    };
+    let service = start(&dir);
+    let status = service.statuses()["counter"].clone();
+    wait_for(&status, Duration::from_secs(60), "the first events", |s| {
+        checkpoint_sum(s) == 1000
+    });
+    wait_until("their offsets committed", Duration::from_secs(30), || {
+        group_committed(&broker, "projector-counter")
+            .values()
+            .sum::<i64>()
+            == 1000
+    });
+    // The changelog's broker goes down: it acknowledges nothing.
+    broker.cluster().broker_down(2).unwrap();
+    stream.publish(&broker, 500, 40, 4, Partitioning::HalfMisplaced);
+    // The fault took effect: the view read the new events, could not log
+    // them, and stopped, saying why.
+    wait_for(&status, Duration::from_secs(90), "the view stopped", |s| {
+        s.fatal_error().is_some()
+    });
+    let fatal = status.fatal_error().unwrap();
+    assert!(fatal.contains("changelog"), "{fatal}");
+    assert!(status.counters().applied > 1000, "the new events were read");
+    // Nothing of the refused batches is in the store, nor in the group.
+    {
+        let view = service
+            .store()
+            .open_view("counter", &hash, &[], None)
+            .unwrap();
+        let stored: i64 = view.checkpoints().unwrap().iter().map(|(_, _, n)| n).sum();
+        assert_eq!(stored, 1000, "the store took a batch the changelog refused");
+    }
+    assert_eq!(
+        group_committed(&broker, "projector-counter")
+            .values()
+            .sum::<i64>(),
+        1000,
+        "an offset went past a batch the changelog refused"
+    );
+    assert!(service.stop()["counter"].is_err());
+
+    // The broker is back: a restart applies the rest, once.
+    broker.cluster().broker_up(2).unwrap();
+    let service = start(&dir);
+    let status = service.statuses()["counter"].clone();
+    wait_for(&status, Duration::from_secs(60), "the rest", |s| {
+        checkpoint_sum(s) == 1500
+    });
+    let view = service
+        .store()
+        .open_view("counter", &hash, &[], None)
+        .unwrap();
+    let discrepancies = oracle_discrepancies(&view, &stream);
+    assert!(discrepancies.is_empty(), "{discrepancies:#?}");
+    assert_eq!(service.stop()["counter"], Ok(()));
 }

@@ -337,9 +337,20 @@ pub fn try_start(
     views: Vec<ViewConfig>,
     engine: EngineConfig,
 ) -> anyhow::Result<Service> {
+    try_start_on(broker, broker.config(), dir, views, engine)
+}
+
+/// [`try_start`] with the broker settings `settings` (of `broker`).
+pub fn try_start_on(
+    broker: &Broker,
+    settings: projector::config::BrokerConfig,
+    dir: &TempDir,
+    views: Vec<ViewConfig>,
+    engine: EngineConfig,
+) -> anyhow::Result<Service> {
     let config = Config {
         data_dir: dir.0.clone(),
-        broker: Some(broker.config()),
+        broker: Some(settings.clone()),
         engine: engine.clone(),
         http: projector::config::HttpConfig::default(),
         views,
@@ -352,7 +363,8 @@ pub fn try_start(
         max_records: 200,
         linger: Duration::from_millis(5),
     };
-    Service::start(&config, &broker.config(), &engine, store, limits)
+    let _ = broker;
+    Service::start(&config, &settings, &engine, store, limits)
 }
 
 /// Wait until `done` holds, failing after `timeout` with `what`.
