@@ -622,7 +622,7 @@ fn no_offset_is_committed_past_a_batch_the_changelog_did_not_acknowledge() {
     let start = |dir: &TempDir| {
         crate::kit::try_start_on(
             &broker,
-            settings.clone(),
+            &settings,
             dir,
             vec![counter_view()],
             EngineConfig::default(),

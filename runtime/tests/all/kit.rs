@@ -337,13 +337,13 @@ pub fn try_start(
     views: Vec<ViewConfig>,
     engine: EngineConfig,
 ) -> anyhow::Result<Service> {
-    try_start_on(broker, broker.config(), dir, views, engine)
+    try_start_on(broker, &broker.config(), dir, views, engine)
 }
 
 /// [`try_start`] with the broker settings `settings` (of `broker`).
 pub fn try_start_on(
     broker: &Broker,
-    settings: projector::config::BrokerConfig,
+    settings: &projector::config::BrokerConfig,
     dir: &TempDir,
     views: Vec<ViewConfig>,
     engine: EngineConfig,
@@ -364,7 +364,7 @@ pub fn try_start_on(
         linger: Duration::from_millis(5),
     };
     let _ = broker;
-    Service::start(&config, &settings, &engine, store, limits)
+    Service::start(&config, settings, &engine, store, limits)
 }
 
 /// Wait until `done` holds, failing after `timeout` with `what`.
