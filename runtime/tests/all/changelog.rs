@@ -684,3 +684,131 @@ fn no_offset_is_committed_past_a_batch_the_changelog_did_not_acknowledge() {
     assert!(discrepancies.is_empty(), "{discrepancies:#?}");
     assert_eq!(service.stop()["counter"], Ok(()));
 }
+
+/// The latest value of each key of the changelog, as compaction would
+/// keep it, read with a plain consumer: per partition, key → value.
+fn latest_per_key(broker: &Broker) -> BTreeMap<i32, BTreeMap<Vec<u8>, Option<Vec<u8>>>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "changelog-latest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut latest = BTreeMap::new();
+    for partition in 0..4 {
+        let (_, high) = consumer
+            .fetch_watermarks(CHANGELOG, partition, Duration::from_secs(10))
+            .unwrap();
+        let mut keys = BTreeMap::new();
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(CHANGELOG, partition, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&list).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while high > 0 && std::time::Instant::now() < deadline {
+            if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+                let message = message.unwrap();
+                keys.insert(
+                    message.key().unwrap_or_default().to_vec(),
+                    message.payload().map(<[u8]>::to_vec),
+                );
+                if message.offset() + 1 >= high {
+                    break;
+                }
+            }
+        }
+        latest.insert(partition, keys);
+    }
+    latest
+}
+
+#[test]
+fn a_changelog_another_module_built_is_refused_and_a_rebuild_resets_it() {
+    let broker = Broker::new(&[(TOPIC, 4), (CHANGELOG, 4)]);
+    let mut stream = Stream::default();
+    stream.publish(&broker, 600, 40, 4, Partitioning::HalfMisplaced);
+    let dir = TempDir::new("changelog-module");
+    {
+        let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
+        let status = service.statuses()["counter"].clone();
+        wait_for(&status, Duration::from_secs(60), "every event", |s| {
+            checkpoint_sum(s) == 600
+        });
+        assert_eq!(service.stop()["counter"], Ok(()));
+    }
+    // The data directory lost, and the view pointed at another module: the
+    // restore refuses before it applies anything.
+    std::fs::remove_dir_all(&dir.0).unwrap();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let mut other = counter_view();
+    other.module = projector_examples::ORDER_TOTALS.path.into();
+    let other_hash = crate::kit::hash_of(&projector_examples::ORDER_TOTALS);
+    {
+        let service = start(&broker, &dir, vec![other.clone()], EngineConfig::default());
+        let status = service.statuses()["counter"].clone();
+        wait_for(&status, Duration::from_secs(60), "the refusal", |s| {
+            s.fatal_error().is_some()
+        });
+        let fatal = status.fatal_error().unwrap();
+        assert!(
+            fatal.contains(CHANGELOG) && fatal.contains("built by module"),
+            "{fatal}"
+        );
+        let view = service
+            .store()
+            .open_view("counter", &other_hash, &[], None)
+            .unwrap();
+        assert_eq!(view.row_count(), 0, "rows of the old module were restored");
+        assert!(service.stop()["counter"].is_err());
+    }
+
+    // `projector view rebuild` with the new module resets the changelog:
+    // what compaction keeps of it holds no row, and positions with no
+    // checkpoint, of the new module.
+    let config = dir.0.join("projector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[broker]\nbootstrap_servers = \"{}\"\n\n\
+             [[views]]\nname = \"counter\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\n\
+             changelog = {{ replication = 1 }}\n",
+            dir.0.display(),
+            broker.bootstrap(),
+            projector_examples::ORDER_TOTALS.path
+        ),
+    )
+    .unwrap();
+    let rebuild = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["view", "rebuild", "counter", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(rebuild.status.success(), "{rebuild:?}");
+    assert!(
+        String::from_utf8_lossy(&rebuild.stdout).contains("40 entries removed"),
+        "{rebuild:?}"
+    );
+    for (partition, keys) in latest_per_key(&broker) {
+        for (key, value) in &keys {
+            if key == POSITIONS_KEY {
+                let positions =
+                    projector::store::decode_positions(value.as_deref().unwrap()).unwrap();
+                assert_eq!(positions.module, other_hash, "partition {partition}");
+                assert!(positions.checkpoints.is_empty(), "partition {partition}");
+            } else {
+                assert_eq!(value, &None, "partition {partition} keeps {key:?}");
+            }
+        }
+    }
+    // The rebuilt view starts from nothing and replays its topic.
+    let service = start(&broker, &dir, vec![other], EngineConfig::default());
+    let status = service.statuses()["counter"].clone();
+    wait_for(&status, Duration::from_secs(60), "the replay", |s| {
+        checkpoint_sum(s) == 600
+    });
+    assert_eq!(
+        status.counters().applied,
+        600,
+        "the rebuild replayed every event"
+    );
+    assert_eq!(service.stop()["counter"], Ok(()));
+}
