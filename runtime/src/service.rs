@@ -148,6 +148,9 @@ impl Service {
                 // A restore from the changelog runs on the view's thread:
                 // the API answers meanwhile (503 for rows, with progress).
                 Some(rows) if ready.restores() => {
+                    // Readers get 503 from the start, not a 404 before the
+                    // restore begins.
+                    status.restoring(Some(crate::pipeline::status::Restoring::default()));
                     let controls = ready.controls();
                     let feed = ready.feed();
                     (Start::Restore(Box::new(ready)), rows, feed, controls)

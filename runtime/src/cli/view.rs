@@ -113,9 +113,25 @@ pub fn run(args: &ViewArgs) -> anyhow::Result<()> {
                 None => None,
                 Some(_) => {
                     let broker = super::run::broker_of(&config, config_path)?;
-                    let shards = store
-                        .view_shards(name)?
-                        .unwrap_or(crate::shard::Shards::ONE);
+                    // The view's count; for a view reset before, the
+                    // count its config or its changelog topic has.
+                    let shards = match store.view_shards(name)? {
+                        Some(shards) => shards,
+                        None => view
+                            .shards
+                            .and_then(crate::shard::Shards::new)
+                            .or_else(|| {
+                                let topic = view.changelog_topic()?;
+                                let count = crate::kafka::partition_count(
+                                    &broker,
+                                    &topic,
+                                    std::time::Duration::from_secs(30),
+                                )
+                                .ok()?;
+                                crate::shard::Shards::new(u32::try_from(count).ok()?)
+                            })
+                            .unwrap_or(crate::shard::Shards::ONE),
+                    };
                     crate::pipeline::changelog::Changelog::open(&broker, view, shards)
                         .with_context(|| format!("view {name}: its changelog"))?
                 }

@@ -31,7 +31,7 @@ use super::in_flight::InFlightProducer;
 use super::{Role, client_config, client_config_for};
 use crate::config::BrokerConfig;
 use crate::shard::ShardId;
-use crate::store::Logged;
+use crate::store::{Logged, POSITIONS_KEY};
 
 /// Why the changelog cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,33 @@ pub enum ChangelogError {
         /// What the broker said.
         reason: String,
     },
+    /// A read delivered nothing for a while before the partition's end.
+    #[error(
+        "changelog topic {topic}, partition {partition}: the read stopped at offset {reached}, \
+         before the partition's end at {end}"
+    )]
+    ReadShort {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Where the read got to.
+        reached: i64,
+        /// Where the partition ends.
+        end: i64,
+    },
+    /// A record does not decode.
+    #[error("changelog topic {topic}, partition {partition}, offset {offset}: {reason}")]
+    Corrupt {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The record's offset.
+        offset: i64,
+        /// What is wrong.
+        reason: String,
+    },
     /// A record was not acknowledged.
     #[error("changelog topic {topic}: {records} records not acknowledged: {reason}")]
     NotAcknowledged {
@@ -104,7 +131,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ChangelogTopic {
     topic: String,
     broker: BrokerConfig,
-    producer: InFlightProducer<()>,
+    producer: InFlightProducer<u64>,
+    /// Writes so far: each write's records are tagged with its number.
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ChangelogTopic {
@@ -155,6 +184,7 @@ impl ChangelogTopic {
             topic: topic.to_owned(),
             broker: broker.clone(),
             producer,
+            writes: std::sync::atomic::AtomicU64::new(0),
         };
         let ensured = match super::topic_partitions(this.producer.client(), topic, REQUEST_TIMEOUT)
         {
@@ -250,14 +280,9 @@ impl ChangelogTopic {
         };
         match policy {
             // tansu quotes the value it was created with.
-            Some(policy)
-                if policy
-                    .trim_matches('"')
-                    .split(',')
-                    .any(|p| p.trim() == "compact") =>
-            {
-                Ok(())
-            }
+            // Only compaction: with `compact,delete` retention would also
+            // delete the rows that never change.
+            Some(policy) if policy.trim_matches('"').trim() == "compact" => Ok(()),
             Some(policy) => Err(ChangelogError::NotCompacted {
                 topic: self.topic.clone(),
                 found: policy.trim_matches('"').to_owned(),
@@ -281,34 +306,42 @@ impl ChangelogTopic {
         &self,
         entries: impl Iterator<Item = Logged>,
     ) -> Result<BTreeMap<ShardId, i64>, ChangelogError> {
-        let entries: Vec<Logged> = entries.collect();
-        let half = entries.len() / 2;
-        let mut sent = 0;
+        // Each write's records carry its number: a report of an earlier
+        // write (one that failed while records were in flight) never
+        // counts for this one.
+        let write = self
+            .writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut sent: usize = 0;
+        let mut positions_sent = 0;
+        let mut refused = None;
         for entry in entries {
-            if sent == half && half > 0 && crate::failpoint::reached("changelog-partial") {
-                // What a crash in the middle of a batch leaves: the records
-                // before it acknowledged, the rest never sent.
-                let _ = self.producer.flush(Duration::from_secs(30));
-                crate::failpoint::abort("changelog-partial");
-            }
             let partition = i32::try_from(entry.shard.0).unwrap_or(i32::MAX);
-            let mut record: BaseRecord<'_, [u8], [u8], Box<()>> =
-                BaseRecord::with_opaque_to(&self.topic, Box::new(()))
+            let mut record: BaseRecord<'_, [u8], [u8], Box<u64>> =
+                BaseRecord::with_opaque_to(&self.topic, Box::new(write))
                     .partition(partition)
                     .key(&entry.key);
             if let Some(value) = &entry.value {
                 record = record.payload(value);
             }
-            self.producer
-                .send(record)
-                .map_err(|source| ChangelogError::Kafka {
-                    topic: self.topic.clone(),
-                    source,
-                })?;
+            if let Err(source) = self.producer.send(record) {
+                refused = Some(source);
+                break;
+            }
             sent += 1;
+            if entry.key == POSITIONS_KEY {
+                positions_sent += 1;
+                if positions_sent == 1 && crate::failpoint::reached("changelog-partial") {
+                    // What a crash in the middle of a batch leaves: every
+                    // record up to the first shard's positions record
+                    // acknowledged, the other shards' positions never sent.
+                    let _ = self.producer.flush(Duration::from_secs(30));
+                    crate::failpoint::abort("changelog-partial");
+                }
+            }
         }
         let mut ends = BTreeMap::new();
-        if sent == 0 {
+        if sent == 0 && refused.is_none() {
             return Ok(ends);
         }
         // The client gives a record up after message.timeout.ms; wait a
@@ -316,12 +349,22 @@ impl ChangelogTopic {
         let _ = self
             .producer
             .flush(self.producer.message_timeout() + Duration::from_secs(5));
-        let deliveries = self.producer.take_deliveries();
+        if let Some(source) = refused {
+            return Err(ChangelogError::Kafka {
+                topic: self.topic.clone(),
+                source,
+            });
+        }
+        let mut delivered = 0;
         let mut failed = 0;
         let mut reason = None;
-        for delivery in &deliveries {
+        for delivery in self.producer.take_deliveries() {
+            if delivery.tag != write {
+                continue;
+            }
             match &delivery.result {
                 Ok((partition, offset)) => {
+                    delivered += 1;
                     let shard = ShardId(partition.unsigned_abs());
                     let end = ends.entry(shard).or_insert(0);
                     *end = (*end).max(offset + 1);
@@ -332,7 +375,7 @@ impl ChangelogTopic {
                 }
             }
         }
-        let missing = sent - deliveries.len().min(sent);
+        let missing = sent.saturating_sub(delivered + failed);
         if failed > 0 || missing > 0 {
             return Err(ChangelogError::NotAcknowledged {
                 topic: self.topic.clone(),
@@ -404,12 +447,11 @@ impl ChangelogTopic {
                     let offset = message.offset();
                     reached = offset + 1;
                     each(offset, message.key().unwrap_or_default(), message.payload()).map_err(
-                        |reason| ChangelogError::NotAcknowledged {
+                        |reason| ChangelogError::Corrupt {
                             topic: self.topic.clone(),
-                            records: 1,
-                            reason: format!(
-                                "the record at offset {offset} does not decode: {reason}"
-                            ),
+                            partition,
+                            offset,
+                            reason,
                         },
                     )?;
                 }
@@ -417,11 +459,15 @@ impl ChangelogTopic {
                 // Past the end reported, and nothing more fetched: the end.
                 None if reached >= end => break,
                 None => {
-                    // Compaction leaves gaps up to the end; a partition
-                    // quiet for this long has nothing more before it.
+                    // Kafka never compacts a partition's last record away,
+                    // so a read that stops short of the end missed records.
                     if last_record.elapsed() > QUIET {
-                        tracing::debug!(topic = %self.topic, partition, reached, end, "changelog partition quiet before its reported end; read to its end");
-                        break;
+                        return Err(ChangelogError::ReadShort {
+                            topic: self.topic.clone(),
+                            partition,
+                            reached,
+                            end,
+                        });
                     }
                 }
             }
@@ -430,8 +476,8 @@ impl ChangelogTopic {
     }
 }
 
-/// How long a read may get nothing before the partition is taken as read.
-const QUIET: Duration = Duration::from_secs(3);
+/// How long a read may get nothing before its end before it fails.
+const QUIET: Duration = Duration::from_secs(15);
 
 /// Wait for an admin request on this thread: the admin client's futures
 /// are driven by librdkafka's own threads, so a current-thread runtime

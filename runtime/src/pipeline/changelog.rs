@@ -62,16 +62,6 @@ pub enum ChangelogFailure {
         /// The module configured.
         configured: String,
     },
-    /// A record of the changelog does not decode.
-    #[error("changelog topic {topic}, partition {partition}: {reason}")]
-    Corrupt {
-        /// The topic.
-        topic: String,
-        /// The partition.
-        partition: u32,
-        /// What is wrong.
-        reason: String,
-    },
 }
 
 /// What a restore did.
@@ -240,40 +230,29 @@ impl Changelog {
         for shard in self.shards.all() {
             ends.insert(shard, self.topic.watermarks(shard)?);
         }
-        let holds_nothing = ends.values().all(|(low, high)| high <= low);
+        // A partition that holds nothing where this store logged records:
+        // the topic was deleted or made again.
         let lost = self.shards.all().any(|shard| {
             local
                 .get(&shard)
-                .is_some_and(|at| ends.get(&shard).is_some_and(|(_, high)| high < at))
+                .is_some_and(|at| *at > 0 && ends.get(&shard).is_none_or(|(low, high)| high <= low))
         });
         let has_state = !view.checkpoints()?.is_empty();
-        if has_state && (holds_nothing && local.is_empty() || lost) {
+        let pending = view.snapshot_pending()?;
+        if pending || lost || (has_state && local.is_empty()) {
             if lost {
-                tracing::warn!(topic = %self.topic(), "the changelog topic holds less than this store logged to it (deleted or re-created?); logging the whole view again");
+                tracing::warn!(topic = %self.topic(), "the changelog topic holds nothing of what this store logged to it (deleted or made again?); logging the whole view again");
             }
-            let mut entries = Vec::new();
-            view.snapshot(&mut |entry| entries.push(entry))?;
-            restored.snapshot = entries.len() as u64;
-            let ends = self.topic.write(entries.into_iter())?;
-            let mut prepared = Prepared::default();
-            prepared.logged_to(&ends);
-            view.commit_prepared(prepared)?;
+            if pending {
+                tracing::warn!(topic = %self.topic(), "a snapshot of the view to its changelog was cut short; taking it again");
+            }
+            restored.snapshot = self.snapshot(view, &ends)?;
             tracing::info!(topic = %self.topic(), entries = restored.snapshot, seconds = started.elapsed().as_secs_f64(), "the view's state logged whole to its changelog");
             return Ok(restored);
         }
-        let mut report = Restoring {
-            started,
-            ..Restoring::default()
-        };
-        for shard in self.shards.all() {
-            let (low, high) = ends.get(&shard).copied().unwrap_or((0, 0));
-            let from = local.get(&shard).copied().unwrap_or(low).max(low);
-            report.total += u64::try_from(high.saturating_sub(from)).unwrap_or(0);
-        }
-        progress(report);
-        let mut positions: BTreeMap<ShardId, ShardPositions> = BTreeMap::new();
-        let mut log_positions = BTreeMap::new();
-        let mut cut_short: Vec<(ShardId, Vec<u8>)> = Vec::new();
+        // The module that built each shard's changelog, checked for every
+        // shard before anything is applied.
+        let mut plans = Vec::new();
         for shard in self.shards.all() {
             let (low, high) = ends.get(&shard).copied().unwrap_or((0, 0));
             let from = local.get(&shard).copied().unwrap_or(low).max(low);
@@ -282,7 +261,6 @@ impl Changelog {
             }
             let last_whole = match self.last_positions_record(shard, from, high)? {
                 Some((_, own)) if own.module != view.module_hash() => {
-                    // Nothing of it is applied.
                     return Err(ChangelogFailure::ModuleChanged {
                         topic: self.topic().to_owned(),
                         logged: own.module,
@@ -291,6 +269,21 @@ impl Changelog {
                 }
                 last => last.map(|(offset, _)| offset),
             };
+            plans.push((shard, from, high, last_whole));
+        }
+        let mut report = Restoring {
+            started,
+            total: plans
+                .iter()
+                .map(|(_, from, high, _)| u64::try_from(high - from).unwrap_or(0))
+                .sum(),
+            ..Restoring::default()
+        };
+        progress(report);
+        let mut positions: BTreeMap<ShardId, ShardPositions> = BTreeMap::new();
+        let mut log_positions = BTreeMap::new();
+        let mut cut_short: Vec<(ShardId, Vec<u8>)> = Vec::new();
+        for (shard, from, high, last_whole) in plans {
             let mut chunk = Vec::new();
             let mut tail = Vec::new();
             let mut shard_positions = None;
@@ -323,14 +316,7 @@ impl Changelog {
                     }
                     Ok(())
                 });
-            let reached = reached.map_err(|err| match err {
-                ChangelogError::NotAcknowledged { reason, .. } => ChangelogFailure::Corrupt {
-                    topic: self.topic().to_owned(),
-                    partition: shard.0,
-                    reason,
-                },
-                other => ChangelogFailure::Topic(other),
-            })?;
+            let reached = reached?;
             if let Some(err) = corrupt {
                 return Err(err.into());
             }
@@ -381,6 +367,47 @@ impl Changelog {
             );
         }
         Ok(restored)
+    }
+
+    /// Log the whole view as the store holds it: a tombstone for every key
+    /// the changelog holds that the store does not, every entry, and each
+    /// shard's positions record. Marked in the store until done, so a
+    /// snapshot cut short is taken again. Returns how many entries it
+    /// logged.
+    fn snapshot(
+        &self,
+        view: &impl ViewStore,
+        ends: &BTreeMap<ShardId, (i64, i64)>,
+    ) -> Result<u64, ChangelogFailure> {
+        view.set_snapshot_pending(true)?;
+        let mut entries = Vec::new();
+        for shard in self.shards.all() {
+            let (low, high) = ends.get(&shard).copied().unwrap_or((0, 0));
+            let mut held: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
+            self.topic.read(shard, low, high, &mut |_, key, value| {
+                if key != POSITIONS_KEY {
+                    held.insert(key.to_vec(), value.is_some());
+                }
+                Ok(())
+            })?;
+            for (key, present) in held {
+                if present && view.raw(&key)?.is_none() {
+                    entries.push(Logged {
+                        shard,
+                        key,
+                        value: None,
+                    });
+                }
+            }
+        }
+        view.snapshot(&mut |entry| entries.push(entry))?;
+        let logged = entries.len() as u64;
+        let ends = self.topic.write(entries.into_iter())?;
+        let mut prepared = Prepared::default();
+        prepared.logged_to(&ends);
+        view.commit_prepared(prepared)?;
+        view.set_snapshot_pending(false)?;
+        Ok(logged)
     }
 
     /// The offset and content of the last positions record of `shard`'s

@@ -337,14 +337,17 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
                     source,
                 })?;
             status.restoring(Some(status::Restoring::default()));
-            let restored = changelog.restore(&view, &|progress| {
-                status.restoring(Some(progress));
-            });
+            // On failure it stays marked as restoring: a store restored in
+            // part is never read.
+            changelog
+                .restore(&view, &|progress| {
+                    status.restoring(Some(progress));
+                })
+                .map_err(|err| PipelineError::Changelog {
+                    view: name.clone(),
+                    reason: err.to_string(),
+                })?;
             status.restoring(None);
-            restored.map_err(|err| PipelineError::Changelog {
-                view: name.clone(),
-                reason: err.to_string(),
-            })?;
             store.flush().map_err(|source| PipelineError::Store {
                 view: name.clone(),
                 source,
@@ -608,6 +611,11 @@ impl<S: Store, A: Apply> Worker<S, A> {
             if forgotten > 0 {
                 tracing::info!(view = %name, records = forgotten, "dedup is off: the identities an earlier run remembered are forgotten");
             }
+        }
+        if config.changelog.is_none() {
+            // Changes made now are not logged: turning the changelog on
+            // again must log the whole view first.
+            view.forget_log_positions().map_err(store_error)?;
         }
         let mut state = ViewState::new(store, view, feed, policy);
         if let Some(changelog) = changelog {

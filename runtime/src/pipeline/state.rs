@@ -552,7 +552,8 @@ impl<S: Store> ViewState<S> {
                     .map_err(|err| StoreError::Backend {
                         operation: "changelog",
                         reason: format!(
-                            "the batch was not logged to its changelog, so it is not                              committed: {err}"
+                            "the batch was not logged to its changelog, so it is not committed: \
+                             {err}"
                         ),
                     })?;
                 crate::failpoint::hit("changelog-logged");

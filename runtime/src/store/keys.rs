@@ -11,6 +11,7 @@
 //! | `d/<topic>/<partition>` | of a dead-letter topic: the offset below which this view's records there are released (i64 BE) |
 //! | `q/<subject length u32 BE><subject><sequence u64 BE>` | a record held by `on_error = "quarantine"`: its origin (topic, partition i32 BE, offset i64 BE), then as a held dead letter |
 //! | `j/<newest time, sign bit flipped, u64 BE><sequence u64 BE><shard u32 BE>` | the event identities one batch remembered for one shard (records written before the changelog have no shard) (`dedup`): per identity its 16 bytes and the time it counts from (i64 BE, milliseconds); the key's time is the newest, so the records past a window are one range |
+//! | `m/changelog-snapshot` | present while the whole view is being logged to its changelog |
 //! | `l/<shard>` | how far the view's changelog holds this store's changes of the shard: the offset after the last record of it acknowledged (i64 BE); never logged itself |
 //!
 //! The changelog (`pipeline::changelog`) logs `r/`, `o/`, `q/` and `j/`
@@ -44,6 +45,9 @@ pub(super) const ROW_COUNT_KEY: &[u8] = b"m/rows";
 pub(super) const JOURNAL_PREFIX: &[u8] = b"j/";
 
 pub(super) const LOG_POSITION_PREFIX: &[u8] = b"l/";
+
+/// Present while a snapshot to the changelog is under way.
+pub(super) const SNAPSHOT_PENDING_KEY: &[u8] = b"m/changelog-snapshot";
 
 /// The changelog key of a shard's positions record.
 pub const POSITIONS_KEY: &[u8] = b"p";

@@ -558,6 +558,18 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// holds the whole view.
     fn snapshot(&self, found: &mut dyn FnMut(Logged)) -> Result<(), StoreError>;
 
+    /// Mark (or unmark) a snapshot to the changelog as under way, durably:
+    /// a start that finds the mark takes the snapshot again.
+    fn set_snapshot_pending(&self, pending: bool) -> Result<(), StoreError>;
+
+    /// True when a snapshot to the changelog was begun and not finished.
+    fn snapshot_pending(&self) -> Result<bool, StoreError>;
+
+    /// Forget how far the changelog holds this store's changes: what a
+    /// start with the changelog off does, so that turning it on again logs
+    /// the whole view first.
+    fn forget_log_positions(&self) -> Result<(), StoreError>;
+
     /// The value the store holds under `key`, as stored.
     fn raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 

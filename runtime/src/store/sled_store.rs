@@ -743,6 +743,43 @@ impl ViewStore for SledView {
         Ok(())
     }
 
+    fn set_snapshot_pending(&self, pending: bool) -> Result<(), StoreError> {
+        if pending {
+            self.tree
+                .insert(keys::SNAPSHOT_PENDING_KEY, &[] as &[u8])
+                .map_err(backend("mark a snapshot"))?;
+        } else {
+            self.tree
+                .remove(keys::SNAPSHOT_PENDING_KEY)
+                .map_err(backend("mark a snapshot"))?;
+        }
+        self.tree
+            .flush()
+            .map(drop)
+            .map_err(backend("flush a snapshot mark"))
+    }
+
+    fn snapshot_pending(&self) -> Result<bool, StoreError> {
+        self.tree
+            .contains_key(keys::SNAPSHOT_PENDING_KEY)
+            .map_err(backend("read a snapshot mark"))
+    }
+
+    fn forget_log_positions(&self) -> Result<(), StoreError> {
+        let mut writes = sled::Batch::default();
+        let mut any = false;
+        for key in self.tree.scan_prefix(keys::LOG_POSITION_PREFIX).keys() {
+            writes.remove(key.map_err(backend("scan changelog positions"))?);
+            any = true;
+        }
+        if any {
+            self.tree
+                .apply_batch(writes)
+                .map_err(backend("forget changelog positions"))?;
+        }
+        Ok(())
+    }
+
     fn raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .tree
@@ -804,9 +841,12 @@ impl ViewStore for SledView {
                 || key.starts_with(keys::JOURNAL_PREFIX))
             {
                 return Err(self.corrupt(key, "not an entry a changelog logs"));
-            } else if value.is_some() {
+            } else if let Some(value) = value {
                 // A held record or identity record that decodes.
-                self.logged_shard(key, value.as_deref())?;
+                self.logged_shard(key, Some(value))?;
+                if key.starts_with(keys::JOURNAL_PREFIX) {
+                    keys::decode_identities(value).map_err(|reason| self.corrupt(key, reason))?;
+                }
             }
             match value {
                 Some(value) => writes.insert(key.as_slice(), value.as_slice()),
@@ -835,6 +875,20 @@ impl ViewStore for SledView {
             .flat_map(|own| own.checkpoints.keys().cloned())
             .collect();
         let mut writes = sled::Batch::default();
+        // A partition no shard has a position on any more (a rebuild's
+        // reset): its checkpoints go.
+        for (topic, partition, _) in self.checkpoints()? {
+            if !partitions.contains(&(topic.clone(), partition)) {
+                writes.remove(keys::checkpoint_key(&topic, partition));
+                for key in self
+                    .tree
+                    .scan_prefix(keys::shard_checkpoints_prefix(&topic, partition))
+                    .keys()
+                {
+                    writes.remove(key.map_err(backend("scan shard checkpoints"))?);
+                }
+            }
+        }
         for (topic, partition) in &partitions {
             // A shard with no position on the partition applied nothing of
             // it: it starts at the beginning.

@@ -81,15 +81,22 @@ fn a_view_restored_from_its_changelog_with_an_empty_data_directory_equals_the_or
     let hash = crate::kit::hash_of(&projector_examples::EVENT_COUNTER);
     let dir = TempDir::new("changelog");
     {
-        let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
+        // The first 3,000 events with the changelog off.
+        let mut off = counter_view();
+        off.changelog = None;
+        let service = start(&broker, &dir, vec![off], EngineConfig::default());
         let status = service.statuses()["counter"].clone();
         wait_applied(&status, 3000);
+        assert_eq!(service.stop()["counter"], Ok(()));
+    }
+    stream.publish(&broker, 1000, 60, 4, Partitioning::HalfMisplaced);
+    {
+        // Turned on: the whole view is logged first, then each batch.
+        let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
+        let status = service.statuses()["counter"].clone();
+        wait_applied(&status, 1000);
         wait_for(&status, Duration::from_secs(10), "checkpoints", |s| {
-            s.partitions()
-                .values()
-                .map(|p| p.checkpoint.unwrap_or(0))
-                .sum::<i64>()
-                == 3000
+            checkpoint_sum(s) == 4000
         });
         assert_eq!(service.stop()["counter"], Ok(()));
     }
@@ -133,7 +140,7 @@ fn a_view_restored_from_its_changelog_with_an_empty_data_directory_equals_the_or
         let discrepancies = oracle_discrepancies(&view, &stream);
         assert!(discrepancies.is_empty(), "{discrepancies:#?}");
         let next: i64 = view.checkpoints().unwrap().iter().map(|(_, _, n)| n).sum();
-        assert_eq!(next, 3000, "the checkpoints came back with the rows");
+        assert_eq!(next, 4000, "the checkpoints came back with the rows");
     }
     // New events continue the view, and nothing below the restored
     // checkpoints was read again.
@@ -144,7 +151,7 @@ fn a_view_restored_from_its_changelog_with_an_empty_data_directory_equals_the_or
             .values()
             .map(|p| p.checkpoint.unwrap_or(0))
             .sum::<i64>()
-            == 3400
+            == 4400
     });
     let counters = status.counters();
     assert_eq!(counters.applied, 400, "only the new events were applied");
@@ -196,7 +203,12 @@ fn records_after_the_last_positions(logged: &BTreeMap<i32, Vec<(Vec<u8>, bool)>>
 
 /// `projector run` with `config`, crashing at the failpoint `point` the
 /// `at`th time it is reached; asserts that it did.
-fn run_until_failpoint(config: &std::path::Path, log: &std::path::Path, point: &str, at: u32) {
+fn run_until_failpoint(
+    config: &std::path::Path,
+    log: &std::path::Path,
+    point: &str,
+    at: u32,
+) -> String {
     let before = std::fs::read_to_string(log).unwrap_or_default().len();
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -216,6 +228,7 @@ fn run_until_failpoint(config: &std::path::Path, log: &std::path::Path, point: &
         "the run did not crash at {point}: {status}; its log:\n{}",
         &written[before..]
     );
+    written[before..].to_owned()
 }
 
 #[test]
@@ -247,22 +260,23 @@ fn crashes_between_the_changelog_and_the_store_lose_nothing_and_apply_nothing_tw
     let log = dir.0.join("runs.log");
 
     // A batch cut short: half its records in the changelog, then the crash.
+    // A batch cut short: its records and the first shard's positions
+    // record in the changelog, the other shards' positions not.
     run_until_failpoint(&config, &log, "changelog-partial", 3);
     let cut = records_after_the_last_positions(&read_changelog(&broker, 4));
     assert!(cut > 0, "the crash left no record after a positions record");
     stream.publish(&broker, 500, 60, 4, Partitioning::HalfMisplaced);
     // A batch in the changelog, not in the store.
-    run_until_failpoint(&config, &log, "changelog-logged", 2);
-    stream.publish(&broker, 500, 60, 4, Partitioning::HalfMisplaced);
-    // A batch in both, its offsets not given to Kafka.
-    run_until_failpoint(&config, &log, "store-flushed", 2);
-    let runs = std::fs::read_to_string(&log).unwrap();
+    let after_cut = run_until_failpoint(&config, &log, "changelog-logged", 2);
     assert!(
-        runs.contains("logged again with the store's values"),
+        after_cut.contains("logged again with the store's values"),
         "the start after the cut batch reverted nothing"
     );
+    stream.publish(&broker, 500, 60, 4, Partitioning::HalfMisplaced);
+    // A batch in both, its offsets not given to Kafka.
+    let after_logged = run_until_failpoint(&config, &log, "store-flushed", 2);
     assert!(
-        runs.contains("view restored from its changelog"),
+        after_logged.contains("view restored from its changelog"),
         "the start after the batch logged but not stored restored nothing"
     );
 
@@ -314,6 +328,9 @@ fn crashes_between_the_changelog_and_the_store_lose_nothing_and_apply_nothing_tw
         .call()
         .unwrap();
     assert_eq!(ready.status(), 503);
+    let mut ready = ready;
+    let word = ready.body_mut().read_to_string().unwrap();
+    assert!(word.contains("restoring"), "{word}");
     let mut row = ureq::get(&format!("{api}/v1/views/counter/rows/s-1"))
         .config()
         .http_status_as_error(false)
