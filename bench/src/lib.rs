@@ -18,6 +18,7 @@
 //! - `system`: the machine, peak memory, disk use;
 //! - `report`: the figures, ratios, table and JSON.
 
+pub mod changelog;
 pub mod input;
 pub mod kafka_runs;
 pub mod latency;
@@ -120,6 +121,8 @@ pub struct Options {
     /// The broker of the Kafka parts (the restart part always runs on
     /// tansu).
     pub broker: BrokerKind,
+    /// Rows of the view the changelog part restores (two events each).
+    pub changelog_rows: u64,
 }
 
 /// A part of the run, to run alone while working on it.
@@ -141,6 +144,9 @@ pub enum Part {
     Restart,
     /// Deduplication by CloudEvents identity, off against on (engine only).
     Dedup,
+    /// The changelog off against on end to end, and a restore from it
+    /// against a replay.
+    Changelog,
 }
 
 impl Options {
@@ -151,7 +157,7 @@ impl Options {
 
 /// Print what is being measured, to stderr, so that a long run shows
 /// progress.
-fn step(what: &str) {
+pub(crate) fn step(what: &str) {
     eprintln!("projector-bench: {what}");
 }
 
@@ -288,6 +294,19 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
             }
         }
     }
+
+    let changelog = if options.runs(Part::Changelog) {
+        let premake = matches!(options.broker, BrokerKind::Mock);
+        Some(changelog::run(
+            &bootstrap,
+            &|topic, partitions| tansu.create_topic(topic, partitions),
+            premake,
+            options.changelog_rows,
+            &dir("changelog"),
+        )?)
+    } else {
+        None
+    };
 
     let dedup = if options.runs(Part::Dedup) {
         Some(dedup_cost(events, subjects, &dir("dedup"))?)
@@ -428,6 +447,7 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
         scaling,
         restart,
         dedup,
+        changelog,
         ratios: Vec::new(),
     };
     results.compute_ratios();

@@ -62,6 +62,10 @@ struct Cli {
     /// latency is small. The restart part always runs on tansu.
     #[arg(long, value_enum, default_value_t)]
     broker: projector_bench::BrokerKind,
+    /// Rows of the view the changelog part builds and restores (two events
+    /// each).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    changelog_rows: u64,
 }
 
 /// A rate in events per second: a finite number above zero.
@@ -118,6 +122,7 @@ fn main() -> anyhow::Result<()> {
         store_row_bytes: cli.store_row_bytes.map(usize::try_from).transpose()?,
         latency_base_rate: cli.latency_base_rate,
         broker: cli.broker,
+        changelog_rows: cli.changelog_rows,
     };
     projector_bench::clean(&cli.work_dir)?;
     let results = projector_bench::run(&options);

@@ -134,6 +134,8 @@ pub struct Results {
     pub restart: Option<Restart>,
     /// Deduplication by CloudEvents identity, off against on.
     pub dedup: Option<DedupCost>,
+    /// The changelog off against on, and its restore against a replay.
+    pub changelog: Option<crate::changelog::ChangelogCost>,
     /// The targets.
     pub ratios: Vec<Ratio>,
 }
@@ -271,6 +273,20 @@ impl Results {
                 met: ratio <= 2.0,
             });
         }
+        if let Some(changelog) = &self.changelog {
+            ratios.push(Ratio {
+                name: "end to end with the changelog on / off (customers, wasm)".to_owned(),
+                value: changelog.ratio,
+                target: 0.85,
+                met: changelog.ratio >= 0.85,
+            });
+            ratios.push(Ratio {
+                name: "replay of the source topic / restore from the changelog (time)".to_owned(),
+                value: changelog.restore_speedup,
+                target: 5.0,
+                met: changelog.restore_speedup >= 5.0,
+            });
+        }
         if let Some(dedup) = &self.dedup {
             ratios.push(Ratio {
                 name: "engine only with dedup on / off (customers, wasm, 1 thread)".to_owned(),
@@ -356,6 +372,39 @@ impl Results {
                     dedup.memory_bytes_per_identity
                 ),
                 dedup.on_median,
+                0.0,
+            );
+        }
+        if let Some(changelog) = &self.changelog {
+            for run in &changelog.runs {
+                row(
+                    format!(
+                        "end to end: customers (Wasm; changelog {}; {} rows)",
+                        if run.changelog { "on" } else { "off" },
+                        changelog.rows
+                    ),
+                    run.events_per_second,
+                    run.seconds,
+                );
+            }
+            let restore = &changelog.restore;
+            row(
+                format!(
+                    "restore from the changelog: {} rows, {} records, {:.1} MB/s (rows/s)",
+                    restore.rows, restore.records, restore.mb_per_second
+                ),
+                restore.rows_per_second,
+                restore.seconds,
+            );
+            row(
+                format!(
+                    "changelog on / off: {:.2}; replay {:.1} s / restore {:.1} s = {:.1}x",
+                    changelog.ratio,
+                    changelog.replay_seconds,
+                    restore.seconds,
+                    changelog.restore_speedup
+                ),
+                changelog.on_median,
                 0.0,
             );
         }

@@ -37,6 +37,7 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
     let output = Command::new(&exe)
         .args(["--events", "600", "--subjects", "50", "--scales", "20,200"])
         .args(["--latency-seconds", "0.5"])
+        .args(["--changelog-rows", "300"])
         .arg("--out")
         .arg(&out)
         .arg("--work-dir")
@@ -179,8 +180,24 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
     assert!(number(&dedup["ratio"], "dedup ratio") > 0.0);
     assert!(number(&dedup["memory_bytes_per_identity"], "memory per identity") >= 24.0);
 
+    // The changelog part: off and on alternately over 600 events, and a
+    // restore of the 300 rows, each compared with the rows that logged it.
+    let changelog = &result["changelog"];
+    let runs = changelog["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "{changelog}");
+    for (n, run) in runs.iter().enumerate() {
+        assert_eq!(run["changelog"], n % 2 == 1, "{run}");
+        assert_eq!(run["events"], 600, "{run}");
+        rate(run, "changelog");
+    }
+    assert_eq!(changelog["restore"]["rows"], 300, "{changelog}");
+    assert!(
+        changelog["restore"]["records"].as_u64().unwrap() >= 300,
+        "{changelog}"
+    );
+    assert!(number(&changelog["restore_speedup"], "restore speedup") > 0.0);
     let ratios = result["ratios"].as_array().unwrap();
-    assert_eq!(ratios.len(), 11, "{ratios:?}");
+    assert_eq!(ratios.len(), 13, "{ratios:?}");
     for ratio in ratios {
         let value = number(&ratio["value"], "ratio");
         let target = number(&ratio["target"], "target");

@@ -124,6 +124,9 @@ pub enum ChangelogError {
 /// What a read hands each record to: its offset, key and value.
 pub type Each<'a> = dyn FnMut(i64, &[u8], Option<&[u8]>) -> Result<(), String> + 'a;
 
+/// How long the description of the topic's settings may take.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long a metadata, admin or watermark request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -134,6 +137,8 @@ pub struct ChangelogTopic {
     producer: InFlightProducer<u64>,
     /// Writes so far: each write's records are tagged with its number.
     writes: std::sync::atomic::AtomicU64,
+    /// The consumer reads use, made by the first (assigned anew by each).
+    reader: std::sync::Mutex<Option<BaseConsumer>>,
 }
 
 impl std::fmt::Debug for ChangelogTopic {
@@ -185,6 +190,7 @@ impl ChangelogTopic {
             broker: broker.clone(),
             producer,
             writes: std::sync::atomic::AtomicU64::new(0),
+            reader: std::sync::Mutex::new(None),
         };
         let ensured = match super::topic_partitions(this.producer.client(), topic, REQUEST_TIMEOUT)
         {
@@ -265,7 +271,9 @@ impl ChangelogTopic {
     /// taken at its word, with a warning.
     fn check_compacted(&self) -> Result<(), ChangelogError> {
         let admin = self.admin()?;
-        let options = AdminOptions::new().request_timeout(Some(REQUEST_TIMEOUT));
+        // A broker answers this in milliseconds; one that does not answer
+        // it at all (librdkafka's mock cluster) must not hold a start.
+        let options = AdminOptions::new().request_timeout(Some(DESCRIBE_TIMEOUT));
         let described =
             block_on(admin.describe_configs([&ResourceSpecifier::Topic(&self.topic)], &options));
         let policy = match described {
@@ -346,9 +354,10 @@ impl ChangelogTopic {
         }
         // The client gives a record up after message.timeout.ms; wait a
         // little longer for its report.
-        let _ = self
-            .producer
-            .flush(self.producer.message_timeout() + Duration::from_secs(5));
+        self.producer.wait_for(
+            self.producer.message_timeout() + Duration::from_secs(5),
+            |reported| reported.iter().filter(|d| d.tag == write).count() >= sent,
+        );
         if let Some(source) = refused {
             return Err(ChangelogError::Kafka {
                 topic: self.topic.clone(),
@@ -424,14 +433,26 @@ impl ChangelogTopic {
         if from >= end {
             return Ok(from);
         }
-        let consumer: BaseConsumer = client_config_for(&self.broker, Role::Consumer)
-            .set("group.id", format!("{}-restore", self.topic))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .create()
-            .map_err(kafka)?;
+        let mut reader = self
+            .reader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let consumer = match &mut *reader {
+            Some(consumer) => consumer,
+            empty => empty.insert(
+                client_config_for(&self.broker, Role::Consumer)
+                    .set("group.id", format!("{}-restore", self.topic))
+                    .set("enable.auto.commit", "false")
+                    .set("enable.auto.offset.store", "false")
+                    .set("auto.offset.reset", "earliest")
+                    .set("enable.partition.eof", "false")
+                    // Reads are short and back to back: a fetch that waits
+                    // for more data than there is only delays the next.
+                    .set("fetch.wait.max.ms", "10")
+                    .create()
+                    .map_err(kafka)?,
+            ),
+        };
         let partition = i32::try_from(shard.0).unwrap_or(i32::MAX);
         let mut assignment = TopicPartitionList::new();
         assignment
@@ -442,6 +463,13 @@ impl ChangelogTopic {
         let mut reached = from;
         loop {
             match consumer.poll(Duration::from_millis(100)) {
+                // librdkafka drops what an earlier assignment fetched (its
+                // fetch versions); the checks keep a stray record out all
+                // the same.
+                Some(Ok(message))
+                    if message.partition() != partition
+                        || message.topic() != self.topic
+                        || message.offset() < reached => {}
                 Some(Ok(message)) => {
                     last_record = Instant::now();
                     let offset = message.offset();
@@ -472,6 +500,7 @@ impl ChangelogTopic {
                 }
             }
         }
+        consumer.unassign().map_err(kafka)?;
         Ok(reached)
     }
 }

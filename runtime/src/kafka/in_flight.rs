@@ -13,7 +13,7 @@
 //!   nor reorder the records of a partition.
 //! - It never creates a topic: a record to a missing topic fails.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
@@ -37,6 +37,8 @@ pub struct Delivery<T> {
 /// Collects delivery reports: the producer's client context.
 pub struct Reports<T> {
     deliveries: Mutex<Vec<Delivery<T>>>,
+    /// Signalled on every report.
+    reported: Condvar,
 }
 
 impl<T> std::fmt::Debug for Reports<T> {
@@ -59,6 +61,7 @@ impl<T: Send + Sync + 'static> ProducerContext for Reports<T> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(Delivery { tag: *tag, result });
+        self.reported.notify_all();
     }
 }
 
@@ -119,6 +122,7 @@ impl<T: Send + Sync + 'static> InFlightProducer<T> {
         }
         let producer = config.create_with_context(Reports {
             deliveries: Mutex::new(Vec::new()),
+            reported: Condvar::new(),
         })?;
         Ok(Self {
             producer,
@@ -172,6 +176,33 @@ impl<T: Send + Sync + 'static> InFlightProducer<T> {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         )
+    }
+
+    /// Wait at most `timeout` until `done` holds for the outcomes reported
+    /// and not yet taken; true when it does. Woken by each report, not by
+    /// polling the client (librdkafka's flush waits in steps of 100 ms when
+    /// another thread serves the reports, as this producer's does).
+    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[Delivery<T>]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let context = self.producer.context();
+        let mut deliveries = context
+            .deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if done(&deliveries) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            deliveries = context
+                .reported
+                .wait_timeout(deliveries, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
     /// Wait at most `timeout` until every record sent has an outcome.
