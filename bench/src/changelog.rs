@@ -54,6 +54,9 @@ pub struct RestoreRun {
     pub rows_per_second: f64,
     /// Megabytes (10^6 bytes) per second.
     pub mb_per_second: f64,
+    /// Seconds of it spent writing to the store (the rest reads the
+    /// changelog).
+    pub store_seconds: f64,
 }
 
 /// What the changelog costs, and what its restore gives back.
@@ -312,5 +315,6 @@ fn restore(
         seconds,
         rows_per_second: compared as f64 / seconds,
         mb_per_second: restored.bytes as f64 / 1e6 / seconds,
+        store_seconds: restored.store_seconds,
     })
 }

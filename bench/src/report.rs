@@ -390,8 +390,8 @@ impl Results {
             let restore = &changelog.restore;
             row(
                 format!(
-                    "restore from the changelog: {} rows, {} records, {:.1} MB/s (rows/s)",
-                    restore.rows, restore.records, restore.mb_per_second
+                    "restore from the changelog: {} rows, {} records, {:.1} MB/s, {:.1} s in the store (rows/s)",
+                    restore.rows, restore.records, restore.mb_per_second, restore.store_seconds
                 ),
                 restore.rows_per_second,
                 restore.seconds,

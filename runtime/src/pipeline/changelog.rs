@@ -65,7 +65,7 @@ pub enum ChangelogFailure {
 }
 
 /// What a restore did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Restored {
     /// Records applied from the changelog.
     pub records: u64,
@@ -76,6 +76,9 @@ pub struct Restored {
     pub reverted: u64,
     /// Entries logged by a snapshot of the store.
     pub snapshot: u64,
+    /// Seconds spent writing restored entries to the store (the rest of a
+    /// restore reads the changelog).
+    pub store_seconds: f64,
 }
 
 /// How many restored records go into one store write.
@@ -308,10 +311,12 @@ impl Changelog {
                         shard_positions = Some(decode_positions(value)?);
                     } else {
                         chunk.push((key.to_vec(), value.map(<[u8]>::to_vec)));
-                        if chunk.len() >= RESTORE_CHUNK
-                            && let Err(err) = view.restore_entries(&std::mem::take(&mut chunk))
-                        {
-                            corrupt.get_or_insert(err);
+                        if chunk.len() >= RESTORE_CHUNK {
+                            let writing = Instant::now();
+                            if let Err(err) = view.restore_entries(&std::mem::take(&mut chunk)) {
+                                corrupt.get_or_insert(err);
+                            }
+                            restored.store_seconds += writing.elapsed().as_secs_f64();
                         }
                     }
                     Ok(())
