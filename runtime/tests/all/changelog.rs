@@ -215,13 +215,26 @@ fn run_until_failpoint(
         .append(true)
         .open(log)
         .unwrap();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
         .args(["run", "-c", config.to_str().unwrap()])
         .env("PROJECTOR_FAILPOINT", format!("{point}:{at}"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::from(file))
-        .status()
+        .spawn()
         .unwrap();
+    // A run that never reaches the point fails the test, never hangs it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("the run did not reach {point} {at} times within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let written = std::fs::read_to_string(log).unwrap();
     assert!(
         !status.success() && written[before..].contains(&format!("failpoint {point}")),
@@ -262,19 +275,22 @@ fn crashes_between_the_changelog_and_the_store_lose_nothing_and_apply_nothing_tw
     // A batch cut short: half its records in the changelog, then the crash.
     // A batch cut short: its records and the first shard's positions
     // record in the changelog, the other shards' positions not.
+    // (3,000 events in batches of at most 1,000: a third batch comes.)
     run_until_failpoint(&config, &log, "changelog-partial", 3);
     let cut = records_after_the_last_positions(&read_changelog(&broker, 4));
     assert!(cut > 0, "the crash left no record after a positions record");
     stream.publish(&broker, 500, 60, 4, Partitioning::HalfMisplaced);
     // A batch in the changelog, not in the store.
-    let after_cut = run_until_failpoint(&config, &log, "changelog-logged", 2);
+    // The first batch of each run below: the 500 events published before
+    // it may all go in one.
+    let after_cut = run_until_failpoint(&config, &log, "changelog-logged", 1);
     assert!(
         after_cut.contains("logged again with the store's values"),
         "the start after the cut batch reverted nothing"
     );
     stream.publish(&broker, 500, 60, 4, Partitioning::HalfMisplaced);
     // A batch in both, its offsets not given to Kafka.
-    let after_logged = run_until_failpoint(&config, &log, "store-flushed", 2);
+    let after_logged = run_until_failpoint(&config, &log, "store-flushed", 1);
     assert!(
         after_logged.contains("view restored from its changelog"),
         "the start after the batch logged but not stored restored nothing"
