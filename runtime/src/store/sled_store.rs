@@ -1353,4 +1353,123 @@ mod tests {
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
         assert!(err.to_string().contains("r/bad"), "{err}");
     }
+
+    fn held(offset: i64, shard: u32) -> DeadLetter {
+        DeadLetter {
+            origin: Origin {
+                topic: "t".to_owned(),
+                partition: 0,
+                offset,
+            },
+            shard: Some(ShardId(shard)),
+            key: Some(b"k".to_vec()),
+            value: Some(b"not an event".to_vec()),
+            headers: vec![("h".to_owned(), Some(b"x".to_vec()))],
+            timestamp_ms: Some(5),
+            class: "invalid-event".to_owned(),
+            message: "no ce_id".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_changelog_round_trip_brings_back_rows_held_records_identities_and_checkpoints() {
+        let (one, two) = (TempDir::new("log-source"), TempDir::new("log-restored"));
+        let shards = Shards::new(4);
+        let source = SledStore::open(&one.0)
+            .unwrap()
+            .open_view("v", "h", &email_index(), shards)
+            .unwrap();
+        let mut batch = ViewBatch::new();
+        batch.change("a", None, Some(row(r#"{"email":"a@x"}"#, 1)));
+        batch.checkpoint("t", 0, 10);
+        batch.shard_checkpoint("t", 0, ShardId(3), Some(12));
+        batch.hold_dead_letter(held(3, 2));
+        batch.quarantine("q", 0, held(4, 1));
+        batch.remember(Identity::new("a", "s", "1"), 1_000, ShardId(3));
+        batch.dead_letter_position("dlq", 0, 7);
+        let prepared = source.prepare(&batch, true).unwrap();
+        let logged: Vec<Logged> = prepared.logged().collect();
+        source.commit_prepared(prepared).unwrap();
+        // Each entry to its shard's partition; every shard's positions.
+        let shard_of = |prefix: &[u8]| {
+            logged
+                .iter()
+                .find(|entry| entry.key.starts_with(prefix))
+                .map(|entry| entry.shard)
+        };
+        let shards = shards.unwrap();
+        assert_eq!(shard_of(b"r/"), Some(shards.of_subject("a")));
+        assert_eq!(shard_of(b"o/"), Some(ShardId(2)));
+        assert_eq!(shard_of(b"q/"), Some(ShardId(1)));
+        assert_eq!(shard_of(b"j/"), Some(ShardId(3)));
+        assert!(shard_of(b"x/").is_none(), "index entries are not logged");
+        let positions: BTreeMap<ShardId, ShardPositions> = logged
+            .iter()
+            .filter(|entry| entry.key == keys::POSITIONS_KEY)
+            .map(|entry| {
+                (
+                    entry.shard,
+                    keys::decode_positions(entry.value.as_deref().unwrap()).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(positions.len(), 4);
+        assert_eq!(positions[&ShardId(3)].checkpoints[&("t".to_owned(), 0)], 12);
+        assert_eq!(positions[&ShardId(0)].checkpoints[&("t".to_owned(), 0)], 10);
+
+        let restored = SledStore::open(&two.0)
+            .unwrap()
+            .open_view("v", "h", &email_index(), Some(shards))
+            .unwrap();
+        let entries: Vec<(Vec<u8>, Option<Vec<u8>>)> = logged
+            .iter()
+            .filter(|entry| entry.key != keys::POSITIONS_KEY)
+            .map(|entry| (entry.key.clone(), entry.value.clone()))
+            .collect();
+        restored.restore_entries(&entries).unwrap();
+        restored
+            .restore_positions(&positions, &BTreeMap::new())
+            .unwrap();
+        assert_eq!(restored.row("a").unwrap(), source.row("a").unwrap());
+        assert_eq!(restored.row_count(), 1);
+        assert_eq!(
+            restored.lookup("by_email", "a@x", None, 10).unwrap().len(),
+            1,
+            "index entries derived again"
+        );
+        assert_eq!(
+            restored.held_dead_letters().unwrap(),
+            source.held_dead_letters().unwrap()
+        );
+        assert_eq!(
+            restored.quarantined(None).unwrap(),
+            source.quarantined(None).unwrap()
+        );
+        assert_eq!(
+            restored.identities(0).unwrap(),
+            source.identities(0).unwrap()
+        );
+        assert_eq!(
+            restored.checkpoints().unwrap(),
+            source.checkpoints().unwrap()
+        );
+        assert_eq!(
+            restored.shard_checkpoints("t", 0).unwrap(),
+            source.shard_checkpoints("t", 0).unwrap()
+        );
+        assert_eq!(
+            restored.dead_letter_positions().unwrap(),
+            source.dead_letter_positions().unwrap()
+        );
+
+        // A release logs a tombstone where the hold was logged.
+        let mut release = ViewBatch::new();
+        release.release_dead_letter(held(3, 2).origin);
+        let logged: Vec<Logged> = source.prepare(&release, false).unwrap().logged().collect();
+        assert_eq!(logged.len(), 1);
+        assert_eq!(
+            (logged[0].shard, logged[0].value.is_none()),
+            (ShardId(2), true)
+        );
+    }
 }
