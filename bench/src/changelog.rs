@@ -19,6 +19,7 @@ use projector::store::{SledStore, Store, ViewStore};
 
 use crate::input::{Generator, Workload};
 use crate::kafka_runs::{broker_config, input_producer, send};
+use crate::report::median;
 use crate::views::{self, ProjectionUser};
 use crate::{PARTITIONS, Runner, step};
 
@@ -81,15 +82,6 @@ pub struct ChangelogCost {
     pub replay_seconds: f64,
     /// Replay time / restore time.
     pub restore_speedup: f64,
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => values[n / 2],
-        n => f64::midpoint(values[n / 2 - 1], values[n / 2]),
-    }
 }
 
 /// Run the part: `rows` subjects, two events each, on the broker at

@@ -27,8 +27,8 @@ use rdkafka::producer::BaseRecord;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::client_config;
 use super::in_flight::InFlightProducer;
-use super::{Role, client_config, client_config_for};
 use crate::config::BrokerConfig;
 use crate::shard::ShardId;
 use crate::store::{Logged, POSITIONS_KEY};
@@ -439,18 +439,10 @@ impl ChangelogTopic {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let consumer = match &mut *reader {
             Some(consumer) => consumer,
+            // Reads are short and back to back: a fetch that waits for more
+            // data than there is would only delay the next.
             empty => empty.insert(
-                client_config_for(&self.broker, Role::Consumer)
-                    .set("group.id", format!("{}-restore", self.topic))
-                    .set("enable.auto.commit", "false")
-                    .set("enable.auto.offset.store", "false")
-                    .set("auto.offset.reset", "earliest")
-                    .set("enable.partition.eof", "false")
-                    // Reads are short and back to back: a fetch that waits
-                    // for more data than there is only delays the next.
-                    .set("fetch.wait.max.ms", "10")
-                    .create()
-                    .map_err(kafka)?,
+                super::reader(&self.broker, &format!("{}-restore", self.topic)).map_err(kafka)?,
             ),
         };
         let partition = i32::try_from(shard.0).unwrap_or(i32::MAX);

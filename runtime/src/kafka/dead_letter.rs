@@ -34,7 +34,6 @@ use rdkafka::producer::BaseRecord;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::in_flight::InFlightProducer;
-use super::{Role, client_config_for};
 use crate::config::BrokerConfig;
 use crate::store::{DeadLetter, Origin};
 
@@ -333,16 +332,9 @@ impl DeadLetterTail {
 /// A consumer that reads a dead-letter topic by assignment, committing
 /// nothing.
 fn scan_consumer(broker: &BrokerConfig, view: &str) -> Result<BaseConsumer, KafkaError> {
-    client_config_for(broker, Role::Consumer)
-        .set("group.id", format!("projector-dead-letter-scan-{view}"))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        // An empty answer at once: a read that begins inside the last batch
-        // on tansu gets nothing, and is begun further back.
-        .set("fetch.wait.max.ms", "10")
-        .create()
+    // An empty answer at once: a read that begins inside the last batch on
+    // tansu gets nothing, and is begun further back.
+    super::reader(broker, &format!("projector-dead-letter-scan-{view}"))
 }
 
 /// The origins `view` produced to `topic` at or after `from` (per

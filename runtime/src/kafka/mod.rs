@@ -259,6 +259,28 @@ pub fn partition_count(
     topic_partitions(consumer.client(), topic, timeout).map(|partitions| partitions.len())
 }
 
+/// A consumer that reads partitions it assigns itself, from offsets it
+/// gives, for group `group` (never joined, never committed): what the
+/// dead-letter scan and the changelog's reads use. A fetch answers at once
+/// (`fetch.wait.max.ms = 10`): such reads are short, and often end where
+/// there is nothing more.
+///
+/// # Errors
+/// When the client cannot be created.
+pub fn reader(
+    broker: &BrokerConfig,
+    group: &str,
+) -> Result<rdkafka::consumer::BaseConsumer, rdkafka::error::KafkaError> {
+    client_config_for(broker, Role::Consumer)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+}
+
 /// The headers of `message` as (name, value) pairs.
 pub fn headers<M: Message>(message: &M) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
     let headers = message.headers();

@@ -248,6 +248,25 @@ pub struct Worker<S: Store, A: Apply = Instance> {
     _expiry: Option<dedup::Expiry>,
 }
 
+/// `config`'s view in `store`, built by `projection`'s module.
+fn open_view<S: Store, A: Apply>(
+    store: &Arc<S>,
+    config: &ViewConfig,
+    projection: &A,
+) -> Result<S::View, PipelineError> {
+    store
+        .open_view(
+            &config.name,
+            projection.module_hash(),
+            &config.indexes,
+            config.shards.and_then(Shards::new),
+        )
+        .map_err(|source| PipelineError::Store {
+            view: config.name.clone(),
+            source,
+        })
+}
+
 /// A view checked and ready to start ([`Worker::prepare`]): what
 /// [`PreparedView::start`] restores from the changelog and opens. Readers
 /// can have its feed and send it requests before it starts.
@@ -325,17 +344,7 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
             source,
         };
         if let Some(changelog) = &changelog {
-            let view = store
-                .open_view(
-                    &config.name,
-                    projection.module_hash(),
-                    &config.indexes,
-                    config.shards.and_then(Shards::new),
-                )
-                .map_err(|source| PipelineError::Store {
-                    view: name.clone(),
-                    source,
-                })?;
+            let view = open_view(&store, &config, &projection)?;
             status.restoring(Some(status::Restoring::default()));
             // On failure it stays marked as restoring: a store restored in
             // part is never read.
@@ -448,17 +457,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
         let (changelog, rows) = match &config.changelog {
             None => (None, None),
             Some(_) => {
-                let view = store
-                    .open_view(
-                        &config.name,
-                        projection.module_hash(),
-                        &config.indexes,
-                        config.shards.and_then(Shards::new),
-                    )
-                    .map_err(|source| PipelineError::Store {
-                        view: name.clone(),
-                        source,
-                    })?;
+                let view = open_view(&store, &config, &projection)?;
                 let changelog = Changelog::open(broker, &config, view.shards())
                     .map_err(|err| PipelineError::Changelog {
                         view: name.clone(),

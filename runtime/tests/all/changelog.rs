@@ -32,9 +32,23 @@ fn counter_view() -> projector::config::ViewConfig {
     view
 }
 
+/// Wait until the view is restored and has joined its group: the restore
+/// runs on the view's thread, before it joins.
+fn wait_restored(status: &projector::pipeline::ViewStatus) {
+    wait_for(
+        status,
+        Duration::from_secs(60),
+        "restored and joined",
+        |s| s.has_joined(),
+    );
+}
+
+/// A changelog record: its key and value.
+type Record = (Vec<u8>, Option<Vec<u8>>);
+
 /// Every record of the changelog, read with a plain consumer: per
-/// partition, `(key, value present)` in offset order.
-fn read_changelog(broker: &Broker, partitions: i32) -> BTreeMap<i32, Vec<(Vec<u8>, bool)>> {
+/// partition, `(key, value)` in offset order.
+fn changelog_records(broker: &Broker) -> BTreeMap<i32, Vec<Record>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
         .set("group.id", "changelog-reader")
@@ -42,33 +56,46 @@ fn read_changelog(broker: &Broker, partitions: i32) -> BTreeMap<i32, Vec<(Vec<u8
         .create()
         .unwrap();
     let mut read = BTreeMap::new();
-    for partition in 0..partitions {
+    for partition in 0..4 {
         let (_, high) = consumer
             .fetch_watermarks(CHANGELOG, partition, Duration::from_secs(10))
             .unwrap();
         let mut records = Vec::new();
-        if high > 0 {
-            let mut list = TopicPartitionList::new();
-            list.add_partition_offset(CHANGELOG, partition, Offset::Beginning)
-                .unwrap();
-            consumer.assign(&list).unwrap();
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while std::time::Instant::now() < deadline {
-                if let Some(message) = consumer.poll(Duration::from_millis(200)) {
-                    let message = message.unwrap();
-                    records.push((
-                        message.key().unwrap_or_default().to_vec(),
-                        message.payload().is_some(),
-                    ));
-                    if message.offset() + 1 >= high {
-                        break;
-                    }
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(CHANGELOG, partition, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&list).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while high > 0 && std::time::Instant::now() < deadline {
+            if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+                let message = message.unwrap();
+                records.push((
+                    message.key().unwrap_or_default().to_vec(),
+                    message.payload().map(<[u8]>::to_vec),
+                ));
+                if message.offset() + 1 >= high {
+                    break;
                 }
             }
         }
         read.insert(partition, records);
     }
     read
+}
+
+/// Per partition, `(key, value present)` in offset order.
+fn read_changelog(broker: &Broker, partitions: i32) -> BTreeMap<i32, Vec<(Vec<u8>, bool)>> {
+    assert_eq!(partitions, 4);
+    changelog_records(broker)
+        .into_iter()
+        .map(|(partition, records)| {
+            let records = records
+                .into_iter()
+                .map(|(key, value)| (key, value.is_some()))
+                .collect();
+            (partition, records)
+        })
+        .collect()
 }
 
 #[test]
@@ -125,13 +152,7 @@ fn a_view_restored_from_its_changelog_with_an_empty_data_directory_equals_the_or
 
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
-    // The restore runs on the view's thread; the view joins its group after.
-    wait_for(
-        &status,
-        Duration::from_secs(60),
-        "restored and joined",
-        |s| s.has_joined(),
-    );
+    wait_restored(&status);
     {
         let view = service
             .store()
@@ -474,12 +495,7 @@ fn on_tansu_a_view_comes_back_from_its_changelog_after_its_data_directory_and_so
 
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
-    wait_for(
-        &status,
-        Duration::from_secs(60),
-        "restored and joined",
-        |s| s.has_joined(),
-    );
+    wait_restored(&status);
     std::thread::sleep(Duration::from_secs(2));
     {
         let view = service
@@ -602,12 +618,7 @@ fn quarantined_records_come_back_from_the_changelog_with_their_order_and_failure
 
     let service = start(&broker, &dir, vec![view_config], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
-    wait_for(
-        &status,
-        Duration::from_secs(60),
-        "restored and joined",
-        |s| s.has_joined(),
-    );
+    wait_restored(&status);
     let view = service
         .store()
         .open_view("counter", &hash, &[], None)
@@ -721,38 +732,10 @@ fn no_offset_is_committed_past_a_batch_the_changelog_did_not_acknowledge() {
 /// The latest value of each key of the changelog, as compaction would
 /// keep it, read with a plain consumer: per partition, key → value.
 fn latest_per_key(broker: &Broker) -> BTreeMap<i32, BTreeMap<Vec<u8>, Option<Vec<u8>>>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", "changelog-latest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut latest = BTreeMap::new();
-    for partition in 0..4 {
-        let (_, high) = consumer
-            .fetch_watermarks(CHANGELOG, partition, Duration::from_secs(10))
-            .unwrap();
-        let mut keys = BTreeMap::new();
-        let mut list = TopicPartitionList::new();
-        list.add_partition_offset(CHANGELOG, partition, Offset::Beginning)
-            .unwrap();
-        consumer.assign(&list).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while high > 0 && std::time::Instant::now() < deadline {
-            if let Some(message) = consumer.poll(Duration::from_millis(200)) {
-                let message = message.unwrap();
-                keys.insert(
-                    message.key().unwrap_or_default().to_vec(),
-                    message.payload().map(<[u8]>::to_vec),
-                );
-                if message.offset() + 1 >= high {
-                    break;
-                }
-            }
-        }
-        latest.insert(partition, keys);
-    }
-    latest
+    changelog_records(broker)
+        .into_iter()
+        .map(|(partition, records)| (partition, records.into_iter().collect()))
+        .collect()
 }
 
 #[test]
