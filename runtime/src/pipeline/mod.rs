@@ -279,7 +279,8 @@ pub struct PreparedView<S: Store, A: Apply> {
     limits: BatchLimits,
     policy: ErrorPolicy,
     changelog: Option<Arc<Changelog>>,
-    /// The view's rows, opened, when it has a changelog (restored on start).
+    /// The view's rows, opened, when it has a changelog (restored on start,
+    /// and what readers get before it).
     rows: Option<S::View>,
     feed: Arc<ViewFeed>,
     controls: Option<ControlQueue>,
@@ -334,7 +335,7 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
             limits,
             policy,
             changelog,
-            rows: _,
+            rows,
             feed,
             controls,
         } = self;
@@ -343,13 +344,13 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
             view: name.clone(),
             source,
         };
-        if let Some(changelog) = &changelog {
-            let view = open_view(&store, &config, &projection)?;
+        // The view `prepare` opened: a view with a changelog has it.
+        if let (Some(changelog), Some(view)) = (&changelog, &rows) {
             status.restoring(Some(status::Restoring::default()));
             // On failure it stays marked as restoring: a store restored in
             // part is never read.
             changelog
-                .restore(&view, &|progress| {
+                .restore(view, &|progress| {
                     status.restoring(Some(progress));
                 })
                 .map_err(|err| PipelineError::Changelog {

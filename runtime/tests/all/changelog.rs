@@ -168,11 +168,7 @@ fn a_view_restored_from_its_changelog_with_an_empty_data_directory_equals_the_or
     stream.publish(&broker, 400, 60, 4, Partitioning::HalfMisplaced);
     wait_applied(&status, 400);
     wait_for(&status, Duration::from_secs(10), "checkpoints", |s| {
-        s.partitions()
-            .values()
-            .map(|p| p.checkpoint.unwrap_or(0))
-            .sum::<i64>()
-            == 4400
+        checkpoint_sum(s) == 4400
     });
     let counters = status.counters();
     assert_eq!(counters.applied, 400, "only the new events were applied");
@@ -449,11 +445,7 @@ fn on_tansu_a_view_comes_back_from_its_changelog_after_its_data_directory_and_so
         let status = service.statuses()["counter"].clone();
         wait_applied(&status, 6000);
         wait_for(&status, Duration::from_secs(30), "checkpoints", |s| {
-            s.partitions()
-                .values()
-                .map(|p| p.checkpoint.unwrap_or(0))
-                .sum::<i64>()
-                == 6000
+            checkpoint_sum(s) == 6000
         });
         assert_eq!(service.stop()["counter"], Ok(()));
     }
