@@ -4,14 +4,13 @@
 //! here, with the same error.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
 use super::Output;
-use crate::engine::{Engine, EngineConfig};
+use super::compile::{self, CompileArgs};
 
 /// Arguments of `projector inspect`.
 #[derive(Debug, Args)]
@@ -23,6 +22,10 @@ pub struct InspectArgs {
     /// event-counter or misbehaving.
     #[arg(long, value_name = "NAME")]
     pub example: Option<String>,
+    /// How the component is compiled, and where its code is cached
+    /// (shared with `projector test`).
+    #[command(flatten)]
+    pub compile: CompileArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
@@ -39,8 +42,13 @@ pub struct Report {
     pub sha256: String,
     /// Its size in bytes.
     pub size_bytes: usize,
-    /// How long compiling and checking took, in milliseconds.
+    /// How long compiling (or reading the cache) and checking took, in
+    /// milliseconds.
     pub compile_ms: u128,
+    /// The compiler whose code was checked.
+    pub compiler: &'static str,
+    /// Whether the code came from the compiled-code cache.
+    pub from_cache: bool,
     /// Its imports, every one allowed.
     pub imports: Vec<String>,
     /// Its exports.
@@ -78,17 +86,16 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
         }
         (None, None) => anyhow::bail!("name a module file or pass --example NAME"),
     };
-    let engine = Engine::new(EngineConfig::default())?;
-    let started = Instant::now();
-    let module = engine
-        .load(&bytes)
-        .with_context(|| format!("{source} cannot serve as a projection"))?;
+    let (_engine, module) = compile::load(&args.compile, &source, &bytes)?;
+    let compilation = module.compilation();
     let report = Report {
         source,
         world: projector_sdk::WIT_PACKAGE,
         sha256: module.hash().to_owned(),
         size_bytes: module.size(),
-        compile_ms: started.elapsed().as_millis(),
+        compile_ms: compilation.took.as_millis(),
+        compiler: compilation.compiler.name(),
+        from_cache: compilation.from_cache,
         imports: module.imports().to_vec(),
         exports: module.exports().to_vec(),
         ignored_exports: module
@@ -106,7 +113,12 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
             println!("{}: a valid projection for {}", report.source, report.world);
             println!("  sha256   {}", report.sha256);
             println!("  size     {} bytes", report.size_bytes);
-            println!("  compiled in {} ms", report.compile_ms);
+            let how = if report.from_cache {
+                "read from the cache"
+            } else {
+                "compiled"
+            };
+            println!("  {how} in {} ms ({})", report.compile_ms, report.compiler);
             println!("  exports  {}", report.exports.join(", "));
             for ignored in &report.ignored_exports {
                 println!("    {} ignored: {}", ignored.name, ignored.reason);

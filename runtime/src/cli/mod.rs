@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod client;
+pub mod compile;
 pub mod demo;
 pub mod inspect;
 pub mod mock_broker;

@@ -45,7 +45,9 @@ pub fn open(config: &Config) -> anyhow::Result<(Engine, Arc<SledStore>)> {
         .map_err(anyhow::Error::from)
         .and_then(|engine| {
             for view in &config.views {
-                Service::load_module(&engine, view)?;
+                super::compile::announced(&view.name, &view.module, || {
+                    Service::load_module(&engine, view)
+                })?;
             }
             Ok(engine)
         });

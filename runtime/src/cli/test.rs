@@ -23,8 +23,9 @@ use projector_sdk::testing::{EventBuilder, MockHost, Outcome};
 use serde_json::Value;
 
 use super::Output;
+use super::compile::{self, CompileArgs};
 use crate::engine::testing::WasmApplier;
-use crate::engine::{Engine, EngineConfig, Module, Retry};
+use crate::engine::{Module, Retry};
 use crate::scenario;
 
 /// Arguments of `projector test`.
@@ -64,15 +65,9 @@ pub struct TestArgs {
         requires = "dedup"
     )]
     pub dedup_time: String,
-    /// Where compiled code is cached, so a component is compiled once per
-    /// machine (a Python or JavaScript component takes seconds). Default:
-    /// `$XDG_CACHE_HOME/projector/compiled`, else
-    /// `~/.cache/projector/compiled`.
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Compile without the disk cache.
-    #[arg(long, conflicts_with = "cache_dir")]
-    pub no_cache: bool,
+    /// How the component is compiled, and where its code is cached.
+    #[command(flatten)]
+    pub compile: CompileArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
@@ -411,33 +406,12 @@ fn run_scenarios(args: &TestArgs, module: &Arc<Module>) -> anyhow::Result<bool> 
     Ok(passed)
 }
 
-/// `$XDG_CACHE_HOME/projector/compiled`, else `$HOME/.cache/projector/compiled`.
-fn default_cache() -> Option<PathBuf> {
-    let non_empty = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
-    non_empty("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| non_empty("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .map(|cache| cache.join("projector").join("compiled"))
-}
-
 /// Run `projector test`.
 pub fn run(args: &TestArgs) -> anyhow::Result<()> {
-    let cache_dir = if args.no_cache {
-        None
-    } else {
-        args.cache_dir.clone().or_else(default_cache)
-    };
-    if let Some(dir) = &cache_dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the cache directory {}", dir.display()))?;
-    }
-    let engine = Engine::new(EngineConfig {
-        cache_dir,
-        ..EngineConfig::default()
-    })?;
-    let module = engine
-        .load_file(&args.module)
-        .with_context(|| format!("module {}", args.module.display()))?;
+    let bytes = std::fs::read(&args.module)
+        .with_context(|| format!("cannot read module {}", args.module.display()))?;
+    let (_engine, module) =
+        compile::load(&args.compile, &args.module.display().to_string(), &bytes)?;
     let mut passed = true;
     if let Some(events) = &args.events {
         passed &= run_events(args, &module, events)?;

@@ -52,11 +52,46 @@ pub struct EngineConfig {
     /// compiled once per machine. Default: no disk cache (modules are still
     /// compiled once per process).
     pub cache_dir: Option<PathBuf>,
+    /// Which compiler turns components into machine code: `"cranelift"`
+    /// (default), the optimising compiler, or `"winch"`, wasmtime's
+    /// baseline compiler, which compiles about six times faster and runs
+    /// the code slower (figures in docs/benchmarks.md). `projector test`
+    /// and `projector inspect` use Winch; a runtime keeps Cranelift unless
+    /// told otherwise, because it compiles once and applies for days.
+    pub compiler: Compiler,
     /// Threads that apply one view's shards in parallel (at most one per
     /// shard), each with its own instance. Default: the number of cores
     /// available. With 1, the view's worker applies every shard itself.
     /// Between 1 and 256.
     pub threads: usize,
+}
+
+/// Which of wasmtime's compilers an engine uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compiler {
+    /// Cranelift, optimising: slower to compile, faster to run.
+    #[default]
+    Cranelift,
+    /// Winch, wasmtime's baseline compiler: one pass, fast to compile,
+    /// slower code.
+    Winch,
+}
+
+impl Compiler {
+    /// Its name, as in `projector.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cranelift => "cranelift",
+            Self::Winch => "winch",
+        }
+    }
+}
+
+impl std::fmt::Display for Compiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The cores this process may use, at least 1.
@@ -75,6 +110,7 @@ impl Default for EngineConfig {
             max_log_records_per_call: 100,
             max_log_record_bytes: 4096,
             cache_dir: None,
+            compiler: Compiler::Cranelift,
             threads: available_cores(),
         }
     }

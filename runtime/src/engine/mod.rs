@@ -46,6 +46,7 @@ mod ticker;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use projector_sdk::{LogRecord, RawUpdate, Update};
 use sha2::{Digest, Sha256};
@@ -54,7 +55,7 @@ use wasmtime::{Store, Trap};
 
 use crate::event::Event;
 pub(crate) use bindings::{WitEvent, WitKafkaOrigin};
-pub use config::EngineConfig;
+pub use config::{Compiler, EngineConfig};
 pub use error::{ApplyError, ConfigError, EngineError, LoadError};
 pub(crate) use host::truncate;
 pub use retry::Retry;
@@ -83,6 +84,25 @@ pub struct Engine {
     shared: Arc<Shared>,
     linker: Linker<HostState>,
     modules: Mutex<HashMap<String, Arc<Module>>>,
+    /// The disk cache of compiled code, when there is one: its hit and
+    /// miss counts tell whether a load compiled.
+    cache: Option<wasmtime::Cache>,
+    /// Held while a component is compiled, so the cache's counts change
+    /// for that one component only.
+    compiling: Mutex<()>,
+}
+
+/// How a module's machine code came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compilation {
+    /// The compiler the engine uses.
+    pub compiler: Compiler,
+    /// Whether the code came from the disk cache rather than the
+    /// compiler.
+    pub from_cache: bool,
+    /// How long loading took: compiling (or reading the cache) and
+    /// checking against the world.
+    pub took: Duration,
 }
 
 /// What the engine and every module it loaded share. Modules hold it too,
@@ -112,7 +132,12 @@ impl Engine {
             .epoch_interruption(true)
             .max_wasm_stack(config.max_wasm_stack_bytes)
             .cranelift_opt_level(wasmtime::OptLevel::Speed)
+            .strategy(match config.compiler {
+                Compiler::Cranelift => wasmtime::Strategy::Cranelift,
+                Compiler::Winch => wasmtime::Strategy::Winch,
+            })
             .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+        let mut disk_cache = None;
         if let Some(dir) = &config.cache_dir {
             let cache_error = |reason: String| EngineError::Cache {
                 path: dir.clone(),
@@ -126,7 +151,8 @@ impl Engine {
             cache_config.with_directory(dir);
             let cache = wasmtime::Cache::new(cache_config)
                 .map_err(|err| cache_error(format!("{err:#}")))?;
-            wasm_config.cache(Some(cache));
+            wasm_config.cache(Some(cache.clone()));
+            disk_cache = Some(cache);
         }
         let wasmtime = wasmtime::Engine::new(&wasm_config)
             .map_err(|err| EngineError::Wasmtime(format!("{err:#}")))?;
@@ -147,6 +173,8 @@ impl Engine {
             }),
             linker,
             modules: Mutex::new(HashMap::new()),
+            cache: disk_cache,
+            compiling: Mutex::new(()),
         })
     }
 
@@ -185,6 +213,11 @@ impl Engine {
             .cloned()
     }
 
+    /// How many components the disk cache has served so far.
+    fn cache_hits(&self) -> usize {
+        self.cache.as_ref().map_or(0, wasmtime::Cache::cache_hits)
+    }
+
     fn compile(&self, bytes: &[u8], hash: String) -> Result<Module, LoadError> {
         match bytes.get(..8) {
             Some([b'\0', b'a', b's', b'm', 0x0d, 0x00, 0x01, 0x00]) => {}
@@ -194,8 +227,17 @@ impl Engine {
             _ => return Err(LoadError::NotWasm),
         }
         let wasmtime = &self.shared.wasmtime;
-        let component = Component::new(wasmtime, bytes)
-            .map_err(|err| LoadError::Compile(format!("{err:#}")))?;
+        let started = Instant::now();
+        let (component, from_cache) = {
+            let _compiling = self
+                .compiling
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let hits = self.cache_hits();
+            let component = Component::new(wasmtime, bytes)
+                .map_err(|err| LoadError::Compile(format!("{err:#}")))?;
+            (component, self.cache_hits() > hits)
+        };
 
         let component_type = component.component_type();
         let mut imports = Vec::new();
@@ -235,6 +277,11 @@ impl Engine {
             imports,
             exports,
             pre,
+            compilation: Compilation {
+                compiler: self.shared.config.compiler,
+                from_cache,
+                took: started.elapsed(),
+            },
             shared: Arc::clone(&self.shared),
         })
     }
@@ -247,6 +294,7 @@ pub struct Module {
     imports: Vec<String>,
     exports: Vec<String>,
     pre: ProjectionPre<HostState>,
+    compilation: Compilation,
     shared: Arc<Shared>,
 }
 
@@ -269,6 +317,12 @@ impl Module {
     /// The component's size in bytes.
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// How its machine code came to be: which compiler, whether from the
+    /// disk cache, how long it took.
+    pub fn compilation(&self) -> Compilation {
+        self.compilation
     }
 
     /// The component's imports, all of them allowed.

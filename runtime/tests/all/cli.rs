@@ -44,6 +44,72 @@ fn inspect_json_matches_the_module_on_disk() {
     assert_eq!(report["sha256"].as_str().map(str::len), Some(64));
 }
 
+/// `projector inspect` and `projector test` share one compiled-code
+/// cache: what one compiled the other reads back, and each says which it
+/// did. Another compiler's code is its own.
+#[test]
+fn inspect_and_test_share_the_compiled_code_cache_and_say_when_they_compile() {
+    let cache = crate::kit::TempDir::new("shared-compile-cache");
+    let cache_dir = cache.0.to_str().unwrap();
+    let path = projector_examples::CUSTOMER_VIEW.path;
+    let inspect = |compiler: &str| {
+        let output = projector(&[
+            "inspect",
+            path,
+            "--output",
+            "json",
+            "--cache-dir",
+            cache_dir,
+            "--compiler",
+            compiler,
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("inspect prints JSON");
+        assert_eq!(report["compiler"], compiler, "{report}");
+        (report["from_cache"].clone(), stderr(&output))
+    };
+    let (from_cache, said) = inspect("winch");
+    assert_eq!(from_cache, false, "an empty cache: compiled");
+    assert!(said.contains("compiled with winch in"), "{said}");
+    assert!(said.contains("cached in"), "{said}");
+    let (from_cache, said) = inspect("winch");
+    assert_eq!(from_cache, true, "the second inspect does not compile");
+    assert!(
+        said.contains("compiled code from the cache (winch"),
+        "{said}"
+    );
+
+    let scenarios = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../guest-examples/customer-view/scenarios"
+    );
+    let test = projector(&[
+        "test",
+        path,
+        "--scenarios",
+        scenarios,
+        "--cache-dir",
+        cache_dir,
+    ]);
+    assert!(test.status.success(), "{}", stderr(&test));
+    assert!(
+        stderr(&test).contains("compiled code from the cache (winch"),
+        "projector test reads what inspect compiled: {}",
+        stderr(&test)
+    );
+
+    let (from_cache, said) = inspect("cranelift");
+    assert_eq!(from_cache, false, "Cranelift's code is not Winch's");
+    assert!(said.contains("compiled with cranelift in"), "{said}");
+    let no_cache = projector(&["inspect", path, "--no-cache"]);
+    assert!(
+        stderr(&no_cache).contains("(not cached)"),
+        "{}",
+        stderr(&no_cache)
+    );
+}
+
 #[test]
 fn inspect_refuses_what_is_not_a_component() {
     let output = projector(&["inspect", env!("CARGO_MANIFEST_DIR")]);
@@ -261,6 +327,11 @@ fn run_stops_gracefully_on_sigterm_with_rows_durable() {
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{log}");
     assert!(log.contains("stopped cleanly"), "{log}");
+    // The first start compiled the module into <data_dir>/compiled, and said so.
+    assert!(
+        log.contains("the view's module compiled") && log.contains("compiler=cranelift"),
+        "{log}"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 
     let store = projector::store::SledStore::open(&store_dir).unwrap();
