@@ -311,9 +311,11 @@ impl Lang {
 /// The files of a `lang` project called `name`, with their text.
 pub fn files(name: &str, lang: Lang) -> Vec<(&'static str, String)> {
     let crate_name = name.replace('-', "_");
+    let class = class_name(name);
     let fill = |text: &str| {
         text.replace("{name}", name)
             .replace("{crate}", &crate_name)
+            .replace("{class}", &class)
             .replace("{version}", env!("CARGO_PKG_VERSION"))
     };
     let scaffold = lang.scaffold();
@@ -326,6 +328,20 @@ pub fn files(name: &str, lang: Lang) -> Vec<(&'static str, String)> {
         .iter()
         .map(|(path, text)| (*path, (*text).to_owned()));
     templates.chain(vendored).collect()
+}
+
+/// The class a JavaScript or TypeScript project called `name` exports:
+/// its words capitalised and joined (`cart-view`: `CartView`,
+/// `inventory`: `Inventory`).
+fn class_name(name: &str) -> String {
+    name.split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
 }
 
 /// Run `projector new`.
@@ -401,11 +417,32 @@ mod tests {
                 {
                     continue;
                 }
-                for placeholder in ["{name}", "{crate}", "{version}"] {
+                for placeholder in ["{name}", "{crate}", "{class}", "{version}"] {
                     assert!(!text.contains(placeholder), "{path} keeps {placeholder}");
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod naming {
+    use super::*;
+
+    #[test]
+    fn a_projects_class_is_named_after_it() {
+        assert_eq!(class_name("cart-view"), "CartView");
+        assert_eq!(class_name("inventory"), "Inventory");
+        assert_eq!(class_name("a2-b--c"), "A2BC");
+        let projection = files("inventory", Lang::Ts)
+            .into_iter()
+            .find(|(path, _)| *path == "src/projection.ts")
+            .expect("a projection source");
+        assert!(
+            projection.1.contains("export class Inventory "),
+            "{}",
+            projection.1
+        );
     }
 }
 
@@ -431,6 +468,32 @@ mod vendoring {
         }
         found.sort();
         found
+    }
+
+    /// The esbuild a new JavaScript or TypeScript project approves (and,
+    /// in TypeScript, tests with) is the one its vendored SDK depends on,
+    /// so `npm install` finds no other install script to warn about.
+    #[test]
+    fn the_js_scaffolds_approve_the_esbuild_their_sdk_installs() {
+        let sdk: serde_json::Value =
+            serde_json::from_str(include_str!("../../../sdk-js/package.json")).unwrap();
+        let version = sdk["dependencies"]["esbuild"]
+            .as_str()
+            .expect("the SDK depends on esbuild");
+        for package in [
+            include_str!("scaffold/ts_package.json"),
+            include_str!("scaffold/js_package.json"),
+        ] {
+            let package: serde_json::Value = serde_json::from_str(package).unwrap();
+            assert_eq!(
+                package["allowScripts"][format!("esbuild@{version}")],
+                true,
+                "{package}"
+            );
+        }
+        let ts: serde_json::Value =
+            serde_json::from_str(include_str!("scaffold/ts_package.json")).unwrap();
+        assert_eq!(ts["devDependencies"]["esbuild"], version);
     }
 
     #[test]

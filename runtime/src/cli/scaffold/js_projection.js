@@ -7,7 +7,7 @@ import { ProjectionError, Update } from "projector-sdk";
 /** @typedef {{items: number, events: number}} Row */
 
 /** @implements {import("projector-sdk").Projection<Row>} */
-export class CartView {
+export class {class} {
   /**
    * @param {Row | undefined} state the subject's row, if it has one
    * @param {import("projector-sdk").Event} event

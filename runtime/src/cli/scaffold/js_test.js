@@ -5,13 +5,13 @@ import test from "node:test";
 import { EventBuilder, MockHost } from "projector-sdk/testing";
 import { scenarioTests } from "projector-sdk/scenarios";
 
-import { CartView } from "../projection.js";
+import { {class} } from "../projection.js";
 
 const added = (subject, quantity) =>
   new EventBuilder("com.example.ItemAdded").subject(subject).dataJson({ quantity });
 
 test("items add up per subject", () => {
-  const host = new MockHost(new CartView());
+  const host = new MockHost(new {class}());
   assert.equal(host.publish(added("cart-1", 2)).outcome, "applied");
   host.publish(added("cart-1", 3));
   host.publish(added("cart-2", 1));
@@ -20,7 +20,7 @@ test("items add up per subject", () => {
 });
 
 test("a redelivery counts once and bad data fails alone", () => {
-  const host = new MockHost(new CartView());
+  const host = new MockHost(new {class}());
   host.publish(added("cart-1", 2));
   assert.equal(host.redeliver("events", 0, 0).outcome, "duplicate");
   const outcome = host.publish(added("cart-1", -1));
@@ -29,4 +29,4 @@ test("a redelivery counts once and bad data fails alone", () => {
 });
 
 // The scenario files; `projector test` runs the same files on the component.
-scenarioTests(test, ["scenarios"], () => new CartView());
+scenarioTests(test, ["scenarios"], () => new {class}());

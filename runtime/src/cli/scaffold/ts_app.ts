@@ -1,6 +1,6 @@
 // The component's entry point: `npm run build` makes {name}.wasm from it.
 import { component } from "projector-sdk/component";
 
-import { CartView } from "./projection.js";
+import { {class} } from "./projection.js";
 
-export const apply = component(new CartView());
+export const apply = component(new {class}());

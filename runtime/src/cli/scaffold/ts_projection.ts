@@ -13,7 +13,7 @@ export interface Row {
   events: number;
 }
 
-export class CartView implements Projection<Row> {
+export class {class} implements Projection<Row> {
   apply(state: Row | undefined, event: Event): Update<Row> {
     if (event.shortType === "ItemAdded") {
       const quantity = event.dataJson<{ quantity?: unknown }>()?.quantity;

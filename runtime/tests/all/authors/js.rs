@@ -10,7 +10,7 @@ use std::process::Command;
 use projector::engine::{Engine, EngineConfig};
 use projector::event::Event;
 
-use super::{passes, passes_projector_test, projector_test, repository, scaffold, text};
+use super::{passes, projector_test, repository, text};
 use crate::kit::TempDir;
 
 /// The npm workspace's `node_modules/.bin`, which
@@ -284,46 +284,4 @@ fn a_js_instance_is_replaced_before_its_memory_runs_out(wasm: &Path, cache: &Pat
     let stats = instance.stats();
     // The growth took effect: one instance could not have served them all.
     assert!(stats.recycled >= 1, "{stats:?}");
-}
-
-/// `npm install` in a new project: its toolchain from the registry (npm's
-/// cache serves what the workspace's install fetched), the vendored SDK
-/// linked from `vendor/`.
-fn npm_install(project: &Path) {
-    npm(project, &["install", "--prefer-offline"]);
-    assert!(
-        project
-            .join("node_modules/.bin/projector-componentize")
-            .exists(),
-        "the vendored SDK's build command is linked"
-    );
-}
-
-/// `projector new --lang LANG`, then its tests, its build and `projector
-/// test` on the result, as its README says.
-fn new_project_tests_and_builds(lang: &str, tests: u32) {
-    let dir = TempDir::new(&format!("new-{lang}"));
-    let project = scaffold(&dir.0, lang);
-    assert!(project.join("vendor/projector-sdk/dist/index.js").exists());
-    npm_install(&project);
-    let report = npm(&project, &["test"]);
-    assert_eq!(passed(&report), [tests], "{report}");
-    npm(&project, &["run", "build"]);
-    passes_projector_test(
-        &project,
-        &project.join("cart-view.wasm"),
-        &dir.0.join("compiled"),
-    );
-}
-
-#[test]
-fn a_new_typescript_project_tests_and_builds_right_away() {
-    let _cores = crate::kit::cores_shared();
-    new_project_tests_and_builds("ts", 3);
-}
-
-#[test]
-fn a_new_javascript_project_tests_and_builds_right_away() {
-    let _cores = crate::kit::cores_shared();
-    new_project_tests_and_builds("js", 3);
 }

@@ -3,8 +3,8 @@
 //! components with their language's toolchain and the same scenario files
 //! run on those components through the real engine by `projector test`
 //! (hostile guests among them), the ports of customer-view run as views
-//! beside the Rust original, and `projector new` projects that test and
-//! build right away.
+//! beside the Rust original, and the author's path through the READMEs
+//! from `projector new` on, in every language (`readme.rs`).
 //!
 //! The toolchains are installed by `scripts/install-test-tools.sh`: a venv
 //! with componentize-py and pytest under `$PROJECTOR_TOOLS/python`, the npm
@@ -14,6 +14,7 @@
 
 mod js;
 mod python;
+mod readme;
 mod rust;
 
 use std::path::{Path, PathBuf};
@@ -111,30 +112,6 @@ fn scaffold(dir: &Path, lang: &str) -> PathBuf {
     assert!(!again.status.success());
     assert!(text(&again).contains("exists already"), "{}", text(&again));
     project
-}
-
-/// The scaffold's sample events and scenario pass on its built component.
-fn passes_projector_test(project: &Path, wasm: &Path, cache: &Path) {
-    let wasm = wasm.to_str().unwrap();
-    let path = |name: &str| project.join(name).display().to_string();
-    let output = projector_test(
-        cache,
-        &[
-            wasm,
-            "--scenarios",
-            &path("scenarios"),
-            "--events",
-            &path("events.jsonl"),
-            "--expect",
-            &path("expected-rows.json"),
-        ],
-    );
-    let shown = text(&output);
-    assert!(output.status.success(), "{shown}");
-    assert!(
-        shown.contains("the rows are as expected") && shown.contains("1 scenario passed"),
-        "{shown}"
-    );
 }
 
 /// The port of customer-view at `wasm` and the Rust original, as two views

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{passes, passes_projector_test, projector_test, repository, scaffold, text, tools};
+use super::{passes, projector_test, repository, text, tools};
 use crate::kit::TempDir;
 
 /// The venv `scripts/install-test-tools.sh` made.
@@ -170,36 +170,5 @@ fn the_python_examples_pass_the_same_scenarios_as_components_under_projector_tes
                 .unwrap(),
         ],
         "1 scenario passed",
-    );
-}
-
-#[test]
-fn a_new_python_project_tests_and_builds_right_away() {
-    let _cores = crate::kit::cores_shared();
-    let dir = TempDir::new("new-python");
-    let project = scaffold(&dir.0, "python");
-    let tools = python_tools();
-    let tests = Command::new(tools.join("bin/python"))
-        .current_dir(&project)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"])
-        .output()
-        .unwrap();
-    assert!(tests.status.success(), "{}", text(&tests));
-    assert!(text(&tests).contains("3 passed"), "{}", text(&tests));
-    // Its own build script, with the toolchain on the PATH as its README says.
-    let path = format!(
-        "{}:{}",
-        tools.join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let build = Command::new(project.join("build.sh"))
-        .env("PATH", path)
-        .output()
-        .unwrap();
-    assert!(build.status.success(), "{}", text(&build));
-    passes_projector_test(
-        &project,
-        &project.join("cart-view.wasm"),
-        &dir.0.join("compiled"),
     );
 }
