@@ -30,7 +30,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use projector::engine::{Engine, EngineConfig};
+use projector::engine::{Compiler, Engine, EngineConfig};
 use projector::event::Event;
 
 mod common;
@@ -188,6 +188,9 @@ struct Figures {
     megabytes: f64,
     build_time: Option<Duration>,
     cold_compile: Duration,
+    /// The same with Winch, as `projector test` and `projector inspect`
+    /// compile.
+    cold_compile_winch: Duration,
     cached_load: Duration,
     first_call: Duration,
     calls_per_second: f64,
@@ -195,6 +198,8 @@ struct Figures {
     /// data, a type it does not handle): the fixed cost of a call, its
     /// event crossing into the guest, the row parsed, the SDK's glue.
     ignored_per_second: f64,
+    /// Calls per second of Winch's code.
+    calls_per_second_winch: f64,
     /// Calls per second of a component in the same language whose `apply`
     /// returns `ignore` at once, with no SDK: the toolchain's own floor.
     no_op_per_second: Option<f64>,
@@ -233,6 +238,16 @@ fn measure(port: &Port, cache: &Path, c: &mut Criterion) -> Figures {
     cold.load(wasm)
         .unwrap_or_else(|err| panic!("{language}: {err}"));
     let cold_compile = started.elapsed();
+    let winch = Engine::new(EngineConfig {
+        compiler: Compiler::Winch,
+        ..EngineConfig::default()
+    })
+    .unwrap_or_else(|err| panic!("engine: {err}"));
+    let started = Instant::now();
+    let winch_module = winch
+        .load(wasm)
+        .unwrap_or_else(|err| panic!("{language} with winch: {err}"));
+    let cold_compile_winch = started.elapsed();
 
     // Warm the cache with one engine, then load with a fresh one, as a
     // restarted runtime does.
@@ -299,16 +314,27 @@ fn measure(port: &Port, cache: &Path, c: &mut Criterion) -> Figures {
     });
     let recycled = instance.stats().recycled;
     drop(instance);
+    let mut winch_instance = winch_module.instance();
+    assert_eq!(
+        winch_instance.apply(Some(&row), &event).ok(),
+        module.instance().apply(Some(&row), &event).ok(),
+        "{language}: Winch's code returns what Cranelift's does"
+    );
+    let calls_per_second_winch = rate(Duration::from_secs(3), || {
+        let _ = std::hint::black_box(winch_instance.apply(Some(&row), &event));
+    });
     let no_op_per_second = port.no_op.as_deref().map(|wasm| no_op_rate(language, wasm));
     Figures {
         language,
         megabytes: wasm.len() as f64 / 1e6,
         build_time: port.build_time,
         cold_compile,
+        cold_compile_winch,
         cached_load,
         first_call,
         calls_per_second,
         ignored_per_second,
+        calls_per_second_winch,
         no_op_per_second,
         memory_bytes,
         kept_per_call,
@@ -370,11 +396,12 @@ fn bench(c: &mut Criterion) {
     );
     println!("  building and loading:");
     println!(
-        "  {:<11} {:>8} {:>8} {:>13} {:>12} {:>11} {:>11} {:>12} {:>9}",
+        "  {:<11} {:>8} {:>8} {:>13} {:>13} {:>12} {:>11} {:>11} {:>12} {:>9}",
         "language",
         "size MB",
         "build",
         "cold compile",
+        "winch compile",
         "cached load",
         "first call",
         "memory MiB",
@@ -384,7 +411,7 @@ fn bench(c: &mut Criterion) {
     let or_dash = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
     for f in &figures {
         println!(
-            "  {:<11} {:>8.1} {:>8} {:>11.2} s {:>9.0} ms {:>8.1} ms {:>11.1} {:>12.0} {:>9}",
+            "  {:<11} {:>8.1} {:>8} {:>11.2} s {:>11.2} s {:>9.0} ms {:>8.1} ms {:>11.1} {:>12.0} {:>9}",
             f.language,
             f.megabytes,
             or_dash(
@@ -392,6 +419,7 @@ fn bench(c: &mut Criterion) {
                     .map(|time| format!("{:.1} s", time.as_secs_f64()))
             ),
             f.cold_compile.as_secs_f64(),
+            f.cold_compile_winch.as_secs_f64(),
             f.cached_load.as_secs_f64() * 1e3,
             f.first_call.as_secs_f64() * 1e3,
             f.memory_bytes as f64 / (1024.0 * 1024.0),
@@ -401,18 +429,216 @@ fn bench(c: &mut Criterion) {
     }
     println!("  calls on one instance:");
     println!(
-        "  {:<11} {:>12} {:>8} {:>12} {:>12}",
-        "language", "calls/s", "/ rust", "ignored/s", "no-op/s"
+        "  {:<11} {:>12} {:>8} {:>12} {:>12} {:>14} {:>15}",
+        "language",
+        "calls/s",
+        "/ rust",
+        "ignored/s",
+        "no-op/s",
+        "winch calls/s",
+        "winch / cranelift"
     );
     for f in &figures {
         println!(
-            "  {:<11} {:>12.0} {:>8.3} {:>12.0} {:>12}",
+            "  {:<11} {:>12.0} {:>8.3} {:>12.0} {:>12} {:>14.0} {:>15.2}",
             f.language,
             f.calls_per_second,
             f.calls_per_second / rust,
             f.ignored_per_second,
             or_dash(f.no_op_per_second.map(|rate| format!("{rate:.0}"))),
+            f.calls_per_second_winch,
+            f.calls_per_second_winch / f.calls_per_second,
         );
+    }
+
+    let loops: Vec<Loop> = ["rust", "ts", "js", "python"]
+        .into_iter()
+        .map(|lang| author_loop(lang, &out.join("loop")))
+        .collect();
+    println!("  the author's loop on a new project (projector new), after an edit:");
+    println!(
+        "  {:<11} {:>15} {:>8} {:>15} {:>17} {:>12} {:>15}",
+        "language",
+        "mock-host test",
+        "build",
+        "compile (winch)",
+        "compile (cranelift)",
+        "cached load",
+        "projector test"
+    );
+    for l in &loops {
+        println!(
+            "  {:<11} {:>13.2} s {:>6.1} s {:>13.2} s {:>17.2} s {:>9.0} ms {:>13.2} s",
+            l.language,
+            l.mock_host_test.as_secs_f64(),
+            l.build.as_secs_f64(),
+            l.compile_winch.as_secs_f64(),
+            l.compile_cranelift.as_secs_f64(),
+            l.cached_load.as_secs_f64() * 1e3,
+            l.projector_test.as_secs_f64(),
+        );
+    }
+}
+
+/// What one language's loop took on a new project.
+struct Loop {
+    language: &'static str,
+    /// The project's mock-host tests, as its README runs them, after an
+    /// edit of the projection's source.
+    mock_host_test: Duration,
+    /// Its build of the component, after an edit.
+    build: Duration,
+    /// The component's first compile, no cache, with Winch.
+    compile_winch: Duration,
+    /// The same with Cranelift, as `projector run` compiles.
+    compile_cranelift: Duration,
+    /// A new engine loading Winch's code from the cache.
+    cached_load: Duration,
+    /// `projector test` with the sample events and the scenario, its code
+    /// in the cache: the whole command.
+    projector_test: Duration,
+}
+
+/// `command` in `dir`, which must succeed, timed.
+fn timed_in(dir: &Path, what: &str, command: &mut Command) -> Duration {
+    let started = Instant::now();
+    run(what, command.current_dir(dir));
+    started.elapsed()
+}
+
+/// Rewrite `path` as it is, as an editor's save does: the build sees a
+/// newer source.
+fn touch(path: &Path) {
+    let text = std::fs::read(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    std::fs::write(path, text).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+}
+
+/// `projector new` for `lang` in `out`, its toolchain installed (not
+/// timed: once per project), then one edit-test-build-compile round timed
+/// step by step.
+fn author_loop(lang: &'static str, out: &Path) -> Loop {
+    let projector = Path::new(env!("CARGO_BIN_EXE_projector"));
+    let dir = out.join(lang);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display()));
+    run(
+        "projector new",
+        Command::new(projector)
+            .args(["new", "cart-view", "--lang", lang, "--dir"])
+            .arg(&dir),
+    );
+    let project = dir.join("cart-view");
+    let python = tools().join("python/bin");
+    let with_python = format!(
+        "{}:{}",
+        python.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let cargo = |args: &[&str]| {
+        let mut command = Command::new("cargo");
+        command
+            .args(args)
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_MANIFEST_DIR");
+        command
+    };
+    let (source, test, build, wasm): (&str, Command, Command, PathBuf) = match lang {
+        "rust" => {
+            // Its dependencies, once.
+            run(
+                "cargo test",
+                cargo(&["test", "--quiet"]).current_dir(&project),
+            );
+            let mut build = cargo(&["build", "--release", "--target", "wasm32-wasip2", "--quiet"]);
+            run("cargo build", build.current_dir(&project));
+            (
+                "src/lib.rs",
+                cargo(&["test", "--quiet"]),
+                build,
+                project.join("target/wasm32-wasip2/release/cart_view.wasm"),
+            )
+        }
+        "ts" | "js" => {
+            run(
+                "npm install",
+                Command::new("npm")
+                    .args(["install", "--prefer-offline"])
+                    .current_dir(&project),
+            );
+            let mut test = Command::new("npm");
+            test.arg("test");
+            let mut build = Command::new("npm");
+            build.args(["run", "build"]);
+            (
+                if lang == "ts" {
+                    "src/projection.ts"
+                } else {
+                    "projection.js"
+                },
+                test,
+                build,
+                project.join("cart-view.wasm"),
+            )
+        }
+        _ => {
+            let mut test = Command::new(python.join("python"));
+            test.args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]);
+            let mut build = Command::new(project.join("build.sh"));
+            build.env("PATH", &with_python);
+            ("projection.py", test, build, project.join("cart-view.wasm"))
+        }
+    };
+    let (mut test, mut build) = (test, build);
+    touch(&project.join(source));
+    let mock_host_test = timed_in(&project, "mock-host test", &mut test);
+    touch(&project.join(source));
+    let build = timed_in(&project, "build", &mut build);
+    let bytes = std::fs::read(&wasm).unwrap_or_else(|err| panic!("{}: {err}", wasm.display()));
+
+    let compile = |compiler: Compiler, cache: Option<PathBuf>| {
+        let engine = Engine::new(EngineConfig {
+            compiler,
+            cache_dir: cache,
+            ..EngineConfig::default()
+        })
+        .unwrap_or_else(|err| panic!("engine: {err}"));
+        let module = engine
+            .load(&bytes)
+            .unwrap_or_else(|err| panic!("{lang} with {compiler}: {err}"));
+        module.compilation()
+    };
+    let cache = dir.join("compiled");
+    let first = compile(Compiler::Winch, Some(cache.clone()));
+    assert!(!first.from_cache, "{lang}: a fresh cache");
+    let cranelift = compile(Compiler::Cranelift, None);
+    let cached = compile(Compiler::Winch, Some(cache.clone()));
+    assert!(cached.from_cache, "{lang}: the second load reads the cache");
+    let projector_test = timed_in(
+        &project,
+        "projector test",
+        Command::new(projector)
+            .arg("test")
+            .arg(&wasm)
+            .args([
+                "--scenarios",
+                "scenarios",
+                "--events",
+                "events.jsonl",
+                "--expect",
+                "expected-rows.json",
+                "--cache-dir",
+            ])
+            .arg(&cache),
+    );
+    Loop {
+        language: lang,
+        mock_host_test,
+        build,
+        compile_winch: first.took,
+        compile_cranelift: cranelift.took,
+        cached_load: cached.took,
+        projector_test,
     }
 }
 
