@@ -50,7 +50,12 @@ pub fn resolve(broker: &mut BrokerConfig) -> anyhow::Result<()> {
 pub struct BrokerChoice {
     /// Use the `[broker]` of this projector.toml instead of the stored
     /// broker (`projector config set broker`).
-    #[arg(short = 'c', long = "config-file", value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        visible_alias = "config-file",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 }
 
@@ -161,8 +166,10 @@ pub enum TopicCommand {
         /// Replicas per partition.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
         replication: i32,
-        /// A topic setting, KEY=VALUE (repeatable), such as retention.ms=604800000.
-        #[arg(long = "config", value_name = "KEY=VALUE")]
+        /// A topic setting, KEY=VALUE (repeatable), such as
+        /// retention.ms=604800000 (Kafka's own tools call it `--config`;
+        /// here `-c/--config` is the projector.toml, as in every command).
+        #[arg(long = "setting", value_name = "KEY=VALUE")]
         settings: Vec<String>,
         /// Which broker.
         #[command(flatten)]

@@ -37,8 +37,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Show how each view and partition of a running runtime stands.
     Status(status::StatusArgs),
-    /// Manage a view: rebuild its stored state (the runtime stopped), list,
-    /// release and discard its quarantine (the runtime running).
+    /// Manage a view: rebuild its stored state or restore it from its
+    /// changelog (the runtime stopped), list, release and discard its
+    /// quarantine (the runtime running).
     View(view::ViewArgs),
     /// Check a projection component against the WIT world and describe it.
     Inspect(inspect::InspectArgs),
@@ -141,6 +142,64 @@ mod tests {
     fn the_command_line_is_well_formed() {
         // Catches clashing option names and bad defaults in every subcommand.
         super::Cli::command().debug_assert();
+    }
+
+    /// `-c/--config FILE` is the projector.toml in every command that
+    /// takes one.
+    #[test]
+    fn config_means_the_config_file_everywhere() {
+        use clap::Parser;
+        let file = |args: &[&str]| -> Option<std::path::PathBuf> {
+            let cli = super::Cli::try_parse_from(args).expect("parses");
+            match cli.command {
+                super::Command::Run(run) => Some(run.config),
+                super::Command::Publish(publish) => publish.broker.config,
+                super::Command::Topic(topic) => match topic.command {
+                    super::broker::TopicCommand::Create {
+                        broker, settings, ..
+                    } => {
+                        assert_eq!(settings, ["retention.ms=1"]);
+                        broker.config
+                    }
+                    super::broker::TopicCommand::List { broker, .. } => broker.config,
+                },
+                super::Command::Status(status) => status.api.config,
+                other => panic!("not a command with a config: {other:?}"),
+            }
+        };
+        let publish = [
+            "projector",
+            "publish",
+            "--topic",
+            "t",
+            "--type",
+            "T",
+            "--source",
+            "s",
+        ];
+        for flag in ["-c", "--config", "--config-file"] {
+            for args in [
+                &["projector", "run"][..],
+                &publish,
+                &["projector", "topic", "list"],
+                &[
+                    "projector",
+                    "topic",
+                    "create",
+                    "t",
+                    "--setting",
+                    "retention.ms=1",
+                ],
+                &["projector", "status"],
+            ] {
+                // The broker commands' former long form, kept as an alias.
+                if flag == "--config-file" && matches!(args[1], "run" | "status") {
+                    continue;
+                }
+                let with = [args, &[flag, "p.toml"]].concat();
+                assert_eq!(file(&with), Some("p.toml".into()), "{with:?}");
+            }
+        }
     }
 
     #[test]

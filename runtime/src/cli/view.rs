@@ -18,7 +18,7 @@ use super::{Incomplete, Output};
 use crate::config::Config;
 use crate::http::QuarantineReport;
 use crate::pipeline::control::{ReleaseReport, SubjectDiscard};
-use crate::store::Store;
+use crate::store::{Store, ViewStore};
 
 /// Arguments of `projector view`.
 #[derive(Debug, Args)]
@@ -34,6 +34,17 @@ pub enum ViewCommand {
     /// Remove the view's rows and checkpoints and record the configured
     /// module, so the next run replays its topics from the earliest offset.
     Rebuild {
+        /// The view's name.
+        name: String,
+        /// The configuration file.
+        #[arg(short, long, default_value = "projector.toml", value_name = "FILE")]
+        config: std::path::PathBuf,
+    },
+    /// Restore the view's store from its changelog topic now, with the
+    /// runtime stopped: rows, checkpoints, held records and identities, as
+    /// a start would, with a progress bar. Afterwards `projector run`
+    /// starts with nothing to restore.
+    Restore {
         /// The view's name.
         name: String,
         /// The configuration file.
@@ -94,17 +105,7 @@ pub fn run(args: &ViewArgs) -> anyhow::Result<()> {
         ViewCommand::Rebuild { name, config } => {
             let config_path = config;
             let config = Config::load(config)?;
-            let view = config
-                .views
-                .iter()
-                .find(|view| &view.name == name)
-                .with_context(|| {
-                    let names: Vec<&str> = config.views.iter().map(|v| v.name.as_str()).collect();
-                    format!(
-                        "no view called {name:?} in the config; its views are {}",
-                        names.join(", ")
-                    )
-                })?;
+            let view = view_of(&config, name)?;
             let (engine, store) = open(&config)?;
             let module = engine
                 .load_file(&view.module)
@@ -156,6 +157,7 @@ pub fn run(args: &ViewArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        ViewCommand::Restore { name, config } => restore(name, config),
         ViewCommand::Quarantine { name, api, output } => {
             let client = ApiClient::new(api)?;
             let report: QuarantineReport = json_failure(
@@ -317,5 +319,100 @@ fn discard(name: &str, subjects: &[String], api: &ApiArgs, output: Output) -> an
             .collect::<Vec<_>>()
             .join(", ")
     );
+    Ok(())
+}
+
+/// The view called `name` in `config`, or an error listing its views.
+fn view_of<'a>(config: &'a Config, name: &str) -> anyhow::Result<&'a crate::config::ViewConfig> {
+    config
+        .views
+        .iter()
+        .find(|view| view.name == name)
+        .with_context(|| {
+            let names: Vec<&str> = config.views.iter().map(|v| v.name.as_str()).collect();
+            format!(
+                "no view called {name:?} in the config; its views are {}",
+                names.join(", ")
+            )
+        })
+}
+
+/// `projector view restore NAME`: the view's store brought up to its
+/// changelog, as a start would, with a progress bar on a terminal (a line
+/// every ten seconds otherwise).
+fn restore(name: &str, config_path: &std::path::Path) -> anyhow::Result<()> {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    let config = Config::load(config_path)?;
+    let view = view_of(&config, name)?;
+    anyhow::ensure!(
+        view.changelog.is_some(),
+        "view {name} has no changelog to restore from: its config has no `changelog = {{ ... }}`"
+    );
+    let broker = super::run::broker_of(&config, config_path)?;
+    let (engine, store) = open(&config)?;
+    let module = crate::service::Service::load_module(&engine, view)?;
+    let prepared = crate::pipeline::Worker::prepare(
+        &broker,
+        view.clone(),
+        module.instance(),
+        std::sync::Arc::clone(&store),
+        std::sync::Arc::new(crate::pipeline::status::ViewStatus::default()),
+        crate::pipeline::BatchLimits::default(),
+    )?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} records, {binary_bytes_per_sec}, ETA {eta}",
+        )
+        .map_err(|err| anyhow::anyhow!("the progress bar's template: {err}"))?
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("restoring view {name}"));
+    let said = Mutex::new(Instant::now());
+    let restored = prepared.restore(&|progress| {
+        bar.set_length(progress.total.max(progress.records));
+        bar.set_position(progress.records);
+        if bar.is_hidden() {
+            let mut said = said
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if said.elapsed() >= Duration::from_secs(10) {
+                *said = Instant::now();
+                eprintln!(
+                    "restoring view {name}: {} of {} records, {} bytes, {:.0} records/s",
+                    progress.records,
+                    progress.total,
+                    progress.bytes,
+                    progress.rate()
+                );
+            }
+        }
+    })?;
+    bar.finish_and_clear();
+    let restored = restored.unwrap_or_default();
+    let rows = prepared.rows().map_or(0, |rows| rows.row_count());
+    if restored.snapshot > 0 {
+        println!(
+            "view {name}: its changelog held nothing of the store's state; the store ({} entries) was logged to it whole",
+            restored.snapshot
+        );
+    } else if restored.records == 0 {
+        println!("view {name}: already up to its changelog; {rows} rows");
+    } else {
+        println!(
+            "view {name} restored from its changelog: {} records ({} bytes), {rows} rows{}",
+            restored.records,
+            restored.bytes,
+            if restored.reverted > 0 {
+                format!(
+                    "; {} records a crash left after a shard's last whole batch logged again with the store's values",
+                    restored.reverted
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     Ok(())
 }

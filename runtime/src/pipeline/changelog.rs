@@ -35,7 +35,8 @@ use crate::config::{BrokerConfig, ViewConfig};
 use crate::kafka::changelog::{ChangelogError, ChangelogTopic, Ensured};
 use crate::shard::{ShardId, Shards};
 use crate::store::{
-    Logged, POSITIONS_KEY, Prepared, ShardPositions, StoreError, ViewStore, decode_positions,
+    Logged, POSITIONS_KEY, Prepared, ShardPositions, StoreError, ViewBatch, ViewStore,
+    decode_positions,
 };
 
 /// Why a changelog step failed.
@@ -127,7 +128,7 @@ impl Changelog {
     }
 
     /// Hold the writer's lock.
-    pub fn lock(&self) -> MutexGuard<'_, ()> {
+    fn lock(&self) -> MutexGuard<'_, ()> {
         self.writing.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -137,10 +138,38 @@ impl Changelog {
     ///
     /// # Errors
     /// When a record is not acknowledged: the batch must not be committed.
-    pub fn log(&self, prepared: &mut Prepared) -> Result<(), ChangelogError> {
+    fn log(&self, prepared: &mut Prepared) -> Result<(), ChangelogError> {
         let ends = self.topic.write(prepared.logged())?;
         prepared.logged_to(&ends);
         Ok(())
+    }
+
+    /// Commit `batch` to `view` through the changelog: under the writer's
+    /// lock, the batch prepared with every shard's positions, logged and
+    /// acknowledged, then committed by `commit` (the store's
+    /// `commit_prepared`, or a caller's wrapping of it). The store never
+    /// holds what the changelog lacks. Every batch of a view with a
+    /// changelog is committed here.
+    ///
+    /// # Errors
+    /// When the changelog does not acknowledge the batch (nothing is then
+    /// committed), or the store fails.
+    pub fn commit_batch<V: ViewStore>(
+        &self,
+        view: &V,
+        batch: &ViewBatch,
+        commit: impl FnOnce(Prepared) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let _writing = self.lock();
+        let mut prepared = view.prepare(batch, true)?;
+        self.log(&mut prepared).map_err(|err| StoreError::Backend {
+            operation: "changelog",
+            reason: format!(
+                "the batch was not logged to its changelog, so it is not committed: {err}"
+            ),
+        })?;
+        crate::failpoint::hit("changelog-logged");
+        commit(prepared)
     }
 
     /// Log `removed` (identity records the expiry forgot), then each

@@ -319,6 +319,35 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
         controls
     }
 
+    /// Bring the view's store up to its changelog ([`Changelog::restore`]),
+    /// telling `progress` how far it got, and flush it; `None` for a view
+    /// without a changelog. What [`PreparedView::start`] does first, and
+    /// what `projector view restore` does alone.
+    ///
+    /// # Errors
+    /// When the changelog cannot be read or written, or the store fails.
+    pub fn restore(
+        &self,
+        progress: &dyn Fn(status::Restoring),
+    ) -> Result<Option<changelog::Restored>, PipelineError> {
+        let (Some(changelog), Some(view)) = (&self.changelog, &self.rows) else {
+            return Ok(None);
+        };
+        let name = &self.config.name;
+        let restored =
+            changelog
+                .restore(view, progress)
+                .map_err(|err| PipelineError::Changelog {
+                    view: name.clone(),
+                    reason: err.to_string(),
+                })?;
+        self.store.flush().map_err(|source| PipelineError::Store {
+            view: name.clone(),
+            source,
+        })?;
+        Ok(Some(restored))
+    }
+
     /// Restore the store from the changelog (progress in the view's
     /// status, readers answered 503 meanwhile), then open the worker and
     /// its consumer, subscribed.
@@ -326,6 +355,13 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
     /// # Errors
     /// When the restore, the store or the client fails.
     pub fn start(self) -> Result<(Worker<S, A>, ViewConsumer<S>), PipelineError> {
+        if self.restores() {
+            self.status.restoring(Some(status::Restoring::default()));
+            // On failure it stays marked as restoring: a store restored in
+            // part is never read.
+            self.restore(&|progress| self.status.restoring(Some(progress)))?;
+            self.status.restoring(None);
+        }
         let Self {
             broker,
             config,
@@ -335,7 +371,7 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
             limits,
             policy,
             changelog,
-            rows,
+            rows: _,
             feed,
             controls,
         } = self;
@@ -344,25 +380,6 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
             view: name.clone(),
             source,
         };
-        // The view `prepare` opened: a view with a changelog has it.
-        if let (Some(changelog), Some(view)) = (&changelog, &rows) {
-            status.restoring(Some(status::Restoring::default()));
-            // On failure it stays marked as restoring: a store restored in
-            // part is never read.
-            changelog
-                .restore(view, &|progress| {
-                    status.restoring(Some(progress));
-                })
-                .map_err(|err| PipelineError::Changelog {
-                    view: name.clone(),
-                    reason: err.to_string(),
-                })?;
-            status.restoring(None);
-            store.flush().map_err(|source| PipelineError::Store {
-                view: name.clone(),
-                source,
-            })?;
-        }
         let topics = config.topics.clone();
         let group = config.group();
         let mut worker = Worker::open_with(
@@ -438,6 +455,17 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 source,
             })?
             .is_none();
+        if config.shards.is_none()
+            && new_view
+            && let Some(topic) = config.changelog_topic()
+            && let Ok(count) = kafka::partition_count(broker, &topic, Duration::from_secs(30))
+        {
+            // A view restored into an empty store: as many shards as its
+            // changelog, which has one partition per shard.
+            let count = u32::try_from(count).unwrap_or(Shards::MAX).min(Shards::MAX);
+            tracing::info!(view = %name, topic = %topic, shards = count, "a view new to this store: as many shards as its changelog topic has partitions");
+            config.shards = Some(count);
+        }
         if config.shards.is_none()
             && new_view
             && let Some(topic) = config.topics.first()
@@ -540,7 +568,14 @@ impl<S: Store, A: Apply> Worker<S, A> {
                     source: Box::new(source),
                 })?;
             if !recovered.is_empty() {
-                view.commit(&recovered).map_err(store_error)?;
+                // Released through the changelog like any batch, or a
+                // restore would bring them back held.
+                match &changelog {
+                    Some(changelog) => changelog
+                        .commit_batch(&view, &recovered, |prepared| view.commit_prepared(prepared)),
+                    None => view.commit(&recovered),
+                }
+                .map_err(store_error)?;
                 store.flush().map_err(store_error)?;
             }
             letters.send_held(&view);

@@ -543,22 +543,10 @@ impl<S: Store> ViewState<S> {
                 .feed
                 .commit(|| self.view.commit(&self.batch), changes)?,
             Some(changelog) => {
-                // The changelog first, acknowledged, then the store, under
-                // one lock: the store never holds what the changelog lacks.
-                let _writing = changelog.lock();
-                let mut prepared = self.view.prepare(&self.batch, true)?;
-                changelog
-                    .log(&mut prepared)
-                    .map_err(|err| StoreError::Backend {
-                        operation: "changelog",
-                        reason: format!(
-                            "the batch was not logged to its changelog, so it is not committed: \
-                             {err}"
-                        ),
-                    })?;
-                crate::failpoint::hit("changelog-logged");
-                self.feed
-                    .commit(|| self.view.commit_prepared(prepared), changes)?;
+                changelog.commit_batch(&self.view, &self.batch, |prepared| {
+                    self.feed
+                        .commit(|| self.view.commit_prepared(prepared), changes)
+                })?;
             }
         }
         self.store.flush()?;

@@ -48,7 +48,7 @@ type Record = (Vec<u8>, Option<Vec<u8>>);
 
 /// Every record of the changelog, read with a plain consumer: per
 /// partition, `(key, value)` in offset order.
-fn changelog_records(broker: &Broker) -> BTreeMap<i32, Vec<Record>> {
+fn changelog_records(broker: &Broker, partitions: i32) -> BTreeMap<i32, Vec<Record>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
         .set("group.id", "changelog-reader")
@@ -56,7 +56,7 @@ fn changelog_records(broker: &Broker) -> BTreeMap<i32, Vec<Record>> {
         .create()
         .unwrap();
     let mut read = BTreeMap::new();
-    for partition in 0..4 {
+    for partition in 0..partitions {
         let (_, high) = consumer
             .fetch_watermarks(CHANGELOG, partition, Duration::from_secs(10))
             .unwrap();
@@ -85,8 +85,7 @@ fn changelog_records(broker: &Broker) -> BTreeMap<i32, Vec<Record>> {
 
 /// Per partition, `(key, value present)` in offset order.
 fn read_changelog(broker: &Broker, partitions: i32) -> BTreeMap<i32, Vec<(Vec<u8>, bool)>> {
-    assert_eq!(partitions, 4);
-    changelog_records(broker)
+    changelog_records(broker, partitions)
         .into_iter()
         .map(|(partition, records)| {
             let records = records
@@ -100,7 +99,13 @@ fn read_changelog(broker: &Broker, partitions: i32) -> BTreeMap<i32, Vec<(Vec<u8
 
 #[test]
 fn a_view_restored_from_its_changelog_with_an_empty_data_directory_equals_the_oracle() {
-    let broker = Broker::new(&[(TOPIC, 4), (CHANGELOG, 4)]);
+    // The view has 2 shards (set in its config), its topic 4 partitions.
+    let broker = Broker::new(&[(TOPIC, 4), (CHANGELOG, 2)]);
+    let two_shards = || {
+        let mut view = counter_view();
+        view.shards = Some(2);
+        view
+    };
     let mut stream = Stream::default();
     // Half the subjects arrive on every partition, as an application with
     // one keyed and one unkeyed producer sends them.
@@ -109,7 +114,7 @@ fn a_view_restored_from_its_changelog_with_an_empty_data_directory_equals_the_or
     let dir = TempDir::new("changelog");
     {
         // The first 3,000 events with the changelog off.
-        let mut off = counter_view();
+        let mut off = two_shards();
         off.changelog = None;
         let service = start(&broker, &dir, vec![off], EngineConfig::default());
         let status = service.statuses()["counter"].clone();
@@ -119,7 +124,7 @@ fn a_view_restored_from_its_changelog_with_an_empty_data_directory_equals_the_or
     stream.publish(&broker, 1000, 60, 4, Partitioning::HalfMisplaced);
     {
         // Turned on: the whole view is logged first, then each batch.
-        let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
+        let service = start(&broker, &dir, vec![two_shards()], EngineConfig::default());
         let status = service.statuses()["counter"].clone();
         wait_applied(&status, 1000);
         wait_for(&status, Duration::from_secs(10), "checkpoints", |s| {
@@ -132,7 +137,7 @@ fn a_view_restored_from_its_changelog_with_an_empty_data_directory_equals_the_or
     std::fs::create_dir_all(&dir.0).unwrap();
     // What left the process: every shard's partition holds rows and ends
     // with its positions record.
-    let logged = read_changelog(&broker, 4);
+    let logged = read_changelog(&broker, 2);
     let rows: usize = logged
         .values()
         .map(|records| records.iter().filter(|(k, _)| k.starts_with(b"r/")).count())
@@ -150,9 +155,19 @@ fn a_view_restored_from_its_changelog_with_an_empty_data_directory_equals_the_or
         );
     }
 
+    // Restored with a config that names no shard count: a view new to the
+    // store takes its changelog topic's, not its source topic's.
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
     wait_restored(&status);
+    assert_eq!(
+        service
+            .store()
+            .view_shards("counter")
+            .unwrap()
+            .map(|s| s.count()),
+        Some(2)
+    );
     {
         let view = service
             .store()
@@ -485,6 +500,59 @@ fn on_tansu_a_view_comes_back_from_its_changelog_after_its_data_directory_and_so
         assert_eq!(high, 0, "{TOPIC}/{partition} still holds records");
     }
 
+    // Restored on purpose, with the runtime stopped, by the CLI: the view
+    // is new to the empty store, so it takes its shard count from its
+    // changelog topic.
+    let config_dir = TempDir::new("changelog-tansu-config");
+    let config = config_dir.0.join("projector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[broker]\nbootstrap_servers = \"{}\"\n\n[[views]]\nname = \"counter\"\n\
+             module = {:?}\ntopics = [\"{TOPIC}\"]\non_error = \"stop\"\nchangelog = {{ replication = 1 }}\n",
+            dir.0.display().to_string(),
+            broker.bootstrap(),
+            projector_examples::EVENT_COUNTER.path,
+        ),
+    )
+    .unwrap();
+    let restore = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["view", "restore", "counter", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&restore.stdout).into_owned()
+        + &String::from_utf8_lossy(&restore.stderr);
+    assert!(restore.status.success(), "{said}");
+    assert!(
+        said.contains("view counter restored from its changelog") && said.contains(", 300 rows"),
+        "{said}"
+    );
+    {
+        let store = projector::store::SledStore::open(&dir.0.join("store")).unwrap();
+        assert_eq!(
+            store.view_shards("counter").unwrap().map(|s| s.count()),
+            Some(4)
+        );
+        let view = store.open_view("counter", &hash, &[], None).unwrap();
+        let discrepancies = oracle_discrepancies(&view, &stream);
+        assert!(discrepancies.is_empty(), "{discrepancies:#?}");
+        assert_eq!(view.row_count(), 300);
+    }
+    // Again: nothing left to restore.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["view", "restore", "counter", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("already up to its changelog; 300 rows"),
+        "{}{}",
+        String::from_utf8_lossy(&again.stdout),
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    // A runtime started on the restored store serves it at once.
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
     wait_restored(&status);
@@ -724,7 +792,7 @@ fn no_offset_is_committed_past_a_batch_the_changelog_did_not_acknowledge() {
 /// The latest value of each key of the changelog, as compaction would
 /// keep it, read with a plain consumer: per partition, key → value.
 fn latest_per_key(broker: &Broker) -> BTreeMap<i32, BTreeMap<Vec<u8>, Option<Vec<u8>>>> {
-    changelog_records(broker)
+    changelog_records(broker, 4)
         .into_iter()
         .map(|(partition, records)| (partition, records.into_iter().collect()))
         .collect()

@@ -113,17 +113,33 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 pub(crate) fn spawn(config: &std::path::Path, log: &std::path::Path) -> Child {
+    spawn_with(config, log, None)
+}
+
+/// [`spawn`], with `PROJECTOR_FAILPOINT` set to `failpoint`.
+fn spawn_with(config: &std::path::Path, log: &std::path::Path, failpoint: Option<String>) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_projector"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_projector"));
+    command
         .args(["run", "-c", config.to_str().unwrap()])
         .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::from(log));
+    if let Some(failpoint) = failpoint {
+        command.env("PROJECTOR_FAILPOINT", failpoint);
+    }
+    command.spawn().unwrap()
+}
+
+/// Events the view applied since its runtime started, from its
+/// `/v1/views`.
+fn applied_since_start(api: &str) -> Option<u64> {
+    let mut response = ureq::get(&format!("{api}/v1/views")).call().ok()?;
+    let report: serde_json::Value = response.body_mut().read_json().ok()?;
+    report["views"][0]["counters"]["applied"].as_u64()
 }
 
 /// The `counter` view that a stopped runtime left in `dir`'s data
@@ -205,17 +221,54 @@ fn by_place(found: BTreeMap<(String, i32, i64), (usize, String)>) -> BTreeMap<(i
 
 #[test]
 fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
-    crash_oracle(false, 200_000, 20);
+    crash_oracle(Mode::Plain, 200_000, 20);
 }
 
 /// The crash oracle with `dedup` on and 1% of the events re-sent: the view
 /// applies one copy of each event, across every kill.
 #[test]
 fn with_dedup_sigkill_at_random_moments_applies_each_re_sent_event_once() {
-    crash_oracle(true, 50_000, 8);
+    crash_oracle(Mode::Dedup, 50_000, 8);
 }
 
-fn crash_oracle(dedup: bool, default_events: u64, default_kills: u64) {
+/// The crash oracle with the view's changelog on: every third kill lands
+/// between the changelog's acknowledgement of a batch and its commit to
+/// the store (a failpoint pauses there, the kill comes during the pause),
+/// and any other kill that finds dead letters held is followed by the
+/// loss of the data directory, so the next start restores the view, held
+/// dead letters included, from the changelog. At the end the data
+/// directory is lost once more and the view restored: rows equal the
+/// oracle, nothing applied twice, every dead letter written once.
+#[test]
+fn with_the_changelog_sigkill_and_lost_data_directories_lose_nothing_and_apply_nothing_twice() {
+    crash_oracle(Mode::Changelog, 50_000, 20);
+}
+
+/// What the crash oracle runs beside the plain view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    /// `dedup` on, 1% of the events re-sent.
+    Dedup,
+    /// The changelog on, data directories lost.
+    Changelog,
+}
+
+/// The changelog topic of the oracle's view: named, since each run joins
+/// a group of its own and the default name follows the group.
+const CHANGELOG: &str = "counter-changelog";
+
+/// How many times `projector run`'s log says `what`.
+fn log_says(log: &std::path::Path, what: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .matches(what)
+        .count()
+}
+
+fn crash_oracle(mode: Mode, default_events: u64, default_kills: u64) {
+    let dedup = mode == Mode::Dedup;
+    let changelog = mode == Mode::Changelog;
     let _cores = crate::kit::cores_to_myself();
     let seed = env_or(
         "PROJECTOR_CRASH_SEED",
@@ -228,7 +281,7 @@ fn crash_oracle(dedup: bool, default_events: u64, default_kills: u64) {
     let events = usize::try_from(env_or("PROJECTOR_CRASH_EVENTS", default_events)).unwrap();
     let kills = env_or("PROJECTOR_CRASH_KILLS", default_kills);
     println!(
-        "crash oracle: seed {seed}, {events} events, {kills} kills, dedup {dedup} (replay with PROJECTOR_CRASH_SEED={seed})"
+        "crash oracle: seed {seed}, {events} events, {kills} kills, {mode:?} (replay with PROJECTOR_CRASH_SEED={seed})"
     );
     let mut random = Random(seed);
     // The re-sends have a generator of their own, so that the kills land
@@ -238,6 +291,9 @@ fn crash_oracle(dedup: bool, default_events: u64, default_kills: u64) {
     // An application's producer: batches of many records, which tansu 0.6
     // reads from the next batch when a read begins inside one.
     let broker = Broker::tansu(&[(TOPIC, PARTITIONS), (DEAD_LETTERS, 1)]).application_producer();
+    // Kills that landed between a batch's changelog acknowledgement and
+    // its store commit, and data directories lost.
+    let (mut between, mut lost) = (0, 0);
     let dir = TempDir::new("crash");
     let port = free_port();
     let api = format!("http://127.0.0.1:{port}");
@@ -279,10 +335,28 @@ fn crash_oracle(dedup: bool, default_events: u64, default_kills: u64) {
             upto,
             resends.as_mut(),
         ));
-        let config = counter_config(&dir.0, &broker, port, &format!("crash-{kill}"), dedup);
-        let mut child = spawn(&config, &log);
+        let config = counter_config(&dir.0, &broker, port, &format!("crash-{kill}"), mode);
+        let pause_at = (changelog && kill % 3 == 2).then(|| random.between(1, 4));
+        let mut child = spawn_with(
+            &config,
+            &log,
+            pause_at.map(|at| format!("changelog-logged:{at}:3000")),
+        );
         let started = Instant::now();
-        if kill % 2 == 1 {
+        let paused_before = log_says(&log, "failpoint changelog-logged: pausing");
+        if pause_at.is_some() {
+            // The run pauses after the changelog acknowledged its Nth
+            // batch, before the store commits it: killed there.
+            while started.elapsed() < Duration::from_secs(20)
+                && log_says(&log, "failpoint changelog-logged: pausing") == paused_before
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(random.between(5, 500)));
+            if log_says(&log, "failpoint changelog-logged: pausing") > paused_before {
+                between += 1;
+            }
+        } else if kill % 2 == 1 {
             // Every other kill aims at dead letters in flight: it waits (up
             // to 3 s) until the view holds some, then lets the batch that
             // holds them commit (10 ms at most) and their sends begin, and
@@ -305,6 +379,12 @@ fn crash_oracle(dedup: bool, default_events: u64, default_kills: u64) {
         child.kill().unwrap();
         child.wait().unwrap();
         progress.push((kill, started.elapsed().as_millis(), before, held, upto));
+        if changelog && pause_at.is_none() && held.is_some_and(|held| held > 0) {
+            // The disk is lost with the dead letters the run held: the next
+            // start restores them from the changelog and sends them.
+            std::fs::remove_dir_all(dir.0.join("data")).unwrap();
+            lost += 1;
+        }
     }
     malformed.extend(publish_until(
         &mut published,
@@ -314,7 +394,7 @@ fn crash_oracle(dedup: bool, default_events: u64, default_kills: u64) {
     ));
 
     // A last run to the end, stopped cleanly.
-    let config = counter_config(&dir.0, &broker, port, &format!("crash-{kills}"), dedup);
+    let config = counter_config(&dir.0, &broker, port, &format!("crash-{kills}"), mode);
     let mut child = spawn(&config, &log);
     let total = i64::try_from(events + malformed.len() + published.resent()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -340,6 +420,49 @@ fn crash_oracle(dedup: bool, default_events: u64, default_kills: u64) {
     let status = child.wait().unwrap();
     if !status.success() {
         failure(format!("the last run did not stop cleanly: {status}"));
+    }
+    if changelog {
+        // The data directory is lost once more: the view comes back whole
+        // from the changelog, and applies nothing (every record is below
+        // its restored checkpoints).
+        std::fs::remove_dir_all(dir.0.join("data")).unwrap();
+        let restores = log_says(&log, "view restored from its changelog");
+        let config = counter_config(&dir.0, &broker, port, "crash-restored", mode);
+        let mut child = spawn(&config, &log);
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !(committed(&api) == Some(total) && dead_letters_held(&api) == Some(0)) {
+            if Instant::now() > deadline {
+                child.kill().ok();
+                failure(format!(
+                    "the restored view did not reach every event within 5 minutes: {:?}",
+                    committed(&api)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let applied = applied_since_start(&api);
+        sigterm(&child);
+        let status = child.wait().unwrap();
+        if !status.success() {
+            failure(format!("the restored run did not stop cleanly: {status}"));
+        }
+        println!(
+            "crash oracle: seed {seed}: {between} kills between the changelog and the store, {lost} data directories lost with dead letters held, {restores} restores from the changelog after them; the last restore applied {applied:?} events"
+        );
+        if log_says(&log, "view restored from its changelog") != restores + 1 || applied != Some(0)
+        {
+            failure(format!(
+                "the last start did not restore the view from its changelog alone: {} restores logged, {applied:?} events applied",
+                log_says(&log, "view restored from its changelog") - restores
+            ));
+        }
+        // A start after a lost data directory restored the view from the
+        // changelog (it did not replay the source topic).
+        if between == 0 || lost == 0 || restores == 0 {
+            failure(format!(
+                "the kills did not land where they matter: {between} between the changelog and the store, {lost} data directories lost with dead letters held, {restores} restores from the changelog after them"
+            ));
+        }
     }
 
     // Every subject against the oracle.
@@ -441,7 +564,7 @@ fn counter_config(
     broker: &Broker,
     port: u16,
     group: &str,
-    dedup: bool,
+    mode: Mode,
 ) -> std::path::PathBuf {
     let config = dir.join("projector.toml");
     std::fs::write(
@@ -455,7 +578,11 @@ fn counter_config(
             crate::kit::TANSU_GROUP_SETTINGS,
             broker.bootstrap(),
             projector_examples::EVENT_COUNTER.path,
-            if dedup { "dedup = { keep = \"7d\" }\n" } else { "" }
+            match mode {
+                Mode::Plain => String::new(),
+                Mode::Dedup => "dedup = { keep = \"7d\" }\n".to_owned(),
+                Mode::Changelog => format!("changelog = {{ topic = \"{CHANGELOG}\", replication = 1 }}\n"),
+            }
         ),
     )
     .unwrap();
@@ -491,11 +618,11 @@ fn a_survivor_takes_over_the_partitions_of_a_stopped_runtime() {
     );
     let log = dir_a.0.join("runs.log");
     let mut a = spawn(
-        &counter_config(&dir_a.0, &broker, port_a, "failover", false),
+        &counter_config(&dir_a.0, &broker, port_a, "failover", Mode::Plain),
         &log,
     );
     let mut b = spawn(
-        &counter_config(&dir_b.0, &broker, port_b, "failover", false),
+        &counter_config(&dir_b.0, &broker, port_b, "failover", Mode::Plain),
         &log,
     );
     // Both hold partitions and both have applied some.

@@ -138,10 +138,18 @@ function lagRising(samples) {
 
 // ---- health at a glance -------------------------------------------------
 
+// How far a restore from the changelog got, in words.
+function restoreText(restoring) {
+  const share = restoring.total > 0 ? ` ${Math.min(100, Math.floor((100 * restoring.records) / restoring.total))}%` : "";
+  const eta = restoring.eta_seconds !== null && restoring.eta_seconds !== undefined ? `, about ${Math.ceil(restoring.eta_seconds)} s left` : "";
+  return `restoring from its changelog${share} (${number(restoring.records)} of ${number(restoring.total)} records${eta})`;
+}
+
 function badges(view, samples) {
   const list = [];
   const stopped = view.partitions.filter((p) => p.state === "stopped");
-  if (view.state !== "running") list.push(["bad", view.state]);
+  if (view.restoring) list.push(["warn", restoreText(view.restoring)]);
+  else if (view.state !== "running") list.push(["bad", view.state]);
   else if (stopped.length) list.push(["bad", `stopped: ${stopped.length} partition${stopped.length > 1 ? "s" : ""}`]);
   else list.push(["ok", "running"]);
   if (samples && lagRising(samples)) list.push(["warn", "lag rising"]);
