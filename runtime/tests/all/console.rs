@@ -6,7 +6,8 @@
 //! The page must ask for the token and refuse a wrong one, list the view,
 //! show its partitions and rows, show a dead-lettered record, and follow a
 //! row's change made by publishing an event; keyboard-only use and a narrow
-//! window are checked too. Markup fed through an error message, a subject
+//! window are checked too. With its data directory lost, the view restores
+//! from its changelog, and the page shows how far the restore is. Markup fed through an error message, a subject
 //! and a row's fields must show as text and never run. Screenshots of each step are saved under
 //! `target/console-screenshots/`. The JSON the page reads is checked
 //! against the OpenAPI document's schemas.
@@ -29,6 +30,9 @@ use crate::kit::{Api, Broker, TempDir, free_port, sigterm, start, view};
 
 const TOPIC: &str = "customers";
 const DLQ: &str = "customers-dlq";
+/// The customers view's changelog (made here: the mock cluster has no
+/// CreateTopics).
+const CHANGELOG: &str = "customers-changelog";
 const PARTITIONS: i32 = 4;
 const CUSTOMERS: usize = 30;
 const TOKEN: &str = "console-test-token-5f1c";
@@ -103,9 +107,11 @@ impl Drop for Runtime {
 /// Start `projector run` over `broker` with the customers view and the
 /// same projection as `strict` (`on_error = "stop"`), its API on `port`
 /// guarded by [`TOKEN`].
-fn run_customers(dir: &TempDir, broker: &Broker, port: u16) -> Runtime {
+fn run_customers(dir: &TempDir, broker: &Broker, port: u16, failpoint: Option<&str>) -> Runtime {
     let home = dir.0.join("home");
-    crate::cli::store_secret(&home, "api", "token", TOKEN);
+    if !home.exists() {
+        crate::cli::store_secret(&home, "api", "token", TOKEN);
+    }
     let config = dir.0.join("projector.toml");
     std::fs::write(
         &config,
@@ -115,7 +121,8 @@ fn run_customers(dir: &TempDir, broker: &Broker, port: u16) -> Runtime {
              [broker]\nbootstrap_servers = \"{}\"\n\n\
              [[views]]\nname = \"customers\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\n\
              on_error = \"dead-letter\"\ndead_letter_topic = \"{DLQ}\"\n\
-             indexes = [{{ name = \"by_city\", pointer = \"/address/city\" }}]\n\n\
+             indexes = [{{ name = \"by_city\", pointer = \"/address/city\" }}]\n\
+             changelog = {{ topic = \"{CHANGELOG}\", replication = 1 }}\n\n\
              [[views]]\nname = \"strict\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\non_error = \"stop\"\n",
             broker.bootstrap(),
             projector_examples::CUSTOMER_VIEW.path,
@@ -123,16 +130,21 @@ fn run_customers(dir: &TempDir, broker: &Broker, port: u16) -> Runtime {
         ),
     )
     .unwrap();
-    let log = std::fs::File::create(dir.0.join("run.log")).unwrap();
-    Runtime(
-        Command::new(env!("CARGO_BIN_EXE_projector"))
-            .args(["run", "-c", config.to_str().unwrap()])
-            .env("PROJECTOR_HOME", &home)
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
-    )
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.0.join("run.log"))
+        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_projector"));
+    command
+        .args(["run", "-c", config.to_str().unwrap()])
+        .env("PROJECTOR_HOME", &home)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log));
+    if let Some(failpoint) = failpoint {
+        command.env("PROJECTOR_FAILPOINT", failpoint);
+    }
+    Runtime(command.spawn().unwrap())
 }
 
 fn customer(n: usize) -> String {
@@ -290,7 +302,7 @@ fn conforms(document: &Value, name: &str, value: &Value) {
 
 #[test]
 fn the_console_signs_in_lists_the_view_and_follows_rows_failures_and_changes_in_a_browser() {
-    let broker = Broker::new(&[(TOPIC, PARTITIONS), (DLQ, 1)]);
+    let broker = Broker::new(&[(TOPIC, PARTITIONS), (DLQ, 1), (CHANGELOG, PARTITIONS)]);
     for n in 0..CUSTOMERS {
         publish_created(&broker, n, if n % 2 == 0 { "Oslo" } else { "Lima" });
     }
@@ -298,7 +310,7 @@ fn the_console_signs_in_lists_the_view_and_follows_rows_failures_and_changes_in_
     let dir = TempDir::new("console");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let _runtime = run_customers(&dir, &broker, port);
+    let process = run_customers(&dir, &broker, port, None);
     crate::kit::wait_until("the rows", Duration::from_secs(60), || {
         ureq::get(&format!("{base}/v1/views"))
             .header("Authorization", &format!("Bearer {TOKEN}"))
@@ -496,25 +508,56 @@ fn the_console_signs_in_lists_the_view_and_follows_rows_failures_and_changes_in_
             "the overview scrolls sideways at 400 px"
         );
         screenshot(&client, "07-narrow").await;
-        client.close().await.unwrap();
-    });
 
-    // The JSON the page reads, against the document it is described by.
-    let document: Value = serde_json::from_str(projector::http::OPENAPI).unwrap();
-    conforms(&document, "ViewsReport", &api_json(&base, "/v1/views"));
-    conforms(
-        &document,
-        "SamplesReport",
-        &api_json(&base, "/v1/views/customers/samples"),
-    );
-    let failures = api_json(&base, "/v1/views/customers/failures");
-    assert_eq!(failures["failures"][0]["outcome"], "dead-lettered");
-    conforms(&document, "FailuresReport", &failures);
-    conforms(
-        &document,
-        "RowsPage",
-        &api_json(&base, "/v1/views/customers/rows?limit=20"),
-    );
+        // The JSON the page reads, against the document it is described by.
+        let document: Value = serde_json::from_str(projector::http::OPENAPI).unwrap();
+        conforms(&document, "ViewsReport", &api_json(&base, "/v1/views"));
+        conforms(
+            &document,
+            "SamplesReport",
+            &api_json(&base, "/v1/views/customers/samples"),
+        );
+        let failures = api_json(&base, "/v1/views/customers/failures");
+        assert_eq!(failures["failures"][0]["outcome"], "dead-lettered");
+        conforms(&document, "FailuresReport", &failures);
+        conforms(
+            &document,
+            "RowsPage",
+            &api_json(&base, "/v1/views/customers/rows?limit=20"),
+        );
+
+        // The data directory lost: the next start restores the view from
+        // its changelog, paused by a failpoint at its first record so the
+        // page can be looked at meanwhile.
+        client.set_window_size(1280, 1100).await.unwrap();
+        drop(process);
+        std::fs::remove_dir_all(dir.0.join("data")).unwrap();
+        let mut restoring = run_customers(&dir, &broker, port, Some("restore-record:1:60000"));
+        crate::kit::wait_until("the restore under way", Duration::from_secs(60), || {
+            ureq::get(&format!("{base}/v1/views"))
+                .header("Authorization", &format!("Bearer {TOKEN}"))
+                .call()
+                .ok()
+                .and_then(|mut r| r.body_mut().read_json::<Value>().ok())
+                .is_some_and(|report| report["views"][0]["restoring"]["total"].as_u64() > Some(0))
+        });
+        let views = api_json(&base, "/v1/views");
+        conforms(&document, "ViewsReport", &views);
+        let total = views["views"][0]["restoring"]["total"].clone();
+        client.refresh().await.unwrap();
+        // The page shows the restore and how far it is, as the API says.
+        shows_text(
+            &client,
+            "article[data-view='customers'] .badges",
+            &format!("restoring from its changelog 0% (0 of {total} records)"),
+        )
+        .await;
+        shows_text(&client, "article[data-view='strict'] .badges", "running").await;
+        screenshot(&client, "08-restoring").await;
+        client.close().await.unwrap();
+        // Paused for a minute: killed rather than waited for.
+        restoring.0.kill().unwrap();
+    });
 }
 
 #[test]
