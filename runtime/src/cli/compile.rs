@@ -31,8 +31,8 @@ pub struct CompileArgs {
     /// Compile without the disk cache.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
-    /// The compiler: `winch` compiles about six times faster and runs the
-    /// code slower, which suits a test; `cranelift` compiles as `projector
+    /// The compiler: `winch` compiles three to five times faster and runs
+    /// the code slower, which suits a test; `cranelift` compiles as `projector
     /// run` does by default. A component Winch cannot compile is compiled
     /// with Cranelift, and the line on stderr says so.
     #[arg(long, value_enum, default_value_t = Compiler::Winch)]
@@ -88,11 +88,11 @@ pub fn load(
     let (engine, module) = match engine.load(bytes) {
         Ok(module) => (engine, module),
         Err(LoadError::Compile(reason)) if args.compiler == Compiler::Winch => {
-            eprintln!(
-                "{source}: winch cannot compile it ({reason}); compiling with cranelift instead"
-            );
+            // Cranelift's error, when it cannot either: the component's
+            // fault, not Winch's.
             let engine = args.engine(Compiler::Cranelift)?;
             let module = engine.load(bytes).map_err(refused)?;
+            eprintln!("{source}: winch cannot compile it ({reason}); compiled with cranelift");
             (engine, module)
         }
         Err(err) => return Err(refused(err)),

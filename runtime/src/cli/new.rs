@@ -330,18 +330,39 @@ pub fn files(name: &str, lang: Lang) -> Vec<(&'static str, String)> {
     templates.chain(vendored).collect()
 }
 
+/// Names a JavaScript or TypeScript scaffold imports or declares: a class
+/// named so would clash.
+const TAKEN_NAMES: [&str; 9] = [
+    "Event",
+    "EventBuilder",
+    "MockHost",
+    "Projection",
+    "ProjectionError",
+    "Row",
+    "Update",
+    "Component",
+    "ScenarioTests",
+];
+
 /// The class a JavaScript or TypeScript project called `name` exports:
 /// its words capitalised and joined (`cart-view`: `CartView`,
-/// `inventory`: `Inventory`).
+/// `inventory`: `Inventory`), with `View` added to a name the scaffold
+/// uses already (`update`: `UpdateView`).
 fn class_name(name: &str) -> String {
-    name.split('-')
+    let class: String = name
+        .split('-')
         .map(|word| {
             let mut chars = word.chars();
             chars.next().map_or_else(String::new, |first| {
                 first.to_ascii_uppercase().to_string() + chars.as_str()
             })
         })
-        .collect()
+        .collect();
+    if TAKEN_NAMES.contains(&class.as_str()) {
+        class + "View"
+    } else {
+        class
+    }
 }
 
 /// Run `projector new`.
@@ -434,6 +455,31 @@ mod naming {
         assert_eq!(class_name("cart-view"), "CartView");
         assert_eq!(class_name("inventory"), "Inventory");
         assert_eq!(class_name("a2-b--c"), "A2BC");
+        for taken in ["update", "event", "projection-error", "mock-host", "row"] {
+            let class = class_name(taken);
+            assert!(class.ends_with("View"), "{taken}: {class}");
+        }
+        // Every name the JavaScript and TypeScript scaffolds use is in the
+        // list: none is declared or imported under a project's class.
+        for (path, text) in files("x", Lang::Ts).into_iter().chain(files("x", Lang::Js)) {
+            if !(path.ends_with(".ts") || path.ends_with(".js")) || path.starts_with("vendor/") {
+                continue;
+            }
+            for line in text
+                .lines()
+                .filter(|line| line.trim_start().starts_with("import "))
+            {
+                let names = line
+                    .split(['{', '}', ',', ' '])
+                    .filter(|word| word.chars().next().is_some_and(|c| c.is_ascii_uppercase()));
+                for name in names {
+                    assert!(
+                        TAKEN_NAMES.contains(&name) || name == "X",
+                        "{path}: {name} imported but not in TAKEN_NAMES"
+                    );
+                }
+            }
+        }
         let projection = files("inventory", Lang::Ts)
             .into_iter()
             .find(|(path, _)| *path == "src/projection.ts")

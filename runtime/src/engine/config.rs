@@ -54,8 +54,9 @@ pub struct EngineConfig {
     pub cache_dir: Option<PathBuf>,
     /// Which compiler turns components into machine code: `"cranelift"`
     /// (default), the optimising compiler, or `"winch"`, wasmtime's
-    /// baseline compiler, which compiles about six times faster and runs
-    /// the code slower (figures in docs/benchmarks.md). `projector test`
+    /// baseline compiler, which compiles three to five times faster and
+    /// runs the code at about half to three quarters of the speed (figures
+    /// in docs/benchmarks.md). `projector test`
     /// and `projector inspect` use Winch; a runtime keeps Cranelift unless
     /// told otherwise, because it compiles once and applies for days.
     pub compiler: Compiler,

@@ -204,18 +204,37 @@ fn a_view_restored_from_its_changelog_with_an_empty_data_directory_equals_the_or
 
 #[test]
 fn a_changelog_topic_with_another_partition_count_is_refused_at_start_naming_it() {
+    // A view new to its store with no shard count in its config takes its
+    // changelog topic's (a restore); one whose count is known, from its
+    // store or its config, is refused.
     let broker = Broker::new(&[(TOPIC, 4), (CHANGELOG, 3)]);
-    let dir = TempDir::new("changelog-wrong");
-    let Err(err) = try_start(&broker, &dir, vec![counter_view()], EngineConfig::default()) else {
-        panic!("a changelog topic of 3 partitions for 4 shards was taken");
+    let refused = |dir: &TempDir, view: projector::config::ViewConfig| {
+        let Err(err) = try_start(&broker, dir, vec![view], EngineConfig::default()) else {
+            panic!("a changelog topic of 3 partitions for 4 shards was taken");
+        };
+        let message = format!("{err:#}");
+        assert!(
+            message.contains(CHANGELOG)
+                && message.contains("3 partitions")
+                && message.contains("4 shards"),
+            "{message}"
+        );
     };
-    let message = format!("{err:#}");
-    assert!(
-        message.contains(CHANGELOG)
-            && message.contains("3 partitions")
-            && message.contains("4 shards"),
-        "{message}"
-    );
+    // The store's: the view ran with the changelog off, 4 shards from its
+    // topic, then it is turned on.
+    let dir = TempDir::new("changelog-wrong");
+    {
+        let mut off = counter_view();
+        off.changelog = None;
+        let service = start(&broker, &dir, vec![off], EngineConfig::default());
+        assert_eq!(service.stop()["counter"], Ok(()));
+    }
+    refused(&dir, counter_view());
+    // The config's.
+    let dir = TempDir::new("changelog-wrong-config");
+    let mut four = counter_view();
+    four.shards = Some(4);
+    refused(&dir, four);
 }
 
 /// What a plain consumer finds after each partition's last positions

@@ -108,6 +108,9 @@ fn walk(lang: &str) -> String {
         said.push_str(&shown);
     }
     assert!(said.contains("the rows are as expected"), "{said}");
+    // The sample events' last line must be refused, and was: `projector
+    // test` exits 1 when a line does not do what its `expect` says.
+    assert!(said.contains("3 events applied, 1 not"), "{said}");
     assert!(said.contains("1 scenario passed"), "{said}");
     said
 }
