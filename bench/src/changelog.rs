@@ -47,6 +47,9 @@ pub struct RestoreRun {
     pub rows: u64,
     /// Changelog records read and applied.
     pub records: u64,
+    /// Entries written to the store (the records less the versions a later
+    /// record of the same key superseded during the restore).
+    pub written: u64,
     /// Their bytes (keys and values).
     pub bytes: u64,
     /// Seconds the restore took.
@@ -303,6 +306,7 @@ fn restore(
     Ok(RestoreRun {
         rows: compared,
         records: restored.records,
+        written: restored.written,
         bytes: restored.bytes,
         seconds,
         rows_per_second: compared as f64 / seconds,

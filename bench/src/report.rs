@@ -390,8 +390,12 @@ impl Results {
             let restore = &changelog.restore;
             row(
                 format!(
-                    "restore from the changelog: {} rows, {} records, {:.1} MB/s, {:.1} s in the store (rows/s)",
-                    restore.rows, restore.records, restore.mb_per_second, restore.store_seconds
+                    "restore from the changelog: {} rows, {} records, {} written, {:.1} MB/s, {:.1} s in the store (rows/s)",
+                    restore.rows,
+                    restore.records,
+                    restore.written,
+                    restore.mb_per_second,
+                    restore.store_seconds
                 ),
                 restore.rows_per_second,
                 restore.seconds,

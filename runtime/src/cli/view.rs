@@ -401,9 +401,10 @@ fn restore(name: &str, config_path: &std::path::Path) -> anyhow::Result<()> {
         println!("view {name}: already up to its changelog; {rows} rows");
     } else {
         println!(
-            "view {name} restored from its changelog: {} records ({} bytes), {rows} rows{}",
+            "view {name} restored from its changelog: {} records ({} bytes; {} written, the rest superseded), {rows} rows{}",
             restored.records,
             restored.bytes,
+            restored.written,
             if restored.reverted > 0 {
                 format!(
                     "; {} records a crash left after a shard's last whole batch logged again with the store's values",

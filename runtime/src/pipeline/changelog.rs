@@ -70,6 +70,10 @@ pub enum ChangelogFailure {
 pub struct Restored {
     /// Records applied from the changelog.
     pub records: u64,
+    /// Entries written to the store: the records applied, less the
+    /// versions a later record of the same key superseded during the
+    /// restore.
+    pub written: u64,
     /// Bytes of their keys and values.
     pub bytes: u64,
     /// Records after a shard's last positions record, logged again with
@@ -84,6 +88,57 @@ pub struct Restored {
 
 /// How many restored records go into one store write.
 const RESTORE_CHUNK: usize = 4096;
+
+/// How much a restore keeps in memory before it writes to the store: keys
+/// and values, plus [`ENTRY_OVERHEAD`] each.
+const RESTORE_WINDOW_BYTES: usize = 256 << 20;
+
+/// What one kept entry costs beyond its key and value (the map's slot and
+/// the two vectors' headers), roughly.
+const ENTRY_OVERHEAD: usize = 64;
+
+/// The latest value of each changelog key a restore read and has not
+/// written yet. A later record of a key supersedes an earlier one, as
+/// compaction keeps the latest, so a version superseded while it is still
+/// here is never written: the store's work follows the keys, not the
+/// versions, of the part of the changelog compaction has not cleaned.
+/// Which keys are written first does not matter: each is written once, with
+/// its latest value, and a window written later overwrites an earlier one.
+#[derive(Default)]
+struct Latest {
+    entries: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
+    bytes: usize,
+}
+
+impl Latest {
+    fn keep(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let size = value.map_or(0, <[u8]>::len);
+        match self.entries.insert(key.to_vec(), value.map(<[u8]>::to_vec)) {
+            Some(old) => {
+                self.bytes = self.bytes + size - old.map_or(0, |old| old.len());
+            }
+            None => self.bytes += key.len() + size + ENTRY_OVERHEAD,
+        }
+    }
+
+    /// Write every kept entry to `view`, [`RESTORE_CHUNK`] to a store
+    /// write, and forget them; counted and timed in `restored`.
+    fn write_to(
+        &mut self,
+        view: &impl ViewStore,
+        restored: &mut Restored,
+    ) -> Result<(), StoreError> {
+        let writing = Instant::now();
+        let entries: Vec<(Vec<u8>, Option<Vec<u8>>)> = self.entries.drain().collect();
+        self.bytes = 0;
+        for chunk in entries.chunks(RESTORE_CHUNK) {
+            view.restore_entries(chunk)?;
+        }
+        restored.written += entries.len() as u64;
+        restored.store_seconds += writing.elapsed().as_secs_f64();
+        Ok(())
+    }
+}
 
 /// A view's changelog.
 #[derive(Debug)]
@@ -316,7 +371,7 @@ impl Changelog {
         let mut log_positions = BTreeMap::new();
         let mut cut_short: Vec<(ShardId, Vec<u8>)> = Vec::new();
         for (shard, from, high, last_whole) in plans {
-            let mut chunk = Vec::new();
+            let mut latest = Latest::default();
             let mut tail = Vec::new();
             let mut shard_positions = None;
             let mut corrupt = None;
@@ -339,13 +394,12 @@ impl Changelog {
                         let value = value.ok_or("a positions record without a value")?;
                         shard_positions = Some(decode_positions(value)?);
                     } else {
-                        chunk.push((key.to_vec(), value.map(<[u8]>::to_vec)));
-                        if chunk.len() >= RESTORE_CHUNK {
-                            let writing = Instant::now();
-                            if let Err(err) = view.restore_entries(&std::mem::take(&mut chunk)) {
-                                corrupt.get_or_insert(err);
-                            }
-                            restored.store_seconds += writing.elapsed().as_secs_f64();
+                        latest.keep(key, value);
+                        if latest.bytes >= RESTORE_WINDOW_BYTES
+                            && corrupt.is_none()
+                            && let Err(err) = latest.write_to(view, &mut restored)
+                        {
+                            corrupt = Some(err);
                         }
                     }
                     Ok(())
@@ -354,7 +408,7 @@ impl Changelog {
             if let Some(err) = corrupt {
                 return Err(err.into());
             }
-            view.restore_entries(&chunk)?;
+            latest.write_to(view, &mut restored)?;
             if let Some(own) = shard_positions {
                 positions.insert(shard, own);
             }
@@ -394,6 +448,7 @@ impl Changelog {
             tracing::info!(
                 topic = %self.topic(),
                 records = restored.records,
+                written = restored.written,
                 bytes = restored.bytes,
                 rows = view.row_count(),
                 seconds,
