@@ -129,7 +129,10 @@ impl Latest {
         restored: &mut Restored,
     ) -> Result<(), StoreError> {
         let writing = Instant::now();
-        let entries: Vec<(Vec<u8>, Option<Vec<u8>>)> = self.entries.drain().collect();
+        let mut entries: Vec<(Vec<u8>, Option<Vec<u8>>)> = self.entries.drain().collect();
+        // In key order: sled writes sorted keys far faster than scattered
+        // ones, and leaves less to its background work.
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.bytes = 0;
         for chunk in entries.chunks(RESTORE_CHUNK) {
             view.restore_entries(chunk)?;
