@@ -101,8 +101,17 @@ fn read_changelog(broker: &Broker, partitions: i32) -> BTreeMap<i32, Vec<(Vec<u8
 fn a_view_restored_from_its_changelog_with_an_empty_data_directory_equals_the_oracle() {
     // The view has 2 shards (set in its config), its topic 4 partitions.
     let broker = Broker::new(&[(TOPIC, 4), (CHANGELOG, 2)]);
+    // With `dedup`: its identities are logged too, and must come back.
+    let with_dedup = |mut view: projector::config::ViewConfig| {
+        view.dedup = Some(projector::config::DedupConfig {
+            by: "source-id".to_owned(),
+            keep: "7d".to_owned(),
+            time: "record".to_owned(),
+        });
+        view
+    };
     let two_shards = || {
-        let mut view = counter_view();
+        let mut view = with_dedup(counter_view());
         view.shards = Some(2);
         view
     };
@@ -157,7 +166,12 @@ fn a_view_restored_from_its_changelog_with_an_empty_data_directory_equals_the_or
 
     // Restored with a config that names no shard count: a view new to the
     // store takes its changelog topic's, not its source topic's.
-    let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
+    let service = start(
+        &broker,
+        &dir,
+        vec![with_dedup(counter_view())],
+        EngineConfig::default(),
+    );
     let status = service.statuses()["counter"].clone();
     wait_restored(&status);
     assert_eq!(
@@ -177,16 +191,29 @@ fn a_view_restored_from_its_changelog_with_an_empty_data_directory_equals_the_or
         assert!(discrepancies.is_empty(), "{discrepancies:#?}");
         let next: i64 = view.checkpoints().unwrap().iter().map(|(_, _, n)| n).sum();
         assert_eq!(next, 4000, "the checkpoints came back with the rows");
+        assert_eq!(
+            view.identities(i64::MIN).unwrap().len(),
+            4000,
+            "every event's identity came back"
+        );
     }
+    // A re-send of an event applied before the data directory was lost
+    // is a duplicate: the restored identities are in use.
+    stream.resend(&broker, 10, 60, 1);
+    broker.flush();
+    wait_for(&status, Duration::from_secs(10), "the re-send", |s| {
+        s.counters().duplicates_by_id == 1
+    });
     // New events continue the view, and nothing below the restored
     // checkpoints was read again.
     stream.publish(&broker, 400, 60, 4, Partitioning::HalfMisplaced);
     wait_applied(&status, 400);
     wait_for(&status, Duration::from_secs(10), "checkpoints", |s| {
-        checkpoint_sum(s) == 4400
+        checkpoint_sum(s) == 4401
     });
     let counters = status.counters();
     assert_eq!(counters.applied, 400, "only the new events were applied");
+    assert_eq!(counters.duplicates_by_id, 1);
     assert_eq!(
         counters.duplicates, 0,
         "no source record below a restored checkpoint was read"
