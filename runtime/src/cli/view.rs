@@ -351,6 +351,18 @@ fn restore(name: &str, config_path: &std::path::Path) -> anyhow::Result<()> {
         "view {name} has no changelog to restore from: its config has no `changelog = {{ ... }}`"
     );
     let broker = super::run::broker_of(&config, config_path)?;
+    // A restore reads a changelog that exists; a start would make one.
+    if let Some(topic) = view.changelog_topic() {
+        match crate::kafka::partition_count(&broker, &topic, Duration::from_secs(30)) {
+            Ok(_) => {}
+            Err(crate::kafka::TopicLookupError::Missing) => anyhow::bail!(
+                "view {name}: its changelog topic {topic} does not exist on the broker; there is nothing to restore from"
+            ),
+            Err(err) => {
+                anyhow::bail!("view {name}: cannot read its changelog topic {topic}: {err}")
+            }
+        }
+    }
     let (engine, store) = open(&config)?;
     let module = crate::service::Service::load_module(&engine, view)?;
     let prepared = crate::pipeline::Worker::prepare(
@@ -363,7 +375,7 @@ fn restore(name: &str, config_path: &std::path::Path) -> anyhow::Result<()> {
     )?;
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:40}] {pos}/{len} records, {binary_bytes_per_sec}, ETA {eta}",
+            "{msg} [{bar:40}] {pos}/{len} records ({per_sec}), ETA {eta}",
         )
         .map_err(|err| anyhow::anyhow!("the progress bar's template: {err}"))?
         .progress_chars("=> "),
@@ -397,11 +409,11 @@ fn restore(name: &str, config_path: &std::path::Path) -> anyhow::Result<()> {
             "view {name}: its changelog held nothing of the store's state; the store ({} entries) was logged to it whole",
             restored.snapshot
         );
-    } else if restored.records == 0 {
+    } else if restored.records == 0 && restored.reverted == 0 {
         println!("view {name}: already up to its changelog; {rows} rows");
     } else {
         println!(
-            "view {name} restored from its changelog: {} records ({} bytes; {} written, the rest superseded), {rows} rows{}",
+            "view {name} restored from its changelog: {} records ({} bytes), {} entries written (each key's latest), {rows} rows{}",
             restored.records,
             restored.bytes,
             restored.written,

@@ -205,11 +205,11 @@ impl ChangelogTopic {
                 this.check_compacted()?;
                 Ensured::Found
             }
-            Err(reason) if reason.contains("does not exist") => {
+            Err(super::TopicLookupError::Missing) => {
                 this.create(shards, replication)?;
                 Ensured::Created
             }
-            Err(reason) => {
+            Err(super::TopicLookupError::Other(reason)) => {
                 return Err(ChangelogError::Create {
                     topic: topic.to_owned(),
                     reason,

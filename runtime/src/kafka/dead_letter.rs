@@ -151,7 +151,7 @@ impl DeadLetterProducer {
         super::topic_partitions(self.producer.client(), &self.topic, REQUEST_TIMEOUT).map_err(
             |reason| DeadLetterError::Topic {
                 topic: self.topic.clone(),
-                reason,
+                reason: reason.to_string(),
             },
         )
     }

@@ -216,30 +216,41 @@ pub fn topic_partitions<C: rdkafka::ClientContext>(
     client: &rdkafka::client::Client<C>,
     topic: &str,
     timeout: std::time::Duration,
-) -> Result<Vec<i32>, String> {
+) -> Result<Vec<i32>, TopicLookupError> {
     use rdkafka::types::RDKafkaErrorCode;
     let metadata = client
         .fetch_metadata(Some(topic), timeout)
-        .map_err(|err| format!("cannot read its metadata: {err}"))?;
+        .map_err(|err| TopicLookupError::Other(format!("cannot read its metadata: {err}")))?;
     let found = metadata
         .topics()
         .iter()
         .find(|t| t.name() == topic)
-        .ok_or("the broker does not list it")?;
+        .ok_or_else(|| TopicLookupError::Other("the broker does not list it".to_owned()))?;
     if let Some(err) = found.error() {
         return Err(match RDKafkaErrorCode::from(err) {
-            RDKafkaErrorCode::UnknownTopicOrPartition => "it does not exist".to_owned(),
-            RDKafkaErrorCode::TopicAuthorizationFailed => {
-                "this user may not use it (topic authorization failed)".to_owned()
-            }
-            other => format!("the broker reports {other}"),
+            RDKafkaErrorCode::UnknownTopicOrPartition => TopicLookupError::Missing,
+            RDKafkaErrorCode::TopicAuthorizationFailed => TopicLookupError::Other(
+                "this user may not use it (topic authorization failed)".to_owned(),
+            ),
+            other => TopicLookupError::Other(format!("the broker reports {other}")),
         });
     }
     let partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
     if partitions.is_empty() {
-        return Err("it has no partitions".to_owned());
+        return Err(TopicLookupError::Other("it has no partitions".to_owned()));
     }
     Ok(partitions)
+}
+
+/// Why a topic's partitions could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopicLookupError {
+    /// The broker says the topic does not exist.
+    #[error("it does not exist")]
+    Missing,
+    /// Anything else, in words.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// How many partitions `topic` has, as the cluster's metadata says within
@@ -251,11 +262,11 @@ pub fn partition_count(
     broker: &BrokerConfig,
     topic: &str,
     timeout: std::time::Duration,
-) -> Result<usize, String> {
+) -> Result<usize, TopicLookupError> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = client_config_for(broker, Role::Consumer)
         .create()
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| TopicLookupError::Other(err.to_string()))?;
     topic_partitions(consumer.client(), topic, timeout).map(|partitions| partitions.len())
 }
 

@@ -399,18 +399,19 @@ impl Changelog {
                     } else {
                         latest.keep(key, value);
                         if latest.bytes >= RESTORE_WINDOW_BYTES
-                            && corrupt.is_none()
                             && let Err(err) = latest.write_to(view, &mut restored)
                         {
+                            // Stop reading: the store's error is the one told.
                             corrupt = Some(err);
+                            return Err("the store failed".to_owned());
                         }
                     }
                     Ok(())
                 });
-            let reached = reached?;
             if let Some(err) = corrupt {
                 return Err(err.into());
             }
+            let reached = reached?;
             latest.write_to(view, &mut restored)?;
             if let Some(own) = shard_positions {
                 positions.insert(shard, own);

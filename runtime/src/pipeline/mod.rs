@@ -162,8 +162,9 @@ pub enum PipelineError {
         #[source]
         source: Box<PolicyError>,
     },
-    /// The view has no shard count yet, and the partition count of its
-    /// first topic, which is the default, cannot be read.
+    /// The view has no shard count yet, and the partition count that
+    /// decides it (its changelog topic's, else its first topic's) cannot be
+    /// read.
     #[error(
         "view {view}: cannot read the partition count of topic {topic} to split the new view into \
          as many shards ({reason}); create the topic, or set `shards` for the view"
@@ -458,13 +459,25 @@ impl<S: Store, A: Apply> Worker<S, A> {
         if config.shards.is_none()
             && new_view
             && let Some(topic) = config.changelog_topic()
-            && let Ok(count) = kafka::partition_count(broker, &topic, Duration::from_secs(30))
         {
             // A view restored into an empty store: as many shards as its
-            // changelog, which has one partition per shard.
-            let count = u32::try_from(count).unwrap_or(Shards::MAX).min(Shards::MAX);
-            tracing::info!(view = %name, topic = %topic, shards = count, "a view new to this store: as many shards as its changelog topic has partitions");
-            config.shards = Some(count);
+            // changelog, which has one partition per shard. A changelog
+            // not made yet leaves the count to the source topic.
+            match kafka::partition_count(broker, &topic, Duration::from_secs(30)) {
+                Ok(count) => {
+                    let count = u32::try_from(count).unwrap_or(Shards::MAX).min(Shards::MAX);
+                    tracing::info!(view = %name, topic = %topic, shards = count, "a view new to this store: as many shards as its changelog topic has partitions");
+                    config.shards = Some(count);
+                }
+                Err(kafka::TopicLookupError::Missing) => {}
+                Err(err) => {
+                    return Err(PipelineError::ShardCount {
+                        view: name.clone(),
+                        topic,
+                        reason: err.to_string(),
+                    });
+                }
+            }
         }
         if config.shards.is_none()
             && new_view
@@ -476,7 +489,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 |reason| PipelineError::ShardCount {
                     view: name.clone(),
                     topic: topic.clone(),
-                    reason,
+                    reason: reason.to_string(),
                 },
             )?;
             let count = u32::try_from(count).unwrap_or(Shards::MAX).min(Shards::MAX);
@@ -486,13 +499,24 @@ impl<S: Store, A: Apply> Worker<S, A> {
         let (changelog, rows) = match &config.changelog {
             None => (None, None),
             Some(_) => {
-                let view = open_view(&store, &config, &projection)?;
-                let changelog = Changelog::open(broker, &config, view.shards())
+                // The changelog checked against the view's shard count
+                // before the view is opened: a new view's count is stored
+                // only once its changelog is known to fit it.
+                let shards = store
+                    .view_shards(&name)
+                    .map_err(|source| PipelineError::Store {
+                        view: name.clone(),
+                        source,
+                    })?
+                    .or_else(|| config.shards.and_then(Shards::new))
+                    .unwrap_or(Shards::ONE);
+                let changelog = Changelog::open(broker, &config, shards)
                     .map_err(|err| PipelineError::Changelog {
                         view: name.clone(),
                         reason: err.to_string(),
                     })?
                     .map(Arc::new);
+                let view = open_view(&store, &config, &projection)?;
                 (changelog, Some(view))
             }
         };

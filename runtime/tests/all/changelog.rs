@@ -257,11 +257,14 @@ fn a_changelog_topic_with_another_partition_count_is_refused_at_start_naming_it(
         assert_eq!(service.stop()["counter"], Ok(()));
     }
     refused(&dir, counter_view());
-    // The config's.
+    // The config's: refused before the view's count is stored, so a
+    // corrected config or changelog topic starts it.
     let dir = TempDir::new("changelog-wrong-config");
     let mut four = counter_view();
     four.shards = Some(4);
     refused(&dir, four);
+    let store = projector::store::SledStore::open(&dir.0.join("store")).unwrap();
+    assert_eq!(store.view_shards("counter").unwrap(), None);
 }
 
 /// What a plain consumer finds after each partition's last positions
@@ -562,6 +565,43 @@ fn on_tansu_a_view_comes_back_from_its_changelog_after_its_data_directory_and_so
         ),
     )
     .unwrap();
+    // A changelog topic that does not exist is nothing to restore from:
+    // refused, and not made.
+    let mistyped = config_dir.0.join("mistyped.toml");
+    std::fs::write(
+        &mistyped,
+        std::fs::read_to_string(&config).unwrap().replace(
+            "changelog = { replication = 1 }",
+            "changelog = { topic = \"no-such-changelog\", replication = 1 }",
+        ),
+    )
+    .unwrap();
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["view", "restore", "counter", "-c"])
+        .arg(&mistyped)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("no-such-changelog does not exist on the broker"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let metadata_reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()
+        .unwrap();
+    let metadata = metadata_reader
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    assert!(
+        metadata
+            .topics()
+            .iter()
+            .all(|t| t.name() != "no-such-changelog"),
+        "the refused restore made the topic"
+    );
     let restore = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
         .args(["view", "restore", "counter", "-c"])
         .arg(&config)
@@ -588,7 +628,7 @@ fn on_tansu_a_view_comes_back_from_its_changelog_after_its_data_directory_and_so
             .and_then(|word| word.parse().ok())
             .unwrap_or_else(|| panic!("no figure before {before:?} in {said}"))
     };
-    let (records, written) = (number(" records"), number(" written"));
+    let (records, written) = (number(" records"), number(" entries written"));
     assert!(
         written >= 300 && written * 2 < records,
         "{records} records read, {written} written: {said}"
@@ -900,6 +940,25 @@ fn a_changelog_another_module_built_is_refused_and_a_rebuild_resets_it() {
             .open_view("counter", &other_hash, &[], None)
             .unwrap();
         assert_eq!(view.row_count(), 0, "rows of the old module were restored");
+        // Readers: the view failed, and its rows are never served from a
+        // store restored in part or not at all.
+        let api = crate::kit::Api::start(&service, None);
+        let status_of = |path: &str| match ureq::get(&format!("{}{path}", api.base)).call() {
+            Ok(response) => response.status().as_u16(),
+            Err(ureq::Error::StatusCode(code)) => code,
+            Err(err) => panic!("{path}: {err}"),
+        };
+        assert_eq!(status_of("/v1/views/counter/rows/s-1"), 503);
+        assert_eq!(status_of("/readyz"), 503);
+        let mut views = ureq::get(&format!("{}/v1/views", api.base)).call().unwrap();
+        let views: serde_json::Value = views.body_mut().read_json().unwrap();
+        assert!(
+            views["views"][0]["state"]
+                .as_str()
+                .is_some_and(|state| state.starts_with("failed")),
+            "{views}"
+        );
+        drop(api);
         assert!(service.stop()["counter"].is_err());
     }
 

@@ -543,7 +543,18 @@ fn the_console_signs_in_lists_the_view_and_follows_rows_failures_and_changes_in_
         });
         let views = api_json(&base, "/v1/views");
         conforms(&document, "ViewsReport", &views);
-        let total = views["views"][0]["restoring"]["total"].clone();
+        // As the page writes numbers: with thousands separators.
+        let total = views["views"][0]["restoring"]["total"]
+            .as_u64()
+            .expect("a total")
+            .to_string();
+        let total = total
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|digits| String::from_utf8_lossy(digits).into_owned())
+            .collect::<Vec<_>>()
+            .join(",");
         client.refresh().await.unwrap();
         // The page shows the restore and how far it is, as the API says.
         shows_text(

@@ -148,8 +148,10 @@ function restoreText(restoring) {
 function badges(view, samples) {
   const list = [];
   const stopped = view.partitions.filter((p) => p.state === "stopped");
-  if (view.restoring) list.push(["warn", restoreText(view.restoring)]);
-  else if (view.state !== "running") list.push(["bad", view.state]);
+  // A restore that failed stays marked (its store is never read): the
+  // failure is what to show.
+  if (view.state !== "running") list.push(["bad", view.state]);
+  else if (view.restoring) list.push(["warn", restoreText(view.restoring)]);
   else if (stopped.length) list.push(["bad", `stopped: ${stopped.length} partition${stopped.length > 1 ? "s" : ""}`]);
   else list.push(["ok", "running"]);
   if (samples && lagRising(samples)) list.push(["warn", "lag rising"]);
