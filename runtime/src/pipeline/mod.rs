@@ -472,7 +472,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 Err(kafka::TopicLookupError::Missing) => {}
                 Err(err) => {
                     return Err(PipelineError::ShardCount {
-                        view: name.clone(),
+                        view: name,
                         topic,
                         reason: err.to_string(),
                     });
