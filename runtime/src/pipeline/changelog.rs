@@ -202,6 +202,25 @@ impl Changelog {
         Ok(())
     }
 
+    /// [`Changelog::log_removals`] for a store's `first`: an error is the
+    /// store's, so the removal is not made.
+    ///
+    /// # Errors
+    /// When the changelog does not acknowledge the removals.
+    pub fn log_removals_first(
+        &self,
+        view: &impl ViewStore,
+        removed: Vec<Logged>,
+    ) -> Result<(), StoreError> {
+        self.log_removals(view, removed)
+            .map_err(|err| StoreError::Backend {
+                operation: "changelog",
+                reason: format!(
+                    "the identities were not logged as forgotten, so they are kept: {err}"
+                ),
+            })
+    }
+
     /// Commit `batch` to `view` through the changelog: under the writer's
     /// lock, the batch prepared with every shard's positions, logged and
     /// acknowledged, then committed by `commit` (the store's
@@ -230,8 +249,11 @@ impl Changelog {
         commit(prepared)
     }
 
-    /// Log `removed` (identity records the expiry forgot), then each
-    /// touched shard's positions record as the store holds them.
+    /// Log `removed` (identity records the store is about to forget), then
+    /// each touched shard's positions record as the store holds them: what
+    /// [`ViewStore::forget_identities`] and [`ViewStore::clear_identities`]
+    /// hand over before they remove anything, so the store never holds a
+    /// change the changelog lacks.
     ///
     /// # Errors
     /// When the changelog or the store fails.

@@ -366,16 +366,13 @@ impl Expiry {
             }
             last = Some(before);
             let forgotten = dedup.forget(before);
-            match view.forget_identities(before) {
-                Ok(removed) => {
-                    let records = removed.len();
-                    if let Some(changelog) = &changelog
-                        && let Err(err) = changelog.log_removals(&view, removed)
-                    {
-                        // The records stay in the changelog: a restore
-                        // brings them back, and they are forgotten again.
-                        tracing::warn!(view = %view_name, error = %err, "cannot log the identities forgotten to the changelog");
-                    }
+            // Logged as forgotten first, then removed from the store.
+            let removed = view.forget_identities(before, &mut |removed| match &changelog {
+                Some(changelog) => changelog.log_removals_first(&view, removed),
+                None => Ok(()),
+            });
+            match removed {
+                Ok(records) => {
                     tracing::debug!(view = %view_name, forgotten, records, watermark, "identities past their window forgotten");
                 }
                 Err(err) => {

@@ -657,16 +657,13 @@ impl<S: Store, A: Apply> Worker<S, A> {
         if dedup.is_none() {
             // Identities left by a run with dedup on would never expire,
             // and would be stale should it come back on.
-            let removed = view.clear_identities().map_err(store_error)?;
-            let forgotten = removed.len();
-            if let Some(changelog) = &changelog {
-                changelog
-                    .log_removals(&view, removed)
-                    .map_err(|err| PipelineError::Changelog {
-                        view: name.clone(),
-                        reason: err.to_string(),
-                    })?;
-            }
+            // Logged as forgotten first, then removed from the store.
+            let forgotten = view
+                .clear_identities(&mut |removed| match &changelog {
+                    Some(changelog) => changelog.log_removals_first(&view, removed),
+                    None => Ok(()),
+                })
+                .map_err(store_error)?;
             if forgotten > 0 {
                 tracing::info!(view = %name, records = forgotten, "dedup is off: the identities an earlier run remembered are forgotten");
             }

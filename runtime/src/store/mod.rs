@@ -609,15 +609,23 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(), StoreError>;
 
     /// Forget every identity record: what a view with `dedup` off does with
-    /// what a run with it on left. Returns the removals, as the changelog
-    /// logs them.
-    fn clear_identities(&self) -> Result<Vec<Logged>, StoreError>;
+    /// what a run with it on left. `first` gets the removals, as the
+    /// changelog logs them, before they are made: an error from it leaves
+    /// the store as it was. Returns how many records were removed.
+    fn clear_identities(
+        &self,
+        first: &mut dyn FnMut(Vec<Logged>) -> Result<(), StoreError>,
+    ) -> Result<usize, StoreError>;
 
     /// Forget the identity records whose newest time is before `before`
     /// (a batch's identities are forgotten together, once the newest is
-    /// past the window), in one atomic step. Returns the removals, as the
-    /// changelog logs them.
-    fn forget_identities(&self, before: i64) -> Result<Vec<Logged>, StoreError>;
+    /// past the window), in one atomic step, after `first` took the
+    /// removals ([`ViewStore::clear_identities`]). Returns how many.
+    fn forget_identities(
+        &self,
+        before: i64,
+        first: &mut dyn FnMut(Vec<Logged>) -> Result<(), StoreError>,
+    ) -> Result<usize, StoreError>;
 
     /// Rows whose subject starts with `prefix`, in subject order, after
     /// `after` (exclusive), at most `limit`.

@@ -307,10 +307,13 @@ impl SledView {
 
     /// Remove the identity records of `keys` in one atomic batch; returns
     /// what the changelog logs of it.
+    /// Remove the identity records `keys`, after `first` took the
+    /// removals (the changelog logs them first); how many.
     fn remove_records(
         &self,
         keys: impl Iterator<Item = sled::Result<sled::IVec>>,
-    ) -> Result<Vec<Logged>, StoreError> {
+        first: &mut dyn FnMut(Vec<Logged>) -> Result<(), StoreError>,
+    ) -> Result<usize, StoreError> {
         let mut writes = sled::Batch::default();
         let mut removed = Vec::new();
         for key in keys {
@@ -322,10 +325,15 @@ impl SledView {
             });
             writes.remove(key);
         }
+        let count = removed.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        first(removed)?;
         self.tree
             .apply_batch(writes)
             .map_err(backend("forget identities"))?;
-        Ok(removed)
+        Ok(count)
     }
 
     fn logged_shard(
@@ -966,15 +974,23 @@ impl ViewStore for SledView {
         Ok(())
     }
 
-    fn clear_identities(&self) -> Result<Vec<Logged>, StoreError> {
-        self.remove_records(self.tree.scan_prefix(keys::JOURNAL_PREFIX).keys())
+    fn clear_identities(
+        &self,
+        first: &mut dyn FnMut(Vec<Logged>) -> Result<(), StoreError>,
+    ) -> Result<usize, StoreError> {
+        self.remove_records(self.tree.scan_prefix(keys::JOURNAL_PREFIX).keys(), first)
     }
 
-    fn forget_identities(&self, before: i64) -> Result<Vec<Logged>, StoreError> {
+    fn forget_identities(
+        &self,
+        before: i64,
+        first: &mut dyn FnMut(Vec<Logged>) -> Result<(), StoreError>,
+    ) -> Result<usize, StoreError> {
         self.remove_records(
             self.tree
                 .range(keys::JOURNAL_PREFIX.to_vec()..keys::journal_bound(before))
                 .keys(),
+            first,
         )
     }
 
@@ -1159,18 +1175,18 @@ mod tests {
             vec![(b, 5_000), (a, 7_000)]
         );
         // A record goes once its newest identity is before the bound.
-        assert_eq!(view.forget_identities(1_000).unwrap().len(), 0);
-        assert_eq!(view.forget_identities(1_001).unwrap().len(), 1);
+        assert_eq!(view.forget_identities(1_000, &mut |_| Ok(())).unwrap(), 0);
+        assert_eq!(view.forget_identities(1_001, &mut |_| Ok(())).unwrap(), 1);
         assert_eq!(
             view.identities(i64::MIN).unwrap(),
             vec![(b, 5_000), (a, 7_000)]
         );
-        assert_eq!(view.forget_identities(7_000).unwrap().len(), 0);
+        assert_eq!(view.forget_identities(7_000, &mut |_| Ok(())).unwrap(), 0);
         // With dedup off, every record goes, whatever its time.
         let mut batch = ViewBatch::new();
         batch.remember(c, i64::MAX, ShardId(0));
         view.commit(&batch).unwrap();
-        assert_eq!(view.clear_identities().unwrap().len(), 2);
+        assert_eq!(view.clear_identities(&mut |_| Ok(())).unwrap(), 2);
         assert!(view.identities(i64::MIN).unwrap().is_empty());
         // A rebuild forgets them with the rows.
         let mut batch = ViewBatch::new();
