@@ -778,6 +778,16 @@ mod real_broker {
         wait_for(&status, Duration::from_secs(120), "2000 applied", |s| {
             s.counters().applied == 2000
         });
+        // Applied is not yet committed: the store is read once every
+        // partition's checkpoint is durable at its end (the last batch
+        // committed), else its last records may not be in it yet.
+        wait_for(&status, Duration::from_secs(30), "2000 durable", |s| {
+            s.partitions()
+                .values()
+                .filter_map(|p| p.checkpoint)
+                .sum::<i64>()
+                == 2000
+        });
         assert_matches_oracle(&service, &module_hash(), &stream);
         assert_eq!(status.counters().duplicates, 0);
         assert_eq!(service.stop()["counter"], Ok(()));
