@@ -402,6 +402,14 @@ fn restart_mid_stream_resumes_from_the_store_without_double_application() {
     wait_for(&status, Duration::from_secs(60), "the rest applied", |s| {
         s.counters().applied + applied_first == 3000
     });
+    // And durable: the last batch committed before the store is read.
+    wait_for(&status, Duration::from_secs(30), "3000 durable", |s| {
+        s.partitions()
+            .values()
+            .filter_map(|p| p.checkpoint)
+            .sum::<i64>()
+            == 3000
+    });
     assert_matches_oracle(&service, &module_hash(), &stream);
     assert_eq!(
         status.counters().duplicates,
