@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 
 use crate::engine::{Compiler, Engine, EngineConfig, LoadError, Module};
@@ -40,24 +39,20 @@ pub struct CompileArgs {
 }
 
 impl CompileArgs {
-    /// The cache directory these arguments choose, made if missing.
-    fn cache_dir(&self) -> anyhow::Result<Option<PathBuf>> {
-        let dir = if self.no_cache {
+    /// The cache directory these arguments choose (the engine makes it
+    /// when missing).
+    fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
             None
         } else {
             self.cache_dir.clone().or_else(default_cache)
-        };
-        if let Some(dir) = &dir {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the cache directory {}", dir.display()))?;
         }
-        Ok(dir)
     }
 
     /// An engine with default limits, this compiler and this cache.
     fn engine(&self, compiler: Compiler) -> anyhow::Result<Engine> {
         Ok(Engine::new(EngineConfig {
-            cache_dir: self.cache_dir()?,
+            cache_dir: self.cache_dir(),
             compiler,
             ..EngineConfig::default()
         })?)

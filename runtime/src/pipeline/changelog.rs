@@ -143,6 +143,15 @@ impl Latest {
     }
 }
 
+/// The store's error for a change the changelog did not acknowledge, so
+/// the store does not make it: `what` happened, and why.
+fn not_logged(what: &str, err: &ChangelogError) -> StoreError {
+    StoreError::Backend {
+        operation: "changelog",
+        reason: format!("{what}: {err}"),
+    }
+}
+
 /// A view's changelog.
 #[derive(Debug)]
 pub struct Changelog {
@@ -202,25 +211,6 @@ impl Changelog {
         Ok(())
     }
 
-    /// [`Changelog::log_removals`] for a store's `first`: an error is the
-    /// store's, so the removal is not made.
-    ///
-    /// # Errors
-    /// When the changelog does not acknowledge the removals.
-    pub fn log_removals_first(
-        &self,
-        view: &impl ViewStore,
-        removed: Vec<Logged>,
-    ) -> Result<(), StoreError> {
-        self.log_removals(view, removed)
-            .map_err(|err| StoreError::Backend {
-                operation: "changelog",
-                reason: format!(
-                    "the identities were not logged as forgotten, so they are kept: {err}"
-                ),
-            })
-    }
-
     /// Commit `batch` to `view` through the changelog: under the writer's
     /// lock, the batch prepared with every shard's positions, logged and
     /// acknowledged, then committed by `commit` (the store's
@@ -239,11 +229,11 @@ impl Changelog {
     ) -> Result<(), StoreError> {
         let _writing = self.lock();
         let mut prepared = view.prepare(batch, true)?;
-        self.log(&mut prepared).map_err(|err| StoreError::Backend {
-            operation: "changelog",
-            reason: format!(
-                "the batch was not logged to its changelog, so it is not committed: {err}"
-            ),
+        self.log(&mut prepared).map_err(|err| {
+            not_logged(
+                "the batch was not logged to its changelog, so it is not committed",
+                &err,
+            )
         })?;
         crate::failpoint::hit("changelog-logged");
         commit(prepared)
@@ -253,15 +243,17 @@ impl Changelog {
     /// each touched shard's positions record as the store holds them: what
     /// [`ViewStore::forget_identities`] and [`ViewStore::clear_identities`]
     /// hand over before they remove anything, so the store never holds a
-    /// change the changelog lacks.
+    /// change the changelog lacks. An error is the store's: the removal is
+    /// then not made.
     ///
     /// # Errors
-    /// When the changelog or the store fails.
+    /// When the changelog does not acknowledge the removals, or the store
+    /// fails.
     pub fn log_removals(
         &self,
         view: &impl ViewStore,
         removed: Vec<Logged>,
-    ) -> Result<(), ChangelogFailure> {
+    ) -> Result<(), StoreError> {
         if removed.is_empty() {
             return Ok(());
         }
@@ -271,11 +263,18 @@ impl Changelog {
             .positions()?
             .into_iter()
             .filter(|record| touched.contains(&record.shard));
-        let ends = self.topic.write(removed.into_iter().chain(positions))?;
+        let ends = self
+            .topic
+            .write(removed.into_iter().chain(positions))
+            .map_err(|err| {
+                not_logged(
+                    "the identities were not logged as forgotten, so they are kept",
+                    &err,
+                )
+            })?;
         let mut prepared = Prepared::default();
         prepared.logged_to(&ends);
-        view.commit_prepared(prepared)?;
-        Ok(())
+        view.commit_prepared(prepared)
     }
 
     /// Empty the changelog for a rebuild by `module`: a tombstone for every

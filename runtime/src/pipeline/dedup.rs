@@ -368,7 +368,7 @@ impl Expiry {
             let forgotten = dedup.forget(before);
             // Logged as forgotten first, then removed from the store.
             let removed = view.forget_identities(before, &mut |removed| match &changelog {
-                Some(changelog) => changelog.log_removals_first(&view, removed),
+                Some(changelog) => changelog.log_removals(&view, removed),
                 None => Ok(()),
             });
             match removed {

@@ -268,6 +268,42 @@ fn open_view<S: Store, A: Apply>(
         })
 }
 
+/// The shard count of a view new to its store whose config names none:
+/// its changelog topic's partition count when that topic exists (a restore:
+/// the changelog has one partition per shard), else its first topic's (a
+/// topic keyed by subject is then co-partitioned with the view).
+fn new_view_shards(
+    broker: &BrokerConfig,
+    config: &ViewConfig,
+) -> Result<Option<u32>, PipelineError> {
+    let name = &config.name;
+    let shard_count_error = |topic: &str, err: kafka::TopicLookupError| PipelineError::ShardCount {
+        view: name.clone(),
+        topic: topic.to_owned(),
+        reason: err.to_string(),
+    };
+    let count_of = |topic: &str| {
+        kafka::partition_count(broker, topic, Duration::from_secs(30))
+            .map(|count| u32::try_from(count).unwrap_or(Shards::MAX).min(Shards::MAX))
+    };
+    if let Some(topic) = config.changelog_topic() {
+        match count_of(&topic) {
+            Ok(count) => {
+                tracing::info!(view = %name, topic = %topic, shards = count, "a view new to this store: as many shards as its changelog topic has partitions");
+                return Ok(Some(count));
+            }
+            Err(kafka::TopicLookupError::Missing) => {}
+            Err(err) => return Err(shard_count_error(&topic, err)),
+        }
+    }
+    let Some(topic) = config.topics.first() else {
+        return Ok(None);
+    };
+    let count = count_of(topic).map_err(|err| shard_count_error(topic, err))?;
+    tracing::info!(view = %name, topic = %topic, shards = count, "a new view: as many shards as its first topic has partitions");
+    Ok(Some(count))
+}
+
 /// A view checked and ready to start ([`Worker::prepare`]): what
 /// [`PreparedView::start`] restores from the changelog and opens. Readers
 /// can have its feed and send it requests before it starts.
@@ -449,52 +485,14 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 view: name.clone(),
                 source: Box::new(source.into()),
             })?;
-        let new_view = store
+        let stored_shards = store
             .view_shards(&name)
             .map_err(|source| PipelineError::Store {
                 view: name.clone(),
                 source,
-            })?
-            .is_none();
-        if config.shards.is_none()
-            && new_view
-            && let Some(topic) = config.changelog_topic()
-        {
-            // A view restored into an empty store: as many shards as its
-            // changelog, which has one partition per shard. A changelog
-            // not made yet leaves the count to the source topic.
-            match kafka::partition_count(broker, &topic, Duration::from_secs(30)) {
-                Ok(count) => {
-                    let count = u32::try_from(count).unwrap_or(Shards::MAX).min(Shards::MAX);
-                    tracing::info!(view = %name, topic = %topic, shards = count, "a view new to this store: as many shards as its changelog topic has partitions");
-                    config.shards = Some(count);
-                }
-                Err(kafka::TopicLookupError::Missing) => {}
-                Err(err) => {
-                    return Err(PipelineError::ShardCount {
-                        view: name,
-                        topic,
-                        reason: err.to_string(),
-                    });
-                }
-            }
-        }
-        if config.shards.is_none()
-            && new_view
-            && let Some(topic) = config.topics.first()
-        {
-            // A new view gets as many shards as its first topic has
-            // partitions: a topic keyed by subject is then co-partitioned.
-            let count = kafka::partition_count(broker, topic, Duration::from_secs(30)).map_err(
-                |reason| PipelineError::ShardCount {
-                    view: name.clone(),
-                    topic: topic.clone(),
-                    reason: reason.to_string(),
-                },
-            )?;
-            let count = u32::try_from(count).unwrap_or(Shards::MAX).min(Shards::MAX);
-            tracing::info!(view = %name, topic = %topic, shards = count, "a new view: as many shards as its first topic has partitions");
-            config.shards = Some(count);
+            })?;
+        if config.shards.is_none() && stored_shards.is_none() {
+            config.shards = new_view_shards(broker, &config)?;
         }
         let (changelog, rows) = match &config.changelog {
             None => (None, None),
@@ -502,12 +500,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
                 // The changelog checked against the view's shard count
                 // before the view is opened: a new view's count is stored
                 // only once its changelog is known to fit it.
-                let shards = store
-                    .view_shards(&name)
-                    .map_err(|source| PipelineError::Store {
-                        view: name.clone(),
-                        source,
-                    })?
+                let shards = stored_shards
                     .or_else(|| config.shards.and_then(Shards::new))
                     .unwrap_or(Shards::ONE);
                 let changelog = Changelog::open(broker, &config, shards)
@@ -574,14 +567,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             view: name.clone(),
             source,
         };
-        let view = store
-            .open_view(
-                &name,
-                projection.module_hash(),
-                &config.indexes,
-                config.shards.and_then(Shards::new),
-            )
-            .map_err(store_error)?;
+        let view = open_view(&store, &config, &projection)?;
         let shards = view.shards();
         Self::check_held_records(&name, &config, &view, &mut policy)?;
         if let Some(letters) = policy.dead_letters() {
@@ -660,7 +646,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             // Logged as forgotten first, then removed from the store.
             let forgotten = view
                 .clear_identities(&mut |removed| match &changelog {
-                    Some(changelog) => changelog.log_removals_first(&view, removed),
+                    Some(changelog) => changelog.log_removals(&view, removed),
                     None => Ok(()),
                 })
                 .map_err(store_error)?;

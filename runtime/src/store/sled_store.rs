@@ -305,10 +305,8 @@ impl SledView {
         }
     }
 
-    /// Remove the identity records of `keys` in one atomic batch; returns
-    /// what the changelog logs of it.
-    /// Remove the identity records `keys`, after `first` took the
-    /// removals (the changelog logs them first); how many.
+    /// Remove the identity records `keys` in one atomic batch, after
+    /// `first` took the removals (the changelog logs them first); how many.
     fn remove_records(
         &self,
         keys: impl Iterator<Item = sled::Result<sled::IVec>>,

@@ -13,7 +13,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::kit::{Broker, TempDir, start, try_start, view, wait_applied, wait_for, wait_until};
+use crate::kit::{
+    Broker, TempDir, checkpoint_sum, start, try_start, view, wait_applied, wait_for, wait_until,
+};
 use crate::pipeline::{Partitioning, Stream, TOPIC, oracle_discrepancies};
 
 const CHANGELOG: &str = "projector-counter-changelog";
@@ -722,14 +724,6 @@ fn group_committed(broker: &Broker, group: &str) -> BTreeMap<i32, i64> {
             _ => None,
         })
         .collect()
-}
-
-fn checkpoint_sum(status: &projector::pipeline::ViewStatus) -> i64 {
-    status
-        .partitions()
-        .values()
-        .map(|p| p.checkpoint.unwrap_or(0))
-        .sum()
 }
 
 #[test]

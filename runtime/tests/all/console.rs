@@ -191,6 +191,15 @@ fn api_json(base: &str, path: &str) -> Value {
         .unwrap()
 }
 
+/// The runtime's `/v1/views`; `None` while it does not answer.
+fn views_if_up(base: &str) -> Option<Value> {
+    ureq::get(&format!("{base}/v1/views"))
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_json::<Value>().ok())
+}
+
 fn screenshots() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")),
@@ -312,16 +321,11 @@ fn the_console_signs_in_lists_the_view_and_follows_rows_failures_and_changes_in_
     let base = format!("http://127.0.0.1:{port}");
     let process = run_customers(&dir, &broker, port, None);
     crate::kit::wait_until("the rows", Duration::from_secs(60), || {
-        ureq::get(&format!("{base}/v1/views"))
-            .header("Authorization", &format!("Bearer {TOKEN}"))
-            .call()
-            .ok()
-            .and_then(|mut r| r.body_mut().read_json::<Value>().ok())
-            .is_some_and(|report| {
-                report["views"]
-                    .as_array()
-                    .is_some_and(|views| views.iter().all(|v| v["rows"] == CUSTOMERS))
-            })
+        views_if_up(&base).is_some_and(|report| {
+            report["views"]
+                .as_array()
+                .is_some_and(|views| views.iter().all(|v| v["rows"] == CUSTOMERS))
+        })
     });
     let driver = Driver::start();
     let chromium = program("PROJECTOR_CHROMIUM", "/usr/bin/chromium");
@@ -534,11 +538,7 @@ fn the_console_signs_in_lists_the_view_and_follows_rows_failures_and_changes_in_
         std::fs::remove_dir_all(dir.0.join("data")).unwrap();
         let mut restoring = run_customers(&dir, &broker, port, Some("restore-record:1:60000"));
         crate::kit::wait_until("the restore under way", Duration::from_secs(60), || {
-            ureq::get(&format!("{base}/v1/views"))
-                .header("Authorization", &format!("Bearer {TOKEN}"))
-                .call()
-                .ok()
-                .and_then(|mut r| r.body_mut().read_json::<Value>().ok())
+            views_if_up(&base)
                 .is_some_and(|report| report["views"][0]["restoring"]["total"].as_u64() > Some(0))
         });
         let views = api_json(&base, "/v1/views");

@@ -137,9 +137,15 @@ fn spawn_with(config: &std::path::Path, log: &std::path::Path, failpoint: Option
 /// Events the view applied since its runtime started, from its
 /// `/v1/views`.
 fn applied_since_start(api: &str) -> Option<u64> {
+    first_view(api)?["counters"]["applied"].as_u64()
+}
+
+/// The first view of the runtime's `/v1/views`; `None` when the API does
+/// not answer.
+fn first_view(api: &str) -> Option<serde_json::Value> {
     let mut response = ureq::get(&format!("{api}/v1/views")).call().ok()?;
-    let report: serde_json::Value = response.body_mut().read_json().ok()?;
-    report["views"][0]["counters"]["applied"].as_u64()
+    let mut report: serde_json::Value = response.body_mut().read_json().ok()?;
+    Some(report["views"][0].take())
 }
 
 /// The `counter` view that a stopped runtime left in `dir`'s data
@@ -158,10 +164,8 @@ pub(crate) fn counter_view_of(dir: &TempDir) -> SledView {
 
 /// The sum of the view's durable checkpoints, from its `/v1/views`.
 pub(crate) fn committed(api: &str) -> Option<i64> {
-    let mut response = ureq::get(&format!("{api}/v1/views")).call().ok()?;
-    let report: serde_json::Value = response.body_mut().read_json().ok()?;
     Some(
-        report["views"][0]["partitions"]
+        first_view(api)?["partitions"]
             .as_array()?
             .iter()
             .filter_map(|p| p["checkpoint"].as_i64())
@@ -172,9 +176,7 @@ pub(crate) fn committed(api: &str) -> Option<i64> {
 /// The view's failed records held for the dead-letter topic, from its
 /// `/v1/views`.
 fn dead_letters_held(api: &str) -> Option<u64> {
-    let mut response = ureq::get(&format!("{api}/v1/views")).call().ok()?;
-    let report: serde_json::Value = response.body_mut().read_json().ok()?;
-    report["views"][0]["dead_letters_held"].as_u64()
+    first_view(api)?["dead_letters_held"].as_u64()
 }
 
 /// How many records a plain consumer reads from the start of every
@@ -594,15 +596,11 @@ fn counter_config(
 /// API does not answer, so that "none assigned" is never mistaken for "the
 /// API is down".
 pub(crate) fn partitions_of(api: &str) -> Option<usize> {
-    ureq::get(&format!("{api}/v1/views"))
-        .call()
-        .ok()
-        .and_then(|mut response| response.body_mut().read_json::<serde_json::Value>().ok())
-        .and_then(|report| {
-            report["views"][0]["partitions"]
-                .as_array()
-                .map(|partitions| partitions.iter().filter(|p| p["assigned"] == true).count())
-        })
+    first_view(api).and_then(|view| {
+        view["partitions"]
+            .as_array()
+            .map(|partitions| partitions.iter().filter(|p| p["assigned"] == true).count())
+    })
 }
 
 #[test]

@@ -36,15 +36,6 @@ fn counter_with_dedup(name: &str, topic: &str, keep: &str, time: &str) -> ViewCo
     config
 }
 
-/// The sum of the view's checkpoints over the topic's partitions.
-fn checkpointed(status: &projector::pipeline::status::ViewStatus) -> i64 {
-    status
-        .partitions()
-        .values()
-        .filter_map(|p| p.checkpoint)
-        .sum()
-}
-
 #[test]
 fn an_applications_re_sends_are_applied_once_across_partitions_shards_and_restarts() {
     let broker = Broker::new(&[(TOPIC, PARTITIONS)]);
@@ -79,7 +70,7 @@ fn an_applications_re_sends_are_applied_once_across_partitions_shards_and_restar
         |stream: &Stream, resent: u64| i64::try_from(stream.events() as u64 + resent).unwrap();
     let total = records(&stream, resent);
     wait_for(&status, Duration::from_secs(60), "every record", |s| {
-        checkpointed(s) == total
+        crate::kit::checkpoint_sum(s) == total
     });
     // Re-sends of events the view has applied and committed, some of the
     // oldest, on every partition.
@@ -101,7 +92,7 @@ fn an_applications_re_sends_are_applied_once_across_partitions_shards_and_restar
     );
     let total = records(&stream, resent);
     wait_for(&status, Duration::from_secs(60), "every record", |s| {
-        checkpointed(s) == total
+        crate::kit::checkpoint_sum(s) == total
     });
     let counters = status.counters();
     assert_eq!(
@@ -184,7 +175,7 @@ fn an_applications_re_sends_are_applied_once_across_partitions_shards_and_restar
         &status,
         Duration::from_secs(60),
         "the records after the restart",
-        |s| checkpointed(s) == total,
+        |s| crate::kit::checkpoint_sum(s) == total,
     );
     assert_eq!(status.counters().duplicates_by_id, 5);
     assert_eq!(status.counters().applied, 40);
@@ -292,7 +283,7 @@ fn a_copy_past_the_window_is_applied_and_the_expiry_forgets_what_the_watermark_i
     let statuses = service.statuses();
     for status in statuses.values() {
         wait_for(status, Duration::from_secs(60), "four records", |s| {
-            checkpointed(s) == 4
+            crate::kit::checkpoint_sum(s) == 4
         });
     }
     // By record time: the copy 30 min later is a duplicate, the one 90 min
@@ -323,7 +314,7 @@ fn a_copy_past_the_window_is_applied_and_the_expiry_forgets_what_the_watermark_i
     broker.flush();
     for status in statuses.values() {
         wait_for(status, Duration::from_secs(60), "six records", |s| {
-            checkpointed(s) == 6
+            crate::kit::checkpoint_sum(s) == 6
         });
     }
     assert_eq!(count_of(&service, "by_record", "a"), 3);

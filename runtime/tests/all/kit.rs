@@ -512,19 +512,22 @@ pub fn encode(segment: &str) -> String {
 
 /// Wait until `status` has committed `records` records to the store: its
 /// partitions' checkpoints (next offsets, from 0) add up to at least that.
+/// The sum of the view's durable checkpoints over its partitions.
+pub fn checkpoint_sum(status: &ViewStatus) -> i64 {
+    status
+        .partitions()
+        .values()
+        .filter_map(|p| p.checkpoint)
+        .sum()
+}
+
 /// Applied is not committed: a batch commits up to its linger later.
 pub fn wait_committed(status: &ViewStatus, records: i64) {
     wait_for(
         status,
         Duration::from_secs(60),
         &format!("{records} records committed"),
-        |s| {
-            s.partitions()
-                .values()
-                .filter_map(|p| p.checkpoint)
-                .sum::<i64>()
-                >= records
-        },
+        |s| checkpoint_sum(s) >= records,
     );
 }
 

@@ -332,11 +332,7 @@ fn final_state_matches_the_oracle_across_partitions() {
     stream.publish(&broker, 500, 40, 4, Partitioning::BySubject);
     wait_applied(&status, 2500);
     wait_for(&status, Duration::from_secs(10), "checkpoints", |s| {
-        s.partitions()
-            .values()
-            .map(|p| p.checkpoint.unwrap_or(0))
-            .sum::<i64>()
-            == 2500
+        crate::kit::checkpoint_sum(s) == 2500
     });
     assert_matches_oracle(&service, &module_hash(), &stream);
     assert_eq!(status.counters().duplicates, 0);
@@ -403,13 +399,7 @@ fn restart_mid_stream_resumes_from_the_store_without_double_application() {
         s.counters().applied + applied_first == 3000
     });
     // And durable: the last batch committed before the store is read.
-    wait_for(&status, Duration::from_secs(30), "3000 durable", |s| {
-        s.partitions()
-            .values()
-            .filter_map(|p| p.checkpoint)
-            .sum::<i64>()
-            == 3000
-    });
+    crate::kit::wait_committed(&status, 3000);
     assert_matches_oracle(&service, &module_hash(), &stream);
     assert_eq!(
         status.counters().duplicates,
@@ -433,11 +423,7 @@ fn a_restarted_view_reports_its_durable_checkpoints_and_catches_up_with_nothing_
     // must show what is durable, and the view must count as caught up.
     let service = start(&broker, &dir, vec![counter_view()], EngineConfig::default());
     let status = service.statuses()["counter"].clone();
-    let durable: i64 = status
-        .partitions()
-        .values()
-        .filter_map(|p| p.checkpoint)
-        .sum();
+    let durable = crate::kit::checkpoint_sum(&status);
     assert_eq!(durable, 100, "checkpoints reported before any commit");
     wait_for(&status, Duration::from_secs(30), "caught up", |s| {
         s.has_joined()
@@ -789,13 +775,7 @@ mod real_broker {
         // Applied is not yet committed: the store is read once every
         // partition's checkpoint is durable at its end (the last batch
         // committed), else its last records may not be in it yet.
-        wait_for(&status, Duration::from_secs(30), "2000 durable", |s| {
-            s.partitions()
-                .values()
-                .filter_map(|p| p.checkpoint)
-                .sum::<i64>()
-                == 2000
-        });
+        crate::kit::wait_committed(&status, 2000);
         assert_matches_oracle(&service, &module_hash(), &stream);
         assert_eq!(status.counters().duplicates, 0);
         assert_eq!(service.stop()["counter"], Ok(()));

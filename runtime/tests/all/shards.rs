@@ -157,12 +157,7 @@ fn a_mis_partitioned_stream_over_four_shards_matches_the_oracle() {
     });
     stream.publish(&broker, 500, 40, 4, Partitioning::HalfMisplaced);
     wait_for(&status, Duration::from_secs(60), "2500 applied", |s| {
-        s.counters().applied == 2500
-            && s.partitions()
-                .values()
-                .filter_map(|p| p.checkpoint)
-                .sum::<i64>()
-                == 2500
+        s.counters().applied == 2500 && crate::kit::checkpoint_sum(s) == 2500
     });
     assert_eq!(service.views()[0].rows.shards().count(), 4);
     let discrepancies = oracle_discrepancies(&service.views()[0].rows, &stream);
