@@ -114,6 +114,54 @@ pub struct Config {
     /// `a-z A-Z 0-9 . _ -`.
     #[serde(default)]
     pub instance_id: Option<String>,
+    /// How `projector view deploy` builds a new module's shadow and swaps
+    /// it in.
+    #[serde(default)]
+    pub deploy: DeployConfig,
+}
+
+/// `[deploy]`: live redeploy. A shadow view built by a new module replays
+/// the view's topics beside the live view, then is swapped in.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployConfig {
+    /// Applier threads a shadow may use: the share of the machine a build
+    /// takes from the live views. Default 1, 1 to 64.
+    #[serde(default = "default_shadow_threads")]
+    pub shadow_threads: usize,
+    /// The lag (records, over every partition) under which a shadow counts
+    /// as caught up and the swap begins. The swap itself then waits until
+    /// the shadow has applied everything the live view had applied, so no
+    /// read sees the view go back. Default 1000.
+    #[serde(default = "default_swap_max_lag")]
+    pub swap_max_lag: u64,
+    /// Records a shadow's module may fail on (handed to the view's error
+    /// policy) before the deploy stops itself; the live view is untouched.
+    /// Default 100.
+    #[serde(default = "default_max_shadow_failures")]
+    pub max_shadow_failures: u64,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        Self {
+            shadow_threads: default_shadow_threads(),
+            swap_max_lag: default_swap_max_lag(),
+            max_shadow_failures: default_max_shadow_failures(),
+        }
+    }
+}
+
+fn default_shadow_threads() -> usize {
+    1
+}
+
+fn default_swap_max_lag() -> u64 {
+    1000
+}
+
+fn default_max_shadow_failures() -> u64 {
+    100
 }
 
 fn default_data_dir() -> PathBuf {
@@ -473,6 +521,29 @@ fn millis(duration: std::time::Duration) -> u64 {
 }
 
 impl ViewConfig {
+    /// View `name` over `topics`, built by `module`, every other setting
+    /// its default.
+    pub fn new(name: &str, module: PathBuf, topics: Vec<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            module,
+            topics,
+            group: None,
+            on_error: default_on_error(),
+            dead_letter_topic: None,
+            max_attempts: default_max_attempts(),
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+            subject_from_key: false,
+            indexes: Vec::new(),
+            group_instance_id: None,
+            max_unassigned_ms: default_max_unassigned_ms(),
+            shards: None,
+            dedup: None,
+            changelog: None,
+        }
+    }
+
     /// How the view retries what failed transiently: `max_attempts` calls
     /// in all, from `initial_backoff_ms` doubling to `max_backoff_ms`.
     pub fn retry(&self) -> crate::engine::Retry {
@@ -572,6 +643,13 @@ impl Config {
                 "instance_id",
                 "1 to 200 of a-z A-Z 0-9 . _ -",
                 format!("{id:?}"),
+            ));
+        }
+        if !(1..=64).contains(&self.deploy.shadow_threads) {
+            return Err(invalid(
+                "deploy.shadow_threads",
+                "1 to 64",
+                self.deploy.shadow_threads,
             ));
         }
         let mut names = BTreeSet::new();

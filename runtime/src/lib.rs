@@ -34,6 +34,7 @@ pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod deploy;
 pub mod engine;
 pub mod event;
 pub mod failpoint;

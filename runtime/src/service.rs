@@ -6,18 +6,20 @@
 //! start. [`Service::stop`] asks every worker to stop, waits for each to
 //! commit what it has applied, and reports how each one ended.
 
-use crate::shutdown::{Shutdown, Stoppable};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::config::{BrokerConfig, Config, OnError, ViewConfig};
+use crate::config::{BrokerConfig, Config, DeployConfig, OnError, ViewConfig};
+use crate::deploy::{Deployer, Deployment, RunningVersion, Version, ViewSlot, Views};
+use crate::shutdown::{Shutdown, Stoppable};
 use crate::engine::{Engine, Module};
 use crate::pipeline::control::Controls;
 use crate::pipeline::feed::ViewFeed;
-use crate::pipeline::{BatchLimits, PipelineError, PreparedView, ViewConsumer, ViewStatus, Worker};
+use crate::pipeline::{BatchLimits, PreparedView, ViewConsumer, ViewStatus, Worker};
 use crate::store::{SledStore, SledView, ViewStore};
 
 /// What a running view is.
@@ -25,6 +27,9 @@ use crate::store::{SledStore, SledView, ViewStore};
 pub struct ViewInfo {
     /// The view's name.
     pub name: String,
+    /// Which version of the view it is: 1 as first configured, one more
+    /// per deploy.
+    pub version: u32,
     /// SHA-256 of the module that builds it.
     pub module_hash: String,
     /// The topics it consumes.
@@ -66,6 +71,7 @@ impl RunningView {
         Self {
             info: ViewInfo {
                 name: "v".to_owned(),
+                version: 1,
                 module_hash: "h".to_owned(),
                 topics: vec!["t".to_owned()],
                 group: "g".to_owned(),
@@ -81,8 +87,8 @@ impl RunningView {
     }
 }
 
-/// How a view's thread begins: with its worker open, or with the restore
-/// from its changelog that opens it.
+/// How a version's thread begins: with its worker open, or with the
+/// restore from its changelog that opens it.
 enum Start {
     Ready(
         Box<(
@@ -93,29 +99,205 @@ enum Start {
     Restore(Box<PreparedView<SledStore, crate::engine::Instance>>),
 }
 
+/// What starting a version of a view needs: the service's start and every
+/// deploy share it.
+#[derive(Debug)]
+pub struct Launcher {
+    broker: BrokerConfig,
+    engine: Arc<Engine>,
+    store: Arc<SledStore>,
+    limits: BatchLimits,
+    /// Applier threads of a live version.
+    threads: usize,
+    /// Where deployed modules are kept (`<data_dir>/modules`).
+    modules: PathBuf,
+    /// How deploys build and swap.
+    pub deploy: DeployConfig,
+}
+
+impl Launcher {
+    /// The store every version writes to.
+    pub fn store(&self) -> &Arc<SledStore> {
+        &self.store
+    }
+
+    /// The engine that compiles modules.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The broker the views consume from.
+    pub fn broker(&self) -> &BrokerConfig {
+        &self.broker
+    }
+
+    /// Where the module with `hash` is kept once deployed.
+    pub fn module_path(&self, hash: &str) -> PathBuf {
+        self.modules.join(format!("{hash}.wasm"))
+    }
+
+    /// Keep `bytes` (a module whose hash is `hash`) where a restart finds
+    /// it.
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn keep_module(&self, hash: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.modules)
+            .with_context(|| format!("cannot create {}", self.modules.display()))?;
+        crate::files::write_atomically(&self.module_path(hash), bytes, 0o644)?;
+        Ok(())
+    }
+
+    /// The module of `version` of view `config`: the config's when it is
+    /// that one, else the copy kept when it was deployed.
+    ///
+    /// # Errors
+    /// When neither can be read or loaded.
+    pub fn module_of(&self, config: &ViewConfig, version: &Version) -> anyhow::Result<Arc<Module>> {
+        let configured = Service::load_module(&self.engine, config)?;
+        if configured.hash() == version.module_hash {
+            return Ok(configured);
+        }
+        let path = self.module_path(&version.module_hash);
+        self.engine.load_file(&path).with_context(|| {
+            format!(
+                "view {}: version {} runs module {} (deployed with `projector view deploy`), \
+                 whose copy {} cannot be loaded",
+                config.name,
+                version.number,
+                version.module_hash,
+                path.display()
+            )
+        })
+    }
+
+    /// Start `version` of view `config` (its static member id set) with
+    /// `module`, its shards applied by `threads` threads: checked and
+    /// opened here (an error means nothing runs), restored from its
+    /// changelog and run on a thread of its own.
+    ///
+    /// # Errors
+    /// When its store, changelog or Kafka clients cannot be opened.
+    pub fn launch(
+        &self,
+        config: &ViewConfig,
+        version: &Version,
+        module: &Arc<Module>,
+        threads: usize,
+    ) -> anyhow::Result<RunningVersion> {
+        let versioned = version.config(config);
+        let status = Arc::new(ViewStatus::default());
+        let mut ready = Worker::prepare(
+            &self.broker,
+            versioned.clone(),
+            module.instance(),
+            Arc::clone(&self.store),
+            Arc::clone(&status),
+            self.limits,
+        )?;
+        let (start, rows, feed, controls) = match ready.rows() {
+            // A restore from the changelog runs on the view's thread: the
+            // API answers meanwhile (503 for rows, with progress).
+            Some(rows) if ready.restores() => {
+                // Readers get 503 from the start, not a 404 before the
+                // restore begins.
+                status.restoring(Some(crate::pipeline::status::Restoring::default()));
+                let controls = ready.controls();
+                let feed = ready.feed();
+                (Start::Restore(Box::new(ready)), rows, feed, controls)
+            }
+            _ => {
+                let (worker, consumer) = ready.start()?;
+                let mut worker = worker.parallel(threads)?;
+                let controls = worker.controls();
+                let (rows, feed) = (worker.rows(), worker.feed());
+                (
+                    Start::Ready(Box::new((worker, consumer))),
+                    rows,
+                    feed,
+                    controls,
+                )
+            }
+        };
+        let view = RunningView {
+            info: ViewInfo {
+                name: config.name.clone(),
+                version: version.number,
+                module_hash: module.hash().to_owned(),
+                topics: config.topics.clone(),
+                group: versioned.group(),
+                on_error: config.on_error,
+                indexes: config
+                    .indexes
+                    .iter()
+                    .map(|index| index.name.clone())
+                    .collect(),
+                max_unassigned: std::time::Duration::from_millis(config.max_unassigned_ms),
+            },
+            status: Arc::clone(&status),
+            rows,
+            feed,
+            controls: Some(controls),
+        };
+        let name = versioned.name;
+        let shutdown = Shutdown::new();
+        let thread = Stoppable::spawn(format!("view-{name}"), &shutdown, move |shutdown| {
+            let (worker, consumer) = match start {
+                Start::Ready(started) => *started,
+                Start::Restore(ready) => {
+                    match ready
+                        .start()
+                        .and_then(|(worker, consumer)| Ok((worker.parallel(threads)?, consumer)))
+                    {
+                        Ok(started) => started,
+                        Err(err) => {
+                            tracing::error!(view = %name, error = %err, "view could not start");
+                            status.fatal(err.to_string());
+                            return Err(err.to_string());
+                        }
+                    }
+                }
+            };
+            worker
+                .run(&consumer, shutdown)
+                .map_err(|err| err.to_string())
+        })
+        .with_context(|| format!("view {}: cannot start its thread", config.name))?;
+        Ok(RunningVersion::new(version.clone(), view, shutdown, thread))
+    }
+}
+
 /// The views of one runtime, running.
 #[derive(Debug)]
 pub struct Service {
-    store: Arc<SledStore>,
+    launcher: Arc<Launcher>,
     shutdown: Shutdown,
-    workers: Vec<Stoppable<Result<(), PipelineError>>>,
     sampler: Option<Stoppable<()>>,
-    statuses: BTreeMap<String, Arc<ViewStatus>>,
-    views: Vec<RunningView>,
+    views: Views,
+    deployer: Arc<Deployer>,
 }
 
 impl Service {
-    /// Start every view of `config` against `broker`, with rows in `store`.
+    /// Start every view of `config` against `broker`, with rows in `store`:
+    /// each view's live version, and the versions its deployment record
+    /// keeps beside it (a previous one, a shadow being built).
     pub fn start(
         config: &Config,
         broker: &BrokerConfig,
-        engine: &Engine,
+        engine: &Arc<Engine>,
         store: Arc<SledStore>,
         limits: BatchLimits,
     ) -> anyhow::Result<Self> {
         let shutdown = Shutdown::new();
-        let mut prepared = Vec::new();
-        let mut infos = Vec::new();
+        let launcher = Arc::new(Launcher {
+            broker: broker.clone(),
+            engine: Arc::clone(engine),
+            store: Arc::clone(&store),
+            limits,
+            threads: config.engine.threads,
+            modules: config.data_dir.join("modules"),
+            deploy: config.deploy.clone(),
+        });
         let instance = match (&config.instance_id, config.static_membership) {
             (_, false) => None,
             (Some(id), true) => Some(id.clone()),
@@ -125,6 +307,14 @@ impl Service {
                     .context("cannot read the instance id from the store")?,
             ),
         };
+        let mut slots = Vec::new();
+        let stop_started = |slots: &[Arc<ViewSlot>]| {
+            for slot in slots {
+                for version in slot.versions() {
+                    let _ = version.stop();
+                }
+            }
+        };
         for view in &config.views {
             let mut view = view.clone();
             if view.group_instance_id.is_none()
@@ -132,106 +322,33 @@ impl Service {
             {
                 view.group_instance_id = Some(format!("{instance}-{}", view.name));
             }
-            let view = &view;
-            let module = Self::load_module(engine, view)?;
-            let status = Arc::new(ViewStatus::default());
-            let mut ready = Worker::prepare(
-                broker,
-                view.clone(),
-                module.instance(),
-                Arc::clone(&store),
-                Arc::clone(&status),
-                limits,
-            )?;
-            let threads = config.engine.threads;
-            let (start, rows, feed, controls) = match ready.rows() {
-                // A restore from the changelog runs on the view's thread:
-                // the API answers meanwhile (503 for rows, with progress).
-                Some(rows) if ready.restores() => {
-                    // Readers get 503 from the start, not a 404 before the
-                    // restore begins.
-                    status.restoring(Some(crate::pipeline::status::Restoring::default()));
-                    let controls = ready.controls();
-                    let feed = ready.feed();
-                    (Start::Restore(Box::new(ready)), rows, feed, controls)
+            match start_view(&launcher, &view) {
+                Ok(slot) => slots.push(Arc::new(slot)),
+                Err(err) => {
+                    stop_started(&slots);
+                    return Err(err);
                 }
-                _ => {
-                    let (worker, consumer) = ready.start()?;
-                    let mut worker = worker.parallel(threads)?;
-                    let controls = worker.controls();
-                    let (rows, feed) = (worker.rows(), worker.feed());
-                    (
-                        Start::Ready(Box::new((worker, consumer))),
-                        rows,
-                        feed,
-                        controls,
-                    )
-                }
-            };
-            infos.push(RunningView {
-                info: ViewInfo {
-                    name: view.name.clone(),
-                    module_hash: module.hash().to_owned(),
-                    topics: view.topics.clone(),
-                    group: view.group(),
-                    on_error: view.on_error,
-                    indexes: view
-                        .indexes
-                        .iter()
-                        .map(|index| index.name.clone())
-                        .collect(),
-                    max_unassigned: std::time::Duration::from_millis(view.max_unassigned_ms),
-                },
-                status: Arc::clone(&status),
-                rows,
-                feed,
-                controls: Some(controls),
-            });
-            prepared.push((view.name.clone(), start, threads, status));
+            }
         }
-        let mut service = Self {
-            store,
+        let views = Views::new(slots);
+        let deployer = Arc::new(Deployer::new(
+            Arc::clone(&launcher),
+            views.clone(),
+            shutdown.clone(),
+        ));
+        deployer.resume();
+        let sampled = views.clone();
+        let sampler = Stoppable::spawn("sampler", &shutdown, move |shutdown| {
+            sample_every_second(&sampled, shutdown);
+        })
+        .context("cannot start the sampler thread")?;
+        Ok(Self {
+            launcher,
             shutdown,
-            workers: Vec::new(),
-            sampler: None,
-            statuses: BTreeMap::new(),
-            views: infos,
-        };
-        for (name, start, threads, status) in prepared {
-            let view_status = Arc::clone(&status);
-            let view_name = name.clone();
-            let thread =
-                Stoppable::spawn(format!("view-{name}"), &service.shutdown, move |shutdown| {
-                    let (worker, consumer) = match start {
-                        Start::Ready(started) => *started,
-                        Start::Restore(ready) => {
-                            match ready
-                                .start()
-                                .and_then(|(worker, consumer)| Ok((worker.parallel(threads)?, consumer)))
-                            {
-                                Ok(started) => started,
-                                Err(err) => {
-                                    tracing::error!(view = %view_name, error = %err, "view could not start");
-                                    view_status.fatal(err.to_string());
-                                    return Err(err);
-                                }
-                            }
-                        }
-                    };
-                    worker.run(&consumer, shutdown)
-                })
-                .with_context(|| format!("view {name}: cannot start its thread"))?;
-            service.workers.push(thread);
-            service.statuses.insert(name, status);
-        }
-        let views = service.views.clone();
-        service.sampler = Some(
-            Stoppable::spawn("sampler", &service.shutdown, move |shutdown| {
-                sample_every_second(&views, shutdown);
-            })
-            .context("cannot start the sampler thread")?,
-        );
-        Ok(service)
+            sampler: Some(sampler),
+            views,
+            deployer,
+        })
     }
 
     /// Load `view`'s module, with an error naming the view and the module.
@@ -251,56 +368,155 @@ impl Service {
 
     /// The store the views write to.
     pub fn store(&self) -> &Arc<SledStore> {
-        &self.store
+        self.launcher.store()
     }
 
-    /// The status of each view, by name.
-    pub fn statuses(&self) -> &BTreeMap<String, Arc<ViewStatus>> {
-        &self.statuses
+    /// The status of each view's live version, by name.
+    pub fn statuses(&self) -> BTreeMap<String, Arc<ViewStatus>> {
+        self.views
+            .slots()
+            .iter()
+            .map(|slot| (slot.name().to_owned(), Arc::clone(&slot.live_view().status)))
+            .collect()
     }
 
-    /// Each running view, in config order.
-    pub fn views(&self) -> &[RunningView] {
+    /// Every view, in config order.
+    pub fn views(&self) -> &Views {
         &self.views
     }
 
-    /// Stop every view: each finishes the record in hand, commits its batch
-    /// to the store, flushes, and commits its offsets. Returns how each
-    /// view ended.
+    /// What deploys new modules to the views.
+    pub fn deployer(&self) -> &Arc<Deployer> {
+        &self.deployer
+    }
+
+    /// Stop every view: each version finishes the record in hand, commits
+    /// its batch to the store, flushes, and commits its offsets. Returns
+    /// how each live version ended (a version beside it that failed is
+    /// logged).
     pub fn stop(self) -> BTreeMap<String, Result<(), String>> {
         self.shutdown.request();
+        self.deployer.stop();
         if let Some(sampler) = self.sampler {
             // It only reads; a panic there loses charts, not rows.
             let _ = sampler.join();
         }
-        self.workers
-            .into_iter()
-            .map(|thread| {
-                let name = thread
-                    .name()
-                    .strip_prefix("view-")
-                    .unwrap_or(thread.name())
-                    .to_owned();
-                let outcome = match thread.join() {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(err)) => Err(err.to_string()),
-                    Err(_) => Err("the worker thread panicked".to_owned()),
-                };
-                (name, outcome)
-            })
-            .collect()
+        let versions = self.views.versions();
+        for version in &versions {
+            version.request_stop();
+        }
+        let mut ended = BTreeMap::new();
+        for slot in self.views.slots() {
+            let live = slot.live();
+            for version in slot.versions() {
+                let outcome = version.stop();
+                if Arc::ptr_eq(&version, &live) {
+                    ended.insert(slot.name().to_owned(), outcome);
+                } else if let Err(err) = outcome {
+                    tracing::warn!(view = %slot.name(), version = version.version.number, error = %err, "a version beside the live one ended with an error");
+                }
+            }
+        }
+        ended
     }
 }
 
-/// Take a sample of every view once a second until `shutdown`.
-fn sample_every_second(views: &[RunningView], shutdown: &Shutdown) {
+/// Start view `config`: its live version, and what its deployment record
+/// keeps beside it.
+fn start_view(launcher: &Launcher, config: &ViewConfig) -> anyhow::Result<ViewSlot> {
+    let record = Deployment::load(launcher.store.as_ref(), &config.name)
+        .with_context(|| format!("view {}: cannot read its deployment record", config.name))?;
+    // What a crash during a deploy, a failure or a drop left behind.
+    let keep: Vec<u32> = record.as_ref().map_or_else(Vec::new, |record| {
+        std::iter::once(record.live.number)
+            .chain(record.previous.as_ref().map(|p| p.number))
+            .chain(
+                record
+                    .shadow
+                    .as_ref()
+                    .filter(|s| s.failed.is_none())
+                    .map(|s| s.version.number),
+            )
+            .collect()
+    });
+    for dropped in crate::deploy::drop_other_versions(launcher.store.as_ref(), &config.name, &keep)
+        .with_context(|| format!("view {}: cannot drop what an earlier deploy left", config.name))?
+    {
+        tracing::info!(view = %config.name, stored = %dropped, "dropped the rows of a version no deploy keeps (left by a crash or a failed deploy)");
+    }
+    let Some(record) = record else {
+        let module = Service::load_module(&launcher.engine, config)?;
+        let version = Version {
+            number: 1,
+            module_hash: module.hash().to_owned(),
+        };
+        let live = launcher.launch(config, &version, &module, launcher.threads)?;
+        return Ok(ViewSlot::new(config.clone(), live, None));
+    };
+    let module = launcher.module_of(config, &record.live)?;
+    let configured = Service::load_module(&launcher.engine, config)?;
+    if configured.hash() != record.live.module_hash {
+        tracing::warn!(
+            view = %config.name,
+            version = record.live.number,
+            running = %record.live.module_hash,
+            configured = %configured.hash(),
+            "the view runs the module deployed with `projector view deploy`, not the one its config names: \
+             point the config at the deployed module, or deploy the configured one"
+        );
+    }
+    let live = launcher.launch(config, &record.live, &module, launcher.threads)?;
+    let slot = ViewSlot::new(config.clone(), live, Some(record.clone()));
+    let beside = [
+        (record.previous.clone(), false),
+        (
+            record
+                .shadow
+                .as_ref()
+                .filter(|shadow| shadow.failed.is_none())
+                .map(|shadow| shadow.version.clone()),
+            true,
+        ),
+    ];
+    for (version, is_shadow) in beside {
+        let Some(version) = version else { continue };
+        let started = launcher.module_of(config, &version).and_then(|module| {
+            let threads = if is_shadow {
+                launcher.deploy.shadow_threads
+            } else {
+                launcher.threads
+            };
+            launcher.launch(config, &version, &module, threads)
+        });
+        let started = match started {
+            Ok(started) => Arc::new(started),
+            Err(err) => {
+                for version in slot.versions() {
+                    let _ = version.stop();
+                }
+                return Err(err);
+            }
+        };
+        let mut beside = slot.beside();
+        if is_shadow {
+            beside.shadow = Some(started);
+        } else {
+            beside.previous = Some(started);
+        }
+    }
+    Ok(slot)
+}
+
+/// Take a sample of every running version once a second until `shutdown`.
+fn sample_every_second(views: &Views, shutdown: &Shutdown) {
     use crate::pipeline::samples::Samples;
     let interval = std::time::Duration::from_millis(Samples::INTERVAL_MS);
     let mut next = std::time::Instant::now();
     while !shutdown.requested() {
         let now = std::time::Instant::now();
         if now >= next {
-            for view in views {
+            for version in views.versions() {
+                let view = &version.view;
                 view.status.take_sample(view.rows.row_count());
             }
             next += interval;

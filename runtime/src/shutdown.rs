@@ -75,6 +75,11 @@ impl<T: Send + 'static> Stoppable<T> {
         &self.name
     }
 
+    /// True once the thread has returned (or panicked).
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
     /// Wait for the thread to return, without asking it to stop (it stops
     /// when its flag is requested elsewhere, or on its own).
     ///

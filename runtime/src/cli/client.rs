@@ -183,16 +183,28 @@ impl ApiClient {
         &self,
         path_and_query: &str,
     ) -> anyhow::Result<T> {
+        self.post(path_and_query, "application/json", b"{}")
+    }
+
+    /// `POST path_and_query` with `body` of `content_type`, answered with
+    /// JSON of type `T`; any status but 2xx is an error carrying the
+    /// server's message.
+    pub fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> anyhow::Result<T> {
         let url = format!("{}{path_and_query}", self.base);
         let mut request = ureq::post(&url)
             .config()
             .http_status_as_error(false)
             .build()
-            .header("content-type", "application/json");
+            .header("content-type", content_type);
         if let Some(token) = &self.token {
             request = request.header("authorization", format!("Bearer {}", token.expose()));
         }
-        self.answer(request.send("{}"))?
+        self.answer(request.send(body))?
             .body_mut()
             .read_json()
             .with_context(|| {

@@ -184,7 +184,7 @@ fn serve(
     service: &Service,
     bind: std::net::SocketAddr,
 ) -> anyhow::Result<()> {
-    let state = ApiState::new(service.views());
+    let state = ApiState::for_service(service);
     let base = format!("http://{bind}");
     println!("\nserving the API at {base} until Ctrl-C");
     println!(
@@ -288,6 +288,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         }],
         static_membership: true,
         instance_id: None,
+        deploy: crate::config::DeployConfig::default(),
     };
     config.validate()?;
     // Bind first: a port in use fails the demo before anything runs.
@@ -373,7 +374,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         );
     }
 
-    let view = &service.views()[0].rows;
+    let view = &service.views().live()[0].rows;
     let rows = view.scan("", None, usize::MAX)?;
     println!(
         "\n{} customer rows (deleted customers have none); the first {}:",

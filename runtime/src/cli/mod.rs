@@ -6,6 +6,7 @@ pub mod broker;
 pub mod client;
 pub mod compile;
 pub mod demo;
+pub mod deploy;
 pub mod inspect;
 pub mod mock_broker;
 pub mod new;

@@ -30,7 +30,7 @@ pub struct RunArgs {
 /// Every view's module is loaded first: when one does not load, the start
 /// fails with nothing left behind (no store, and no cache directory this
 /// start created).
-pub fn open(config: &Config) -> anyhow::Result<(Engine, Arc<SledStore>)> {
+pub fn open(config: &Config) -> anyhow::Result<(Arc<Engine>, Arc<SledStore>)> {
     let mut engine_config = config.engine.clone();
     let cache = engine_config
         .cache_dir
@@ -63,7 +63,7 @@ pub fn open(config: &Config) -> anyhow::Result<(Engine, Arc<SledStore>)> {
         }
     };
     let store = Arc::new(SledStore::open(&config.data_dir.join("store"))?);
-    Ok((engine, store))
+    Ok((Arc::new(engine), store))
 }
 
 /// The API's bearer token, if `config` names one, resolved from the secret
@@ -111,7 +111,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let listener = runtime.block_on(http::bind(config.http.bind))?;
     let (engine, store) = open(&config)?;
     let service = Service::start(&config, &broker, &engine, store, BatchLimits::default())?;
-    let mut state = ApiState::new(service.views()).with_console(config.http.console);
+    let mut state = ApiState::for_service(&service).with_console(config.http.console);
     if let Some(token) = &token {
         state = state.with_token(token);
     }

@@ -3,6 +3,9 @@
 //! and the shard count the config names now. Refused while a runtime holds
 //! the data directory.
 //!
+//! `projector view deploy`, `swap`, `rollback` and `drop-previous`: live
+//! redeploy over the runtime's API (`deploy.rs`).
+//!
 //! `projector view quarantine NAME`, `projector view release NAME
 //! [SUBJECT]` and `projector view discard NAME SUBJECT...`: the subjects a
 //! running view holds in quarantine, applying their held records again, and
@@ -50,6 +53,80 @@ pub enum ViewCommand {
         /// The configuration file.
         #[arg(short, long, default_value = "projector.toml", value_name = "FILE")]
         config: std::path::PathBuf,
+    },
+    /// Deploy a new module to a running view without downtime: the runtime
+    /// checks it, builds a shadow of the view with it (replaying the
+    /// view's topics from their earliest offsets) while the live view
+    /// serves, and swaps it in once it has caught up; the old version is
+    /// kept applying for `projector view rollback`. Shows the replay's
+    /// progress until the swap; exits 1 when the shadow fails.
+    Deploy {
+        /// The view's name.
+        name: String,
+        /// The new module (`.wasm`).
+        #[arg(long, value_name = "FILE", required_unless_present_any = ["watch", "cancel"])]
+        module: Option<std::path::PathBuf>,
+        /// Stop once the shadow has caught up; `projector view swap`
+        /// swaps it in.
+        #[arg(long)]
+        no_swap: bool,
+        /// Return once the shadow is building.
+        #[arg(long)]
+        detach: bool,
+        /// Follow the deploy under way instead of starting one.
+        #[arg(long, conflicts_with_all = ["module", "cancel"])]
+        watch: bool,
+        /// Stop and drop the shadow being built; the live view is untouched.
+        #[arg(long, conflicts_with = "module")]
+        cancel: bool,
+        /// Build even where a topic's earliest records are gone
+        /// (retention): the shadow then holds a view of part of the
+        /// history.
+        #[arg(long)]
+        allow_partial_history: bool,
+        /// Where the API is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Swap in the shadow a `projector view deploy --no-swap` built, once
+    /// it has caught up.
+    Swap {
+        /// The view's name.
+        name: String,
+        /// Where the API is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Swap the previous version of a view back in (it kept applying since
+    /// the deploy); the version it replaces is kept, so a second rollback
+    /// undoes the first.
+    Rollback {
+        /// The view's name.
+        name: String,
+        /// Where the API is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Stop the previous version of a view and free its rows: no rollback
+    /// afterwards.
+    DropPrevious {
+        /// The view's name.
+        name: String,
+        /// Where the API is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
     },
     /// List the subjects a running view holds in quarantine
     /// (`on_error = "quarantine"`), with why the first record of each failed.
@@ -149,6 +226,16 @@ pub fn run(args: &ViewArgs) -> anyhow::Result<()> {
                 );
             }
             let rows = store.reset_view(name, module.hash())?;
+            // A rebuild starts the view over from its config: the versions
+            // deploys made go, with their record.
+            let dropped = crate::deploy::drop_other_versions(store.as_ref(), name, &[])?;
+            store.set_deployment(name, None)?;
+            if !dropped.is_empty() {
+                println!(
+                    "view {name}: the versions deployed to it dropped ({}); its config's module builds it again",
+                    dropped.join(", ")
+                );
+            }
             println!(
                 "view {name} reset: {rows} rows and its checkpoints removed; module {} recorded. \
                  The next `projector run` replays {} from the earliest offset.",
@@ -259,6 +346,33 @@ pub fn run(args: &ViewArgs) -> anyhow::Result<()> {
             api,
             output,
         } => discard(name, subjects, api, *output),
+        ViewCommand::Deploy {
+            name,
+            module,
+            no_swap,
+            detach,
+            watch: _,
+            cancel,
+            allow_partial_history,
+            api,
+            output,
+        } => super::deploy::deploy(
+            name,
+            super::deploy::DeployRequest {
+                module: module.as_deref(),
+                no_swap: *no_swap,
+                detach: *detach,
+                cancel: *cancel,
+                allow_partial_history: *allow_partial_history,
+            },
+            api,
+            *output,
+        ),
+        ViewCommand::Swap { name, api, output } => super::deploy::swap(name, api, *output),
+        ViewCommand::Rollback { name, api, output } => super::deploy::rollback(name, api, *output),
+        ViewCommand::DropPrevious { name, api, output } => {
+            super::deploy::drop_previous(name, api, *output)
+        }
     }
 }
 

@@ -17,6 +17,12 @@
 //! | `GET /v1/views/{view}/rows?prefix=&after=&limit=` | a page in subject order, with a `next` cursor |
 //! | `GET /v1/views/{view}/rows?index=&eq=&after=&limit=` | a page of rows whose index value equals `eq` |
 //! | `GET /v1/views/{view}/rows/{subject}/watch` | Server-Sent Events: the current row, then every change |
+//! | `POST /v1/views/{view}/deploy?swap=&allow_partial_history=` | deploy a module (`application/wasm` body): a shadow built beside the live view, then swapped in |
+//! | `GET /v1/views/{view}/deploy` | the view's versions: live, previous, the shadow and its progress |
+//! | `POST /v1/views/{view}/deploy/cancel` | stop and drop the shadow being built |
+//! | `POST /v1/views/{view}/swap` | swap a caught-up shadow in (a deploy with `swap=manual`) |
+//! | `POST /v1/views/{view}/rollback` | swap the previous version back in |
+//! | `POST /v1/views/{view}/drop-previous` | stop the previous version and free its rows |
 //! | `GET /v1/openapi.json` | the OpenAPI document |
 //! | `GET /console` | the web console (`[http] console = false` turns it off) |
 //!
@@ -44,10 +50,12 @@
 //! - `consistency`: `min_offsets` and the wait for them;
 //! - `watch`: the Server-Sent Events stream;
 //! - `quarantine`: held subjects and their release;
+//! - `deploy`: live redeploy (the operations are `crate::deploy`'s);
 //! - `console`: the web console's page and assets.
 
 mod consistency;
 mod console;
+mod deploy;
 mod ops;
 mod quarantine;
 mod rows;
@@ -67,6 +75,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::deploy::{Deployer, ViewSlot, Views};
 use crate::secrets::SecretValue;
 use crate::service::RunningView;
 use crate::store::StoreError;
@@ -93,7 +102,9 @@ pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 pub struct ApiState {
     /// In config order; a runtime has a handful, so a name is found by a
     /// scan.
-    views: Arc<[RunningView]>,
+    views: Views,
+    /// What deploys new modules, when the views run in a service.
+    deployer: Option<Arc<Deployer>>,
     token: Option<Arc<[u8; 32]>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
     shutdown_sender: Arc<tokio::sync::watch::Sender<bool>>,
@@ -106,11 +117,24 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// State over `views`, with no token.
+    /// State over `views` (only read: nothing deploys), with no token.
     pub fn new(views: &[RunningView]) -> Self {
+        Self::over(Views::fixed(views), None)
+    }
+
+    /// State over the views of `service`, which deploys to them.
+    pub fn for_service(service: &crate::service::Service) -> Self {
+        Self::over(
+            service.views().clone(),
+            Some(Arc::clone(service.deployer())),
+        )
+    }
+
+    fn over(views: Views, deployer: Option<Arc<Deployer>>) -> Self {
         let (sender, receiver) = tokio::sync::watch::channel(false);
         Self {
-            views: views.into(),
+            views,
+            deployer,
             token: None,
             shutdown: receiver,
             shutdown_sender: Arc::new(sender),
@@ -144,23 +168,27 @@ impl ApiState {
         self
     }
 
-    /// The views in config order.
-    fn views(&self) -> impl Iterator<Item = &RunningView> {
-        self.views.iter()
+    /// The live version of each view, in config order.
+    fn views(&self) -> Vec<Arc<RunningView>> {
+        self.views.live()
     }
 
-    /// The view `name`, or a 404.
-    fn view(&self, name: &str) -> Result<&RunningView, ApiError> {
+    /// The slot of view `name`, or a 404.
+    fn slot(&self, name: &str) -> Result<&Arc<ViewSlot>, ApiError> {
         self.views
-            .iter()
-            .find(|view| view.info.name == name)
+            .slot(name)
             .ok_or_else(|| ApiError::UnknownView(name.to_owned()))
     }
 
-    /// The view `name` for a read of its rows: a 404 when there is none, a
-    /// 503 while it is restoring from its changelog (its rows are not all
-    /// there yet, so an absent row would be a false 404).
-    fn serving_view(&self, name: &str) -> Result<&RunningView, ApiError> {
+    /// The live version of view `name`, or a 404.
+    fn view(&self, name: &str) -> Result<Arc<RunningView>, ApiError> {
+        self.slot(name).map(|slot| slot.live_view())
+    }
+
+    /// The live version of view `name` for a read of its rows: a 404 when
+    /// there is none, a 503 while it is restoring from its changelog (its
+    /// rows are not all there yet, so an absent row would be a false 404).
+    fn serving_view(&self, name: &str) -> Result<Arc<RunningView>, ApiError> {
         let view = self.view(name)?;
         match view.status.restore_progress() {
             Some(restoring) => Err(ApiError::Restoring {
@@ -169,6 +197,25 @@ impl ApiState {
                 total: restoring.total,
             }),
             None => Ok(view),
+        }
+    }
+
+    /// The live version of view `name` once it has applied `min_offsets`
+    /// (read-your-writes): a swap during the wait hands the read to the
+    /// version swapped in, which waits too, so a read answered after a swap
+    /// always comes from the new version.
+    async fn read_view(
+        &self,
+        name: &str,
+        min_offsets: Option<&str>,
+        timeout_ms: Option<u64>,
+    ) -> Result<Arc<RunningView>, ApiError> {
+        loop {
+            let view = self.serving_view(name)?;
+            consistency::wait(&view, min_offsets, timeout_ms).await?;
+            if Arc::ptr_eq(&view, &self.view(name)?) {
+                return Ok(view);
+            }
         }
     }
 
@@ -231,6 +278,29 @@ fn routes() -> Vec<(&'static str, Access, axum::routing::MethodRouter<ApiState>)
             "/v1/views/{view}/rows/{subject}/watch",
             Access::Guarded,
             get(watch::watch),
+        ),
+        (
+            "/v1/views/{view}/deploy",
+            Access::Guarded,
+            get(deploy::status)
+                .post(deploy::deploy)
+                .layer(DefaultBodyLimit::max(deploy::MAX_MODULE_BYTES)),
+        ),
+        (
+            "/v1/views/{view}/deploy/cancel",
+            Access::Guarded,
+            post(deploy::cancel),
+        ),
+        ("/v1/views/{view}/swap", Access::Guarded, post(deploy::swap)),
+        (
+            "/v1/views/{view}/rollback",
+            Access::Guarded,
+            post(deploy::rollback),
+        ),
+        (
+            "/v1/views/{view}/drop-previous",
+            Access::Guarded,
+            post(deploy::drop_previous),
         ),
         (
             "/v1/openapi.json",
@@ -346,7 +416,13 @@ fn refuse_cross_site(state: &ApiState, request: &Request) -> Option<ApiError> {
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.split(';').next())
-            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+            .is_some_and(|media| {
+                // Neither is a type a page may send cross-site without
+                // asking first.
+                let media = media.trim();
+                media.eq_ignore_ascii_case("application/json")
+                    || media.eq_ignore_ascii_case("application/wasm")
+            });
         if !json {
             return Some(ApiError::UnsupportedMediaType);
         }
@@ -429,7 +505,7 @@ pub enum ApiError {
     /// A request that changes state without a JSON content type.
     #[error(
         "a request that changes state must have Content-Type: application/json \
-         (so that a web page cannot send it cross-site)"
+         (application/wasm for a deploy's module), so that a web page cannot send it cross-site"
     )]
     UnsupportedMediaType,
     /// The URI is too long.
@@ -445,7 +521,7 @@ pub enum ApiError {
     #[error("no such route")]
     NoRoute,
     /// Not the route's method.
-    #[error("method not allowed: releases and discards are POST, every other route is GET")]
+    #[error("method not allowed: releases, discards and deploy operations are POST, every other route is GET")]
     MethodNotAllowed,
     /// The subject is not held in quarantine.
     #[error("view {view} holds no record of subject {subject:?} in quarantine")]
@@ -474,6 +550,9 @@ pub enum ApiError {
     /// The store failed.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// A deploy operation was refused or failed.
+    #[error("{0}")]
+    Deploy(#[from] crate::deploy::DeployError),
     /// Something else failed on the server's side.
     #[error("{0}")]
     Internal(String),
@@ -493,7 +572,11 @@ impl ApiError {
     /// too many watchers are answers, not failures; readiness changes are
     /// logged where they happen.
     fn is_server_failure(&self) -> bool {
-        matches!(self, Self::Store(_) | Self::Internal(_))
+        match self {
+            Self::Store(_) | Self::Internal(_) => true,
+            Self::Deploy(err) => !err.is_refusal(),
+            _ => false,
+        }
     }
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
@@ -516,6 +599,7 @@ impl ApiError {
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Restoring { .. } => (StatusCode::SERVICE_UNAVAILABLE, "restoring"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store"),
+            Self::Deploy(err) => deploy::status_and_code(err),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -102,6 +102,14 @@ pub struct ViewReport {
     /// The restore from its changelog under way; absent when none is.
     #[serde(default)]
     pub restoring: Option<RestoreReport>,
+    /// Which version of the view readers see: 1 as first configured, one
+    /// more per deploy.
+    #[serde(default = "first_version")]
+    pub version: u32,
+    /// Its versions and a deploy's shadow, once a module was deployed to
+    /// it (`projector view deploy`); absent before.
+    #[serde(default)]
+    pub deployment: Option<crate::deploy::DeploymentReport>,
     /// Its partitions.
     pub partitions: Vec<PartitionReport>,
 }
@@ -171,6 +179,8 @@ fn report(view: &RunningView) -> ViewReport {
             .unassigned_for()
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         max_unassigned_ms: u64::try_from(info.max_unassigned.as_millis()).unwrap_or(u64::MAX),
+        version: info.version,
+        deployment: None,
         restoring: status.restore_progress().map(|r| RestoreReport {
             records: r.records,
             bytes: r.bytes,
@@ -227,9 +237,25 @@ pub(super) async fn failures(
     }))
 }
 
+fn first_version() -> u32 {
+    1
+}
+
 pub(super) async fn views(State(state): State<ApiState>) -> Json<ViewsReport> {
+    let settings = state.deployer.as_ref().map(|d| d.settings().clone());
     Json(ViewsReport {
-        views: state.views().map(report).collect(),
+        views: state
+            .views
+            .slots()
+            .iter()
+            .map(|slot| {
+                let mut view = report(&slot.live_view());
+                if slot.is_deployed() {
+                    view.deployment = Some(crate::deploy::report(slot, settings.as_ref()));
+                }
+                view
+            })
+            .collect(),
     })
 }
 
@@ -305,6 +331,7 @@ fn not_ready(info: &ViewInfo, status: &ViewStatus) -> Option<(&'static str, Stri
 pub(super) async fn readyz(State(state): State<ApiState>) -> Response {
     let problems: Vec<(&'static str, String)> = state
         .views()
+        .iter()
         .filter_map(|view| not_ready(&view.info, &view.status))
         .collect();
     let ready = problems.is_empty();
@@ -352,7 +379,7 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
     let dropped_logs = Family::<ViewLabels, Counter>::default();
     let recycled = Family::<ViewLabels, Counter>::default();
     let commit_failures = Family::<ViewLabels, Counter>::default();
-    for view in state.views() {
+    for view in &state.views() {
         let (info, status) = (&view.info, &view.status);
         rows.get_or_create(&ViewLabels {
             view: info.name.clone(),

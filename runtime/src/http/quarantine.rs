@@ -12,6 +12,8 @@
 //!   dead-letter topic when it has one, else dropped (`subject=` names the
 //!   records that had no subject).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -70,7 +72,7 @@ pub(super) struct DiscardQuery {
     subject: String,
 }
 
-fn quarantining<'a>(state: &'a ApiState, name: &str) -> Result<&'a RunningView, ApiError> {
+fn quarantining(state: &ApiState, name: &str) -> Result<Arc<RunningView>, ApiError> {
     let view = state.view(name)?;
     if view.info.on_error != OnError::Quarantine {
         return Err(ApiError::BadRequest(format!(
@@ -165,10 +167,10 @@ pub(super) async fn discard(
 }
 
 /// The request queue of the quarantining view `name`'s worker.
-fn controls_of<'a>(state: &'a ApiState, name: &str) -> Result<&'a Controls, ApiError> {
+fn controls_of(state: &ApiState, name: &str) -> Result<Controls, ApiError> {
     quarantining(state, name)?
         .controls
-        .as_ref()
+        .clone()
         .ok_or_else(|| ApiError::NotReady(format!("view {name} takes no requests here")))
 }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, ApiState, bad_request, consistency};
+use super::{ApiError, ApiState, bad_request};
 use crate::store::{StoredRow, ViewStore};
 
 /// Rows per page unless `limit` says otherwise.
@@ -99,8 +99,9 @@ pub(super) async fn get(
 ) -> Result<Response, ApiError> {
     let Path((view_name, subject)) = path.map_err(bad_request)?;
     let Query(query) = query.map_err(bad_request)?;
-    let view = state.serving_view(&view_name)?;
-    consistency::wait(view, query.min_offsets.as_deref(), query.timeout_ms).await?;
+    let view = state
+        .read_view(&view_name, query.min_offsets.as_deref(), query.timeout_ms)
+        .await?;
     let Some(row) = view.rows.row(&subject)? else {
         return Err(ApiError::NoRow {
             view: view_name,
@@ -182,9 +183,10 @@ pub(super) async fn list(
 ) -> Result<Json<RowsPage>, ApiError> {
     let Path(view_name) = path.map_err(bad_request)?;
     let Query(query) = query.map_err(bad_request)?;
-    let view = state.serving_view(&view_name)?;
-    let (selection, limit) = select(&query, &view.info.indexes)?;
-    consistency::wait(view, query.min_offsets.as_deref(), query.timeout_ms).await?;
+    let (selection, limit) = select(&query, &state.serving_view(&view_name)?.info.indexes)?;
+    let view = state
+        .read_view(&view_name, query.min_offsets.as_deref(), query.timeout_ms)
+        .await?;
     let rows = view.rows.clone();
     let after = query.after;
     // Up to a thousand rows: read them off the async workers.

@@ -22,7 +22,8 @@ use serde_json::value::RawValue;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::rows::{ReadQuery, raw};
-use super::{ApiError, ApiState, MAX_WATCHERS, bad_request, consistency};
+use super::{ApiError, ApiState, MAX_WATCHERS, bad_request};
+use crate::deploy::ViewSlot;
 use crate::pipeline::feed::ChangeBatch;
 use crate::service::RunningView;
 use crate::store::{StoreError, StoredRow, ViewStore};
@@ -60,7 +61,9 @@ impl Drop for Slot {
 }
 
 struct Watch {
-    view: RunningView,
+    view: Arc<RunningView>,
+    /// The view's slot and its swaps, when a deploy can swap the view.
+    swaps: Option<(Arc<ViewSlot>, tokio::sync::watch::Receiver<u32>)>,
     subject: String,
     changes: broadcast::Receiver<ChangeBatch>,
     pending: VecDeque<Event>,
@@ -111,9 +114,25 @@ impl Watch {
             if self.done {
                 return None;
             }
+            let swaps = &mut self.swaps;
+            let swapped = async {
+                match swaps {
+                    Some((_, swaps)) => swaps.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             let received = tokio::select! {
                 _ = self.shutdown.wait_for(|closed| *closed) => return None,
-                received = self.changes.recv() => received,
+                true = swapped => None,
+                received = self.changes.recv() => Some(received),
+            };
+            let Some(received) = received else {
+                // Another version is live: its row, then its changes.
+                if let Some((slot, _)) = &self.swaps {
+                    self.view = slot.live_view();
+                }
+                self.resync();
+                continue;
             };
             match received {
                 Ok(batch) => {
@@ -129,20 +148,25 @@ impl Watch {
                 }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::debug!(subject = %self.subject, missed, "watcher lagged; resyncing");
-                    let (changes, row) = subscribe(&self.view, &self.subject);
-                    self.changes = changes;
-                    match row {
-                        Ok(row) => {
-                            self.pending
-                                .push_back(event("resync", &self.subject, row.as_ref()));
-                        }
-                        Err(err) => {
-                            self.pending.push_back(error_event(&err.to_string()));
-                            self.done = true;
-                        }
-                    }
+                    self.resync();
                 }
                 Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Subscribe again and queue `resync` with the row as it is now.
+    fn resync(&mut self) {
+        let (changes, row) = subscribe(&self.view, &self.subject);
+        self.changes = changes;
+        match row {
+            Ok(row) => {
+                self.pending
+                    .push_back(event("resync", &self.subject, row.as_ref()));
+            }
+            Err(err) => {
+                self.pending.push_back(error_event(&err.to_string()));
+                self.done = true;
             }
         }
     }
@@ -155,13 +179,17 @@ pub(super) async fn watch(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Path((view_name, subject)) = path.map_err(bad_request)?;
     let Query(query) = query.map_err(bad_request)?;
-    let view = state.serving_view(&view_name)?.clone();
-    consistency::wait(&view, query.min_offsets.as_deref(), query.timeout_ms).await?;
+    let view_slot = Arc::clone(state.slot(&view_name)?);
+    let swaps = view_slot.swaps();
+    let view = state
+        .read_view(&view_name, query.min_offsets.as_deref(), query.timeout_ms)
+        .await?;
     let slot = Slot::acquire(&state.watchers)?;
     let (changes, row) = subscribe(&view, &subject);
     let first = event("current", &subject, row?.as_ref());
     let watch = Watch {
         view,
+        swaps: Some((view_slot, swaps)),
         subject,
         changes,
         pending: VecDeque::from([first]),
@@ -214,7 +242,8 @@ mod tests {
         let (_close, shutdown) = tokio::sync::watch::channel(false);
         let watchers = Arc::new(AtomicUsize::new(0));
         let watch = Watch {
-            view: view.clone(),
+            view: Arc::new(view.clone()),
+            swaps: None,
             subject: "s".to_owned(),
             changes,
             pending: VecDeque::new(),

@@ -270,6 +270,36 @@ pub fn partition_count(
     topic_partitions(consumer.client(), topic, timeout).map(|partitions| partitions.len())
 }
 
+/// The earliest offset each partition of `topic` still holds (its low
+/// watermark: above 0 once retention or a deletion removed its start), as
+/// the cluster says within `timeout`, by partition.
+///
+/// # Errors
+/// Why not ([`topic_partitions`]), or a watermark cannot be read.
+pub fn earliest_offsets(
+    broker: &BrokerConfig,
+    topic: &str,
+    timeout: std::time::Duration,
+) -> Result<Vec<(i32, i64)>, TopicLookupError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = client_config_for(broker, Role::Consumer)
+        .create()
+        .map_err(|err| TopicLookupError::Other(err.to_string()))?;
+    topic_partitions(consumer.client(), topic, timeout)?
+        .into_iter()
+        .map(|partition| {
+            consumer
+                .fetch_watermarks(topic, partition, timeout)
+                .map(|(low, _)| (partition, low))
+                .map_err(|err| {
+                    TopicLookupError::Other(format!(
+                        "cannot read partition {partition}'s earliest offset: {err}"
+                    ))
+                })
+        })
+        .collect()
+}
+
 /// A consumer that reads partitions it assigns itself, from offsets it
 /// gives, for group `group` (never joined, never committed): what the
 /// dead-letter scan and the changelog's reads use. A fetch answers at once

@@ -468,6 +468,22 @@ pub trait Store: Send + Sync + 'static {
     /// replays its topics from the earliest offset. Returns the number of
     /// rows removed.
     fn reset_view(&self, name: &str, module_hash: &str) -> Result<usize, StoreError>;
+
+    /// The deployment record of view `name` (what `deploy` keeps: which
+    /// version is live, the previous one, a shadow), as written.
+    fn deployment(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Write the deployment record of view `name` (`None` removes it) and
+    /// flush: one atomic, durable step (a swap is this write).
+    fn set_deployment(&self, name: &str, record: Option<&[u8]>) -> Result<(), StoreError>;
+
+    /// The names of every view the store holds a tree of.
+    fn view_names(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Remove view `name` entirely: its tree (rows, index entries,
+    /// checkpoints, held records) and what the meta tree keeps of it, then
+    /// flush. Returns the bytes of keys and values removed.
+    fn drop_view(&self, name: &str) -> Result<u64, StoreError>;
 }
 
 /// One view's rows, index entries and checkpoints.

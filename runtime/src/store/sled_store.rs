@@ -132,6 +132,10 @@ impl SledStore {
         format!("view/{view}/module").into_bytes()
     }
 
+    fn deployment_key(view: &str) -> Vec<u8> {
+        format!("view/{view}/deployment").into_bytes()
+    }
+
     fn shards_key(view: &str) -> Vec<u8> {
         format!("view/{view}/shards").into_bytes()
     }
@@ -281,6 +285,68 @@ impl Store for SledStore {
             .map_err(backend("write view shards"))?;
         self.flush()?;
         Ok(rows)
+    }
+
+    fn deployment(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .meta
+            .get(Self::deployment_key(name))
+            .map_err(backend("read deployment"))?
+            .map(|value| value.to_vec()))
+    }
+
+    fn set_deployment(&self, name: &str, record: Option<&[u8]>) -> Result<(), StoreError> {
+        let key = Self::deployment_key(name);
+        match record {
+            Some(record) => self.meta.insert(key, record).map(drop),
+            None => self.meta.remove(key).map(drop),
+        }
+        .map_err(backend("write deployment"))?;
+        self.flush()
+    }
+
+    fn view_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .db
+            .tree_names()
+            .iter()
+            .filter_map(|tree| {
+                std::str::from_utf8(tree)
+                    .ok()?
+                    .strip_prefix("view/")
+                    .map(str::to_owned)
+            })
+            .collect())
+    }
+
+    fn drop_view(&self, name: &str) -> Result<u64, StoreError> {
+        let tree_name = format!("view/{name}");
+        let mut bytes = 0u64;
+        if self
+            .db
+            .tree_names()
+            .iter()
+            .any(|tree| tree.as_ref() == tree_name.as_bytes())
+        {
+            let tree = self.view_tree(name)?;
+            for entry in tree.iter() {
+                let (key, value) = entry.map_err(backend("scan view"))?;
+                bytes += (key.len() + value.len()) as u64;
+            }
+            drop(tree);
+            self.db
+                .drop_tree(tree_name.as_bytes())
+                .map_err(backend("drop view tree"))?;
+        }
+        for key in [Self::module_key(name), Self::shards_key(name)] {
+            self.meta.remove(key).map_err(backend("drop view meta"))?;
+        }
+        self.row_counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+        self.flush()?;
+        Ok(bytes)
     }
 }
 
