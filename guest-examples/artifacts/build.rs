@@ -22,6 +22,12 @@ const GUESTS: &[(&str, &str)] = &[
     ("misbehaving", "misbehaving"),
 ];
 
+/// Guests built by a cargo of their own, in a target directory of their
+/// own: event-counter-v2 depends on event-counter without its export,
+/// which one build of both would unify away (cargo unifies the features of
+/// the packages it builds together), giving two exports of `apply`.
+const SEPARATE_GUESTS: &[(&str, &str)] = &[("event-counter-v2", "event_counter_v2")];
+
 fn main() {
     let manifest_dir =
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR is set by cargo"));
@@ -42,7 +48,7 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
-    for (package, _) in GUESTS {
+    for (package, _) in GUESTS.iter().chain(SEPARATE_GUESTS) {
         let dir = root.join("guest-examples").join(package);
         println!("cargo:rerun-if-changed={}", dir.join("src").display());
         println!(
@@ -51,43 +57,16 @@ fn main() {
         );
     }
 
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-wasip2",
-        ])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        // Keep the guests small: no debug info; the name section stays, so
-        // traps still name the guest's functions.
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
-        // Flags meant for the host build must not leak into the guests.
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER");
-    for (package, _) in GUESTS {
-        command.args(["--package", package]);
-    }
-    let status = command
-        .status()
-        .expect("failed to run cargo to build the example guests");
-    assert!(
-        status.success(),
-        "building the example guests for wasm32-wasip2 failed ({status}); see cargo's output above"
-    );
+    let separate_dir = out_dir.join("guests-separate");
+    build_guests(&root, &target_dir, GUESTS);
+    build_guests(&root, &separate_dir, SEPARATE_GUESTS);
 
     let mut artifacts = String::new();
-    for (package, crate_name) in GUESTS {
+    let built = GUESTS
+        .iter()
+        .map(|guest| (guest, &target_dir))
+        .chain(SEPARATE_GUESTS.iter().map(|guest| (guest, &separate_dir)));
+    for ((package, crate_name), target_dir) in built {
         let wasm = target_dir
             .join("wasm32-wasip2/release")
             .join(format!("{crate_name}.wasm"));
@@ -104,7 +83,11 @@ fn main() {
         )
         .expect("writing to a String cannot fail");
     }
-    let all: Vec<String> = GUESTS.iter().map(|(_, c)| c.to_uppercase()).collect();
+    let all: Vec<String> = GUESTS
+        .iter()
+        .chain(SEPARATE_GUESTS)
+        .map(|(_, c)| c.to_uppercase())
+        .collect();
     writeln!(
         artifacts,
         "/// Every example.\npub const ALL: &[Example] = &[{}];",
@@ -113,4 +96,42 @@ fn main() {
     .expect("writing to a String cannot fail");
     std::fs::write(out_dir.join("artifacts.rs"), artifacts)
         .expect("writing artifacts.rs into OUT_DIR");
+}
+
+/// Build `guests` for `wasm32-wasip2` with one cargo, into `target_dir`.
+fn build_guests(root: &Path, target_dir: &Path, guests: &[(&str, &str)]) {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .arg("--target-dir")
+        .arg(target_dir)
+        // Keep the guests small: no debug info; the name section stays, so
+        // traps still name the guest's functions.
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
+        // Flags meant for the host build must not leak into the guests.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER");
+    for (package, _) in guests {
+        command.args(["--package", package]);
+    }
+    let status = command
+        .status()
+        .expect("failed to run cargo to build the example guests");
+    assert!(
+        status.success(),
+        "building the example guests for wasm32-wasip2 failed ({status}); see cargo's output above"
+    );
 }

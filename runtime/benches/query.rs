@@ -126,6 +126,7 @@ fn main() {
     );
     let view = RunningView {
         info: ViewInfo {
+            version: 1,
             name: "customers".to_owned(),
             module_hash: "bench".to_owned(),
             topics: vec!["customers".to_owned()],

@@ -15,11 +15,11 @@ use serde::Serialize;
 
 use crate::config::{BrokerConfig, Config, DeployConfig, OnError, ViewConfig};
 use crate::deploy::{Deployer, Deployment, RunningVersion, Version, ViewSlot, Views};
-use crate::shutdown::{Shutdown, Stoppable};
 use crate::engine::{Engine, Module};
 use crate::pipeline::control::Controls;
 use crate::pipeline::feed::ViewFeed;
 use crate::pipeline::{BatchLimits, PreparedView, ViewConsumer, ViewStatus, Worker};
+use crate::shutdown::{Shutdown, Stoppable};
 use crate::store::{SledStore, SledView, ViewStore};
 
 /// What a running view is.
@@ -440,7 +440,12 @@ fn start_view(launcher: &Launcher, config: &ViewConfig) -> anyhow::Result<ViewSl
             .collect()
     });
     for dropped in crate::deploy::drop_other_versions(launcher.store.as_ref(), &config.name, &keep)
-        .with_context(|| format!("view {}: cannot drop what an earlier deploy left", config.name))?
+        .with_context(|| {
+            format!(
+                "view {}: cannot drop what an earlier deploy left",
+                config.name
+            )
+        })?
     {
         tracing::info!(view = %config.name, stored = %dropped, "dropped the rows of a version no deploy keeps (left by a crash or a failed deploy)");
     }

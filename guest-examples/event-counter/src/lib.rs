@@ -115,6 +115,7 @@ impl Projection for EventCounter {
     }
 }
 
+#[cfg(feature = "component")]
 projector_sdk::export_projection!(EventCounter);
 
 #[cfg(test)]

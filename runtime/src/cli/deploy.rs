@@ -56,8 +56,8 @@ pub fn deploy(
     }
     let report: DeploymentReport = match request.module {
         Some(module) => {
-            let bytes =
-                std::fs::read(module).with_context(|| format!("cannot read {}", module.display()))?;
+            let bytes = std::fs::read(module)
+                .with_context(|| format!("cannot read {}", module.display()))?;
             let swap = if request.no_swap { "manual" } else { "auto" };
             let path = format!(
                 "{base}?swap={swap}&allow_partial_history={}",

@@ -546,8 +546,20 @@ impl Deployer {
         }
     }
 
-    /// Stop `shadow` for `reason`, record why, and drop its rows.
-    fn fail(&self, slot: &ViewSlot, shadow: &RunningVersion, reason: &str) -> Result<(), DeployError> {
+    /// Stop `shadow` for `reason`, drop its rows, and record why: a
+    /// report says `failed` once nothing of it is left.
+    fn fail(
+        &self,
+        slot: &ViewSlot,
+        shadow: &RunningVersion,
+        reason: &str,
+    ) -> Result<(), DeployError> {
+        if let Err(err) = shadow.stop() {
+            tracing::warn!(view = %slot.name(), error = %err, "deploy: the failed shadow's worker ended with an error");
+        }
+        self.launcher
+            .store()
+            .drop_view(&shadow.version.store_name(slot.name()))?;
         let mut record = lock(&slot.record);
         if let Some(next) = record.as_mut()
             && let Some(recorded) = next.shadow.as_mut()
@@ -556,13 +568,6 @@ impl Deployer {
             next.save(self.launcher.store().as_ref(), slot.name())?;
         }
         slot.beside().shadow = None;
-        drop(record);
-        if let Err(err) = shadow.stop() {
-            tracing::warn!(view = %slot.name(), error = %err, "deploy: the failed shadow's worker ended with an error");
-        }
-        self.launcher
-            .store()
-            .drop_view(&shadow.version.store_name(slot.name()))?;
         Ok(())
     }
 
@@ -628,7 +633,8 @@ impl Deployer {
                 Incoming::Shadow => beside.shadow.as_ref(),
                 Incoming::Previous => beside.previous.as_ref(),
             };
-            still.is_some_and(|still| Arc::ptr_eq(still, &coming)) && Arc::ptr_eq(&slot.live(), &live)
+            still.is_some_and(|still| Arc::ptr_eq(still, &coming))
+                && Arc::ptr_eq(&slot.live(), &live)
         };
         if !unchanged {
             return Err(DeployError::NotCaughtUp {
@@ -701,7 +707,12 @@ impl Deployer {
             .launcher
             .store()
             .drop_view(&previous.version.store_name(view))?;
-        tracing::info!(view, version = previous.version.number, bytes, "dropped the previous version");
+        tracing::info!(
+            view,
+            version = previous.version.number,
+            bytes,
+            "dropped the previous version"
+        );
         Ok(Dropped {
             view: view.to_owned(),
             version: previous.version.number,
@@ -766,7 +777,9 @@ pub fn report(slot: &ViewSlot, deploy: Option<&crate::config::DeployConfig>) -> 
             let seconds = (now_ms() - started_ms).max(1) as f64 / 1000.0;
             let rate = now.replayed as f64 / seconds;
             let caught_up = match (now.lag, deploy) {
-                (Some(lag), Some(deploy)) => u64::try_from(lag).unwrap_or(u64::MAX) <= deploy.swap_max_lag,
+                (Some(lag), Some(deploy)) => {
+                    u64::try_from(lag).unwrap_or(u64::MAX) <= deploy.swap_max_lag
+                }
                 _ => false,
             };
             Some(ShadowReport {
@@ -779,10 +792,7 @@ pub fn report(slot: &ViewSlot, deploy: Option<&crate::config::DeployConfig>) -> 
                 total: now.total,
                 lag: now.lag,
                 records_per_second: rate,
-                eta_seconds: now
-                    .lag
-                    .filter(|_| rate > 0.0)
-                    .map(|lag| lag as f64 / rate),
+                eta_seconds: now.lag.filter(|_| rate > 0.0).map(|lag| lag as f64 / rate),
                 failures: failures(&shadow.view),
                 rows: crate::store::ViewStore::row_count(&shadow.view.rows),
                 started_ms,

@@ -45,7 +45,10 @@ impl Version {
             let suffix = format!(".v{}.{hash}", self.number);
             versioned.group = Some(format!("{}{suffix}", config.group()));
             versioned.changelog = config.changelog.as_ref().map(|changelog| ChangelogConfig {
-                topic: changelog.topic.as_ref().map(|topic| format!("{topic}{suffix}")),
+                topic: changelog
+                    .topic
+                    .as_ref()
+                    .map(|topic| format!("{topic}{suffix}")),
                 ..changelog.clone()
             });
             versioned.group_instance_id = config
@@ -214,7 +217,10 @@ mod tests {
         assert_eq!(config.name, "orders@2");
         assert_eq!(config.group(), "projector-orders.v2.b");
         assert_eq!(config.changelog_topic().as_deref(), Some("orders-log.v2.b"));
-        assert_eq!(config.group_instance_id.as_deref(), Some("host-orders.v2.b"));
+        assert_eq!(
+            config.group_instance_id.as_deref(),
+            Some("host-orders.v2.b")
+        );
         assert_eq!(config.topics, view().topics);
     }
 

@@ -521,7 +521,9 @@ pub enum ApiError {
     #[error("no such route")]
     NoRoute,
     /// Not the route's method.
-    #[error("method not allowed: releases, discards and deploy operations are POST, every other route is GET")]
+    #[error(
+        "method not allowed: releases, discards and deploy operations are POST, every other route is GET"
+    )]
     MethodNotAllowed,
     /// The subject is not held in quarantine.
     #[error("view {view} holds no record of subject {subject:?} in quarantine")]

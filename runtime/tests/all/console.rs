@@ -587,7 +587,7 @@ fn the_console_is_served_with_a_strict_policy_and_can_be_turned_off() {
         EngineConfig::default(),
     );
     let on = Api::serve(
-        projector::http::ApiState::new(service.views())
+        projector::http::ApiState::for_service(&service)
             .with_token(&projector::secrets::SecretValue::new(TOKEN)),
     );
     for (path, kind) in [
@@ -608,7 +608,7 @@ fn the_console_is_served_with_a_strict_policy_and_can_be_turned_off() {
     // Its data is not open.
     assert_eq!(on.get("/v1/views/customers/failures").0, 401);
     drop(on);
-    let off = Api::serve(projector::http::ApiState::new(service.views()).with_console(false));
+    let off = Api::serve(projector::http::ApiState::for_service(&service).with_console(false));
     let (code, body) = off.get("/console");
     assert_eq!(code, 404);
     assert_eq!(body["code"], "no_route");

@@ -138,7 +138,7 @@ fn an_applications_re_sends_are_applied_once_across_partitions_shards_and_restar
         stream.events() as u64,
         "one identity per event applied"
     );
-    let rows = service.views()[0].rows.clone();
+    let rows = service.views().live()[0].rows.clone();
     assert_eq!(service.stop()["counter"], Ok(()));
     let discrepancies = oracle_discrepancies(&rows, &stream);
     assert!(discrepancies.is_empty(), "{discrepancies:#?}");
@@ -179,7 +179,7 @@ fn an_applications_re_sends_are_applied_once_across_partitions_shards_and_restar
     );
     assert_eq!(status.counters().duplicates_by_id, 5);
     assert_eq!(status.counters().applied, 40);
-    let rows = service.views()[0].rows.clone();
+    let rows = service.views().live()[0].rows.clone();
     assert_eq!(service.stop()["counter"], Ok(()));
     let discrepancies = oracle_discrepancies(&rows, &stream);
     assert!(discrepancies.is_empty(), "{discrepancies:#?}");
@@ -243,6 +243,7 @@ fn rfc3339(ms: i64) -> String {
 fn count_of(service: &projector::service::Service, name: &str, subject: &str) -> u64 {
     let view = service
         .views()
+        .live()
         .iter()
         .find(|view| view.info.name == name)
         .unwrap()

@@ -348,6 +348,25 @@ pub fn try_start_on(
     views: Vec<ViewConfig>,
     engine: EngineConfig,
 ) -> anyhow::Result<Service> {
+    try_start_deploying(
+        broker,
+        settings,
+        dir,
+        views,
+        engine,
+        projector::config::DeployConfig::default(),
+    )
+}
+
+/// [`try_start_on`], with `deploy` as its `[deploy]` settings.
+pub fn try_start_deploying(
+    broker: &Broker,
+    settings: &projector::config::BrokerConfig,
+    dir: &TempDir,
+    views: Vec<ViewConfig>,
+    engine: EngineConfig,
+    deploy: projector::config::DeployConfig,
+) -> anyhow::Result<Service> {
     let config = Config {
         data_dir: dir.0.clone(),
         broker: Some(settings.clone()),
@@ -356,8 +375,9 @@ pub fn try_start_on(
         views,
         static_membership: broker.honours_static_membership(),
         instance_id: None,
+        deploy,
     };
-    let engine = Engine::new(engine).expect("engine");
+    let engine = Arc::new(Engine::new(engine).expect("engine"));
     let store = Arc::new(SledStore::open(&dir.0.join("store")).expect("store opens"));
     let limits = BatchLimits {
         max_records: 200,
@@ -430,7 +450,7 @@ pub struct Api {
 
 impl Api {
     pub fn start(service: &Service, token: Option<&str>) -> Self {
-        let mut state = projector::http::ApiState::new(service.views());
+        let mut state = projector::http::ApiState::for_service(service);
         if let Some(token) = token {
             state = state.with_token(&projector::secrets::SecretValue::new(token));
         }

@@ -44,6 +44,7 @@ mod console;
 pub(crate) mod crash;
 mod dead_letters;
 mod dedup;
+mod deploy;
 mod engine;
 mod front;
 mod hostile;

@@ -84,7 +84,7 @@ fn a_new_view_has_as_many_shards_as_its_topic_partitions_and_keeps_them_until_re
     let broker = Broker::new(&[("sharded", 3)]);
     let dir = TempDir::new("shard-count");
     let shards_of =
-        |service: &projector::service::Service| service.views()[0].rows.shards().count();
+        |service: &projector::service::Service| service.views().live()[0].rows.shards().count();
 
     let service = start(
         &broker,
@@ -159,8 +159,8 @@ fn a_mis_partitioned_stream_over_four_shards_matches_the_oracle() {
     wait_for(&status, Duration::from_secs(60), "2500 applied", |s| {
         s.counters().applied == 2500 && crate::kit::checkpoint_sum(s) == 2500
     });
-    assert_eq!(service.views()[0].rows.shards().count(), 4);
-    let discrepancies = oracle_discrepancies(&service.views()[0].rows, &stream);
+    assert_eq!(service.views().live()[0].rows.shards().count(), 4);
+    let discrepancies = oracle_discrepancies(&service.views().live()[0].rows, &stream);
     assert!(discrepancies.is_empty(), "{discrepancies:#?}");
     assert_eq!(status.counters().duplicates, 0);
     assert_eq!(service.stop()["counter"], Ok(()));
@@ -223,7 +223,7 @@ fn a_failing_record_stops_only_its_shard_and_the_partitions_other_subjects_go_on
         Some(trap),
         "the partition resumes at the trap"
     );
-    let rows = &service.views()[0].rows;
+    let rows = &service.views().live()[0].rows;
     for subject in &subjects {
         let version = rows.row(subject).unwrap().map(|row| row.version);
         let expected = if theirs(subject) { 1 } else { 2 };
