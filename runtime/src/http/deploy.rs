@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -80,10 +80,19 @@ pub(super) async fn deploy(
     State(state): State<ApiState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<DeployQuery>, QueryRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<DeploymentReport>), ApiError> {
     let Path(name) = path.map_err(bad_request)?;
     let Query(query) = query.map_err(bad_request)?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "the module is larger than {MAX_MODULE_BYTES} bytes, the most a deploy takes"
+            ))
+        } else {
+            ApiError::BadRequest(format!("the module could not be read: {rejection}"))
+        }
+    })?;
     if body.is_empty() {
         return Err(ApiError::BadRequest(
             "the request body must be the module (Content-Type: application/wasm)".to_owned(),

@@ -508,6 +508,9 @@ pub enum ApiError {
          (application/wasm for a deploy's module), so that a web page cannot send it cross-site"
     )]
     UnsupportedMediaType,
+    /// The body is larger than the route takes.
+    #[error("{0}")]
+    TooLarge(String),
     /// The URI is too long.
     #[error("the request URI is longer than {MAX_URI_BYTES} bytes")]
     UriTooLong,
@@ -595,6 +598,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             Self::UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::TooManyWatchers => (StatusCode::SERVICE_UNAVAILABLE, "too_many_watchers"),
             Self::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),

@@ -644,3 +644,195 @@ fn a_topic_whose_history_is_gone_is_refused_unless_allowed() {
     assert_eq!(report.shadow.map(|s| s.version), Some(2));
     assert_eq!(service.stop()[VIEW], Ok(()));
 }
+
+/// `projector` with `args`, its output.
+fn projector(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `projector run -c config`, once its view has applied `records`.
+fn run_until_applied(config: &std::path::Path, port: u16, records: i64) -> crate::kit::KillOnDrop {
+    let child = crate::kit::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+            .args(["run", "-c"])
+            .arg(config)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(
+        "the view applied every record",
+        Duration::from_secs(60),
+        || {
+            let Ok(mut response) = ureq::get(&format!("http://127.0.0.1:{port}/v1/views")).call()
+            else {
+                return false;
+            };
+            let views: serde_json::Value = response.body_mut().read_json().unwrap();
+            let checkpoints: i64 = views["views"][0]["partitions"]
+                .as_array()
+                .map(|partitions| {
+                    partitions
+                        .iter()
+                        .filter_map(|p| p["checkpoint"].as_i64())
+                        .sum()
+                })
+                .unwrap_or(0);
+            checkpoints >= records
+        },
+    );
+    child
+}
+
+/// The row of `subject` as the API serves it now.
+fn row_of(port: u16, subject: &str) -> serde_json::Value {
+    ureq::get(&format!(
+        "http://127.0.0.1:{port}/v1/views/{VIEW}/rows/{subject}"
+    ))
+    .call()
+    .unwrap()
+    .body_mut()
+    .read_json()
+    .unwrap()
+}
+
+#[test]
+fn the_cli_deploys_swaps_by_hand_restarts_on_the_deployed_module_and_rolls_back() {
+    let broker = Broker::new(&[(TOPIC, 2)]);
+    let mut stream = Stream::default();
+    stream.publish(&broker, 300, 7, 2, Partitioning::HalfMisplaced);
+    let dir = TempDir::new("deploy-cli");
+    let config = dir.0.join("projector.toml");
+    let port = crate::kit::free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n[broker]\nbootstrap_servers = \"{}\"\n\n[[views]]\nname = \"{VIEW}\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\n",
+            broker.bootstrap(),
+            projector_examples::EVENT_COUNTER.path
+        ),
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+    let runtime = run_until_applied(&config, port, 300);
+
+    // A file that is no component: refused, nothing changed.
+    let junk = dir.0.join("junk.wasm");
+    std::fs::write(&junk, b"junk").unwrap();
+    let refused = projector(&[
+        "view",
+        "deploy",
+        VIEW,
+        "--module",
+        junk.to_str().unwrap(),
+        "-c",
+        config_arg,
+    ]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("cannot run as a projection"),
+        "{}",
+        text(&refused)
+    );
+
+    // Built with --no-swap: the command returns once it has caught up,
+    // and the old rows are still what readers get.
+    let v2 = projector_examples::EVENT_COUNTER_V2.path;
+    let building = projector(&[
+        "view",
+        "deploy",
+        VIEW,
+        "--module",
+        v2,
+        "--no-swap",
+        "-c",
+        config_arg,
+    ]);
+    assert!(building.status.success(), "{}", text(&building));
+    assert!(
+        text(&building).contains("has caught up"),
+        "{}",
+        text(&building)
+    );
+    assert_eq!(built(&row_of(port, "s-1")), Built::Old);
+    // A second deploy meanwhile is refused.
+    let second = projector(&[
+        "view",
+        "deploy",
+        VIEW,
+        "--module",
+        projector_examples::CUSTOMER_VIEW.path,
+        "-c",
+        config_arg,
+    ]);
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    assert!(text(&second).contains("under way"), "{}", text(&second));
+    let swapped = projector(&["view", "swap", VIEW, "-c", config_arg, "--output", "json"]);
+    assert!(swapped.status.success(), "{}", text(&swapped));
+    let report: serde_json::Value = serde_json::from_slice(&swapped.stdout).unwrap();
+    assert_eq!(report["live"]["version"], 2, "{report}");
+    assert_eq!(built(&row_of(port, "s-1")), Built::New);
+    assert!(runtime.stop(), "projector run stops cleanly");
+
+    // A restart with the config still naming version 1's module: version 2
+    // stays live (its module kept in the data directory), version 1 beside.
+    stream.publish(&broker, 100, 7, 2, Partitioning::HalfMisplaced);
+    let runtime = run_until_applied(&config, port, 400);
+    let row = row_of(port, "s-1");
+    assert_eq!(built(&row), Built::New, "{row}");
+    let status = projector(&["status", "-c", config_arg, "--output", "json"]);
+    assert!(status.status.success(), "{}", text(&status));
+    let views: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(views["views"][0]["version"], 2, "{views}");
+    assert_eq!(
+        views["views"][0]["deployment"]["previous"]["version"], 1,
+        "{views}"
+    );
+
+    // Rolled back: version 1, which kept applying, with the 100 new events.
+    let rolled = projector(&["view", "rollback", VIEW, "-c", config_arg]);
+    assert!(rolled.status.success(), "{}", text(&rolled));
+    assert!(
+        text(&rolled).contains("version 1 is live"),
+        "{}",
+        text(&rolled)
+    );
+    let row = row_of(port, "s-1");
+    assert_eq!(built(&row), Built::Old, "{row}");
+    let expected = (0..stream.events()).filter(|i| i % 7 == 1).count();
+    assert_eq!(row["count"], expected, "{row}");
+
+    let dropped = projector(&[
+        "view",
+        "drop-previous",
+        VIEW,
+        "-c",
+        config_arg,
+        "--output",
+        "json",
+    ]);
+    assert!(dropped.status.success(), "{}", text(&dropped));
+    let dropped: serde_json::Value = serde_json::from_slice(&dropped.stdout).unwrap();
+    assert_eq!(dropped["version"], 2);
+    assert!(dropped["bytes"].as_u64().unwrap() > 0, "{dropped}");
+    let watch = projector(&["view", "deploy", VIEW, "--watch", "-c", config_arg]);
+    assert!(watch.status.success(), "{}", text(&watch));
+    assert!(
+        text(&watch).contains("no deploy under way; version 1 is live"),
+        "{}",
+        text(&watch)
+    );
+    assert!(runtime.stop(), "projector run stops cleanly");
+}
