@@ -290,6 +290,117 @@ fn plain_consumer_latencies(
     Ok(latencies)
 }
 
+/// Every change of a view's durable positions, with its time, noted on a
+/// thread of its own.
+pub(crate) struct Observer {
+    snapshots: Arc<Mutex<Vec<(Instant, Positions)>>>,
+    thread: Stoppable<anyhow::Result<()>>,
+}
+
+impl Observer {
+    /// Observe `positions` from now on.
+    pub(crate) fn start(
+        mut positions: tokio::sync::watch::Receiver<Positions>,
+    ) -> anyhow::Result<Self> {
+        let snapshots: Arc<Mutex<Vec<(Instant, Positions)>>> = Arc::default();
+        let noted = Arc::clone(&snapshots);
+        let thread = Stoppable::spawn(
+            "observer",
+            &Shutdown::new(),
+            move |stop| -> anyhow::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()?;
+                runtime.block_on(async {
+                    while !stop.requested() {
+                        let changed =
+                            tokio::time::timeout(Duration::from_millis(50), positions.changed())
+                                .await;
+                        if let Ok(result) = changed {
+                            result?;
+                            let now = Instant::now();
+                            let current = positions.borrow_and_update().clone();
+                            noted
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .push((now, current));
+                        }
+                    }
+                    Ok(())
+                })
+            },
+        )?;
+        Ok(Self { snapshots, thread })
+    }
+
+    /// Stop observing: every change seen, in order.
+    pub(crate) fn finish(self) -> anyhow::Result<Vec<(Instant, Positions)>> {
+        self.thread.stop()??;
+        Ok(take(&self.snapshots))
+    }
+}
+
+/// Produce-to-visible at one offered rate, without the broker's share.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Visible {
+    /// Events sent.
+    pub events: u64,
+    /// Events per second sent, as achieved by the producer.
+    pub sent_per_second: f64,
+    /// Median, in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile, in milliseconds.
+    pub p99_ms: f64,
+    /// Maximum, in milliseconds.
+    pub max_ms: f64,
+}
+
+/// Offer `rate` events of `workload` per second for `duration` to `topic`,
+/// which a running view reads, and measure each one's time from its send
+/// to `positions` (the view's durable positions) passing it; `durable`
+/// says how many records the view has made durable in all.
+///
+/// # Errors
+/// When the producer fails, or an event never becomes visible.
+pub(crate) fn visible_latencies(
+    bootstrap: &str,
+    workload: Workload,
+    topic: &str,
+    positions: tokio::sync::watch::Receiver<Positions>,
+    durable: impl Fn() -> i64,
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<Visible> {
+    let observer = Observer::start(positions)?;
+    let mut sender = Sender::new(bootstrap, workload)?;
+    let before = durable();
+    let (total, sent_per_second) = sender.paced(topic, rate, duration)?;
+    let all = before + i64::try_from(total)?;
+    let visible = wait_until(Duration::from_secs(120), "every event is visible", || {
+        durable() >= all
+    });
+    let snapshots = observer.finish()?;
+    visible?;
+    let acks = take(&sender.acks);
+    if acks.len() as u64 != total {
+        bail!("{} of {total} records acknowledged", acks.len());
+    }
+    let seen = visible_at(topic, &acks, &snapshots)?;
+    let mut latencies: Vec<f64> = acks
+        .iter()
+        .zip(&seen)
+        .map(|((_, _, sent, _), seen)| millis_between(*sent, *seen))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    Ok(Visible {
+        events: total,
+        sent_per_second,
+        p50_ms: percentile(&latencies, 0.5),
+        p99_ms: percentile(&latencies, 0.99),
+        max_ms: latencies.last().copied().unwrap_or(0.0),
+    })
+}
+
 struct Offered<'a> {
     bootstrap: &'a str,
     workload: Workload,
@@ -324,40 +435,7 @@ impl ProjectionUser<Latency> for Offered<'_> {
                 == usize::try_from(crate::PARTITIONS).unwrap_or(0)
         })?;
 
-        // Every change of the durable positions, with its time.
-        let snapshots: Arc<Mutex<Vec<(Instant, Positions)>>> = Arc::default();
-        let observer = {
-            let mut positions = view.feed.positions();
-            let snapshots = Arc::clone(&snapshots);
-            Stoppable::spawn(
-                "observer",
-                &Shutdown::new(),
-                move |stop| -> anyhow::Result<()> {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_time()
-                        .build()?;
-                    runtime.block_on(async {
-                        while !stop.requested() {
-                            let changed = tokio::time::timeout(
-                                Duration::from_millis(50),
-                                positions.changed(),
-                            )
-                            .await;
-                            if let Ok(result) = changed {
-                                result?;
-                                let now = Instant::now();
-                                let current = positions.borrow_and_update().clone();
-                                snapshots
-                                    .lock()
-                                    .unwrap_or_else(PoisonError::into_inner)
-                                    .push((now, current));
-                            }
-                        }
-                        Ok(())
-                    })
-                },
-            )?
-        };
+        let observer = Observer::start(view.feed.positions())?;
 
         // A plain consumer of the same topic beside the view: when the
         // broker handed each record to a reader, under the same load.
@@ -380,12 +458,11 @@ impl ProjectionUser<Latency> for Offered<'_> {
             view.durable() >= all
         });
         let arrivals = beside.finish(usize::try_from(all)?);
-        observer.stop()??;
+        let snapshots = observer.finish()?;
         view.stop()?;
         visible?;
         let arrivals = arrivals?;
 
-        let snapshots = take(&snapshots);
         let acks = take(&sender.acks);
         if acks.len() as u64 != total {
             bail!("{} of {total} records acknowledged", acks.len());

@@ -13,12 +13,14 @@
 //! - `memory`: the engine-only run (the worker fed from memory);
 //! - `store_bound`: raw sled read-modify-write;
 //! - `latency`: produce to visible at an offered rate;
+//! - `deploy`: a shadow built beside a live view under load;
 //! - `scale`: cost against view size, one child process per size;
 //! - `restart`: the binary's start to ready after SIGKILL;
 //! - `system`: the machine, peak memory, disk use;
 //! - `report`: the figures, ratios, table and JSON.
 
 pub mod changelog;
+pub mod deploy;
 pub mod input;
 pub mod kafka_runs;
 pub mod latency;
@@ -123,6 +125,8 @@ pub struct Options {
     pub broker: BrokerKind,
     /// Rows of the view the changelog part restores (two events each).
     pub changelog_rows: u64,
+    /// Events the deploy part's shadow replays.
+    pub deploy_events: u64,
 }
 
 /// A part of the run, to run alone while working on it.
@@ -147,6 +151,8 @@ pub enum Part {
     /// The changelog off against on end to end, and a restore from it
     /// against a replay.
     Changelog,
+    /// A shadow built beside a live view at half its maximum load.
+    Deploy,
 }
 
 impl Options {
@@ -392,6 +398,25 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
         )?);
     }
 
+    let deploy = if options.runs(Part::Deploy) {
+        let rate = match (measured_rate, options.latency_base_rate) {
+            (Some(rate), _) | (None, Some(rate)) => rate,
+            (None, None) => anyhow::bail!(
+                "the deploy part loads the live view at half the maximum rate: run the end-to-end part too, or give --latency-base-rate"
+            ),
+        };
+        Some(deploy::run(
+            &bootstrap,
+            &|topic, partitions| tansu.create_topic(topic, partitions),
+            options.deploy_events,
+            (0.5, 0.5 * rate),
+            Duration::from_secs_f64(options.latency_seconds),
+            &dir("deploy"),
+        )?)
+    } else {
+        None
+    };
+
     let mut scaling = Vec::new();
     let mut largest: Option<(u64, PathBuf)> = None;
     let scales = if options.runs(Part::Scaling) || options.runs(Part::Restart) {
@@ -448,6 +473,7 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
         restart,
         dedup,
         changelog,
+        deploy,
         ratios: Vec::new(),
     };
     results.compute_ratios();

@@ -66,6 +66,10 @@ struct Cli {
     /// each).
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     changelog_rows: u64,
+    /// Events the deploy part's shadow replays (the build must outlast a
+    /// latency measure, `--latency-seconds`).
+    #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    deploy_events: u64,
 }
 
 /// A rate in events per second: a finite number above zero.
@@ -123,6 +127,7 @@ fn main() -> anyhow::Result<()> {
         latency_base_rate: cli.latency_base_rate,
         broker: cli.broker,
         changelog_rows: cli.changelog_rows,
+        deploy_events: cli.deploy_events,
     };
     projector_bench::clean(&cli.work_dir)?;
     let results = projector_bench::run(&options);

@@ -136,6 +136,8 @@ pub struct Results {
     pub dedup: Option<DedupCost>,
     /// The changelog off against on, and its restore against a replay.
     pub changelog: Option<crate::changelog::ChangelogCost>,
+    /// A shadow built beside the live view at half its maximum load.
+    pub deploy: Option<crate::deploy::DeployCost>,
     /// The targets.
     pub ratios: Vec<Ratio>,
 }
@@ -287,6 +289,14 @@ impl Results {
                 met: changelog.restore_speedup >= 5.0,
             });
         }
+        if let Some(deploy) = &self.deploy {
+            ratios.push(Ratio {
+                name: "live p99 at 50% while a shadow builds / without a build".to_owned(),
+                value: deploy.p99_ratio,
+                target: 2.0,
+                met: deploy.p99_ratio <= 2.0,
+            });
+        }
         if let Some(dedup) = &self.dedup {
             ratios.push(Ratio {
                 name: "engine only with dedup on / off (customers, wasm, 1 thread)".to_owned(),
@@ -410,6 +420,32 @@ impl Results {
                 ),
                 changelog.on_median,
                 0.0,
+            );
+        }
+        if let Some(deploy) = &self.deploy {
+            for (name, visible) in [
+                ("no build", &deploy.without_build),
+                ("a shadow building", &deploy.during_build),
+            ] {
+                row(
+                    format!(
+                        "deploy: live view at {:.0} events/s, {name}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (sent/s)",
+                        deploy.offered_per_second, visible.p50_ms, visible.p99_ms, visible.max_ms
+                    ),
+                    visible.sent_per_second,
+                    0.0,
+                );
+            }
+            row(
+                format!(
+                    "deploy: shadow of {} events, 1 thread: {:.0} events/s under load, {:.0} over the build; p99 ratio {:.2}",
+                    deploy.events,
+                    deploy.build_per_second_under_load,
+                    deploy.build_per_second,
+                    deploy.p99_ratio
+                ),
+                deploy.build_per_second,
+                deploy.build_seconds,
             );
         }
         if let Some(bound) = &self.store_bound {

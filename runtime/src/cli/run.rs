@@ -124,7 +124,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         http = %config.http.bind,
         "projector running; SIGINT or SIGTERM stops it"
     );
-    runtime.block_on(wait_for_signal(&service))?;
+    runtime.block_on(wait_for_signal(&service, &args.config))?;
     tracing::info!("stopping: finishing in-flight work, flushing, committing offsets");
     let ended = service.stop();
     let _ = stop_http.send(());
@@ -145,10 +145,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Wait for SIGINT or SIGTERM, or until every view has stopped by itself.
-async fn wait_for_signal(service: &Service) -> anyhow::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
+/// Wait for SIGINT or SIGTERM, or until every view has stopped by itself;
+/// on SIGHUP, read `config` again and deploy the modules it changed.
+async fn wait_for_signal(service: &Service, config: &std::path::Path) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
@@ -157,11 +159,75 @@ async fn wait_for_signal(service: &Service) -> anyhow::Result<()> {
                 return Ok(());
             }
             _ = terminate.recv() => return Ok(()),
+            _ = hangup.recv() => {
+                let deployer = std::sync::Arc::clone(service.deployer());
+                let path = config.to_owned();
+                // A deploy compiles: off the async workers.
+                let reloaded = tokio::task::spawn_blocking(move || reload(&deployer, &path)).await;
+                if let Err(err) = reloaded {
+                    tracing::error!(error = %err, "SIGHUP: the reload failed");
+                }
+            }
             _ = tick.tick() => {
                 if service.statuses().values().all(|status| status.fatal_error().is_some()) {
                     tracing::error!("every view has stopped");
                     return Ok(());
                 }
+            }
+        }
+    }
+}
+
+/// SIGHUP: read the config at `path` again; every view whose module file
+/// now holds another module than the one it runs (or builds) is deployed
+/// as `projector view deploy` does, swapped in once caught up. Only a
+/// module changes this way: other changes are logged and wait for a
+/// restart.
+fn reload(deployer: &Arc<crate::deploy::Deployer>, path: &std::path::Path) {
+    use sha2::Digest;
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!(config = %path.display(), error = %format!("{err:#}"), "SIGHUP: the config does not load; nothing changed");
+            return;
+        }
+    };
+    tracing::info!(config = %path.display(), "SIGHUP: reading the config again for changed modules");
+    for view in &config.views {
+        let Some(slot) = deployer.views().slot(&view.name) else {
+            tracing::warn!(view = %view.name, "SIGHUP: a view that is not running is started by a restart, not a reload");
+            continue;
+        };
+        let bytes = match std::fs::read(&view.module) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                tracing::error!(view = %view.name, module = %view.module.display(), error = %err, "SIGHUP: cannot read the module");
+                continue;
+            }
+        };
+        let hash = hex::encode(sha2::Sha256::digest(&bytes));
+        let running = slot.live().version.module_hash.clone();
+        let building = slot
+            .beside()
+            .shadow
+            .as_ref()
+            .map(|shadow| shadow.version.module_hash.clone());
+        if hash == running || building.as_deref() == Some(hash.as_str()) {
+            continue;
+        }
+        let options = crate::deploy::DeployOptions {
+            swap: crate::deploy::SwapMode::Auto,
+            allow_partial_history: false,
+        };
+        match deployer.deploy(&view.name, &bytes, options) {
+            Ok(report) => tracing::info!(
+                view = %view.name,
+                version = report.shadow.map_or(0, |s| s.version),
+                module = %hash,
+                "SIGHUP: the view's module changed; deploying it (a shadow builds, then swaps in)"
+            ),
+            Err(err) => {
+                tracing::error!(view = %view.name, error = %err, "SIGHUP: the changed module was not deployed")
             }
         }
     }

@@ -77,6 +77,9 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                             .map_or_else(String::new, |eta| format!(", about {eta:.0} s left"))
                     );
                 }
+                if let Some(deployment) = &view.deployment {
+                    println!("  {}", deployment_line(deployment));
+                }
                 println!("  events since start: {}", counters_line(&view.counters));
                 if view.identities_remembered > 0 || view.dedup_watermark_ms.is_some() {
                     println!(
@@ -149,4 +152,37 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A view's versions in one line: the live one, the previous one, and a
+/// deploy's shadow with its progress.
+fn deployment_line(deployment: &crate::deploy::DeploymentReport) -> String {
+    let mut line = format!("version {} live", deployment.live.version);
+    if let Some(previous) = &deployment.previous {
+        line.push_str(&format!(
+            ", version {} kept for a rollback",
+            previous.version
+        ));
+    }
+    if let Some(shadow) = &deployment.shadow {
+        match &shadow.failed {
+            Some(reason) => line.push_str(&format!(
+                "; the deploy of version {} failed: {reason}",
+                shadow.version
+            )),
+            None => line.push_str(&format!(
+                "; deploying version {} ({}): {} of {} records replayed, lag {}, {:.0} records/s, {} failures",
+                shadow.version,
+                shadow.state,
+                shadow.replayed,
+                shadow.total,
+                shadow
+                    .lag
+                    .map_or_else(|| "unknown".to_owned(), |lag| lag.to_string()),
+                shadow.records_per_second,
+                shadow.failures
+            )),
+        }
+    }
+    line
 }

@@ -653,6 +653,7 @@ impl Deployer {
         }
         crate::failpoint::hit("deploy-swap");
         next.save(self.launcher.store().as_ref(), view)?;
+        crate::failpoint::hit("deploy-swapped");
         *record = Some(next);
         let replaced_previous = {
             let mut beside = slot.beside();

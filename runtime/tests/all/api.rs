@@ -458,7 +458,7 @@ fn a_read_with_the_publish_token_always_sees_the_event() {
 }
 
 /// Read Server-Sent Events from `url` on a thread, sending `(event, data)`.
-fn watch(url: String) -> std::sync::mpsc::Receiver<(String, Value)> {
+pub(crate) fn watch(url: String) -> std::sync::mpsc::Receiver<(String, Value)> {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let response = ureq::get(&url).call().unwrap();

@@ -277,6 +277,7 @@ fn a_deploy_under_load_swaps_at_one_instant_and_a_rollback_restores_the_old_rows
             std::thread::spawn(move || read_your_writes(base, bootstrap, stop))
         }),
     ];
+    let watched = crate::api::watch(format!("{}/v1/views/{VIEW}/rows/s-1/watch", api.base));
     std::thread::sleep(Duration::from_millis(500));
 
     // The deploy, while the application keeps writing in batches.
@@ -329,6 +330,33 @@ fn a_deploy_under_load_swaps_at_one_instant_and_a_rollback_restores_the_old_rows
     for (name, seen) in &seen {
         assert_one_instant(name, seen);
     }
+    // The watcher got the old module's row, then a resync with the new
+    // one's, then only the new one's.
+    let mut kinds = Vec::new();
+    while let Ok((event, data)) = watched.recv_timeout(Duration::from_secs(5)) {
+        kinds.push((event, built(&data["row"])));
+        if kinds.len() > 10_000 {
+            break;
+        }
+    }
+    let resync = kinds
+        .iter()
+        .position(|(event, kind)| event == "resync" && *kind == Built::New)
+        .unwrap_or_else(|| {
+            panic!(
+                "no resync with the new row: {:?}",
+                &kinds[kinds.len().saturating_sub(5)..]
+            )
+        });
+    assert_eq!(kinds[0], ("current".to_owned(), Built::Old));
+    assert!(
+        kinds[..resync].iter().all(|(_, kind)| *kind == Built::Old),
+        "before the resync, old rows only"
+    );
+    assert!(
+        kinds[resync..].iter().all(|(_, kind)| *kind == Built::New),
+        "after it, new rows only"
+    );
     let writes = seen
         .iter()
         .find(|(name, _)| name.contains("read-your-writes"))
@@ -645,6 +673,12 @@ fn a_topic_whose_history_is_gone_is_refused_unless_allowed() {
     assert_eq!(service.stop()[VIEW], Ok(()));
 }
 
+/// The start of the config of a `projector run` in these tests, up to its
+/// `[http]` table: without static membership, because the mock cluster
+/// keeps a static member's partitions for its session after it stops,
+/// even cleanly (`restart::*`), so a restart would wait for its ghost.
+const CONFIG_HEAD: &str = "data_dir = \"data\"\nstatic_membership = false\n[http]\n";
+
 /// `projector` with `args`, its output.
 fn projector(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
@@ -719,7 +753,7 @@ fn the_cli_deploys_swaps_by_hand_restarts_on_the_deployed_module_and_rolls_back(
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"data\"\n[http]\nbind = \"127.0.0.1:{port}\"\n[broker]\nbootstrap_servers = \"{}\"\n\n[[views]]\nname = \"{VIEW}\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\n",
+            "{CONFIG_HEAD}bind = \"127.0.0.1:{port}\"\n[broker]\nbootstrap_servers = \"{}\"\nsettings = {{ \"session.timeout.ms\" = \"6000\" }}\n\n[[views]]\nname = \"{VIEW}\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\n",
             broker.bootstrap(),
             projector_examples::EVENT_COUNTER.path
         ),
@@ -834,5 +868,213 @@ fn the_cli_deploys_swaps_by_hand_restarts_on_the_deployed_module_and_rolls_back(
         "{}",
         text(&watch)
     );
+
+    // A deployment tool rewrites the config and sends SIGHUP: the same
+    // deploy, swapped in once caught up.
+    let rewritten = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(projector_examples::EVENT_COUNTER.path, v2);
+    std::fs::write(&config, rewritten).unwrap();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &runtime.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_until(
+        "the reloaded module is live",
+        Duration::from_secs(60),
+        || deployment(port).is_some_and(|d| d["live"]["version"] == 3),
+    );
+    let report = deployment(port).unwrap();
+    assert_eq!(
+        report["live"]["module_hash"],
+        crate::kit::hash_of(&projector_examples::EVENT_COUNTER_V2),
+        "{report}"
+    );
+    assert_eq!(built(&row_of(port, "s-1")), Built::New);
     assert!(runtime.stop(), "projector run stops cleanly");
+}
+
+/// `projector run -c config` with `failpoint` armed, its stderr written
+/// to `log`.
+fn run_with_failpoint(
+    config: &std::path::Path,
+    failpoint: &str,
+    log: &std::path::Path,
+) -> crate::kit::KillOnDrop {
+    crate::kit::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+            .args(["run", "-c"])
+            .arg(config)
+            .env("PROJECTOR_FAILPOINT", failpoint)
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The deployment as the API reports it, once it answers.
+fn deployment(port: u16) -> Option<serde_json::Value> {
+    let mut response = ureq::get(&format!("http://127.0.0.1:{port}/v1/views/{VIEW}/deploy"))
+        .call()
+        .ok()?;
+    response.body_mut().read_json().ok()
+}
+
+/// The rows of version `store_name` in the store of `dir`, against the
+/// oracle of `stream`: what differs.
+fn stored_discrepancies(dir: &TempDir, store_name: &str, stream: &Stream) -> Vec<String> {
+    let store = projector::store::SledStore::open(&dir.0.join("data/store")).unwrap();
+    let hash = crate::kit::hash_of(if store_name.contains('@') {
+        &projector_examples::EVENT_COUNTER_V2
+    } else {
+        &projector_examples::EVENT_COUNTER
+    });
+    let view = store.open_view(store_name, &hash, &[], None).unwrap();
+    oracle_discrepancies(&view, stream)
+}
+
+#[test]
+fn a_sigkill_during_the_build_or_at_the_swap_leaves_one_version_live_and_applies_nothing_twice() {
+    let broker = Broker::new(&[(TOPIC, 4)]);
+    let mut stream = Stream::default();
+    stream.publish(&broker, 40_000, 200, 4, Partitioning::HalfMisplaced);
+    let dir = TempDir::new("deploy-crash");
+    let config = dir.0.join("projector.toml");
+    let port = crate::kit::free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "{CONFIG_HEAD}bind = \"127.0.0.1:{port}\"\n[broker]\nbootstrap_servers = \"{}\"\nsettings = {{ \"session.timeout.ms\" = \"6000\" }}\n\n[[views]]\nname = \"{VIEW}\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\n",
+            broker.bootstrap(),
+            projector_examples::EVENT_COUNTER.path
+        ),
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+    let events = i64::try_from(stream.events()).unwrap();
+
+    // 1. SIGKILL in the middle of the shadow's build.
+    let runtime = run_until_applied(&config, port, events);
+    let v2 = projector_examples::EVENT_COUNTER_V2.path;
+    let detached = projector(&[
+        "view",
+        "deploy",
+        VIEW,
+        "--module",
+        v2,
+        "--no-swap",
+        "--detach",
+        "-c",
+        config_arg,
+    ]);
+    assert!(detached.status.success(), "{}", text(&detached));
+    let mut at_kill = serde_json::Value::Null;
+    wait_until("the shadow is part way", Duration::from_secs(60), || {
+        at_kill = deployment(port).unwrap_or_default();
+        at_kill["shadow"]["replayed"]
+            .as_i64()
+            .is_some_and(|r| r > 0)
+    });
+    runtime.kill();
+    let replayed = at_kill["shadow"]["replayed"].as_i64().unwrap();
+    assert!(
+        replayed < events,
+        "the kill landed during the build: {replayed} of {events} replayed"
+    );
+
+    // The restart resumes the shadow from its own checkpoints; the live
+    // view is intact.
+    let runtime = run_until_applied(&config, port, events);
+    wait_until(
+        "the shadow applied everything",
+        Duration::from_secs(120),
+        || deployment(port).is_some_and(|d| d["shadow"]["lag"] == 0),
+    );
+    let report = deployment(port).unwrap();
+    assert_eq!(
+        (
+            report["live"]["version"].as_u64(),
+            report["shadow"]["version"].as_u64()
+        ),
+        (Some(1), Some(2)),
+        "{report}"
+    );
+    assert!(runtime.stop());
+    assert_eq!(
+        stored_discrepancies(&dir, VIEW, &stream),
+        Vec::<String>::new(),
+        "the live view"
+    );
+    assert_eq!(
+        stored_discrepancies(&dir, "counter@2", &stream),
+        Vec::<String>::new(),
+        "the shadow resumed: nothing applied twice, nothing lost"
+    );
+
+    // 2. Killed at the swap, before its record is written: version 1 stays
+    // live; the shadow is still there to swap.
+    let log = dir.0.join("run.log");
+    let runtime = run_with_failpoint(&config, "deploy-swap:1", &log);
+    wait_until("the shadow caught up", Duration::from_secs(60), || {
+        deployment(port).is_some_and(|d| d["shadow"]["state"] == "caught-up")
+    });
+    let swap = projector(&["view", "swap", VIEW, "-c", config_arg]);
+    assert!(
+        !swap.status.success() && text(&swap).contains("cannot reach projector"),
+        "the swap died with the runtime: {}",
+        text(&swap)
+    );
+    let mut runtime = runtime;
+    let status = runtime.0.wait().unwrap();
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !status.success() && said.contains("failpoint deploy-swap"),
+        "it died at the swap: {status}"
+    );
+    let runtime = run_until_applied(&config, port, events);
+    let report = deployment(port).unwrap();
+    assert_eq!(
+        report["live"]["version"], 1,
+        "killed before the record: the old version is live: {report}"
+    );
+    assert_eq!(built(&row_of(port, "s-1")), Built::Old);
+    assert!(runtime.stop());
+
+    // 3. Killed at the swap right after its record is written: version 2 is
+    // live after the restart.
+    let runtime = run_with_failpoint(&config, "deploy-swapped:1", &log);
+    wait_until("the shadow caught up", Duration::from_secs(60), || {
+        deployment(port).is_some_and(|d| d["shadow"]["state"] == "caught-up")
+    });
+    let swap = projector(&["view", "swap", VIEW, "-c", config_arg]);
+    assert!(
+        !swap.status.success() && text(&swap).contains("cannot reach projector"),
+        "the swap died with the runtime: {}",
+        text(&swap)
+    );
+    let mut runtime = runtime;
+    let status = runtime.0.wait().unwrap();
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !status.success() && said.contains("failpoint deploy-swapped"),
+        "it died after the record: {status}"
+    );
+    let runtime = run_until_applied(&config, port, events);
+    let report = deployment(port).unwrap();
+    assert_eq!(
+        report["live"]["version"], 2,
+        "killed after the record: the new version is live: {report}"
+    );
+    assert_eq!(report["previous"]["version"], 1, "{report}");
+    assert_eq!(built(&row_of(port, "s-1")), Built::New);
+    assert!(runtime.stop());
+    assert_eq!(
+        stored_discrepancies(&dir, "counter@2", &stream),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        stored_discrepancies(&dir, VIEW, &stream),
+        Vec::<String>::new()
+    );
 }

@@ -145,6 +145,17 @@ function restoreText(restoring) {
   return `restoring from its changelog${share} (${number(restoring.records)} of ${number(restoring.total)} records${eta})`;
 }
 
+// A deploy's shadow, in words: its version, how far its replay got, or
+// why it failed.
+function deployText(deployment) {
+  const shadow = deployment.shadow;
+  if (shadow.failed) return `deploy of version ${shadow.version} failed: ${shadow.failed}`;
+  const share = shadow.total > 0 ? ` ${Math.min(100, Math.floor((100 * shadow.replayed) / shadow.total))}%` : "";
+  const lag = shadow.lag !== null && shadow.lag !== undefined ? `, lag ${number(shadow.lag)}` : "";
+  const state = shadow.state === "caught-up" ? "caught up" : "building";
+  return `deploying version ${shadow.version}: ${state}${share} (${number(shadow.replayed)} of ${number(shadow.total)} records replayed${lag})`;
+}
+
 function badges(view, samples) {
   const list = [];
   const stopped = view.partitions.filter((p) => p.state === "stopped");
@@ -158,6 +169,9 @@ function badges(view, samples) {
   if (view.unassigned_ms !== undefined && view.unassigned_ms !== null) list.push(["warn", "owns no partition"]);
   if (view.dead_letters_held > 0) list.push(["warn", `${number(view.dead_letters_held)} dead letters held`]);
   if (view.quarantined_subjects > 0) list.push(["warn", `${number(view.quarantined_subjects)} subject${view.quarantined_subjects > 1 ? "s" : ""} quarantined`]);
+  const deployment = view.deployment;
+  if (deployment && deployment.shadow) list.push([deployment.shadow.failed ? "bad" : "info", deployText(deployment)]);
+  if (deployment && deployment.live.version > 1) list.push(["info", `version ${deployment.live.version}${deployment.previous ? `, rollback to ${deployment.previous.version} possible` : ""}`]);
   return list;
 }
 
