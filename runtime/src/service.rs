@@ -184,6 +184,7 @@ impl Launcher {
         version: &Version,
         module: &Arc<Module>,
         threads: usize,
+        priority: Priority,
     ) -> anyhow::Result<RunningVersion> {
         let versioned = version.config(config);
         let status = Arc::new(ViewStatus::default());
@@ -197,11 +198,15 @@ impl Launcher {
         )?;
         let (start, rows, feed, controls) = match ready.rows() {
             // A restore from the changelog runs on the view's thread: the
-            // API answers meanwhile (503 for rows, with progress).
-            Some(rows) if ready.restores() => {
+            // API answers meanwhile (503 for rows, with progress). So does
+            // the whole start of a version of low priority, whose threads
+            // (the consumer's, the appliers') inherit the view thread's.
+            Some(rows) if ready.restores() || priority == Priority::Low => {
                 // Readers get 503 from the start, not a 404 before the
                 // restore begins.
-                status.restoring(Some(crate::pipeline::status::Restoring::default()));
+                if ready.restores() {
+                    status.restoring(Some(crate::pipeline::status::Restoring::default()));
+                }
                 let controls = ready.controls();
                 let feed = ready.feed();
                 (Start::Restore(Box::new(ready)), rows, feed, controls)
@@ -241,7 +246,11 @@ impl Launcher {
         };
         let name = versioned.name;
         let shutdown = Shutdown::new();
+        let nice = self.deploy.shadow_nice;
         let thread = Stoppable::spawn(format!("view-{name}"), &shutdown, move |shutdown| {
+            if priority == Priority::Low {
+                lower_priority(&name, nice);
+            }
             let (worker, consumer) = match start {
                 Start::Ready(started) => *started,
                 Start::Restore(ready) => {
@@ -264,6 +273,29 @@ impl Launcher {
         })
         .with_context(|| format!("view {}: cannot start its thread", config.name))?;
         Ok(RunningVersion::new(version.clone(), view, shutdown, thread))
+    }
+}
+
+/// How much of the machine a version may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// A live view's, or one kept for a rollback: the machine's.
+    Normal,
+    /// A shadow's: its threads run at `[deploy] shadow_nice`, so the live
+    /// views get the CPU they need first.
+    Low,
+}
+
+/// Run the calling thread, and every thread it starts from now on, at
+/// `nice` (Linux: a thread's nice value is its own, inherited by the
+/// threads it creates).
+fn lower_priority(view: &str, nice: i32) {
+    // SAFETY: setpriority only reads its arguments; on Linux, `who = 0`
+    // with PRIO_PROCESS names the calling thread.
+    #[allow(unsafe_code)]
+    let set = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if set != 0 {
+        tracing::warn!(view, nice, error = %std::io::Error::last_os_error(), "cannot lower the shadow's priority; it competes with the live views for the CPU");
     }
 }
 
@@ -455,7 +487,13 @@ fn start_view(launcher: &Launcher, config: &ViewConfig) -> anyhow::Result<ViewSl
             number: 1,
             module_hash: module.hash().to_owned(),
         };
-        let live = launcher.launch(config, &version, &module, launcher.threads)?;
+        let live = launcher.launch(
+            config,
+            &version,
+            &module,
+            launcher.threads,
+            Priority::Normal,
+        )?;
         return Ok(ViewSlot::new(config.clone(), live, None));
     };
     let module = launcher.module_of(config, &record.live)?;
@@ -470,7 +508,13 @@ fn start_view(launcher: &Launcher, config: &ViewConfig) -> anyhow::Result<ViewSl
              point the config at the deployed module, or deploy the configured one"
         );
     }
-    let live = launcher.launch(config, &record.live, &module, launcher.threads)?;
+    let live = launcher.launch(
+        config,
+        &record.live,
+        &module,
+        launcher.threads,
+        Priority::Normal,
+    )?;
     let slot = ViewSlot::new(config.clone(), live, Some(record.clone()));
     let beside = [
         (record.previous.clone(), false),
@@ -486,20 +530,40 @@ fn start_view(launcher: &Launcher, config: &ViewConfig) -> anyhow::Result<ViewSl
     for (version, is_shadow) in beside {
         let Some(version) = version else { continue };
         let started = launcher.module_of(config, &version).and_then(|module| {
-            let threads = if is_shadow {
-                launcher.deploy.shadow_threads
+            let (threads, priority) = if is_shadow {
+                (launcher.deploy.shadow_threads, Priority::Low)
             } else {
-                launcher.threads
+                (launcher.threads, Priority::Normal)
             };
-            launcher.launch(config, &version, &module, threads)
+            launcher.launch(config, &version, &module, threads, priority)
         });
+        // The live version runs whatever happens beside it: a shadow that
+        // cannot start is a failed deploy, a previous version that cannot
+        // is no rollback.
         let started = match started {
             Ok(started) => Arc::new(started),
-            Err(err) => {
-                for version in slot.versions() {
-                    let _ = version.stop();
+            Err(err) if is_shadow => {
+                let reason = format!("it could not start again after a restart: {err:#}");
+                tracing::error!(view = %config.name, version = version.number, reason = %reason, "deploy: the shadow being built failed");
+                let mut record = slot
+                    .record
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(shadow) = record.as_mut().and_then(|r| r.shadow.as_mut()) {
+                    shadow.failed = Some(reason);
                 }
-                return Err(err);
+                if let Some(record) = record.as_ref() {
+                    record
+                        .save(launcher.store.as_ref(), &config.name)
+                        .with_context(|| {
+                            format!("view {}: cannot record the failed deploy", config.name)
+                        })?;
+                }
+                continue;
+            }
+            Err(err) => {
+                tracing::error!(view = %config.name, version = version.number, error = %format!("{err:#}"), "the previous version could not start: no rollback until it can");
+                continue;
             }
         };
         let mut beside = slot.beside();

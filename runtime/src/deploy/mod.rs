@@ -42,7 +42,7 @@ use crate::config::ViewConfig;
 use crate::pipeline::PartitionState;
 use crate::service::{Launcher, RunningView};
 use crate::shutdown::{Shutdown, Stoppable};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, ViewStore};
 
 /// How long a swap waits for the incoming version to pass what the live
 /// one had applied.
@@ -155,6 +155,10 @@ pub struct VersionReport {
     pub rows: u64,
     /// Records not yet applied over its partitions, when known.
     pub lag: Option<i64>,
+    /// Why it does not apply any more (its worker failed or stopped), if
+    /// so: a version kept for a rollback that cannot be swapped in.
+    #[serde(default)]
+    pub stopped: Option<String>,
 }
 
 /// A shadow in a report.
@@ -181,8 +185,13 @@ pub struct ShadowReport {
     pub records_per_second: f64,
     /// Seconds left at that rate, when it can tell.
     pub eta_seconds: Option<f64>,
-    /// Records its module failed on.
+    /// Records its module failed on (errors, traps, deadlines, limits; not
+    /// records no module could apply).
     pub failures: u64,
+    /// Records this run of it applied (since the deploy, or since the
+    /// restart that resumed it).
+    #[serde(default)]
+    pub applied: u64,
     /// Rows it holds.
     pub rows: u64,
     /// When the deploy began, milliseconds since the epoch.
@@ -258,10 +267,18 @@ fn progress(view: &RunningView) -> Progress {
     progress
 }
 
-/// Records `view`'s module failed on: handed to its error policy.
+/// Records `view`'s module failed on (an error, trap, deadline or limit;
+/// not records no module could apply, which every version fails on).
 fn failures(view: &RunningView) -> u64 {
-    let counters = view.status.counters();
-    counters.skipped + counters.dead_lettered + counters.stopped + counters.quarantined
+    view.status.module_failures()
+}
+
+/// Why `version` cannot serve, if it cannot: its worker failed or stopped.
+fn stopped(version: &RunningVersion) -> Option<String> {
+    if let Some(err) = version.view.status.fatal_error() {
+        return Some(format!("its worker failed: {err}"));
+    }
+    (!version.is_running()).then(|| "its worker stopped".to_owned())
 }
 
 fn now_ms() -> i64 {
@@ -276,6 +293,7 @@ fn version_report(version: &RunningVersion) -> VersionReport {
         module_hash: version.version.module_hash.clone(),
         rows: crate::store::ViewStore::row_count(&version.view.rows),
         lag: progress(&version.view).lag,
+        stopped: stopped(version),
     }
 }
 
@@ -362,71 +380,114 @@ impl Deployer {
         bytes: &[u8],
         options: DeployOptions,
     ) -> Result<DeploymentReport, DeployError> {
+        self.refuse_when_stopping()?;
         let slot = self.slot(view)?;
         let module = self
             .launcher
             .engine()
             .load(bytes)
             .map_err(|err| DeployError::NotAComponent(format!("{err:#}")))?;
-        let mut record = lock(&slot.record);
-        if let Some(shadow) = &slot.beside().shadow {
-            return Err(DeployError::Busy {
-                view: view.to_owned(),
-                version: shadow.version.number,
-            });
-        }
-        let live = slot.live();
-        if module.hash() == live.version.module_hash {
+        let busy = |record: &Option<Deployment>| -> Result<(), DeployError> {
+            let building = record
+                .as_ref()
+                .and_then(|record| record.shadow.as_ref())
+                .filter(|shadow| shadow.failed.is_none());
+            match building {
+                Some(shadow) => Err(DeployError::Busy {
+                    view: view.to_owned(),
+                    version: shadow.version.number,
+                }),
+                None => Ok(()),
+            }
+        };
+        busy(&lock(&slot.record))?;
+        if module.hash() == slot.live().version.module_hash {
             return Err(DeployError::SameModule {
                 view: view.to_owned(),
                 hash: module.hash().to_owned(),
             });
         }
+        // Checked without the record's lock: the broker may take seconds.
         if !options.allow_partial_history {
             self.check_history(&slot.config)?;
         }
         self.launcher
             .keep_module(module.hash(), bytes)
             .map_err(|err| DeployError::Start(format!("{err:#}")))?;
-        let mut next = record
-            .clone()
-            .unwrap_or_else(|| Deployment::first(&live.version.module_hash));
-        let version = Version {
-            number: next.next_number,
-            module_hash: module.hash().to_owned(),
-        };
-        next.next_number += 1;
-        next.shadow = Some(Shadow {
-            version: version.clone(),
-            swap: options.swap,
-            failed: None,
-            started_ms: now_ms(),
-        });
+        // The shadow reserved in the record, so a second deploy meanwhile
+        // is refused and a crash from here on resumes it.
         let store = self.launcher.store();
-        // Whatever an interrupted deploy left under that name goes first.
-        store.drop_view(&version.store_name(view))?;
-        next.save(store.as_ref(), view)?;
+        let version = {
+            let mut record = lock(&slot.record);
+            busy(&record)?;
+            let mut next = record
+                .clone()
+                .unwrap_or_else(|| Deployment::first(&slot.live().version.module_hash));
+            let version = Version {
+                number: next.next_number,
+                module_hash: module.hash().to_owned(),
+            };
+            next.next_number += 1;
+            next.shadow = Some(Shadow {
+                version: version.clone(),
+                swap: options.swap,
+                failed: None,
+                started_ms: now_ms(),
+            });
+            // Whatever an interrupted deploy left under that name goes first.
+            store.drop_view(&version.store_name(view))?;
+            next.save(store.as_ref(), view)?;
+            *record = Some(next);
+            version
+        };
+        // Started without the record's lock: opening its clients and
+        // topics may take seconds, and reports read the record meanwhile.
         let launched = self.launcher.launch(
             &slot.config,
             &version,
             &module,
             self.launcher.deploy.shadow_threads,
+            crate::service::Priority::Low,
         );
+        let mut record = lock(&slot.record);
+        let reserved = record
+            .as_ref()
+            .and_then(|record| record.shadow.as_ref())
+            .is_some_and(|shadow| shadow.version == version && shadow.failed.is_none());
         let shadow = match launched {
-            Ok(shadow) => Arc::new(shadow),
+            Ok(shadow) if reserved => Arc::new(shadow),
+            Ok(shadow) => {
+                // Cancelled while it started.
+                drop(record);
+                let _ = shadow.stop();
+                store.drop_view(&version.store_name(view))?;
+                return Err(DeployError::NoShadow(view.to_owned()));
+            }
             Err(err) => {
-                next.shadow = None;
-                next.save(store.as_ref(), view)?;
-                *record = Some(next);
+                if let Some(next) = record.as_mut().filter(|_| reserved) {
+                    next.shadow = None;
+                    next.save(store.as_ref(), view)?;
+                }
+                drop(record);
+                store.drop_view(&version.store_name(view))?;
                 return Err(DeployError::Start(format!("{err:#}")));
             }
         };
-        *record = Some(next);
         slot.beside().shadow = Some(Arc::clone(&shadow));
         drop(record);
         tracing::info!(view, version = version.number, module = %version.module_hash, swap = ?options.swap, "deploy: building a shadow of the view with the new module");
         self.watch(Arc::clone(&slot), shadow);
         Ok(self.report_of(&slot))
+    }
+
+    /// Refuse an operation once the runtime is stopping.
+    fn refuse_when_stopping(&self) -> Result<(), DeployError> {
+        if self.shutdown.requested() {
+            return Err(DeployError::Start(
+                "the runtime is stopping; deploy after it starts again".to_owned(),
+            ));
+        }
+        Ok(())
     }
 
     /// Refuse a topic whose earliest records are gone.
@@ -507,11 +568,8 @@ impl Deployer {
     /// Why `shadow` must stop, if it must.
     fn failure_of(&self, shadow: &RunningVersion) -> Option<String> {
         let view = &shadow.view;
-        if let Some(err) = view.status.fatal_error() {
-            return Some(format!("its worker failed: {err}"));
-        }
-        if !shadow.is_running() {
-            return Some("its worker stopped".to_owned());
+        if let Some(why) = stopped(shadow) {
+            return Some(why);
         }
         if let Some(((topic, partition), p)) = view
             .status
@@ -546,28 +604,41 @@ impl Deployer {
         }
     }
 
-    /// Stop `shadow` for `reason`, drop its rows, and record why: a
-    /// report says `failed` once nothing of it is left.
+    /// Stop `shadow` for `reason`, record why, and drop its rows; nothing
+    /// when it is no longer the view's shadow (swapped in, cancelled).
     fn fail(
         &self,
         slot: &ViewSlot,
-        shadow: &RunningVersion,
+        shadow: &Arc<RunningVersion>,
         reason: &str,
     ) -> Result<(), DeployError> {
+        {
+            let mut record = lock(&slot.record);
+            let mut beside = slot.beside();
+            if !beside
+                .shadow
+                .as_ref()
+                .is_some_and(|current| Arc::ptr_eq(current, shadow))
+            {
+                return Ok(());
+            }
+            // Out of reach of a swap first, then recorded: a crash from here
+            // on drops its rows at the next start.
+            beside.shadow = None;
+            drop(beside);
+            if let Some(next) = record.as_mut()
+                && let Some(recorded) = next.shadow.as_mut()
+            {
+                recorded.failed = Some(reason.to_owned());
+                next.save(self.launcher.store().as_ref(), slot.name())?;
+            }
+        }
         if let Err(err) = shadow.stop() {
             tracing::warn!(view = %slot.name(), error = %err, "deploy: the failed shadow's worker ended with an error");
         }
         self.launcher
             .store()
             .drop_view(&shadow.version.store_name(slot.name()))?;
-        let mut record = lock(&slot.record);
-        if let Some(next) = record.as_mut()
-            && let Some(recorded) = next.shadow.as_mut()
-        {
-            recorded.failed = Some(reason.to_owned());
-            next.save(self.launcher.store().as_ref(), slot.name())?;
-        }
-        slot.beside().shadow = None;
         Ok(())
     }
 
@@ -593,11 +664,17 @@ impl Deployer {
         Ok(self.report_of(&slot))
     }
 
-    /// Make `incoming` live: once it has passed what the live version had
-    /// applied, one durable write of the record, then the swap readers
-    /// see. A shadow's swap drops the version that was previous before.
+    /// Make `incoming` live: once, with the live version's commits held, it
+    /// has committed everything the live version had, one durable write of
+    /// the record, then the swap readers see, still under the hold. A
+    /// shadow's swap drops the version that was previous before.
     fn swap_in(&self, slot: &ViewSlot, incoming: Incoming) -> Result<(), DeployError> {
+        self.refuse_when_stopping()?;
         let view = slot.name();
+        let not_caught_up = |detail: String| DeployError::NotCaughtUp {
+            view: view.to_owned(),
+            detail,
+        };
         let coming = match incoming {
             Incoming::Shadow => {
                 let shadow = slot
@@ -605,11 +682,7 @@ impl Deployer {
                     .shadow
                     .clone()
                     .ok_or_else(|| DeployError::NoShadow(view.to_owned()))?;
-                self.lag_within_bound(&shadow.view)
-                    .map_err(|detail| DeployError::NotCaughtUp {
-                        view: view.to_owned(),
-                        detail,
-                    })?;
+                self.lag_within_bound(&shadow.view).map_err(not_caught_up)?;
                 shadow
             }
             Incoming::Previous => slot
@@ -618,68 +691,146 @@ impl Deployer {
                 .clone()
                 .ok_or_else(|| DeployError::NoPrevious(view.to_owned()))?,
         };
-        let live = slot.live();
-        // Waited for without the record's lock: reports read it meanwhile.
-        fence(&live.view, &coming.view, FENCE_TIMEOUT).map_err(|detail| {
-            DeployError::NotCaughtUp {
-                view: view.to_owned(),
-                detail,
-            }
-        })?;
-        let mut record = lock(&slot.record);
-        let unchanged = {
-            let beside = slot.beside();
-            let still = match incoming {
-                Incoming::Shadow => beside.shadow.as_ref(),
-                Incoming::Previous => beside.previous.as_ref(),
+        if let Some(why) = stopped(&coming) {
+            return Err(DeployError::Start(format!(
+                "view {view}: version {} cannot be swapped in: {why}",
+                coming.version.number
+            )));
+        }
+        let deadline = Instant::now() + FENCE_TIMEOUT;
+        let replaced_previous = loop {
+            let live = slot.live();
+            // Waited for without the record's lock or the hold: reports
+            // read the record and the live version commits meanwhile.
+            self.fence(&live.view, &coming.view, deadline)
+                .map_err(not_caught_up)?;
+            let mut record = lock(&slot.record);
+            let unchanged = {
+                let beside = slot.beside();
+                let still = match incoming {
+                    Incoming::Shadow => beside.shadow.as_ref(),
+                    Incoming::Previous => beside.previous.as_ref(),
+                };
+                still.is_some_and(|still| Arc::ptr_eq(still, &coming))
+                    && Arc::ptr_eq(&slot.live(), &live)
             };
-            still.is_some_and(|still| Arc::ptr_eq(still, &coming))
-                && Arc::ptr_eq(&slot.live(), &live)
-        };
-        if !unchanged {
-            return Err(DeployError::NotCaughtUp {
-                view: view.to_owned(),
-                detail: "another operation changed the view's versions meanwhile; try again"
-                    .to_owned(),
-            });
-        }
-        let mut next = record
-            .clone()
-            .unwrap_or_else(|| Deployment::first(&live.version.module_hash));
-        next.live = coming.version.clone();
-        next.previous = Some(live.version.clone());
-        if incoming == Incoming::Shadow {
-            next.shadow = None;
-        }
-        crate::failpoint::hit("deploy-swap");
-        next.save(self.launcher.store().as_ref(), view)?;
-        crate::failpoint::hit("deploy-swapped");
-        *record = Some(next);
-        let replaced_previous = {
-            let mut beside = slot.beside();
-            let replaced = slot.swap(Arc::clone(&coming));
-            match incoming {
-                Incoming::Shadow => {
-                    beside.shadow = None;
-                    beside.previous.replace(replaced)
-                }
-                Incoming::Previous => {
-                    beside.previous = Some(replaced);
-                    None
-                }
+            if !unchanged {
+                return Err(not_caught_up(
+                    "another operation changed the view's versions meanwhile; try again".to_owned(),
+                ));
             }
+            // With the live version's commits held, the rows readers see
+            // are its store's: the incoming version must have committed as
+            // far on every partition, or the view would go back.
+            let swapped = live.view.feed.hold(|| -> Result<_, DeployError> {
+                let (theirs, ours) = (
+                    live.view.rows.checkpoints()?,
+                    coming.view.rows.checkpoints()?,
+                );
+                let behind = theirs.iter().any(|(topic, partition, next)| {
+                    !ours
+                        .iter()
+                        .any(|(t, p, at)| t == topic && p == partition && at >= next)
+                });
+                if behind {
+                    return Ok(None);
+                }
+                let mut next = record
+                    .clone()
+                    .unwrap_or_else(|| Deployment::first(&live.version.module_hash));
+                next.live = coming.version.clone();
+                next.previous = Some(live.version.clone());
+                if incoming == Incoming::Shadow {
+                    next.shadow = None;
+                }
+                crate::failpoint::hit("deploy-swap");
+                next.save(self.launcher.store().as_ref(), view)?;
+                crate::failpoint::hit("deploy-swapped");
+                *record = Some(next);
+                let mut beside = slot.beside();
+                let replaced = slot.swap(Arc::clone(&coming));
+                Ok(Some(match incoming {
+                    Incoming::Shadow => {
+                        beside.shadow = None;
+                        beside.previous.replace(replaced)
+                    }
+                    Incoming::Previous => {
+                        beside.previous = Some(replaced);
+                        None
+                    }
+                }))
+            })?;
+            if let Some(replaced_previous) = swapped {
+                break replaced_previous;
+            }
+            drop(record);
+            if Instant::now() >= deadline {
+                return Err(not_caught_up(format!(
+                    "it has not committed what the live version had within {} s",
+                    FENCE_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
         };
-        drop(record);
         tracing::info!(view, live = coming.version.number, module = %coming.version.module_hash, "swapped: every read now sees this version");
         if let Some(old) = replaced_previous {
+            // The swap took effect: what is left is cleaning up.
             if let Err(err) = old.stop() {
                 tracing::warn!(view, version = old.version.number, error = %err, "the version a deploy replaced ended with an error");
             }
-            self.launcher
+            if let Err(err) = self
+                .launcher
                 .store()
-                .drop_view(&old.version.store_name(view))?;
+                .drop_view(&old.version.store_name(view))
+            {
+                tracing::warn!(view, version = old.version.number, error = %err, "cannot drop the rows of the version a deploy replaced; the next start drops them");
+            }
         }
         Ok(())
+    }
+
+    /// Wait until `incoming` has durably applied, on every partition, what
+    /// `live` had applied when the wait began; how far it is at `deadline`
+    /// or when the runtime stops.
+    fn fence(
+        &self,
+        live: &RunningView,
+        incoming: &RunningView,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let wanted = live.feed.positions().borrow().clone();
+        let positions = incoming.feed.positions();
+        loop {
+            let behind: Vec<String> = {
+                let reached = positions.borrow();
+                wanted
+                    .iter()
+                    .filter(|(partition, next)| reached.get(*partition).is_none_or(|at| at < *next))
+                    .map(|((topic, partition), next)| {
+                        format!(
+                            "{topic}/{partition} at {} of {next}",
+                            reached
+                                .get(&(topic.clone(), *partition))
+                                .map_or_else(|| "-".to_owned(), i64::to_string)
+                        )
+                    })
+                    .collect()
+            };
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if self.shutdown.requested() {
+                return Err("the runtime is stopping".to_owned());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "it has not applied what the live version had within {} s: {}",
+                    FENCE_TIMEOUT.as_secs(),
+                    behind.join(", ")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stop the previous version of view `view` and free its rows; a
@@ -688,6 +839,7 @@ impl Deployer {
     /// # Errors
     /// When there is none, or the store fails.
     pub fn drop_previous(&self, view: &str) -> Result<Dropped, DeployError> {
+        self.refuse_when_stopping()?;
         let slot = self.slot(view)?;
         let mut record = lock(&slot.record);
         let previous = slot
@@ -726,6 +878,7 @@ impl Deployer {
     /// # Errors
     /// When there is none, or the store fails.
     pub fn cancel(&self, view: &str) -> Result<DeploymentReport, DeployError> {
+        self.refuse_when_stopping()?;
         let slot = self.slot(view)?;
         let mut record = lock(&slot.record);
         let shadow = slot
@@ -795,6 +948,7 @@ pub fn report(slot: &ViewSlot, deploy: Option<&crate::config::DeployConfig>) -> 
                 records_per_second: rate,
                 eta_seconds: now.lag.filter(|_| rate > 0.0).map(|lag| lag as f64 / rate),
                 failures: failures(&shadow.view),
+                applied: shadow.view.status.counters().applied,
                 rows: crate::store::ViewStore::row_count(&shadow.view.rows),
                 started_ms,
             })
@@ -811,6 +965,7 @@ pub fn report(slot: &ViewSlot, deploy: Option<&crate::config::DeployConfig>) -> 
             records_per_second: 0.0,
             eta_seconds: None,
             failures: 0,
+            applied: 0,
             rows: 0,
             started_ms: recorded.started_ms,
         }),
@@ -821,42 +976,6 @@ pub fn report(slot: &ViewSlot, deploy: Option<&crate::config::DeployConfig>) -> 
         live: version_report(&slot.live()),
         previous: beside.0.as_deref().map(version_report),
         shadow,
-    }
-}
-
-/// Wait until `incoming` has durably applied, on every partition, what
-/// `live` had applied when the wait began; how far it is after `timeout`.
-fn fence(live: &RunningView, incoming: &RunningView, timeout: Duration) -> Result<(), String> {
-    let wanted = live.feed.positions().borrow().clone();
-    let positions = incoming.feed.positions();
-    let deadline = Instant::now() + timeout;
-    loop {
-        let behind: Vec<String> = {
-            let reached = positions.borrow();
-            wanted
-                .iter()
-                .filter(|(partition, next)| reached.get(*partition).is_none_or(|at| at < *next))
-                .map(|((topic, partition), next)| {
-                    format!(
-                        "{topic}/{partition} at {} of {next}",
-                        reached
-                            .get(&(topic.clone(), *partition))
-                            .map_or_else(|| "-".to_owned(), i64::to_string)
-                    )
-                })
-                .collect()
-        };
-        if behind.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "it has not applied what the live version had within {} s: {}",
-                timeout.as_secs(),
-                behind.join(", ")
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -466,6 +466,39 @@ fn render_metrics(state: &ApiState) -> Result<String, std::fmt::Error> {
             histograms.flush_seconds.clone(),
         );
     }
+    let version = Family::<ViewLabels, Gauge>::default();
+    let shadow_lag = Family::<ViewLabels, Gauge>::default();
+    let shadow_replayed = Family::<ViewLabels, Gauge>::default();
+    for slot in state.views.slots() {
+        let labels = ViewLabels {
+            view: slot.name().to_owned(),
+        };
+        version
+            .get_or_create(&labels)
+            .set(i64::from(slot.live().version.number));
+        let deployment = crate::deploy::report(slot, None);
+        if let Some(shadow) = deployment.shadow.filter(|s| s.failed.is_none()) {
+            shadow_replayed.get_or_create(&labels).set(shadow.replayed);
+            if let Some(lag) = shadow.lag {
+                shadow_lag.get_or_create(&labels).set(lag);
+            }
+        }
+    }
+    registry.register(
+        "view_version",
+        "The version of the view readers see: 1 as first configured, one more per deploy",
+        version,
+    );
+    registry.register(
+        "deploy_shadow_lag",
+        "Records the shadow a deploy builds has not applied yet, over every partition",
+        shadow_lag,
+    );
+    registry.register(
+        "deploy_shadow_replayed",
+        "Records the shadow a deploy builds has replayed",
+        shadow_replayed,
+    );
     registry.register("events", "Records handled, by outcome", events);
     registry.register("view_rows", "Rows in the view", rows);
     registry.register(

@@ -102,6 +102,14 @@ impl ViewFeed {
         (receiver, read())
     }
 
+    /// Run `held` while no batch can commit (the gate a commit takes):
+    /// what a swap of versions does, so that the rows it compares are the
+    /// rows readers see.
+    pub fn hold<T>(&self, held: impl FnOnce() -> T) -> T {
+        let _gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
+        held()
+    }
+
     /// A receiver of the durable positions.
     pub fn positions(&self) -> watch::Receiver<Positions> {
         self.positions.subscribe()

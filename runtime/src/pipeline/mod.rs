@@ -316,8 +316,8 @@ pub struct PreparedView<S: Store, A: Apply> {
     limits: BatchLimits,
     policy: ErrorPolicy,
     changelog: Option<Arc<Changelog>>,
-    /// The view's rows, opened, when it has a changelog (restored on start,
-    /// and what readers get before it).
+    /// The view's rows, opened (restored on start when it has a
+    /// changelog), what readers get before it starts.
     rows: Option<S::View>,
     feed: Arc<ViewFeed>,
     controls: Option<ControlQueue>,
@@ -495,7 +495,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             config.shards = new_view_shards(broker, &config)?;
         }
         let (changelog, rows) = match &config.changelog {
-            None => (None, None),
+            None => (None, Some(open_view(&store, &config, &projection)?)),
             Some(_) => {
                 // The changelog checked against the view's shard count
                 // before the view is opened: a new view's count is stored

@@ -223,6 +223,9 @@ pub struct ViewStatus {
     pub failures: Failures,
     /// The restore from the changelog under way, if one is.
     restoring: Mutex<Option<Restoring>>,
+    /// Records the projection itself failed on (not those no module could
+    /// apply: not a CloudEvent, no subject, held behind another).
+    module_failures: AtomicU64,
 }
 
 /// A restore from the changelog under way: how far it got.
@@ -285,6 +288,7 @@ impl Default for ViewStatus {
             coordinators: Mutex::default(),
             samples: Samples::default(),
             failures: Failures::default(),
+            module_failures: AtomicU64::default(),
         }
     }
 }
@@ -501,6 +505,12 @@ impl ViewStatus {
         failure: &Failure,
         outcome: FailureOutcome,
     ) {
+        if !matches!(
+            failure.class.as_ref(),
+            "invalid-event" | "no-subject" | "held-behind" | "dead-letter-failed"
+        ) {
+            self.module_failures.fetch_add(1, Ordering::Relaxed);
+        }
         self.failures.push(FailureRecord {
             unix_ms: unix_ms_now(),
             topic: topic.to_owned(),
@@ -511,6 +521,12 @@ impl ViewStatus {
             message: failure.message.clone(),
             outcome,
         });
+    }
+
+    /// Records the projection itself failed on since start: an error,
+    /// trap, deadline or limit, never a record no module could apply.
+    pub fn module_failures(&self) -> u64 {
+        self.module_failures.load(Ordering::Relaxed)
     }
 
     /// Keep a sample of the figures now, with the view's `rows`.

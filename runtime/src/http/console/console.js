@@ -153,7 +153,8 @@ function deployText(deployment) {
   const share = shadow.total > 0 ? ` ${Math.min(100, Math.floor((100 * shadow.replayed) / shadow.total))}%` : "";
   const lag = shadow.lag !== null && shadow.lag !== undefined ? `, lag ${number(shadow.lag)}` : "";
   const state = shadow.state === "caught-up" ? "caught up" : "building";
-  return `deploying version ${shadow.version}: ${state}${share} (${number(shadow.replayed)} of ${number(shadow.total)} records replayed${lag})`;
+  const failures = shadow.failures > 0 ? `, ${number(shadow.failures)} failed` : "";
+  return `deploying version ${shadow.version}: ${state}${share} (${number(shadow.replayed)} of ${number(shadow.total)} records replayed${lag}${failures})`;
 }
 
 function badges(view, samples) {
