@@ -399,11 +399,10 @@ pub fn run(options: &Options) -> anyhow::Result<Results> {
     }
 
     let deploy = if options.runs(Part::Deploy) {
-        let rate = match (measured_rate, options.latency_base_rate) {
-            (Some(rate), _) | (None, Some(rate)) => rate,
-            (None, None) => anyhow::bail!(
+        let Some(rate) = measured_rate.or(options.latency_base_rate) else {
+            anyhow::bail!(
                 "the deploy part loads the live view at half the maximum rate: run the end-to-end part too, or give --latency-base-rate"
-            ),
+            );
         };
         Some(deploy::run(
             &bootstrap,

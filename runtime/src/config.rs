@@ -137,6 +137,11 @@ pub struct DeployConfig {
     /// gives it the live views' share.
     #[serde(default = "default_shadow_nice")]
     pub shadow_nice: i32,
+    /// Records a second a shadow takes at most, so that its reads and
+    /// writes leave the broker and the store to the live views (0: no
+    /// bound). Default 10000.
+    #[serde(default = "default_shadow_max_rate")]
+    pub shadow_max_rate: u64,
     /// The lag (records, over every partition) under which a shadow counts
     /// as caught up and the swap begins. The swap itself then waits until
     /// the shadow has applied everything the live view had applied, so no
@@ -155,6 +160,7 @@ impl Default for DeployConfig {
         Self {
             shadow_threads: default_shadow_threads(),
             shadow_nice: default_shadow_nice(),
+            shadow_max_rate: default_shadow_max_rate(),
             swap_max_lag: default_swap_max_lag(),
             max_shadow_failures: default_max_shadow_failures(),
         }
@@ -167,6 +173,10 @@ fn default_shadow_threads() -> usize {
 
 fn default_shadow_nice() -> i32 {
     10
+}
+
+fn default_shadow_max_rate() -> u64 {
+    10_000
 }
 
 fn default_swap_max_lag() -> u64 {

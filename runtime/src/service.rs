@@ -247,6 +247,8 @@ impl Launcher {
         let name = versioned.name;
         let shutdown = Shutdown::new();
         let nice = self.deploy.shadow_nice;
+        let bound = (priority == Priority::Low && self.deploy.shadow_max_rate > 0)
+            .then_some(self.deploy.shadow_max_rate);
         let thread = Stoppable::spawn(format!("view-{name}"), &shutdown, move |shutdown| {
             if priority == Priority::Low {
                 lower_priority(&name, nice);
@@ -254,10 +256,9 @@ impl Launcher {
             let (worker, consumer) = match start {
                 Start::Ready(started) => *started,
                 Start::Restore(ready) => {
-                    match ready
-                        .start()
-                        .and_then(|(worker, consumer)| Ok((worker.parallel(threads)?, consumer)))
-                    {
+                    match ready.start().and_then(|(worker, consumer)| {
+                        Ok((worker.parallel(threads)?.bounded(bound), consumer))
+                    }) {
                         Ok(started) => started,
                         Err(err) => {
                             tracing::error!(view = %name, error = %err, "view could not start");
@@ -324,7 +325,7 @@ impl Service {
         let launcher = Arc::new(Launcher {
             broker: broker.clone(),
             engine: Arc::clone(engine),
-            store: Arc::clone(&store),
+            store,
             limits,
             threads: config.engine.threads,
             modules: config.data_dir.join("modules"),
@@ -334,7 +335,8 @@ impl Service {
             (_, false) => None,
             (Some(id), true) => Some(id.clone()),
             (None, true) => Some(
-                store
+                launcher
+                    .store
                     .instance_id()
                     .context("cannot read the instance id from the store")?,
             ),

@@ -227,7 +227,7 @@ fn reload(deployer: &Arc<crate::deploy::Deployer>, path: &std::path::Path) {
                 "SIGHUP: the view's module changed; deploying it (a shadow builds, then swaps in)"
             ),
             Err(err) => {
-                tracing::error!(view = %view.name, error = %err, "SIGHUP: the changed module was not deployed")
+                tracing::error!(view = %view.name, error = %err, "SIGHUP: the changed module was not deployed");
             }
         }
     }

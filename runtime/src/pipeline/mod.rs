@@ -75,6 +75,7 @@ pub mod samples;
 pub mod source;
 pub mod state;
 pub mod status;
+pub mod throttle;
 pub mod topic_partition;
 
 use std::sync::{Arc, Mutex};
@@ -247,6 +248,8 @@ pub struct Worker<S: Store, A: Apply = Instance> {
     keeps_records: bool,
     /// Forgets identities past their window, with `dedup` on.
     _expiry: Option<dedup::Expiry>,
+    /// At most so many records a second, when bounded (a deploy's shadow).
+    throttle: Option<throttle::Throttle>,
 }
 
 /// `config`'s view in `store`, built by `projection`'s module.
@@ -684,6 +687,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             controls: None,
             keeps_records,
             _expiry: expiry,
+            throttle: None,
         })
     }
 
@@ -829,7 +833,12 @@ impl<S: Store, A: Apply> Worker<S, A> {
                     self.status.count(|c| &c.consumer_errors);
                     tracing::warn!(error = %err, "consumer error");
                 }
-                Some(Ok(message)) => self.handle(consumer, &message)?,
+                Some(Ok(message)) => {
+                    self.handle(consumer, &message)?;
+                    if let Some(throttle) = &mut self.throttle {
+                        throttle.took();
+                    }
+                }
             }
             self.poll_dead_letters(consumer);
             self.commit_if_due(consumer)?;
@@ -1548,6 +1557,15 @@ impl<S: Store, A: Apply> Worker<S, A> {
             self.pool = Some(pool);
         }
         Ok(self)
+    }
+}
+
+impl<S: Store, A: Apply> Worker<S, A> {
+    /// Take at most `per_second` records a second (none: no bound).
+    #[must_use]
+    pub fn bounded(mut self, per_second: Option<u64>) -> Self {
+        self.throttle = per_second.map(throttle::Throttle::new);
+        self
     }
 }
 

@@ -68,7 +68,7 @@ struct Seen {
 }
 
 /// Read pages of every row until `stop`: each page one module's rows.
-fn page_reader(base: String, stop: Arc<AtomicBool>) -> Seen {
+fn page_reader(base: &str, stop: &AtomicBool) -> Seen {
     let mut seen = Seen::default();
     while !stop.load(Ordering::Relaxed) {
         let mut response = ureq::get(&format!("{base}/v1/views/{VIEW}/rows?limit=1000"))
@@ -105,7 +105,7 @@ fn page_reader(base: String, stop: Arc<AtomicBool>) -> Seen {
 }
 
 /// Read single rows of subjects that exist until `stop`: never a 404.
-fn row_reader(base: String, stop: Arc<AtomicBool>) -> Seen {
+fn row_reader(base: &str, stop: &AtomicBool) -> Seen {
     let mut seen = Seen::default();
     let mut i = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -131,7 +131,7 @@ fn row_reader(base: String, stop: Arc<AtomicBool>) -> Seen {
 
 /// Publish one event of `subject` with an acknowledged producer and read
 /// its row with `min_offsets` until `stop`: every answer holds the write.
-fn read_your_writes(base: String, bootstrap: String, stop: Arc<AtomicBool>) -> Seen {
+fn read_your_writes(base: &str, bootstrap: &str, stop: &AtomicBool) -> Seen {
     let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
@@ -275,15 +275,15 @@ fn a_deploy_under_load_swaps_at_one_instant_and_a_rollback_restores_the_old_rows
     let readers: Vec<(&str, std::thread::JoinHandle<Seen>)> = vec![
         ("the page reader", {
             let (base, stop) = (api.base.clone(), Arc::clone(&stop));
-            std::thread::spawn(move || page_reader(base, stop))
+            std::thread::spawn(move || page_reader(&base, &stop))
         }),
         ("the row reader", {
             let (base, stop) = (api.base.clone(), Arc::clone(&stop));
-            std::thread::spawn(move || row_reader(base, stop))
+            std::thread::spawn(move || row_reader(&base, &stop))
         }),
         ("the read-your-writes reader", {
             let (base, stop, bootstrap) = (api.base.clone(), Arc::clone(&stop), broker.bootstrap());
-            std::thread::spawn(move || read_your_writes(base, bootstrap, stop))
+            std::thread::spawn(move || read_your_writes(&base, &bootstrap, &stop))
         }),
     ];
     let watched = crate::api::watch(format!("{}/v1/views/{VIEW}/rows/s-1/watch", api.base));
