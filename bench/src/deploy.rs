@@ -19,6 +19,7 @@ use projector::deploy::{DeployOptions, SwapMode};
 use projector::engine::{Engine, EngineConfig};
 use projector::pipeline::BatchLimits;
 use projector::service::Service;
+use projector::shutdown::{Shutdown, Stoppable};
 use projector::store::SledStore;
 
 use crate::input::{Generator, Workload};
@@ -39,6 +40,19 @@ pub struct DeployCost {
     pub without_build: Visible,
     /// The same while the shadow builds.
     pub during_build: Visible,
+    /// The same while a plain consumer (no projector) reads the topic from
+    /// its start at the shadow's rate bound: the broker's share of the
+    /// build's cost.
+    pub during_plain_replay: Visible,
+    /// The shadow's rate bound (`[deploy] shadow_max_rate`; 0: none).
+    pub shadow_max_rate: u64,
+    /// The shadow's nice value.
+    pub shadow_nice: i32,
+    /// The live view without a build, measured again last, on the topic
+    /// grown by the measures before it.
+    pub without_build_after: Visible,
+    /// p99 during the build over p99 without it measured last.
+    pub p99_ratio_after: f64,
     /// p99 during the build over p99 without (goal: at most 2).
     pub p99_ratio: f64,
     /// Events per second the shadow replayed while the live view carried
@@ -163,6 +177,46 @@ pub fn run(
         duration,
     )?;
 
+    let bound = config.deploy.shadow_max_rate;
+    step(&format!(
+        "deploy: live latency while a plain consumer replays the topic at {bound} records/s"
+    ));
+    let during_plain_replay = {
+        let stop = Shutdown::new();
+        let consumer = crate::kafka_runs::plain_consumer(
+            bootstrap,
+            topic,
+            &format!("bench-deploy-plain-{}", std::process::id()),
+        )?;
+        let replay = Stoppable::spawn("plain-replay", &stop, move |stop| {
+            let mut throttle = projector::pipeline::throttle::Throttle::new(bound.max(1));
+            let mut read = 0_u64;
+            while !stop.requested() {
+                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(50)) {
+                    read += 1;
+                    if bound > 0 {
+                        throttle.took();
+                    }
+                }
+            }
+            read
+        })?;
+        let measured = visible_latencies(
+            bootstrap,
+            workload,
+            topic,
+            live.feed.positions(),
+            durable,
+            rate,
+            duration,
+        );
+        let read = replay.stop().map_err(|err| anyhow::anyhow!("{err}"))?;
+        if read == 0 {
+            bail!("the plain consumer read nothing while the live view was measured");
+        }
+        measured?
+    };
+
     step("deploy: live latency while a shadow builds");
     let deployer = Arc::clone(service.deployer());
     let module = another_build(projector_examples::CUSTOMER_VIEW.wasm);
@@ -175,6 +229,14 @@ pub fn run(
             allow_partial_history: true,
         },
     )?;
+    // Measured once the shadow replays (its consumer has joined).
+    wait_until(Duration::from_secs(120), "the shadow replays", || {
+        deployer
+            .report(&name)
+            .ok()
+            .and_then(|report| report.shadow)
+            .is_some_and(|shadow| shadow.applied > 0)
+    })?;
     let during_build = visible_latencies(
         bootstrap,
         workload,
@@ -206,6 +268,20 @@ pub fn run(
         .report(&name)?
         .shadow
         .map_or(0, |shadow| shadow.replayed);
+    // The broker slows as its topic grows (tansu 0.6, docs/benchmarks.md):
+    // the view without a build measured again, after the others, on the
+    // topic as large as the build's measure left it.
+    deployer.cancel(&name)?;
+    step("deploy: live latency without a build, again, on the grown topic");
+    let without_build_after = visible_latencies(
+        bootstrap,
+        workload,
+        topic,
+        live.feed.positions(),
+        durable,
+        rate,
+        duration,
+    )?;
     let stopped = service.stop();
     if let Some(Err(err)) = stopped.get(&name) {
         bail!("the view ended with an error: {err}");
@@ -216,8 +292,13 @@ pub fn run(
         load,
         offered_per_second: rate,
         p99_ratio: during_build.p99_ms / without_build.p99_ms,
+        p99_ratio_after: during_build.p99_ms / without_build_after.p99_ms,
         without_build,
+        without_build_after,
         during_build,
+        during_plain_replay,
+        shadow_max_rate: bound,
+        shadow_nice: config.deploy.shadow_nice,
         build_per_second_under_load,
         build_seconds,
         build_per_second: replayed as f64 / build_seconds,

@@ -423,9 +423,15 @@ impl Results {
             );
         }
         if let Some(deploy) = &self.deploy {
+            let plain = format!("a plain consumer replaying at {}/s", deploy.shadow_max_rate);
             for (name, visible) in [
                 ("no build", &deploy.without_build),
+                (plain.as_str(), &deploy.during_plain_replay),
                 ("a shadow building", &deploy.during_build),
+                (
+                    "no build, again, on the grown topic",
+                    &deploy.without_build_after,
+                ),
             ] {
                 row(
                     format!(
@@ -438,11 +444,14 @@ impl Results {
             }
             row(
                 format!(
-                    "deploy: shadow of {} events, 1 thread: {:.0} events/s under load, {:.0} over the build; p99 ratio {:.2}",
+                    "deploy: shadow of {} events, 1 thread, nice {}, at most {}/s: {:.0} events/s under load, {:.0} over the build; p99 ratio {:.2} (against the last measure without: {:.2})",
                     deploy.events,
+                    deploy.shadow_nice,
+                    deploy.shadow_max_rate,
                     deploy.build_per_second_under_load,
                     deploy.build_per_second,
-                    deploy.p99_ratio
+                    deploy.p99_ratio,
+                    deploy.p99_ratio_after
                 ),
                 deploy.build_per_second,
                 deploy.build_seconds,

@@ -38,6 +38,9 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
         .args(["--events", "600", "--subjects", "50", "--scales", "20,200"])
         .args(["--latency-seconds", "0.5"])
         .args(["--changelog-rows", "300"])
+        // At the shadow's default bound (10,000 records/s) a build of
+        // 20,000 outlasts a measure of 0.5 s.
+        .args(["--deploy-events", "20000"])
         .arg("--out")
         .arg(&out)
         .arg("--work-dir")
@@ -164,6 +167,27 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
     }
     assert_eq!(result["restart"]["rows"], 200);
     assert!(number(&result["restart"]["after_kill_seconds"], "restart") > 0.0);
+
+    // The deploy part: the live view measured four times, the shadow
+    // within its bound.
+    let deploy = &result["deploy"];
+    assert_eq!(deploy["events"], 20000, "{deploy}");
+    for measure in [
+        "without_build",
+        "during_plain_replay",
+        "during_build",
+        "without_build_after",
+    ] {
+        assert!(
+            number(&deploy[measure]["p99_ms"], measure) > 0.0,
+            "{measure}: {deploy}"
+        );
+    }
+    let under_load = number(&deploy["build_per_second_under_load"], "shadow rate");
+    assert!(
+        under_load > 0.0 && under_load <= 10_500.0,
+        "the shadow keeps to its bound: {deploy}"
+    );
 
     // The dedup part: off and on alternately, every event remembered.
     let dedup = &result["dedup"];
