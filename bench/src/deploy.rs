@@ -158,6 +158,19 @@ pub fn run(
             .sum()
     };
     let all = i64::try_from(events)?;
+    // The live view's produce-to-visible latency, `rate` offered for
+    // `duration`.
+    let measure = || {
+        visible_latencies(
+            bootstrap,
+            workload,
+            topic,
+            live.feed.positions(),
+            durable,
+            rate,
+            duration,
+        )
+    };
     step("deploy: the live view applies the topic");
     wait_until(Duration::from_secs(600), "the live view caught up", || {
         durable() >= all
@@ -167,15 +180,7 @@ pub fn run(
         "deploy: live latency at {:.0}% ({rate:.0} events/s), no build",
         load * 100.0
     ));
-    let without_build = visible_latencies(
-        bootstrap,
-        workload,
-        topic,
-        live.feed.positions(),
-        durable,
-        rate,
-        duration,
-    )?;
+    let without_build = measure()?;
 
     let bound = config.deploy.shadow_max_rate;
     step(&format!(
@@ -201,15 +206,7 @@ pub fn run(
             }
             read
         })?;
-        let measured = visible_latencies(
-            bootstrap,
-            workload,
-            topic,
-            live.feed.positions(),
-            durable,
-            rate,
-            duration,
-        );
+        let measured = measure();
         let read = replay.stop().map_err(|err| anyhow::anyhow!("{err}"))?;
         if read == 0 {
             bail!("the plain consumer read nothing while the live view was measured");
@@ -237,15 +234,7 @@ pub fn run(
             .and_then(|report| report.shadow)
             .is_some_and(|shadow| shadow.applied > 0)
     })?;
-    let during_build = visible_latencies(
-        bootstrap,
-        workload,
-        topic,
-        live.feed.positions(),
-        durable,
-        rate,
-        duration,
-    )?;
+    let during_build = measure()?;
     let under_load = started.elapsed();
     let report = deployer.report(&name)?;
     let shadow = report.shadow.context("the shadow is gone")?;
@@ -273,15 +262,7 @@ pub fn run(
     // topic as large as the build's measure left it.
     deployer.cancel(&name)?;
     step("deploy: live latency without a build, again, on the grown topic");
-    let without_build_after = visible_latencies(
-        bootstrap,
-        workload,
-        topic,
-        live.feed.positions(),
-        durable,
-        rate,
-        duration,
-    )?;
+    let without_build_after = measure()?;
     let stopped = service.stop();
     if let Some(Err(err)) = stopped.get(&name) {
         bail!("the view ended with an error: {err}");

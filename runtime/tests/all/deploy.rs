@@ -523,15 +523,20 @@ fn a_failing_shadow_stops_itself_and_the_live_view_keeps_applying() {
     let reason = shadow.failed.unwrap();
     assert!(reason.contains("max_shadow_failures = 10"), "{reason}");
     assert_eq!(report.live.version, 1);
-    // Its rows are gone; the live view goes on applying.
-    assert!(
-        !service
-            .store()
-            .view_names()
-            .unwrap()
-            .iter()
-            .any(|n| n.starts_with("counter@")),
-        "the failed shadow's rows are dropped"
+    // Its rows go once the failure is recorded (the record first, so a
+    // crash in between drops them at the next start); the live view goes
+    // on applying.
+    wait_until(
+        "the failed shadow's rows are dropped",
+        Duration::from_secs(30),
+        || {
+            !service
+                .store()
+                .view_names()
+                .unwrap()
+                .iter()
+                .any(|n| n.starts_with("counter@"))
+        },
     );
     stream.publish(&broker, 100, 20, 2, Partitioning::BySubject);
     wait_committed(&live, 330);
@@ -1065,28 +1070,33 @@ fn a_sigkill_during_the_build_or_at_the_swap_leaves_one_version_live_and_applies
         "the shadow resumed: nothing applied twice, nothing lost"
     );
 
+    // Killed by a failpoint during `projector view swap`, the kill
+    // confirmed, then started again: the deployment it finds.
+    let log = dir.0.join("run.log");
+    let die_at_the_swap = |failpoint: &str| {
+        let mut runtime = run_with_failpoint(&config, &format!("{failpoint}:1"), &log);
+        wait_until("the shadow caught up", Duration::from_secs(60), || {
+            deployment(port).is_some_and(|d| d["shadow"]["state"] == "caught-up")
+        });
+        let swap = projector(&["view", "swap", VIEW, "-c", config_arg]);
+        assert!(
+            !swap.status.success() && text(&swap).contains("cannot reach projector"),
+            "the swap died with the runtime: {}",
+            text(&swap)
+        );
+        let status = runtime.0.wait().unwrap();
+        let said = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            !status.success() && said.contains(&format!("failpoint {failpoint}\n")),
+            "it died at {failpoint}: {status}"
+        );
+        let runtime = run_until_applied(&config, port, events);
+        (runtime, deployment(port).unwrap())
+    };
+
     // 2. Killed at the swap, before its record is written: version 1 stays
     // live; the shadow is still there to swap.
-    let log = dir.0.join("run.log");
-    let runtime = run_with_failpoint(&config, "deploy-swap:1", &log);
-    wait_until("the shadow caught up", Duration::from_secs(60), || {
-        deployment(port).is_some_and(|d| d["shadow"]["state"] == "caught-up")
-    });
-    let swap = projector(&["view", "swap", VIEW, "-c", config_arg]);
-    assert!(
-        !swap.status.success() && text(&swap).contains("cannot reach projector"),
-        "the swap died with the runtime: {}",
-        text(&swap)
-    );
-    let mut runtime = runtime;
-    let status = runtime.0.wait().unwrap();
-    let said = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        !status.success() && said.contains("failpoint deploy-swap"),
-        "it died at the swap: {status}"
-    );
-    let runtime = run_until_applied(&config, port, events);
-    let report = deployment(port).unwrap();
+    let (runtime, report) = die_at_the_swap("deploy-swap");
     assert_eq!(
         report["live"]["version"], 1,
         "killed before the record: the old version is live: {report}"
@@ -1096,25 +1106,7 @@ fn a_sigkill_during_the_build_or_at_the_swap_leaves_one_version_live_and_applies
 
     // 3. Killed at the swap right after its record is written: version 2 is
     // live after the restart.
-    let runtime = run_with_failpoint(&config, "deploy-swapped:1", &log);
-    wait_until("the shadow caught up", Duration::from_secs(60), || {
-        deployment(port).is_some_and(|d| d["shadow"]["state"] == "caught-up")
-    });
-    let swap = projector(&["view", "swap", VIEW, "-c", config_arg]);
-    assert!(
-        !swap.status.success() && text(&swap).contains("cannot reach projector"),
-        "the swap died with the runtime: {}",
-        text(&swap)
-    );
-    let mut runtime = runtime;
-    let status = runtime.0.wait().unwrap();
-    let said = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        !status.success() && said.contains("failpoint deploy-swapped"),
-        "it died after the record: {status}"
-    );
-    let runtime = run_until_applied(&config, port, events);
-    let report = deployment(port).unwrap();
+    let (runtime, report) = die_at_the_swap("deploy-swapped");
     assert_eq!(
         report["live"]["version"], 2,
         "killed after the record: the new version is live: {report}"
