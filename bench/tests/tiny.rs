@@ -221,7 +221,7 @@ fn the_benchmark_runs_on_a_tiny_input_and_writes_a_well_formed_result() {
     );
     assert!(number(&changelog["restore_speedup"], "restore speedup") > 0.0);
     let ratios = result["ratios"].as_array().unwrap();
-    assert_eq!(ratios.len(), 13, "{ratios:?}");
+    assert_eq!(ratios.len(), 14, "{ratios:?}");
     for ratio in ratios {
         let value = number(&ratio["value"], "ratio");
         let target = number(&ratio["target"], "target");
