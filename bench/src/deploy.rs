@@ -1,13 +1,13 @@
 //! The deploy part: a shadow built beside a live view that carries a share
 //! of its maximum load. The customers view runs in the product's own
 //! `Service` over a topic filled with `events` events; its produce-to-
-//! visible latency is measured at the offered rate first without a build,
-//! then while a deploy builds a shadow (the same projection with a custom
-//! section appended: the same code, another module, as a rebuilt component
-//! with an unchanged projection is). The shadow replays the whole topic
-//! with `[deploy] shadow_threads = 1` and is left unswapped (`swap =
-//! manual`), so the second measure sees only the build's cost. A build
-//! that ends before the second measure does voids the run.
+//! visible latency is measured at the offered rate four times: without a
+//! build; while a plain consumer reads the topic from its start at the
+//! shadow's bound (the broker's share); while a deploy builds a shadow (the
+//! same projection with a custom section appended: the same code, another
+//! module, as a rebuilt component with an unchanged projection is; left
+//! unswapped, `swap = manual`); and without a build again, last. A build
+//! that ends before its measure does voids the run.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -46,8 +46,6 @@ pub struct DeployCost {
     pub during_plain_replay: Visible,
     /// The shadow's rate bound (`[deploy] shadow_max_rate`; 0: none).
     pub shadow_max_rate: u64,
-    /// The shadow's nice value.
-    pub shadow_nice: i32,
     /// The live view without a build, measured again last, on the topic
     /// grown by the measures before it.
     pub without_build_after: Visible,
@@ -194,14 +192,14 @@ pub fn run(
             &format!("bench-deploy-plain-{}", std::process::id()),
         )?;
         let replay = Stoppable::spawn("plain-replay", &stop, move |stop| {
-            let mut throttle = projector::pipeline::throttle::Throttle::new(bound.max(1));
+            let mut throttle = projector::pipeline::throttle::Throttle::new(
+                projector::pipeline::throttle::Rate::new(bound),
+            );
             let mut read = 0_u64;
             while !stop.requested() {
                 if let Some(Ok(_)) = consumer.poll(Duration::from_millis(50)) {
                     read += 1;
-                    if bound > 0 {
-                        throttle.took();
-                    }
+                    throttle.took();
                 }
             }
             read
@@ -290,7 +288,6 @@ pub fn run(
         during_build,
         during_plain_replay,
         shadow_max_rate: bound,
-        shadow_nice: config.deploy.shadow_nice,
         build_per_second_under_load,
         build_seconds,
         build_per_second: replayed as f64 / build_seconds,

@@ -444,9 +444,8 @@ impl Results {
             }
             row(
                 format!(
-                    "deploy: shadow of {} events, 1 thread, nice {}, at most {}/s: {:.0} events/s under load, {:.0} over the build; p99 ratio {:.2} (against the last measure without: {:.2})",
+                    "deploy: shadow of {} events, 1 thread, at most {}/s: {:.0} events/s under load, {:.0} over the build; p99 ratio {:.2} (against the last measure without: {:.2})",
                     deploy.events,
-                    deploy.shadow_nice,
                     deploy.shadow_max_rate,
                     deploy.build_per_second_under_load,
                     deploy.build_per_second,

@@ -129,17 +129,9 @@ pub struct DeployConfig {
     /// takes from the live views. Default 1, 1 to 64.
     #[serde(default = "default_shadow_threads")]
     pub shadow_threads: usize,
-    /// The nice value (0 to 19) a shadow's threads run at. Where the CPU
-    /// is all taken, a thread at 10 (the default) gets about a tenth of
-    /// what one at 0 gets, so the live views keep their latency while the
-    /// shadow still advances; 19 leaves it only the CPU the live views do
-    /// not use (a saturated machine may then never finish the build); 0
-    /// gives it the live views' share.
-    #[serde(default = "default_shadow_nice")]
-    pub shadow_nice: i32,
     /// Records a second a shadow takes at most, so that its reads and
-    /// writes leave the broker and the store to the live views (0: no
-    /// bound). Default 10000.
+    /// writes leave the CPU, the broker and the store to the live views (0:
+    /// no bound). Lifted when the shadow is swapped in. Default 10000.
     #[serde(default = "default_shadow_max_rate")]
     pub shadow_max_rate: u64,
     /// The lag (records, over every partition) under which a shadow counts
@@ -159,7 +151,6 @@ impl Default for DeployConfig {
     fn default() -> Self {
         Self {
             shadow_threads: default_shadow_threads(),
-            shadow_nice: default_shadow_nice(),
             shadow_max_rate: default_shadow_max_rate(),
             swap_max_lag: default_swap_max_lag(),
             max_shadow_failures: default_max_shadow_failures(),
@@ -169,10 +160,6 @@ impl Default for DeployConfig {
 
 fn default_shadow_threads() -> usize {
     1
-}
-
-fn default_shadow_nice() -> i32 {
-    10
 }
 
 fn default_shadow_max_rate() -> u64 {
@@ -673,13 +660,6 @@ impl Config {
                 "deploy.shadow_threads",
                 "1 to 64",
                 self.deploy.shadow_threads,
-            ));
-        }
-        if !(0..=19).contains(&self.deploy.shadow_nice) {
-            return Err(invalid(
-                "deploy.shadow_nice",
-                "0 to 19",
-                self.deploy.shadow_nice,
             ));
         }
         let mut names = BTreeSet::new();

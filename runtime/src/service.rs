@@ -246,13 +246,10 @@ impl Launcher {
         };
         let name = versioned.name;
         let shutdown = Shutdown::new();
-        let nice = self.deploy.shadow_nice;
-        let bound = (priority == Priority::Low && self.deploy.shadow_max_rate > 0)
-            .then_some(self.deploy.shadow_max_rate);
+        let rate = (priority == Priority::Low)
+            .then(|| crate::pipeline::throttle::Rate::new(self.deploy.shadow_max_rate));
+        let bound = rate.clone();
         let thread = Stoppable::spawn(format!("view-{name}"), &shutdown, move |shutdown| {
-            if priority == Priority::Low {
-                lower_priority(&name, nice);
-            }
             let (worker, consumer) = match start {
                 Start::Ready(started) => *started,
                 Start::Restore(ready) => {
@@ -273,7 +270,13 @@ impl Launcher {
                 .map_err(|err| err.to_string())
         })
         .with_context(|| format!("view {}: cannot start its thread", config.name))?;
-        Ok(RunningVersion::new(version.clone(), view, shutdown, thread))
+        Ok(RunningVersion::new(
+            version.clone(),
+            view,
+            shutdown,
+            thread,
+            rate,
+        ))
     }
 }
 
@@ -282,22 +285,9 @@ impl Launcher {
 pub enum Priority {
     /// A live view's, or one kept for a rollback: the machine's.
     Normal,
-    /// A shadow's: its threads run at `[deploy] shadow_nice`, so the live
-    /// views get the CPU they need first.
+    /// A shadow's: it takes at most `[deploy] shadow_max_rate` records a
+    /// second until it is swapped in, and starts on its own thread.
     Low,
-}
-
-/// Run the calling thread, and every thread it starts from now on, at
-/// `nice` (Linux: a thread's nice value is its own, inherited by the
-/// threads it creates).
-fn lower_priority(view: &str, nice: i32) {
-    // SAFETY: setpriority only reads its arguments; on Linux, `who = 0`
-    // with PRIO_PROCESS names the calling thread.
-    #[allow(unsafe_code)]
-    let set = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
-    if set != 0 {
-        tracing::warn!(view, nice, error = %std::io::Error::last_os_error(), "cannot lower the shadow's priority; it competes with the live views for the CPU");
-    }
 }
 
 /// The views of one runtime, running.

@@ -442,13 +442,17 @@ impl Deployer {
         };
         // Started without the record's lock: opening its clients and
         // topics may take seconds, and reports read the record meanwhile.
-        let launched = self.launcher.launch(
-            &slot.config,
-            &version,
-            &module,
-            self.launcher.deploy.shadow_threads,
-            crate::service::Priority::Low,
-        );
+        // A panic while it starts must not leave the reservation behind.
+        let launched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.launcher.launch(
+                &slot.config,
+                &version,
+                &module,
+                self.launcher.deploy.shadow_threads,
+                crate::service::Priority::Low,
+            )
+        }))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("starting the shadow panicked")));
         let mut record = lock(&slot.record);
         let reserved = record
             .as_ref()
@@ -475,6 +479,14 @@ impl Deployer {
         };
         slot.beside().shadow = Some(Arc::clone(&shadow));
         drop(record);
+        if self.shutdown.requested() {
+            // The runtime began to stop meanwhile and will not stop this
+            // one: stopped here, it resumes at the next start.
+            let _ = shadow.stop();
+            return Err(DeployError::Start(
+                "the runtime is stopping; the shadow resumes when it starts again".to_owned(),
+            ));
+        }
         tracing::info!(view, version = version.number, module = %version.module_hash, swap = ?options.swap, "deploy: building a shadow of the view with the new module");
         self.watch(Arc::clone(&slot), shadow);
         Ok(self.report_of(&slot))
@@ -612,6 +624,7 @@ impl Deployer {
         shadow: &Arc<RunningVersion>,
         reason: &str,
     ) -> Result<(), DeployError> {
+        let mut saved = Ok(());
         {
             let mut record = lock(&slot.record);
             let mut beside = slot.beside();
@@ -630,12 +643,14 @@ impl Deployer {
                 && let Some(recorded) = next.shadow.as_mut()
             {
                 recorded.failed = Some(reason.to_owned());
-                next.save(self.launcher.store().as_ref(), slot.name())?;
+                saved = next.save(self.launcher.store().as_ref(), slot.name());
             }
         }
+        // Stopped whatever the save did: nothing else can reach it now.
         if let Err(err) = shadow.stop() {
             tracing::warn!(view = %slot.name(), error = %err, "deploy: the failed shadow's worker ended with an error");
         }
+        saved?;
         self.launcher
             .store()
             .drop_view(&shadow.version.store_name(slot.name()))?;
@@ -723,6 +738,13 @@ impl Deployer {
             // are its store's: the incoming version must have committed as
             // far on every partition, or the view would go back.
             let swapped = live.view.feed.hold(|| -> Result<_, DeployError> {
+                // Checked again here: it may have died during the fence.
+                if let Some(why) = stopped(&coming) {
+                    return Err(DeployError::Start(format!(
+                        "view {view}: version {} cannot be swapped in: {why}",
+                        coming.version.number
+                    )));
+                }
                 let (theirs, ours) = (
                     live.view.rows.checkpoints()?,
                     coming.view.rows.checkpoints()?,
@@ -748,6 +770,8 @@ impl Deployer {
                 crate::failpoint::hit("deploy-swapped");
                 *record = Some(next);
                 let mut beside = slot.beside();
+                // Live now: a shadow's bound on records a second goes.
+                coming.unbound();
                 let replaced = slot.swap(Arc::clone(&coming));
                 Ok(Some(match incoming {
                     Incoming::Shadow => {

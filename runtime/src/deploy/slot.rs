@@ -32,6 +32,8 @@ pub struct RunningVersion {
     /// Its rows, status and feed.
     pub view: Arc<RunningView>,
     thread: Mutex<Option<VersionThread>>,
+    /// Its bound on records a second, while it is a shadow.
+    rate: Option<crate::pipeline::throttle::Rate>,
 }
 
 impl RunningVersion {
@@ -41,11 +43,28 @@ impl RunningVersion {
         view: RunningView,
         shutdown: Shutdown,
         thread: Stoppable<Result<(), String>>,
+        rate: Option<crate::pipeline::throttle::Rate>,
     ) -> Self {
         Self {
             version,
             view: Arc::new(view),
             thread: Mutex::new(Some(VersionThread { shutdown, thread })),
+            rate,
+        }
+    }
+
+    /// Its bound on records a second: `None` for a version that never had
+    /// one, `Some(0)` once lifted.
+    pub fn bound(&self) -> Option<u64> {
+        self.rate
+            .as_ref()
+            .map(crate::pipeline::throttle::Rate::per_second)
+    }
+
+    /// Lift its bound on records a second: it is live now.
+    pub fn unbound(&self) {
+        if let Some(rate) = &self.rate {
+            rate.lift();
         }
     }
 
@@ -55,6 +74,7 @@ impl RunningVersion {
             version,
             view: Arc::new(view),
             thread: Mutex::new(None),
+            rate: None,
         }
     }
 

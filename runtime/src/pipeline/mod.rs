@@ -1561,10 +1561,10 @@ impl<S: Store, A: Apply> Worker<S, A> {
 }
 
 impl<S: Store, A: Apply> Worker<S, A> {
-    /// Take at most `per_second` records a second (none: no bound).
+    /// Take at most `rate` records a second (none: no bound).
     #[must_use]
-    pub fn bounded(mut self, per_second: Option<u64>) -> Self {
-        self.throttle = per_second.map(throttle::Throttle::new);
+    pub fn bounded(mut self, rate: Option<throttle::Rate>) -> Self {
+        self.throttle = rate.map(throttle::Throttle::new);
         self
     }
 }

@@ -1,27 +1,51 @@
 //! A bound on the records a worker takes per second: what keeps a deploy's
-//! shadow from taking the broker and the store from the live views
-//! (`[deploy] shadow_max_rate`).
+//! shadow from taking the CPU, the broker and the store from the live views
+//! (`[deploy] shadow_max_rate`), lifted when the shadow is swapped in.
 //!
 //! [`Throttle::took`] counts each record handed to the worker and, once
 //! the worker is ahead of the rate since the current second began, sleeps
-//! until it is not (at most 100 ms at a time, so the worker still commits
-//! and serves requests in between).
+//! (at most 100 ms a record, so the worker still commits and serves
+//! requests in between; a bound under 10 records a second therefore
+//! allows about 10). [`Rate`] is the bound, shared: 0 lifts it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Records per second, at most.
+/// Records a second, at most; 0: no bound. Clones share one value.
+#[derive(Debug, Clone, Default)]
+pub struct Rate(Arc<AtomicU64>);
+
+impl Rate {
+    /// At most `per_second` records a second (0: no bound).
+    pub fn new(per_second: u64) -> Self {
+        Self(Arc::new(AtomicU64::new(per_second)))
+    }
+
+    /// Lift the bound.
+    pub fn lift(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+
+    /// The bound now (0: none).
+    pub fn per_second(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A worker's count against its [`Rate`].
 #[derive(Debug)]
 pub struct Throttle {
-    per_second: u64,
+    rate: Rate,
     since: Instant,
     taken: u64,
 }
 
 impl Throttle {
-    /// At most `per_second` records a second (at least 1).
-    pub fn new(per_second: u64) -> Self {
+    /// A count against `rate`.
+    pub fn new(rate: Rate) -> Self {
         Self {
-            per_second: per_second.max(1),
+            rate,
             since: Instant::now(),
             taken: 0,
         }
@@ -29,6 +53,10 @@ impl Throttle {
 
     /// How long to wait after one more record, to stay within the rate.
     fn wait_after_one(&mut self, now: Instant) -> Duration {
+        let per_second = self.rate.per_second();
+        if per_second == 0 {
+            return Duration::ZERO;
+        }
         let elapsed = now.saturating_duration_since(self.since);
         if elapsed >= Duration::from_secs(1) {
             self.since = now;
@@ -37,7 +65,7 @@ impl Throttle {
         self.taken += 1;
         // When `taken` records are due at this rate, from the second's start.
         #[allow(clippy::cast_precision_loss)]
-        let due = Duration::from_secs_f64(self.taken as f64 / self.per_second as f64);
+        let due = Duration::from_secs_f64(self.taken as f64 / per_second as f64);
         due.saturating_sub(now.saturating_duration_since(self.since))
             .min(Duration::from_millis(100))
     }
@@ -58,7 +86,8 @@ mod tests {
     #[test]
     fn a_worker_ahead_of_the_rate_waits_and_one_behind_it_does_not() {
         let start = Instant::now();
-        let mut throttle = Throttle::new(1000);
+        let rate = Rate::new(1000);
+        let mut throttle = Throttle::new(rate.clone());
         throttle.since = start;
         // The first record is due at 1 ms: taken at once, it waits 1 ms.
         assert_eq!(throttle.wait_after_one(start), Duration::from_millis(1));
@@ -77,5 +106,13 @@ mod tests {
             throttle.wait_after_one(start + Duration::from_millis(1500)),
             Duration::from_millis(1)
         );
+        // Lifted: no wait, however far ahead.
+        rate.lift();
+        for _ in 0..10_000 {
+            assert_eq!(
+                throttle.wait_after_one(start + Duration::from_millis(1500)),
+                Duration::ZERO
+            );
+        }
     }
 }
