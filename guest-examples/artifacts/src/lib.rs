@@ -19,7 +19,7 @@ pub struct Example {
 include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
 
 /// The example called `name` (`customer-view`, `order-totals`,
-/// `event-counter` or `misbehaving`).
+/// `event-counter`, `misbehaving` or `event-counter-v2`).
 pub fn find(name: &str) -> Option<&'static Example> {
     ALL.iter().find(|example| example.name == name)
 }
@@ -30,7 +30,7 @@ mod tests {
 
     #[test]
     fn every_example_is_a_component() {
-        assert_eq!(ALL.len(), 4);
+        assert_eq!(ALL.len(), 5);
         for example in ALL {
             // Components start with the wasm magic and layer 1 (0x0d 0 1 0).
             assert_eq!(
