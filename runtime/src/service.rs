@@ -148,15 +148,20 @@ impl Launcher {
         Ok(())
     }
 
-    /// The module of `version` of view `config`: the config's when it is
-    /// that one, else the copy kept when it was deployed.
+    /// The module of `version` of view `config`: `configured` (the module
+    /// its config names, loaded) when it is that one, else the copy kept
+    /// when it was deployed.
     ///
     /// # Errors
-    /// When neither can be read or loaded.
-    pub fn module_of(&self, config: &ViewConfig, version: &Version) -> anyhow::Result<Arc<Module>> {
-        let configured = Service::load_module(&self.engine, config)?;
+    /// When the kept copy cannot be read or loaded.
+    pub fn module_of(
+        &self,
+        config: &ViewConfig,
+        configured: &Arc<Module>,
+        version: &Version,
+    ) -> anyhow::Result<Arc<Module>> {
         if configured.hash() == version.module_hash {
-            return Ok(configured);
+            return Ok(Arc::clone(configured));
         }
         let path = self.module_path(&version.module_hash);
         self.engine.load_file(&path).with_context(|| {
@@ -196,33 +201,30 @@ impl Launcher {
             Arc::clone(&status),
             self.limits,
         )?;
-        let (start, rows, feed, controls) = match ready.rows() {
+        let deferred = ready.restores() || priority == Priority::Low;
+        let (start, rows, feed, controls) = if deferred {
             // A restore from the changelog runs on the view's thread: the
             // API answers meanwhile (503 for rows, with progress). So does
-            // the whole start of a version of low priority, whose threads
-            // (the consumer's, the appliers') inherit the view thread's.
-            Some(rows) if ready.restores() || priority == Priority::Low => {
-                // Readers get 503 from the start, not a 404 before the
-                // restore begins.
-                if ready.restores() {
-                    status.restoring(Some(crate::pipeline::status::Restoring::default()));
-                }
-                let controls = ready.controls();
-                let feed = ready.feed();
-                (Start::Restore(Box::new(ready)), rows, feed, controls)
+            // the whole start of a shadow, so that a deploy does not wait
+            // for its consumer.
+            // Readers get 503 from the start, not a 404 before the restore
+            // begins.
+            if ready.restores() {
+                status.restoring(Some(crate::pipeline::status::Restoring::default()));
             }
-            _ => {
-                let (worker, consumer) = ready.start()?;
-                let mut worker = worker.parallel(threads)?;
-                let controls = worker.controls();
-                let (rows, feed) = (worker.rows(), worker.feed());
-                (
-                    Start::Ready(Box::new((worker, consumer))),
-                    rows,
-                    feed,
-                    controls,
-                )
-            }
+            let (rows, feed, controls) = (ready.rows(), ready.feed(), ready.controls());
+            (Start::Restore(Box::new(ready)), rows, feed, controls)
+        } else {
+            let (worker, consumer) = ready.start()?;
+            let mut worker = worker.parallel(threads)?;
+            let controls = worker.controls();
+            let (rows, feed) = (worker.rows(), worker.feed());
+            (
+                Start::Ready(Box::new((worker, consumer))),
+                rows,
+                feed,
+                controls,
+            )
         };
         let view = RunningView {
             info: ViewInfo {
@@ -473,8 +475,9 @@ fn start_view(launcher: &Launcher, config: &ViewConfig) -> anyhow::Result<ViewSl
     {
         tracing::info!(view = %config.name, stored = %dropped, "dropped the rows of a version no deploy keeps (left by a crash or a failed deploy)");
     }
+    let configured = Service::load_module(&launcher.engine, config)?;
     let Some(record) = record else {
-        let module = Service::load_module(&launcher.engine, config)?;
+        let module = configured;
         let version = Version {
             number: 1,
             module_hash: module.hash().to_owned(),
@@ -488,8 +491,7 @@ fn start_view(launcher: &Launcher, config: &ViewConfig) -> anyhow::Result<ViewSl
         )?;
         return Ok(ViewSlot::new(config.clone(), live, None));
     };
-    let module = launcher.module_of(config, &record.live)?;
-    let configured = Service::load_module(&launcher.engine, config)?;
+    let module = launcher.module_of(config, &configured, &record.live)?;
     if configured.hash() != record.live.module_hash {
         tracing::warn!(
             view = %config.name,
@@ -521,14 +523,16 @@ fn start_view(launcher: &Launcher, config: &ViewConfig) -> anyhow::Result<ViewSl
     ];
     for (version, is_shadow) in beside {
         let Some(version) = version else { continue };
-        let started = launcher.module_of(config, &version).and_then(|module| {
-            let (threads, priority) = if is_shadow {
-                (launcher.deploy.shadow_threads, Priority::Low)
-            } else {
-                (launcher.threads, Priority::Normal)
-            };
-            launcher.launch(config, &version, &module, threads, priority)
-        });
+        let started = launcher
+            .module_of(config, &configured, &version)
+            .and_then(|module| {
+                let (threads, priority) = if is_shadow {
+                    (launcher.deploy.shadow_threads, Priority::Low)
+                } else {
+                    (launcher.threads, Priority::Normal)
+                };
+                launcher.launch(config, &version, &module, threads, priority)
+            });
         // The live version runs whatever happens beside it: a shadow that
         // cannot start is a failed deploy, a previous version that cannot
         // is no rollback.

@@ -517,7 +517,7 @@ fn restore(name: &str, config_path: &std::path::Path) -> anyhow::Result<()> {
     })?;
     bar.finish_and_clear();
     let restored = restored.unwrap_or_default();
-    let rows = prepared.rows().map_or(0, |rows| rows.row_count());
+    let rows = prepared.rows().row_count();
     if restored.snapshot > 0 {
         println!(
             "view {name}: its changelog held nothing of the store's state; the store ({} entries) was logged to it whole",

@@ -297,12 +297,13 @@ fn version_report(version: &RunningVersion) -> VersionReport {
     }
 }
 
-/// Which version a swap brings in.
+/// One of the versions beside the live one: the one a swap brings in, or
+/// a cancel or a drop takes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Incoming {
-    /// The shadow: a deploy's swap.
+enum Which {
+    /// The shadow: a deploy's swap, a cancel.
     Shadow,
-    /// The previous version: a rollback.
+    /// The previous version: a rollback, a drop.
     Previous,
 }
 
@@ -463,8 +464,7 @@ impl Deployer {
             Ok(shadow) => {
                 // Cancelled while it started.
                 drop(record);
-                let _ = shadow.stop();
-                store.drop_view(&version.store_name(view))?;
+                self.retire(view, &shadow)?;
                 return Err(DeployError::NoShadow(view.to_owned()));
             }
             Err(err) => {
@@ -566,7 +566,7 @@ impl Deployer {
                 .and_then(|record| record.shadow.as_ref())
                 .is_some_and(|s| s.swap == SwapMode::Auto);
             if auto && self.lag_within_bound(&shadow.view).is_ok() {
-                match self.swap_in(slot, Incoming::Shadow) {
+                match self.swap_in(slot, Which::Shadow) {
                     Ok(_) => return,
                     Err(err) => {
                         tracing::info!(view, error = %err, "deploy: not swapped yet");
@@ -664,7 +664,7 @@ impl Deployer {
     /// When there is no shadow, it has not caught up, or the store fails.
     pub fn swap(&self, view: &str) -> Result<DeploymentReport, DeployError> {
         let slot = self.slot(view)?;
-        self.swap_in(&slot, Incoming::Shadow)?;
+        self.swap_in(&slot, Which::Shadow)?;
         Ok(self.report_of(&slot))
     }
 
@@ -675,7 +675,7 @@ impl Deployer {
     /// When there is no previous version, or the store fails.
     pub fn rollback(&self, view: &str) -> Result<DeploymentReport, DeployError> {
         let slot = self.slot(view)?;
-        self.swap_in(&slot, Incoming::Previous)?;
+        self.swap_in(&slot, Which::Previous)?;
         Ok(self.report_of(&slot))
     }
 
@@ -683,7 +683,7 @@ impl Deployer {
     /// has committed everything the live version had, one durable write of
     /// the record, then the swap readers see, still under the hold. A
     /// shadow's swap drops the version that was previous before.
-    fn swap_in(&self, slot: &ViewSlot, incoming: Incoming) -> Result<(), DeployError> {
+    fn swap_in(&self, slot: &ViewSlot, incoming: Which) -> Result<(), DeployError> {
         self.refuse_when_stopping()?;
         let view = slot.name();
         let not_caught_up = |detail: String| DeployError::NotCaughtUp {
@@ -691,7 +691,7 @@ impl Deployer {
             detail,
         };
         let coming = match incoming {
-            Incoming::Shadow => {
+            Which::Shadow => {
                 let shadow = slot
                     .beside()
                     .shadow
@@ -700,7 +700,7 @@ impl Deployer {
                 self.lag_within_bound(&shadow.view).map_err(not_caught_up)?;
                 shadow
             }
-            Incoming::Previous => slot
+            Which::Previous => slot
                 .beside()
                 .previous
                 .clone()
@@ -723,8 +723,8 @@ impl Deployer {
             let unchanged = {
                 let beside = slot.beside();
                 let still = match incoming {
-                    Incoming::Shadow => beside.shadow.as_ref(),
-                    Incoming::Previous => beside.previous.as_ref(),
+                    Which::Shadow => beside.shadow.as_ref(),
+                    Which::Previous => beside.previous.as_ref(),
                 };
                 still.is_some_and(|still| Arc::ptr_eq(still, &coming))
                     && Arc::ptr_eq(&slot.live(), &live)
@@ -762,7 +762,7 @@ impl Deployer {
                     .unwrap_or_else(|| Deployment::first(&live.version.module_hash));
                 next.live = coming.version.clone();
                 next.previous = Some(live.version.clone());
-                if incoming == Incoming::Shadow {
+                if incoming == Which::Shadow {
                     next.shadow = None;
                 }
                 crate::failpoint::hit("deploy-swap");
@@ -774,11 +774,11 @@ impl Deployer {
                 coming.unbound();
                 let replaced = slot.swap(Arc::clone(&coming));
                 Ok(Some(match incoming {
-                    Incoming::Shadow => {
+                    Which::Shadow => {
                         beside.shadow = None;
                         beside.previous.replace(replaced)
                     }
-                    Incoming::Previous => {
+                    Which::Previous => {
                         beside.previous = Some(replaced);
                         None
                     }
@@ -799,14 +799,7 @@ impl Deployer {
         tracing::info!(view, live = coming.version.number, module = %coming.version.module_hash, "swapped: every read now sees this version");
         if let Some(old) = replaced_previous {
             // The swap took effect: what is left is cleaning up.
-            if let Err(err) = old.stop() {
-                tracing::warn!(view, version = old.version.number, error = %err, "the version a deploy replaced ended with an error");
-            }
-            if let Err(err) = self
-                .launcher
-                .store()
-                .drop_view(&old.version.store_name(view))
-            {
+            if let Err(err) = self.retire(view, &old) {
                 tracing::warn!(view, version = old.version.number, error = %err, "cannot drop the rows of the version a deploy replaced; the next start drops them");
             }
         }
@@ -863,27 +856,8 @@ impl Deployer {
     /// # Errors
     /// When there is none, or the store fails.
     pub fn drop_previous(&self, view: &str) -> Result<Dropped, DeployError> {
-        self.refuse_when_stopping()?;
-        let slot = self.slot(view)?;
-        let mut record = lock(&slot.record);
-        let previous = slot
-            .beside()
-            .previous
-            .clone()
-            .ok_or_else(|| DeployError::NoPrevious(view.to_owned()))?;
-        if let Some(next) = record.as_mut() {
-            next.previous = None;
-            next.save(self.launcher.store().as_ref(), view)?;
-        }
-        slot.beside().previous = None;
-        drop(record);
-        if let Err(err) = previous.stop() {
-            tracing::warn!(view, error = %err, "the previous version ended with an error");
-        }
-        let bytes = self
-            .launcher
-            .store()
-            .drop_view(&previous.version.store_name(view))?;
+        let previous = self.take_out(view, Which::Previous)?;
+        let bytes = self.retire(view, &previous)?;
         tracing::info!(
             view,
             version = previous.version.number,
@@ -902,28 +876,47 @@ impl Deployer {
     /// # Errors
     /// When there is none, or the store fails.
     pub fn cancel(&self, view: &str) -> Result<DeploymentReport, DeployError> {
+        let shadow = self.take_out(view, Which::Shadow)?;
+        self.retire(view, &shadow)?;
+        tracing::info!(view, version = shadow.version.number, "deploy cancelled");
+        Ok(self.report_of(self.slot(view)?.as_ref()))
+    }
+
+    /// Take `which` version out of view `view`: out of its record (durably)
+    /// and out of reach of readers and swaps, still running.
+    fn take_out(&self, view: &str, which: Which) -> Result<Arc<RunningVersion>, DeployError> {
         self.refuse_when_stopping()?;
         let slot = self.slot(view)?;
         let mut record = lock(&slot.record);
-        let shadow = slot
-            .beside()
-            .shadow
-            .clone()
-            .ok_or_else(|| DeployError::NoShadow(view.to_owned()))?;
+        let mut beside = slot.beside();
+        let kept = match which {
+            Which::Shadow => &mut beside.shadow,
+            Which::Previous => &mut beside.previous,
+        };
+        let version = kept.clone().ok_or_else(|| match which {
+            Which::Shadow => DeployError::NoShadow(view.to_owned()),
+            Which::Previous => DeployError::NoPrevious(view.to_owned()),
+        })?;
         if let Some(next) = record.as_mut() {
-            next.shadow = None;
+            match which {
+                Which::Shadow => next.shadow = None,
+                Which::Previous => next.previous = None,
+            }
             next.save(self.launcher.store().as_ref(), view)?;
         }
-        slot.beside().shadow = None;
-        drop(record);
-        if let Err(err) = shadow.stop() {
-            tracing::warn!(view, error = %err, "the cancelled shadow ended with an error");
+        *kept = None;
+        Ok(version)
+    }
+
+    /// Stop `version` of view `view` (taken out of it) and drop its rows;
+    /// the bytes they took.
+    fn retire(&self, view: &str, version: &RunningVersion) -> Result<u64, StoreError> {
+        if let Err(err) = version.stop() {
+            tracing::warn!(view, version = version.version.number, error = %err, "a version taken out of the view ended with an error");
         }
         self.launcher
             .store()
-            .drop_view(&shadow.version.store_name(view))?;
-        tracing::info!(view, version = shadow.version.number, "deploy cancelled");
-        Ok(self.report_of(&slot))
+            .drop_view(&version.version.store_name(view))
     }
 
     /// The deployment of view `view`.

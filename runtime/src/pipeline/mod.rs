@@ -321,7 +321,7 @@ pub struct PreparedView<S: Store, A: Apply> {
     changelog: Option<Arc<Changelog>>,
     /// The view's rows, opened (restored on start when it has a
     /// changelog), what readers get before it starts.
-    rows: Option<S::View>,
+    rows: S::View,
     feed: Arc<ViewFeed>,
     controls: Option<ControlQueue>,
 }
@@ -341,9 +341,8 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
         self.changelog.is_some()
     }
 
-    /// The view's rows for readers before it starts, when it
-    /// [restores](Self::restores).
-    pub fn rows(&self) -> Option<S::View> {
+    /// The view's rows, for readers before it starts.
+    pub fn rows(&self) -> S::View {
         self.rows.clone()
     }
 
@@ -370,7 +369,7 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
         &self,
         progress: &dyn Fn(status::Restoring),
     ) -> Result<Option<changelog::Restored>, PipelineError> {
-        let (Some(changelog), Some(view)) = (&self.changelog, &self.rows) else {
+        let (Some(changelog), view) = (&self.changelog, &self.rows) else {
             return Ok(None);
         };
         let name = &self.config.name;
@@ -411,7 +410,7 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
             limits,
             policy,
             changelog,
-            rows: _,
+            rows,
             feed,
             controls,
         } = self;
@@ -431,6 +430,7 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
             policy,
             changelog,
             Some(feed),
+            Some(rows),
         )?;
         worker.controls = controls;
         let instance = worker.config.group_instance_id.clone();
@@ -498,7 +498,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
             config.shards = new_view_shards(broker, &config)?;
         }
         let (changelog, rows) = match &config.changelog {
-            None => (None, Some(open_view(&store, &config, &projection)?)),
+            None => (None, open_view(&store, &config, &projection)?),
             Some(_) => {
                 // The changelog checked against the view's shard count
                 // before the view is opened: a new view's count is stored
@@ -513,7 +513,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
                     })?
                     .map(Arc::new);
                 let view = open_view(&store, &config, &projection)?;
-                (changelog, Some(view))
+                (changelog, view)
             }
         };
         Ok(PreparedView {
@@ -550,7 +550,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
         policy: ErrorPolicy,
     ) -> Result<Self, PipelineError> {
         Self::open_with(
-            config, projection, store, status, limits, policy, None, None,
+            config, projection, store, status, limits, policy, None, None, None,
         )
     }
 
@@ -564,13 +564,18 @@ impl<S: Store, A: Apply> Worker<S, A> {
         mut policy: ErrorPolicy,
         changelog: Option<Arc<Changelog>>,
         feed: Option<Arc<ViewFeed>>,
+        view: Option<S::View>,
     ) -> Result<Self, PipelineError> {
         let name = config.name.clone();
         let store_error = |source| PipelineError::Store {
             view: name.clone(),
             source,
         };
-        let view = open_view(&store, &config, &projection)?;
+        // The view a prepared start opened already, else opened now.
+        let view = match view {
+            Some(view) => view,
+            None => open_view(&store, &config, &projection)?,
+        };
         let shards = view.shards();
         Self::check_held_records(&name, &config, &view, &mut policy)?;
         if let Some(letters) = policy.dead_letters() {

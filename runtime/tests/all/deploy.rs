@@ -37,6 +37,24 @@ fn counter_view() -> projector::config::ViewConfig {
     )
 }
 
+/// A runtime running the counter view over `broker`, storing in `dir`,
+/// deploying with `deploy`.
+fn start_counter(
+    broker: &Broker,
+    dir: &TempDir,
+    deploy: DeployConfig,
+) -> projector::service::Service {
+    try_start_deploying(
+        broker,
+        &broker.config(),
+        dir,
+        vec![counter_view()],
+        EngineConfig::default(),
+        deploy,
+    )
+    .unwrap()
+}
+
 fn auto() -> DeployOptions {
     DeployOptions {
         swap: SwapMode::Auto,
@@ -495,15 +513,7 @@ fn a_failing_shadow_stops_itself_and_the_live_view_keeps_applying() {
         max_shadow_failures: 10,
         ..DeployConfig::default()
     };
-    let service = try_start_deploying(
-        &broker,
-        &broker.config(),
-        &dir,
-        vec![counter_view()],
-        EngineConfig::default(),
-        deploy,
-    )
-    .unwrap();
+    let service = start_counter(&broker, &dir, deploy);
     let live = service.statuses()[VIEW].clone();
     wait_committed(&live, 230);
     let deployer = Arc::clone(service.deployer());
@@ -555,20 +565,16 @@ fn refused_deploys_change_nothing() {
     let dir = TempDir::new("deploy-refused");
     let mut stream = Stream::default();
     stream.publish(&broker, 50, 10, 2, Partitioning::BySubject);
-    let service = try_start_deploying(
+    let service = start_counter(
         &broker,
-        &broker.config(),
         &dir,
-        vec![counter_view()],
-        EngineConfig::default(),
         DeployConfig {
             // A shadow that never counts as caught up: the deploy stays
             // under way for the second one to meet.
             swap_max_lag: 0,
             ..DeployConfig::default()
         },
-    )
-    .unwrap();
+    );
     wait_committed(&service.statuses()[VIEW], 50);
     let deployer = Arc::clone(service.deployer());
     let store = service.store().clone();
@@ -682,15 +688,7 @@ fn a_topic_whose_history_is_gone_is_refused_unless_allowed() {
     let dir = TempDir::new("deploy-history");
     let mut stream = Stream::default();
     stream.publish(&broker, 100, 10, 2, Partitioning::BySubject);
-    let service = try_start_deploying(
-        &broker,
-        &broker.config(),
-        &dir,
-        vec![counter_view()],
-        EngineConfig::default(),
-        DeployConfig::default(),
-    )
-    .unwrap();
+    let service = start_counter(&broker, &dir, DeployConfig::default());
     // Retention took the first records of partition 1.
     let earliest = outgrow_retention(&broker, 1);
     assert!(earliest > 0, "the oldest records are gone");
@@ -746,6 +744,23 @@ fn a_topic_whose_history_is_gone_is_refused_unless_allowed() {
 /// keeps a static member's partitions for its session after it stops,
 /// even cleanly (`restart::*`), so a restart would wait for its ghost.
 const CONFIG_HEAD: &str = "data_dir = \"data\"\nstatic_membership = false\n[http]\n";
+
+/// The `projector.toml` of a `projector run` in `dir`: the counter view
+/// over `broker`'s topic, serving on a free port. Its path and the port.
+fn write_config(dir: &TempDir, broker: &Broker) -> (std::path::PathBuf, u16) {
+    let config = dir.0.join("projector.toml");
+    let port = crate::kit::free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "{CONFIG_HEAD}bind = \"127.0.0.1:{port}\"\n[broker]\nbootstrap_servers = \"{}\"\nsettings = {{ \"session.timeout.ms\" = \"6000\" }}\n\n[[views]]\nname = \"{VIEW}\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\n",
+            broker.bootstrap(),
+            projector_examples::EVENT_COUNTER.path
+        ),
+    )
+    .unwrap();
+    (config, port)
+}
 
 /// `projector` with `args`, its output.
 fn projector(args: &[&str]) -> std::process::Output {
@@ -816,17 +831,7 @@ fn the_cli_deploys_swaps_by_hand_restarts_on_the_deployed_module_and_rolls_back(
     let mut stream = Stream::default();
     stream.publish(&broker, 300, 7, 2, Partitioning::HalfMisplaced);
     let dir = TempDir::new("deploy-cli");
-    let config = dir.0.join("projector.toml");
-    let port = crate::kit::free_port();
-    std::fs::write(
-        &config,
-        format!(
-            "{CONFIG_HEAD}bind = \"127.0.0.1:{port}\"\n[broker]\nbootstrap_servers = \"{}\"\nsettings = {{ \"session.timeout.ms\" = \"6000\" }}\n\n[[views]]\nname = \"{VIEW}\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\n",
-            broker.bootstrap(),
-            projector_examples::EVENT_COUNTER.path
-        ),
-    )
-    .unwrap();
+    let (config, port) = write_config(&dir, &broker);
     let config_arg = config.to_str().unwrap();
     let runtime = run_until_applied(&config, port, 300);
 
@@ -1008,17 +1013,7 @@ fn a_sigkill_during_the_build_or_at_the_swap_leaves_one_version_live_and_applies
     let mut stream = Stream::default();
     stream.publish(&broker, 40_000, 200, 4, Partitioning::HalfMisplaced);
     let dir = TempDir::new("deploy-crash");
-    let config = dir.0.join("projector.toml");
-    let port = crate::kit::free_port();
-    std::fs::write(
-        &config,
-        format!(
-            "{CONFIG_HEAD}bind = \"127.0.0.1:{port}\"\n[broker]\nbootstrap_servers = \"{}\"\nsettings = {{ \"session.timeout.ms\" = \"6000\" }}\n\n[[views]]\nname = \"{VIEW}\"\nmodule = \"{}\"\ntopics = [\"{TOPIC}\"]\n",
-            broker.bootstrap(),
-            projector_examples::EVENT_COUNTER.path
-        ),
-    )
-    .unwrap();
+    let (config, port) = write_config(&dir, &broker);
     let config_arg = config.to_str().unwrap();
     let events = i64::try_from(stream.events()).unwrap();
 
