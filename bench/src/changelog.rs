@@ -197,6 +197,7 @@ fn view_config(
     config.changelog = changelog.then_some(projector::config::ChangelogConfig {
         topic: None,
         replication: 1,
+        standby_replicas: 0,
     });
     Ok(config)
 }

@@ -29,7 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::EngineConfig;
 
@@ -418,6 +418,24 @@ pub struct ViewConfig {
     /// without replaying the source topics. Default off.
     #[serde(default)]
     pub changelog: Option<ChangelogConfig>,
+    /// What this runtime does with the view: `owner` (the default) builds
+    /// it from its topics; `standby` keeps a read-only copy of it by
+    /// tailing its changelog, and consumes none of its topics.
+    #[serde(default)]
+    pub role: Role,
+}
+
+/// What a runtime does with a view.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// It consumes the view's topics and applies their events.
+    #[default]
+    Owner,
+    /// It keeps a copy of the view's rows, held records and checkpoints by
+    /// tailing the view's changelog, serves reads from it marked with its
+    /// lag, and applies nothing.
+    Standby,
 }
 
 /// `changelog = { replication = 3 }` (or `changelog = {}`): the view's
@@ -432,7 +450,16 @@ pub struct ChangelogConfig {
     /// 3, as a managed cluster has (set 1 for a one-broker cluster).
     #[serde(default = "default_changelog_replication")]
     pub replication: i32,
+    /// How many standby copies of the view (runtimes with `role =
+    /// "standby"`) the owner expects. Default 0. The owner lists the
+    /// standbys it hears from in `/v1/views`, with their lag, and logs when
+    /// fewer than this are heard.
+    #[serde(default)]
+    pub standby_replicas: u32,
 }
+
+/// The most standby copies a view may expect.
+const MAX_STANDBY_REPLICAS: u32 = 16;
 
 fn default_changelog_replication() -> i32 {
     3
@@ -551,6 +578,7 @@ impl ViewConfig {
             shards: None,
             dedup: None,
             changelog: None,
+            role: Role::Owner,
         }
     }
 
@@ -780,7 +808,22 @@ fn validate_view(view: &ViewConfig, at: &str) -> Result<(), ConfigError> {
     if let Some(dedup) = &view.dedup {
         dedup.window(at)?;
     }
+    if view.role == Role::Standby && view.changelog.is_none() {
+        return Err(invalid(
+            format!("{at}.role"),
+            "\"owner\", or \"standby\" for a view with a changelog (a standby copies the \
+             changelog)",
+            "\"standby\"".to_owned(),
+        ));
+    }
     if let Some(changelog) = &view.changelog {
+        if changelog.standby_replicas > MAX_STANDBY_REPLICAS {
+            return Err(invalid(
+                format!("{at}.changelog.standby_replicas"),
+                "a whole number from 0 to 16",
+                changelog.standby_replicas.to_string(),
+            ));
+        }
         if changelog.replication < 1 {
             return Err(invalid(
                 format!("{at}.changelog.replication"),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::config::{BrokerConfig, Config, DeployConfig, OnError, ViewConfig};
+use crate::config::{BrokerConfig, Config, DeployConfig, OnError, Role, ViewConfig};
 use crate::deploy::{Deployer, Deployment, RunningVersion, Version, ViewSlot, Views};
 use crate::engine::{Engine, Module};
 use crate::pipeline::control::Controls;
@@ -40,9 +40,33 @@ pub struct ViewInfo {
     pub on_error: OnError,
     /// The names of its secondary indexes.
     pub indexes: Vec<String>,
+    /// Whether this runtime builds it or keeps a standby copy of it.
+    pub role: Role,
     /// How long it may own no partition before the runtime is not ready.
     #[serde(skip)]
     pub max_unassigned: std::time::Duration,
+}
+
+impl ViewInfo {
+    /// What version `version` of the view `config` configures is, run as
+    /// `versioned` (its store name, group and changelog) by `module`.
+    fn of(config: &ViewConfig, versioned: &ViewConfig, version: &Version, module: &Module) -> Self {
+        Self {
+            name: config.name.clone(),
+            version: version.number,
+            module_hash: module.hash().to_owned(),
+            role: config.role,
+            topics: config.topics.clone(),
+            group: versioned.group(),
+            on_error: config.on_error,
+            indexes: config
+                .indexes
+                .iter()
+                .map(|index| index.name.clone())
+                .collect(),
+            max_unassigned: std::time::Duration::from_millis(config.max_unassigned_ms),
+        }
+    }
 }
 
 /// A running view, as readers see it.
@@ -73,6 +97,7 @@ impl RunningView {
                 name: "v".to_owned(),
                 version: 1,
                 module_hash: "h".to_owned(),
+                role: Role::Owner,
                 topics: vec!["t".to_owned()],
                 group: "g".to_owned(),
                 on_error: crate::config::OnError::Stop,
@@ -227,20 +252,7 @@ impl Launcher {
             )
         };
         let view = RunningView {
-            info: ViewInfo {
-                name: config.name.clone(),
-                version: version.number,
-                module_hash: module.hash().to_owned(),
-                topics: config.topics.clone(),
-                group: versioned.group(),
-                on_error: config.on_error,
-                indexes: config
-                    .indexes
-                    .iter()
-                    .map(|index| index.name.clone())
-                    .collect(),
-                max_unassigned: std::time::Duration::from_millis(config.max_unassigned_ms),
-            },
+            info: ViewInfo::of(config, &versioned, version, module),
             status: Arc::clone(&status),
             rows,
             feed,
@@ -279,6 +291,56 @@ impl Launcher {
             thread,
             rate,
         ))
+    }
+}
+
+impl Launcher {
+    /// Start a standby copy of the view `config` configures, built by
+    /// `module` (as its owner's must be): its store restored from the
+    /// changelog and kept following it on a thread of its own
+    /// ([`crate::pipeline::standby::Standby`]). Nothing is consumed from
+    /// its topics; it answers reads marked with its lag, and refuses
+    /// writes.
+    ///
+    /// # Errors
+    /// When the view's store or changelog cannot be opened.
+    pub fn launch_standby(
+        &self,
+        config: &ViewConfig,
+        module: &Arc<Module>,
+    ) -> anyhow::Result<RunningVersion> {
+        let version = Version {
+            number: 1,
+            module_hash: module.hash().to_owned(),
+        };
+        let status = Arc::new(ViewStatus::default());
+        // Reads answer 503 from the start, not a 404 before the copy is
+        // restored.
+        status.restoring(Some(crate::pipeline::status::Restoring::default()));
+        let prepared = Worker::prepare(
+            &self.broker,
+            config.clone(),
+            module.instance(),
+            Arc::clone(&self.store),
+            Arc::clone(&status),
+            self.limits,
+        )?;
+        let (rows, feed) = (prepared.rows(), prepared.feed());
+        let standby = prepared.standby()?;
+        let view = RunningView {
+            info: ViewInfo::of(config, config, &version, module),
+            status,
+            rows,
+            feed,
+            controls: None,
+        };
+        let name = config.name.clone();
+        let shutdown = Shutdown::new();
+        let thread = Stoppable::spawn(format!("standby-{name}"), &shutdown, move |shutdown| {
+            standby.run(shutdown).map_err(|err| err.to_string())
+        })
+        .with_context(|| format!("view {}: cannot start its standby thread", config.name))?;
+        Ok(RunningVersion::new(version, view, shutdown, thread, None))
     }
 }
 
@@ -476,6 +538,11 @@ fn start_view(launcher: &Launcher, config: &ViewConfig) -> anyhow::Result<ViewSl
         tracing::info!(view = %config.name, stored = %dropped, "dropped the rows of a version no deploy keeps (left by a crash or a failed deploy)");
     }
     let configured = Service::load_module(&launcher.engine, config)?;
+    if config.role == Role::Standby {
+        // A standby copies the owner's view: deploys are the owner's.
+        let standby = launcher.launch_standby(config, &configured)?;
+        return Ok(ViewSlot::new(config.clone(), standby, None));
+    }
     let Some(record) = record else {
         let module = configured;
         let version = Version {

@@ -285,6 +285,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             shards: None,
             dedup: None,
             changelog: None,
+            role: crate::config::Role::Owner,
         }],
         static_membership: true,
         instance_id: None,

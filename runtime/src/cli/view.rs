@@ -188,7 +188,10 @@ pub fn run(args: &ViewArgs) -> anyhow::Result<()> {
                 .load_file(&view.module)
                 .with_context(|| format!("view {name}: module {}", view.module.display()))?;
             let changelog = match &view.changelog {
+                // A standby's rebuild drops its copy only: the changelog
+                // is its owner's.
                 None => None,
+                Some(_) if view.role == crate::config::Role::Standby => None,
                 Some(_) => {
                     let broker = super::run::broker_of(&config, config_path)?;
                     // The view's count; for a view reset before, the
@@ -236,11 +239,22 @@ pub fn run(args: &ViewArgs) -> anyhow::Result<()> {
                     dropped.join(", ")
                 );
             }
+            let next = if view.role == crate::config::Role::Standby {
+                format!(
+                    "This runtime keeps a standby copy: its changelog {} was left alone, and the \
+                     next `projector run` copies it afresh.",
+                    view.changelog_topic().unwrap_or_default()
+                )
+            } else {
+                format!(
+                    "The next `projector run` replays {} from the earliest offset.",
+                    view.topics.join(", ")
+                )
+            };
             println!(
                 "view {name} reset: {rows} rows and its checkpoints removed; module {} recorded. \
-                 The next `projector run` replays {} from the earliest offset.",
+                 {next}",
                 module.hash(),
-                view.topics.join(", ")
             );
             Ok(())
         }

@@ -81,6 +81,12 @@ pub enum DeployError {
         /// The shadow's version.
         version: u32,
     },
+    /// The view is a standby copy on this runtime.
+    #[error(
+        "view {0} is a standby copy on this runtime: deploy its module on the runtime that owns \
+         it, and point this runtime's config at the same module"
+    )]
+    Standby(String),
     /// The view runs that module already.
     #[error("view {view} already runs module {hash}")]
     SameModule {
@@ -383,6 +389,9 @@ impl Deployer {
     ) -> Result<DeploymentReport, DeployError> {
         self.refuse_when_stopping()?;
         let slot = self.slot(view)?;
+        if slot.live_view().info.role == crate::config::Role::Standby {
+            return Err(DeployError::Standby(view.to_owned()));
+        }
         let module = self
             .launcher
             .engine()

@@ -45,6 +45,7 @@ pub(super) fn status_and_code(err: &DeployError) -> (StatusCode, &'static str) {
         DeployError::NotAComponent(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_projection"),
         DeployError::Busy { .. } => (StatusCode::CONFLICT, "deploy_under_way"),
         DeployError::SameModule { .. } => (StatusCode::CONFLICT, "same_module"),
+        DeployError::Standby(_) => (StatusCode::CONFLICT, "standby"),
         DeployError::HistoryGone { .. } => (StatusCode::CONFLICT, "history_gone"),
         DeployError::NoShadow(_) => (StatusCode::CONFLICT, "no_shadow"),
         DeployError::NotCaughtUp { .. } => (StatusCode::CONFLICT, "not_caught_up"),
@@ -68,7 +69,7 @@ async fn run<T: Send + 'static>(
     name: String,
     operation: impl FnOnce(&Arc<Deployer>, &str) -> Result<T, DeployError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    state.slot(&name)?;
+    super::owned(&state.slot(&name)?.live_view(), "deploys are made")?;
     let deployer = deployer(state)?;
     tokio::task::spawn_blocking(move || operation(&deployer, &name))
         .await

@@ -539,6 +539,17 @@ pub enum ApiError {
     /// Not ready, and why.
     #[error("not ready: {0}")]
     NotReady(String),
+    /// The view is a standby copy here: what was asked is its owner's.
+    #[error(
+        "view {view} is a standby copy on this runtime (it follows its changelog and applies \
+         nothing): {what} on the runtime that owns it"
+    )]
+    Standby {
+        /// The view.
+        view: String,
+        /// What to do on the owner.
+        what: &'static str,
+    },
     /// The view is restoring from its changelog.
     #[error(
         "view {view} is restoring from its changelog ({records} of about {total} records); \
@@ -603,6 +614,7 @@ impl ApiError {
             Self::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::Standby { .. } => (StatusCode::CONFLICT, "standby"),
             Self::Restoring { .. } => (StatusCode::SERVICE_UNAVAILABLE, "restoring"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store"),
             Self::Deploy(err) => deploy::status_and_code(err),
@@ -642,6 +654,32 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The header a read from a standby copy carries: the changelog records
+/// the copy lacks (its lag), when it last looked.
+pub const STANDBY_LAG_HEADER: &str = "projector-standby-lag";
+
+/// Mark `response`, a read of `view`, with the standby copy's lag when the
+/// view is one here.
+fn mark_standby(view: &RunningView, response: &mut Response) {
+    if let Some(state) = view.status.standby_state() {
+        response.headers_mut().insert(
+            header::HeaderName::from_static(STANDBY_LAG_HEADER),
+            HeaderValue::from(state.lag()),
+        );
+    }
+}
+
+/// Refuse `what` on view `name` when it is a standby copy here.
+fn owned(view: &RunningView, what: &'static str) -> Result<(), ApiError> {
+    if view.info.role == crate::config::Role::Standby {
+        return Err(ApiError::Standby {
+            view: view.info.name.clone(),
+            what,
+        });
+    }
+    Ok(())
 }
 
 /// A query-string or path rejection as an [`ApiError`].

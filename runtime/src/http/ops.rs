@@ -110,8 +110,42 @@ pub struct ViewReport {
     /// it (`projector view deploy`); absent before.
     #[serde(default)]
     pub deployment: Option<crate::deploy::DeploymentReport>,
+    /// `owner` (this runtime builds it) or `standby` (it keeps a copy by
+    /// following its changelog).
+    #[serde(default)]
+    pub role: crate::config::Role,
+    /// How far a standby copy follows the changelog; absent on the owner.
+    #[serde(default)]
+    pub standby: Option<StandbyReport>,
     /// Its partitions.
     pub partitions: Vec<PartitionReport>,
+}
+
+/// How far a standby copy follows its view's changelog.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct StandbyReport {
+    /// Changelog records the copy lacks, over every shard, when it last
+    /// looked.
+    pub lag: i64,
+    /// Milliseconds since it last looked; absent before its first look.
+    pub followed_ms_ago: Option<u64>,
+    /// The last error reading the changelog, while it retries.
+    pub last_error: Option<String>,
+    /// Per shard.
+    pub shards: Vec<StandbyShardReport>,
+}
+
+/// One shard of a standby copy.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct StandbyShardReport {
+    /// The shard (its changelog partition).
+    pub shard: u32,
+    /// The offset the copy reaches: after the last whole batch it applied.
+    pub at: i64,
+    /// Where the partition ended when it last looked.
+    pub end: i64,
+    /// `end - at`.
+    pub lag: i64,
 }
 
 /// A restore from the changelog under way.
@@ -187,6 +221,24 @@ fn report(view: &RunningView) -> ViewReport {
             total: r.total,
             records_per_second: r.rate(),
             eta_seconds: r.eta_seconds(),
+        }),
+        role: info.role,
+        standby: status.standby_state().map(|state| StandbyReport {
+            lag: state.lag(),
+            followed_ms_ago: state
+                .followed_at
+                .map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            last_error: state.last_error.clone(),
+            shards: state
+                .shards
+                .iter()
+                .map(|(shard, (at, end))| StandbyShardReport {
+                    shard: shard.0,
+                    at: *at,
+                    end: *end,
+                    lag: (end - at).max(0),
+                })
+                .collect(),
         }),
         partitions,
     }
@@ -278,6 +330,11 @@ fn not_ready(info: &ViewInfo, status: &ViewStatus) -> Option<(&'static str, Stri
                 restoring.records, restoring.total
             ),
         ));
+    }
+    if info.role == crate::config::Role::Standby {
+        // A standby owns no partition and joins no group: restored and
+        // following is ready.
+        return None;
     }
     if let Some(unassigned) = status.unassigned_for()
         && unassigned >= info.max_unassigned

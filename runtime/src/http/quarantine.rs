@@ -168,6 +168,10 @@ pub(super) async fn discard(
 
 /// The request queue of the quarantining view `name`'s worker.
 fn controls_of(state: &ApiState, name: &str) -> Result<Controls, ApiError> {
+    super::owned(
+        state.view(name)?.as_ref(),
+        "release or discard quarantined records",
+    )?;
     quarantining(state, name)?
         .controls
         .clone()

@@ -114,7 +114,7 @@ pub(super) async fn get(
     if matches_if_none_match(&headers, &tag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag_header)]).into_response());
     }
-    Ok((
+    let mut response = (
         [
             (header::ETAG, tag_header),
             (
@@ -128,7 +128,9 @@ pub(super) async fn get(
         ],
         row.json,
     )
-        .into_response())
+        .into_response();
+    super::mark_standby(&view, &mut response);
+    Ok(response)
 }
 
 /// What a page request asks for, validated.
@@ -180,7 +182,7 @@ pub(super) async fn list(
     State(state): State<ApiState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<RowsPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let Path(view_name) = path.map_err(bad_request)?;
     let Query(query) = query.map_err(bad_request)?;
     let (selection, limit) = select(&query, &state.serving_view(&view_name)?.info.indexes)?;
@@ -212,7 +214,9 @@ pub(super) async fn list(
             })
         })
         .collect::<Result<_, ApiError>>()?;
-    Ok(Json(RowsPage { rows, next }))
+    let mut response = Json(RowsPage { rows, next }).into_response();
+    super::mark_standby(&view, &mut response);
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -180,6 +180,9 @@ pub(super) async fn watch(
     let Path((view_name, subject)) = path.map_err(bad_request)?;
     let Query(query) = query.map_err(bad_request)?;
     let view_slot = Arc::clone(state.slot(&view_name)?);
+    // A standby's copy changes by whole changelog batches, with no change
+    // events: a watch would miss them.
+    super::owned(&view_slot.live_view(), "watch a row")?;
     let swaps = view_slot.swaps();
     let view = state
         .read_view(&view_name, query.min_offsets.as_deref(), query.timeout_ms)

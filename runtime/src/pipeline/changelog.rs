@@ -63,6 +63,17 @@ pub enum ChangelogFailure {
         /// The module configured.
         configured: String,
     },
+    /// A standby's copy holds more of a partition than the changelog does.
+    #[error(
+        "changelog topic {topic} holds less than this standby's copy of the view: the topic was \
+         deleted or made again. Stop the standby and drop its copy (`projector view rebuild`, \
+         which on a standby leaves the changelog alone): its next start copies the changelog \
+         afresh"
+    )]
+    Behind {
+        /// The topic.
+        topic: String,
+    },
 }
 
 /// What a restore did.
@@ -84,6 +95,40 @@ pub struct Restored {
     /// Seconds spent writing restored entries to the store (the rest of a
     /// restore reads the changelog).
     pub store_seconds: f64,
+}
+
+/// What a standby's [`Changelog::follow`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Followed {
+    /// What it read and applied.
+    pub restored: Restored,
+    /// Per shard: the offset its copy reaches (after its last whole batch)
+    /// and where its partition ends.
+    pub shards: BTreeMap<ShardId, (i64, i64)>,
+}
+
+/// Who reads a changelog: its view's owner, which restores every record
+/// and reverts a batch cut short, or a standby, which applies whole
+/// batches only and writes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    Owner,
+    Standby,
+}
+
+/// What one shard's read covers.
+struct Plan {
+    shard: ShardId,
+    /// The first offset to read.
+    from: i64,
+    /// The offset to read to (the partition's end, or after a standby's
+    /// last whole batch).
+    high: i64,
+    /// The offset of the shard's last positions record, if any.
+    last_whole: Option<i64>,
+    /// Whether what follows `last_whole` is returned to be reverted (the
+    /// owner's) or left to be read again (a standby's).
+    keep_tail: bool,
 }
 
 /// How many restored records go into one store write.
@@ -337,17 +382,8 @@ impl Changelog {
         let started = Instant::now();
         let mut restored = Restored::default();
         let local = view.log_positions()?;
-        let mut ends = BTreeMap::new();
-        for shard in self.shards.all() {
-            ends.insert(shard, self.topic.watermarks(shard)?);
-        }
-        // A partition that holds nothing where this store logged records:
-        // the topic was deleted or made again.
-        let lost = self.shards.all().any(|shard| {
-            local
-                .get(&shard)
-                .is_some_and(|at| *at > 0 && ends.get(&shard).is_none_or(|(low, high)| high <= low))
-        });
+        let ends = self.ends()?;
+        let lost = self.lost(&local, &ends);
         let has_state = !view.checkpoints()?.is_empty();
         let pending = view.snapshot_pending()?;
         if pending || lost || (has_state && local.is_empty()) {
@@ -361,88 +397,8 @@ impl Changelog {
             tracing::info!(topic = %self.topic(), entries = restored.snapshot, seconds = started.elapsed().as_secs_f64(), "the view's state logged whole to its changelog");
             return Ok(restored);
         }
-        // The module that built each shard's changelog, checked for every
-        // shard before anything is applied.
-        let mut plans = Vec::new();
-        for shard in self.shards.all() {
-            let (low, high) = ends.get(&shard).copied().unwrap_or((0, 0));
-            let from = local.get(&shard).copied().unwrap_or(low).max(low);
-            if from >= high {
-                continue;
-            }
-            let last_whole = match self.last_positions_record(shard, from, high)? {
-                Some((_, own)) if own.module != view.module_hash() => {
-                    return Err(ChangelogFailure::ModuleChanged {
-                        topic: self.topic().to_owned(),
-                        logged: own.module,
-                        configured: view.module_hash().to_owned(),
-                    });
-                }
-                last => last.map(|(offset, _)| offset),
-            };
-            plans.push((shard, from, high, last_whole));
-        }
-        let mut report = Restoring {
-            started,
-            total: plans
-                .iter()
-                .map(|(_, from, high, _)| u64::try_from(high - from).unwrap_or(0))
-                .sum(),
-            ..Restoring::default()
-        };
-        progress(report);
-        let mut positions: BTreeMap<ShardId, ShardPositions> = BTreeMap::new();
-        let mut log_positions = BTreeMap::new();
-        let mut cut_short: Vec<(ShardId, Vec<u8>)> = Vec::new();
-        for (shard, from, high, last_whole) in plans {
-            let mut latest = Latest::default();
-            let mut tail = Vec::new();
-            let mut shard_positions = None;
-            let mut corrupt = None;
-            let reached = self
-                .topic
-                .read(shard, from, high, &mut |offset, key, value| {
-                    if last_whole.is_none_or(|last| offset > last) {
-                        tail.push(key.to_vec());
-                        return Ok(());
-                    }
-                    restored.records += 1;
-                    restored.bytes += (key.len() + value.map_or(0, <[u8]>::len)) as u64;
-                    crate::failpoint::hit("restore-record");
-                    if restored.records.is_multiple_of(1024) || restored.records == 1 {
-                        report.records = restored.records;
-                        report.bytes = restored.bytes;
-                        progress(report);
-                    }
-                    if key == POSITIONS_KEY {
-                        let value = value.ok_or("a positions record without a value")?;
-                        shard_positions = Some(decode_positions(value)?);
-                    } else {
-                        latest.keep(key, value);
-                        if latest.bytes >= RESTORE_WINDOW_BYTES
-                            && let Err(err) = latest.write_to(view, &mut restored)
-                        {
-                            // Stop reading: the store's error is the one told.
-                            corrupt = Some(err);
-                            return Err("the store failed".to_owned());
-                        }
-                    }
-                    Ok(())
-                });
-            if let Some(err) = corrupt {
-                return Err(err.into());
-            }
-            let reached = reached?;
-            latest.write_to(view, &mut restored)?;
-            if let Some(own) = shard_positions {
-                positions.insert(shard, own);
-            }
-            log_positions.insert(shard, reached);
-            cut_short.extend(tail.into_iter().map(|key| (shard, key)));
-        }
-        if !positions.is_empty() || !log_positions.is_empty() {
-            view.restore_positions(&positions, &log_positions)?;
-        }
+        let plans = self.plans(view, &local, &ends, Reader::Owner)?;
+        let cut_short = self.apply(view, plans, started, progress, &mut restored)?;
         if !cut_short.is_empty() {
             restored.reverted = cut_short.len() as u64;
             let touched: BTreeSet<ShardId> = cut_short.iter().map(|(shard, _)| *shard).collect();
@@ -481,6 +437,205 @@ impl Changelog {
             );
         }
         Ok(restored)
+    }
+
+    /// Bring a standby's copy of the view up to its changelog, as far as
+    /// whole batches go, and write nothing to the changelog: what a standby
+    /// runs again and again. Records after a shard's last positions record
+    /// are a batch being logged (or one a crash cut short, which its owner
+    /// reverts): they are left for a later call, which reads them again
+    /// from `l/<shard>`.
+    ///
+    /// # Errors
+    /// When the changelog cannot be read, holds less than the copy (it was
+    /// deleted or made again), was built by another module, or the store
+    /// fails.
+    pub fn follow(
+        &self,
+        view: &impl ViewStore,
+        progress: &dyn Fn(Restoring),
+    ) -> Result<Followed, ChangelogFailure> {
+        let started = Instant::now();
+        let mut restored = Restored::default();
+        let local = view.log_positions()?;
+        let ends = self.ends()?;
+        if self.lost(&local, &ends) {
+            return Err(ChangelogFailure::Behind {
+                topic: self.topic().to_owned(),
+            });
+        }
+        let plans = self.plans(view, &local, &ends, Reader::Standby)?;
+        self.apply(view, plans, started, progress, &mut restored)?;
+        let applied = view.log_positions()?;
+        let shards = ends
+            .iter()
+            .map(|(shard, (low, high))| {
+                let at = applied.get(shard).copied().unwrap_or(*low).max(*low);
+                (*shard, (at, *high))
+            })
+            .collect();
+        Ok(Followed { restored, shards })
+    }
+
+    /// Where each shard's partition begins and ends now.
+    fn ends(&self) -> Result<BTreeMap<ShardId, (i64, i64)>, ChangelogError> {
+        let mut ends = BTreeMap::new();
+        for shard in self.shards.all() {
+            ends.insert(shard, self.topic.watermarks(shard)?);
+        }
+        Ok(ends)
+    }
+
+    /// Whether a partition holds nothing where this store logged (or
+    /// followed) records: the topic was deleted or made again.
+    fn lost(&self, local: &BTreeMap<ShardId, i64>, ends: &BTreeMap<ShardId, (i64, i64)>) -> bool {
+        self.shards.all().any(|shard| {
+            local
+                .get(&shard)
+                .is_some_and(|at| *at > 0 && ends.get(&shard).is_none_or(|(low, high)| high <= low))
+        })
+    }
+
+    /// What to read of each shard's partition, from where the store's copy
+    /// ends: the module that built it checked for every shard before
+    /// anything is applied. For a standby, only whole batches: each read
+    /// ends at the shard's last positions record.
+    fn plans(
+        &self,
+        view: &impl ViewStore,
+        local: &BTreeMap<ShardId, i64>,
+        ends: &BTreeMap<ShardId, (i64, i64)>,
+        reader: Reader,
+    ) -> Result<Vec<Plan>, ChangelogFailure> {
+        let mut plans = Vec::new();
+        for shard in self.shards.all() {
+            let (low, high) = ends.get(&shard).copied().unwrap_or((0, 0));
+            let from = local.get(&shard).copied().unwrap_or(low).max(low);
+            if from >= high {
+                continue;
+            }
+            let last_whole = match self.last_positions_record(shard, from, high)? {
+                Some((_, own)) if own.module != view.module_hash() => {
+                    return Err(ChangelogFailure::ModuleChanged {
+                        topic: self.topic().to_owned(),
+                        logged: own.module,
+                        configured: view.module_hash().to_owned(),
+                    });
+                }
+                last => last.map(|(offset, _)| offset),
+            };
+            match (reader, last_whole) {
+                (Reader::Owner, _) => plans.push(Plan {
+                    shard,
+                    from,
+                    high,
+                    last_whole,
+                    keep_tail: true,
+                }),
+                (Reader::Standby, Some(last)) => plans.push(Plan {
+                    shard,
+                    from,
+                    high: last + 1,
+                    last_whole,
+                    keep_tail: false,
+                }),
+                (Reader::Standby, None) => {}
+            }
+        }
+        Ok(plans)
+    }
+
+    /// Read and apply `plans`, counted in `restored` and told to
+    /// `progress`: each shard's records up to its last positions record,
+    /// then the positions and where each read ended, in one store step.
+    /// Returns the keys read after a shard's last positions record (for a
+    /// plan that keeps its tail): a batch a crash cut short.
+    fn apply(
+        &self,
+        view: &impl ViewStore,
+        plans: Vec<Plan>,
+        started: Instant,
+        progress: &dyn Fn(Restoring),
+        restored: &mut Restored,
+    ) -> Result<Vec<(ShardId, Vec<u8>)>, ChangelogFailure> {
+        if plans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut report = Restoring {
+            started,
+            total: plans
+                .iter()
+                .map(|plan| u64::try_from(plan.high - plan.from).unwrap_or(0))
+                .sum(),
+            ..Restoring::default()
+        };
+        progress(report);
+        let mut positions: BTreeMap<ShardId, ShardPositions> = BTreeMap::new();
+        let mut log_positions = BTreeMap::new();
+        let mut cut_short: Vec<(ShardId, Vec<u8>)> = Vec::new();
+        for plan in plans {
+            let Plan {
+                shard,
+                from,
+                high,
+                last_whole,
+                keep_tail,
+            } = plan;
+            let mut latest = Latest::default();
+            let mut tail = Vec::new();
+            let mut shard_positions = None;
+            let mut corrupt = None;
+            let reached = self
+                .topic
+                .read(shard, from, high, &mut |offset, key, value| {
+                    if last_whole.is_none_or(|last| offset > last) {
+                        tail.push(key.to_vec());
+                        return Ok(());
+                    }
+                    restored.records += 1;
+                    restored.bytes += (key.len() + value.map_or(0, <[u8]>::len)) as u64;
+                    crate::failpoint::hit("restore-record");
+                    if restored.records.is_multiple_of(1024) || restored.records == 1 {
+                        report.records = restored.records;
+                        report.bytes = restored.bytes;
+                        progress(report);
+                    }
+                    if key == POSITIONS_KEY {
+                        let value = value.ok_or("a positions record without a value")?;
+                        shard_positions = Some(decode_positions(value)?);
+                    } else {
+                        latest.keep(key, value);
+                        if latest.bytes >= RESTORE_WINDOW_BYTES
+                            && let Err(err) = latest.write_to(view, restored)
+                        {
+                            // Stop reading: the store's error is the one told.
+                            corrupt = Some(err);
+                            return Err("the store failed".to_owned());
+                        }
+                    }
+                    Ok(())
+                });
+            if let Some(err) = corrupt {
+                return Err(err.into());
+            }
+            let reached = reached?;
+            latest.write_to(view, restored)?;
+            if let Some(own) = shard_positions {
+                positions.insert(shard, own);
+            }
+            if keep_tail {
+                log_positions.insert(shard, reached);
+                cut_short.extend(tail.into_iter().map(|key| (shard, key)));
+            } else if let Some(last) = last_whole {
+                // What came after the last whole batch is read again next
+                // time.
+                log_positions.insert(shard, last + 1);
+            }
+        }
+        if !positions.is_empty() || !log_positions.is_empty() {
+            view.restore_positions(&positions, &log_positions)?;
+        }
+        Ok(cut_short)
     }
 
     /// Log the whole view as the store holds it: a tombstone for every key

@@ -41,6 +41,7 @@
 //! - `rebalance`: the one rebalance path, for the consumer's callbacks and
 //!   for workers driven from memory;
 //! - `source`: what the worker asks of where its records come from;
+//! - `standby`: a read-only copy of a view kept from its changelog;
 //! - `cursor`: one partition's position over the shards;
 //! - `gap`: offsets past the one due, proven before they are taken;
 //! - `applier`: applying one record, with retries;
@@ -73,6 +74,7 @@ pub mod record;
 pub mod ring;
 pub mod samples;
 pub mod source;
+pub mod standby;
 pub mod state;
 pub mod status;
 pub mod throttle;
@@ -358,6 +360,28 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
         controls
     }
 
+    /// The view as a standby copy: its changelog followed, nothing
+    /// consumed or applied ([`standby::Standby`]).
+    ///
+    /// # Errors
+    /// When the view has no changelog.
+    pub fn standby(self) -> Result<standby::Standby<S>, PipelineError> {
+        let Some(changelog) = self.changelog else {
+            return Err(PipelineError::Changelog {
+                view: self.config.name,
+                reason: "a standby copy needs the view's changelog (`changelog = {}`)".to_owned(),
+            });
+        };
+        Ok(standby::Standby {
+            name: self.config.name,
+            changelog,
+            rows: self.rows,
+            store: self.store,
+            status: self.status,
+            feed: self.feed,
+        })
+    }
+
     /// Bring the view's store up to its changelog ([`Changelog::restore`]),
     /// telling `progress` how far it got, and flush it; `None` for a view
     /// without a changelog. What [`PreparedView::start`] does first, and
@@ -373,13 +397,18 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
             return Ok(None);
         };
         let name = &self.config.name;
-        let restored =
-            changelog
-                .restore(view, progress)
-                .map_err(|err| PipelineError::Changelog {
-                    view: name.clone(),
-                    reason: err.to_string(),
-                })?;
+        // A standby's copy is brought up to whole batches and writes
+        // nothing to the changelog.
+        let restored = match self.config.role {
+            crate::config::Role::Owner => changelog.restore(view, progress),
+            crate::config::Role::Standby => changelog
+                .follow(view, progress)
+                .map(|followed| followed.restored),
+        }
+        .map_err(|err| PipelineError::Changelog {
+            view: name.clone(),
+            reason: err.to_string(),
+        })?;
         self.store.flush().map_err(|source| PipelineError::Store {
             view: name.clone(),
             source,

@@ -226,6 +226,30 @@ pub struct ViewStatus {
     /// Records the projection itself failed on (not those no module could
     /// apply: not a CloudEvent, no subject, held behind another).
     module_failures: AtomicU64,
+    /// A standby copy's state; `None` for a view this runtime owns.
+    standby: Mutex<Option<StandbyState>>,
+}
+
+/// How far a standby copy of a view follows its changelog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StandbyState {
+    /// Per shard: the offset the copy reaches and where the partition
+    /// ended when it last looked.
+    pub shards: BTreeMap<ShardId, (i64, i64)>,
+    /// When it last looked (`None`: not yet).
+    pub followed_at: Option<Instant>,
+    /// The last error reading the changelog, while it retries.
+    pub last_error: Option<String>,
+}
+
+impl StandbyState {
+    /// Changelog records the copy lacks, over every shard.
+    pub fn lag(&self) -> i64 {
+        self.shards
+            .values()
+            .map(|(at, end)| (end - at).max(0))
+            .sum()
+    }
 }
 
 /// A restore from the changelog under way: how far it got.
@@ -289,6 +313,7 @@ impl Default for ViewStatus {
             samples: Samples::default(),
             failures: Failures::default(),
             module_failures: AtomicU64::default(),
+            standby: Mutex::default(),
         }
     }
 }
@@ -644,6 +669,20 @@ impl ViewStatus {
             .restoring
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Mark the view as a standby copy, or record how far it follows.
+    pub fn standby(&self, state: StandbyState) {
+        *self.standby.lock().unwrap_or_else(PoisonError::into_inner) = Some(state);
+    }
+
+    /// How far a standby copy follows; `None` for a view this runtime
+    /// owns.
+    pub fn standby_state(&self) -> Option<StandbyState> {
+        self.standby
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Record that the whole view stopped, and why.

@@ -30,6 +30,7 @@ fn counter_view() -> projector::config::ViewConfig {
     view.changelog = Some(ChangelogConfig {
         topic: None,
         replication: 1,
+        standby_replicas: 0,
     });
     view
 }

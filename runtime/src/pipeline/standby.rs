@@ -1,0 +1,153 @@
+//! A standby copy of a view: its rows, held records, identities and
+//! checkpoints kept by tailing the view's changelog, for reads and for a
+//! fast takeover, without consuming the view's topics or applying anything.
+//!
+//! # What it promises
+//!
+//! - **Whole batches only.** Each round applies, per shard, the changelog's
+//!   records up to the shard's last positions record (the end of a batch
+//!   its owner logged whole), with their positions, and records where it
+//!   got to (`l/<shard>`): [`Changelog::follow`]. A batch being logged, or
+//!   one a crash cut short (which its owner reverts), is read again next
+//!   round. So the copy's rows and checkpoints are always those of one
+//!   moment of its owner's store, per shard.
+//! - **It writes nothing to Kafka**: no offset, no changelog record.
+//! - **Its lag is known**: per shard, the records between where its copy
+//!   reaches and where the partition ends ([`StandbyState`]), shown in
+//!   `/v1/views`. A broker it cannot reach is retried, and shown, never a
+//!   stop; a changelog built by another module, or one that holds less
+//!   than the copy (deleted or made again), stops the copy, named.
+//! - Until its first round ends the view is *restoring*: reads answer 503,
+//!   never a 404 for a row the owner has.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::changelog::{Changelog, ChangelogFailure};
+use super::feed::ViewFeed;
+use super::status::{Restoring, StandbyState, ViewStatus};
+use super::PipelineError;
+use crate::shutdown::Shutdown;
+use crate::store::{Store, ViewStore};
+
+/// How long a round that found nothing new waits before the next.
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+
+/// How long a failed round waits before the next.
+const RETRY_WAIT: Duration = Duration::from_secs(1);
+
+/// A standby copy of one view, ready to follow its changelog.
+pub struct Standby<S: Store> {
+    pub(super) name: String,
+    pub(super) changelog: Arc<Changelog>,
+    pub(super) rows: S::View,
+    pub(super) store: Arc<S>,
+    pub(super) status: Arc<ViewStatus>,
+    pub(super) feed: Arc<ViewFeed>,
+}
+
+impl<S: Store> std::fmt::Debug for Standby<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Standby")
+            .field("view", &self.name)
+            .field("changelog", &self.changelog.topic())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> Standby<S> {
+    /// Follow the changelog until `shutdown`: a round at once after one
+    /// that applied something, else after [`IDLE_WAIT`].
+    ///
+    /// # Errors
+    /// When the copy cannot go on: the changelog was built by another
+    /// module or holds less than the copy, or the store failed.
+    pub fn run(self, shutdown: &Shutdown) -> Result<(), PipelineError> {
+        let failed = |reason: String| {
+            self.status.fatal(reason.clone());
+            PipelineError::Changelog {
+                view: self.name.clone(),
+                reason,
+            }
+        };
+        self.status.restoring(Some(Restoring::default()));
+        self.status.standby(StandbyState::default());
+        let mut caught_up = false;
+        let mut last_error_logged: Option<Instant> = None;
+        while !shutdown.requested() {
+            let round = self.changelog.follow(&self.rows, &|progress| {
+                if !caught_up {
+                    self.status.restoring(Some(progress));
+                }
+            });
+            let followed = match round {
+                Ok(followed) => followed,
+                Err(ChangelogFailure::Topic(err)) => {
+                    // The broker: retried, and shown, until it answers.
+                    let reason = err.to_string();
+                    if last_error_logged.is_none_or(|at| at.elapsed() > Duration::from_secs(30)) {
+                        tracing::warn!(view = %self.name, error = %reason, "standby: cannot read the changelog; retrying");
+                        last_error_logged = Some(Instant::now());
+                    }
+                    let mut state = self.status.standby_state().unwrap_or_default();
+                    state.last_error = Some(reason);
+                    self.status.standby(state);
+                    wait(shutdown, RETRY_WAIT);
+                    continue;
+                }
+                Err(err) => {
+                    tracing::error!(view = %self.name, error = %err, "standby: the copy stops");
+                    return Err(failed(err.to_string()));
+                }
+            };
+            let checkpoints = self
+                .rows
+                .checkpoints()
+                .map_err(|err| failed(err.to_string()))?;
+            let checkpoints: std::collections::BTreeMap<(String, i32), i64> = checkpoints
+                .into_iter()
+                .map(|(topic, partition, next)| ((topic, partition), next))
+                .collect();
+            for ((topic, partition), next) in &checkpoints {
+                self.status.committed(topic, *partition, *next);
+            }
+            self.feed.advance(&checkpoints);
+            let state = StandbyState {
+                shards: followed.shards,
+                followed_at: Some(Instant::now()),
+                last_error: None,
+            };
+            let lag = state.lag();
+            self.status.standby(state);
+            if !caught_up {
+                caught_up = true;
+                self.status.restoring(None);
+                tracing::info!(
+                    view = %self.name,
+                    records = followed.restored.records,
+                    rows = self.rows.row_count(),
+                    lag,
+                    "standby: the copy has caught up with the changelog; it follows it from now on"
+                );
+                // What it restored is kept even if the machine stops now.
+                self.store.flush().map_err(|err| failed(err.to_string()))?;
+            }
+            if followed.restored.records == 0 {
+                wait(shutdown, IDLE_WAIT);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sleep `duration`, or until `shutdown` is requested.
+fn wait(shutdown: &Shutdown, duration: Duration) {
+    let until = Instant::now() + duration;
+    while !shutdown.requested() {
+        let now = Instant::now();
+        if now >= until {
+            return;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(50)));
+    }
+}
