@@ -112,6 +112,9 @@ impl<S: Store> Standby<S> {
                 self.status.committed(topic, *partition, *next);
             }
             self.feed.advance(&checkpoints);
+            if followed.restored.records > 0 || !caught_up {
+                self.count_held().map_err(|err| failed(err.to_string()))?;
+            }
             let state = StandbyState {
                 shards: followed.shards,
                 followed_at: Some(Instant::now()),
@@ -136,6 +139,24 @@ impl<S: Store> Standby<S> {
                 wait(shutdown, IDLE_WAIT);
             }
         }
+        Ok(())
+    }
+}
+
+impl<S: Store> Standby<S> {
+    /// Count what the copy holds for its owner (dead letters not yet
+    /// acknowledged, quarantined records) in the status, as the owner's
+    /// worker does.
+    fn count_held(&self) -> Result<(), crate::store::StoreError> {
+        let letters = self.rows.held_dead_letter_origins()?.len();
+        self.status.dead_letters_held(letters);
+        let quarantined = self.rows.quarantine_summaries()?;
+        let subjects: std::collections::BTreeSet<&str> = quarantined
+            .iter()
+            .map(|held| held.subject.as_str())
+            .collect();
+        self.status
+            .quarantine_held(subjects.len(), quarantined.len() as u64);
         Ok(())
     }
 }

@@ -313,6 +313,7 @@ pub fn view(name: &str, module: &str, topics: &[&str], on_error: OnError) -> Vie
         shards: None,
         dedup: None,
         changelog: None,
+        role: projector::config::Role::Owner,
     }
 }
 

@@ -56,4 +56,5 @@ mod policies;
 mod quarantine;
 pub(crate) mod restart;
 mod shards;
+mod standby;
 mod start;

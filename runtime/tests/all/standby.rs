@@ -1,0 +1,270 @@
+//! Standby copies on tansu: a second runtime with `role = "standby"` keeps
+//! a copy of a view by following its changelog, equal to its owner's once
+//! its lag is 0; it applies only whole batches, counts what it lacks as
+//! lag, answers reads marked with that lag, and refuses writes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use projector::config::{ChangelogConfig, OnError, Role, ViewConfig};
+use projector::engine::EngineConfig;
+use projector::service::Service;
+use projector::store::{POSITIONS_KEY, ViewStore};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::kit::{Api, Broker, TempDir, checkpoint_sum, start, view, wait_for, wait_until};
+use crate::pipeline::{Partitioning, Stream, TOPIC, oracle_discrepancies};
+
+const CHANGELOG: &str = "projector-counter-changelog";
+
+/// The counter view with a changelog, quarantining what it cannot apply.
+fn owned_view() -> ViewConfig {
+    let mut view = view(
+        "counter",
+        projector_examples::EVENT_COUNTER.path,
+        &[TOPIC],
+        OnError::Quarantine,
+    );
+    view.changelog = Some(ChangelogConfig {
+        topic: None,
+        replication: 1,
+        standby_replicas: 1,
+    });
+    view
+}
+
+/// Every row of the view `service` runs: subject, JSON, version and last
+/// event id.
+fn rows_of(service: &Service) -> Vec<(String, String, u64, String)> {
+    let view = service.views().live()[0].clone();
+    view.rows
+        .scan("", None, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(subject, row)| (subject, row.json, row.version, row.last_event_id))
+        .collect()
+}
+
+fn checkpoints_of(service: &Service) -> Vec<(String, i32, i64)> {
+    service.views().live()[0].rows.checkpoints().unwrap()
+}
+
+/// The standby's lag, once it has looked.
+fn lag_of(service: &Service) -> Option<i64> {
+    let view = service.views().live()[0].clone();
+    let state = view.status.standby_state()?;
+    state.followed_at.map(|_| state.lag())
+}
+
+/// Every record of changelog partition `partition`, read with a plain
+/// consumer: offset, key and value.
+fn changelog_partition(broker: &Broker, partition: i32) -> Vec<(i64, Vec<u8>, Option<Vec<u8>>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "standby-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let (_, high) = consumer
+        .fetch_watermarks(CHANGELOG, partition, Duration::from_secs(10))
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(CHANGELOG, partition, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&list).unwrap();
+    let mut records = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while records.last().is_none_or(|(offset, _, _)| offset + 1 < high) {
+        assert!(std::time::Instant::now() < deadline, "changelog read short");
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            records.push((
+                message.offset(),
+                message.key().unwrap_or_default().to_vec(),
+                message.payload().map(<[u8]>::to_vec),
+            ));
+        }
+    }
+    records
+}
+
+#[test]
+fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_only_whole_batches() {
+    let broker = Broker::tansu(&[(TOPIC, 4)]).application_producer();
+    let mut stream = Stream::default();
+    stream.publish(&broker, 3000, 200, 4, Partitioning::HalfMisplaced);
+    let owner_dir = TempDir::new("standby-owner");
+    let standby_dir = TempDir::new("standby-copy");
+    let owner = start(&broker, &owner_dir, vec![owned_view()], EngineConfig::default());
+    let owner_status = owner.statuses()["counter"].clone();
+    wait_for(
+        &owner_status,
+        Duration::from_secs(60),
+        "the first events applied",
+        |s| checkpoint_sum(s) == 3000,
+    );
+
+    // The standby starts while the owner runs, and follows it live.
+    let mut standby_view = owned_view();
+    standby_view.role = Role::Standby;
+    let standby = start(
+        &broker,
+        &standby_dir,
+        vec![standby_view],
+        EngineConfig::default(),
+    );
+    let standby_api = Api::start(&standby, None);
+    let owner_api = Api::start(&owner, None);
+    stream.publish(&broker, 3000, 200, 4, Partitioning::HalfMisplaced);
+    // Records that are no CloudEvent (after the stream's, whose offsets the
+    // oracle knows): held in quarantine by the owner, and held records are
+    // part of what a standby copies.
+    for i in 0..6 {
+        let key = format!("k-{i}");
+        broker.publish_raw(
+            TOPIC,
+            i % 4,
+            (i % 2 == 0).then_some(key.as_bytes()),
+            Some(b"not an event"),
+            rdkafka::message::OwnedHeaders::new(),
+        );
+    }
+    broker.flush();
+    wait_for(
+        &owner_status,
+        Duration::from_secs(60),
+        "every event applied",
+        |s| checkpoint_sum(s) == 6006,
+    );
+    let caught_up = |owner: &Service, standby: &Service| {
+        wait_until("the standby's lag is 0", Duration::from_secs(60), || {
+            lag_of(standby) == Some(0) && checkpoints_of(standby) == checkpoints_of(owner)
+        });
+    };
+    caught_up(&owner, &standby);
+
+    // Equal to its owner, row by row (version and last event id too), to
+    // the oracle, and in what it holds.
+    let owner_rows = rows_of(&owner);
+    assert_eq!(owner_rows.len(), 200);
+    assert_eq!(rows_of(&standby), owner_rows);
+    let standby_view = standby.views().live()[0].clone();
+    let discrepancies = oracle_discrepancies(&standby_view.rows, &stream);
+    assert!(discrepancies.is_empty(), "{discrepancies:?}");
+    let (status, owner_held) = owner_api.get("/v1/views/counter/quarantine");
+    assert_eq!(status, 200);
+    assert_eq!(owner_held["records"], 6, "{owner_held}");
+    let (status, standby_held) = standby_api.get("/v1/views/counter/quarantine");
+    assert_eq!(status, 200);
+    assert_eq!(standby_held, owner_held);
+    // It applied nothing itself.
+    assert_eq!(standby_view.status.counters().applied, 0);
+
+    // What it reports, and how it answers.
+    let (status, views) = standby_api.get("/v1/views");
+    assert_eq!(status, 200);
+    let reported = &views["views"][0];
+    assert_eq!(reported["role"], "standby", "{reported}");
+    assert_eq!(reported["standby"]["lag"], 0, "{reported}");
+    assert_eq!(reported["rows"], 200, "{reported}");
+    let (status, views) = owner_api.get("/v1/views");
+    assert_eq!(status, 200);
+    assert_eq!(views["views"][0]["role"], "owner");
+    assert!(views["views"][0]["standby"].is_null());
+    let (status, _) = standby_api.get("/readyz");
+    assert_eq!(status, 200, "a caught-up standby is ready");
+    let subject = &owner_rows[0].0;
+    let (status, headers, body) =
+        standby_api.get_with(&format!("/v1/views/counter/rows/{subject}"), &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        headers
+            .get("projector-standby-lag")
+            .and_then(|v| v.to_str().ok()),
+        Some("0")
+    );
+    let (_, owner_headers, _) =
+        owner_api.get_with(&format!("/v1/views/counter/rows/{subject}"), &[]);
+    assert!(owner_headers.get("projector-standby-lag").is_none());
+    let refused = ureq::post(&format!(
+        "{}/v1/views/counter/quarantine/release?subject=",
+        standby_api.base
+    ))
+    .config()
+    .http_status_as_error(false)
+    .build()
+    .header("content-type", "application/json")
+    .send("{}")
+    .unwrap();
+    assert_eq!(refused.status().as_u16(), 409);
+    let (status, _, body) =
+        standby_api.get_with(&format!("/v1/views/counter/rows/{subject}/watch"), &[]);
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("standby"), "{body}");
+
+    // Whole batches only. With the owner stopped, a record is logged to
+    // partition 0 that no positions record follows (a batch being logged,
+    // or one a crash cut short): a row's key with another row's value.
+    owner.stop();
+    let logged = changelog_partition(&broker, 0);
+    let mut latest: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+    for (_, key, value) in &logged {
+        latest.insert(key.clone(), value.clone());
+    }
+    let mut rows = latest
+        .iter()
+        .filter_map(|(key, value)| Some((key.clone(), value.clone()?)))
+        .filter(|(key, _)| key.starts_with(b"r/"));
+    let (target, _) = rows.next().unwrap();
+    let (other, other_value) = rows.next().unwrap();
+    let subject = String::from_utf8(target[2..].to_vec()).unwrap();
+    let other_subject = String::from_utf8(other[2..].to_vec()).unwrap();
+    let last_positions = logged
+        .iter()
+        .rev()
+        .find(|(_, key, _)| key == POSITIONS_KEY)
+        .unwrap()
+        .2
+        .clone()
+        .unwrap();
+    let before = standby_view.rows.row(&subject).unwrap().unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()
+        .unwrap();
+    let produce = |key: &[u8], value: &[u8]| {
+        producer
+            .send(
+                BaseRecord::to(CHANGELOG)
+                    .partition(0)
+                    .key(key)
+                    .payload(value),
+            )
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+    };
+    produce(&target, &other_value);
+    // The standby sees the record (its lag counts it) and applies nothing.
+    wait_until("the standby counts the cut batch", Duration::from_secs(30), || {
+        lag_of(&standby) == Some(1)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(lag_of(&standby), Some(1));
+    assert_eq!(standby_view.rows.row(&subject).unwrap().unwrap(), before);
+    // Its positions record ends the batch: now it is applied.
+    produce(POSITIONS_KEY, &last_positions);
+    wait_until("the standby applies the whole batch", Duration::from_secs(30), || {
+        lag_of(&standby) == Some(0)
+    });
+    let after = standby_view.rows.row(&subject).unwrap().unwrap();
+    assert_ne!(after, before);
+    // The value logged is the other row's, byte for byte.
+    assert_eq!(
+        after,
+        standby_view.rows.row(&other_subject).unwrap().unwrap()
+    );
+    assert_eq!(standby.stop()["counter"], Ok(()));
+}
