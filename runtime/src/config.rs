@@ -1077,6 +1077,26 @@ mod tests {
     }
 
     #[test]
+    fn a_standby_needs_a_changelog_and_defaults_to_owner() {
+        let config = Config::parse(MINIMAL).unwrap();
+        assert_eq!(config.views[0].role, Role::Owner);
+        let standby = Config::parse(&format!(
+            "{MINIMAL}role = \"standby\"\nchangelog = {{ replication = 1, standby_replicas = 2 }}\n"
+        ))
+        .unwrap();
+        assert_eq!(standby.views[0].role, Role::Standby);
+        assert_eq!(
+            standby.views[0]
+                .changelog
+                .as_ref()
+                .map(|changelog| changelog.standby_replicas),
+            Some(2)
+        );
+        let unknown = error(&format!("{MINIMAL}role = \"spare\"\n"));
+        assert!(unknown.contains("unknown variant `spare`"), "{unknown}");
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let cases = [
             (
@@ -1094,6 +1114,14 @@ mod tests {
             (
                 MINIMAL.replace("localhost:9092", "localhost"),
                 "broker.bootstrap_servers",
+            ),
+            (
+                format!("{MINIMAL}role = \"standby\"\n"),
+                "views[0].role",
+            ),
+            (
+                format!("{MINIMAL}changelog = {{ standby_replicas = 17 }}\n"),
+                "views[0].changelog.standby_replicas",
             ),
             (
                 format!("{MINIMAL}on_error = \"dead-letter\"\n"),

@@ -258,7 +258,7 @@ impl Launcher {
             feed,
             controls: Some(controls),
         };
-        let name = versioned.name;
+        let name = versioned.name.clone();
         let shutdown = Shutdown::new();
         let rate = (priority == Priority::Low)
             .then(|| crate::pipeline::throttle::Rate::new(self.deploy.shadow_max_rate));
@@ -284,6 +284,33 @@ impl Launcher {
                 .map_err(|err| err.to_string())
         })
         .with_context(|| format!("view {}: cannot start its thread", config.name))?;
+        if let (Some(changelog), Some(topic)) = (&versioned.changelog, versioned.changelog_topic())
+            && changelog.standby_replicas > 0
+        {
+            // Not joined at a stop: it only reads the directory, and ends
+            // by itself within a few seconds of the stop.
+            let broker = self.broker.clone();
+            let (replication, expected) = (changelog.replication, changelog.standby_replicas);
+            let status = Arc::clone(&view.status);
+            let name = view.info.name.clone();
+            drop(
+                Stoppable::spawn(format!("standbys-{name}"), &shutdown, move |shutdown| {
+                    crate::pipeline::standby::hear_standbys(
+                        &name,
+                        &broker,
+                        &topic,
+                        replication,
+                        expected,
+                        &status,
+                        shutdown,
+                    );
+                    Ok::<(), String>(())
+                })
+                .with_context(|| {
+                    format!("view {}: cannot start its standby directory thread", config.name)
+                })?,
+            );
+        }
         Ok(RunningVersion::new(
             version.clone(),
             view,
@@ -326,7 +353,17 @@ impl Launcher {
             self.limits,
         )?;
         let (rows, feed) = (prepared.rows(), prepared.feed());
-        let standby = prepared.standby()?;
+        let standby_name = match &config.group_instance_id {
+            Some(id) => id.clone(),
+            None => format!(
+                "{}-{}",
+                self.store
+                    .instance_id()
+                    .context("cannot read the instance id from the store")?,
+                config.name
+            ),
+        };
+        let standby = prepared.standby(standby_name)?;
         let view = RunningView {
             info: ViewInfo::of(config, config, &version, module),
             status,

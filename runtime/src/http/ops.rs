@@ -117,8 +117,35 @@ pub struct ViewReport {
     /// How far a standby copy follows the changelog; absent on the owner.
     #[serde(default)]
     pub standby: Option<StandbyReport>,
+    /// The standby copies its owner hears from, when its config expects
+    /// some (`changelog.standby_replicas`).
+    #[serde(default)]
+    pub standbys: Option<StandbysReport>,
     /// Its partitions.
     pub partitions: Vec<PartitionReport>,
+}
+
+/// The standby copies an owner hears from through its standby directory.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct StandbysReport {
+    /// How many the config expects.
+    pub expected: u32,
+    /// Each one heard from in the last 30 s.
+    pub heard: Vec<HeardStandbyReport>,
+    /// The last error reading the directory, if the last read failed.
+    pub last_error: Option<String>,
+}
+
+/// One standby copy, as its owner heard it.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct HeardStandbyReport {
+    /// Its name: its runtime's instance id and the view.
+    pub name: String,
+    /// Changelog records it lacks against what this owner has logged, over
+    /// every shard, as of its word.
+    pub lag: i64,
+    /// Milliseconds since its word.
+    pub said_ms_ago: i64,
 }
 
 /// How far a standby copy follows its view's changelog.
@@ -223,6 +250,30 @@ fn report(view: &RunningView) -> ViewReport {
             eta_seconds: r.eta_seconds(),
         }),
         role: info.role,
+        standbys: status.heard_standbys().map(|heard| {
+            let logged = view.rows.log_positions().unwrap_or_default();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            StandbysReport {
+                expected: heard.expected,
+                heard: heard
+                    .words
+                    .iter()
+                    .map(|word| HeardStandbyReport {
+                        name: word.name.clone(),
+                        lag: logged
+                            .iter()
+                            .map(|(shard, end)| {
+                                (end - word.shards.get(&shard.0).copied().unwrap_or(0)).max(0)
+                            })
+                            .sum(),
+                        said_ms_ago: (now - word.at_ms).max(0),
+                    })
+                    .collect(),
+                last_error: heard.last_error,
+            }
+        }),
         standby: status.standby_state().map(|state| StandbyReport {
             lag: state.lag(),
             followed_ms_ago: state

@@ -22,6 +22,7 @@ pub mod admin;
 pub mod changelog;
 pub mod connect;
 pub mod dead_letter;
+pub mod directory;
 pub mod in_flight;
 mod produce;
 

@@ -364,8 +364,9 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
     /// consumed or applied ([`standby::Standby`]).
     ///
     /// # Errors
-    /// When the view has no changelog.
-    pub fn standby(self) -> Result<standby::Standby<S>, PipelineError> {
+    /// When the view has no changelog. `standby_name` names the copy in
+    /// the view's standby directory.
+    pub fn standby(self, standby_name: String) -> Result<standby::Standby<S>, PipelineError> {
         let Some(changelog) = self.changelog else {
             return Err(PipelineError::Changelog {
                 view: self.config.name,
@@ -379,6 +380,13 @@ impl<S: Store, A: Apply> PreparedView<S, A> {
             store: self.store,
             status: self.status,
             feed: self.feed,
+            standby_name,
+            broker: self.broker,
+            replication: self
+                .config
+                .changelog
+                .as_ref()
+                .map_or(1, |changelog| changelog.replication),
         })
     }
 

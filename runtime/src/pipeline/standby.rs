@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use super::changelog::{Changelog, ChangelogFailure};
 use super::feed::ViewFeed;
-use super::status::{Restoring, StandbyState, ViewStatus};
+use super::status::{HeardStandbys, Restoring, StandbyState, ViewStatus};
+use crate::kafka::directory::{Directory, StandbyWord};
 use super::PipelineError;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, ViewStore};
@@ -44,6 +45,11 @@ pub struct Standby<S: Store> {
     pub(super) store: Arc<S>,
     pub(super) status: Arc<ViewStatus>,
     pub(super) feed: Arc<ViewFeed>,
+    /// Its name in the view's standby directory.
+    pub(super) standby_name: String,
+    pub(super) broker: crate::config::BrokerConfig,
+    /// Replicas of the directory topic, when this standby creates it.
+    pub(super) replication: i32,
 }
 
 impl<S: Store> std::fmt::Debug for Standby<S> {
@@ -74,6 +80,8 @@ impl<S: Store> Standby<S> {
         self.status.standby(StandbyState::default());
         let mut caught_up = false;
         let mut last_error_logged: Option<Instant> = None;
+        let mut directory: Option<Directory> = None;
+        let mut announced: Option<Instant> = None;
         while !shutdown.requested() {
             let round = self.changelog.follow(&self.rows, &|progress| {
                 if !caught_up {
@@ -135,11 +143,129 @@ impl<S: Store> Standby<S> {
                 // What it restored is kept even if the machine stops now.
                 self.store.flush().map_err(|err| failed(err.to_string()))?;
             }
+            if announced.is_none_or(|at| at.elapsed() >= ANNOUNCE_EVERY) {
+                announced = Some(Instant::now());
+                self.announce(&mut directory);
+            }
             if followed.restored.records == 0 {
                 wait(shutdown, IDLE_WAIT);
             }
         }
+        if let Some(directory) = &directory
+            && let Err(err) = directory.withdraw(&self.standby_name)
+        {
+            tracing::warn!(view = %self.name, error = %err, "standby: cannot take this copy out of the view's standby directory; its owner sees it go stale");
+        }
         Ok(())
+    }
+
+    /// Tell the view's owner, through its standby directory, how far this
+    /// copy reaches; the directory opened first when it is not yet. A
+    /// failure is logged and tried again next time: the copy goes on.
+    fn announce(&self, directory: &mut Option<Directory>) {
+        if directory.is_none() {
+            match Directory::open(&self.broker, self.changelog.topic(), self.replication) {
+                Ok(opened) => *directory = Some(opened),
+                Err(err) => {
+                    tracing::warn!(view = %self.name, error = %err, "standby: cannot open the view's standby directory; its owner does not see this copy");
+                    return;
+                }
+            }
+        }
+        let Some(directory) = directory else { return };
+        let shards = self
+            .status
+            .standby_state()
+            .map(|state| {
+                state
+                    .shards
+                    .iter()
+                    .map(|(shard, (at, _))| (shard.0, *at))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let word = StandbyWord {
+            name: self.standby_name.clone(),
+            shards,
+            at_ms: now_ms(),
+        };
+        if let Err(err) = directory.announce(&word) {
+            tracing::warn!(view = %self.name, error = %err, "standby: cannot write to the view's standby directory");
+        }
+    }
+}
+
+/// How often a standby tells its owner how far it reaches.
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
+
+/// Milliseconds since the epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Read the standby directory of `changelog` every [`ANNOUNCE_EVERY`] until
+/// `shutdown`, telling `status` which standbys were heard (those silent for
+/// [`Directory::STALE`] left out) and logging when fewer than `expected`
+/// are: what an owner with `changelog.standby_replicas` runs.
+pub fn hear_standbys(
+    view: &str,
+    broker: &crate::config::BrokerConfig,
+    changelog: &str,
+    replication: i32,
+    expected: u32,
+    status: &ViewStatus,
+    shutdown: &Shutdown,
+) {
+    let mut directory = None;
+    let mut short = false;
+    let started = Instant::now();
+    while !shutdown.requested() {
+        if directory.is_none() {
+            match Directory::open(broker, changelog, replication) {
+                Ok(opened) => directory = Some(opened),
+                Err(err) => status.standbys_heard(HeardStandbys {
+                    expected,
+                    words: Vec::new(),
+                    last_error: Some(err.to_string()),
+                }),
+            }
+        }
+        if let Some(directory) = &directory {
+            let stale_before = now_ms()
+                - i64::try_from(Directory::STALE.as_millis()).unwrap_or(i64::MAX);
+            let heard = match directory.heard() {
+                Ok(heard) => HeardStandbys {
+                    expected,
+                    words: heard
+                        .into_values()
+                        .filter(|word| word.at_ms >= stale_before)
+                        .collect(),
+                    last_error: None,
+                },
+                Err(err) => HeardStandbys {
+                    expected,
+                    words: status
+                        .heard_standbys()
+                        .map(|heard| heard.words)
+                        .unwrap_or_default(),
+                    last_error: Some(err.to_string()),
+                },
+            };
+            let fewer = heard.words.len() < expected as usize;
+            // Standbys take a moment to speak after a start.
+            if fewer != short && (!fewer || started.elapsed() > Directory::STALE) {
+                short = fewer;
+                if fewer {
+                    tracing::warn!(view, expected, heard = heard.words.len(), "fewer standby copies than changelog.standby_replicas are heard from");
+                } else {
+                    tracing::info!(view, expected, heard = heard.words.len(), "every expected standby copy is heard from");
+                }
+            }
+            status.standbys_heard(heard);
+        }
+        wait(shutdown, ANNOUNCE_EVERY);
     }
 }
 

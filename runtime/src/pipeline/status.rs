@@ -228,6 +228,20 @@ pub struct ViewStatus {
     module_failures: AtomicU64,
     /// A standby copy's state; `None` for a view this runtime owns.
     standby: Mutex<Option<StandbyState>>,
+    /// The standbys an owner heard from in its directory, with when it
+    /// last read it; `None` when it does not read one.
+    standbys: Mutex<Option<HeardStandbys>>,
+}
+
+/// The standby copies an owner heard from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeardStandbys {
+    /// How many the view's config expects (`changelog.standby_replicas`).
+    pub expected: u32,
+    /// Every standby's latest word.
+    pub words: Vec<crate::kafka::directory::StandbyWord>,
+    /// The last error reading the directory, if the last read failed.
+    pub last_error: Option<String>,
 }
 
 /// How far a standby copy of a view follows its changelog.
@@ -314,6 +328,7 @@ impl Default for ViewStatus {
             failures: Failures::default(),
             module_failures: AtomicU64::default(),
             standby: Mutex::default(),
+            standbys: Mutex::default(),
         }
     }
 }
@@ -680,6 +695,20 @@ impl ViewStatus {
     /// owns.
     pub fn standby_state(&self) -> Option<StandbyState> {
         self.standby
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Record the standbys the owner heard from.
+    pub fn standbys_heard(&self, heard: HeardStandbys) {
+        *self.standbys.lock().unwrap_or_else(PoisonError::into_inner) = Some(heard);
+    }
+
+    /// The standbys the owner heard from; `None` when it reads no
+    /// directory.
+    pub fn heard_standbys(&self) -> Option<HeardStandbys> {
+        self.standbys
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()

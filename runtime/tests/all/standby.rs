@@ -59,9 +59,13 @@ fn lag_of(service: &Service) -> Option<i64> {
     state.followed_at.map(|_| state.lag())
 }
 
-/// Every record of changelog partition `partition`, read with a plain
+/// Every record of `topic`'s partition `partition`, read with a plain
 /// consumer: offset, key and value.
-fn changelog_partition(broker: &Broker, partition: i32) -> Vec<(i64, Vec<u8>, Option<Vec<u8>>)> {
+fn topic_partition(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+) -> Vec<(i64, Vec<u8>, Option<Vec<u8>>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
         .set("group.id", "standby-test-reader")
@@ -69,10 +73,10 @@ fn changelog_partition(broker: &Broker, partition: i32) -> Vec<(i64, Vec<u8>, Op
         .create()
         .unwrap();
     let (_, high) = consumer
-        .fetch_watermarks(CHANGELOG, partition, Duration::from_secs(10))
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
         .unwrap();
     let mut list = TopicPartitionList::new();
-    list.add_partition_offset(CHANGELOG, partition, Offset::Beginning)
+    list.add_partition_offset(topic, partition, Offset::Beginning)
         .unwrap();
     consumer.assign(&list).unwrap();
     let mut records = Vec::new();
@@ -145,6 +149,16 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
         });
     };
     caught_up(&owner, &standby);
+    // The owner hears its standby through the standby directory, caught
+    // up too.
+    wait_until("the owner hears its standby", Duration::from_secs(30), || {
+        let (_, views) = owner_api.get("/v1/views");
+        let standbys = &views["views"][0]["standbys"];
+        standbys["expected"] == 1
+            && standbys["heard"]
+                .as_array()
+                .is_some_and(|heard| heard.len() == 1 && heard[0]["lag"] == 0)
+    });
 
     // Equal to its owner, row by row (version and last event id too), to
     // the oracle, and in what it holds.
@@ -209,7 +223,7 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
     // partition 0 that no positions record follows (a batch being logged,
     // or one a crash cut short): a row's key with another row's value.
     owner.stop();
-    let logged = changelog_partition(&broker, 0);
+    let logged = topic_partition(&broker, CHANGELOG, 0);
     let mut latest: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
     for (_, key, value) in &logged {
         latest.insert(key.clone(), value.clone());
@@ -267,4 +281,13 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
         standby_view.rows.row(&other_subject).unwrap().unwrap()
     );
     assert_eq!(standby.stop()["counter"], Ok(()));
+    // A standby that stops takes itself out of the directory: its last
+    // record there, read with a plain consumer, is a tombstone.
+    let directory = topic_partition(&broker, &format!("{CHANGELOG}-standbys"), 0);
+    let mut latest: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
+    for (_, key, value) in &directory {
+        latest.insert(key.clone(), value.is_some());
+    }
+    assert_eq!(latest.len(), 1, "one standby spoke");
+    assert_eq!(latest.values().next(), Some(&false), "its last word is a tombstone");
 }
