@@ -129,6 +129,7 @@ fn main() {
             version: 1,
             name: "customers".to_owned(),
             module_hash: "bench".to_owned(),
+            role: projector::config::Role::Owner,
             topics: vec!["customers".to_owned()],
             group: "bench".to_owned(),
             on_error: OnError::Stop,

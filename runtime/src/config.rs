@@ -1115,10 +1115,7 @@ mod tests {
                 MINIMAL.replace("localhost:9092", "localhost"),
                 "broker.bootstrap_servers",
             ),
-            (
-                format!("{MINIMAL}role = \"standby\"\n"),
-                "views[0].role",
-            ),
+            (format!("{MINIMAL}role = \"standby\"\n"), "views[0].role"),
             (
                 format!("{MINIMAL}changelog = {{ standby_replicas = 17 }}\n"),
                 "views[0].changelog.standby_replicas",

@@ -307,7 +307,10 @@ impl Launcher {
                     Ok::<(), String>(())
                 })
                 .with_context(|| {
-                    format!("view {}: cannot start its standby directory thread", config.name)
+                    format!(
+                        "view {}: cannot start its standby directory thread",
+                        config.name
+                    )
                 })?,
             );
         }

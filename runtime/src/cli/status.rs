@@ -80,6 +80,33 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
                 if let Some(deployment) = &view.deployment {
                     println!("  {}", deployment_line(deployment));
                 }
+                if let Some(standby) = &view.standby {
+                    println!(
+                        "  standby copy (follows its changelog, applies nothing): lag {} records{}",
+                        standby.lag,
+                        standby
+                            .last_error
+                            .as_ref()
+                            .map_or_else(String::new, |err| format!(", retrying: {err}"))
+                    );
+                }
+                if let Some(standbys) = &view.standbys {
+                    let heard: Vec<String> = standbys
+                        .heard
+                        .iter()
+                        .map(|s| format!("{} (lag {})", s.name, s.lag))
+                        .collect();
+                    println!(
+                        "  standbys: {} of {} expected heard{}",
+                        standbys.heard.len(),
+                        standbys.expected,
+                        if heard.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", heard.join(", "))
+                        }
+                    );
+                }
                 println!("  events since start: {}", counters_line(&view.counters));
                 if view.identities_remembered > 0 || view.dedup_watermark_ms.is_some() {
                     println!(

@@ -120,19 +120,21 @@ impl Directory {
         let mut heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
         let (low, high) = self.topic.watermarks(ShardId(0))?;
         let from = (*next).max(low);
-        *next = self.topic.read(ShardId(0), from, high, &mut |_, key, value| {
-            let name = String::from_utf8_lossy(key).into_owned();
-            match value.map(serde_json::from_slice::<StandbyWord>) {
-                Some(Ok(word)) => {
-                    heard.insert(name, word);
+        *next = self
+            .topic
+            .read(ShardId(0), from, high, &mut |_, key, value| {
+                let name = String::from_utf8_lossy(key).into_owned();
+                match value.map(serde_json::from_slice::<StandbyWord>) {
+                    Some(Ok(word)) => {
+                        heard.insert(name, word);
+                    }
+                    Some(Err(_)) => {}
+                    None => {
+                        heard.remove(&name);
+                    }
                 }
-                Some(Err(_)) => {}
-                None => {
-                    heard.remove(&name);
-                }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            })?;
         Ok(heard.clone())
     }
 }

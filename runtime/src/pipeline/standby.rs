@@ -23,11 +23,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::PipelineError;
 use super::changelog::{Changelog, ChangelogFailure};
 use super::feed::ViewFeed;
 use super::status::{HeardStandbys, Restoring, StandbyState, ViewStatus};
 use crate::kafka::directory::{Directory, StandbyWord};
-use super::PipelineError;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, ViewStore};
 
@@ -233,8 +233,8 @@ pub fn hear_standbys(
             }
         }
         if let Some(directory) = &directory {
-            let stale_before = now_ms()
-                - i64::try_from(Directory::STALE.as_millis()).unwrap_or(i64::MAX);
+            let stale_before =
+                now_ms() - i64::try_from(Directory::STALE.as_millis()).unwrap_or(i64::MAX);
             let heard = match directory.heard() {
                 Ok(heard) => HeardStandbys {
                     expected,
@@ -258,9 +258,19 @@ pub fn hear_standbys(
             if fewer != short && (!fewer || started.elapsed() > Directory::STALE) {
                 short = fewer;
                 if fewer {
-                    tracing::warn!(view, expected, heard = heard.words.len(), "fewer standby copies than changelog.standby_replicas are heard from");
+                    tracing::warn!(
+                        view,
+                        expected,
+                        heard = heard.words.len(),
+                        "fewer standby copies than changelog.standby_replicas are heard from"
+                    );
                 } else {
-                    tracing::info!(view, expected, heard = heard.words.len(), "every expected standby copy is heard from");
+                    tracing::info!(
+                        view,
+                        expected,
+                        heard = heard.words.len(),
+                        "every expected standby copy is heard from"
+                    );
                 }
             }
             status.standbys_heard(heard);

@@ -81,7 +81,10 @@ fn topic_partition(
     consumer.assign(&list).unwrap();
     let mut records = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while records.last().is_none_or(|(offset, _, _)| offset + 1 < high) {
+    while records
+        .last()
+        .is_none_or(|(offset, _, _)| offset + 1 < high)
+    {
         assert!(std::time::Instant::now() < deadline, "changelog read short");
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
             let message = message.unwrap();
@@ -102,7 +105,12 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
     stream.publish(&broker, 3000, 200, 4, Partitioning::HalfMisplaced);
     let owner_dir = TempDir::new("standby-owner");
     let standby_dir = TempDir::new("standby-copy");
-    let owner = start(&broker, &owner_dir, vec![owned_view()], EngineConfig::default());
+    let owner = start(
+        &broker,
+        &owner_dir,
+        vec![owned_view()],
+        EngineConfig::default(),
+    );
     let owner_status = owner.statuses()["counter"].clone();
     wait_for(
         &owner_status,
@@ -151,14 +159,18 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
     caught_up(&owner, &standby);
     // The owner hears its standby through the standby directory, caught
     // up too.
-    wait_until("the owner hears its standby", Duration::from_secs(30), || {
-        let (_, views) = owner_api.get("/v1/views");
-        let standbys = &views["views"][0]["standbys"];
-        standbys["expected"] == 1
-            && standbys["heard"]
-                .as_array()
-                .is_some_and(|heard| heard.len() == 1 && heard[0]["lag"] == 0)
-    });
+    wait_until(
+        "the owner hears its standby",
+        Duration::from_secs(30),
+        || {
+            let (_, views) = owner_api.get("/v1/views");
+            let standbys = &views["views"][0]["standbys"];
+            standbys["expected"] == 1
+                && standbys["heard"]
+                    .as_array()
+                    .is_some_and(|heard| heard.len() == 1 && heard[0]["lag"] == 0)
+        },
+    );
 
     // Equal to its owner, row by row (version and last event id too), to
     // the oracle, and in what it holds.
@@ -188,6 +200,22 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
     assert_eq!(status, 200);
     assert_eq!(views["views"][0]["role"], "owner");
     assert!(views["views"][0]["standby"].is_null());
+    // `projector status` says so on both runtimes.
+    let status_of = |api: &Api| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+            .args(["status", "--api", &api.base])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let said = status_of(&standby_api);
+    assert!(
+        said.contains("standby copy (follows its changelog, applies nothing): lag 0 records"),
+        "{said}"
+    );
+    let said = status_of(&owner_api);
+    assert!(said.contains("standbys: 1 of 1 expected heard: "), "{said}");
     let (status, _) = standby_api.get("/readyz");
     assert_eq!(status, 200, "a caught-up standby is ready");
     let subject = &owner_rows[0].0;
@@ -262,17 +290,21 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
     };
     produce(&target, &other_value);
     // The standby sees the record (its lag counts it) and applies nothing.
-    wait_until("the standby counts the cut batch", Duration::from_secs(30), || {
-        lag_of(&standby) == Some(1)
-    });
+    wait_until(
+        "the standby counts the cut batch",
+        Duration::from_secs(30),
+        || lag_of(&standby) == Some(1),
+    );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(lag_of(&standby), Some(1));
     assert_eq!(standby_view.rows.row(&subject).unwrap().unwrap(), before);
     // Its positions record ends the batch: now it is applied.
     produce(POSITIONS_KEY, &last_positions);
-    wait_until("the standby applies the whole batch", Duration::from_secs(30), || {
-        lag_of(&standby) == Some(0)
-    });
+    wait_until(
+        "the standby applies the whole batch",
+        Duration::from_secs(30),
+        || lag_of(&standby) == Some(0),
+    );
     let after = standby_view.rows.row(&subject).unwrap().unwrap();
     assert_ne!(after, before);
     // The value logged is the other row's, byte for byte.
@@ -289,5 +321,9 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
         latest.insert(key.clone(), value.is_some());
     }
     assert_eq!(latest.len(), 1, "one standby spoke");
-    assert_eq!(latest.values().next(), Some(&false), "its last word is a tombstone");
+    assert_eq!(
+        latest.values().next(),
+        Some(&false),
+        "its last word is a tombstone"
+    );
 }
