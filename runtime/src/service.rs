@@ -286,6 +286,7 @@ impl Launcher {
         .with_context(|| format!("view {}: cannot start its thread", config.name))?;
         if let (Some(changelog), Some(topic)) = (&versioned.changelog, versioned.changelog_topic())
             && changelog.standby_replicas > 0
+            && priority == Priority::Normal
         {
             // Not joined at a stop: it only reads the directory, and ends
             // by itself within a few seconds of the stop.
@@ -293,26 +294,22 @@ impl Launcher {
             let (replication, expected) = (changelog.replication, changelog.standby_replicas);
             let status = Arc::clone(&view.status);
             let name = view.info.name.clone();
-            drop(
-                Stoppable::spawn(format!("standbys-{name}"), &shutdown, move |shutdown| {
-                    crate::pipeline::standby::hear_standbys(
-                        &name,
-                        &broker,
-                        &topic,
-                        replication,
-                        expected,
-                        &status,
-                        shutdown,
-                    );
-                    Ok::<(), String>(())
-                })
-                .with_context(|| {
-                    format!(
-                        "view {}: cannot start its standby directory thread",
-                        config.name
-                    )
-                })?,
-            );
+            let heard = Stoppable::spawn(format!("standbys-{name}"), &shutdown, move |shutdown| {
+                crate::pipeline::standby::hear_standbys(
+                    &name,
+                    &broker,
+                    &topic,
+                    replication,
+                    expected,
+                    &status,
+                    shutdown,
+                );
+                Ok::<(), String>(())
+            });
+            // The view runs without it: its standbys are then not listed.
+            if let Err(err) = heard {
+                tracing::warn!(view = %config.name, error = %err, "cannot start the thread that hears the view's standbys; they are not listed");
+            }
         }
         Ok(RunningVersion::new(
             version.clone(),

@@ -158,6 +158,11 @@ pub struct StandbyReport {
     pub followed_ms_ago: Option<u64>,
     /// The last error reading the changelog, while it retries.
     pub last_error: Option<String>,
+    /// Changelog records read and applied since the start.
+    pub records: u64,
+    /// Why this start dropped the copy it found and copied the changelog
+    /// afresh, if it did.
+    pub copied_afresh: Option<String>,
     /// Per shard.
     pub shards: Vec<StandbyShardReport>,
 }
@@ -265,10 +270,11 @@ fn report(view: &RunningView) -> ViewReport {
                         lag: logged
                             .iter()
                             .map(|(shard, end)| {
-                                (end - word.shards.get(&shard.0).copied().unwrap_or(0)).max(0)
+                                end.saturating_sub(word.shards.get(&shard.0).copied().unwrap_or(0))
+                                    .max(0)
                             })
                             .sum(),
-                        said_ms_ago: (now - word.at_ms).max(0),
+                        said_ms_ago: now.saturating_sub(word.at_ms).max(0),
                     })
                     .collect(),
                 last_error: heard.last_error,
@@ -280,6 +286,8 @@ fn report(view: &RunningView) -> ViewReport {
                 .followed_at
                 .map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX)),
             last_error: state.last_error.clone(),
+            records: state.records,
+            copied_afresh: state.afresh.clone(),
             shards: state
                 .shards
                 .iter()
@@ -287,7 +295,7 @@ fn report(view: &RunningView) -> ViewReport {
                     shard: shard.0,
                     at: *at,
                     end: *end,
-                    lag: (end - at).max(0),
+                    lag: end.saturating_sub(*at).max(0),
                 })
                 .collect(),
         }),
@@ -366,6 +374,10 @@ pub(super) async fn views(State(state): State<ApiState>) -> Json<ViewsReport> {
 /// group, has owned no partition for longer than its bound, has a stopped
 /// partition, or has not caught up to where its partitions stood when it
 /// started.
+/// How long a standby copy may go without reading its changelog before the
+/// runtime is not ready.
+const STANDBY_CUT_OFF: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why a view is not ready: the word `/readyz` answers (open to probes, so
 /// it names no view, topic or error) and the detail it logs.
 fn not_ready(info: &ViewInfo, status: &ViewStatus) -> Option<(&'static str, String)> {
@@ -382,10 +394,23 @@ fn not_ready(info: &ViewInfo, status: &ViewStatus) -> Option<(&'static str, Stri
             ),
         ));
     }
-    if info.role == crate::config::Role::Standby {
+    if let Some(standby) = status.standby_state() {
         // A standby owns no partition and joins no group: restored and
-        // following is ready.
-        return None;
+        // following is ready; one that has not read its changelog for a
+        // while serves what may be far behind.
+        return standby
+            .followed_at
+            .filter(|at| at.elapsed() > STANDBY_CUT_OFF)
+            .map(|at| {
+                (
+                    "standby-cut-off",
+                    format!(
+                        "view {name} is a standby copy that has not read its changelog for {} s: {}",
+                        at.elapsed().as_secs(),
+                        standby.last_error.as_deref().unwrap_or("no error reported")
+                    ),
+                )
+            });
     }
     if let Some(unassigned) = status.unassigned_for()
         && unassigned >= info.max_unassigned

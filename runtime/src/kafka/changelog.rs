@@ -61,6 +61,15 @@ pub enum ChangelogError {
         /// Its cleanup policy.
         found: String,
     },
+    /// The topic does not exist, and this reader does not make it.
+    #[error(
+        "changelog topic {topic} does not exist yet: a standby copies the changelog its owner \
+         makes; start the view's owner first (or check changelog.topic)"
+    )]
+    Missing {
+        /// The topic.
+        topic: String,
+    },
     /// The topic could not be created.
     #[error(
         "changelog topic {topic} does not exist and cannot be created: {reason}; create it \
@@ -139,6 +148,9 @@ pub struct ChangelogTopic {
     writes: std::sync::atomic::AtomicU64,
     /// The consumer reads use, made by the first (assigned anew by each).
     reader: std::sync::Mutex<Option<BaseConsumer>>,
+    /// The topic's `delete.retention.ms`, when the broker describes it: how
+    /// long compaction keeps a tombstone at least.
+    delete_retention: std::sync::Mutex<Option<Duration>>,
 }
 
 impl std::fmt::Debug for ChangelogTopic {
@@ -171,6 +183,23 @@ impl ChangelogTopic {
         shards: u32,
         replication: i32,
     ) -> Result<(Self, Ensured), ChangelogError> {
+        Self::check(broker, topic, shards, Some(replication))
+    }
+
+    /// The changelog `topic` of a view with `shards` shards on `broker`,
+    /// checked; created compacted with `replication` replicas when it does
+    /// not exist and `replication` is given, refused otherwise (a standby
+    /// copies a changelog its owner makes).
+    ///
+    /// # Errors
+    /// When it does not exist and may not be created, cannot be created,
+    /// or exists and is not fit to be one.
+    pub fn check(
+        broker: &BrokerConfig,
+        topic: &str,
+        shards: u32,
+        replication: Option<i32>,
+    ) -> Result<(Self, Ensured), ChangelogError> {
         let kafka = |source| ChangelogError::Kafka {
             topic: topic.to_owned(),
             source,
@@ -191,6 +220,7 @@ impl ChangelogTopic {
             producer,
             writes: std::sync::atomic::AtomicU64::new(0),
             reader: std::sync::Mutex::new(None),
+            delete_retention: std::sync::Mutex::new(None),
         };
         let ensured = match super::topic_partitions(this.producer.client(), topic, REQUEST_TIMEOUT)
         {
@@ -206,6 +236,11 @@ impl ChangelogTopic {
                 Ensured::Found
             }
             Err(super::TopicLookupError::Missing) => {
+                let Some(replication) = replication else {
+                    return Err(ChangelogError::Missing {
+                        topic: topic.to_owned(),
+                    });
+                };
                 this.create(shards, replication)?;
                 Ensured::Created
             }
@@ -222,6 +257,16 @@ impl ChangelogTopic {
     /// The topic.
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// The topic's `delete.retention.ms`, when the broker described it
+    /// (a topic found, not made): how long compaction keeps a tombstone at
+    /// least.
+    pub fn delete_retention(&self) -> Option<Duration> {
+        *self
+            .delete_retention
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn admin(&self) -> Result<AdminClient<rdkafka::client::DefaultClientContext>, ChangelogError> {
@@ -276,24 +321,32 @@ impl ChangelogTopic {
         let options = AdminOptions::new().request_timeout(Some(DESCRIBE_TIMEOUT));
         let described =
             block_on(admin.describe_configs([&ResourceSpecifier::Topic(&self.topic)], &options));
-        let policy = match described {
-            Ok(Ok(results)) => results.into_iter().find_map(|result| {
-                result.ok().and_then(|resource| {
+        let setting = |name: &str| match &described {
+            Ok(Ok(results)) => results.iter().find_map(|result| {
+                result.as_ref().ok().and_then(|resource| {
                     resource
-                        .get("cleanup.policy")
+                        .get(name)
                         .and_then(|entry| entry.value.clone())
+                        // tansu quotes the value it was created with.
+                        .map(|value| value.trim_matches('"').trim().to_owned())
                 })
             }),
             Ok(Err(_)) | Err(_) => None,
         };
+        *self
+            .delete_retention
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = setting("delete.retention.ms")
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .map(Duration::from_millis);
+        let policy = setting("cleanup.policy");
         match policy {
-            // tansu quotes the value it was created with.
             // Only compaction: with `compact,delete` retention would also
             // delete the rows that never change.
-            Some(policy) if policy.trim_matches('"').trim() == "compact" => Ok(()),
+            Some(policy) if policy == "compact" => Ok(()),
             Some(policy) => Err(ChangelogError::NotCompacted {
                 topic: self.topic.clone(),
-                found: policy.trim_matches('"').to_owned(),
+                found: policy,
             }),
             None => {
                 tracing::warn!(topic = %self.topic, "the broker does not describe the changelog topic's cleanup.policy; it is taken to be compact");
@@ -426,6 +479,24 @@ impl ChangelogTopic {
         end: i64,
         each: &mut Each<'_>,
     ) -> Result<i64, ChangelogError> {
+        self.read_past_end(shard, from, end, None, each)
+    }
+
+    /// [`ChangelogTopic::read`], reading past `end` for at most `past_end`
+    /// (`None`: while records come at once): a reader that follows a
+    /// partition its owner keeps writing must stop somewhere, and reads the
+    /// rest next time.
+    ///
+    /// # Errors
+    /// When the partition cannot be read.
+    pub fn read_past_end(
+        &self,
+        shard: ShardId,
+        from: i64,
+        end: i64,
+        past_end: Option<Duration>,
+        each: &mut Each<'_>,
+    ) -> Result<i64, ChangelogError> {
         let kafka = |source| ChangelogError::Kafka {
             topic: self.topic.clone(),
             source,
@@ -453,7 +524,14 @@ impl ChangelogTopic {
         consumer.assign(&assignment).map_err(kafka)?;
         let mut last_record = Instant::now();
         let mut reached = from;
+        let mut passed_end: Option<Instant> = None;
         loop {
+            if reached >= end {
+                let since = *passed_end.get_or_insert_with(Instant::now);
+                if past_end.is_some_and(|limit| since.elapsed() >= limit) {
+                    break;
+                }
+            }
             match consumer.poll(Duration::from_millis(100)) {
                 // librdkafka drops what an earlier assignment fetched (its
                 // fetch versions); the checks keep a stray record out all

@@ -125,7 +125,9 @@ impl Directory {
             .read(ShardId(0), from, high, &mut |_, key, value| {
                 let name = String::from_utf8_lossy(key).into_owned();
                 match value.map(serde_json::from_slice::<StandbyWord>) {
-                    Some(Ok(word)) => {
+                    Some(Ok(mut word)) => {
+                        // The key names the standby: a word cannot speak for another.
+                        word.name.clone_from(&name);
                         heard.insert(name, word);
                     }
                     Some(Err(_)) => {}

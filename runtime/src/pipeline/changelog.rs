@@ -116,6 +116,20 @@ enum Reader {
     Standby,
 }
 
+impl Reader {
+    /// How long a read goes past the end the broker reported. The owner
+    /// restores before it writes, so its reads end by themselves: past the
+    /// end while records come (tansu reports an end inside its last record
+    /// batch). A standby reads a partition its owner keeps writing: a
+    /// second past the end, and the rest next round.
+    fn past_end(self) -> Option<std::time::Duration> {
+        match self {
+            Self::Owner => None,
+            Self::Standby => Some(std::time::Duration::from_secs(1)),
+        }
+    }
+}
+
 /// What one shard's read covers.
 struct Plan {
     shard: ShardId,
@@ -222,8 +236,10 @@ impl Changelog {
         let (Some(settings), Some(topic)) = (&view.changelog, view.changelog_topic()) else {
             return Ok(None);
         };
-        let (topic, ensured) =
-            ChangelogTopic::ensure(broker, &topic, shards.count(), settings.replication)?;
+        // A standby never makes its owner's changelog: with its own shard
+        // count, it could make one its owner refuses.
+        let replication = (view.role == crate::config::Role::Owner).then_some(settings.replication);
+        let (topic, ensured) = ChangelogTopic::check(broker, &topic, shards.count(), replication)?;
         if ensured == Ensured::Found {
             tracing::info!(view = %view.name, topic = %topic.topic(), "changelog topic found");
         }
@@ -237,6 +253,11 @@ impl Changelog {
     /// The topic.
     pub fn topic(&self) -> &str {
         self.topic.topic()
+    }
+
+    /// The topic's `delete.retention.ms`, when the broker described it.
+    pub fn delete_retention(&self) -> Option<std::time::Duration> {
+        self.topic.delete_retention()
     }
 
     /// Hold the writer's lock.
@@ -514,7 +535,7 @@ impl Changelog {
             if from >= high {
                 continue;
             }
-            let last_whole = match self.last_positions_record(shard, from, high)? {
+            let last_whole = match self.last_positions_record(shard, from, high, reader)? {
                 Some((_, own)) if own.module != view.module_hash() => {
                     return Err(ChangelogFailure::ModuleChanged {
                         topic: self.topic().to_owned(),
@@ -581,40 +602,45 @@ impl Changelog {
                 last_whole,
                 keep_tail,
             } = plan;
+            let past_end = if keep_tail {
+                Reader::Owner.past_end()
+            } else {
+                Reader::Standby.past_end()
+            };
             let mut latest = Latest::default();
             let mut tail = Vec::new();
             let mut shard_positions = None;
             let mut corrupt = None;
-            let reached = self
-                .topic
-                .read(shard, from, high, &mut |offset, key, value| {
-                    if last_whole.is_none_or(|last| offset > last) {
-                        tail.push(key.to_vec());
-                        return Ok(());
-                    }
-                    restored.records += 1;
-                    restored.bytes += (key.len() + value.map_or(0, <[u8]>::len)) as u64;
-                    crate::failpoint::hit("restore-record");
-                    if restored.records.is_multiple_of(1024) || restored.records == 1 {
-                        report.records = restored.records;
-                        report.bytes = restored.bytes;
-                        progress(report);
-                    }
-                    if key == POSITIONS_KEY {
-                        let value = value.ok_or("a positions record without a value")?;
-                        shard_positions = Some(decode_positions(value)?);
-                    } else {
-                        latest.keep(key, value);
-                        if latest.bytes >= RESTORE_WINDOW_BYTES
-                            && let Err(err) = latest.write_to(view, restored)
-                        {
-                            // Stop reading: the store's error is the one told.
-                            corrupt = Some(err);
-                            return Err("the store failed".to_owned());
+            let reached =
+                self.topic
+                    .read_past_end(shard, from, high, past_end, &mut |offset, key, value| {
+                        if last_whole.is_none_or(|last| offset > last) {
+                            tail.push(key.to_vec());
+                            return Ok(());
                         }
-                    }
-                    Ok(())
-                });
+                        restored.records += 1;
+                        restored.bytes += (key.len() + value.map_or(0, <[u8]>::len)) as u64;
+                        crate::failpoint::hit("restore-record");
+                        if restored.records.is_multiple_of(1024) || restored.records == 1 {
+                            report.records = restored.records;
+                            report.bytes = restored.bytes;
+                            progress(report);
+                        }
+                        if key == POSITIONS_KEY {
+                            let value = value.ok_or("a positions record without a value")?;
+                            shard_positions = Some(decode_positions(value)?);
+                        } else {
+                            latest.keep(key, value);
+                            if latest.bytes >= RESTORE_WINDOW_BYTES
+                                && let Err(err) = latest.write_to(view, restored)
+                            {
+                                // Stop reading: the store's error is the one told.
+                                corrupt = Some(err);
+                                return Err("the store failed".to_owned());
+                            }
+                        }
+                        Ok(())
+                    });
             if let Some(err) = corrupt {
                 return Err(err.into());
             }
@@ -687,19 +713,25 @@ impl Changelog {
         shard: ShardId,
         from: i64,
         high: i64,
+        reader: Reader,
     ) -> Result<Option<(i64, ShardPositions)>, ChangelogError> {
         let mut window = 64;
         loop {
             let start = high.saturating_sub(window).max(from);
             let mut last = None;
-            self.topic
-                .read(shard, start, high, &mut |offset, key, value| {
+            self.topic.read_past_end(
+                shard,
+                start,
+                high,
+                reader.past_end(),
+                &mut |offset, key, value| {
                     if key == POSITIONS_KEY {
                         let value = value.ok_or("a positions record without a value")?;
                         last = Some((offset, decode_positions(value)?));
                     }
                     Ok(())
-                })?;
+                },
+            )?;
             if last.is_some() || start == from {
                 return Ok(last);
             }

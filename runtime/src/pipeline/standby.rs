@@ -9,9 +9,14 @@
 //!   its owner logged whole), with their positions, and records where it
 //!   got to (`l/<shard>`): [`Changelog::follow`]. A batch being logged, or
 //!   one a crash cut short (which its owner reverts), is read again next
-//!   round. So the copy's rows and checkpoints are always those of one
-//!   moment of its owner's store, per shard.
-//! - **It writes nothing to Kafka**: no offset, no changelog record.
+//!   round. So after each round the copy's rows and checkpoints are those
+//!   of one moment of its owner's store, per shard (during a round a reader
+//!   may see part of it: its rows are written before its positions).
+//! - **It writes nothing to the changelog**, and commits no offset. It
+//!   never makes the changelog topic (its owner does); it writes a word
+//!   every few seconds to the view's standby directory.
+//! - **A copy that may lack deletes is dropped**: one that last followed
+//!   longer ago than the changelog keeps tombstones is copied afresh.
 //! - **Its lag is known**: per shard, the records between where its copy
 //!   reaches and where the partition ends ([`StandbyState`]), shown in
 //!   `/v1/views`. A broker it cannot reach is retried, and shown, never a
@@ -77,7 +82,14 @@ impl<S: Store> Standby<S> {
             }
         };
         self.status.restoring(Some(Restoring::default()));
-        self.status.standby(StandbyState::default());
+        let afresh = self
+            .drop_stale_copy()
+            .map_err(|err| failed(err.to_string()))?;
+        self.status.standby(StandbyState {
+            afresh: afresh.clone(),
+            ..StandbyState::default()
+        });
+        let mut records = 0;
         let mut caught_up = false;
         let mut last_error_logged: Option<Instant> = None;
         let mut directory: Option<Directory> = None;
@@ -123,10 +135,13 @@ impl<S: Store> Standby<S> {
             if followed.restored.records > 0 || !caught_up {
                 self.count_held().map_err(|err| failed(err.to_string()))?;
             }
+            records += followed.restored.records;
             let state = StandbyState {
                 shards: followed.shards,
                 followed_at: Some(Instant::now()),
                 last_error: None,
+                records,
+                afresh: afresh.clone(),
             };
             let lag = state.lag();
             self.status.standby(state);
@@ -145,6 +160,9 @@ impl<S: Store> Standby<S> {
             }
             if announced.is_none_or(|at| at.elapsed() >= ANNOUNCE_EVERY) {
                 announced = Some(Instant::now());
+                self.rows
+                    .set_standby_followed_at(now_ms())
+                    .map_err(|err| failed(err.to_string()))?;
                 self.announce(&mut directory);
             }
             if followed.restored.records == 0 {
@@ -194,6 +212,10 @@ impl<S: Store> Standby<S> {
         }
     }
 }
+
+/// How long compaction keeps a tombstone when the broker does not say:
+/// Kafka's default `delete.retention.ms`.
+const DEFAULT_DELETE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// How often a standby tells its owner how far it reaches.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
@@ -280,6 +302,37 @@ pub fn hear_standbys(
 }
 
 impl<S: Store> Standby<S> {
+    /// Drop the copy this start found when it last followed the changelog
+    /// longer ago than the changelog keeps a tombstone (its
+    /// `delete.retention.ms`, less a tenth for clocks; 24 h, Kafka's
+    /// default, when the broker does not say): compaction may have removed
+    /// tombstones of rows deleted meanwhile, which the copy would then keep
+    /// for ever. A copy with no record of when it followed is dropped too.
+    /// Returns why it dropped it, if it did.
+    fn drop_stale_copy(&self) -> Result<Option<String>, crate::store::StoreError> {
+        if self.rows.log_positions()?.is_empty() {
+            return Ok(None);
+        }
+        let retention = self
+            .changelog
+            .delete_retention()
+            .unwrap_or(DEFAULT_DELETE_RETENTION);
+        let bound = i64::try_from((retention - retention / 10).as_millis()).unwrap_or(i64::MAX);
+        let why = match self.rows.standby_followed_at()? {
+            Some(at) if now_ms().saturating_sub(at) <= bound => return Ok(None),
+            Some(at) => format!(
+                "it last followed the changelog {} s ago, longer than the changelog keeps a \
+                 tombstone ({} s): it may lack deletes",
+                now_ms().saturating_sub(at) / 1000,
+                retention.as_secs()
+            ),
+            None => "it has no record of when it last followed the changelog".to_owned(),
+        };
+        tracing::warn!(view = %self.name, reason = %why, "standby: the copy found is dropped and the changelog copied afresh");
+        self.store.reset_view(&self.name, self.rows.module_hash())?;
+        Ok(Some(why))
+    }
+
     /// Count what the copy holds for its owner (dead letters not yet
     /// acknowledged, quarantined records) in the status, as the owner's
     /// worker does.

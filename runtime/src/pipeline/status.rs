@@ -254,6 +254,11 @@ pub struct StandbyState {
     pub followed_at: Option<Instant>,
     /// The last error reading the changelog, while it retries.
     pub last_error: Option<String>,
+    /// Changelog records read and applied since the start.
+    pub records: u64,
+    /// Why this start dropped the copy it found and copied the changelog
+    /// afresh, if it did.
+    pub afresh: Option<String>,
 }
 
 impl StandbyState {
@@ -261,7 +266,7 @@ impl StandbyState {
     pub fn lag(&self) -> i64 {
         self.shards
             .values()
-            .map(|(at, end)| (end - at).max(0))
+            .map(|(at, end)| end.saturating_sub(*at).max(0))
             .sum()
     }
 }

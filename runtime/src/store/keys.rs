@@ -48,6 +48,10 @@ pub(super) const LOG_POSITION_PREFIX: &[u8] = b"l/";
 
 /// Present while a snapshot to the changelog is under way.
 pub(super) const SNAPSHOT_PENDING_KEY: &[u8] = b"m/changelog-snapshot";
+/// When a standby copy last followed its changelog (milliseconds since the
+/// epoch): a copy older than the changelog's `delete.retention.ms` may have
+/// missed tombstones compaction has since removed.
+pub(super) const STANDBY_FOLLOWED_KEY: &[u8] = b"m/standby-followed";
 
 /// The changelog key of a shard's positions record.
 pub const POSITIONS_KEY: &[u8] = b"p";

@@ -581,6 +581,14 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// True when a snapshot to the changelog was begun and not finished.
     fn snapshot_pending(&self) -> Result<bool, StoreError>;
 
+    /// Record when this standby copy last followed its changelog
+    /// (milliseconds since the epoch). Not flushed: a crash keeps an older
+    /// time, which only makes a copy afresh likelier.
+    fn set_standby_followed_at(&self, ms: i64) -> Result<(), StoreError>;
+
+    /// When this standby copy last followed its changelog, if it ever did.
+    fn standby_followed_at(&self) -> Result<Option<i64>, StoreError>;
+
     /// Forget how far the changelog holds this store's changes: what a
     /// start with the changelog off does, so that turning it on again logs
     /// the whole view first.

@@ -831,6 +831,28 @@ impl ViewStore for SledView {
             .map_err(backend("flush a snapshot mark"))
     }
 
+    fn set_standby_followed_at(&self, ms: i64) -> Result<(), StoreError> {
+        self.tree
+            .insert(keys::STANDBY_FOLLOWED_KEY, &ms.to_be_bytes())
+            .map(drop)
+            .map_err(backend("mark a standby's follow"))
+    }
+
+    fn standby_followed_at(&self) -> Result<Option<i64>, StoreError> {
+        let Some(value) = self
+            .tree
+            .get(keys::STANDBY_FOLLOWED_KEY)
+            .map_err(backend("read a standby's follow"))?
+        else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = value
+            .as_ref()
+            .try_into()
+            .map_err(|_| self.corrupt(keys::STANDBY_FOLLOWED_KEY, "not 8 bytes".to_owned()))?;
+        Ok(Some(i64::from_be_bytes(bytes)))
+    }
+
     fn snapshot_pending(&self) -> Result<bool, StoreError> {
         self.tree
             .contains_key(keys::SNAPSHOT_PENDING_KEY)

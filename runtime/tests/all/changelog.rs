@@ -461,7 +461,7 @@ fn crashes_between_the_changelog_and_the_store_lose_nothing_and_apply_nothing_tw
 }
 
 /// Run an admin request against `broker`.
-fn admin<T>(
+pub(crate) fn admin<T>(
     broker: &Broker,
     request: impl AsyncFnOnce(
         &rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,

@@ -81,12 +81,17 @@ fn topic_partition(
     consumer.assign(&list).unwrap();
     let mut records = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // tansu reports an end inside its last record batch: read on past it
+    // until nothing comes for a second.
+    let mut quiet_since = std::time::Instant::now();
     while records
         .last()
         .is_none_or(|(offset, _, _)| offset + 1 < high)
+        || quiet_since.elapsed() < Duration::from_secs(1)
     {
         assert!(std::time::Instant::now() < deadline, "changelog read short");
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            quiet_since = std::time::Instant::now();
             let message = message.unwrap();
             records.push((
                 message.offset(),
@@ -103,6 +108,17 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
     let broker = Broker::tansu(&[(TOPIC, 4)]).application_producer();
     let mut stream = Stream::default();
     stream.publish(&broker, 3000, 200, 4, Partitioning::HalfMisplaced);
+    // The changelog topic made by hand, compacted, with tombstones kept
+    // 10 s: a standby that last followed longer ago copies it afresh.
+    crate::changelog::admin(&broker, async |client, options| {
+        let topic =
+            rdkafka::admin::NewTopic::new(CHANGELOG, 4, rdkafka::admin::TopicReplication::Fixed(1))
+                .set("cleanup.policy", "compact")
+                .set("delete.retention.ms", "10000");
+        for result in client.create_topics([&topic], options).await.unwrap() {
+            result.unwrap();
+        }
+    });
     let owner_dir = TempDir::new("standby-owner");
     let standby_dir = TempDir::new("standby-copy");
     let owner = start(
@@ -312,6 +328,66 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
         after,
         standby_view.rows.row(&other_subject).unwrap().unwrap()
     );
+    let copied = rows_of(&standby);
+    // Whatever holds the store is let go, so that it opens again.
+    drop((standby_api, owner_api, standby_view));
+    assert_eq!(standby.stop()["counter"], Ok(()));
+
+    // Started again at once, it resumes where its copy ends: it reads
+    // nothing (the changelog has not moved), and keeps its rows.
+    let total: i64 = (0..4)
+        .map(|partition| {
+            topic_partition(&broker, CHANGELOG, partition)
+                .last()
+                .map_or(0, |(offset, _, _)| offset + 1)
+        })
+        .sum();
+    let standby_config = || {
+        let mut view = owned_view();
+        view.role = Role::Standby;
+        vec![view]
+    };
+    let again = start(
+        &broker,
+        &standby_dir,
+        standby_config(),
+        EngineConfig::default(),
+    );
+    wait_until("the standby restarted", Duration::from_secs(30), || {
+        lag_of(&again) == Some(0)
+    });
+    let state = again.views().live()[0].status.standby_state().unwrap();
+    assert_eq!(state.afresh, None);
+    assert_eq!(
+        state.records, 0,
+        "a restart within the retention reads nothing again"
+    );
+    assert_eq!(rows_of(&again), copied);
+    assert_eq!(again.stop()["counter"], Ok(()));
+    // Started again after longer than the changelog keeps a tombstone, it
+    // drops its copy and reads every record again: deletes it missed
+    // cannot stay in it.
+    std::thread::sleep(Duration::from_secs(11));
+    let afresh = start(
+        &broker,
+        &standby_dir,
+        standby_config(),
+        EngineConfig::default(),
+    );
+    wait_until("the standby copied afresh", Duration::from_secs(60), || {
+        lag_of(&afresh) == Some(0)
+    });
+    let state = afresh.views().live()[0].status.standby_state().unwrap();
+    assert!(
+        state
+            .afresh
+            .as_deref()
+            .is_some_and(|why| why.contains("longer than the changelog keeps a tombstone")),
+        "{state:?}"
+    );
+    assert_eq!(i64::try_from(state.records).unwrap(), total);
+    assert_eq!(rows_of(&afresh), copied);
+    let standby = afresh;
     assert_eq!(standby.stop()["counter"], Ok(()));
     // A standby that stops takes itself out of the directory: its last
     // record there, read with a plain consumer, is a tombstone.
