@@ -167,6 +167,8 @@ const ENTRY_OVERHEAD: usize = 64;
 struct Latest {
     entries: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
     bytes: usize,
+    /// Whether a full window was written before the read ended.
+    wrote: bool,
 }
 
 impl Latest {
@@ -188,17 +190,24 @@ impl Latest {
         restored: &mut Restored,
     ) -> Result<(), StoreError> {
         let writing = Instant::now();
-        let mut entries: Vec<(Vec<u8>, Option<Vec<u8>>)> = self.entries.drain().collect();
-        // In key order: sled writes sorted keys far faster than scattered
-        // ones, and leaves less to its background work.
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        self.bytes = 0;
+        let entries = self.take_sorted();
+        self.wrote = true;
         for chunk in entries.chunks(RESTORE_CHUNK) {
             view.restore_entries(chunk)?;
         }
         restored.written += entries.len() as u64;
         restored.store_seconds += writing.elapsed().as_secs_f64();
         Ok(())
+    }
+
+    /// Every kept entry, in key order (sled writes sorted keys far faster
+    /// than scattered ones, and leaves less to its background work), and
+    /// forget them.
+    fn take_sorted(&mut self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let mut entries: Vec<(Vec<u8>, Option<Vec<u8>>)> = self.entries.drain().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.bytes = 0;
+        entries
     }
 }
 
@@ -645,6 +654,25 @@ impl Changelog {
                 return Err(err.into());
             }
             let reached = reached?;
+            if !keep_tail && !latest.wrote {
+                // A standby's round of this shard, whole batches only,
+                // written with its positions in one step: a reader sees
+                // the shard before it or after it, never part of it.
+                let writing = Instant::now();
+                let entries = latest.take_sorted();
+                let own: BTreeMap<ShardId, ShardPositions> = shard_positions
+                    .map(|own| (shard, own))
+                    .into_iter()
+                    .collect();
+                let ends: BTreeMap<ShardId, i64> = last_whole
+                    .map(|last| (shard, last + 1))
+                    .into_iter()
+                    .collect();
+                view.restore_whole(&entries, &own, &ends)?;
+                restored.written += entries.len() as u64;
+                restored.store_seconds += writing.elapsed().as_secs_f64();
+                continue;
+            }
             latest.write_to(view, restored)?;
             if let Some(own) = shard_positions {
                 positions.insert(shard, own);

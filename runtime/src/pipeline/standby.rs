@@ -9,9 +9,10 @@
 //!   its owner logged whole), with their positions, and records where it
 //!   got to (`l/<shard>`): [`Changelog::follow`]. A batch being logged, or
 //!   one a crash cut short (which its owner reverts), is read again next
-//!   round. So after each round the copy's rows and checkpoints are those
-//!   of one moment of its owner's store, per shard (during a round a reader
-//!   may see part of it: its rows are written before its positions).
+//!   round. Each shard's part of a round is written with its positions in
+//!   one store step, so the copy's rows and checkpoints are those of one
+//!   moment of its owner's store, per shard (a first copy larger than the
+//!   restore's window is written in parts, while it is still restoring).
 //! - **It writes nothing to the changelog**, and commits no offset. It
 //!   never makes the changelog topic (its owner does); it writes a word
 //!   every few seconds to the view's standby directory.

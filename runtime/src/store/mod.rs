@@ -605,6 +605,16 @@ pub trait ViewStore: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// row count, held records and identity records as stored.
     fn restore_entries(&self, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError>;
 
+    /// [`ViewStore::restore_entries`] and [`ViewStore::restore_positions`]
+    /// in one atomic step: what a standby applies of a whole batch, so a
+    /// reader never sees part of it.
+    fn restore_whole(
+        &self,
+        entries: &[(Vec<u8>, Option<Vec<u8>>)],
+        positions: &BTreeMap<ShardId, ShardPositions>,
+        log_positions: &BTreeMap<ShardId, i64>,
+    ) -> Result<(), StoreError>;
+
     /// Write the checkpoints, shard checkpoints and dead-letter positions
     /// that `positions` (per shard restored) give, over what the store
     /// holds for the other shards, and where the changelog holds each

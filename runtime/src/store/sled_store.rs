@@ -496,6 +496,164 @@ impl SledView {
     }
 }
 
+impl SledView {
+    /// Add the writes of restored changelog `entries` to `writes`: rows
+    /// with their index entries, held records and identity records as
+    /// stored. Returns the row count after them.
+    fn entries_into(
+        &self,
+        entries: &[(Vec<u8>, Option<Vec<u8>>)],
+        writes: &mut sled::Batch,
+    ) -> Result<u64, StoreError> {
+        let mut rows = self.row_count.load(Ordering::Relaxed);
+        // Rows written earlier in this step, which the tree does not show
+        // yet.
+        let mut pending: HashMap<Vec<u8>, Option<StoredRow>> = HashMap::new();
+        for (key, value) in entries {
+            if key.starts_with(keys::ROW_PREFIX) {
+                let subject =
+                    keys::subject_of_row_key(key).map_err(|reason| self.corrupt(key, reason))?;
+                let before = match pending.get(key) {
+                    Some(row) => row.clone(),
+                    None => self.row(&subject)?,
+                };
+                let after = value
+                    .as_deref()
+                    .map(|value| self.decode(key, value))
+                    .transpose()?;
+                match (&before, &after) {
+                    (None, Some(_)) => rows += 1,
+                    (Some(_), None) => rows = rows.saturating_sub(1),
+                    _ => {}
+                }
+                let before_values = before
+                    .as_ref()
+                    .map(|row| keys::index_values(&row.json, &self.indexes))
+                    .unwrap_or_default();
+                let after_values = after
+                    .as_ref()
+                    .map(|row| keys::index_values(&row.json, &self.indexes))
+                    .unwrap_or_default();
+                for (index, value) in before_values
+                    .iter()
+                    .filter(|entry| !after_values.contains(entry))
+                {
+                    writes.remove(keys::index_key(index, value, &subject));
+                }
+                for (index, value) in after_values
+                    .iter()
+                    .filter(|entry| !before_values.contains(entry))
+                {
+                    writes.insert(keys::index_key(index, value, &subject), &[] as &[u8]);
+                }
+                pending.insert(key.clone(), after);
+            } else if !(key.starts_with(keys::DEAD_LETTER_PREFIX)
+                || key.starts_with(keys::QUARANTINE_PREFIX)
+                || key.starts_with(keys::JOURNAL_PREFIX))
+            {
+                return Err(self.corrupt(key, "not an entry a changelog logs"));
+            } else if let Some(value) = value {
+                // A held record or identity record that decodes.
+                self.logged_shard(key, Some(value))?;
+                if key.starts_with(keys::JOURNAL_PREFIX) {
+                    keys::decode_identities(value).map_err(|reason| self.corrupt(key, reason))?;
+                }
+            }
+            match value {
+                Some(value) => writes.insert(key.as_slice(), value.as_slice()),
+                None => writes.remove(key.as_slice()),
+            }
+        }
+        writes.insert(keys::ROW_COUNT_KEY, &rows.to_be_bytes()[..]);
+        Ok(rows)
+    }
+
+    /// Add to `writes` the checkpoints, shard checkpoints and dead-letter
+    /// positions that `positions` give, over what the store holds for the
+    /// other shards, and where the changelog holds each shard.
+    fn positions_into(
+        &self,
+        positions: &BTreeMap<ShardId, ShardPositions>,
+        log_positions: &BTreeMap<ShardId, i64>,
+        writes: &mut sled::Batch,
+    ) -> Result<(), StoreError> {
+        let mut owns = self.shard_positions(None)?;
+        for (shard, restored) in positions {
+            owns.insert(*shard, restored.clone());
+        }
+        let partitions: std::collections::BTreeSet<(String, i32)> = owns
+            .values()
+            .flat_map(|own| own.checkpoints.keys().cloned())
+            .collect();
+        // A partition no shard has a position on any more (a rebuild's
+        // reset): its checkpoints go.
+        for (topic, partition, _) in self.checkpoints()? {
+            if !partitions.contains(&(topic.clone(), partition)) {
+                writes.remove(keys::checkpoint_key(&topic, partition));
+                for key in self
+                    .tree
+                    .scan_prefix(keys::shard_checkpoints_prefix(&topic, partition))
+                    .keys()
+                {
+                    writes.remove(key.map_err(backend("scan shard checkpoints"))?);
+                }
+            }
+        }
+        for (topic, partition) in &partitions {
+            // A shard with no position on the partition applied nothing of
+            // it: it starts at the beginning.
+            let at = |shard: ShardId| {
+                owns.get(&shard)
+                    .and_then(|own| own.checkpoints.get(&(topic.clone(), *partition)))
+                    .copied()
+                    .unwrap_or(0)
+            };
+            let lowest = self.shards.all().map(at).min().unwrap_or(0);
+            writes.insert(
+                keys::checkpoint_key(topic, *partition),
+                &keys::encode_offset(lowest)[..],
+            );
+            for key in self
+                .tree
+                .scan_prefix(keys::shard_checkpoints_prefix(topic, *partition))
+                .keys()
+            {
+                writes.remove(key.map_err(backend("scan shard checkpoints"))?);
+            }
+            for shard in self.shards.all() {
+                if at(shard) > lowest {
+                    writes.insert(
+                        keys::shard_checkpoint_key(topic, *partition, shard),
+                        &keys::encode_offset(at(shard))[..],
+                    );
+                }
+            }
+        }
+        // The lowest of every shard's: a record one shard's release did not
+        // reach is looked for again, never taken as written.
+        let mut dead_letters: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for own in owns.values() {
+            for (place, next) in &own.dead_letters {
+                let lowest = dead_letters.entry(place.clone()).or_insert(*next);
+                *lowest = (*lowest).min(*next);
+            }
+        }
+        for ((topic, partition), next) in dead_letters {
+            writes.insert(
+                keys::dead_letter_position_key(&topic, partition),
+                &keys::encode_offset(next)[..],
+            );
+        }
+        for (shard, end) in log_positions {
+            writes.insert(
+                keys::log_position_key(*shard),
+                &keys::encode_offset(*end)[..],
+            );
+        }
+        Ok(())
+    }
+}
+
 impl ViewStore for SledView {
     fn row(&self, subject: &str) -> Result<Option<StoredRow>, StoreError> {
         let key = keys::row_key(subject);
@@ -888,66 +1046,7 @@ impl ViewStore for SledView {
 
     fn restore_entries(&self, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError> {
         let mut writes = sled::Batch::default();
-        let mut rows = self.row_count.load(Ordering::Relaxed);
-        // Rows written earlier in this step, which the tree does not show
-        // yet.
-        let mut pending: HashMap<Vec<u8>, Option<StoredRow>> = HashMap::new();
-        for (key, value) in entries {
-            if key.starts_with(keys::ROW_PREFIX) {
-                let subject =
-                    keys::subject_of_row_key(key).map_err(|reason| self.corrupt(key, reason))?;
-                let before = match pending.get(key) {
-                    Some(row) => row.clone(),
-                    None => self.row(&subject)?,
-                };
-                let after = value
-                    .as_deref()
-                    .map(|value| self.decode(key, value))
-                    .transpose()?;
-                match (&before, &after) {
-                    (None, Some(_)) => rows += 1,
-                    (Some(_), None) => rows = rows.saturating_sub(1),
-                    _ => {}
-                }
-                let before_values = before
-                    .as_ref()
-                    .map(|row| keys::index_values(&row.json, &self.indexes))
-                    .unwrap_or_default();
-                let after_values = after
-                    .as_ref()
-                    .map(|row| keys::index_values(&row.json, &self.indexes))
-                    .unwrap_or_default();
-                for (index, value) in before_values
-                    .iter()
-                    .filter(|entry| !after_values.contains(entry))
-                {
-                    writes.remove(keys::index_key(index, value, &subject));
-                }
-                for (index, value) in after_values
-                    .iter()
-                    .filter(|entry| !before_values.contains(entry))
-                {
-                    writes.insert(keys::index_key(index, value, &subject), &[] as &[u8]);
-                }
-                pending.insert(key.clone(), after);
-            } else if !(key.starts_with(keys::DEAD_LETTER_PREFIX)
-                || key.starts_with(keys::QUARANTINE_PREFIX)
-                || key.starts_with(keys::JOURNAL_PREFIX))
-            {
-                return Err(self.corrupt(key, "not an entry a changelog logs"));
-            } else if let Some(value) = value {
-                // A held record or identity record that decodes.
-                self.logged_shard(key, Some(value))?;
-                if key.starts_with(keys::JOURNAL_PREFIX) {
-                    keys::decode_identities(value).map_err(|reason| self.corrupt(key, reason))?;
-                }
-            }
-            match value {
-                Some(value) => writes.insert(key.as_slice(), value.as_slice()),
-                None => writes.remove(key.as_slice()),
-            }
-        }
-        writes.insert(keys::ROW_COUNT_KEY, &rows.to_be_bytes()[..]);
+        let rows = self.entries_into(entries, &mut writes)?;
         self.tree
             .apply_batch(writes)
             .map_err(backend("restore entries"))?;
@@ -960,83 +1059,27 @@ impl ViewStore for SledView {
         positions: &BTreeMap<ShardId, ShardPositions>,
         log_positions: &BTreeMap<ShardId, i64>,
     ) -> Result<(), StoreError> {
-        let mut owns = self.shard_positions(None)?;
-        for (shard, restored) in positions {
-            owns.insert(*shard, restored.clone());
-        }
-        let partitions: std::collections::BTreeSet<(String, i32)> = owns
-            .values()
-            .flat_map(|own| own.checkpoints.keys().cloned())
-            .collect();
         let mut writes = sled::Batch::default();
-        // A partition no shard has a position on any more (a rebuild's
-        // reset): its checkpoints go.
-        for (topic, partition, _) in self.checkpoints()? {
-            if !partitions.contains(&(topic.clone(), partition)) {
-                writes.remove(keys::checkpoint_key(&topic, partition));
-                for key in self
-                    .tree
-                    .scan_prefix(keys::shard_checkpoints_prefix(&topic, partition))
-                    .keys()
-                {
-                    writes.remove(key.map_err(backend("scan shard checkpoints"))?);
-                }
-            }
-        }
-        for (topic, partition) in &partitions {
-            // A shard with no position on the partition applied nothing of
-            // it: it starts at the beginning.
-            let at = |shard: ShardId| {
-                owns.get(&shard)
-                    .and_then(|own| own.checkpoints.get(&(topic.clone(), *partition)))
-                    .copied()
-                    .unwrap_or(0)
-            };
-            let lowest = self.shards.all().map(at).min().unwrap_or(0);
-            writes.insert(
-                keys::checkpoint_key(topic, *partition),
-                &keys::encode_offset(lowest)[..],
-            );
-            for key in self
-                .tree
-                .scan_prefix(keys::shard_checkpoints_prefix(topic, *partition))
-                .keys()
-            {
-                writes.remove(key.map_err(backend("scan shard checkpoints"))?);
-            }
-            for shard in self.shards.all() {
-                if at(shard) > lowest {
-                    writes.insert(
-                        keys::shard_checkpoint_key(topic, *partition, shard),
-                        &keys::encode_offset(at(shard))[..],
-                    );
-                }
-            }
-        }
-        // The lowest of every shard's: a record one shard's release did not
-        // reach is looked for again, never taken as written.
-        let mut dead_letters: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for own in owns.values() {
-            for (place, next) in &own.dead_letters {
-                let lowest = dead_letters.entry(place.clone()).or_insert(*next);
-                *lowest = (*lowest).min(*next);
-            }
-        }
-        for ((topic, partition), next) in dead_letters {
-            writes.insert(
-                keys::dead_letter_position_key(&topic, partition),
-                &keys::encode_offset(next)[..],
-            );
-        }
-        for (shard, end) in log_positions {
-            writes.insert(
-                keys::log_position_key(*shard),
-                &keys::encode_offset(*end)[..],
-            );
-        }
+        self.positions_into(positions, log_positions, &mut writes)?;
         self.tree
             .apply_batch(writes)
             .map_err(backend("restore positions"))
+    }
+
+    fn restore_whole(
+        &self,
+        entries: &[(Vec<u8>, Option<Vec<u8>>)],
+        positions: &BTreeMap<ShardId, ShardPositions>,
+        log_positions: &BTreeMap<ShardId, i64>,
+    ) -> Result<(), StoreError> {
+        let mut writes = sled::Batch::default();
+        let rows = self.entries_into(entries, &mut writes)?;
+        self.positions_into(positions, log_positions, &mut writes)?;
+        self.tree
+            .apply_batch(writes)
+            .map_err(backend("restore a whole batch"))?;
+        self.row_count.store(rows, Ordering::Relaxed);
+        Ok(())
     }
 
     fn each_identity(
