@@ -61,6 +61,15 @@ pub enum ChangelogError {
         /// Its cleanup policy.
         found: String,
     },
+    /// A batch is being logged, or one failed to be.
+    #[error(
+        "changelog topic {topic}: a batch is being logged, or one failed to be (its records wait \
+         for a restart to revert them), so nothing else may be logged now"
+    )]
+    Busy {
+        /// The topic.
+        topic: String,
+    },
     /// The topic does not exist, and this reader does not make it.
     #[error(
         "changelog topic {topic} does not exist yet: a standby copies the changelog its owner \
@@ -135,6 +144,16 @@ pub type Each<'a> = dyn FnMut(i64, &[u8], Option<&[u8]>) -> Result<(), String> +
 
 /// How long the description of the topic's settings may take.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A write to the changelog under way: its records sent so far, each
+/// tagged with its number.
+#[derive(Debug)]
+pub struct LogWrite {
+    tag: u64,
+    sent: usize,
+    positions_sent: usize,
+    refused: Option<KafkaError>,
+}
 
 /// How long a metadata, admin or watermark request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -367,32 +386,51 @@ impl ChangelogTopic {
         &self,
         entries: impl Iterator<Item = Logged>,
     ) -> Result<BTreeMap<ShardId, i64>, ChangelogError> {
+        let mut write = self.begin();
+        self.send(&mut write, entries);
+        self.finish(write)
+    }
+
+    /// A write whose records are sent now ([`ChangelogTopic::send`]) and
+    /// waited for later ([`ChangelogTopic::finish`]).
+    pub fn begin(&self) -> LogWrite {
         // Each write's records carry its number: a report of an earlier
         // write (one that failed while records were in flight) never
         // counts for this one.
-        let write = self
-            .writes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut sent: usize = 0;
-        let mut positions_sent = 0;
-        let mut refused = None;
+        LogWrite {
+            tag: self
+                .writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            sent: 0,
+            positions_sent: 0,
+            refused: None,
+        }
+    }
+
+    /// Send `entries` as part of `write`, each to its shard's partition,
+    /// without waiting for the broker. After a record the client refused,
+    /// nothing more is sent: the write fails at its finish.
+    pub fn send(&self, write: &mut LogWrite, entries: impl Iterator<Item = Logged>) {
+        if write.refused.is_some() {
+            return;
+        }
         for entry in entries {
             let partition = i32::try_from(entry.shard.0).unwrap_or(i32::MAX);
             let mut record: BaseRecord<'_, [u8], [u8], Box<u64>> =
-                BaseRecord::with_opaque_to(&self.topic, Box::new(write))
+                BaseRecord::with_opaque_to(&self.topic, Box::new(write.tag))
                     .partition(partition)
                     .key(&entry.key);
             if let Some(value) = &entry.value {
                 record = record.payload(value);
             }
             if let Err(source) = self.producer.send(record) {
-                refused = Some(source);
-                break;
+                write.refused = Some(source);
+                return;
             }
-            sent += 1;
+            write.sent += 1;
             if entry.key == POSITIONS_KEY {
-                positions_sent += 1;
-                if positions_sent == 1 && crate::failpoint::reached("changelog-partial") {
+                write.positions_sent += 1;
+                if write.positions_sent == 1 && crate::failpoint::reached("changelog-partial") {
                     // What a crash in the middle of a batch leaves: every
                     // record up to the first shard's positions record
                     // acknowledged, the other shards' positions never sent.
@@ -401,6 +439,19 @@ impl ChangelogTopic {
                 }
             }
         }
+    }
+
+    /// Wait until every record of `write` is acknowledged. Returns, per
+    /// shard written, the offset after its last record.
+    ///
+    /// # Errors
+    /// When a record was refused or is not acknowledged within the
+    /// client's `message.timeout.ms`: then nothing of the write may be
+    /// taken as logged.
+    pub fn finish(&self, write: LogWrite) -> Result<BTreeMap<ShardId, i64>, ChangelogError> {
+        let LogWrite {
+            tag, sent, refused, ..
+        } = write;
         let mut ends = BTreeMap::new();
         if sent == 0 && refused.is_none() {
             return Ok(ends);
@@ -409,7 +460,7 @@ impl ChangelogTopic {
         // little longer for its report.
         self.producer.wait_for(
             self.producer.message_timeout() + Duration::from_secs(5),
-            |reported| reported.iter().filter(|d| d.tag == write).count() >= sent,
+            |reported| reported.iter().filter(|d| d.tag == tag).count() >= sent,
         );
         if let Some(source) = refused {
             return Err(ChangelogError::Kafka {
@@ -421,7 +472,7 @@ impl ChangelogTopic {
         let mut failed = 0;
         let mut reason = None;
         for delivery in self.producer.take_deliveries() {
-            if delivery.tag != write {
+            if delivery.tag != tag {
                 continue;
             }
             match &delivery.result {

@@ -8,7 +8,11 @@
 //!   before the store commits the batch (with, per shard, where the
 //!   changelog then ends: `l/<shard>`), and the store is flushed before any
 //!   offset goes to Kafka. So the store never holds a change the changelog
-//!   lacks, and Kafka's offsets never pass either (G4).
+//!   lacks, and Kafka's offsets never pass either (G4). A batch is sent
+//!   ([`Changelog::send_batch`]) and committed ([`Changelog::finish_batch`])
+//!   in two steps, so that the worker applies the next batch while its
+//!   records travel; between them no other writer logs anything, and a
+//!   batch that fails stops every later write until a restart.
 //! - **A batch is whole or absent.** Each shard's records of a batch end
 //!   with its positions record (key `p`: the shard's checkpoints and the
 //!   dead-letter positions). A restore applies a partition's records up to
@@ -27,12 +31,12 @@
 //!   as a batch, followed by positions records from the store.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use super::status::Restoring;
 use crate::config::{BrokerConfig, ViewConfig};
-use crate::kafka::changelog::{ChangelogError, ChangelogTopic, Ensured};
+use crate::kafka::changelog::{ChangelogError, ChangelogTopic, Ensured, LogWrite};
 use crate::shard::{ShardId, Shards};
 use crate::store::{
     Logged, POSITIONS_KEY, Prepared, ShardPositions, StoreError, ViewBatch, ViewStore,
@@ -225,11 +229,39 @@ fn not_logged(what: &str, err: &ChangelogError) -> StoreError {
 pub struct Changelog {
     topic: ChangelogTopic,
     shards: Shards,
-    /// Held from a batch's log write through its store commit, and by the
-    /// expiry's writes: one writer of the topic at a time, so a positions
-    /// record is never older than a batch logged before it.
-    writing: Mutex<()>,
+    /// One writer of the topic at a time, so a positions record is never
+    /// older than a batch logged before it: a batch from its send through
+    /// its store commit, the expiry's writes, a reset, a restore.
+    writing: Mutex<Writer>,
+    /// Signalled when a batch sent is committed (or failed).
+    idle: Condvar,
 }
+
+/// The state of the changelog's writer.
+#[derive(Debug, Default)]
+struct Writer {
+    /// A batch was sent ([`Changelog::send_batch`]) and is not yet
+    /// committed ([`Changelog::finish_batch`]): the worker goes on applying
+    /// meanwhile, and every other writer waits.
+    sending: bool,
+    /// A batch's records were sent and not all acknowledged, or not
+    /// committed: some may lie after the last positions record, where only
+    /// a restart's restore may revert them; until then no other write may
+    /// put a positions record after them.
+    failed: bool,
+}
+
+/// A batch sent to the changelog and not yet committed: what
+/// [`Changelog::finish_batch`] waits for and then commits.
+#[derive(Debug)]
+pub struct SentBatch {
+    write: LogWrite,
+    prepared: Prepared,
+}
+
+/// How long a writer other than the worker waits for a batch sent to be
+/// committed.
+const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Changelog {
     /// The changelog of `view` (its config), split into `shards`: the
@@ -255,7 +287,8 @@ impl Changelog {
         Ok(Some(Self {
             topic,
             shards,
-            writing: Mutex::new(()),
+            writing: Mutex::new(Writer::default()),
+            idle: Condvar::new(),
         }))
     }
 
@@ -270,20 +303,109 @@ impl Changelog {
     }
 
     /// Hold the writer's lock.
-    fn lock(&self) -> MutexGuard<'_, ()> {
+    fn lock(&self) -> MutexGuard<'_, Writer> {
         self.writing.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Log `prepared`'s entries and record in it where each shard's
-    /// partition ends after them. The caller holds [`Changelog::lock`]
-    /// until the store committed it.
+    /// Hold the writer's lock once no batch sent is waiting for its commit
+    /// (at most [`IDLE_WAIT`]): what every writer but the worker's batches
+    /// takes.
     ///
     /// # Errors
-    /// When a record is not acknowledged: the batch must not be committed.
-    fn log(&self, prepared: &mut Prepared) -> Result<(), ChangelogError> {
-        let ends = self.topic.write(prepared.logged())?;
-        prepared.logged_to(&ends);
-        Ok(())
+    /// When a batch failed to be logged or committed (its records may lie
+    /// after the last positions record until a restart), or a batch sent is
+    /// still not committed after the wait.
+    fn lock_idle(&self) -> Result<MutexGuard<'_, Writer>, ChangelogError> {
+        let (writer, waited) = self
+            .idle
+            .wait_timeout_while(self.lock(), IDLE_WAIT, |writer| {
+                writer.sending && !writer.failed
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        if writer.failed || waited.timed_out() {
+            return Err(ChangelogError::Busy {
+                topic: self.topic().to_owned(),
+            });
+        }
+        Ok(writer)
+    }
+
+    /// Prepare `batch` with every shard's positions and send it to the
+    /// changelog, without waiting for the broker: the worker applies the
+    /// next batch while its records travel. [`Changelog::finish_batch`]
+    /// waits for them and commits it; until then no other writer logs
+    /// anything. The store must hold every batch sent before (each
+    /// positions record is the store's, with this batch on top).
+    ///
+    /// # Errors
+    /// When the store fails, or a batch before failed to be logged.
+    pub fn send_batch<V: ViewStore>(
+        &self,
+        view: &V,
+        batch: &ViewBatch,
+    ) -> Result<SentBatch, StoreError> {
+        let mut writer = self.lock();
+        if writer.failed || writer.sending {
+            return Err(not_logged(
+                "the batch is not logged",
+                &ChangelogError::Busy {
+                    topic: self.topic().to_owned(),
+                },
+            ));
+        }
+        let prepared = view.prepare(batch, true)?;
+        let mut write = self.topic.begin();
+        self.topic.send(&mut write, prepared.logged());
+        writer.sending = true;
+        Ok(SentBatch { write, prepared })
+    }
+
+    /// A batch sent was never finished (its view stopped on an error):
+    /// what it sent may lie after the last positions record, so nothing
+    /// more is logged until a restart, and no writer waits for it.
+    pub fn abandon(&self) {
+        let mut writer = self.lock();
+        writer.sending = false;
+        writer.failed = true;
+        drop(writer);
+        self.idle.notify_all();
+    }
+
+    /// Wait until every record of `sent` is acknowledged, then commit it
+    /// by `commit` (the store's `commit_prepared`, or a caller's wrapping
+    /// of it), with where each shard's partition ends after it. The store
+    /// never holds what the changelog lacks.
+    ///
+    /// # Errors
+    /// When the changelog does not acknowledge the batch (nothing is then
+    /// committed, and nothing more is logged until a restart), or the
+    /// store fails.
+    pub fn finish_batch(
+        &self,
+        sent: SentBatch,
+        commit: impl FnOnce(Prepared) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let SentBatch {
+            write,
+            mut prepared,
+        } = sent;
+        let mut writer = self.lock();
+        let committed = match self.topic.finish(write) {
+            Ok(ends) => {
+                prepared.logged_to(&ends);
+                crate::failpoint::hit("changelog-logged");
+                commit(prepared)
+            }
+            Err(err) => Err(not_logged(
+                "the batch was not logged to its changelog, so it is not committed",
+                &err,
+            )),
+        };
+        writer.sending = false;
+        writer.failed |= committed.is_err();
+        drop(writer);
+        self.idle.notify_all();
+        committed
     }
 
     /// Commit `batch` to `view` through the changelog: under the writer's
@@ -302,16 +424,8 @@ impl Changelog {
         batch: &ViewBatch,
         commit: impl FnOnce(Prepared) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let _writing = self.lock();
-        let mut prepared = view.prepare(batch, true)?;
-        self.log(&mut prepared).map_err(|err| {
-            not_logged(
-                "the batch was not logged to its changelog, so it is not committed",
-                &err,
-            )
-        })?;
-        crate::failpoint::hit("changelog-logged");
-        commit(prepared)
+        let sent = self.send_batch(view, batch)?;
+        self.finish_batch(sent, commit)
     }
 
     /// Log `removed` (identity records the store is about to forget), then
@@ -332,7 +446,9 @@ impl Changelog {
         if removed.is_empty() {
             return Ok(());
         }
-        let _writing = self.lock();
+        let _writing = self
+            .lock_idle()
+            .map_err(|err| not_logged("the identities are kept", &err))?;
         let touched: BTreeSet<ShardId> = removed.iter().map(|entry| entry.shard).collect();
         let positions = view
             .positions()?
@@ -360,7 +476,7 @@ impl Changelog {
     /// # Errors
     /// When the changelog cannot be read or written.
     pub fn reset(&self, module: &str) -> Result<u64, ChangelogError> {
-        let _writing = self.lock();
+        let _writing = self.lock_idle()?;
         let mut removals = Vec::new();
         for shard in self.shards.all() {
             let (low, high) = self.topic.watermarks(shard)?;
@@ -408,7 +524,7 @@ impl Changelog {
         view: &impl ViewStore,
         progress: &dyn Fn(Restoring),
     ) -> Result<Restored, ChangelogFailure> {
-        let _writing = self.lock();
+        let _writing = self.lock_idle()?;
         let started = Instant::now();
         let mut restored = Restored::default();
         let local = view.log_positions()?;

@@ -16,9 +16,12 @@ pub struct InFlight {
     /// Records in flight.
     count: Mutex<u64>,
     idle: Condvar,
-    /// Commits so far: read by the threads for every record, so not
-    /// behind the lock.
+    /// Commits so far (batches in the store): read by the threads for
+    /// every record, so not behind the lock.
     epoch: AtomicU64,
+    /// Batches that left the pending slot: committed, or sent to the
+    /// changelog and waiting for the next commit.
+    begun: AtomicU64,
     /// Set when an applier thread died: its records will never be merged.
     broken: AtomicBool,
 }
@@ -55,6 +58,16 @@ impl InFlight {
         self.broken.store(true, Ordering::Release);
         let _count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
         self.idle.notify_all();
+    }
+
+    /// A batch left the pending slot: records from now on go to the next.
+    pub fn begin(&self) {
+        self.begun.fetch_add(1, Ordering::Release);
+    }
+
+    /// Batches that left the pending slot so far.
+    pub fn begun(&self) -> u64 {
+        self.begun.load(Ordering::Acquire)
     }
 
     /// A batch was committed: everything changed before is in the store.

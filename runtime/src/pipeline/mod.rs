@@ -19,7 +19,10 @@
 //!   read-modify-write of a row overlaps another, even when one subject
 //!   arrives on several partitions.
 //! - **G4.** Offsets are committed to Kafka only after the batch holding
-//!   their rows was committed and flushed ([`state::ViewState::commit_batch`]),
+//!   their rows was committed and flushed ([`state::ViewState::commit_batch`];
+//!   with a changelog, a full batch is sent to it and committed at the next
+//!   commit, [`state::ViewState::commit_overlapped`], while the appliers
+//!   keep the rows it changed),
 //!   by the worker and, on revocation, by [`rebalance::revoke`]; never past
 //!   a record the policy still holds ([`policy::ErrorPolicy::held_from`]),
 //!   on those paths and on assignment.
@@ -1173,7 +1176,9 @@ impl<S: Store, A: Apply> Worker<S, A> {
     pub fn commit_if_due(&mut self, source: &impl Source) -> Result<(), PipelineError> {
         let due = lock(&self.state).batch_due(self.limits.max_records, self.limits.linger);
         if due {
-            self.commit(source)?;
+            // Records keep coming: the batch's changelog acknowledgement is
+            // waited for at the next commit, while the next batch applies.
+            self.commit_with(source, true)?;
         }
         Ok(())
     }
@@ -1543,9 +1548,18 @@ impl<S: Store, A: Apply> Worker<S, A> {
     /// # Errors
     /// When the store fails.
     pub fn commit(&mut self, source: &impl Source) -> Result<(), PipelineError> {
+        self.commit_with(source, false)
+    }
+
+    /// [`Worker::commit`], or with `overlap` the pending batch only sent
+    /// to the changelog, the batch sent before it committed
+    /// ([`ViewState::commit_overlapped`]).
+    fn commit_with(&mut self, source: &impl Source, overlap: bool) -> Result<(), PipelineError> {
         // Every record handed to an applier thread is in the batch first.
         let in_flight = lock(&self.state).in_flight();
         if !in_flight.wait_idle() {
+            // The batch sent before is whole: it is committed first.
+            self.finish_sent_before_stopping(source);
             return Err(PipelineError::Threads {
                 view: self.name.clone(),
                 reason: "an applier thread panicked; nothing after the last commit is lost, \
@@ -1556,11 +1570,16 @@ impl<S: Store, A: Apply> Worker<S, A> {
         let (offsets, pauses) = {
             let mut state = lock(&self.state);
             if let Some(err) = state.take_store_failure() {
+                drop(state);
+                self.finish_sent_before_stopping(source);
                 return Err(self.store_error(err));
             }
-            let offsets = state
-                .commit_batch(&self.status)
-                .map_err(|source| self.store_error(source))?;
+            let offsets = if overlap {
+                state.commit_overlapped(&self.status)
+            } else {
+                state.commit_batch(&self.status)
+            }
+            .map_err(|source| self.store_error(source))?;
             (offsets, state.take_pauses())
         };
         give_offsets(source, &offsets);
@@ -1570,6 +1589,19 @@ impl<S: Store, A: Apply> Worker<S, A> {
             }
         }
         Ok(())
+    }
+
+    /// Commit the batch sent to the changelog and waiting, if one is, as
+    /// the view stops for a failure of the batch after it, and give its
+    /// offsets; a failure of its own is logged (the restart's restore
+    /// brings it back from the changelog, or reverts it).
+    fn finish_sent_before_stopping(&self, source: &impl Source) {
+        match lock(&self.state).finish_sent_only(&self.status) {
+            Ok(offsets) => give_offsets(source, &offsets),
+            Err(err) => {
+                tracing::error!(error = %err, "the batch sent to the changelog before the failure could not be committed");
+            }
+        }
     }
 
     /// Apply the view's shards on `threads` threads of their own (at most

@@ -607,8 +607,22 @@ impl DeadLetters {
     /// The batch that held the unsent records is durable in `view`: send
     /// them.
     pub fn send_held(&mut self, view: &impl ViewStore) {
+        let unsent = self.take_unsent();
+        self.send_these(view, unsent);
+    }
+
+    /// The records held since the last call: those of the batch leaving
+    /// the pending slot, to send once it is durable
+    /// ([`DeadLetters::send_these`]), and not before, while the next batch
+    /// holds more.
+    pub fn take_unsent(&mut self) -> Vec<Origin> {
+        std::mem::take(&mut self.unsent)
+    }
+
+    /// The batch that held `origins` is durable in `view`: send them.
+    pub fn send_these(&mut self, view: &impl ViewStore, origins: Vec<Origin>) {
         let now = Instant::now();
-        for origin in std::mem::take(&mut self.unsent) {
+        for origin in origins {
             self.send(view, &origin, now);
         }
     }

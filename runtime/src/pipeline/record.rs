@@ -113,11 +113,16 @@ pub struct RecordApplier<A, V> {
     dedup: Option<Dedup>,
     /// The stream times it last gave the view's deduplication.
     stream_marks: StreamMarks,
-    /// The commit this applier's memory belongs to.
-    epoch: u64,
-    /// What it changed since the last commit, by subject: the rows as it
-    /// left them (`None`: deleted).
-    changed: HashMap<String, Option<StoredRow>>,
+    /// The batch its records go to: how many batches had left the pending
+    /// slot when it last looked.
+    begun: u64,
+    /// How many batches were in the store when it last looked.
+    finished: u64,
+    /// What it changed that the store may not hold yet, by subject: the
+    /// rows as it left them (`None`: deleted), each with the batch it went
+    /// to. A batch sent to the changelog is not in the store until the
+    /// next commit, so the rows it changed are kept until then.
+    changed: HashMap<String, (u64, Option<StoredRow>)>,
     /// Shards stopped on a partition since the last commit.
     stopped: HashSet<(ShardId, TopicPartition)>,
     /// Subjects quarantined since the last commit.
@@ -136,7 +141,7 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
         in_flight: Arc<InFlight>,
         dedup: Option<Dedup>,
     ) -> Self {
-        let epoch = in_flight.epoch();
+        let (begun, finished) = (in_flight.begun(), in_flight.epoch());
         Self {
             applier,
             view,
@@ -145,7 +150,8 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
             in_flight,
             dedup,
             stream_marks: StreamMarks::default(),
-            epoch,
+            begun,
+            finished,
             changed: HashMap::new(),
             stopped: HashSet::new(),
             quarantined: HashSet::new(),
@@ -180,13 +186,19 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
 
     /// Apply `job`, or hold it back.
     pub fn apply(&mut self, job: Job) -> Done {
-        let now = self.in_flight.epoch();
-        if now != self.epoch {
-            // Committed: the store has everything changed before.
-            self.changed.clear();
+        let begun = self.in_flight.begun();
+        if begun != self.begun {
+            // A commit took the batch: the state knows what it stopped
+            // and quarantined.
             self.stopped.clear();
             self.quarantined.clear();
-            self.epoch = now;
+            self.begun = begun;
+        }
+        let finished = self.in_flight.epoch();
+        if finished != self.finished {
+            // The store has every batch before `finished`.
+            self.changed.retain(|_, (batch, _)| *batch >= finished);
+            self.finished = finished;
         }
         if self.stopped.contains(&(job.shard, job.partition.clone())) {
             return Done::Passed;
@@ -210,7 +222,7 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
             },
         };
         let before = match self.changed.get(&job.subject) {
-            Some(row) => row.clone(),
+            Some((_, row)) => row.clone(),
             None => match self.view.row(&job.subject) {
                 Ok(row) => row,
                 Err(err) => return Done::StoreFailed(err),
@@ -222,7 +234,8 @@ impl<A: Apply, V: ViewStore> RecordApplier<A, V> {
         {
             Ok(Some(after)) => {
                 self.status.count(|c| &c.applied);
-                self.changed.insert(job.subject.clone(), after.clone());
+                self.changed
+                    .insert(job.subject.clone(), (self.begun, after.clone()));
                 self.remember(remember.as_ref());
                 Done::Changed {
                     subject: job.subject,

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::changelog::Changelog;
+use super::changelog::{Changelog, SentBatch};
 use super::cursor::Cursor;
 use super::failure::Failure;
 use super::failures::FailureOutcome;
@@ -35,7 +35,7 @@ use super::policy::{DRAIN_TIMEOUT, ErrorPolicy, Fate, HeldBack, Outcome};
 use super::status::ViewStatus;
 use super::topic_partition::TopicPartition;
 use crate::shard::{ShardId, Shards};
-use crate::store::DeadLetter;
+use crate::store::{DeadLetter, Origin};
 use crate::store::{Store, StoreError, StoredRow, ViewBatch, ViewStore};
 
 /// What an assignment found among the partitions it brought.
@@ -110,6 +110,43 @@ pub struct ViewState<S: Store> {
     /// True when `journal` holds every change of `batch` (someone watched
     /// when the batch began).
     journal_complete: bool,
+    /// The batch sent to the changelog and not yet in the store, which the
+    /// next commit finishes.
+    sent: Option<Sent>,
+}
+
+/// A batch sent to the changelog and not yet committed to the store.
+#[derive(Debug)]
+struct Sent {
+    sent: SentBatch,
+    batch: ViewBatch,
+    changes: Vec<Change>,
+    records: usize,
+    started: Instant,
+    /// What it gives to Kafka once it is durable.
+    offsets: TopicPartitionList,
+    /// The dead letters it holds, sent once it is durable.
+    letters_held: Vec<Origin>,
+}
+
+/// `earlier` and `later` offsets as one list, the later of each partition.
+fn merge_offsets(earlier: &TopicPartitionList, later: &TopicPartitionList) -> TopicPartitionList {
+    let mut merged: BTreeMap<(String, i32), Offset> = BTreeMap::new();
+    for list in [earlier, later] {
+        for element in list.elements() {
+            merged.insert(
+                (element.topic().to_owned(), element.partition()),
+                element.offset(),
+            );
+        }
+    }
+    let mut offsets = TopicPartitionList::new();
+    for ((topic, partition), offset) in merged {
+        if let Err(err) = offsets.add_partition_offset(&topic, partition, offset) {
+            tracing::warn!(error = %err, "cannot list an offset to commit");
+        }
+    }
+    offsets
 }
 
 impl<S: Store> ViewState<S> {
@@ -135,6 +172,7 @@ impl<S: Store> ViewState<S> {
             policy,
             journal: Vec::new(),
             journal_complete,
+            sent: None,
         }
     }
 
@@ -224,7 +262,7 @@ impl<S: Store> ViewState<S> {
 
     /// True while a batch is pending.
     pub fn has_pending(&self) -> bool {
-        self.batch_started.is_some()
+        self.batch_started.is_some() || self.sent.is_some()
     }
 
     /// True when the pending batch holds `max_records` or has lingered
@@ -513,10 +551,46 @@ impl<S: Store> ViewState<S> {
         self.journal_complete = self.feed.is_watched();
     }
 
-    /// Commit the pending batch to the store and flush it. Returns the
-    /// offsets to commit to Kafka: the batch's checkpoints of partitions
-    /// still assigned.
+    /// Commit the pending batch to the store and flush it, after the batch
+    /// sent before it, if one is waiting ([`ViewState::commit_overlapped`]).
+    /// Returns the offsets to commit to Kafka: the batches' checkpoints of
+    /// partitions still assigned.
+    ///
+    /// # Errors
+    /// When the store or the changelog fails: nothing more is committed.
     pub fn commit_batch(&mut self, status: &ViewStatus) -> Result<TopicPartitionList, StoreError> {
+        let earlier = self.finish_sent(status)?;
+        let later = self.commit_pending(status, false)?;
+        Ok(merge_offsets(&earlier, &later))
+    }
+
+    /// Commit the batch sent before, if one is waiting, then send the
+    /// pending batch to the changelog and leave it there: the worker
+    /// applies the next batch while its records are acknowledged, and the
+    /// next commit finishes it. A view without a changelog commits the
+    /// pending batch at once. Returns the offsets the batches committed
+    /// give to Kafka.
+    ///
+    /// # Errors
+    /// When the store or the changelog fails: nothing more is committed.
+    pub fn commit_overlapped(
+        &mut self,
+        status: &ViewStatus,
+    ) -> Result<TopicPartitionList, StoreError> {
+        let earlier = self.finish_sent(status)?;
+        let later = self.commit_pending(status, true)?;
+        Ok(merge_offsets(&earlier, &later))
+    }
+
+    /// The pending batch committed, or (`overlap`, with a changelog) sent
+    /// to the changelog and kept in `sent` for the next commit. Every
+    /// batch before it must be in the store: its positions records are
+    /// the store's with it on top.
+    fn commit_pending(
+        &mut self,
+        status: &ViewStatus,
+        overlap: bool,
+    ) -> Result<TopicPartitionList, StoreError> {
         if let Some(failure) = &self.store_failure {
             // An applier could not read a row: the batch misses its record
             // and must never be committed (the worker stops the view with
@@ -529,51 +603,141 @@ impl<S: Store> ViewState<S> {
                 ),
             });
         }
-        let mut offsets = TopicPartitionList::new();
         self.write_cursors();
         if self.batch.is_empty() {
             self.reset_batch();
-            return Ok(offsets);
+            return Ok(TopicPartitionList::new());
         }
-
         let started = Instant::now();
         let changes = self.changes_to_publish();
-        match &self.changelog {
-            None => self
-                .feed
-                .commit(|| self.view.commit(&self.batch), changes)?,
-            Some(changelog) => {
-                changelog.commit_batch(&self.view, &self.batch, |prepared| {
-                    self.feed
-                        .commit(|| self.view.commit_prepared(prepared), changes)
-                })?;
-            }
+        let Some(changelog) = self.changelog.clone() else {
+            self.feed
+                .commit(|| self.view.commit(&self.batch), changes)?;
+            self.store.flush()?;
+            self.in_flight.begin();
+            let batch = std::mem::take(&mut self.batch);
+            let letters_held = self.letters_held();
+            self.committed(status, &batch, self.batch_records, started, letters_held);
+            let offsets = self.offsets_after(&batch);
+            self.reset_batch();
+            return Ok(offsets);
+        };
+        let sent = changelog.send_batch(&self.view, &self.batch)?;
+        self.in_flight.begin();
+        let batch = std::mem::take(&mut self.batch);
+        let offsets = self.offsets_after(&batch);
+        let letters_held = self.letters_held();
+        self.sent = Some(Sent {
+            sent,
+            batch,
+            changes,
+            records: self.batch_records,
+            started,
+            offsets,
+            letters_held,
+        });
+        self.reset_batch();
+        if overlap {
+            Ok(TopicPartitionList::new())
+        } else {
+            self.finish_sent(status)
         }
+    }
+
+    /// Commit the batch sent to the changelog and waiting, if one is: wait
+    /// for its acknowledgement, commit it to the store, flush. Returns the
+    /// offsets it gives to Kafka.
+    ///
+    /// # Errors
+    /// When the changelog did not acknowledge it, or the store fails: it is
+    /// not committed, and the view stops.
+    fn finish_sent(&mut self, status: &ViewStatus) -> Result<TopicPartitionList, StoreError> {
+        let (Some(sent), Some(changelog)) = (self.sent.take(), self.changelog.clone()) else {
+            return Ok(TopicPartitionList::new());
+        };
+        let Sent {
+            sent,
+            batch,
+            changes,
+            records,
+            started,
+            offsets,
+            letters_held,
+        } = sent;
+        changelog.finish_batch(sent, |prepared| {
+            self.feed
+                .commit(|| self.view.commit_prepared(prepared), changes)
+        })?;
         self.store.flush()?;
+        self.committed(status, &batch, records, started, letters_held);
+        Ok(offsets)
+    }
+
+    /// Commit the batch sent to the changelog and waiting, if one is, when
+    /// the pending batch cannot be (an applier failed on it): the sent
+    /// batch is whole, and the view stops only after it.
+    ///
+    /// # Errors
+    /// When it cannot be committed either.
+    pub fn finish_sent_only(
+        &mut self,
+        status: &ViewStatus,
+    ) -> Result<TopicPartitionList, StoreError> {
+        self.finish_sent(status)
+    }
+
+    /// The dead letters the batch leaving the pending slot holds.
+    fn letters_held(&mut self) -> Vec<Origin> {
+        self.policy
+            .dead_letters()
+            .map(super::policy::DeadLetters::take_unsent)
+            .unwrap_or_default()
+    }
+
+    /// What follows a batch's flush: its records count as committed
+    /// (appliers forget the rows they changed in it), readers see its
+    /// positions, the dead letters it holds are sent.
+    fn committed(
+        &mut self,
+        status: &ViewStatus,
+        batch: &ViewBatch,
+        records: usize,
+        started: Instant,
+        letters_held: Vec<Origin>,
+    ) {
         crate::failpoint::hit("store-flushed");
         self.in_flight.committed();
-        self.feed.advance(self.batch.checkpoints());
+        self.feed.advance(batch.checkpoints());
         let histograms = &status.histograms;
         histograms
             .flush_seconds
             .observe(started.elapsed().as_secs_f64());
         #[allow(clippy::cast_precision_loss)] // Batches hold at most max_records.
-        histograms.batch_records.observe(self.batch_records as f64);
+        histograms.batch_records.observe(records as f64);
         status.count(|c| &c.batches);
         if let Some(letters) = self.policy.dead_letters() {
-            // Held in a durable batch now: send them.
-            letters.send_held(&self.view);
+            // Held in a durable batch now: send them (not those the next
+            // batch holds, which is not).
+            letters.send_these(&self.view, letters_held);
         }
+        for ((topic, partition), next) in batch.checkpoints() {
+            status.committed(topic, *partition, *next);
+        }
+    }
+
+    /// The offsets `batch` gives to Kafka once it is durable: each
+    /// partition it moved, and each whose held dead letters it released;
+    /// never past a record still held.
+    fn offsets_after(&mut self, batch: &ViewBatch) -> TopicPartitionList {
+        let mut offsets = TopicPartitionList::new();
         // Offsets to give Kafka: each partition the batch moved, and each
         // whose held dead letters it released; never past a record still
         // held.
         let mut moved: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-        for ((topic, partition), next) in self.batch.checkpoints() {
-            status.committed(topic, *partition, *next);
+        for ((topic, partition), next) in batch.checkpoints() {
             moved.insert((topic.clone(), *partition), *next);
         }
-        let released: BTreeSet<TopicPartition> = self
-            .batch
+        let released: BTreeSet<TopicPartition> = batch
             .dead_letters()
             .iter()
             .filter(|(_, l)| l.is_none())
@@ -605,8 +769,7 @@ impl<S: Store> ViewState<S> {
                 tracing::warn!(error = %err, "cannot list an offset to commit");
             }
         }
-        self.reset_batch();
-        Ok(offsets)
+        offsets
     }
 
     /// True when `subject` is held in quarantine: its records are held
@@ -889,6 +1052,17 @@ impl<S: Store> ViewState<S> {
             }
         }
         offsets
+    }
+}
+
+impl<S: Store> Drop for ViewState<S> {
+    /// A batch sent to the changelog and never committed (the view stopped
+    /// on an error) stops every later write of the changelog, so that the
+    /// dedup expiry neither waits for it nor logs positions after it.
+    fn drop(&mut self) {
+        if let (Some(_), Some(changelog)) = (self.sent.take(), &self.changelog) {
+            changelog.abandon();
+        }
     }
 }
 
