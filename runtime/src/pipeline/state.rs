@@ -638,6 +638,7 @@ impl<S: Store> ViewState<S> {
         });
         self.reset_batch();
         if overlap {
+            status.count(|c| &c.batches_overlapped);
             Ok(TopicPartitionList::new())
         } else {
             self.finish_sent(status)

@@ -92,6 +92,9 @@ pub struct Counters {
     pub gaps: AtomicU64,
     /// Batches committed to the store.
     pub batches: AtomicU64,
+    /// Batches sent to the changelog and committed at the next commit,
+    /// their acknowledgement waited for while the next batch applied.
+    pub batches_overlapped: AtomicU64,
     /// Guest log records dropped because a call logged more than
     /// `max_log_records_per_call`.
     pub guest_logs_dropped: AtomicU64,
@@ -137,6 +140,8 @@ pub struct CounterValues {
     pub gaps: u64,
     /// Batches committed.
     pub batches: u64,
+    /// Batches whose changelog acknowledgement overlapped the next batch.
+    pub batches_overlapped: u64,
     /// Guest log records dropped.
     pub guest_logs_dropped: u64,
     /// Projection instances replaced because their memory kept growing.
@@ -363,6 +368,7 @@ impl ViewStatus {
             refetches: load(&c.refetches),
             gaps: load(&c.gaps),
             batches: load(&c.batches),
+            batches_overlapped: load(&c.batches_overlapped),
             guest_logs_dropped: load(&c.guest_logs_dropped),
             instances_recycled: load(&c.instances_recycled),
             offset_commit_failures: load(&c.offset_commit_failures),
