@@ -734,17 +734,7 @@ fn quarantined_records_come_back_from_the_changelog_with_their_order_and_failure
     stream.publish(&broker, 1000, 40, 4, Partitioning::HalfMisplaced);
     // Records that are no CloudEvent, some with a key and some without:
     // held under the empty subject, each in its own shard's partition.
-    for i in 0..6 {
-        let key = format!("k-{i}");
-        broker.publish_raw(
-            TOPIC,
-            i % 4,
-            (i % 2 == 0).then_some(key.as_bytes()),
-            Some(b"not an event"),
-            rdkafka::message::OwnedHeaders::new(),
-        );
-    }
-    broker.flush();
+    broker.publish_not_events(TOPIC, 6, 4);
     let mut view_config = counter_view();
     view_config.on_error = OnError::Quarantine;
     let hash = crate::kit::hash_of(&projector_examples::EVENT_COUNTER);

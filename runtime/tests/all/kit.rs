@@ -272,6 +272,24 @@ impl Broker {
             .flush(Duration::from_secs(30))
             .expect("produced");
     }
+
+    /// Produce `count` records that are no CloudEvent (no headers, a
+    /// plain-text value) to `topic`, record `i` to partition `i %
+    /// partitions`, every other one keyed (`k-<i>`), and flush: what a
+    /// view's error policy must handle and hold under the empty subject.
+    pub fn publish_not_events(&self, topic: &str, count: i32, partitions: i32) {
+        for i in 0..count {
+            let key = format!("k-{i}");
+            self.publish_raw(
+                topic,
+                i % partitions,
+                (i % 2 == 0).then_some(key.as_bytes()),
+                Some(b"not an event"),
+                OwnedHeaders::new(),
+            );
+        }
+        self.flush();
+    }
 }
 
 /// A fresh directory, removed on drop.

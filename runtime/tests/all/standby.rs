@@ -159,17 +159,7 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
     // Records that are no CloudEvent (after the stream's, whose offsets the
     // oracle knows): held in quarantine by the owner, and held records are
     // part of what a standby copies.
-    for i in 0..6 {
-        let key = format!("k-{i}");
-        broker.publish_raw(
-            TOPIC,
-            i % 4,
-            (i % 2 == 0).then_some(key.as_bytes()),
-            Some(b"not an event"),
-            rdkafka::message::OwnedHeaders::new(),
-        );
-    }
-    broker.flush();
+    broker.publish_not_events(TOPIC, 6, 4);
     wait_for(
         &owner_status,
         Duration::from_secs(60),
