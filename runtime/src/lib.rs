@@ -32,6 +32,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod decode;
 pub mod deploy;

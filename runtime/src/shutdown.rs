@@ -33,6 +33,19 @@ impl Shutdown {
     pub fn requested(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// Sleep `duration`, or less: a stop requested meanwhile ends it within
+    /// 50 ms.
+    pub fn sleep(&self, duration: Duration) {
+        let until = std::time::Instant::now() + duration;
+        while !self.requested() {
+            let now = std::time::Instant::now();
+            if now >= until {
+                return;
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(50)));
+        }
+    }
 }
 
 /// A named thread that runs until its [`Shutdown`] is requested.

@@ -287,12 +287,6 @@ fn stopped(version: &RunningVersion) -> Option<String> {
     (!version.is_running()).then(|| "its worker stopped".to_owned())
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 fn version_report(version: &RunningVersion) -> VersionReport {
     VersionReport {
         version: version.version.number,
@@ -442,7 +436,7 @@ impl Deployer {
                 version: version.clone(),
                 swap: options.swap,
                 failed: None,
-                started_ms: now_ms(),
+                started_ms: crate::clock::unix_ms(),
             });
             // Whatever an interrupted deploy left under that name goes first.
             store.drop_view(&version.store_name(view))?;
@@ -954,7 +948,7 @@ pub fn report(slot: &ViewSlot, deploy: Option<&crate::config::DeployConfig>) -> 
         (Some(shadow), recorded) => {
             let now = progress(&shadow.view);
             let started_ms = recorded.as_ref().map_or(0, |r| r.started_ms);
-            let seconds = (now_ms() - started_ms).max(1) as f64 / 1000.0;
+            let seconds = (crate::clock::unix_ms() - started_ms).max(1) as f64 / 1000.0;
             let rate = now.replayed as f64 / seconds;
             let caught_up = match (now.lag, deploy) {
                 (Some(lag), Some(deploy)) => {

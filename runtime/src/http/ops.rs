@@ -257,9 +257,7 @@ fn report(view: &RunningView) -> ViewReport {
         role: info.role,
         standbys: status.heard_standbys().map(|heard| {
             let logged = view.rows.log_positions().unwrap_or_default();
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let now = crate::clock::unix_ms();
             StandbysReport {
                 expected: heard.expected,
                 heard: heard

@@ -144,9 +144,6 @@ struct Plan {
     high: i64,
     /// The offset of the shard's last positions record, if any.
     last_whole: Option<i64>,
-    /// Whether what follows `last_whole` is returned to be reverted (the
-    /// owner's) or left to be read again (a standby's).
-    keep_tail: bool,
 }
 
 /// How many restored records go into one store write.
@@ -193,12 +190,24 @@ impl Latest {
         view: &impl ViewStore,
         restored: &mut Restored,
     ) -> Result<(), StoreError> {
+        self.wrote = true;
+        self.write_with(restored, |entries| {
+            entries
+                .chunks(RESTORE_CHUNK)
+                .try_for_each(|chunk| view.restore_entries(chunk))
+        })
+    }
+
+    /// Hand every kept entry, in key order, to `write`, and forget them;
+    /// counted and timed in `restored`.
+    fn write_with(
+        &mut self,
+        restored: &mut Restored,
+        write: impl FnOnce(&[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let writing = Instant::now();
         let entries = self.take_sorted();
-        self.wrote = true;
-        for chunk in entries.chunks(RESTORE_CHUNK) {
-            view.restore_entries(chunk)?;
-        }
+        write(&entries)?;
         restored.written += entries.len() as u64;
         restored.store_seconds += writing.elapsed().as_secs_f64();
         Ok(())
@@ -544,7 +553,7 @@ impl Changelog {
             return Ok(restored);
         }
         let plans = self.plans(view, &local, &ends, Reader::Owner)?;
-        let cut_short = self.apply(view, plans, started, progress, &mut restored)?;
+        let cut_short = self.apply(view, plans, Reader::Owner, started, progress, &mut restored)?;
         if !cut_short.is_empty() {
             restored.reverted = cut_short.len() as u64;
             let touched: BTreeSet<ShardId> = cut_short.iter().map(|(shard, _)| *shard).collect();
@@ -611,7 +620,14 @@ impl Changelog {
             });
         }
         let plans = self.plans(view, &local, &ends, Reader::Standby)?;
-        self.apply(view, plans, started, progress, &mut restored)?;
+        self.apply(
+            view,
+            plans,
+            Reader::Standby,
+            started,
+            progress,
+            &mut restored,
+        )?;
         let applied = view.log_positions()?;
         let shards = ends
             .iter()
@@ -676,14 +692,12 @@ impl Changelog {
                     from,
                     high,
                     last_whole,
-                    keep_tail: true,
                 }),
                 (Reader::Standby, Some(last)) => plans.push(Plan {
                     shard,
                     from,
                     high: last + 1,
                     last_whole,
-                    keep_tail: false,
                 }),
                 (Reader::Standby, None) => {}
             }
@@ -693,13 +707,15 @@ impl Changelog {
 
     /// Read and apply `plans`, counted in `restored` and told to
     /// `progress`: each shard's records up to its last positions record,
-    /// then the positions and where each read ended, in one store step.
-    /// Returns the keys read after a shard's last positions record (for a
-    /// plan that keeps its tail): a batch a crash cut short.
+    /// then the positions and where each read ended, in one store step (a
+    /// standby's: each shard's records and positions in one step). Returns,
+    /// for the owner, the keys read after a shard's last positions record:
+    /// a batch a crash cut short (a standby reads them again next round).
     fn apply(
         &self,
         view: &impl ViewStore,
         plans: Vec<Plan>,
+        reader: Reader,
         started: Instant,
         progress: &dyn Fn(Restoring),
         restored: &mut Restored,
@@ -725,13 +741,8 @@ impl Changelog {
                 from,
                 high,
                 last_whole,
-                keep_tail,
             } = plan;
-            let past_end = if keep_tail {
-                Reader::Owner.past_end()
-            } else {
-                Reader::Standby.past_end()
-            };
+            let past_end = reader.past_end();
             let mut latest = Latest::default();
             let mut tail = Vec::new();
             let mut shard_positions = None;
@@ -770,12 +781,10 @@ impl Changelog {
                 return Err(err.into());
             }
             let reached = reached?;
-            if !keep_tail && !latest.wrote {
+            if reader == Reader::Standby && !latest.wrote {
                 // A standby's round of this shard, whole batches only,
                 // written with its positions in one step: a reader sees
                 // the shard before it or after it, never part of it.
-                let writing = Instant::now();
-                let entries = latest.take_sorted();
                 let own: BTreeMap<ShardId, ShardPositions> = shard_positions
                     .map(|own| (shard, own))
                     .into_iter()
@@ -784,16 +793,14 @@ impl Changelog {
                     .map(|last| (shard, last + 1))
                     .into_iter()
                     .collect();
-                view.restore_whole(&entries, &own, &ends)?;
-                restored.written += entries.len() as u64;
-                restored.store_seconds += writing.elapsed().as_secs_f64();
+                latest.write_with(restored, |entries| view.restore_whole(entries, &own, &ends))?;
                 continue;
             }
             latest.write_to(view, restored)?;
             if let Some(own) = shard_positions {
                 positions.insert(shard, own);
             }
-            if keep_tail {
+            if reader == Reader::Owner {
                 log_positions.insert(shard, reached);
                 cut_short.extend(tail.into_iter().map(|key| (shard, key)));
             } else if let Some(last) = last_whole {

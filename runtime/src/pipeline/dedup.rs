@@ -318,12 +318,6 @@ fn watermark(partitions: &[(bool, Option<i64>)], now_ms: i64) -> Option<i64> {
     slowest.or(fastest).map(|time| time.min(now_ms))
 }
 
-fn unix_ms_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Forgets a view's identities past the window of its watermark, on a
 /// thread of its own, until dropped.
 #[derive(Debug)]
@@ -353,7 +347,7 @@ impl Expiry {
         let mut last: Option<i64> = None;
         let step = (dedup.window.keep_ms / 16).max(1);
         Periodic::start(format!("expiry-{name}"), Self::EVERY, move || {
-            let (watermark, waits) = dedup.watermark(unix_ms_now());
+            let (watermark, waits) = dedup.watermark(crate::clock::unix_ms());
             let Some(watermark) = watermark else {
                 return true;
             };

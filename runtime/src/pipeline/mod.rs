@@ -1596,7 +1596,7 @@ impl<S: Store, A: Apply> Worker<S, A> {
     /// offsets; a failure of its own is logged (the restart's restore
     /// brings it back from the changelog, or reverts it).
     fn finish_sent_before_stopping(&self, source: &impl Source) {
-        match lock(&self.state).finish_sent_only(&self.status) {
+        match lock(&self.state).finish_sent(&self.status) {
             Ok(offsets) => give_offsets(source, &offsets),
             Err(err) => {
                 tracing::error!(error = %err, "the batch sent to the changelog before the failure could not be committed");

@@ -8,9 +8,7 @@ use std::sync::{Mutex, PoisonError};
 /// Now, in milliseconds since the Unix epoch, as samples and failures
 /// carry it.
 pub fn unix_ms_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    crate::clock::unix_ms().unsigned_abs()
 }
 
 /// At most `capacity` values, the oldest dropped first.

@@ -33,6 +33,7 @@ use super::PipelineError;
 use super::changelog::{Changelog, ChangelogFailure};
 use super::feed::ViewFeed;
 use super::status::{HeardStandbys, Restoring, StandbyState, ViewStatus};
+use crate::clock::unix_ms;
 use crate::kafka::directory::{Directory, StandbyWord};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, ViewStore};
@@ -113,7 +114,7 @@ impl<S: Store> Standby<S> {
                     let mut state = self.status.standby_state().unwrap_or_default();
                     state.last_error = Some(reason);
                     self.status.standby(state);
-                    wait(shutdown, RETRY_WAIT);
+                    shutdown.sleep(RETRY_WAIT);
                     continue;
                 }
                 Err(err) => {
@@ -162,12 +163,12 @@ impl<S: Store> Standby<S> {
             if announced.is_none_or(|at| at.elapsed() >= ANNOUNCE_EVERY) {
                 announced = Some(Instant::now());
                 self.rows
-                    .set_standby_followed_at(now_ms())
+                    .set_standby_followed_at(unix_ms())
                     .map_err(|err| failed(err.to_string()))?;
                 self.announce(&mut directory);
             }
             if followed.restored.records == 0 {
-                wait(shutdown, IDLE_WAIT);
+                shutdown.sleep(IDLE_WAIT);
             }
         }
         if let Some(directory) = &directory
@@ -206,7 +207,7 @@ impl<S: Store> Standby<S> {
         let word = StandbyWord {
             name: self.standby_name.clone(),
             shards,
-            at_ms: now_ms(),
+            at_ms: unix_ms(),
         };
         if let Err(err) = directory.announce(&word) {
             tracing::warn!(view = %self.name, error = %err, "standby: cannot write to the view's standby directory");
@@ -220,13 +221,6 @@ const DEFAULT_DELETE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// How often a standby tells its owner how far it reaches.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
-
-/// Milliseconds since the epoch.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 /// Read the standby directory of `changelog` every [`ANNOUNCE_EVERY`] until
 /// `shutdown`, telling `status` which standbys were heard (those silent for
@@ -257,7 +251,7 @@ pub fn hear_standbys(
         }
         if let Some(directory) = &directory {
             let stale_before =
-                now_ms() - i64::try_from(Directory::STALE.as_millis()).unwrap_or(i64::MAX);
+                unix_ms() - i64::try_from(Directory::STALE.as_millis()).unwrap_or(i64::MAX);
             let heard = match directory.heard() {
                 Ok(heard) => HeardStandbys {
                     expected,
@@ -298,7 +292,7 @@ pub fn hear_standbys(
             }
             status.standbys_heard(heard);
         }
-        wait(shutdown, ANNOUNCE_EVERY);
+        shutdown.sleep(ANNOUNCE_EVERY);
     }
 }
 
@@ -320,11 +314,11 @@ impl<S: Store> Standby<S> {
             .unwrap_or(DEFAULT_DELETE_RETENTION);
         let bound = i64::try_from((retention - retention / 10).as_millis()).unwrap_or(i64::MAX);
         let why = match self.rows.standby_followed_at()? {
-            Some(at) if now_ms().saturating_sub(at) <= bound => return Ok(None),
+            Some(at) if unix_ms().saturating_sub(at) <= bound => return Ok(None),
             Some(at) => format!(
                 "it last followed the changelog {} s ago, longer than the changelog keeps a \
                  tombstone ({} s): it may lack deletes",
-                now_ms().saturating_sub(at) / 1000,
+                unix_ms().saturating_sub(at) / 1000,
                 retention.as_secs()
             ),
             None => "it has no record of when it last followed the changelog".to_owned(),
@@ -348,17 +342,5 @@ impl<S: Store> Standby<S> {
         self.status
             .quarantine_held(subjects.len(), quarantined.len() as u64);
         Ok(())
-    }
-}
-
-/// Sleep `duration`, or until `shutdown` is requested.
-fn wait(shutdown: &Shutdown, duration: Duration) {
-    let until = Instant::now() + duration;
-    while !shutdown.requested() {
-        let now = Instant::now();
-        if now >= until {
-            return;
-        }
-        std::thread::sleep((until - now).min(Duration::from_millis(50)));
     }
 }

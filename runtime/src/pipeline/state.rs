@@ -647,12 +647,15 @@ impl<S: Store> ViewState<S> {
 
     /// Commit the batch sent to the changelog and waiting, if one is: wait
     /// for its acknowledgement, commit it to the store, flush. Returns the
-    /// offsets it gives to Kafka.
+    /// offsets it gives to Kafka. Every commit runs it first; the worker
+    /// also runs it alone when the pending batch cannot be committed (an
+    /// applier failed on it): the sent batch is whole, and the view stops
+    /// only after it.
     ///
     /// # Errors
     /// When the changelog did not acknowledge it, or the store fails: it is
     /// not committed, and the view stops.
-    fn finish_sent(&mut self, status: &ViewStatus) -> Result<TopicPartitionList, StoreError> {
+    pub fn finish_sent(&mut self, status: &ViewStatus) -> Result<TopicPartitionList, StoreError> {
         let (Some(sent), Some(changelog)) = (self.sent.take(), self.changelog.clone()) else {
             return Ok(TopicPartitionList::new());
         };
@@ -672,19 +675,6 @@ impl<S: Store> ViewState<S> {
         self.store.flush()?;
         self.committed(status, &batch, records, started, letters_held);
         Ok(offsets)
-    }
-
-    /// Commit the batch sent to the changelog and waiting, if one is, when
-    /// the pending batch cannot be (an applier failed on it): the sent
-    /// batch is whole, and the view stops only after it.
-    ///
-    /// # Errors
-    /// When it cannot be committed either.
-    pub fn finish_sent_only(
-        &mut self,
-        status: &ViewStatus,
-    ) -> Result<TopicPartitionList, StoreError> {
-        self.finish_sent(status)
     }
 
     /// The dead letters the batch leaving the pending slot holds.

@@ -10,7 +10,6 @@ use projector::config::{ChangelogConfig, OnError};
 use projector::engine::EngineConfig;
 use projector::store::{POSITIONS_KEY, Store, ViewStore};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::kit::{
@@ -18,9 +17,9 @@ use crate::kit::{
 };
 use crate::pipeline::{Partitioning, Stream, TOPIC, oracle_discrepancies};
 
-const CHANGELOG: &str = "projector-counter-changelog";
+pub(crate) const CHANGELOG: &str = "projector-counter-changelog";
 
-fn counter_view() -> projector::config::ViewConfig {
+pub(crate) fn counter_view() -> projector::config::ViewConfig {
     let mut view = view(
         "counter",
         projector_examples::EVENT_COUNTER.path,
@@ -52,38 +51,15 @@ type Record = (Vec<u8>, Option<Vec<u8>>);
 /// Every record of the changelog, read with a plain consumer: per
 /// partition, `(key, value)` in offset order.
 fn changelog_records(broker: &Broker, partitions: i32) -> BTreeMap<i32, Vec<Record>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", "changelog-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut read = BTreeMap::new();
-    for partition in 0..partitions {
-        let (_, high) = consumer
-            .fetch_watermarks(CHANGELOG, partition, Duration::from_secs(10))
-            .unwrap();
-        let mut records = Vec::new();
-        let mut list = TopicPartitionList::new();
-        list.add_partition_offset(CHANGELOG, partition, Offset::Beginning)
-            .unwrap();
-        consumer.assign(&list).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while high > 0 && std::time::Instant::now() < deadline {
-            if let Some(message) = consumer.poll(Duration::from_millis(200)) {
-                let message = message.unwrap();
-                records.push((
-                    message.key().unwrap_or_default().to_vec(),
-                    message.payload().map(<[u8]>::to_vec),
-                ));
-                if message.offset() + 1 >= high {
-                    break;
-                }
-            }
-        }
-        read.insert(partition, records);
-    }
-    read
+    (0..partitions)
+        .map(|partition| {
+            let records = crate::kit::read_partition(broker, CHANGELOG, partition)
+                .into_iter()
+                .map(|(_, key, value)| (key, value))
+                .collect();
+            (partition, records)
+        })
+        .collect()
 }
 
 /// Per partition, `(key, value present)` in offset order.

@@ -292,6 +292,55 @@ impl Broker {
     }
 }
 
+/// Every record of `topic`'s partition `partition`, read from its start
+/// with a plain consumer: offset, key and value. tansu reports an end inside
+/// its last record batch, so the read goes on past the end reported until a
+/// poll brings nothing.
+pub fn read_partition(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+) -> Vec<(i64, Vec<u8>, Option<Vec<u8>>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "test-partition-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let (_, high) = consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .unwrap();
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&list).unwrap();
+    let mut records: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}/{partition}: read short of its end {high}"
+        );
+        let past_end = records
+            .last()
+            .map_or(high == 0, |(offset, _, _)| offset + 1 >= high);
+        match consumer.poll(Duration::from_millis(300)) {
+            Some(message) => {
+                let message = message.unwrap();
+                records.push((
+                    message.offset(),
+                    message.key().unwrap_or_default().to_vec(),
+                    message.payload().map(<[u8]>::to_vec),
+                ));
+            }
+            None if past_end => return records,
+            None => {}
+        }
+    }
+}
+
 /// A fresh directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 

@@ -6,34 +6,47 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use projector::config::{ChangelogConfig, OnError, Role, ViewConfig};
+use projector::config::{OnError, Role, ViewConfig};
 use projector::engine::EngineConfig;
+use projector::pipeline::status::StandbyState;
 use projector::service::Service;
 use projector::store::{POSITIONS_KEY, ViewStore};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::kit::{Api, Broker, TempDir, checkpoint_sum, start, view, wait_for, wait_until};
+use crate::changelog::{CHANGELOG, counter_view};
+use crate::kit::{
+    Api, Broker, TempDir, checkpoint_sum, read_partition, start, wait_for, wait_until,
+};
 use crate::pipeline::{Partitioning, Stream, TOPIC, oracle_discrepancies};
 
-const CHANGELOG: &str = "projector-counter-changelog";
-
-/// The counter view with a changelog, quarantining what it cannot apply.
+/// The counter view with a changelog, quarantining what it cannot apply,
+/// expecting one standby.
 fn owned_view() -> ViewConfig {
-    let mut view = view(
-        "counter",
-        projector_examples::EVENT_COUNTER.path,
-        &[TOPIC],
-        OnError::Quarantine,
-    );
-    view.changelog = Some(ChangelogConfig {
-        topic: None,
-        replication: 1,
-        standby_replicas: 1,
-    });
+    let mut view = counter_view();
+    view.on_error = OnError::Quarantine;
+    if let Some(changelog) = view.changelog.as_mut() {
+        changelog.standby_replicas = 1;
+    }
     view
+}
+
+/// The same view, as a standby copy.
+fn standby_view() -> ViewConfig {
+    let mut view = owned_view();
+    view.role = Role::Standby;
+    view
+}
+
+/// A standby of the view started on `dir`, once its lag is 0, with how it
+/// stands then.
+fn start_standby(broker: &Broker, dir: &TempDir, what: &str) -> (Service, StandbyState) {
+    let standby = start(broker, dir, vec![standby_view()], EngineConfig::default());
+    wait_until(what, Duration::from_secs(60), || {
+        lag_of(&standby) == Some(0)
+    });
+    let state = standby.views().live()[0].status.standby_state().unwrap();
+    (standby, state)
 }
 
 /// Every row of the view `service` runs: subject, JSON, version and last
@@ -57,50 +70,6 @@ fn lag_of(service: &Service) -> Option<i64> {
     let view = service.views().live()[0].clone();
     let state = view.status.standby_state()?;
     state.followed_at.map(|_| state.lag())
-}
-
-/// Every record of `topic`'s partition `partition`, read with a plain
-/// consumer: offset, key and value.
-fn topic_partition(
-    broker: &Broker,
-    topic: &str,
-    partition: i32,
-) -> Vec<(i64, Vec<u8>, Option<Vec<u8>>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", "standby-test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let (_, high) = consumer
-        .fetch_watermarks(topic, partition, Duration::from_secs(10))
-        .unwrap();
-    let mut list = TopicPartitionList::new();
-    list.add_partition_offset(topic, partition, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&list).unwrap();
-    let mut records = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    // tansu reports an end inside its last record batch: read on past it
-    // until nothing comes for a second.
-    let mut quiet_since = std::time::Instant::now();
-    while records
-        .last()
-        .is_none_or(|(offset, _, _)| offset + 1 < high)
-        || quiet_since.elapsed() < Duration::from_secs(1)
-    {
-        assert!(std::time::Instant::now() < deadline, "changelog read short");
-        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
-            quiet_since = std::time::Instant::now();
-            let message = message.unwrap();
-            records.push((
-                message.offset(),
-                message.key().unwrap_or_default().to_vec(),
-                message.payload().map(<[u8]>::to_vec),
-            ));
-        }
-    }
-    records
 }
 
 #[test]
@@ -145,12 +114,10 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
     );
 
     // The standby starts while the owner runs, and follows it live.
-    let mut standby_view = owned_view();
-    standby_view.role = Role::Standby;
     let standby = start(
         &broker,
         &standby_dir,
-        vec![standby_view],
+        vec![standby_view()],
         EngineConfig::default(),
     );
     let standby_api = Api::start(&standby, None);
@@ -266,7 +233,7 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
     // partition 0 that no positions record follows (a batch being logged,
     // or one a crash cut short): a row's key with another row's value.
     owner.stop();
-    let logged = topic_partition(&broker, CHANGELOG, 0);
+    let logged = read_partition(&broker, CHANGELOG, 0);
     let mut latest: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
     for (_, key, value) in &logged {
         latest.insert(key.clone(), value.clone());
@@ -336,26 +303,12 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
     // nothing (the changelog has not moved), and keeps its rows.
     let total: i64 = (0..4)
         .map(|partition| {
-            topic_partition(&broker, CHANGELOG, partition)
+            read_partition(&broker, CHANGELOG, partition)
                 .last()
                 .map_or(0, |(offset, _, _)| offset + 1)
         })
         .sum();
-    let standby_config = || {
-        let mut view = owned_view();
-        view.role = Role::Standby;
-        vec![view]
-    };
-    let again = start(
-        &broker,
-        &standby_dir,
-        standby_config(),
-        EngineConfig::default(),
-    );
-    wait_until("the standby restarted", Duration::from_secs(30), || {
-        lag_of(&again) == Some(0)
-    });
-    let state = again.views().live()[0].status.standby_state().unwrap();
+    let (again, state) = start_standby(&broker, &standby_dir, "the standby restarted");
     assert_eq!(state.afresh, None);
     assert_eq!(
         state.records, 0,
@@ -367,16 +320,7 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
     // drops its copy and reads every record again: deletes it missed
     // cannot stay in it.
     std::thread::sleep(Duration::from_secs(11));
-    let afresh = start(
-        &broker,
-        &standby_dir,
-        standby_config(),
-        EngineConfig::default(),
-    );
-    wait_until("the standby copied afresh", Duration::from_secs(60), || {
-        lag_of(&afresh) == Some(0)
-    });
-    let state = afresh.views().live()[0].status.standby_state().unwrap();
+    let (afresh, state) = start_standby(&broker, &standby_dir, "the standby copied afresh");
     assert!(
         state
             .afresh
@@ -390,7 +334,7 @@ fn on_tansu_a_standby_copy_equals_its_owner_once_its_lag_is_zero_and_applies_onl
     assert_eq!(standby.stop()["counter"], Ok(()));
     // A standby that stops takes itself out of the directory: its last
     // record there, read with a plain consumer, is a tombstone.
-    let directory = topic_partition(&broker, &format!("{CHANGELOG}-standbys"), 0);
+    let directory = read_partition(&broker, &format!("{CHANGELOG}-standbys"), 0);
     let mut latest: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
     for (_, key, value) in &directory {
         latest.insert(key.clone(), value.is_some());
